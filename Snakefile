@@ -1,0 +1,20 @@
+# neurodict workflow: one raw recording session -> validated recording, spike band, region LFPs,
+# detected spikes and an HTML report. Run `snakemake --profile profiles/default`.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+include: "rules/common.smk"
+include: "rules/ingest.smk"
+include: "rules/preprocess.smk"
+include: "rules/detect.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),

@@ -1,0 +1,120 @@
+"""``neurodict <step>``: a thin command line over the step functions.
+
+Errors in the user's input (configuration, session files, raw data) end the command with exit
+status 2 and a message naming the file and key, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from neurodict.config import ConfigError, load_config, load_session
+from neurodict.io import IngestError, open_recording
+
+USER_ERRORS = (ConfigError, IngestError, FileNotFoundError, ValueError)
+
+
+def _validate(args) -> None:
+    config = load_config(args.config)
+    session = load_session(args.session, config=config)
+    rec = open_recording(session)
+    print(f"{args.session}: valid: {rec.get_num_channels()} channels in {len(session.groups)} "
+          f"groups, regions {session.regions}, {rec.get_total_duration():.2f} s at "
+          f"{rec.sampling_frequency:g} Hz.")
+
+
+def _ingest(args) -> None:
+    from neurodict.pipeline import ingest
+
+    ingest(args.session, args.out, config=load_config(args.config), name=args.name)
+
+
+def _preprocess(args) -> None:
+    from neurodict.pipeline import preprocess_session
+
+    preprocess_session(args.results, n_jobs=args.threads)
+
+
+def _detect(args) -> None:
+    from neurodict.pipeline import detect_session
+
+    detect_session(args.results, n_jobs=args.threads)
+
+
+def _report(args) -> None:
+    from neurodict.report.session import build_session_report
+
+    build_session_report(args.results, args.out)
+
+
+def _synth(args) -> None:
+    from neurodict.synth import SynthSpec, generate_session
+
+    fields = {f.name for f in dataclasses.fields(SynthSpec)}
+    spec = SynthSpec(**{k: v for k, v in vars(args).items() if k in fields and v is not None})
+    path = generate_session(args.out, spec)
+    print(f"wrote {path}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every subcommand."""
+    parser = argparse.ArgumentParser(prog="neurodict", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    config_help = "workflow configuration YAML (default: config/config.yaml)"
+
+    p = sub.add_parser("validate", help="check a session file and its raw data, run nothing")
+    p.add_argument("session", type=Path)
+    p.add_argument("--config", type=Path, default=None, help=config_help)
+    p.set_defaults(func=_validate)
+
+    p = sub.add_parser("ingest", help="validate a session and record its recording")
+    p.add_argument("--session", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True, help="results folder of the session")
+    p.add_argument("--name", default=None, help="session name (default: from the file name)")
+    p.add_argument("--config", type=Path, default=None, help=config_help)
+    p.set_defaults(func=_ingest)
+
+    for name, func, text in (("preprocess", _preprocess, "spike band, LFP band, region LFPs"),
+                             ("detect", _detect, "spike detection per electrode group")):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("--results", type=Path, required=True, help="results folder of the session")
+        p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
+        p.set_defaults(func=func)
+
+    p = sub.add_parser("report", help="the session's HTML report")
+    p.add_argument("--results", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.set_defaults(func=_report)
+
+    p = sub.add_parser("synth", help="a synthetic multi-region session with ground truth")
+    p.add_argument("--out", type=Path, required=True, help="folder to create")
+    p.add_argument("--n-regions", dest="n_regions", type=int)
+    p.add_argument("--units-per-region", dest="units_per_region", type=int)
+    p.add_argument("--duration-s", dest="duration_s", type=float)
+    p.add_argument("--fs-hz", dest="fs_hz", type=float)
+    p.add_argument("--n-families", dest="n_families", type=int)
+    p.add_argument("--seed", type=int)
+    p.set_defaults(func=_synth)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one subcommand; return its exit status."""
+    args = build_parser().parse_args(argv)
+    if getattr(args, "config", "unset") is None:
+        from neurodict.config import DEFAULT_CONFIG
+
+        args.config = DEFAULT_CONFIG
+    try:
+        args.func(args)
+    except USER_ERRORS as exc:
+        print(f"neurodict {args.command}: error:\n{exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,106 @@
+"""The per-session HTML report: one self-contained file, figures embedded, no network.
+
+Sections so far: the recording (configuration and region map), preprocessing (raw and
+spike-band traces, LFP spectra per region) and spike detection per group. Later stages add
+theirs by appending to the section list.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import jinja2
+import numpy as np
+import spikeinterface as si
+import yaml
+
+from neurodict import __version__
+from neurodict.outputs import atomic_path
+from neurodict.pipeline import read_tsv, session_info
+from neurodict.report import figures
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+def _figure(fig, caption: str) -> dict:
+    return {"kind": "figure", "uri": figures.to_data_uri(fig), "caption": caption}
+
+
+def recording_section(info: dict, rec) -> dict:
+    """Configuration, region map and basic facts of the recording."""
+    facts = (f"{info['duration_s']:.1f} s at {info['sampling_frequency_hz']:.0f} Hz, "
+             f"{info['num_channels_used']} channels in {len(info['groups'])} electrode groups "
+             f"across {len({g['region'] for g in info['groups']})} regions; format "
+             f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
+             f"{info['mains_hz']} Hz.")
+    rows = [{"group": g["name"], "region": g["region"], "channels": " ".join(map(str, g["channels"]))}
+            for g in info["groups"]]
+    shown = {k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz",
+                                  "windows", "params")}
+    return {"id": "recording", "title": "Recording", "blocks": [
+        {"kind": "text", "text": facts},
+        _figure(figures.probe_map(rec.get_channel_locations()[:, :2], rec.get_property("group"),
+                                  rec.get_property("region"), rec.get_property("bad")),
+                "Probe layout: contacts coloured by brain region."),
+        {"kind": "table", "id": "groups-table", "columns": ["group", "region", "channels"],
+         "rows": rows},
+        {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
+    ]}
+
+
+def preprocessing_section(info: dict, rec, spikeband, region_lfp) -> dict:
+    """A stretch of raw and spike-band traces and the region LFP spectra."""
+    p = info["params"]["report"]
+    fs = rec.sampling_frequency
+    start = min(int(p["trace_start_s"] * fs), max(rec.get_num_samples() - 1, 0))
+    end = min(start + int(p["trace_s"] * fs), rec.get_num_samples())
+    good = ~rec.get_property("bad").astype(bool)
+    raw = rec.get_traces(start_frame=start, end_frame=end, return_in_uV=True)[:, good]
+    sb_start = start
+    spk = spikeband.get_traces(start_frame=sb_start, end_frame=end)
+    labels = [f"{g}:{c}" for g, c in zip(spikeband.get_property("group"), spikeband.channel_ids)]
+    lfp = region_lfp.get_traces()
+    regions = list(region_lfp.get_property("region"))
+    return {"id": "preprocessing", "title": "Preprocessing", "blocks": [
+        _figure(figures.traces(np.arange(start, end) / fs, raw, spk, labels),
+                f"Raw and spike-band ({info['params']['spikeband']['freq_min_hz']}-"
+                f"{info['params']['spikeband']['freq_max_hz']} Hz) traces."),
+        _figure(figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
+                f"Power spectra of the region LFPs at {region_lfp.sampling_frequency:.0f} Hz "
+                f"(mains {info['mains_hz']} Hz and harmonics notched)."),
+    ]}
+
+
+def detection_section(info: dict, rows: list[dict]) -> dict:
+    """Detected spikes per electrode group and region."""
+    regions = list(dict.fromkeys(g["region"] for g in info["groups"]))
+    d = info["params"]["detection"]
+    return {"id": "detection", "title": "Spike detection", "blocks": [
+        {"kind": "text", "text": f"Threshold {d['threshold_sigma']} robust SD, {d['peak_sign']} "
+                                 f"peaks, dead time {d['dead_time_ms']} ms."},
+        _figure(figures.detection_counts(rows, regions), "Detected spikes per second by group."),
+        {"kind": "table", "id": "detection-table", "columns": list(rows[0]), "rows": rows},
+    ]}
+
+
+def build_session_report(results: str | Path, out_html: str | Path) -> Path:
+    """Render ``report.html`` for one session from the files in `results`."""
+    results = Path(results)
+    info = session_info(results)
+    rec = si.load(results / "recording.json")
+    sections = [
+        recording_section(info, rec),
+        preprocessing_section(info, rec, si.load(results / "spikeband"),
+                              si.load(results / "region_lfp")),
+        detection_section(info, read_tsv(results / "detection.tsv")),
+    ]
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
+                             autoescape=jinja2.select_autoescape(["html"]))
+    html = env.get_template("session.html").render(
+        session=info, sections=sections, version=__version__,
+        generated=time.strftime("%Y-%m-%d %H:%M"))
+    with atomic_path(out_html) as tmp:
+        tmp.write_text(html)
+    return Path(out_html)

@@ -1,0 +1,19 @@
+rule ingest:
+    input:
+        session=session_file,
+        config=CONFIGFILE,
+    output:
+        recording=f"{RESULTS}/{{session}}/recording.json",
+        info=f"{RESULTS}/{{session}}/session.json",
+    log:
+        f"{RESULTS}/logs/{{session}}/ingest.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{session}}/ingest.tsv"
+    conda:
+        "../environment.yml"
+    threads: 1
+    params:
+        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+    shell:
+        "neurodict ingest --session {input.session} --config {input.config} "
+        "--name {wildcards.session} --out {params.results} > {log} 2>&1"
