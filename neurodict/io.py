@@ -85,7 +85,8 @@ def read_raw(session: Session) -> sc.BaseRecording:
     if session.segment_index is not None:
         if session.segment_index >= n_seg:
             raise ConfigError([problem(session.file, "segment_index",
-                                       f"an index below the {n_seg} segments", session.segment_index)])
+                                       f"an index below the {n_seg} segments",
+                                       session.segment_index)])
         rec = rec.select_segments([session.segment_index])
     if rec.get_num_samples() == 0:
         raise IngestError(f"'{session.raw_path}' holds an empty recording (0 samples).")

@@ -11,8 +11,7 @@ import scipy.signal
 import spikeinterface.core as sc
 import spikeinterface.preprocessing as spre
 
-
-LOWPASS_MARGIN_MS = 50.0  # context for the LFP low-pass and the decimation's anti-alias FIR
+LOWPASS_MARGIN_MS = 100.0  # context for the LFP low-pass and the decimation's anti-alias FIR
 
 
 def good_channels(rec: sc.BaseRecording) -> sc.BaseRecording:
@@ -53,7 +52,8 @@ def spike_band(rec: sc.BaseRecording, params: dict) -> sc.BaseRecording:
 
 def mains_harmonics_hz(mains_hz: float, below_hz: float) -> list[float]:
     """The mains frequency and its harmonics below `below_hz`."""
-    return [k * mains_hz for k in range(1, int(below_hz // mains_hz) + 1) if k * mains_hz < below_hz]
+    return [k * mains_hz for k in range(1, int(below_hz // mains_hz) + 1)
+            if k * mains_hz < below_hz]
 
 
 def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRecording:
@@ -101,7 +101,10 @@ def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRec
     rec = spre.highpass_filter(rec, freq_min=params["freq_min_hz"], filter_order=order,
                                margin_ms="auto", ignore_low_freq_error=True, dtype="float32")
     for freq in mains_harmonics_hz(mains_hz, params["freq_max_hz"]):
-        rec = spre.notch_filter(rec, freq=freq, q=params["notch_q"], dtype="float32")
+        # ten time constants Q / (pi f) of the notch's ringing: chunked equals whole to 1e-4
+        margin_ms = 10 * 1000.0 * params["notch_q"] / (np.pi * freq)
+        rec = spre.notch_filter(rec, freq=freq, q=params["notch_q"], margin_ms=margin_ms,
+                                dtype="float32")
     return rec
 
 

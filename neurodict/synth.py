@@ -194,7 +194,8 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
     Files: ``recording.raw`` (int16, interleaved), ``probe.json``, ``session.yaml``,
     ``truth_sorting/`` (spikeinterface Sorting, unit properties region, group, family),
     ``truth.npz`` (filters, lags_ms, unit_ids, unit_region, unit_family, family_filters,
-    unit_gain, regions) and ``spec.json``. The folder appears complete or not at all.
+    unit_gain, regions, fs_lfp_hz, lfp_uv: the region LFPs of shape (n_regions, n_bins) before
+    resampling) and ``spec.json``. The folder appears complete or not at all.
 
     Raises
     ------
@@ -210,7 +211,7 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
     regions = region_names(spec.n_regions)
     n_bins = int(spec.duration_s * spec.fs_lfp_hz)
     recs, sortings, probes = [], [], pi.ProbeGroup()
-    for i, region in enumerate(regions):
+    for i in range(spec.n_regions):
         rates = rng.uniform(*spec.firing_rate_hz, size=spec.units_per_region)
         rec, sorting = sc.generate_ground_truth_recording(
             durations=[spec.duration_s], sampling_frequency=spec.fs_hz,
@@ -226,7 +227,8 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         recs.append(rec)
         sortings.append(sorting)
     trains = [s.get_unit_spike_train(u) for s in sortings for u in s.unit_ids]
-    unit_ids = np.array([f"{r}_u{u}" for r, s in zip(regions, sortings) for u in s.unit_ids])
+    unit_ids = np.array([f"{r}_u{u}" for r, s in zip(regions, sortings, strict=True)
+                         for u in s.unit_ids])
     unit_region = np.repeat(regions, spec.units_per_region)
     unit_family = rng.integers(spec.n_families, size=unit_ids.size)
     unit_gain = rng.uniform(0.7, 1.3, size=unit_ids.size)
@@ -241,7 +243,7 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         _write_wideband(tmp / "recording.raw", recs, lfp, spec, rng, progress)
         pi.write_probeinterface(tmp / "probe.json", probes)
         truth = sc.NumpySorting.from_unit_dict(
-            [{uid: t for uid, t in zip(unit_ids, trains)}], spec.fs_hz)
+            [{uid: t for uid, t in zip(unit_ids, trains, strict=True)}], spec.fs_hz)
         truth.set_property("region", unit_region)
         truth.set_property("group", np.array([f"{r}_tt" for r in unit_region]))
         truth.set_property("family", unit_family)
@@ -249,7 +251,8 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         np.savez(tmp / "truth.npz", filters=filters.astype("float32"), lags_ms=lags_ms(spec),
                  unit_ids=unit_ids, unit_region=unit_region, unit_family=unit_family,
                  unit_gain=unit_gain, family_filters=h.astype("float32"),
-                 regions=np.array(regions), fs_lfp_hz=spec.fs_lfp_hz)
+                 regions=np.array(regions), fs_lfp_hz=spec.fs_lfp_hz,
+                 lfp_uv=lfp.astype("float32"))
         (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
         (tmp / "session.yaml").write_text(
             "# Synthetic session written by `neurodict synth`; truth in truth.npz.\n"

@@ -56,14 +56,16 @@ def probe_map(locations: np.ndarray, groups: np.ndarray, regions: np.ndarray, ba
 
 def traces(t_s: np.ndarray, raw: np.ndarray, spikeband: np.ndarray, labels: list[str]):
     """Raw and spike-band stretches, channels stacked, shape (n_samples, n_channels) each."""
-    fig, axes = plt.subplots(1, 2, figsize=(11, 0.35 * len(labels) + 1.5), sharey=True)
+    n = len(labels)
+    fig, axes = plt.subplots(1, 2, figsize=(11, 0.45 * n + 1.5))
     for ax, x, title in ((axes[0], raw, "wideband (raw)"), (axes[1], spikeband, "spike band")):
         x = x - np.median(x, axis=0)
-        step = 6 * np.median(np.abs(x)) / 0.6745 + 1e-6
-        ax.plot(t_s, x / step - np.arange(len(labels)), lw=0.4, color="k")
-        ax.set_title(title)
+        step = 2 * np.percentile(np.abs(x), 99.5) + 1e-6  # one row per channel, few overlaps
+        ax.plot(t_s, x / step - np.arange(n), lw=0.4, color="k")
+        ax.set_title(f"{title}: {step:.0f} uV per row")
         ax.set_xlabel("time (s)")
-    axes[0].set_yticks(-np.arange(len(labels)), labels, fontsize=7)
+        ax.set_ylim(-n + 0.2, 0.8)
+        ax.set_yticks(-np.arange(n), labels, fontsize=7)
     return fig
 
 

@@ -7,7 +7,6 @@ theirs by appending to the section list.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -35,8 +34,8 @@ def recording_section(info: dict, rec) -> dict:
              f"across {len({g['region'] for g in info['groups']})} regions; format "
              f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
              f"{info['mains_hz']} Hz.")
-    rows = [{"group": g["name"], "region": g["region"], "channels": " ".join(map(str, g["channels"]))}
-            for g in info["groups"]]
+    rows = [{"group": g["name"], "region": g["region"],
+             "channels": " ".join(map(str, g["channels"]))} for g in info["groups"]]
     shown = {k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz",
                                   "windows", "params")}
     return {"id": "recording", "title": "Recording", "blocks": [
@@ -58,9 +57,9 @@ def preprocessing_section(info: dict, rec, spikeband, region_lfp) -> dict:
     end = min(start + int(p["trace_s"] * fs), rec.get_num_samples())
     good = ~rec.get_property("bad").astype(bool)
     raw = rec.get_traces(start_frame=start, end_frame=end, return_in_uV=True)[:, good]
-    sb_start = start
-    spk = spikeband.get_traces(start_frame=sb_start, end_frame=end)
-    labels = [f"{g}:{c}" for g, c in zip(spikeband.get_property("group"), spikeband.channel_ids)]
+    spk = spikeband.get_traces(start_frame=start, end_frame=end)
+    labels = [f"{g}:{c}" for g, c in zip(spikeband.get_property("group"), spikeband.channel_ids,
+                                          strict=True)]
     lfp = region_lfp.get_traces()
     regions = list(region_lfp.get_property("region"))
     return {"id": "preprocessing", "title": "Preprocessing", "blocks": [

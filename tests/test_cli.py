@@ -1,0 +1,39 @@
+"""The command line: clear errors with exit status 2, never a traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from neurodict.cli import main
+from tests.conftest import write_yaml
+
+
+def test_validate_ok(tiny_session, capsys):
+    assert main(["validate", str(tiny_session)]) == 0
+    out = capsys.readouterr().out
+    assert "valid: 8 channels in 2 groups, regions ['CA1', 'PFC'], 8.00 s at 10000 Hz." in out
+
+
+def test_validate_reports_problem_without_traceback(tmp_path):
+    session = write_yaml(tmp_path / "s.yaml", {"raw_path": "nope.bin", "format": "binary",
+                                               "groups": [], "mains_hz": 50})
+    out = subprocess.run([Path(sys.executable).parent / "neurodict", "validate", str(session)],
+                         capture_output=True, text=True)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert out.stderr.startswith("neurodict validate: error:\n")
+    assert f"{session}: 'groups': expected a value that satisfies minItems=1; got []." in out.stderr
+
+
+def test_validate_window_outside_recording(tiny_session, tmp_path, capsys):
+    text = Path(tiny_session).read_text().replace("end_s: 8.0", "end_s: 9.5")
+    folder = Path(tiny_session).parent
+    text = text.replace("recording.raw", str(folder / "recording.raw"))
+    text = text.replace("probe.json", str(folder / "probe.json"))
+    session = tmp_path / "s.yaml"
+    session.write_text(text)
+    assert main(["validate", str(session)]) == 2
+    assert (f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 8.000 s); "
+            "got 9.5.") in capsys.readouterr().err
