@@ -89,7 +89,8 @@ def read_raw(session: Session) -> sc.BaseRecording:
                                        session.segment_index)])
         rec = rec.select_segments([session.segment_index])
     if rec.get_num_samples() == 0:
-        raise IngestError(f"'{session.raw_path}' holds an empty recording (0 samples).")
+        raise IngestError(f"the {session.format} recording '{session.raw_path}' (from "
+                          f"{session.file}) is empty (0 samples).")
     return rec
 
 
@@ -113,19 +114,30 @@ def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
 
 def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
     if "file" in session.probe:
-        probegroup = pi.read_probeinterface(session.probe["file"])
         source = session.probe["file"]
     else:
-        probegroup = pi.ProbeGroup()
-        probegroup.add_probe(pi.get_probe(session.probe["manufacturer"],
-                                          session.probe["probe_name"]))
         source = f"{session.probe['manufacturer']}/{session.probe['probe_name']}"
+    try:
+        if "file" in session.probe:
+            probegroup = pi.read_probeinterface(session.probe["file"])
+        else:  # probeinterface fetches library probes over the network
+            probegroup = pi.ProbeGroup()
+            probegroup.add_probe(pi.get_probe(session.probe["manufacturer"],
+                                              session.probe["probe_name"]))
+    except Exception as exc:  # the library's own error, re-raised naming the probe and session
+        raise IngestError(f"probe '{source}' could not be read (from {session.file}): "
+                          f"{type(exc).__name__}: {exc}") from exc
     n_contacts = sum(p.get_contact_count() for p in probegroup.probes)
     if n_contacts != rec.get_num_channels():
         raise IngestError(f"probe '{source}' has {n_contacts} contacts but '{session.raw_path}' "
                           f"has {rec.get_num_channels()} channels (from {session.file}).")
     if all(p.device_channel_indices is None for p in probegroup.probes):
         probegroup.set_global_device_channel_indices(np.arange(n_contacts))
+    indices = np.concatenate([p.device_channel_indices for p in probegroup.probes])
+    if sorted(indices) != list(range(n_contacts)):
+        raise IngestError(f"probe '{source}' wires contacts to device channels "
+                          f"{sorted(indices.tolist())}; expected each of 0..{n_contacts - 1} "
+                          f"once (from {session.file}).")
     return probegroup
 
 

@@ -223,13 +223,13 @@ def test_spikeglx_with_stream_opens(tmp_path):
 
 
 def write_nwb(path: Path, rec: sc.BaseRecording) -> np.ndarray:
-    from datetime import datetime, timezone
+    from datetime import UTC, datetime
 
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.ecephys import ElectricalSeries
 
     nwb = NWBFile(session_description="neurodict io test", identifier="io-test",
-                  session_start_time=datetime(2024, 1, 1, tzinfo=timezone.utc))
+                  session_start_time=datetime(2024, 1, 1, tzinfo=UTC))
     device = nwb.create_device(name="probe")
     group = nwb.create_electrode_group(name="tetrode", description="a tetrode",
                                        location="CA1", device=device)
@@ -383,6 +383,28 @@ def test_probe_file_with_matching_contacts_is_used(tmp_path):
                           probe={"file": "shank.json"})
     rec = open_recording(session_of(tmp_path, data))
     np.testing.assert_allclose(rec.get_probe().contact_positions, probe.contact_positions)
+
+
+
+
+def test_probe_file_with_bad_device_channel_indices(tmp_path):
+    probegroup = pi.ProbeGroup()
+    probe = pi.generate_tetrode()
+    probe.set_device_channel_indices([0, 1, 2, 5])  # 5 is not a channel of a 4-channel file
+    probegroup.add_probe(probe)
+    pi.write_probeinterface(tmp_path / "tetrode.json", probegroup)
+    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"),
+                          probe={"file": "tetrode.json"})
+    with pytest.raises(IngestError, match=re.escape(f"probe '{tmp_path / 'tetrode.json'}'")):
+        open_recording(session_of(tmp_path, data))
+
+
+def test_unreadable_probe_file(tmp_path):
+    (tmp_path / "broken.json").write_text("{not json")
+    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"),
+                          probe={"file": "broken.json"})
+    with pytest.raises(IngestError, match=re.escape(f"'{tmp_path / 'broken.json'}'")):
+        open_recording(session_of(tmp_path, data))
 
 
 def test_group_channel_beyond_recording(tmp_path):
