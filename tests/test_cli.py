@@ -6,8 +6,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from neurodict.cli import main
-from tests.conftest import write_yaml
+from tests.conftest import REPO, write_yaml
 
 
 def test_validate_ok(tiny_session, capsys):
@@ -37,3 +39,13 @@ def test_validate_window_outside_recording(tiny_session, tmp_path, capsys):
     assert main(["validate", str(session)]) == 2
     assert (f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 8.000 s); "
             "got 9.5.") in capsys.readouterr().err
+
+
+def test_bundled_real_session_validates(capsys):
+    """config/sessions/locust.yaml describes the real tetrode correctly (where it is present)."""
+    session = REPO / "config" / "sessions" / "locust.yaml"
+    if not (REPO.parent / "shared" / "data" / "locust" / "locust_trial_01.raw").exists():
+        pytest.skip("the locust recording (../shared/data/locust) is not on this machine")
+    assert main(["validate", str(session)]) == 0
+    assert "valid: 4 channels in 1 groups, regions ['AL'], 28.77 s at 15000 Hz." \
+        in capsys.readouterr().out
