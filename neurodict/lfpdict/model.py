@@ -1,0 +1,249 @@
+"""Spike->LFP convolutional dictionary learning on sufficient statistics (MODELS.md section 2).
+
+    y_r(t) = c_r + sum_n (u_n * f_{n,r})(t) + e_r(t),     f_{n,r}(tau) = sum_k b_{n,k,r} d_k(tau)
+
+Objective, per sample, summed over regions r:
+
+    J(b, d) = 1/(2 n) ||y_r - c_r - sum_n u_n * f_{n,r}||^2
+              + lam_r (alpha ||b_{.,.,r}||_1 + (1 - alpha) sum_n ||b_{n,.,r}||_2),
+    subject to ||d_k||_2 <= 1,
+
+with c_r minimised out exactly. Learning alternates ``b | d`` (FISTA on the Gram matrix of the
+coefficients, ``H = D^T G D``, computed from the cross-correlograms in one GEMM) and ``d | b``
+(projected FISTA on the block-Toeplitz Hessian of the atoms). Neither step touches the recording:
+both run on :class:`~neurodict.lfpdict.stats.SegmentStats`. Every step is monotone, so J never
+rises.
+
+References
+----------
+Carlson, Schaich Borg, Dzirasa & Carin, "On the relations of LFPs & Neural Spike Trains",
+NeurIPS 2014.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.fft
+
+from neurodict.backend import Backend
+from neurodict.lfpdict.solvers import fista, power_iteration, project_unit_ball, prox_sparse_group
+from neurodict.lfpdict.stats import SegmentStats
+
+
+def atom_correlations(be: Backend, D):
+    """A[k, j, delta] = sum_tau d_k(tau) d_j(tau - delta), shape (K, K, 2L - 1), delta from -(L-1)."""
+    xp = be.xp
+    K, L = D.shape
+    n_fft = 4 * L
+    Df = be.fft.rfft(D, n=n_fft, axis=-1)
+    corr = be.fft.irfft(Df[:, None, :] * xp.conj(Df[None, :, :]), n=n_fft, axis=-1)
+    lags = be.asarray(np.arange(-(L - 1), L) % n_fft)
+    return corr[:, :, lags].astype(D.dtype)
+
+
+@dataclass
+class CoefProblem:
+    """The coefficient problem for fixed atoms, centred (intercept minimised out), per sample.
+
+    Attributes
+    ----------
+    H : array of shape (N K, N K)
+        (D^T G D - q q^T / n) / n.
+    Z : array of shape (N K, R)
+        (D^T S - q ysum^T / n) / n.
+    q : array of shape (N K,)
+        D^T g: the intercept column against the coefficients.
+    var : array of shape (R,)
+        Variance of each region's LFP in the segment(s).
+    stats : SegmentStats
+    """
+
+    H: object
+    Z: object
+    q: object
+    var: object
+    stats: SegmentStats
+
+    def intercept(self, B):
+        """c_r = (ysum_r - q^T b_r) / n for coefficients B of shape (N, K, R)."""
+        s = self.stats
+        return (s.ysum - self.q @ B.reshape(self.q.size, -1)) / s.n_samples
+
+    def loss(self, B):
+        """Per-region 1/(2n) squared error with the optimal intercept, shape (R,)."""
+        b = B.reshape(self.q.size, -1)
+        return 0.5 * ((b * (self.H @ b)).sum(axis=0)) - (self.Z * b).sum(axis=0) + 0.5 * self.var
+
+
+def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
+    """Build the coefficient problem for atoms D of shape (K, L) from segment statistics."""
+    xp = be.xp
+    N = stats.R.shape[0]
+    K = D.shape[0]
+    A = atom_correlations(be, D)
+    H = (stats.R.reshape(N * N, -1) @ A.reshape(K * K, -1).T).reshape(N, N, K, K)
+    H = H.transpose(0, 2, 1, 3).reshape(N * K, N * K)
+    q = (stats.g @ D.T).reshape(N * K)
+    Z = xp.einsum("nrl,kl->nkr", stats.S, D).reshape(N * K, -1)
+    n = stats.n_samples
+    return CoefProblem(
+        H=(H - xp.outer(q, q) / n) / n,
+        Z=(Z - xp.outer(q, stats.ysum) / n) / n,
+        q=q,
+        var=(stats.yy - stats.ysum ** 2 / n) / n,
+        stats=stats,
+    )
+
+
+def penalty(xp, B, lam, alpha: float):
+    """Per-region sparse-group penalty of B (N, K, R); lam of shape (R,)."""
+    l1 = xp.abs(B).sum(axis=(0, 1))
+    group = xp.linalg.norm(B, axis=1).sum(axis=0)
+    return lam * (alpha * l1 + (1 - alpha) * group)
+
+
+def fit_coef(be: Backend, problem: CoefProblem, lam, alpha: float, B0, mask=None,
+             n_iter: int = 300, step: float | None = None):
+    """Minimise the coefficient objective for fixed atoms by FISTA.
+
+    Parameters
+    ----------
+    lam : array of shape (R,)
+    alpha : float
+        Share of the l1 part in the penalty (the rest is the group part).
+    B0 : array of shape (N, K, R)
+        Warm start.
+    mask : array of shape (N, R), optional
+        Predictor set: which units may predict which region.
+    step : float, optional
+        1 / Lipschitz constant of the gradient (computed when missing).
+
+    Returns
+    -------
+    B : array of shape (N, K, R)
+    """
+    xp = be.xp
+    shape = B0.shape
+    NK = problem.q.size
+    if step is None:
+        step = 1.0 / max(power_iteration(xp, lambda v: problem.H @ v, (NK,), B0.dtype), 1e-30)
+    lam = xp.asarray(lam, dtype=B0.dtype)
+
+    def grad(B):
+        return (problem.H @ B.reshape(NK, -1) - problem.Z).reshape(shape)
+
+    def prox(V, t):
+        return prox_sparse_group(xp, V, t * alpha * lam, t * (1 - alpha) * lam, mask)
+
+    def objective(B):
+        return float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum())
+
+    B0 = prox_sparse_group(xp, B0, 0.0, 0.0, mask)
+    B, _ = fista(xp, B0, grad, prox, objective, step, n_iter)
+    return B
+
+
+class AtomHessian:
+    """Q, the Hessian of the squared error in the atoms for fixed B, as an operator on D (K, L).
+
+    ``(Q D)[k, tau] = sum_j sum_tau' M[tau - tau', k, j] D[j, tau']`` with
+    ``M[delta] = sum_r B_r^T R(delta) B_r`` (two GEMMs); the product is a convolution in tau,
+    applied by FFT, so an iteration costs O(K^2 L) instead of O((K L)^2).
+    """
+
+    def __init__(self, be: Backend, stats: SegmentStats, B):
+        xp = be.xp
+        N, K, R = B.shape
+        n_delta = stats.R.shape[2]
+        self.be, self.L = be, (n_delta + 1) // 2
+        X = xp.matmul(stats.R.transpose(2, 0, 1), B.reshape(N, K * R))  # (2L-1, N, K R)
+        X = X.reshape(n_delta, N, K, R).transpose(0, 1, 3, 2).reshape(n_delta, N * R, K)
+        M = xp.matmul(B.transpose(1, 0, 2).reshape(K, N * R), X)  # (2L-1, K, K)
+        self.P = scipy.fft.next_fast_len(3 * self.L - 2, real=True)
+        self.Mf = be.fft.rfft(M, n=self.P, axis=0)  # (F, K, K)
+
+    def __matmul__(self, D):
+        be, L = self.be, self.L
+        Df = be.fft.rfft(D, n=self.P, axis=1).T[:, :, None]  # (F, K, 1)
+        out = be.fft.irfft(be.xp.matmul(self.Mf, Df)[:, :, 0], n=self.P, axis=0)
+        return out[L - 1: 2 * L - 1].T.astype(D.dtype)
+
+
+def fit_atoms(be: Backend, stats: SegmentStats, B, c, D0, n_iter: int = 100):
+    """Minimise the squared error over atoms (unit-ball constraint) for fixed B and intercept c.
+
+    Returns
+    -------
+    D : array of shape (K, L)
+    """
+    xp = be.xp
+    n = stats.n_samples
+    Q = AtomHessian(be, stats, B)
+    E = (xp.einsum("nkr,nrl->kl", B, stats.S) - xp.einsum("nkr,r,nl->kl", B, c, stats.g)) / n
+    step = 1.0 / max(power_iteration(xp, lambda V: (Q @ V) / n, D0.shape, D0.dtype), 1e-30)
+
+    def grad(D):
+        return (Q @ D) / n - E
+
+    def objective(D):
+        return float(0.5 * (D * (Q @ D)).sum() / n - (E * D).sum())
+
+    D, _ = fista(xp, D0, grad, lambda V, t: project_unit_ball(xp, V), objective, step, n_iter)
+    return D
+
+
+def filters_from(xp, B, D):
+    """f[n, r, tau] = sum_k B[n, k, r] D[k, tau], shape (N, R, L)."""
+    return xp.einsum("nkr,kl->nrl", B, D)
+
+
+def lambda_max(be: Backend, problem: CoefProblem, alpha: float, shape: tuple, mask=None):
+    """Per region, the smallest lam for which B = 0 solves the coefficient problem, shape (R,)."""
+    xp = be.xp
+    Z = problem.Z.reshape(shape)
+    if mask is not None:
+        Z = Z * mask[:, None, :]
+    hi = xp.abs(Z).max(axis=(0, 1)) / max(alpha, 1e-12) + 1e-30
+    lo = xp.zeros_like(hi)
+    for _ in range(60):  # bisection on: every group's soft-thresholded norm <= (1 - alpha) lam
+        mid = (lo + hi) / 2
+        soft = xp.maximum(xp.abs(Z) - alpha * mid, 0)
+        zero = (xp.linalg.norm(soft, axis=1) <= (1 - alpha) * mid + 1e-12).all(axis=0)
+        hi = xp.where(zero, mid, hi)
+        lo = xp.where(zero, lo, mid)
+    return hi
+
+
+def learn(be: Backend, stats: SegmentStats, D0, lam, alpha: float, n_outer: int = 15,
+          n_inner: int = 200, mask=None):
+    """Alternate b | d and d | b from atoms D0; return D, B, intercept and the objective trace.
+
+    Returns
+    -------
+    D : array of shape (K, L)
+    B : array of shape (N, K, R)
+    c : array of shape (R,)
+    trace : list of float
+        J after each half-step (never increasing).
+    """
+    xp = be.xp
+    N, R = stats.S.shape[:2]
+    K = D0.shape[0]
+    D = D0
+    B = xp.zeros((N, K, R), dtype=D0.dtype)
+    lam = xp.asarray(lam, dtype=D0.dtype)
+    trace = []
+    for _ in range(n_outer):
+        problem = coef_problem(be, stats, D)
+        B = fit_coef(be, problem, lam, alpha, B, mask=mask, n_iter=n_inner)
+        trace.append(float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum()))
+        c = problem.intercept(B)
+        D = fit_atoms(be, stats, B, c, D, n_iter=n_inner)
+        problem = coef_problem(be, stats, D)
+        trace.append(float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum()))
+        if len(trace) > 2 and trace[-3] - trace[-1] <= 1e-6 * abs(trace[-1]):
+            break
+    problem = coef_problem(be, stats, D)
+    return D, B, problem.intercept(B), trace
