@@ -12,6 +12,7 @@ include: "rules/common.smk"
 include: "rules/ingest.smk"
 include: "rules/preprocess.smk"
 include: "rules/detect.smk"
+include: "rules/lfpdict.smk"
 include: "rules/report.smk"
 
 

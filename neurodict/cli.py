@@ -44,6 +44,18 @@ def _detect(args) -> None:
     detect_session(args.results, n_jobs=args.threads)
 
 
+def _lfpdict(args) -> None:
+    import json
+
+    from neurodict.pipeline import lfpdict_step
+
+    if args.session_json is not None:
+        params = json.loads(args.session_json.read_text())["params"]["lfpdict"]
+    else:
+        params = load_config(args.config)["lfpdict"]
+    lfpdict_step(args.sorting, args.lfp, args.out, params)
+
+
 def _report(args) -> None:
     from neurodict.report.session import build_session_report
 
@@ -83,6 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--results", type=Path, required=True, help="results folder of the session")
         p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("lfpdict", help="spike->LFP convolutional dictionaries with held-out scores")
+    p.add_argument("--sorting", type=Path, required=True,
+                   help="spikeinterface sorting folder (unit property region)")
+    p.add_argument("--lfp", type=Path, required=True,
+                   help="spikeinterface recording folder of region LFPs (channel property region)")
+    p.add_argument("--out", type=Path, required=True, help="folder for the outputs")
+    source = p.add_mutually_exclusive_group()
+    source.add_argument("--config", type=Path, default=None, help=config_help)
+    source.add_argument("--session-json", dest="session_json", type=Path, default=None,
+                        help="a session.json written by ingest (its resolved parameters)")
+    p.set_defaults(func=_lfpdict)
 
     p = sub.add_parser("report", help="the session's HTML report")
     p.add_argument("--results", type=Path, required=True)

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "config" / "schemas"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 # Sections of the workflow configuration that a session may override under `params:`.
-PARAM_SECTIONS = ("spikeband", "lfp", "detection", "report")
+PARAM_SECTIONS = ("spikeband", "lfp", "detection", "lfpdict", "report")
 
 
 class ConfigError(ValueError):
@@ -75,6 +75,7 @@ class Session:
     probe: dict = field(default_factory=dict)
     bad_channels: tuple[int, ...] = ()
     windows: tuple[Window, ...] = ()
+    ground_truth_sorting: Path | None = None
 
     @property
     def regions(self) -> list[str]:
@@ -108,6 +109,8 @@ class Session:
             "bad_channels": list(self.bad_channels),
             "mains_hz": self.mains_hz,
             "windows": [vars(w) for w in self.windows],
+            "ground_truth_sorting": (str(self.ground_truth_sorting)
+                                     if self.ground_truth_sorting else None),
             "params": self.params,
         }
 
@@ -268,6 +271,10 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
     for i, w in enumerate(data.get("windows", [])):
         if w["end_s"] <= w["start_s"]:
             out.append(problem(file, f"windows[{i}]", "end_s > start_s", w))
+    truth = data.get("ground_truth_sorting")
+    if truth is not None and not Path(truth).is_dir():
+        out.append(problem(file, "ground_truth_sorting", "an existing spikeinterface sorting "
+                                                         "folder", truth))
     probe = data.get("probe", {})
     if "file" in probe and not Path(probe["file"]).is_file():
         out.append(problem(file, "probe.file", "an existing probeinterface JSON file",
@@ -317,6 +324,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     data["raw_path"] = str((file.parent / data["raw_path"]).resolve())
     if "file" in data.get("probe", {}):
         data["probe"]["file"] = str((file.parent / data["probe"]["file"]).resolve())
+    if "ground_truth_sorting" in data:
+        data["ground_truth_sorting"] = str((file.parent / data["ground_truth_sorting"]).resolve())
     params, problems = _session_params(data, file, config)
     if problems:
         raise ConfigError(problems)
@@ -343,4 +352,6 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         probe=data.get("probe", {}),
         bad_channels=tuple(data["bad_channels"]),
         windows=tuple(Window(**w) for w in data["windows"]),
+        ground_truth_sorting=(Path(data["ground_truth_sorting"])
+                              if "ground_truth_sorting" in data else None),
     )

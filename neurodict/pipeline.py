@@ -107,3 +107,108 @@ def read_tsv(path: str | Path) -> list[dict]:
     """Read a table written by :func:`write_tsv` (values as strings)."""
     with open(path, newline="") as f:
         return list(csv.DictReader(f, delimiter="\t"))
+
+
+class LFPDictInputError(ValueError):
+    """The sorting and LFP given to the dictionary step do not fit together."""
+
+
+def spike_bins_from_sorting(sorting, fs_lfp_hz: float) -> list[np.ndarray]:
+    """Per unit, the LFP-rate bin of each spike: floor(t_s * fs_lfp_hz)."""
+    fs = sorting.sampling_frequency
+    return [np.floor(sorting.get_unit_spike_train(u) / fs * fs_lfp_hz).astype(np.int64)
+            for u in sorting.unit_ids]
+
+
+def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
+    """Spike bins, region LFPs and region labels, checked against each other.
+
+    Returns
+    -------
+    spike_bins : list of ndarray
+    y : ndarray of shape (n_targets, n_bins), float32
+    targets : list of str
+        One name per LFP channel: its region (with the channel id when a region has several).
+    target_regions, unit_regions : ndarray of str
+    unit_ids : ndarray
+    fs_hz : float
+
+    Raises
+    ------
+    LFPDictInputError
+        A unit without a region, or whose region has no LFP; spikes beyond the LFP's end.
+    """
+    sorting, lfp = si.load(sorting_dir), si.load(lfp_dir)
+    if "region" not in sorting.get_property_keys():
+        raise LFPDictInputError(f"sorting '{sorting_dir}': expected the unit property 'region'; "
+                                f"its units carry {sorting.get_property_keys()}.")
+    if "region" not in lfp.get_property_keys():
+        raise LFPDictInputError(f"LFP '{lfp_dir}': expected the channel property 'region'.")
+    unit_regions = np.asarray(sorting.get_property("region")).astype(str).tolist()
+    target_regions = np.asarray(lfp.get_property("region")).astype(str).tolist()
+    for unit, region in zip(sorting.unit_ids, unit_regions, strict=True):
+        if region not in target_regions:
+            raise LFPDictInputError(
+                f"sorting '{sorting_dir}': unit '{unit}' has region '{region}', which is not "
+                f"among the LFP's regions {sorted(map(str, set(target_regions)))} "
+                f"('{lfp_dir}').")
+    fs = lfp.sampling_frequency
+    spike_bins = spike_bins_from_sorting(sorting, fs)
+    n_bins = lfp.get_num_samples()
+    last = max((int(s.max()) for s in spike_bins if s.size), default=-1)
+    if last >= n_bins:
+        raise LFPDictInputError(
+            f"sorting '{sorting_dir}' has spikes until {(last + 1) / fs:.3f} s but the LFP "
+            f"'{lfp_dir}' lasts {n_bins / fs:.3f} s: expected the same recording.")
+    counts = {r: target_regions.count(r) for r in set(target_regions)}
+    targets = [r if counts[r] == 1 else f"{r}:{c}"
+               for r, c in zip(target_regions, lfp.channel_ids, strict=True)]
+    y = lfp.get_traces().T.astype("float32")
+    return (spike_bins, y, targets, np.array(target_regions), np.array(unit_regions),
+            sorting.unit_ids, fs)
+
+
+def lfpdict_step(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Path,
+                 params: dict):
+    """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
+
+    Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
+    unit_ids, unit_regions, regions, lags_ms, intercept, lambda, objective, held-out stretch),
+    ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, penalty), ``lfp_bands.tsv``
+    (unit, unit_region, region, window, band, power) and ``lfp_coherence.tsv``.
+    A region whose LFP is flat gets R^2 = nan (no variance to explain) and zero filters.
+    """
+    from neurodict.lfpdict.atoms import band_power
+    from neurodict.lfpdict.estimator import SpikeLFPDictionary
+
+    started = time.time()
+    out_dir = Path(out_dir)
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        sorting_dir, lfp_dir)
+    keys = ("lag_minus_ms", "lag_plus_ms", "n_atoms", "alpha", "lambda_fractions",
+            "ridge_alphas", "n_folds", "n_outer", "n_inner", "jitter_min_s", "backend", "dtype")
+    est = SpikeLFPDictionary(fs, **{k: params[k] for k in keys}, random_state=params["seed"],
+                             progress=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est.fit(spike_bins, y, unit_regions, target_regions)
+    with atomic_path(out_dir / "lfp_dict.npz") as tmp:
+        np.savez(tmp, atoms=est.atoms_, coef=est.coef_[None], filters=est.filters_,
+                 unit_ids=np.asarray(unit_ids).astype(str), unit_regions=unit_regions,
+                 regions=np.array(targets), region_of_target=target_regions,
+                 lags_ms=est.lags_ms, intercept=est.intercept_, lam=est.lambda_,
+                 objective=np.array(est.objective_), heldout_t_s=est.heldout_["t_s"],
+                 heldout_measured=est.heldout_["measured"],
+                 heldout_predicted=est.heldout_["predicted"])
+    write_tsv(out_dir / "lfp_scores.tsv", [
+        {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in est.scores_])
+    power = band_power(est.filters_, fs)
+    write_tsv(out_dir / "lfp_bands.tsv", [
+        {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": 0,
+         "band": band, "power": float(f"{power[band][n, r]:.6g}")}
+        for n, u in enumerate(unit_ids) for r in range(len(targets)) for band in power])
+    write_tsv(out_dir / "lfp_coherence.tsv", [{**row, "coherence": round(row["coherence"], 5)}
+                                              for row in est.coherence_])
+    write_json(out_dir / "lfpdict.provenance.json",
+               provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_},
+                          started))
+    return est

@@ -182,6 +182,7 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
         "groups": [{"name": f"{r}_tt", "region": r, "channels": list(range(i * c, (i + 1) * c))}
                    for i, r in enumerate(regions)],
         "mains_hz": spec.mains_hz,
+        "ground_truth_sorting": "truth_sorting",
         "windows": [{"start_s": 0.0, "end_s": half_s, "condition": "baseline"},
                     {"start_s": half_s, "end_s": spec.duration_s, "condition": "task"}],
     }

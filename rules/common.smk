@@ -14,10 +14,15 @@ CONFIGFILE = workflow.configfiles[-1]
 
 # Every session file is checked before any job starts; problems name the file and key.
 try:
-    for _name, _path in config["sessions"].items():
-        load_session(_path, config=config, name=_name)
+    SESSION = {
+        name: load_session(path, config=config, name=name)
+        for name, path in config["sessions"].items()
+    }
 except ConfigError as exc:
     sys.exit(f"neurodict: invalid configuration:\n{exc}")
+# Sessions whose spike trains can drive the LFP dictionaries (lfpdict.spikes: truth needs a
+# ground-truth sorting).
+DICT_SESSIONS = [n for n, s in SESSION.items() if s.ground_truth_sorting is not None]
 
 
 wildcard_constraints:
@@ -26,3 +31,17 @@ wildcard_constraints:
 
 def session_file(wildcards):
     return config["sessions"][wildcards.session]
+
+
+def session_params(wildcards):
+    return SESSION[wildcards.session].params
+
+
+def spike_source(wildcards):
+    return str(SESSION[wildcards.session].ground_truth_sorting)
+
+
+def dictionary_outputs(wildcards):
+    if wildcards.session not in DICT_SESSIONS:
+        return []
+    return [f"{RESULTS}/{wildcards.session}/lfp_dict.npz"]

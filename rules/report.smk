@@ -4,6 +4,7 @@ rule report:
         spikeband=f"{RESULTS}/{{session}}/spikeband",
         region_lfp=f"{RESULTS}/{{session}}/region_lfp",
         counts=f"{RESULTS}/{{session}}/detection.tsv",
+        dictionaries=dictionary_outputs,
     output:
         html=f"{RESULTS}/{{session}}/report.html",
     log:

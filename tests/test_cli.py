@@ -9,13 +9,13 @@ from pathlib import Path
 import pytest
 
 from neurodict.cli import main
-from tests.conftest import REPO, write_yaml
+from tests.conftest import REPO, relocated_session, write_yaml
 
 
 def test_validate_ok(tiny_session, capsys):
     assert main(["validate", str(tiny_session)]) == 0
     out = capsys.readouterr().out
-    assert "valid: 8 channels in 2 groups, regions ['CA1', 'PFC'], 8.00 s at 10000 Hz." in out
+    assert "valid: 8 channels in 2 groups, regions ['CA1', 'PFC'], 30.00 s at 10000 Hz." in out
 
 
 def test_validate_reports_problem_without_traceback(tmp_path):
@@ -30,15 +30,12 @@ def test_validate_reports_problem_without_traceback(tmp_path):
 
 
 def test_validate_window_outside_recording(tiny_session, tmp_path, capsys):
-    text = Path(tiny_session).read_text().replace("end_s: 8.0", "end_s: 9.5")
-    folder = Path(tiny_session).parent
-    text = text.replace("recording.raw", str(folder / "recording.raw"))
-    text = text.replace("probe.json", str(folder / "probe.json"))
-    session = tmp_path / "s.yaml"
-    session.write_text(text)
+    session = relocated_session(tiny_session, tmp_path, windows=[
+        {"start_s": 0.0, "end_s": 10.0, "condition": "a"},
+        {"start_s": 10.0, "end_s": 31.5, "condition": "b"}])
     assert main(["validate", str(session)]) == 2
-    assert (f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 8.000 s); "
-            "got 9.5.") in capsys.readouterr().err
+    assert (f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 30.000 s); "
+            "got 31.5.") in capsys.readouterr().err
 
 
 def test_bundled_real_session_validates(capsys):

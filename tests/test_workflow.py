@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, write_yaml
+from tests.conftest import REPO, relocated_session, write_yaml
 
 BIN = Path(sys.executable).parent
 
@@ -49,15 +49,12 @@ def test_snakemake_lint():
 def test_dry_run_plans_every_step(workdir):
     out = snakemake(workdir, "--dry-run")
     assert out.returncode == 0, out.stderr
-    for rule in ("ingest", "preprocess", "detect", "report", "all"):
+    for rule in ("ingest", "preprocess", "detect", "lfpdict", "report", "all"):
         assert f"rule {rule}:" in out.stdout or f"localrule {rule}:" in out.stdout, rule
 
 
 def test_invalid_session_stops_before_any_job(workdir, tiny_session, tmp_path):
-    bad = tmp_path / "bad.yaml"
-    text = Path(tiny_session).read_text().replace("mains_hz: 50", "mains_hz: 55")
-    bad.write_text(text.replace("recording.raw", str(Path(tiny_session).parent / "recording.raw"))
-                   .replace("probe.json", str(Path(tiny_session).parent / "probe.json")))
+    bad = relocated_session(tiny_session, tmp_path, mains_hz=55)
     write_yaml(tmp_path / "config.yaml", {"sessions": {"bad": str(bad)}})
     out = snakemake(tmp_path, "--dry-run")
     assert out.returncode != 0
@@ -69,15 +66,16 @@ def test_whole_workflow_on_tiny_session(workdir):
     assert out.returncode == 0, out.stderr[-3000:]
     res = workdir / "results" / "tiny"
     for name in ("recording.json", "session.json", "spikeband", "lfp", "region_lfp", "peaks.npy",
-                 "detection.tsv", "report.html"):
+                 "detection.tsv", "lfp_dict.npz", "lfp_scores.tsv", "lfp_bands.tsv",
+                 "report.html"):
         assert (res / name).exists(), name
-    for step in ("ingest", "preprocess", "detect", "report"):
+    for step in ("ingest", "preprocess", "detect", "lfpdict", "report"):
         assert (workdir / "results" / "logs" / "tiny" / f"{step}.log").exists()
         assert (workdir / "results" / "benchmarks" / "tiny" / f"{step}.tsv").exists()
     prov = json.loads((res / "preprocess.provenance.json").read_text())
     assert prov["params"]["lfp"]["fs_lfp_hz"] == 1000.0
     html = (res / "report.html").read_text()
-    for section in ("recording", "preprocessing", "detection"):
+    for section in ("recording", "preprocessing", "detection", "dictionaries"):
         assert f'<section id="{section}">' in html
     assert "http://" not in html and "https://" not in html  # self-contained, no network
     assert not list(res.glob(".*tmp-*"))  # nothing half-written left behind

@@ -18,7 +18,8 @@ def centred(be: Backend, stats: SegmentStats, gram: ToeplitzGram):
     n = stats.n_samples
 
     def apply(F):
-        return gram @ F - stats.g[:, None, :] * xp.einsum("nl,nrl->r", stats.g, F)[None, :, None] / n
+        gF = xp.einsum("nl,nrl->r", stats.g, F)
+        return gram @ F - stats.g[:, None, :] * gF[None, :, None] / n
 
     return apply, stats.S - stats.g[:, None, :] * stats.ysum[None, :, None] / n
 

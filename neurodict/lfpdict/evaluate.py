@@ -42,7 +42,6 @@ def intercept(be: Backend, train: SegmentStats, F):
 
 def sse(be: Backend, test: SegmentStats, F, c, gram: ToeplitzGram | None = None):
     """Squared error per region of filters F with intercept c on the test statistics, (R,)."""
-    xp = be.xp
     gram = gram or ToeplitzGram(be, test)
     GF = gram @ F
     linear = (F * (test.S - c[None, :, None] * test.g[:, None, :])).sum(axis=(0, 2))

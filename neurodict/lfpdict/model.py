@@ -33,7 +33,9 @@ from neurodict.lfpdict.stats import SegmentStats
 
 
 def atom_correlations(be: Backend, D):
-    """A[k, j, delta] = sum_tau d_k(tau) d_j(tau - delta), shape (K, K, 2L - 1), delta from -(L-1)."""
+    """A[k, j, delta] = sum_tau d_k(tau) d_j(tau - delta), shape (K, K, 2L - 1).
+
+    delta runs from -(L - 1) to L - 1."""
     xp = be.xp
     K, L = D.shape
     n_fft = 4 * L

@@ -7,9 +7,9 @@ with the filters, compared with the segment's LFP, both taken as zero outside th
 
 Its least-squares objective depends on the data only through (exactly, not approximately)
 
-    R[n, m, delta] = sum_s u_n(s) u_m(s + delta)       delta in [-(L-1), L-1]  (cross-correlograms)
-    S[n, r, tau]   = sum_s u_n(s) y_r(s + tau)         tau in [-L_minus, L_plus] (spike-triggered sums)
-    g[n, tau]      = sum_{s, s + tau in seg} u_n(s)                              (intercept column)
+    R[n, m, delta] = sum_s u_n(s) u_m(s + delta),  delta in [-(L-1), L-1]  (cross-correlograms)
+    S[n, r, tau]   = sum_s u_n(s) y_r(s + tau),    tau in [-L_minus, L_plus] (spike-triggered)
+    g[n, tau]      = sum_{s, s + tau in seg} u_n(s)                         (intercept column)
     ysum[r], yy[r], n_samples
 
 with all sums inside the segment. The design's Gram matrix is block Toeplitz,

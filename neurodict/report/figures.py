@@ -93,3 +93,76 @@ def detection_counts(rows: list[dict], regions: list[str]):
     ax.set_title("Spike detection per electrode group")
     ax.tick_params(axis="x", rotation=45, labelsize=8)
     return fig
+
+
+def atoms_and_spectra(atoms: np.ndarray, lags_ms: np.ndarray, fs_hz: float, used: np.ndarray):
+    """The learned atoms (stacked) and their amplitude spectra; unused atoms in grey."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 0.35 * len(atoms) + 2))
+    n_fft = 4096
+    freqs = np.fft.rfftfreq(n_fft, 1.0 / fs_hz)
+    keep = freqs <= 100
+    for k, atom in enumerate(atoms):
+        color = "C0" if used[k] else "0.7"
+        ax1.plot(lags_ms, atom / (np.abs(atom).max() + 1e-12) * 0.45 - k, color=color, lw=1)
+        spec = np.abs(np.fft.rfft(atom, n_fft))[keep]
+        ax2.plot(freqs[keep], spec / (spec.max() + 1e-12) * 0.9 - k, color=color, lw=1)
+    for ax in (ax1, ax2):
+        ax.set_yticks(-np.arange(len(atoms)), [f"d{k}" for k in range(len(atoms))], fontsize=7)
+    ax1.set_xlabel("lag (ms, spike at 0)")
+    ax1.set_title("Learned atoms")
+    ax2.set_xlabel("frequency (Hz)")
+    ax2.set_title("Atom spectra")
+    return fig
+
+
+def r2_bars(rows: list[dict], regions: list[str]):
+    """Held-out R^2 per region for each model, one panel per predictor set."""
+    models = ["dictionary", "wiener", "sta", "jitter"]
+    sets = ["all", "outside", "inside"]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
+    width = 0.8 / len(models)
+    x = np.arange(len(regions))
+    for ax, pset in zip(axes, sets, strict=True):
+        for i, m in enumerate(models):
+            vals = [next(float(r["r2_heldout"]) for r in rows if r["region"] == reg
+                         and r["predictors"] == pset and r["model"] == m) for reg in regions]
+            ax.bar(x + (i - 1.5) * width, vals, width, label=m)
+        ax.axhline(0, color="k", lw=0.6)
+        ax.set_xticks(x, regions, rotation=45, fontsize=8)
+        ax.set_title(f"predictors: {pset} units")
+    axes[0].set_ylabel("held-out R^2")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=len(models), fontsize=8,
+               bbox_to_anchor=(0.5, 1.08))
+    return fig
+
+
+def heldout_stretch(t_s: np.ndarray, measured: np.ndarray, predicted: np.ndarray,
+                    regions: list[str], seconds: float = 3.0):
+    """Measured against predicted LFP on a held-out stretch, one row per region."""
+    n = min(len(t_s), int(seconds / max(t_s[1] - t_s[0], 1e-9))) if len(t_s) > 1 else len(t_s)
+    fig, axes = plt.subplots(len(regions), 1, figsize=(11, 1.4 * len(regions) + 0.6),
+                             sharex=True, squeeze=False)
+    for i, (ax, region) in enumerate(zip(axes[:, 0], regions, strict=True)):
+        ax.plot(t_s[:n], measured[i, :n], color="k", lw=0.7, label="measured")
+        ax.plot(t_s[:n], predicted[i, :n], color="C3", lw=0.9, label="predicted from spikes")
+        ax.set_ylabel(f"{region}\n(uV)", fontsize=8)
+    axes[0, 0].legend(fontsize=8, loc="upper right")
+    axes[-1, 0].set_xlabel("time (s), held-out fold")
+    return fig
+
+
+def connectivity(power: dict[str, np.ndarray], unit_labels: list[str], regions: list[str]):
+    """Unit x region band power of the filters, one heat map per band (log scale)."""
+    bands = list(power)
+    fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands) + 1,
+                                                     0.16 * len(unit_labels) + 2),
+                             sharey=True, squeeze=False)
+    for ax, band in zip(axes[0], bands, strict=True):
+        im = ax.imshow(np.log10(power[band] + 1e-6), aspect="auto", cmap="viridis")
+        ax.set_xticks(range(len(regions)), regions, rotation=45, fontsize=7)
+        ax.set_title(band)
+        fig.colorbar(im, ax=ax, fraction=0.05, label="log10 power")
+    axes[0, 0].set_yticks(range(len(unit_labels)), unit_labels, fontsize=6)
+    axes[0, 0].set_ylabel("unit (home region)")
+    return fig

@@ -84,6 +84,40 @@ def detection_section(info: dict, rows: list[dict]) -> dict:
     ]}
 
 
+def dictionary_section(results: Path) -> dict:
+    """Atoms, held-out R^2 against the baselines, a held-out stretch, connectivity per band."""
+    from neurodict.lfpdict.atoms import band_power
+
+    d = np.load(results / "lfp_dict.npz")
+    rows = read_tsv(results / "lfp_scores.tsv")
+    regions = list(d["regions"])
+    used = np.abs(d["coef"]).sum(axis=(0, 1, 2)) > 0
+    fs_hz = 1000.0 / float(d["lags_ms"][1] - d["lags_ms"][0])
+    order = np.argsort(d["unit_regions"], kind="stable")
+    power = {b: p[order] for b, p in band_power(d["filters"], fs_hz).items()}
+    labels = [f"{d['unit_ids'][i]} ({d['unit_regions'][i]})" for i in order]
+    table = [r for r in rows if r["predictors"] == "all"] + \
+        [r for r in rows if r["predictors"] != "all"]
+    return {"id": "dictionaries", "title": "Spike-LFP dictionaries", "blocks": [
+        {"kind": "text", "text": f"{len(d['unit_ids'])} units, {len(regions)} regions, "
+                                 f"{used.sum()} of {len(used)} atoms in use; lags "
+                                 f"{d['lags_ms'][0]:g} to {d['lags_ms'][-1]:g} ms. Held-out R^2 "
+                                 "from blocked cross-validation; jitter = the dictionary model "
+                                 "on circularly shifted spike trains (should be about 0)."},
+        _figure(figures.r2_bars(rows, regions), "Held-out R^2 per region: dictionary model "
+                "against Wiener (ridge), spike-triggered-average and jitter baselines."),
+        _figure(figures.heldout_stretch(d["heldout_t_s"], d["heldout_measured"],
+                                        d["heldout_predicted"], regions),
+                "Measured and predicted LFP on a held-out stretch (all units as predictors)."),
+        _figure(figures.atoms_and_spectra(d["atoms"], d["lags_ms"], fs_hz, used),
+                "Learned convolutional atoms and their spectra (grey: unused)."),
+        _figure(figures.connectivity(power, labels, regions),
+                "Unit x region connectivity: power of each link's filter per band."),
+        {"kind": "table", "id": "scores-table",
+         "columns": ["region", "predictors", "model", "r2_heldout", "penalty"], "rows": table},
+    ]}
+
+
 def build_session_report(results: str | Path, out_html: str | Path) -> Path:
     """Render ``report.html`` for one session from the files in `results`."""
     results = Path(results)
@@ -95,6 +129,8 @@ def build_session_report(results: str | Path, out_html: str | Path) -> Path:
                               si.load(results / "region_lfp")),
         detection_section(info, read_tsv(results / "detection.tsv")),
     ]
+    if (results / "lfp_dict.npz").exists():
+        sections.append(dictionary_section(results))
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html"]))
     html = env.get_template("session.html").render(

@@ -1,0 +1,27 @@
+rule lfpdict:
+    input:
+        sorting=spike_source,
+        lfp=f"{RESULTS}/{{session}}/region_lfp",
+        info=f"{RESULTS}/{{session}}/session.json",
+    output:
+        npz=f"{RESULTS}/{{session}}/lfp_dict.npz",
+        scores=f"{RESULTS}/{{session}}/lfp_scores.tsv",
+        bands=f"{RESULTS}/{{session}}/lfp_bands.tsv",
+        coherence=f"{RESULTS}/{{session}}/lfp_coherence.tsv",
+    log:
+        f"{RESULTS}/logs/{{session}}/lfpdict.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{session}}/lfpdict.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    resources:
+        gpu=lambda wildcards: int(
+            session_params(wildcards)["lfpdict"]["backend"] == "gpu"
+        ),
+    params:
+        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+        "neurodict lfpdict --sorting {input.sorting} --lfp {input.lfp} "
+        "--out {params.results} --session-json {input.info} > {log} 2>&1"

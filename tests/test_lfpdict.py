@@ -1,0 +1,266 @@
+"""Spike->LFP dictionaries: exact statistics, gradients, descent, recovery, baselines, null."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from neurodict.backend import CPU, get_backend
+from neurodict.lfpdict import baselines, evaluate, model
+from neurodict.lfpdict.atoms import wavelet_atoms
+from neurodict.lfpdict.estimator import SpikeLFPDictionary, circular_jitter, fold_cores
+from neurodict.lfpdict.stats import segment_stats
+from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
+
+
+def _gpu_or_skip():
+    try:
+        return get_backend("gpu")
+    except ValueError as exc:
+        pytest.skip(f"no GPU backend here: {exc}")
+
+
+BACKENDS = [pytest.param("cpu", id="numpy"),
+            pytest.param("gpu", id="cupy", marks=pytest.mark.gpu)]
+
+
+def backend_of(name):
+    return CPU if name == "cpu" else _gpu_or_skip()
+
+
+# ---------------------------------------------------------------- small data and brute force
+def small_data(seed=0, N=4, R=2, T=3000):
+    rng = np.random.default_rng(seed)
+    spikes = [np.sort(rng.integers(0, T, size=rng.integers(20, 80))) for _ in range(N)]
+    return spikes, rng.standard_normal((R, T)), rng
+
+
+def dense_u(spikes, T):
+    u = np.zeros((len(spikes), T))
+    for n, s in enumerate(spikes):
+        np.add.at(u[n], s, 1)
+    return u
+
+
+def brute_design(spikes, y, a, b, lag_minus, lag_plus):
+    """Full-convolution design of the segment [a, b) with data zero outside it.
+
+    Returns X (rows t, columns (n, tau)), the target Y (rows t, R) and the intercept column."""
+    T = y.shape[1]
+    L = lag_minus + lag_plus + 1
+    u = dense_u(spikes, T)
+    u[:, :a] = 0
+    u[:, b:] = 0
+    ts = np.arange(-L - 2, T + L + 2)
+
+    def shifted(x, t):
+        out = np.zeros(t.shape)
+        ok = (t >= 0) & (t < x.size)
+        out[ok] = x[t[ok]]
+        return out
+
+    X = np.stack([shifted(u[n], ts - tau) for n in range(len(spikes))
+                  for tau in range(-lag_minus, lag_plus + 1)], axis=1)
+    yc = np.zeros_like(y)
+    yc[:, a:b] = y[:, a:b]
+    Y = np.stack([shifted(r, ts) for r in yc], axis=1)
+    one = ((ts >= a) & (ts < b)).astype(float)
+    return X, Y, one
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_statistics_equal_brute_force(backend):
+    be = backend_of(backend)
+    spikes, y, _ = small_data()
+    a, b, lm, lp = 400, 2500, 7, 5
+    L = lm + lp + 1
+    st = segment_stats(spikes, y, a, b, lm, lp, backend=be, dtype="float64", block_bins=50)
+    X, Y, one = brute_design(spikes, y, a, b, lm, lp)
+    N, R = len(spikes), y.shape[0]
+    G = X.T @ X
+    idx = np.subtract.outer(np.arange(L), np.arange(L)) + L - 1
+    Rm = be.to_numpy(st.R)
+    G_stats = np.block([[Rm[n, m][idx] for m in range(N)] for n in range(N)])
+    np.testing.assert_allclose(G_stats, G, atol=1e-9)
+    np.testing.assert_allclose(be.to_numpy(st.S), (X.T @ Y).reshape(N, L, R).transpose(0, 2, 1),
+                               atol=1e-9)
+    np.testing.assert_allclose(be.to_numpy(st.g), (X.T @ one).reshape(N, L), atol=1e-12)
+    np.testing.assert_allclose(be.to_numpy(st.yy), (Y ** 2).sum(axis=0), rtol=1e-12)
+    assert st.n_samples == b - a
+
+
+def test_statistics_add_over_segments_and_blocks_do_not_matter():
+    spikes, y, _ = small_data(1)
+    whole = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64", block_bins=37)
+    other = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64", block_bins=500)
+    np.testing.assert_allclose(whole.R, other.R, atol=1e-9)
+    np.testing.assert_allclose(whole.S, other.S, atol=1e-9)
+    two = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64") + \
+        segment_stats(spikes, y, 1500, 2500, 6, 6, dtype="float64")
+    assert two.n_samples == 2000
+    assert two.R.shape == whole.R.shape
+
+
+def test_float32_and_float64_agree():
+    spikes, y, _ = small_data(2)
+    s32 = segment_stats(spikes, y, 0, 3000, 10, 10, dtype="float32")
+    s64 = segment_stats(spikes, y, 0, 3000, 10, 10, dtype="float64")
+    assert s32.R.dtype == np.float32 and s64.R.dtype == np.float64
+    np.testing.assert_allclose(s32.R, s64.R, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(s32.S, s64.S, rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_heldout_error_and_prediction_equal_brute_force(backend):
+    be = backend_of(backend)
+    spikes, y, rng = small_data(3)
+    a, b, lm, lp = 300, 2200, 6, 4
+    L = lm + lp + 1
+    st = segment_stats(spikes, y, a, b, lm, lp, backend=be, dtype="float64")
+    F = rng.standard_normal((len(spikes), 2, L))
+    c = rng.standard_normal(2)
+    X, Y, one = brute_design(spikes, y, a, b, lm, lp)
+    f = F.transpose(0, 2, 1).reshape(-1, 2)
+    residual = Y - one[:, None] * c - X @ f
+    np.testing.assert_allclose(be.to_numpy(evaluate.sse(be, st, be.asarray(F), be.asarray(c))),
+                               (residual ** 2).sum(axis=0), rtol=1e-9)
+    # time-domain prediction with every spike (not only the segment's)
+    u = dense_u(spikes, y.shape[1])
+    want = np.stack([sum(np.convolve(u[n], F[n, r])[lm: lm + y.shape[1]]
+                         for n in range(len(spikes))) for r in range(2)]) + c[:, None]
+    got = evaluate.predict(be, spikes, be.asarray(F), be.asarray(c), a, b, lm)
+    np.testing.assert_allclose(got, want[:, a:b], atol=1e-9)
+
+
+def test_wiener_on_statistics_equals_the_design_matrix_solution():
+    """Exactness: ridge on the sufficient statistics = ridge on the brute-force design."""
+    spikes, y, _ = small_data(4)
+    a, b, lm, lp = 0, 3000, 5, 5
+    st = segment_stats(spikes, y, a, b, lm, lp, dtype="float64")
+    alpha = np.array([0.01, 0.1])
+    F = baselines.wiener(CPU, st, alpha, tol=1e-12, n_iter=2000)
+    X, Y, one = brute_design(spikes, y, a, b, lm, lp)
+    n = b - a
+    Xc = X - np.outer(one, X.T @ one / n)  # intercept minimised out
+    Yc = Y - np.outer(one, Y.T @ one / n)
+    for r in range(2):
+        f = np.linalg.solve(Xc.T @ Xc / n + alpha[r] * np.eye(X.shape[1]), Xc.T @ Yc[:, r] / n)
+        np.testing.assert_allclose(F[:, r].reshape(-1), f, rtol=1e-6, atol=1e-9)
+
+
+# ---------------------------------------------------------------- gradients and descent
+def test_coefficient_gradient_matches_finite_differences():
+    spikes, y, rng = small_data(5)
+    st = segment_stats(spikes, y, 0, 3000, 8, 8, dtype="float64")
+    D = wavelet_atoms(3, np.arange(-8, 9) / 1000.0)
+    problem = model.coef_problem(CPU, st, D)
+    B = rng.standard_normal((4, 3, 2))
+    grad = (problem.H @ B.reshape(12, 2) - problem.Z).reshape(B.shape)
+    eps = 1e-6
+    for idx in [(0, 0, 0), (3, 2, 1), (1, 1, 0)]:
+        E = np.zeros_like(B)
+        E[idx] = eps
+        numeric = (problem.loss(B + E).sum() - problem.loss(B - E).sum()) / (2 * eps)
+        assert numeric == pytest.approx(grad[idx], rel=1e-5, abs=1e-8)
+    # the loss is the brute-force squared error / 2n with the optimal intercept
+    X, Y, one = brute_design(spikes, y, 0, 3000, 8, 8)
+    F = model.filters_from(np, B, D)
+    c = problem.intercept(B)
+    res = Y - one[:, None] * c - X @ F.transpose(0, 2, 1).reshape(-1, 2)
+    np.testing.assert_allclose(problem.loss(B), (res ** 2).sum(axis=0) / (2 * 3000), rtol=1e-8)
+
+
+def test_atom_gradient_matches_finite_differences():
+    spikes, y, rng = small_data(6)
+    st = segment_stats(spikes, y, 0, 3000, 8, 8, dtype="float64")
+    B = rng.standard_normal((4, 3, 2))
+    c = rng.standard_normal(2)
+    D = rng.standard_normal((3, 17))
+    n = st.n_samples
+    Q = model.AtomHessian(CPU, st, B)
+    E = (np.einsum("nkr,nrl->kl", B, st.S) - np.einsum("nkr,r,nl->kl", B, c, st.g)) / n
+    grad = (Q @ D) / n - E
+
+    def half_sse(D):
+        F = model.filters_from(np, B, D)
+        return evaluate.sse(CPU, st, F, c).sum() / (2 * n)
+
+    eps = 1e-6
+    for idx in [(0, 0), (2, 16), (1, 8)]:
+        P = np.zeros_like(D)
+        P[idx] = eps
+        numeric = (half_sse(D + P) - half_sse(D - P)) / (2 * eps)
+        assert numeric == pytest.approx(grad[idx], rel=1e-5, abs=1e-8)
+
+
+# ---------------------------------------------------------------- planted recovery
+def planted(seed=1, N=8, R=2, T=180_000, lag_ms=100.0, noise=1.0):
+    rng = np.random.default_rng(seed)
+    spec = SynthSpec(n_regions=R, n_families=3, lag_ms=lag_ms, theta_uv=40 * noise,
+                     gamma_uv=10 * noise, pink_uv=20 * noise)
+    h = family_filters(spec, rng)
+    family = rng.integers(3, size=N)
+    F = rng.uniform(0.7, 1.3, N)[:, None, None] * h[family]
+    rates = rng.uniform(3, 20, N)
+    spikes = [np.sort(rng.choice(T, size=int(r * T / 1000), replace=False)) for r in rates]
+    y = spike_lfp(bin_spikes(spikes, 1000.0, 1000.0, T), F) + background_lfp(spec, T, rng)
+    regions = [f"R{i}" for i in range(R)]
+    return spikes, y.astype("float32"), F, [regions[n % R] for n in range(N)], regions
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    spikes, y, F, unit_regions, regions = planted()
+    est = SpikeLFPDictionary(1000.0, lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8,
+                             backend="cpu", jitter_min_s=10.0)
+    return est.fit(spikes, y, unit_regions, regions), F, regions
+
+
+def test_planted_filters_recovered(fitted):
+    est, F, _ = fitted
+    corr = [np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
+            for n in range(F.shape[0]) for r in range(F.shape[1]) if np.abs(F[n, r]).max() > 0]
+    assert np.median(corr) >= 0.95 and np.min(corr) >= 0.9, corr
+    absent = [np.abs(est.filters_[n, r]).max() / np.abs(F).max()
+              for n in range(F.shape[0]) for r in range(F.shape[1]) if not np.abs(F[n, r]).any()]
+    assert max(absent, default=0) < 0.1  # links that do not exist stay (nearly) off
+
+
+def test_objective_never_rises(fitted):
+    est, _, _ = fitted
+    trace = np.array(est.objective_)
+    assert np.all(np.diff(trace) <= 1e-6 * np.abs(trace[:-1]))
+    assert trace[-1] < trace[0]
+
+
+def test_dictionary_beats_baselines_and_jitter_is_null(fitted):
+    est, _, regions = fitted
+    score = {(r["region"], r["predictors"], r["model"]): r["r2_heldout"] for r in est.scores_}
+    for region in regions:
+        d = score[(region, "all", "dictionary")]
+        assert d > 0.2
+        assert d > score[(region, "all", "wiener")]
+        assert d > score[(region, "all", "sta")]
+        assert abs(score[(region, "all", "jitter")]) < 0.05
+    assert {r["model"] for r in est.scores_} == {"dictionary", "wiener", "sta", "jitter"}
+    assert {r["predictors"] for r in est.scores_} == {"all", "outside", "inside"}
+
+
+def test_coherence_and_heldout_stretch(fitted):
+    est, _, regions = fitted
+    assert len(est.coherence_) == len(regions) * 3 * 4
+    assert all(0 <= row["coherence"] <= 1 for row in est.coherence_)
+    assert est.heldout_["measured"].shape == est.heldout_["predicted"].shape
+
+
+def test_fold_cores_and_jitter():
+    cores = fold_cores(10_000, 5, 100)
+    assert cores[0] == (100, 1900) and cores[1] == (2100, 3900)
+    with pytest.raises(ValueError, match="'n_folds': expected folds longer than 4 filter"):
+        fold_cores(1000, 5, 100)
+    rng = np.random.default_rng(0)
+    original = np.array([0, 5, 9000])
+    for shifted in circular_jitter([original] * 20, 10_000, 1000, rng):
+        offsets = [k for k in range(10_000)
+                   if np.array_equal(np.sort((original + k) % 10_000), shifted)]
+        assert len(offsets) == 1 and 1000 <= offsets[0] <= 9000  # one circular shift >= 1 s
