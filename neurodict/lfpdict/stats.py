@@ -91,6 +91,19 @@ def _scatter_add(be: Backend, target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
 
 
+def _rfft0(be: Backend, x):
+    """Real FFT along axis 0, with the CPU's threads on numpy."""
+    if be.name == "cpu":
+        return scipy.fft.rfft(x, axis=0, workers=_threads())
+    return be.fft.rfft(x, axis=0)
+
+
+def _threads() -> int:
+    import os
+
+    return int(os.environ.get("OMP_NUM_THREADS", 1) or 1)
+
+
 def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, lag_minus: int,
                   lag_plus: int, *, backend: Backend = CPU, dtype="float32",
                   block_bins: int | None = None, batch_mb: float = 256.0) -> SegmentStats:
@@ -137,27 +150,29 @@ def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, l
     for first in range(0, starts.size, per_batch):
         s0 = starts[first:first + per_batch]
         index_p, index_a, w_p, w_a = [], [], [], []
-        Y = xp.zeros((s0.size, n_regions, P), dtype=dtype)
+        # time-major layout (P, blocks, units): the FFT runs along axis 0 and each frequency's
+        # (blocks x units) matrix is contiguous for the GEMM
+        Y = xp.zeros((P, s0.size, n_regions), dtype=dtype)
         for j, start in enumerate(s0):
             lo, hi = max(a, start - max_lag), min(b, start + B + max_lag)
             i0, i1 = np.searchsorted(bins, [lo, hi])
             off = bins[i0:i1] - (start - max_lag)
-            index_p.append((np.full(i1 - i0, j), units[i0:i1], off))
+            index_p.append((off, np.full(i1 - i0, j), units[i0:i1]))
             w_p.append(counts[i0:i1])
             anchor = (bins[i0:i1] >= start) & (bins[i0:i1] < min(start + B, b))
             index_a.append(tuple(ix[anchor] for ix in index_p[-1]))
             w_a.append(counts[i0:i1][anchor])
-            Y[j, :, lo - (start - max_lag): hi - (start - max_lag)] = y_dev[:, lo - a: hi - a]
+            Y[lo - (start - max_lag): hi - (start - max_lag), j, :] = y_dev[:, lo - a: hi - a].T
         U = []
         for index, w in ((index_p, w_p), (index_a, w_a)):
-            dense = xp.zeros((s0.size, n_units, P), dtype=dtype)
+            dense = xp.zeros((P, s0.size, n_units), dtype=dtype)
             ix = tuple(backend.asarray(np.concatenate([i[k] for i in index])) for k in range(3))
             _scatter_add(backend, dense, ix, backend.asarray(np.concatenate(w), dtype=dtype))
-            U.append(backend.fft.rfft(dense, axis=-1))
+            U.append(_rfft0(backend, dense))
         Up, Ua = U
-        Ua_t = xp.conj(Ua).transpose(2, 1, 0)  # (F, N, blocks)
-        acc_R += xp.matmul(Ua_t, Up.transpose(2, 0, 1))
-        acc_S += xp.matmul(Ua_t, backend.fft.rfft(Y, axis=-1).transpose(2, 0, 1))
+        Ua_h = xp.conj(Ua).transpose(0, 2, 1)  # (F, units, blocks), a view BLAS transposes
+        acc_R += xp.matmul(Ua_h, Up)
+        acc_S += xp.matmul(Ua_h, _rfft0(backend, Y))
     corr_R = backend.fft.irfft(acc_R, n=P, axis=0)
     corr_S = backend.fft.irfft(acc_S, n=P, axis=0)
     lags_R = np.arange(-max_lag, max_lag + 1) % P
