@@ -13,9 +13,11 @@ include: "rules/ingest.smk"
 include: "rules/preprocess.smk"
 include: "rules/detect.smk"
 include: "rules/lfpdict.smk"
+include: "rules/clusters.smk"
 include: "rules/report.smk"
 
 
 rule all:
     input:
         expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
+        summary_outputs(),

@@ -56,6 +56,23 @@ def _lfpdict(args) -> None:
     lfpdict_step(args.sorting, args.lfp, args.out, params)
 
 
+def _clusters(args) -> None:
+    import json
+
+    from neurodict.pipeline import clusters_step
+
+    params = json.loads(args.session_json.read_text())["params"]
+    figures = clusters_step(args.sorting, args.lfp, args.dict, args.out, params["clusters"],
+                            params["lfpdict"])
+    print(json.dumps(figures))
+
+
+def _summary(args) -> None:
+    from neurodict.summary import summary_step
+
+    summary_step(args.results, args.sessions, load_config(args.config)["clusters"], args.out)
+
+
 def _report(args) -> None:
     from neurodict.report.session import build_session_report
 
@@ -107,6 +124,22 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--session-json", dest="session_json", type=Path, default=None,
                         help="a session.json written by ingest (its resolved parameters)")
     p.set_defaults(func=_lfpdict)
+
+    p = sub.add_parser("clusters", help="cluster units by signature; phase; importance")
+    p.add_argument("--sorting", type=Path, required=True)
+    p.add_argument("--lfp", type=Path, required=True)
+    p.add_argument("--dict", type=Path, required=True, help="lfp_dict.npz of the same data")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--session-json", dest="session_json", type=Path, required=True,
+                   help="a session.json written by ingest (its resolved parameters)")
+    p.set_defaults(func=_clusters)
+
+    p = sub.add_parser("summary", help="pooled clusters and the report across sessions")
+    p.add_argument("--results", type=Path, required=True, help="the results folder")
+    p.add_argument("--sessions", nargs="+", required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--config", type=Path, default=None, help=config_help)
+    p.set_defaults(func=_summary)
 
     p = sub.add_parser("report", help="the session's HTML report")
     p.add_argument("--results", type=Path, required=True)

@@ -212,3 +212,121 @@ def lfpdict_step(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Pa
                provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_},
                           started))
     return est
+
+
+def _fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
+    """Pooled held-out R^2 per region for each mask, coefficients refit per fold, atoms fixed."""
+    from neurodict.lfpdict import model
+    from neurodict.lfpdict.evaluate import intercept, sse, sst
+
+    total = sum(stats[1:], start=stats[0])
+    out = {name: np.zeros(len(lam)) for name in masks}
+    sst_sum = np.zeros(len(lam))
+    for k in range(len(cores)):
+        train = total + _negate(stats[k])
+        problem = model.coef_problem(be, train, D)
+        sst_sum += sst(stats[k])
+        shape = (train.S.shape[0], D.shape[0], train.S.shape[1])
+        for name, mask in masks.items():
+            B = model.fit_coef(be, problem, lam, alpha, np.zeros(shape, D.dtype), mask=mask,
+                               n_iter=n_iter)
+            F = model.filters_from(np, B, D)
+            out[name] += sse(be, stats[k], F, intercept(be, train, F))
+    return {name: 1 - v / sst_sum for name, v in out.items()}
+
+
+def _negate(stats):
+    from neurodict.lfpdict.stats import SegmentStats
+
+    return SegmentStats(-stats.R, -stats.S, -stats.g, -stats.ysum, -stats.yy, -stats.n_samples)
+
+
+def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | Path,
+                  out_dir: str | Path, params: dict, dict_params: dict) -> dict:
+    """Cluster units by signature, test stability, phase locking and functional importance.
+
+    Writes ``clusters.tsv`` (unit_id, home_region, cluster, probability; cluster -1: a unit
+    with no LFP link), ``clusters_summary.tsv`` (per cluster: size, units per home region, mean
+    signature per region and band, and the session's stability figures and p-value),
+    ``phase.tsv`` and ``importance.tsv`` (held-out R^2 drop per region when a unit or a cluster
+    is left out; coefficients refit per fold from the statistics, atoms fixed).
+    """
+    from neurodict import clusters as cl
+    from neurodict.backend import CPU
+    from neurodict.lfpdict import model
+    from neurodict.lfpdict.estimator import fold_cores
+    from neurodict.lfpdict.stats import segment_stats
+    from neurodict.phase import phase_table
+
+    started = time.time()
+    out_dir = Path(out_dir)
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        sorting_dir, lfp_dir)
+    d = np.load(dict_npz)
+    if list(d["unit_ids"]) != [str(u) for u in unit_ids]:
+        raise LFPDictInputError(f"'{dict_npz}' was fitted on other units than '{sorting_dir}'.")
+    kw = {k: params[k] for k in ("max_clusters", "variance_kept", "weight_concentration")}
+    sig, bands = cl.signatures(d["filters"], fs)
+    active = np.linalg.norm(sig, axis=1) > 0
+    if active.sum() < 3:
+        raise LFPDictInputError(f"'{dict_npz}': {int(active.sum())} units have LFP links; "
+                                "expected at least 3 to cluster.")
+    fit = cl.cluster(sig[active], seed=params["seed"], **kw)
+    labels = np.full(len(unit_ids), -1)
+    labels[active] = fit.labels
+    prob = np.zeros(len(unit_ids))
+    prob[active] = fit.probability
+
+    # stability: refit the dictionary on each half of the recording, cluster each
+    T = y.shape[1]
+    lm = int(round(dict_params["lag_minus_ms"] * fs / 1000))
+    lp = int(round(dict_params["lag_plus_ms"] * fs / 1000))
+    alpha, D = float(dict_params["alpha"]), d["atoms"].astype("float64")
+    half_labels = []
+    for a, b in ((0, T // 2), (T // 2, T)):
+        st = segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64")
+        Dh, Bh, _, _ = model.learn(CPU, st, D, d["lam"], alpha, n_outer=dict_params["n_outer"],
+                                   n_inner=dict_params["n_inner"])
+        sh, _ = cl.signatures(model.filters_from(np, Bh, Dh), fs)
+        half_labels.append(cl.cluster(sh[active], seed=params["seed"], **kw).labels)
+    ari_halves = float(cl.adjusted_rand_score(*half_labels))
+    boot = cl.bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"],
+                            seed=params["seed"], **kw)
+    p_value = cl.permutation_beyond_region(sig[active], fit.labels, unit_regions[active],
+                                           n_perm=params["n_perm"], seed=params["seed"])
+    stable = bool(ari_halves >= params["stability_ari"]
+                  and np.median(boot) >= params["stability_ari"])
+    write_tsv(out_dir / "clusters.tsv", [
+        {"unit_id": str(u), "home_region": unit_regions[i], "cluster": int(labels[i]),
+         "probability": round(float(prob[i]), 4)} for i, u in enumerate(unit_ids)])
+    figures = {"n_clusters": int(np.unique(fit.labels).size), "pca_components": fit.n_components,
+               "pca_variance_kept": round(fit.variance_kept, 4),
+               "ari_halves": round(ari_halves, 4),
+               "ari_bootstrap_median": round(float(np.median(boot)), 4),
+               "p_beyond_region": round(p_value, 4), "stable": stable}
+    write_tsv(out_dir / "clusters_summary.tsv", [
+        row | figures for row in cl.summary_rows(sig[active], fit.labels, unit_regions[active],
+                                                 targets, bands)])
+    write_tsv(out_dir / "phase.tsv", [
+        {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)])
+
+    # functional importance: held-out R^2 without each unit, and without each cluster
+    cores = fold_cores(T, dict_params["n_folds"], lm + lp + 1)
+    stats = [segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64") for a, b in cores]
+    base = np.ones((len(unit_ids), len(targets)))
+    drops = {"all": base}
+    drops |= {f"unit:{u}": np.where(np.arange(len(unit_ids))[:, None] == i, 0.0, base)
+              for i, u in enumerate(unit_ids)}
+    drops |= {f"cluster:{g}": np.where((labels == g)[:, None], 0.0, base)
+              for g in np.unique(fit.labels)}
+    r2 = _fold_mask_r2(CPU, stats, cores, D, d["lam"].astype("float64"), alpha, drops,
+                       dict_params["n_inner"])
+    write_tsv(out_dir / "importance.tsv", [
+        {"left_out": name.split(":", 1)[1], "kind": name.split(":", 1)[0], "region": region,
+         "r2_full": round(float(r2["all"][r]), 5), "r2_without": round(float(v[r]), 5),
+         "r2_drop": round(float(r2["all"][r] - v[r]), 5)}
+        for name, v in r2.items() if name != "all" for r, region in enumerate(targets)])
+    write_json(out_dir / "clusters.provenance.json",
+               provenance("clusters", dict(params) | figures, started))
+    return figures

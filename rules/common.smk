@@ -44,4 +44,11 @@ def spike_source(wildcards):
 def dictionary_outputs(wildcards):
     if wildcards.session not in DICT_SESSIONS:
         return []
-    return [f"{RESULTS}/{wildcards.session}/lfp_dict.npz"]
+    return [
+        f"{RESULTS}/{wildcards.session}/lfp_dict.npz",
+        f"{RESULTS}/{wildcards.session}/clusters.tsv",
+    ]
+
+
+def summary_outputs():
+    return [f"{RESULTS}/summary/report.html"] if DICT_SESSIONS else []

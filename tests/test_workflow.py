@@ -49,7 +49,8 @@ def test_snakemake_lint():
 def test_dry_run_plans_every_step(workdir):
     out = snakemake(workdir, "--dry-run")
     assert out.returncode == 0, out.stderr
-    for rule in ("ingest", "preprocess", "detect", "lfpdict", "report", "all"):
+    for rule in ("ingest", "preprocess", "detect", "lfpdict", "clusters", "report", "summary",
+                 "all"):
         assert f"rule {rule}:" in out.stdout or f"localrule {rule}:" in out.stdout, rule
 
 
@@ -67,18 +68,21 @@ def test_whole_workflow_on_tiny_session(workdir):
     res = workdir / "results" / "tiny"
     for name in ("recording.json", "session.json", "spikeband", "lfp", "region_lfp", "peaks.npy",
                  "detection.tsv", "lfp_dict.npz", "lfp_scores.tsv", "lfp_bands.tsv",
+                 "clusters.tsv", "clusters_summary.tsv", "phase.tsv", "importance.tsv",
                  "report.html"):
         assert (res / name).exists(), name
-    for step in ("ingest", "preprocess", "detect", "lfpdict", "report"):
+    for step in ("ingest", "preprocess", "detect", "lfpdict", "clusters", "report"):
         assert (workdir / "results" / "logs" / "tiny" / f"{step}.log").exists()
         assert (workdir / "results" / "benchmarks" / "tiny" / f"{step}.tsv").exists()
     prov = json.loads((res / "preprocess.provenance.json").read_text())
     assert prov["params"]["lfp"]["fs_lfp_hz"] == 1000.0
     html = (res / "report.html").read_text()
-    for section in ("recording", "preprocessing", "detection", "dictionaries"):
+    for section in ("recording", "preprocessing", "detection", "dictionaries", "clusters"):
         assert f'<section id="{section}">' in html
     assert "http://" not in html and "https://" not in html  # self-contained, no network
     assert not list(res.glob(".*tmp-*"))  # nothing half-written left behind
+    summary = (workdir / "results" / "summary" / "report.html").read_text()
+    assert '<section id="pooled">' in summary and 'href="../tiny/report.html"' in summary
     # a second run has nothing to do
     again = snakemake(workdir, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr

@@ -13,6 +13,8 @@ on spike trains circularly shifted by at least ``jitter_min_s`` (the null: R^2 n
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import scipy.signal
 from tqdm import tqdm
@@ -101,6 +103,8 @@ class SpikeLFPDictionary:
     heldout_ : dict
         A held-out stretch: t_s, measured and predicted (n_regions, n_samples).
     n_atoms_used_ : int
+    timings_ : dict
+        Wall seconds of each phase: statistics, cross-validation, null, final fit, held-out.
     """
 
     def __init__(self, fs_hz: float = 1000.0, *, lag_minus_ms: float = 200.0,
@@ -191,6 +195,15 @@ class SpikeLFPDictionary:
         be = get_backend(self.backend)
         xp = be.xp
         rng = np.random.default_rng(self.random_state)
+        clock = time.perf_counter()
+        self.timings_ = {}
+
+        def lap(name):
+            nonlocal clock
+            now = time.perf_counter()
+            self.timings_[name] = now - clock
+            clock = now
+
         n_bins = y.shape[1]
         n_lags = self._lag_minus + self._lag_plus + 1
         cores = fold_cores(n_bins, self.n_folds, n_lags)
@@ -199,6 +212,7 @@ class SpikeLFPDictionary:
                                                  int(self.jitter_min_s * self.fs_hz), rng),
                              y, cores)
         masks = self._masks(be, unit_regions, regions)
+        lap("statistics")
         D0 = be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0), dtype=self.dtype)
         fractions = np.asarray(self.lambda_fractions)
         mid = float(np.median(fractions))
@@ -225,6 +239,7 @@ class SpikeLFPDictionary:
                         sse(be, test, F, intercept(be, train, F), gram_test))
                 F = baselines.sta(be, train, mask, gram_train)
                 sta_sse[name] += be.to_numpy(sse(be, test, F, intercept(be, train, F), gram_test))
+        lap("cross_validation")
         r2 = {s: 1 - dict_sse[s] / total_sst for s in PREDICTOR_SETS}
         best = {s: np.argmax(r2[s], axis=0) for s in PREDICTOR_SETS}
         chosen = {s: fractions[best[s]] for s in PREDICTOR_SETS}
@@ -235,6 +250,7 @@ class SpikeLFPDictionary:
             for name, mask in masks.items():
                 path = self._path(be, train, jitter[k], D, mask, fractions)
                 jitter_sse[name] += path[best[name], np.arange(R)]
+        lap("null")
         self.scores_ = []
         for i, region in enumerate(regions):
             for name in PREDICTOR_SETS:
@@ -250,7 +266,9 @@ class SpikeLFPDictionary:
                                          "model": model_name, "r2_heldout": float(value),
                                          "penalty": float(pen)})
         self._final_fit(be, _sum(stats), D0, chosen["all"], regions)
+        lap("final_fit")
         self._heldout(be, spike_bins, y, stats, cores, fold_atoms, masks, chosen, regions)
+        lap("heldout")
         return self
 
     def _final_fit(self, be, stats, D0, fractions, regions):

@@ -166,3 +166,48 @@ def connectivity(power: dict[str, np.ndarray], unit_labels: list[str], regions: 
     axes[0, 0].set_yticks(range(len(unit_labels)), unit_labels, fontsize=6)
     axes[0, 0].set_ylabel("unit (home region)")
     return fig
+
+
+def cluster_signatures(rows: list[dict], regions: list[str], bands: list[str]):
+    """Mean signature of each cluster as a region x band heat map."""
+    n = len(rows)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 1, 0.35 * len(regions) + 1.8),
+                             squeeze=False)
+    for ax, row in zip(axes[0], rows, strict=True):
+        m = np.array([[float(row[f"sig_{r}_{b}"]) for b in bands] for r in regions])
+        ax.imshow(m, cmap="magma", vmin=0, aspect="auto")
+        ax.set_xticks(range(len(bands)), bands, rotation=45, fontsize=7)
+        ax.set_yticks(range(len(regions)), regions, fontsize=7)
+        ax.set_title(f"cluster {row['cluster']} (n={row['n_units']})", fontsize=9)
+    return fig
+
+
+def phase_polar(rows: list[dict], regions: list[str], bands: list[str], alpha: float = 0.01):
+    """Preferred phase (angle) and PPC (radius) of significantly locked unit-region pairs."""
+    colors = region_colors(regions)
+    fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands), 3.4),
+                             subplot_kw={"projection": "polar"}, squeeze=False)
+    for ax, band in zip(axes[0], bands, strict=True):
+        for row in rows:
+            if row["band"] == band and float(row["rayleigh_p"]) < alpha:
+                ax.scatter(np.radians(float(row["preferred_phase_deg"])),
+                           max(float(row["ppc"]), 0), s=14, color=colors[row["region"]])
+        ax.set_title(f"{band} (Rayleigh p < {alpha})", fontsize=9)
+        ax.tick_params(labelsize=6)
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in colors.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=len(regions), fontsize=7)
+    return fig
+
+
+def importance_bars(rows: list[dict], top: int = 15):
+    """The units whose removal costs the most held-out R^2 (mean over regions)."""
+    units = {}
+    for row in rows:
+        if row["kind"] == "unit":
+            units.setdefault(row["left_out"], []).append(float(row["r2_drop"]))
+    ranked = sorted(units.items(), key=lambda kv: -np.mean(kv[1]))[:top]
+    fig, ax = plt.subplots(figsize=(7, 0.25 * len(ranked) + 1.2))
+    ax.barh([u for u, _ in ranked][::-1], [np.mean(v) for _, v in ranked][::-1], color="C2")
+    ax.set_xlabel("held-out R^2 lost without the unit (mean over regions)")
+    ax.tick_params(axis="y", labelsize=7)
+    return fig

@@ -118,6 +118,37 @@ def dictionary_section(results: Path) -> dict:
     ]}
 
 
+def clusters_section(results: Path) -> dict:
+    """Cluster composition and signatures, stability, phase locking and importance."""
+    summary = read_tsv(results / "clusters_summary.tsv")
+    s = summary[0]
+    regions = list(np.load(results / "lfp_dict.npz")["regions"])
+    bands = ["delta", "theta", "beta", "gamma"]
+    verdict = ("stable" if s["stable"] == "True" else
+               "NOT stable: treat these clusters as descriptive, not as a finding")
+    home_cols = [c for c in summary[0] if c.startswith("home_")]
+    phase = read_tsv(results / "phase.tsv")
+    importance = read_tsv(results / "importance.tsv")
+    return {"id": "clusters", "title": "Units clustered across regions", "blocks": [
+        {"kind": "text", "text": f"{s['n_clusters']} clusters (Dirichlet-process mixture on "
+                                 f"{s['pca_components']} principal components keeping "
+                                 f"{float(s['pca_variance_kept']):.0%} of the signature "
+                                 f"variance). Stability: ARI between recording halves "
+                                 f"{s['ari_halves']}, median bootstrap ARI "
+                                 f"{s['ari_bootstrap_median']}: {verdict}. Information beyond "
+                                 f"home region: permutation p = {s['p_beyond_region']}."},
+        {"kind": "table", "id": "cluster-table", "columns": ["cluster", "n_units", *home_cols],
+         "rows": summary},
+        _figure(figures.cluster_signatures(summary, regions, bands),
+                "Mean signature of each cluster: filter amplitude by region and band."),
+        _figure(figures.phase_polar(phase, regions, bands),
+                "Spike-LFP phase locking: preferred phase and pairwise phase consistency of "
+                "significantly locked unit-region pairs, coloured by LFP region."),
+        _figure(figures.importance_bars(importance),
+                "Functional importance: held-out R^2 lost when a unit is left out."),
+    ]}
+
+
 def build_session_report(results: str | Path, out_html: str | Path) -> Path:
     """Render ``report.html`` for one session from the files in `results`."""
     results = Path(results)
@@ -131,10 +162,17 @@ def build_session_report(results: str | Path, out_html: str | Path) -> Path:
     ]
     if (results / "lfp_dict.npz").exists():
         sections.append(dictionary_section(results))
+    if (results / "clusters_summary.tsv").exists():
+        sections.append(clusters_section(results))
+    return render(f"Recording session {info['name']}", sections, out_html)
+
+
+def render(title: str, sections: list[dict], out_html: str | Path) -> Path:
+    """Write one self-contained page of `sections` (each: id, title, blocks), atomically."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=jinja2.select_autoescape(["html"]))
     html = env.get_template("session.html").render(
-        session=info, sections=sections, version=__version__,
+        title=title, sections=sections, version=__version__,
         generated=time.strftime("%Y-%m-%d %H:%M"))
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)

@@ -1,0 +1,49 @@
+rule clusters:
+    input:
+        sorting=spike_source,
+        lfp=f"{RESULTS}/{{session}}/region_lfp",
+        dictionaries=f"{RESULTS}/{{session}}/lfp_dict.npz",
+        info=f"{RESULTS}/{{session}}/session.json",
+    output:
+        clusters=f"{RESULTS}/{{session}}/clusters.tsv",
+        summary=f"{RESULTS}/{{session}}/clusters_summary.tsv",
+        phase=f"{RESULTS}/{{session}}/phase.tsv",
+        importance=f"{RESULTS}/{{session}}/importance.tsv",
+    log:
+        f"{RESULTS}/logs/{{session}}/clusters.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{session}}/clusters.tsv"
+    params:
+        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+    threads: 2
+    conda:
+        "../environment.yml"
+    shell:
+        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
+        "neurodict clusters --sorting {input.sorting} --lfp {input.lfp} "
+        "--dict {input.dictionaries} --session-json {input.info} "
+        "--out {params.results} > {log} 2>&1"
+
+
+rule summary:
+    input:
+        dictionaries=expand(f"{RESULTS}/{{session}}/lfp_dict.npz", session=DICT_SESSIONS),
+        reports=expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
+    output:
+        clusters=f"{RESULTS}/summary/clusters.tsv",
+        summary=f"{RESULTS}/summary/clusters_summary.tsv",
+        html=f"{RESULTS}/summary/report.html",
+    log:
+        f"{RESULTS}/logs/summary.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/summary.tsv"
+    params:
+        results=RESULTS,
+        sessions=" ".join(SESSIONS),
+        config=CONFIGFILE,
+    threads: 1
+    conda:
+        "../environment.yml"
+    shell:
+        "neurodict summary --results {params.results} --sessions {params.sessions} "
+        "--config {params.config} --out {params.results}/summary > {log} 2>&1"
