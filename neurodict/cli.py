@@ -50,10 +50,11 @@ def _lfpdict(args) -> None:
     from neurodict.pipeline import lfpdict_step
 
     if args.session_json is not None:
-        params = json.loads(args.session_json.read_text())["params"]["lfpdict"]
+        info = json.loads(args.session_json.read_text())
+        params, windows = info["params"]["lfpdict"], info["windows"]
     else:
-        params = load_config(args.config)["lfpdict"]
-    lfpdict_step(args.sorting, args.lfp, args.out, params)
+        params, windows = load_config(args.config)["lfpdict"], []
+    lfpdict_step(args.sorting, args.lfp, args.out, params, session_windows=windows)
 
 
 def _clusters(args) -> None:

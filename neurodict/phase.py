@@ -52,8 +52,10 @@ def kappa_estimate(r_bar: float, n: int) -> float:
         kappa = -0.4 + 1.39 * r_bar + 0.43 / (1 - r_bar)
     else:
         kappa = 1 / (r_bar ** 3 - 4 * r_bar ** 2 + 3 * r_bar + 1e-12)
-    if n < 15:
-        kappa = max(kappa - 2 / (n * kappa), 0) if kappa < 2 else (n - 1) ** 3 * kappa / (n ** 3 + n)
+    if n < 15 and kappa < 2:
+        kappa = max(kappa - 2 / (n * kappa), 0) if kappa > 0 else 0.0
+    elif n < 15:
+        kappa = (n - 1) ** 3 * kappa / (n ** 3 + n)
     return float(kappa)
 
 

@@ -168,8 +168,24 @@ def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
             sorting.unit_ids, fs)
 
 
+def dictionary_windows(params: dict, session_windows: list[dict], duration_s: float):
+    """The time windows of the dictionary model: (names, [(start_s, end_s), ...]).
+
+    ``windows: none`` gives one window; ``fixed`` blocks of ``window_s``; ``session`` the
+    session's condition windows (samples outside every window are left out of the fit).
+    """
+    if params["windows"] == "session" and session_windows:
+        return ([f"{w['condition']}@{w['start_s']:g}s" for w in session_windows],
+                [(w["start_s"], w["end_s"]) for w in session_windows])
+    if params["windows"] == "fixed":
+        edges = list(np.arange(0.0, duration_s, params["window_s"])) + [duration_s]
+        return ([f"{a:g}-{b:g}s" for a, b in zip(edges[:-1], edges[1:], strict=True)],
+                list(zip(edges[:-1], edges[1:], strict=True)))
+    return ["all"], None
+
+
 def lfpdict_step(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Path,
-                 params: dict):
+                 params: dict, session_windows: list[dict] | None = None):
     """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
 
     Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
@@ -186,13 +202,16 @@ def lfpdict_step(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Pa
     spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
         sorting_dir, lfp_dir)
     keys = ("lag_minus_ms", "lag_plus_ms", "n_atoms", "alpha", "lambda_fractions",
-            "ridge_alphas", "n_folds", "n_outer", "n_inner", "jitter_min_s", "backend", "dtype")
-    est = SpikeLFPDictionary(fs, **{k: params[k] for k in keys}, random_state=params["seed"],
-                             progress=True)
+            "ridge_alphas", "n_folds", "n_outer", "n_inner", "jitter_min_s", "smoothness",
+            "backend", "dtype")
+    names, windows_s = dictionary_windows(params, session_windows or [], y.shape[1] / fs)
+    est = SpikeLFPDictionary(fs, **{k: params[k] for k in keys}, windows_s=windows_s,
+                             random_state=params["seed"], progress=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         est.fit(spike_bins, y, unit_regions, target_regions)
     with atomic_path(out_dir / "lfp_dict.npz") as tmp:
-        np.savez(tmp, atoms=est.atoms_, coef=est.coef_[None], filters=est.filters_,
+        np.savez(tmp, atoms=est.atoms_, coef=est.coef_, filters=est.filters_,
+                 window_filters=est.window_filters_, windows=np.array(names),
                  unit_ids=np.asarray(unit_ids).astype(str), unit_regions=unit_regions,
                  regions=np.array(targets), region_of_target=target_regions,
                  lags_ms=est.lags_ms, intercept=est.intercept_, lam=est.lambda_,
@@ -201,11 +220,12 @@ def lfpdict_step(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Pa
                  heldout_predicted=est.heldout_["predicted"])
     write_tsv(out_dir / "lfp_scores.tsv", [
         {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in est.scores_])
-    power = band_power(est.filters_, fs)
+    power = band_power(est.window_filters_, fs)
     write_tsv(out_dir / "lfp_bands.tsv", [
-        {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": 0,
-         "band": band, "power": float(f"{power[band][n, r]:.6g}")}
-        for n, u in enumerate(unit_ids) for r in range(len(targets)) for band in power])
+        {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": window,
+         "band": band, "power": float(f"{power[band][w, n, r]:.6g}")}
+        for w, window in enumerate(names) for n, u in enumerate(unit_ids)
+        for r in range(len(targets)) for band in power])
     write_tsv(out_dir / "lfp_coherence.tsv", [{**row, "coherence": round(row["coherence"], 5)}
                                               for row in est.coherence_])
     write_json(out_dir / "lfpdict.provenance.json",
@@ -218,27 +238,22 @@ def _fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
     """Pooled held-out R^2 per region for each mask, coefficients refit per fold, atoms fixed."""
     from neurodict.lfpdict import model
     from neurodict.lfpdict.evaluate import intercept, sse, sst
+    from neurodict.lfpdict.stats import total
 
-    total = sum(stats[1:], start=stats[0])
+    whole = total(stats)
     out = {name: np.zeros(len(lam)) for name in masks}
     sst_sum = np.zeros(len(lam))
     for k in range(len(cores)):
-        train = total + _negate(stats[k])
+        train = whole - stats[k]
         problem = model.coef_problem(be, train, D)
         sst_sum += sst(stats[k])
-        shape = (train.S.shape[0], D.shape[0], train.S.shape[1])
+        shape = (1, train.S.shape[0], D.shape[0], train.S.shape[1])
         for name, mask in masks.items():
-            B = model.fit_coef(be, problem, lam, alpha, np.zeros(shape, D.dtype), mask=mask,
+            B = model.fit_coef(be, [problem], lam, alpha, np.zeros(shape, D.dtype), mask=mask,
                                n_iter=n_iter)
-            F = model.filters_from(np, B, D)
+            F = model.filters_from(np, B[0], D)
             out[name] += sse(be, stats[k], F, intercept(be, train, F))
     return {name: 1 - v / sst_sum for name, v in out.items()}
-
-
-def _negate(stats):
-    from neurodict.lfpdict.stats import SegmentStats
-
-    return SegmentStats(-stats.R, -stats.S, -stats.g, -stats.ysum, -stats.yy, -stats.n_samples)
 
 
 def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | Path,
@@ -285,9 +300,9 @@ def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | 
     half_labels = []
     for a, b in ((0, T // 2), (T // 2, T)):
         st = segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64")
-        Dh, Bh, _, _ = model.learn(CPU, st, D, d["lam"], alpha, n_outer=dict_params["n_outer"],
-                                   n_inner=dict_params["n_inner"])
-        sh, _ = cl.signatures(model.filters_from(np, Bh, Dh), fs)
+        Dh, Bh, _, _ = model.learn(CPU, [st], D, d["lam"], alpha,
+                                   n_outer=dict_params["n_outer"], n_inner=dict_params["n_inner"])
+        sh, _ = cl.signatures(model.filters_from(np, Bh[0], Dh), fs)
         half_labels.append(cl.cluster(sh[active], seed=params["seed"], **kw).labels)
     ari_halves = float(cl.adjusted_rand_score(*half_labels))
     boot = cl.bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"],

@@ -13,11 +13,11 @@ rule clusters:
         f"{RESULTS}/logs/{{session}}/clusters.log",
     benchmark:
         f"{RESULTS}/benchmarks/{{session}}/clusters.tsv"
-    params:
-        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
-    threads: 2
     conda:
         "../environment.yml"
+    threads: 2
+    params:
+        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
         "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
         "neurodict clusters --sorting {input.sorting} --lfp {input.lfp} "
@@ -27,7 +27,9 @@ rule clusters:
 
 rule summary:
     input:
-        dictionaries=expand(f"{RESULTS}/{{session}}/lfp_dict.npz", session=DICT_SESSIONS),
+        dictionaries=expand(
+            f"{RESULTS}/{{session}}/lfp_dict.npz", session=DICT_SESSIONS
+        ),
         reports=expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
     output:
         clusters=f"{RESULTS}/summary/clusters.tsv",
@@ -37,13 +39,14 @@ rule summary:
         f"{RESULTS}/logs/summary.log",
     benchmark:
         f"{RESULTS}/benchmarks/summary.tsv"
-    params:
-        results=RESULTS,
-        sessions=" ".join(SESSIONS),
-        config=CONFIGFILE,
-    threads: 1
     conda:
         "../environment.yml"
+    threads: 1
+    params:
+        results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.html)),
+        out=lambda wildcards, output: os.path.dirname(output.html),
+        sessions=" ".join(SESSIONS),
+        config=CONFIGFILE,
     shell:
         "neurodict summary --results {params.results} --sessions {params.sessions} "
-        "--config {params.config} --out {params.results}/summary > {log} 2>&1"
+        "--config {params.config} --out {params.out} > {log} 2>&1"

@@ -1,4 +1,5 @@
 # Configuration checks and input functions shared by every rule.
+import os
 import sys
 
 from snakemake.utils import validate

@@ -264,3 +264,44 @@ def test_fold_cores_and_jitter():
         offsets = [k for k in range(10_000)
                    if np.array_equal(np.sort((original + k) % 10_000), shifted)]
         assert len(offsets) == 1 and 1000 <= offsets[0] <= 9000  # one circular shift >= 1 s
+
+
+@pytest.mark.gpu
+def test_cupy_fit_agrees_with_numpy():
+    """The whole estimator on cupy against numpy, float32 tolerance (skips without a GPU)."""
+    gpu = _gpu_or_skip()
+    assert gpu.name == "gpu"
+    spikes, y, F, unit_regions, regions = planted(T=120_000)
+    kw = dict(lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, n_folds=3, n_outer=3,
+              lambda_fractions=(0.05,), ridge_alphas=(0.01,))
+    cpu = SpikeLFPDictionary(1000.0, backend="cpu", **kw).fit(spikes, y, unit_regions, regions)
+    dev = SpikeLFPDictionary(1000.0, backend="gpu", **kw).fit(spikes, y, unit_regions, regions)
+    np.testing.assert_allclose(dev.filters_, cpu.filters_, atol=1e-3 * np.abs(cpu.filters_).max())
+    for a, b in zip(cpu.scores_, dev.scores_, strict=True):
+        assert a["r2_heldout"] == pytest.approx(b["r2_heldout"], abs=1e-3)
+
+
+def test_windows_follow_a_link_that_switches_off():
+    """Coefficients per window: a unit drives R0 in the first half only."""
+    spikes, y, F, unit_regions, regions = planted(seed=7, T=240_000)
+    T = y.shape[1]
+    u = bin_spikes([s[s >= T // 2] for s in spikes[:1]], 1000.0, 1000.0, T)
+    y = y - spike_lfp(u, F[:1]).astype("float32")  # unit 0's influence ends halfway
+    kw = dict(lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, backend="cpu", n_outer=6)
+    halves = [(0.0, T / 2000.0), (T / 2000.0, T / 1000.0)]
+    windowed = SpikeLFPDictionary(1000.0, windows_s=halves, smoothness=0.0, **kw).fit(
+        spikes, y, unit_regions, regions)
+    assert windowed.coef_.shape == (2, 8, 2, 8)
+    assert windowed.window_filters_.shape == (2, 8, 2, 201)
+    reached = np.flatnonzero(np.abs(F[0]).max(axis=1) > 0)
+    for r in reached:
+        first, second = windowed.window_filters_[0, 0, r], windowed.window_filters_[1, 0, r]
+        assert np.corrcoef(first, F[0, r])[0, 1] > 0.9
+        assert np.abs(second).max() < 0.3 * np.abs(first).max()
+    trace = np.array(windowed.objective_)
+    assert np.all(np.diff(trace) <= 1e-6 * np.abs(trace[:-1]))
+    # a strong smoothness penalty pulls the two windows together
+    smooth = SpikeLFPDictionary(1000.0, windows_s=halves, smoothness=1e4, **kw).fit(
+        spikes, y, unit_regions, regions)
+    gap = np.abs(smooth.coef_[0] - smooth.coef_[1]).max() / np.abs(smooth.coef_).max()
+    assert gap < 0.05

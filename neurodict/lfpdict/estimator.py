@@ -23,7 +23,7 @@ from neurodict.backend import get_backend
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ, wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse, sst
-from neurodict.lfpdict.stats import segment_stats
+from neurodict.lfpdict.stats import segment_stats, total
 
 PREDICTOR_SETS = ("all", "outside", "inside")
 
@@ -60,8 +60,9 @@ class SpikeLFPDictionary:
 
     Objective (per region r, per sample; see :mod:`neurodict.lfpdict.model`)::
 
-        1/(2n) ||y_r - c_r - sum_n u_n * sum_k b_{n,k,r} d_k||^2
-            + lam_r (alpha ||b_r||_1 + (1 - alpha) sum_n ||b_{n,.,r}||_2),   ||d_k|| <= 1
+        sum_w n_w/n [ 1/(2 n_w) ||y_r - c_r - sum_n u_n * sum_k b^(w)_{n,k,r} d_k||^2_(window w)
+                      + lam_r (alpha ||b^(w)_r||_1 + (1 - alpha) sum_n ||b^(w)_{n,.,r}||_2) ]
+            + mu sum_w ||b^(w) - b^(w-1)||^2,                         ||d_k|| <= 1
 
     Parameters
     ----------
@@ -82,6 +83,11 @@ class SpikeLFPDictionary:
         Alternations of b | d and d | b; iterations of each inner solver.
     jitter_min_s : float
         Minimum circular shift of the null.
+    windows_s : sequence of (start_s, end_s), optional
+        Time windows with their own coefficients (atoms shared); default one window.
+    smoothness : float
+        Penalty mu ||b^(w) - b^(w-1)||^2 between consecutive windows, relative to the mean
+        curvature of the coefficient loss (0: independent windows).
     backend : {"auto", "cpu", "gpu"}
     dtype : {"float32", "float64"}
     random_state : int
@@ -90,9 +96,13 @@ class SpikeLFPDictionary:
     Attributes
     ----------
     atoms_ : ndarray of shape (n_atoms, n_lags)
-    coef_ : ndarray of shape (n_units, n_regions, n_atoms)
+    coef_ : ndarray of shape (n_windows, n_units, n_regions, n_atoms)
+    window_filters_ : ndarray of shape (n_windows, n_units, n_regions, n_lags)
     filters_ : ndarray of shape (n_units, n_regions, n_lags)
-    intercept_ : ndarray of shape (n_regions,)
+        The windows' filters averaged with weights proportional to their samples.
+    intercept_ : ndarray of shape (n_windows, n_regions)
+    mu_ : float
+        The smoothness penalty in the objective's units.
     lambda_ : ndarray of shape (n_regions,)
     objective_ : list of float
         The final fit's objective after each half-step (never increasing).
@@ -111,7 +121,8 @@ class SpikeLFPDictionary:
                  lag_plus_ms: float = 200.0, n_atoms: int = 12, alpha: float = 0.5,
                  lambda_fractions=(0.3, 0.1, 0.05, 0.02, 0.01, 0.005),
                  ridge_alphas=(1e-3, 1e-2, 1e-1, 1.0), n_folds: int = 5, n_outer: int = 10,
-                 n_inner: int = 200, jitter_min_s: float = 10.0, backend: str = "auto",
+                 n_inner: int = 200, jitter_min_s: float = 10.0, windows_s=None,
+                 smoothness: float = 0.1, backend: str = "auto",
                  dtype: str = "float32", random_state: int = 0, progress: bool = False):
         self.fs_hz = fs_hz
         self.lag_minus_ms = lag_minus_ms
@@ -124,6 +135,8 @@ class SpikeLFPDictionary:
         self.n_outer = n_outer
         self.n_inner = n_inner
         self.jitter_min_s = jitter_min_s
+        self.windows_s = windows_s
+        self.smoothness = smoothness
         self.backend = backend
         self.dtype = dtype
         self.random_state = random_state
@@ -143,9 +156,11 @@ class SpikeLFPDictionary:
     def _lag_plus(self) -> int:
         return int(round(self.lag_plus_ms * self.fs_hz / 1000.0))
 
-    def _stats(self, be, spike_bins, y, cores):
-        return [segment_stats(spike_bins, y, a, b, self._lag_minus, self._lag_plus, backend=be,
-                              dtype=self.dtype) for a, b in cores]
+    def _stats(self, be, spike_bins, y, segments):
+        """Statistics per fold and window: segments[k][w] = (a, b), possibly empty."""
+        return [[segment_stats(spike_bins, y, a, b, self._lag_minus, self._lag_plus,
+                               backend=be, dtype=self.dtype) for a, b in fold]
+                for fold in segments]
 
     def _masks(self, be, unit_regions, regions):
         home = np.asarray(unit_regions)[:, None] == np.asarray(regions)[None, :]
@@ -153,27 +168,38 @@ class SpikeLFPDictionary:
         return {k: be.asarray(v, dtype=self.dtype) for k, v in masks.items()}
 
     def _path(self, be, train, test, D, mask, fractions):
-        """Test SSE (per fraction, region) of coefficient fits along the penalty path."""
-        problem = model.coef_problem(be, train, D)
-        N, R = train.S.shape[:2]
-        shape = (N, self.n_atoms, R)
-        lmax = model.lambda_max(be, problem, self.alpha, shape, mask)
-        B = be.xp.zeros(shape, dtype=self.dtype)
-        gram = ToeplitzGram(be, test)
+        """Test SSE (per fraction, region) of coefficient fits along the penalty path.
+
+        `train` and `test` are lists over windows."""
+        problems = [model.coef_problem(be, s, D) for s in train]
+        N, R = train[0].S.shape[:2]
+        lmax = model.lambda_max(be, model.coef_problem(be, total(train), D), self.alpha,
+                                (N, self.n_atoms, R), mask)
+        B = be.xp.zeros((len(train), N, self.n_atoms, R), dtype=self.dtype)
+        grams = [ToeplitzGram(be, s) for s in test]
         out = []
         for fraction in fractions:
-            B = model.fit_coef(be, problem, lmax * fraction, self.alpha, B, mask=mask,
-                               n_iter=self.n_inner)
+            B = model.fit_coef(be, problems, lmax * fraction, self.alpha, B, mask=mask,
+                               mu=self.mu_, n_iter=self.n_inner)
             F = model.filters_from(be.xp, B, D)
-            out.append(be.to_numpy(sse(be, test, F, intercept(be, train, F), gram)))
+            out.append(sum(be.to_numpy(sse(be, te, Fw, intercept(be, tr, Fw), g))
+                           for tr, te, Fw, g in zip(train, test, F, grams, strict=True)))
         return np.array(out)
 
     def _learn(self, be, stats, D0, fraction):
-        N, R = stats.S.shape[:2]
-        problem = model.coef_problem(be, stats, D0)
-        lmax = model.lambda_max(be, problem, self.alpha, (N, self.n_atoms, R))
-        return model.learn(be, stats, D0, lmax * fraction, self.alpha, n_outer=self.n_outer,
-                           n_inner=self.n_inner)
+        """Learn atoms and coefficients on a list of window statistics at lam = fraction x max."""
+        N, R = stats[0].S.shape[:2]
+        lmax = model.lambda_max(be, model.coef_problem(be, total(stats), D0), self.alpha,
+                                (N, self.n_atoms, R))
+        return model.learn(be, stats, D0, lmax * be.asarray(fraction, dtype=self.dtype),
+                           self.alpha, mu=self.mu_, n_outer=self.n_outer, n_inner=self.n_inner)
+
+    def _segments(self, cores, n_bins):
+        """Per fold, per window: the part of the fold's core inside the window."""
+        windows = self.windows_s or [(0.0, n_bins / self.fs_hz)]
+        bounds = [(int(round(a * self.fs_hz)), int(round(b * self.fs_hz))) for a, b in windows]
+        return [[(max(a, wa), max(max(a, wa), min(b, wb))) for wa, wb in bounds]
+                for a, b in cores]
 
     def fit(self, spike_bins: list[np.ndarray], y: np.ndarray, unit_regions, regions):
         """Cross-validate, fit the baselines and the null, then fit the final model.
@@ -207,13 +233,18 @@ class SpikeLFPDictionary:
         n_bins = y.shape[1]
         n_lags = self._lag_minus + self._lag_plus + 1
         cores = fold_cores(n_bins, self.n_folds, n_lags)
-        stats = self._stats(be, spike_bins, y, cores)
+        segments = self._segments(cores, n_bins)
+        stats = self._stats(be, spike_bins, y, segments)
         jitter = self._stats(be, circular_jitter(spike_bins, n_bins,
                                                  int(self.jitter_min_s * self.fs_hz), rng),
-                             y, cores)
+                             y, segments)
         masks = self._masks(be, unit_regions, regions)
         lap("statistics")
         D0 = be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0), dtype=self.dtype)
+        n_windows = len(segments[0])
+        by_window = [total([fold[w] for fold in stats]) for w in range(n_windows)]
+        self.mu_ = self.smoothness * model.smoothness_scale(
+            [model.coef_problem(be, total(by_window), D0)])
         fractions = np.asarray(self.lambda_fractions)
         mid = float(np.median(fractions))
         R = y.shape[0]
@@ -223,29 +254,34 @@ class SpikeLFPDictionary:
         sta_sse = {s: np.zeros(R) for s in PREDICTOR_SETS}
         fold_atoms = []
         scale = float(np.mean([len(s) for s in spike_bins])) / n_bins
+
+        def train_of(st, k):
+            return [total([fold[w] for fold in st]) - st[k][w] for w in range(n_windows)]
+
         for k in tqdm(range(self.n_folds), desc="lfpdict: folds", disable=not self.progress):
-            train = _sum(s for j, s in enumerate(stats) if j != k)
-            test = stats[k]
-            total_sst += be.to_numpy(sst(test))
+            train, test = train_of(stats, k), stats[k]
+            train_all, test_all = total(train), total(test)
+            total_sst += be.to_numpy(sst(test_all))
             D, *_ = self._learn(be, train, D0, mid)
             fold_atoms.append(D)
-            gram_train, gram_test = ToeplitzGram(be, train), ToeplitzGram(be, test)
+            gram_train, gram_test = ToeplitzGram(be, train_all), ToeplitzGram(be, test_all)
             for name, mask in masks.items():
                 dict_sse[name] += self._path(be, train, test, D, mask, fractions)
                 for i, a in enumerate(self.ridge_alphas):
-                    F = baselines.wiener(be, train, xp.full(R, a * scale, dtype=self.dtype),
+                    F = baselines.wiener(be, train_all, xp.full(R, a * scale, dtype=self.dtype),
                                          mask, gram_train)
                     wiener_sse[name][i] += be.to_numpy(
-                        sse(be, test, F, intercept(be, train, F), gram_test))
-                F = baselines.sta(be, train, mask, gram_train)
-                sta_sse[name] += be.to_numpy(sse(be, test, F, intercept(be, train, F), gram_test))
+                        sse(be, test_all, F, intercept(be, train_all, F), gram_test))
+                F = baselines.sta(be, train_all, mask, gram_train)
+                sta_sse[name] += be.to_numpy(
+                    sse(be, test_all, F, intercept(be, train_all, F), gram_test))
         lap("cross_validation")
         r2 = {s: 1 - dict_sse[s] / total_sst for s in PREDICTOR_SETS}
-        best = {s: np.argmax(r2[s], axis=0) for s in PREDICTOR_SETS}
+        best = {s: np.argmax(np.nan_to_num(r2[s], nan=-np.inf), axis=0) for s in PREDICTOR_SETS}
         chosen = {s: fractions[best[s]] for s in PREDICTOR_SETS}
         jitter_sse = {s: np.zeros(R) for s in PREDICTOR_SETS}
         for k in tqdm(range(self.n_folds), desc="lfpdict: null", disable=not self.progress):
-            train = _sum(s for j, s in enumerate(jitter) if j != k)
+            train = train_of(jitter, k)
             D, *_ = self._learn(be, train, D0, mid)
             for name, mask in masks.items():
                 path = self._path(be, train, jitter[k], D, mask, fractions)
@@ -265,62 +301,65 @@ class SpikeLFPDictionary:
                     self.scores_.append({"region": region, "predictors": name,
                                          "model": model_name, "r2_heldout": float(value),
                                          "penalty": float(pen)})
-        self._final_fit(be, _sum(stats), D0, chosen["all"], regions)
+        self._final_fit(be, by_window, D0, chosen["all"])
         lap("final_fit")
-        self._heldout(be, spike_bins, y, stats, cores, fold_atoms, masks, chosen, regions)
+        self._heldout(be, spike_bins, y, stats, segments, fold_atoms, masks, chosen, regions,
+                      train_of)
         lap("heldout")
         return self
 
-    def _final_fit(self, be, stats, D0, fractions, regions):
-        N, R = stats.S.shape[:2]
-        problem = model.coef_problem(be, stats, D0)
-        lmax = model.lambda_max(be, problem, self.alpha, (N, self.n_atoms, R))
-        lam = lmax * be.asarray(fractions, dtype=self.dtype)
-        D, B, c, trace = model.learn(be, stats, D0, lam, self.alpha, n_outer=self.n_outer,
-                                     n_inner=self.n_inner)
-        self.atoms_ = be.to_numpy(D)
-        self.coef_ = be.to_numpy(B).transpose(0, 2, 1)
-        self.filters_ = be.to_numpy(model.filters_from(be.xp, B, D))
-        self.intercept_ = be.to_numpy(c)
-        self.lambda_ = be.to_numpy(lam)
-        self.objective_ = trace
-        self.n_atoms_used_ = int((np.abs(self.coef_).sum(axis=(0, 1)) > 0).sum())
-
-    def _heldout(self, be, spike_bins, y, stats, cores, fold_atoms, masks, chosen, regions):
-        """Held-out predictions of each fold's core: band coherence and an example stretch."""
+    def _final_fit(self, be, stats, D0, fractions):
+        D, B, c, trace = self._learn(be, stats, D0, fractions)
         N, R = stats[0].S.shape[:2]
+        lmax = model.lambda_max(be, model.coef_problem(be, total(stats), D0), self.alpha,
+                                (N, self.n_atoms, R))
+        omega = np.array([s.n_samples for s in stats], dtype=float)
+        omega /= max(omega.sum(), 1)
+        self.atoms_ = be.to_numpy(D)
+        self.coef_ = be.to_numpy(B).transpose(0, 1, 3, 2)  # (W, N, R, K)
+        self.window_filters_ = be.to_numpy(model.filters_from(be.xp, B, D))
+        self.filters_ = np.tensordot(omega, self.window_filters_, axes=1)
+        self.intercept_ = be.to_numpy(c)
+        self.lambda_ = be.to_numpy(lmax) * np.asarray(fractions)
+        self.objective_ = trace
+        self.n_atoms_used_ = int((np.abs(self.coef_).sum(axis=(0, 1, 2)) > 0).sum())
+
+    def _heldout(self, be, spike_bins, y, stats, segments, fold_atoms, masks, chosen, regions,
+                 train_of):
+        """Held-out predictions of each fold's core: band coherence and an example stretch."""
+        N, R = stats[0][0].S.shape[:2]
         coh = {s: {b: [] for b in BANDS_HZ} for s in PREDICTOR_SETS}
-        for k, (a, b) in enumerate(cores):
-            train = _sum(s for j, s in enumerate(stats) if j != k)
-            problem = model.coef_problem(be, train, fold_atoms[k])
+        n_heldout = 0
+        for k, fold in enumerate(segments):
+            t = np.concatenate([np.arange(wa, wb) for wa, wb in fold])  # samples in windows
+            measured = y[:, t]
+            train = train_of(stats, k)
+            problems = [model.coef_problem(be, s, fold_atoms[k]) for s in train]
+            n_heldout += t.size
             for name, mask in masks.items():
-                lmax = model.lambda_max(be, problem, self.alpha, (N, self.n_atoms, R), mask)
-                B = model.fit_coef(be, problem, lmax * be.asarray(chosen[name], dtype=self.dtype),
-                                   self.alpha, be.xp.zeros((N, self.n_atoms, R), self.dtype),
-                                   mask=mask, n_iter=self.n_inner)
+                lmax = model.lambda_max(be, model.coef_problem(be, total(train), fold_atoms[k]),
+                                        self.alpha, (N, self.n_atoms, R), mask)
+                B = model.fit_coef(be, problems, lmax * be.asarray(chosen[name], self.dtype),
+                                   self.alpha,
+                                   be.xp.zeros((len(train), N, self.n_atoms, R), self.dtype),
+                                   mask=mask, mu=self.mu_, n_iter=self.n_inner)
                 F = model.filters_from(be.xp, B, fold_atoms[k])
-                pred = predict(be, spike_bins, F, intercept(be, train, F), a, b, self._lag_minus)
-                nperseg = int(min(b - a, 2 * self.fs_hz))
-                freqs, c = scipy.signal.coherence(y[:, a:b], pred, fs=self.fs_hz,
+                pred = np.concatenate(
+                    [predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, self._lag_minus)
+                     for (wa, wb), Fw, tr in zip(fold, F, train, strict=True) if wb > wa],
+                    axis=1)
+                nperseg = int(min(t.size, 2 * self.fs_hz))
+                freqs, c = scipy.signal.coherence(measured, pred, fs=self.fs_hz,
                                                   nperseg=nperseg, axis=-1)
                 for band, (lo, hi) in BANDS_HZ.items():
                     sel = (freqs >= lo) & (freqs < hi)
-                    coh[name][band].append((b - a) * c[:, sel].mean(axis=1))
+                    coh[name][band].append(t.size * c[:, sel].mean(axis=1))
                 if k == 0 and name == "all":
-                    n_show = int(min(b - a, 10 * self.fs_hz))
-                    self.heldout_ = {"t_s": (a + np.arange(n_show)) / self.fs_hz,
-                                     "measured": y[:, a:a + n_show],
+                    n_show = int(min(t.size, 10 * self.fs_hz))
+                    self.heldout_ = {"t_s": t[:n_show] / self.fs_hz,
+                                     "measured": measured[:, :n_show],
                                      "predicted": pred[:, :n_show]}
-        total = sum(b - a for a, b in cores)
         self.coherence_ = [{"region": region, "predictors": name, "band": band,
-                            "coherence": float(np.sum(coh[name][band], axis=0)[i] / total)}
+                            "coherence": float(np.sum(coh[name][band], axis=0)[i] / n_heldout)}
                            for i, region in enumerate(regions) for name in PREDICTOR_SETS
                            for band in BANDS_HZ]
-
-
-def _sum(items):
-    items = list(items)
-    total = items[0]
-    for s in items[1:]:
-        total = total + s
-    return total

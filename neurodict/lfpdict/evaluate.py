@@ -37,7 +37,7 @@ class ToeplitzGram:
 
 def intercept(be: Backend, train: SegmentStats, F):
     """Least-squares intercept of filters F on the training statistics, shape (R,)."""
-    return (train.ysum - be.xp.einsum("nrl,nl->r", F, train.g)) / train.n_samples
+    return (train.ysum - be.xp.einsum("nrl,nl->r", F, train.g)) / max(train.n_samples, 1)
 
 
 def sse(be: Backend, test: SegmentStats, F, c, gram: ToeplitzGram | None = None):

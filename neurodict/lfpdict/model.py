@@ -71,7 +71,7 @@ class CoefProblem:
     def intercept(self, B):
         """c_r = (ysum_r - q^T b_r) / n for coefficients B of shape (N, K, R)."""
         s = self.stats
-        return (s.ysum - self.q @ B.reshape(self.q.size, -1)) / s.n_samples
+        return (s.ysum - self.q @ B.reshape(self.q.size, -1)) / max(s.n_samples, 1)
 
     def loss(self, B):
         """Per-region 1/(2n) squared error with the optimal intercept, shape (R,)."""
@@ -89,7 +89,7 @@ def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
     H = H.transpose(0, 2, 1, 3).reshape(N * K, N * K)
     q = (stats.g @ D.T).reshape(N * K)
     Z = xp.einsum("nrl,kl->nkr", stats.S, D).reshape(N * K, -1)
-    n = stats.n_samples
+    n = max(stats.n_samples, 1)  # an empty window contributes nothing (all sums are 0)
     return CoefProblem(
         H=(H - xp.outer(q, q) / n) / n,
         Z=(Z - xp.outer(q, stats.ysum) / n) / n,
@@ -106,44 +106,75 @@ def penalty(xp, B, lam, alpha: float):
     return lam * (alpha * l1 + (1 - alpha) * group)
 
 
-def fit_coef(be: Backend, problem: CoefProblem, lam, alpha: float, B0, mask=None,
-             n_iter: int = 300, step: float | None = None):
-    """Minimise the coefficient objective for fixed atoms by FISTA.
+def window_weights(problems: list[CoefProblem]) -> list[float]:
+    """omega_w = n_w / sum n: each window's share of the samples."""
+    n = [p.stats.n_samples for p in problems]
+    return [k / max(sum(n), 1) for k in n]
+
+
+def smoothness_scale(problems: list[CoefProblem]) -> float:
+    """Mean curvature of the coefficient losses, trace(H_w) / (N K) averaged over windows.
+
+    The dimensionless ``smoothness`` setting is multiplied by it to give mu."""
+    return float(np.mean([float(p.H.trace()) / p.q.size for p in problems]))
+
+
+def objective(be: Backend, problems: list[CoefProblem], B, lam, alpha: float, mu: float):
+    """sum_w omega_w (loss_w + penalty_w) + mu sum_w ||B_w - B_{w-1}||^2 (a float)."""
+    xp = be.xp
+    total = sum(w * float((p.loss(Bw) + penalty(xp, Bw, lam, alpha)).sum())
+                for w, p, Bw in zip(window_weights(problems), problems, B, strict=True))
+    return total + mu * float(((B[1:] - B[:-1]) ** 2).sum())
+
+
+def fit_coef(be: Backend, problems: list[CoefProblem], lam, alpha: float, B0, mask=None,
+             mu: float = 0.0, n_iter: int = 300, step: float | None = None):
+    """Minimise the coefficient objective for fixed atoms by FISTA, all windows at once.
 
     Parameters
     ----------
+    problems : list of CoefProblem, one per window
     lam : array of shape (R,)
     alpha : float
         Share of the l1 part in the penalty (the rest is the group part).
-    B0 : array of shape (N, K, R)
+    B0 : array of shape (W, N, K, R)
         Warm start.
     mask : array of shape (N, R), optional
         Predictor set: which units may predict which region.
+    mu : float
+        Smoothness of the coefficients across consecutive windows.
     step : float, optional
         1 / Lipschitz constant of the gradient (computed when missing).
 
     Returns
     -------
-    B : array of shape (N, K, R)
+    B : array of shape (W, N, K, R)
     """
     xp = be.xp
-    shape = B0.shape
-    NK = problem.q.size
-    if step is None:
-        step = 1.0 / max(power_iteration(xp, lambda v: problem.H @ v, (NK,), B0.dtype), 1e-30)
+    W, N, K, R = B0.shape
+    omega = window_weights(problems)
     lam = xp.asarray(lam, dtype=B0.dtype)
+    if step is None:
+        lip = max(w * power_iteration(xp, lambda v, p=p: p.H @ v, (N * K,), B0.dtype)
+                  for w, p in zip(omega, problems, strict=True))
+        step = 1.0 / max(lip + 8 * mu, 1e-30)
 
     def grad(B):
-        return (problem.H @ B.reshape(NK, -1) - problem.Z).reshape(shape)
+        g = xp.stack([w * (p.H @ Bw.reshape(N * K, R) - p.Z).reshape(N, K, R)
+                      for w, p, Bw in zip(omega, problems, B, strict=True)])
+        if mu > 0 and W > 1:
+            diff = B[1:] - B[:-1]
+            g[1:] += 2 * mu * diff
+            g[:-1] -= 2 * mu * diff
+        return g
 
     def prox(V, t):
-        return prox_sparse_group(xp, V, t * alpha * lam, t * (1 - alpha) * lam, mask)
+        return xp.stack([prox_sparse_group(xp, Vw, t * w * alpha * lam, t * w * (1 - alpha) * lam,
+                                           mask) for w, Vw in zip(omega, V, strict=True)])
 
-    def objective(B):
-        return float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum())
-
-    B0 = prox_sparse_group(xp, B0, 0.0, 0.0, mask)
-    B, _ = fista(xp, B0, grad, prox, objective, step, n_iter)
+    B0 = prox(B0, 0.0)
+    B, _ = fista(xp, B0, grad, prox, lambda B: objective(be, problems, B, lam, alpha, mu),
+                 step, n_iter)
     return B
 
 
@@ -173,32 +204,42 @@ class AtomHessian:
         return out[L - 1: 2 * L - 1].T.astype(D.dtype)
 
 
-def fit_atoms(be: Backend, stats: SegmentStats, B, c, D0, n_iter: int = 100):
-    """Minimise the squared error over atoms (unit-ball constraint) for fixed B and intercept c.
+def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 100):
+    """Minimise the squared error over atoms (unit-ball constraint) for fixed B and intercepts.
+
+    Parameters
+    ----------
+    stats : list of SegmentStats, one per window
+    B : array of shape (W, N, K, R)
+    c : array of shape (W, R)
+    D0 : array of shape (K, L)
 
     Returns
     -------
     D : array of shape (K, L)
     """
     xp = be.xp
-    n = stats.n_samples
-    Q = AtomHessian(be, stats, B)
-    E = (xp.einsum("nkr,nrl->kl", B, stats.S) - xp.einsum("nkr,r,nl->kl", B, c, stats.g)) / n
-    step = 1.0 / max(power_iteration(xp, lambda V: (Q @ V) / n, D0.shape, D0.dtype), 1e-30)
+    n = max(sum(s.n_samples for s in stats), 1)
+    Qs = [AtomHessian(be, s, Bw) for s, Bw in zip(stats, B, strict=True)]
+    E = sum(xp.einsum("nkr,nrl->kl", Bw, s.S) - xp.einsum("nkr,r,nl->kl", Bw, cw, s.g)
+            for s, Bw, cw in zip(stats, B, c, strict=True)) / n
 
-    def grad(D):
-        return (Q @ D) / n - E
+    def Q(D):
+        return sum(q @ D for q in Qs) / n
+
+    step = 1.0 / max(power_iteration(xp, Q, D0.shape, D0.dtype), 1e-30)
 
     def objective(D):
-        return float(0.5 * (D * (Q @ D)).sum() / n - (E * D).sum())
+        return float(0.5 * (D * Q(D)).sum() - (E * D).sum())
 
-    D, _ = fista(xp, D0, grad, lambda V, t: project_unit_ball(xp, V), objective, step, n_iter)
+    D, _ = fista(xp, D0, lambda D: Q(D) - E, lambda V, t: project_unit_ball(xp, V), objective,
+                 step, n_iter)
     return D
 
 
 def filters_from(xp, B, D):
-    """f[n, r, tau] = sum_k B[n, k, r] D[k, tau], shape (N, R, L)."""
-    return xp.einsum("nkr,kl->nrl", B, D)
+    """f[..., n, r, tau] = sum_k B[..., n, k, r] D[k, tau], shape (..., N, R, L)."""
+    return xp.einsum("...nkr,kl->...nrl", B, D)
 
 
 def lambda_max(be: Backend, problem: CoefProblem, alpha: float, shape: tuple, mask=None):
@@ -218,34 +259,40 @@ def lambda_max(be: Backend, problem: CoefProblem, alpha: float, shape: tuple, ma
     return hi
 
 
-def learn(be: Backend, stats: SegmentStats, D0, lam, alpha: float, n_outer: int = 15,
-          n_inner: int = 200, mask=None):
-    """Alternate b | d and d | b from atoms D0; return D, B, intercept and the objective trace.
+def learn(be: Backend, stats: list[SegmentStats], D0, lam, alpha: float, mu: float = 0.0,
+          n_outer: int = 15, n_inner: int = 200, mask=None):
+    """Alternate b | d and d | b from atoms D0; return D, B, intercepts and the objective trace.
+
+    Parameters
+    ----------
+    stats : list of SegmentStats, one per window (atoms shared, coefficients per window)
+    mu : float
+        Smoothness of the coefficients across windows.
 
     Returns
     -------
     D : array of shape (K, L)
-    B : array of shape (N, K, R)
-    c : array of shape (R,)
+    B : array of shape (W, N, K, R)
+    c : array of shape (W, R)
     trace : list of float
-        J after each half-step (never increasing).
+        The objective after each half-step (never increasing).
     """
     xp = be.xp
-    N, R = stats.S.shape[:2]
-    K = D0.shape[0]
+    N, R = stats[0].S.shape[:2]
     D = D0
-    B = xp.zeros((N, K, R), dtype=D0.dtype)
+    B = xp.zeros((len(stats), N, D0.shape[0], R), dtype=D0.dtype)
     lam = xp.asarray(lam, dtype=D0.dtype)
     trace = []
     for _ in range(n_outer):
-        problem = coef_problem(be, stats, D)
-        B = fit_coef(be, problem, lam, alpha, B, mask=mask, n_iter=n_inner)
-        trace.append(float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum()))
-        c = problem.intercept(B)
+        problems = [coef_problem(be, s, D) for s in stats]
+        B = fit_coef(be, problems, lam, alpha, B, mask=mask, mu=mu, n_iter=n_inner)
+        trace.append(objective(be, problems, B, lam, alpha, mu))
+        c = xp.stack([p.intercept(Bw) for p, Bw in zip(problems, B, strict=True)])
         D = fit_atoms(be, stats, B, c, D, n_iter=n_inner)
-        problem = coef_problem(be, stats, D)
-        trace.append(float((problem.loss(B) + penalty(xp, B, lam, alpha)).sum()))
+        problems = [coef_problem(be, s, D) for s in stats]
+        trace.append(objective(be, problems, B, lam, alpha, mu))
         if len(trace) > 2 and trace[-3] - trace[-1] <= 1e-6 * abs(trace[-1]):
             break
-    problem = coef_problem(be, stats, D)
-    return D, B, problem.intercept(B), trace
+    problems = [coef_problem(be, s, D) for s in stats]
+    c = xp.stack([p.intercept(Bw) for p, Bw in zip(problems, B, strict=True)])
+    return D, B, c, trace

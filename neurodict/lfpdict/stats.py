@@ -55,6 +55,15 @@ class SegmentStats:
         return SegmentStats(*(getattr(self, f.name) + getattr(other, f.name)
                               for f in fields(self)))
 
+    def __sub__(self, other: SegmentStats) -> SegmentStats:
+        return SegmentStats(*(getattr(self, f.name) - getattr(other, f.name)
+                              for f in fields(self)))
+
+
+def total(stats: list[SegmentStats]) -> SegmentStats:
+    """The statistics of the union of disjoint segments."""
+    return sum(stats[1:], start=stats[0])
+
 
 def spike_arrays(spike_bins: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All spikes as (bin, unit, count) arrays sorted by bin; repeated bins are merged."""
