@@ -198,7 +198,8 @@ def main() -> None:
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(*map(float, args.one.split(",")))))
+        regions, units, minutes = args.one.split(",")
+        print(json.dumps(one_size(int(regions), int(units), float(minutes))))
         return
     if not args.peers_only:
         rows = []

@@ -7,8 +7,9 @@ training set. For every fold and predictor set (all units; units outside the reg
 inside it) the model is fitted along a path of penalties (fractions of each region's
 ``lambda_max``) and scored on the held-out core; the fraction with the best pooled held-out R^2
 is chosen per region and set. Baselines in the same folds: ridge filters (Wiener) with their own
-ridge path, spike-triggered averages scaled by least squares, and the dictionary model refitted
-on spike trains circularly shifted by at least ``jitter_min_s`` (the null: R^2 near 0).
+ridge path, spike-triggered averages scaled by least squares, and the whole procedure (atoms,
+penalty path and its choice) rerun on spike trains circularly shifted by at least
+``jitter_min_s`` (the null: R^2 near 0).
 """
 
 from __future__ import annotations
@@ -279,13 +280,14 @@ class SpikeLFPDictionary:
         r2 = {s: 1 - dict_sse[s] / total_sst for s in PREDICTOR_SETS}
         best = {s: np.argmax(np.nan_to_num(r2[s], nan=-np.inf), axis=0) for s in PREDICTOR_SETS}
         chosen = {s: fractions[best[s]] for s in PREDICTOR_SETS}
-        jitter_sse = {s: np.zeros(R) for s in PREDICTOR_SETS}
+        jitter_sse = {s: np.zeros((fractions.size, R)) for s in PREDICTOR_SETS}
         for k in tqdm(range(self.n_folds), desc="lfpdict: null", disable=not self.progress):
             train = train_of(jitter, k)
             D, *_ = self._learn(be, train, D0, mid)
             for name, mask in masks.items():
-                path = self._path(be, train, jitter[k], D, mask, fractions)
-                jitter_sse[name] += path[best[name], np.arange(R)]
+                jitter_sse[name] += self._path(be, train, jitter[k], D, mask, fractions)
+        # the null goes through the same procedure, penalty chosen on its own held-out error
+        jitter_best = {s: np.argmin(jitter_sse[s], axis=0) for s in PREDICTOR_SETS}
         lap("null")
         self.scores_ = []
         for i, region in enumerate(regions):
@@ -295,7 +297,8 @@ class SpikeLFPDictionary:
                     "wiener": max((1 - wiener_sse[name][j, i] / total_sst[i], a)
                                   for j, a in enumerate(self.ridge_alphas)),
                     "sta": (1 - sta_sse[name][i] / total_sst[i], np.nan),
-                    "jitter": (1 - jitter_sse[name][i] / total_sst[i], chosen[name][i]),
+                    "jitter": (1 - jitter_sse[name][jitter_best[name][i], i] / total_sst[i],
+                               fractions[jitter_best[name][i]]),
                 }
                 for model_name, (value, pen) in rows.items():
                     self.scores_.append({"region": region, "predictors": name,
