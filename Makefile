@@ -31,6 +31,7 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
 
 lint: $(STAMP)
+	test -f data/demo/session.yaml || $(BIN)/neurodict synth --out data/demo
 	$(BIN)/ruff check neurodict tests benchmarks
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint

@@ -40,8 +40,9 @@ def test_snakefmt_check():
     assert out.returncode == 0, out.stderr
 
 
-def test_snakemake_lint():
-    out = run([str(BIN / "snakemake"), "--lint"], cwd=REPO)
+def test_snakemake_lint(workdir):
+    """Lint on a configuration whose session exists (a clean clone has no data/demo yet)."""
+    out = snakemake(workdir, "--lint")
     assert out.returncode == 0, out.stdout + out.stderr
     assert "Congratulations, your workflow is in a good condition" in out.stdout + out.stderr
 
