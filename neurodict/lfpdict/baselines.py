@@ -25,7 +25,7 @@ def centred(be: Backend, stats: SegmentStats, gram: ToeplitzGram):
 
 
 def wiener(be: Backend, stats: SegmentStats, alpha, mask=None, gram: ToeplitzGram | None = None,
-           n_iter: int = 300, tol: float = 1e-5):
+           n_iter: int = 300, tol: float = 1e-5, F0=None):
     """Ridge filters: argmin_f ||y - c - sum_n u_n * f_n||^2 / n + alpha ||f||^2, per region.
 
     Solved by conjugate gradients on (G~ / n + alpha I) f = S~ / n, one independent system per
@@ -36,6 +36,8 @@ def wiener(be: Backend, stats: SegmentStats, alpha, mask=None, gram: ToeplitzGra
     alpha : array of shape (R,)
     mask : array of shape (N, R), optional
         Units allowed to predict each region.
+    F0 : array of shape (N, R, L), optional
+        Start of the conjugate gradients (the solution at a neighbouring alpha on a path).
 
     Returns
     -------
@@ -50,7 +52,7 @@ def wiener(be: Backend, stats: SegmentStats, alpha, mask=None, gram: ToeplitzGra
         return m * apply(m * F) / n + alpha[None, :, None] * F
 
     b = m * target / n
-    F = xp.zeros_like(b)
+    F = xp.zeros_like(b) if F0 is None else m * F0
     r = b - op(F)
     p = r
     rs = (r * r).sum(axis=(0, 2))

@@ -268,9 +268,11 @@ class SpikeLFPDictionary:
             gram_train, gram_test = ToeplitzGram(be, train_all), ToeplitzGram(be, test_all)
             for name, mask in masks.items():
                 dict_sse[name] += self._path(be, train, test, D, mask, fractions)
-                for i, a in enumerate(self.ridge_alphas):
+                F = None
+                for i in np.argsort(self.ridge_alphas)[::-1]:  # strong to weak, warm-started
+                    a = self.ridge_alphas[i]
                     F = baselines.wiener(be, train_all, xp.full(R, a * scale, dtype=self.dtype),
-                                         mask, gram_train)
+                                         mask, gram_train, F0=F)
                     wiener_sse[name][i] += be.to_numpy(
                         sse(be, test_all, F, intercept(be, train_all, F), gram_test))
                 F = baselines.sta(be, train_all, mask, gram_train)
