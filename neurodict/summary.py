@@ -16,7 +16,7 @@ from neurodict import clusters as cl
 from neurodict.outputs import provenance, write_json
 from neurodict.pipeline import read_tsv, write_tsv
 from neurodict.report import figures
-from neurodict.report.session import _figure, render
+from neurodict.report.session import figure_block, render
 
 
 def _session_row(results: Path, name: str) -> dict:
@@ -96,7 +96,7 @@ def summary_step(results: str | Path, sessions: list[str], params: dict,
                                      f", permutation p = {figures_row['p_beyond_region']}."},
             {"kind": "table", "id": "pooled-table", "rows": summary,
              "columns": ["cluster", "n_units", *home_cols]},
-            _figure(figures.cluster_signatures(summary, list(common), bands),
+            figure_block(figures.cluster_signatures(summary, list(common), bands),
                     "Mean signature of each pooled cluster."),
         ]},
     ]

@@ -23,7 +23,8 @@ from neurodict.report import figures
 TEMPLATES = Path(__file__).parent / "templates"
 
 
-def _figure(fig, caption: str) -> dict:
+def figure_block(fig, caption: str) -> dict:
+    """A report block holding `fig` as an embedded PNG with its caption."""
     return {"kind": "figure", "uri": figures.to_data_uri(fig), "caption": caption}
 
 
@@ -40,9 +41,10 @@ def recording_section(info: dict, rec) -> dict:
                                   "windows", "params")}
     return {"id": "recording", "title": "Recording", "blocks": [
         {"kind": "text", "text": facts},
-        _figure(figures.probe_map(rec.get_channel_locations()[:, :2], rec.get_property("group"),
-                                  rec.get_property("region"), rec.get_property("bad")),
-                "Probe layout: contacts coloured by brain region."),
+        figure_block(figures.probe_map(rec.get_channel_locations()[:, :2],
+                                       rec.get_property("group"), rec.get_property("region"),
+                                       rec.get_property("bad")),
+                     "Probe layout: contacts coloured by brain region."),
         {"kind": "table", "id": "groups-table", "columns": ["group", "region", "channels"],
          "rows": rows},
         {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
@@ -63,10 +65,10 @@ def preprocessing_section(info: dict, rec, spikeband, region_lfp) -> dict:
     lfp = region_lfp.get_traces()
     regions = list(region_lfp.get_property("region"))
     return {"id": "preprocessing", "title": "Preprocessing", "blocks": [
-        _figure(figures.traces(np.arange(start, end) / fs, raw, spk, labels),
+        figure_block(figures.traces(np.arange(start, end) / fs, raw, spk, labels),
                 f"Raw and spike-band ({info['params']['spikeband']['freq_min_hz']}-"
                 f"{info['params']['spikeband']['freq_max_hz']} Hz) traces."),
-        _figure(figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
+        figure_block(figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
                 f"Power spectra of the region LFPs at {region_lfp.sampling_frequency:.0f} Hz "
                 f"(mains {info['mains_hz']} Hz and harmonics notched)."),
     ]}
@@ -79,7 +81,8 @@ def detection_section(info: dict, rows: list[dict]) -> dict:
     return {"id": "detection", "title": "Spike detection", "blocks": [
         {"kind": "text", "text": f"Threshold {d['threshold_sigma']} robust SD, {d['peak_sign']} "
                                  f"peaks, dead time {d['dead_time_ms']} ms."},
-        _figure(figures.detection_counts(rows, regions), "Detected spikes per second by group."),
+        figure_block(figures.detection_counts(rows, regions),
+                     "Detected spikes per second by group."),
         {"kind": "table", "id": "detection-table", "columns": list(rows[0]), "rows": rows},
     ]}
 
@@ -104,14 +107,14 @@ def dictionary_section(results: Path) -> dict:
                                  f"{d['lags_ms'][0]:g} to {d['lags_ms'][-1]:g} ms. Held-out R^2 "
                                  "from blocked cross-validation; jitter = the dictionary model "
                                  "on circularly shifted spike trains (should be about 0)."},
-        _figure(figures.r2_bars(rows, regions), "Held-out R^2 per region: dictionary model "
+        figure_block(figures.r2_bars(rows, regions), "Held-out R^2 per region: dictionary model "
                 "against Wiener (ridge), spike-triggered-average and jitter baselines."),
-        _figure(figures.heldout_stretch(d["heldout_t_s"], d["heldout_measured"],
+        figure_block(figures.heldout_stretch(d["heldout_t_s"], d["heldout_measured"],
                                         d["heldout_predicted"], regions),
                 "Measured and predicted LFP on a held-out stretch (all units as predictors)."),
-        _figure(figures.atoms_and_spectra(d["atoms"], d["lags_ms"], fs_hz, used),
+        figure_block(figures.atoms_and_spectra(d["atoms"], d["lags_ms"], fs_hz, used),
                 "Learned convolutional atoms and their spectra (grey: unused)."),
-        _figure(figures.connectivity(power, labels, regions),
+        figure_block(figures.connectivity(power, labels, regions),
                 "Unit x region connectivity: power of each link's filter per band."),
         {"kind": "table", "id": "scores-table",
          "columns": ["region", "predictors", "model", "r2_heldout", "penalty"], "rows": table},
@@ -139,12 +142,12 @@ def clusters_section(results: Path) -> dict:
                                  f"home region: permutation p = {s['p_beyond_region']}."},
         {"kind": "table", "id": "cluster-table", "columns": ["cluster", "n_units", *home_cols],
          "rows": summary},
-        _figure(figures.cluster_signatures(summary, regions, bands),
+        figure_block(figures.cluster_signatures(summary, regions, bands),
                 "Mean signature of each cluster: filter amplitude by region and band."),
-        _figure(figures.phase_polar(phase, regions, bands),
+        figure_block(figures.phase_polar(phase, regions, bands),
                 "Spike-LFP phase locking: preferred phase and pairwise phase consistency of "
                 "significantly locked unit-region pairs, coloured by LFP region."),
-        _figure(figures.importance_bars(importance),
+        figure_block(figures.importance_bars(importance),
                 "Functional importance: held-out R^2 lost when a unit is left out."),
     ]}
 
