@@ -256,6 +256,55 @@ def _fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
     return {name: 1 - v / sst_sum for name, v in out.items()}
 
 
+def _lags(dict_params: dict, fs: float) -> tuple[int, int]:
+    return (int(round(dict_params["lag_minus_ms"] * fs / 1000)),
+            int(round(dict_params["lag_plus_ms"] * fs / 1000)))
+
+
+def _half_split_ari(spike_bins, y, fs, d, active, dict_params, seed, cluster_kw) -> float:
+    """ARI between the clusterings of dictionaries refitted on each half of the recording."""
+    from neurodict import clusters as cl
+    from neurodict.backend import CPU
+    from neurodict.lfpdict import model
+    from neurodict.lfpdict.stats import segment_stats
+
+    lm, lp = _lags(dict_params, fs)
+    T = y.shape[1]
+    labels = []
+    for a, b in ((0, T // 2), (T // 2, T)):
+        st = segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64")
+        D, B, _, _ = model.learn(CPU, [st], d["atoms"].astype("float64"), d["lam"],
+                                 float(dict_params["alpha"]), n_outer=dict_params["n_outer"],
+                                 n_inner=dict_params["n_inner"])
+        sig, _ = cl.signatures(model.filters_from(np, B[0], D), fs)
+        labels.append(cl.cluster(sig[active], seed=seed, **cluster_kw).labels)
+    return float(cl.adjusted_rand_score(*labels))
+
+
+def _importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params) -> list[dict]:
+    """Held-out R^2 of each region without each unit and without each cluster."""
+    from neurodict.backend import CPU
+    from neurodict.lfpdict.estimator import fold_cores
+    from neurodict.lfpdict.stats import segment_stats
+
+    lm, lp = _lags(dict_params, fs)
+    cores = fold_cores(y.shape[1], dict_params["n_folds"], lm + lp + 1)
+    stats = [segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64") for a, b in cores]
+    base = np.ones((len(unit_ids), len(targets)))
+    drops = {"all": base}
+    drops |= {f"unit:{u}": np.where(np.arange(len(unit_ids))[:, None] == i, 0.0, base)
+              for i, u in enumerate(unit_ids)}
+    drops |= {f"cluster:{g}": np.where((labels == g)[:, None], 0.0, base)
+              for g in np.unique(labels[labels >= 0])}
+    r2 = _fold_mask_r2(CPU, stats, cores, d["atoms"].astype("float64"),
+                       d["lam"].astype("float64"), float(dict_params["alpha"]), drops,
+                       dict_params["n_inner"])
+    return [{"left_out": name.split(":", 1)[1], "kind": name.split(":", 1)[0], "region": region,
+             "r2_full": round(float(r2["all"][r]), 5), "r2_without": round(float(v[r]), 5),
+             "r2_drop": round(float(r2["all"][r] - v[r]), 5)}
+            for name, v in r2.items() if name != "all" for r, region in enumerate(targets)]
+
+
 def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | Path,
                   out_dir: str | Path, params: dict, dict_params: dict) -> dict:
     """Cluster units by signature, test stability, phase locking and functional importance.
@@ -267,10 +316,6 @@ def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | 
     is left out; coefficients refit per fold from the statistics, atoms fixed).
     """
     from neurodict import clusters as cl
-    from neurodict.backend import CPU
-    from neurodict.lfpdict import model
-    from neurodict.lfpdict.estimator import fold_cores
-    from neurodict.lfpdict.stats import segment_stats
     from neurodict.phase import phase_table
 
     started = time.time()
@@ -292,19 +337,7 @@ def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | 
     prob = np.zeros(len(unit_ids))
     prob[active] = fit.probability
 
-    # stability: refit the dictionary on each half of the recording, cluster each
-    T = y.shape[1]
-    lm = int(round(dict_params["lag_minus_ms"] * fs / 1000))
-    lp = int(round(dict_params["lag_plus_ms"] * fs / 1000))
-    alpha, D = float(dict_params["alpha"]), d["atoms"].astype("float64")
-    half_labels = []
-    for a, b in ((0, T // 2), (T // 2, T)):
-        st = segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64")
-        Dh, Bh, _, _ = model.learn(CPU, [st], D, d["lam"], alpha,
-                                   n_outer=dict_params["n_outer"], n_inner=dict_params["n_inner"])
-        sh, _ = cl.signatures(model.filters_from(np, Bh[0], Dh), fs)
-        half_labels.append(cl.cluster(sh[active], seed=params["seed"], **kw).labels)
-    ari_halves = float(cl.adjusted_rand_score(*half_labels))
+    ari_halves = _half_split_ari(spike_bins, y, fs, d, active, dict_params, params["seed"], kw)
     boot = cl.bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"],
                             seed=params["seed"], **kw)
     p_value = cl.permutation_beyond_region(sig[active], fit.labels, unit_regions[active],
@@ -326,22 +359,8 @@ def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | 
         {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
         for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)])
 
-    # functional importance: held-out R^2 without each unit, and without each cluster
-    cores = fold_cores(T, dict_params["n_folds"], lm + lp + 1)
-    stats = [segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64") for a, b in cores]
-    base = np.ones((len(unit_ids), len(targets)))
-    drops = {"all": base}
-    drops |= {f"unit:{u}": np.where(np.arange(len(unit_ids))[:, None] == i, 0.0, base)
-              for i, u in enumerate(unit_ids)}
-    drops |= {f"cluster:{g}": np.where((labels == g)[:, None], 0.0, base)
-              for g in np.unique(fit.labels)}
-    r2 = _fold_mask_r2(CPU, stats, cores, D, d["lam"].astype("float64"), alpha, drops,
-                       dict_params["n_inner"])
-    write_tsv(out_dir / "importance.tsv", [
-        {"left_out": name.split(":", 1)[1], "kind": name.split(":", 1)[0], "region": region,
-         "r2_full": round(float(r2["all"][r]), 5), "r2_without": round(float(v[r]), 5),
-         "r2_drop": round(float(r2["all"][r] - v[r]), 5)}
-        for name, v in r2.items() if name != "all" for r, region in enumerate(targets)])
+    write_tsv(out_dir / "importance.tsv",
+              _importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params))
     write_json(out_dir / "clusters.provenance.json",
                provenance("clusters", dict(params) | figures, started))
     return figures
