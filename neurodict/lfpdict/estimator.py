@@ -174,8 +174,7 @@ class SpikeLFPDictionary:
         `train` and `test` are lists over windows."""
         problems = [model.coef_problem(be, s, D) for s in train]
         N, R = train[0].S.shape[:2]
-        lmax = model.lambda_max(be, model.coef_problem(be, total(train), D), self.alpha,
-                                (N, self.n_atoms, R), mask)
+        lmax = model.lambda_max(be, total(train), D, self.alpha, mask)
         B = be.xp.zeros((len(train), N, self.n_atoms, R), dtype=self.dtype)
         grams = [ToeplitzGram(be, s) for s in test]
         out = []
@@ -188,12 +187,13 @@ class SpikeLFPDictionary:
         return np.array(out)
 
     def _learn(self, be, stats, D0, fraction):
-        """Learn atoms and coefficients on a list of window statistics at lam = fraction x max."""
-        N, R = stats[0].S.shape[:2]
-        lmax = model.lambda_max(be, model.coef_problem(be, total(stats), D0), self.alpha,
-                                (N, self.n_atoms, R))
-        return model.learn(be, stats, D0, lmax * be.asarray(fraction, dtype=self.dtype),
-                           self.alpha, mu=self.mu_, n_outer=self.n_outer, n_inner=self.n_inner)
+        """Learn atoms and coefficients on a list of window statistics at lam = fraction x max.
+
+        Returns D, B, intercepts, objective trace and lam."""
+        lam = model.lambda_max(be, total(stats), D0, self.alpha) * be.asarray(fraction,
+                                                                                dtype=self.dtype)
+        return (*model.learn(be, stats, D0, lam, self.alpha, mu=self.mu_, n_outer=self.n_outer,
+                             n_inner=self.n_inner), lam)
 
     def _segments(self, cores, n_bins):
         """Per fold, per window: the part of the fold's core inside the window."""
@@ -256,8 +256,12 @@ class SpikeLFPDictionary:
         fold_atoms = []
         scale = float(np.mean([len(s) for s in spike_bins])) / n_bins
 
+        jitter_by_window = [total([fold[w] for fold in jitter]) for w in range(n_windows)]
+
         def train_of(st, k):
-            return [total([fold[w] for fold in st]) - st[k][w] for w in range(n_windows)]
+            """Training statistics of fold k per window: the window's total minus fold k."""
+            totals = {id(stats): by_window, id(jitter): jitter_by_window}[id(st)]
+            return [totals[w] - st[k][w] for w in range(n_windows)]
 
         for k in tqdm(range(self.n_folds), desc="lfpdict: folds", disable=not self.progress):
             train, test = train_of(stats, k), stats[k]
@@ -314,10 +318,7 @@ class SpikeLFPDictionary:
         return self
 
     def _final_fit(self, be, stats, D0, fractions):
-        D, B, c, trace = self._learn(be, stats, D0, fractions)
-        N, R = stats[0].S.shape[:2]
-        lmax = model.lambda_max(be, model.coef_problem(be, total(stats), D0), self.alpha,
-                                (N, self.n_atoms, R))
+        D, B, c, trace, lam = self._learn(be, stats, D0, fractions)
         omega = np.array([s.n_samples for s in stats], dtype=float)
         omega /= max(omega.sum(), 1)
         self.atoms_ = be.to_numpy(D)
@@ -325,7 +326,7 @@ class SpikeLFPDictionary:
         self.window_filters_ = be.to_numpy(model.filters_from(be.xp, B, D))
         self.filters_ = np.tensordot(omega, self.window_filters_, axes=1)
         self.intercept_ = be.to_numpy(c)
-        self.lambda_ = be.to_numpy(lmax) * np.asarray(fractions)
+        self.lambda_ = be.to_numpy(lam)
         self.objective_ = trace
         self.n_atoms_used_ = int((np.abs(self.coef_).sum(axis=(0, 1, 2)) > 0).sum())
 
@@ -342,8 +343,7 @@ class SpikeLFPDictionary:
             problems = [model.coef_problem(be, s, fold_atoms[k]) for s in train]
             n_heldout += t.size
             for name, mask in masks.items():
-                lmax = model.lambda_max(be, model.coef_problem(be, total(train), fold_atoms[k]),
-                                        self.alpha, (N, self.n_atoms, R), mask)
+                lmax = model.lambda_max(be, total(train), fold_atoms[k], self.alpha, mask)
                 B = model.fit_coef(be, problems, lmax * be.asarray(chosen[name], self.dtype),
                                    self.alpha,
                                    be.xp.zeros((len(train), N, self.n_atoms, R), self.dtype),

@@ -79,6 +79,17 @@ class CoefProblem:
         return 0.5 * ((b * (self.H @ b)).sum(axis=0)) - (self.Z * b).sum(axis=0) + 0.5 * self.var
 
 
+def centred_target(be: Backend, stats: SegmentStats, D):
+    """Z = (D^T S - q ysum^T / n) / n of shape (N K, R), and q = D^T g of shape (N K,).
+
+    Cheap (no Gram matrix): enough for :func:`lambda_max`."""
+    xp = be.xp
+    q = (stats.g @ D.T).reshape(-1)
+    Z = xp.einsum("nrl,kl->nkr", stats.S, D).reshape(q.size, -1)
+    n = max(stats.n_samples, 1)  # an empty window contributes nothing (all sums are 0)
+    return (Z - xp.outer(q, stats.ysum) / n) / n, q
+
+
 def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
     """Build the coefficient problem for atoms D of shape (K, L) from segment statistics."""
     xp = be.xp
@@ -87,12 +98,11 @@ def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
     A = atom_correlations(be, D)
     H = (stats.R.reshape(N * N, -1) @ A.reshape(K * K, -1).T).reshape(N, N, K, K)
     H = H.transpose(0, 2, 1, 3).reshape(N * K, N * K)
-    q = (stats.g @ D.T).reshape(N * K)
-    Z = xp.einsum("nrl,kl->nkr", stats.S, D).reshape(N * K, -1)
-    n = max(stats.n_samples, 1)  # an empty window contributes nothing (all sums are 0)
+    Z, q = centred_target(be, stats, D)
+    n = max(stats.n_samples, 1)
     return CoefProblem(
         H=(H - xp.outer(q, q) / n) / n,
-        Z=(Z - xp.outer(q, stats.ysum) / n) / n,
+        Z=Z,
         q=q,
         var=(stats.yy - stats.ysum ** 2 / n) / n,
         stats=stats,
@@ -242,10 +252,10 @@ def filters_from(xp, B, D):
     return xp.einsum("...nkr,kl->...nrl", B, D)
 
 
-def lambda_max(be: Backend, problem: CoefProblem, alpha: float, shape: tuple, mask=None):
+def lambda_max(be: Backend, stats: SegmentStats, D, alpha: float, mask=None):
     """Per region, the smallest lam for which B = 0 solves the coefficient problem, shape (R,)."""
     xp = be.xp
-    Z = problem.Z.reshape(shape)
+    Z = centred_target(be, stats, D)[0].reshape(stats.S.shape[0], D.shape[0], -1)
     if mask is not None:
         Z = Z * mask[:, None, :]
     hi = xp.abs(Z).max(axis=(0, 1)) / max(alpha, 1e-12) + 1e-30
