@@ -141,3 +141,57 @@ def summary_rows(sig: np.ndarray, labels: np.ndarray, home: np.ndarray, regions:
                 for i, r in enumerate(regions) for j, b in enumerate(bands)}
         rows.append(row)
     return rows
+
+
+@dataclass
+class UnitClusters:
+    """Clusters of every unit with their tests.
+
+    Attributes
+    ----------
+    labels : ndarray of int, shape (n_units,)
+        -1 for a unit with no LFP link (zero signature).
+    probability : ndarray of shape (n_units,)
+    fit : Clustering
+        The clustering of the linked units.
+    active : ndarray of bool, shape (n_units,)
+    bootstrap_ari : ndarray
+    p_beyond_region : float
+    """
+
+    labels: np.ndarray
+    probability: np.ndarray
+    fit: Clustering
+    active: np.ndarray
+    bootstrap_ari: np.ndarray
+    p_beyond_region: float
+
+
+def cluster_kwargs(params: dict) -> dict:
+    """The mixture settings of the ``clusters`` configuration section."""
+    return {k: params[k] for k in ("max_clusters", "variance_kept", "weight_concentration")}
+
+
+def cluster_units(sig: np.ndarray, home: np.ndarray, params: dict, source: str) -> UnitClusters:
+    """Cluster the linked units, then the bootstrap and beyond-region tests.
+
+    Raises
+    ------
+    ValueError
+        Naming `source` when fewer than 3 units have LFP links.
+    """
+    active = np.linalg.norm(sig, axis=1) > 0
+    if active.sum() < 3:
+        raise ValueError(f"'{source}': {int(active.sum())} units have LFP links; expected at "
+                         "least 3 to cluster.")
+    kw = cluster_kwargs(params)
+    fit = cluster(sig[active], seed=params["seed"], **kw)
+    labels = np.full(sig.shape[0], -1)
+    labels[active] = fit.labels
+    probability = np.zeros(sig.shape[0])
+    probability[active] = fit.probability
+    boot = bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"], seed=params["seed"],
+                         **kw)
+    p_value = permutation_beyond_region(sig[active], fit.labels, home[active],
+                                        n_perm=params["n_perm"], seed=params["seed"])
+    return UnitClusters(labels, probability, fit, active, boot, p_value)

@@ -325,23 +325,12 @@ def clusters_step(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | 
     d = np.load(dict_npz)
     if list(d["unit_ids"]) != [str(u) for u in unit_ids]:
         raise LFPDictInputError(f"'{dict_npz}' was fitted on other units than '{sorting_dir}'.")
-    kw = {k: params[k] for k in ("max_clusters", "variance_kept", "weight_concentration")}
     sig, bands = cl.signatures(d["filters"], fs)
-    active = np.linalg.norm(sig, axis=1) > 0
-    if active.sum() < 3:
-        raise LFPDictInputError(f"'{dict_npz}': {int(active.sum())} units have LFP links; "
-                                "expected at least 3 to cluster.")
-    fit = cl.cluster(sig[active], seed=params["seed"], **kw)
-    labels = np.full(len(unit_ids), -1)
-    labels[active] = fit.labels
-    prob = np.zeros(len(unit_ids))
-    prob[active] = fit.probability
-
-    ari_halves = _half_split_ari(spike_bins, y, fs, d, active, dict_params, params["seed"], kw)
-    boot = cl.bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"],
-                            seed=params["seed"], **kw)
-    p_value = cl.permutation_beyond_region(sig[active], fit.labels, unit_regions[active],
-                                           n_perm=params["n_perm"], seed=params["seed"])
+    units = cl.cluster_units(sig, unit_regions, params, str(dict_npz))
+    fit, labels, prob, active = units.fit, units.labels, units.probability, units.active
+    boot, p_value = units.bootstrap_ari, units.p_beyond_region
+    ari_halves = _half_split_ari(spike_bins, y, fs, d, active, dict_params, params["seed"],
+                                 cl.cluster_kwargs(params))
     stable = bool(ari_halves >= params["stability_ari"]
                   and np.median(boot) >= params["stability_ari"])
     write_tsv(out_dir / "clusters.tsv", [

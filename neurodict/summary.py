@@ -56,18 +56,10 @@ def summary_step(results: str | Path, sessions: list[str], params: dict,
         rows += [{"session": name, "unit_id": str(u), "home_region": str(h)}
                  for u, h in zip(d["unit_ids"], d["unit_regions"], strict=True)]
     sig = np.concatenate(sigs)
-    active = np.linalg.norm(sig, axis=1) > 0
-    kw = {k: params[k] for k in ("max_clusters", "variance_kept", "weight_concentration")}
-    fit = cl.cluster(sig[active], seed=params["seed"], **kw)
-    labels = np.full(sig.shape[0], -1)
-    labels[active] = fit.labels
-    prob = np.zeros(sig.shape[0])
-    prob[active] = fit.probability
     home = np.array([r["home_region"] for r in rows])
-    boot = cl.bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"],
-                            seed=params["seed"], **kw)
-    p_value = cl.permutation_beyond_region(sig[active], fit.labels, home[active],
-                                           n_perm=params["n_perm"], seed=params["seed"])
+    units = cl.cluster_units(sig, home, params, str(results))
+    fit, labels, prob, active = units.fit, units.labels, units.probability, units.active
+    boot, p_value = units.bootstrap_ari, units.p_beyond_region
     figures_row = {"n_clusters": int(np.unique(fit.labels).size),
                    "ari_bootstrap_median": round(float(np.median(boot)), 4),
                    "p_beyond_region": round(p_value, 4),
