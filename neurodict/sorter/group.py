@@ -1,0 +1,233 @@
+"""Sorting one electrode group: learn on a bounded subsample per epoch, assign every spike.
+
+The chain starts from SVD features and k-means, alternates Gibbs sweeps with merge moves (two
+clusters whose spikes the model cannot tell apart, measured by the separation ``d'`` of their
+log-likelihood ratios, become one), then samples: the highest-likelihood sample is the point
+estimate and the last ``n_keep`` samples give each spike's posterior assignment probabilities.
+Every spike is then assigned by its posterior predictive under the refractory mask, in batches.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from neurodict.sorter import kernels
+from neurodict.sorter.model import Data, Sampler, State, epoch_weights, marginal_log_lik
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SortParams:
+    """The sorter's parameters (the ``sorting`` section of the configuration)."""
+
+    epoch_s: float = 60.0
+    refractory_ms: float = 1.5
+    max_atoms: int = 40
+    max_clusters: int = 40
+    n_init_clusters: int = 30
+    drift: bool = True
+    drift_sd: float = 0.5
+    max_spikes_per_epoch: int = 1500
+    n_burn: int = 60
+    n_samples: int = 40
+    n_keep: int = 10
+    merge_every: int = 5
+    merge_distance: float = 3.0
+    merge_max_spread: float = 2.0
+    merge_dip: float = 0.25
+    min_unit_spikes: int = 30
+    batch_spikes: int = 20000
+    seed: int = 0
+
+
+@dataclass
+class GroupSorting:
+    """One group's result. ``labels`` index ``units``; -1 marks spikes no unit may take."""
+
+    labels: np.ndarray          # (n,) index into units, -1 unassigned
+    probability: np.ndarray     # (n, U) posterior assignment probabilities (rows sum to 1)
+    multi_unit: np.ndarray      # (U,) bool
+    presence: np.ndarray        # (U, E) spike counts per epoch
+    templates: np.ndarray       # (U, E, M, T) mean waveform per epoch, noise units
+    dictionary: np.ndarray      # (T, K_active) atoms in use, scaled by mean gain
+    features: np.ndarray        # (n_learn, M·K_active) learning features for plots
+    feature_labels: np.ndarray  # (n_learn,) unit index of each learning spike
+    trace: np.ndarray           # (n_sweeps,) joint log-likelihood per sweep
+    n_atoms: np.ndarray         # (n_sweeps,) atoms in use per sweep
+
+
+def epochs_of(samples: np.ndarray, fs_hz: float, duration_s: float, epoch_s: float):
+    """Epoch index of each spike and the number of epochs (a last short epoch joins the one
+    before when under half an epoch)."""
+    n_epochs = max(1, int(round(duration_s / epoch_s)))
+    return np.minimum((samples / fs_hz / epoch_s).astype(np.int64), n_epochs - 1), n_epochs
+
+
+def subsample(epoch: np.ndarray, n_epochs: int, per_epoch: int,
+              rng: np.random.Generator) -> np.ndarray:
+    """Sorted indices: at most `per_epoch` spikes drawn at random from each epoch."""
+    keep = [rng.choice(idx, size=min(per_epoch, idx.size), replace=False)
+            for idx in (np.flatnonzero(epoch == e) for e in range(n_epochs))]
+    return np.sort(np.concatenate(keep))
+
+
+def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
+               params: SortParams = SortParams(), progress: bool = False) -> GroupSorting:
+    """Sort one group's aligned snippets.
+
+    Parameters
+    ----------
+    x : ndarray (n, M, T)
+        Snippets in noise units (:func:`neurodict.sorter.snippets.extract`), time order.
+    samples : ndarray (n,)
+        Their aligned peak samples, sorted.
+    fs_hz, duration_s : float
+        Sampling rate and recording length.
+    params : SortParams
+    progress : bool
+        Show a progress bar over sweeps.
+    """
+    rng = np.random.default_rng(params.seed)
+    ref = int(round(params.refractory_ms * fs_hz / 1000))
+    epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+    learn = subsample(epoch, E, params.max_spikes_per_epoch, rng)
+    data = _data(x[learn].astype(np.float64), samples[learn], epoch[learn], E, ref)
+    K = min(params.max_atoms, x.shape[2])
+    sampler = Sampler(data, K, params.max_clusters, params.drift, params.drift_sd,
+                      params.n_init_clusters, rng)
+    trace, atoms = [], []
+    bar = tqdm(total=params.n_burn + params.n_samples, desc="gibbs", disable=not progress,
+               leave=False)
+
+    def sweep():
+        st = sampler.sweep()
+        trace.append(st.log_lik)
+        atoms.append(int(st.z.sum()))
+        bar.update()
+        return st
+
+    for it in range(params.n_burn):
+        sweep()
+        if it % params.merge_every == params.merge_every - 1:
+            n = _merge(sampler, data, params)
+            if n:
+                log.info("sweep %d: merged %d pairs of clusters", it + 1, n)
+    best, kept = None, []
+    for _ in range(params.n_samples):
+        st = sweep()
+        if best is None or st.log_lik > best.log_lik:
+            best = st.copy()
+        kept = (kept + [st.copy()])[-params.n_keep:]
+    bar.close()
+    return _assign(x, samples, epoch, E, ref, best, kept, learn, np.array(trace),
+                   np.array(atoms), params)
+
+
+def _data(x, samples, epoch, n_epochs, ref) -> Data:
+    lo, hi = kernels.refractory_neighbours(samples, ref)
+    return Data(x=x, epoch=epoch, n_epochs=n_epochs,
+                classes=kernels.colour_classes(samples, ref), lo=lo, hi=hi)
+
+
+def _log_posterior(x, epoch, state: State) -> np.ndarray:
+    weights, _ = epoch_weights(state.omega, state.pis)
+    return marginal_log_lik(x, epoch, state) + np.log(weights[epoch] + 1e-300)
+
+
+def separation(xa: np.ndarray, xb: np.ndarray, bins: int = 40) -> tuple[float, float, float]:
+    """How distinct two sets of whitened snippets are along the line joining their means.
+
+    Returns the distance of the projected means in noise SDs (the whitened noise has SD 1
+    along any line), the larger of the two projected SDs, and the dip ratio: the lowest smoothed density between the two medians over
+    the lower of the two side peaks (about 1 for one unimodal cloud split in two, near 0 for two
+    units).
+    """
+    u = xa.mean(0) - xb.mean(0)
+    u /= np.linalg.norm(u) + 1e-12
+    pa, pb = xa @ u, xb @ u
+    distance = float(pa.mean() - pb.mean())
+    spread = float(max(pa.std(), pb.std()))
+    both = np.r_[pa, pb]
+    h, edges = np.histogram(both, bins=bins, range=tuple(np.percentile(both, [1, 99])))
+    h = np.convolve(h, np.ones(3) / 3, "same")
+    centre = 0.5 * (edges[1:] + edges[:-1])
+    lo, hi = sorted((np.median(pa), np.median(pb)))
+    between = (centre >= lo) & (centre <= hi)
+    left, right = centre <= lo, centre >= hi
+    if not (between.any() and left.any() and right.any()):
+        return distance, spread, 1.0
+    return distance, spread, float(h[between].min() / max(min(h[left].max(), h[right].max()), 1e-12))
+
+
+def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
+    """Merge pairs of compact clusters the data cannot tell apart, least separated first.
+
+    A pair merges when its means lie under ``merge_distance`` noise SDs apart, both clusters are
+    compact (projected SD under ``merge_max_spread``: broad clusters of overlapping spikes and
+    noise never absorb units) and the projection shows no dip (ratio over ``merge_dip``).
+    Returns the number of merges."""
+    st = sampler.state
+    x = data.x.reshape(data.x.shape[0], -1)
+    occupied = np.flatnonzero(np.bincount(st.labels, minlength=sampler.H) >= 5)
+    scored = []
+    for i, a in enumerate(occupied):
+        for b in occupied[i + 1:]:
+            distance, spread, dip = separation(x[st.labels == a], x[st.labels == b])
+            if (distance < params.merge_distance and spread < params.merge_max_spread
+                    and dip > params.merge_dip):
+                scored.append((distance, a, b))
+    done: set = set()
+    merged = 0
+    for _, a, b in sorted(scored):
+        if a in done or b in done:
+            continue
+        st.labels[st.labels == b] = a
+        done |= {a, b}
+        merged += 1
+    if merged:
+        sampler._sample_clusters(st)
+    return merged
+
+
+def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, trace, atoms,
+            params: SortParams) -> GroupSorting:
+    """Posterior predictive labels of every spike (refractory mask), probabilities, summaries."""
+    n, M, T = x.shape
+    H = best.mu.shape[0]
+    logp = np.empty((n, H))
+    prob = np.zeros((n, H))
+    for start in range(0, n, params.batch_spikes):
+        sl = slice(start, start + params.batch_spikes)
+        xb = x[sl].astype(np.float64)
+        logp[sl] = _log_posterior(xb, epoch[sl], best)
+        for st in kept:
+            lp = _log_posterior(xb, epoch[sl], st)
+            p = np.exp(lp - lp.max(1, keepdims=True))
+            prob[sl] += p / p.sum(1, keepdims=True)
+    prob /= len(kept)
+    lo, hi = kernels.refractory_neighbours(samples, ref)
+    labels = kernels.masked_labels(logp, kernels.colour_classes(samples, ref), lo, hi,
+                                   np.full(n, -1, np.int64))
+    used = np.flatnonzero(np.bincount(labels[labels >= 0], minlength=H))
+    remap = np.full(H, -1)
+    remap[used] = np.arange(used.size)
+    labels = np.where(labels >= 0, remap[np.maximum(labels, 0)], -1)
+    probability = prob[:, used]
+    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
+    counts = np.zeros((used.size, E), np.int64)
+    np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
+    D = best.A[None] * (best.w * best.z)[:, None, :]                   # (M, T, K)
+    templates = np.einsum("mtk,cmek->cemt", D, best.mu[used])
+    active = np.flatnonzero(best.z)
+    return GroupSorting(
+        labels=labels, probability=probability.astype(np.float32),
+        multi_unit=counts.sum(1) < params.min_unit_spikes, presence=counts,
+        templates=templates.astype(np.float32),
+        dictionary=(best.A[:, active] * best.w[:, active].mean(0)).astype(np.float32),
+        features=best.s[:, :, active].reshape(learn.size, -1).astype(np.float32),
+        feature_labels=remap[best.labels], trace=trace, n_atoms=atoms)

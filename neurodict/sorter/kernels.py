@@ -1,0 +1,157 @@
+"""The sorter's sequential inner loops: numba kernels, each with a plain-numpy twin.
+
+Labels under the refractory constraint are updated in *colour classes*: spikes of one group are
+sorted by time, a run is a maximal chain whose consecutive gaps are under ``Δ_ref``, and a spike's
+colour is its position in its run modulo ``q`` (the largest number of spikes inside one ``Δ_ref``
+window). Two spikes of one colour are always ``Δ_ref`` or more apart, so a whole class can be
+updated at once given the others: the classes are swept in order, and within a class the kernel
+walks spikes in time order while the twin updates them as one array operation. Both see the same
+uniform draws and give the same labels (tests/test_sorter_kernels.py).
+
+Masked labels: a spike may not take the label of any neighbour closer than ``Δ_ref`` that already
+holds one (label ``-1`` means none yet). A spike blocked from its best cluster goes to the next
+best; greedy mode (no uniforms) takes the best unblocked cluster.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+
+def refractory_neighbours(times: np.ndarray, refractory_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """For time-sorted `times`, the index range ``[lo, hi)`` of spikes closer than Δ_ref."""
+    lo = np.searchsorted(times, times - refractory_samples, side="right")
+    hi = np.searchsorted(times, times + refractory_samples, side="left")
+    return lo, hi
+
+
+def colour_classes(times: np.ndarray, refractory_samples: int) -> list[np.ndarray]:
+    """Indices of time-sorted `times` split into classes with no two spikes closer than Δ_ref."""
+    n = times.size
+    if n == 0:
+        return []
+    lo, hi = refractory_neighbours(times, refractory_samples)
+    q = int((hi - np.arange(n)).max())
+    new_run = np.r_[True, np.diff(times) >= refractory_samples]
+    run_start = np.maximum.accumulate(np.where(new_run, np.arange(n), 0))
+    colour = (np.arange(n) - run_start) % max(q, 1)
+    return [np.flatnonzero(colour == k) for k in range(max(q, 1)) if np.any(colour == k)]
+
+
+@numba.njit(cache=True)
+def _labels_nb(logp, u, labels, lo, hi, order, starts):
+    n_classes = starts.size - 1
+    h = logp.shape[1]
+    p = np.empty(h)
+    for k in range(n_classes):
+        for idx in range(starts[k], starts[k + 1]):
+            i = order[idx]
+            top = -np.inf
+            for c in range(h):
+                p[c] = logp[i, c]
+            for j in range(lo[i], hi[i]):
+                if j != i and labels[j] >= 0:
+                    p[labels[j]] = -np.inf
+            for c in range(h):
+                if p[c] > top:
+                    top = p[c]
+            if top == -np.inf:
+                labels[i] = -1
+                continue
+            if u.size == 0:
+                for c in range(h):
+                    if p[c] == top:
+                        labels[i] = c
+                        break
+                continue
+            total = 0.0
+            for c in range(h):
+                p[c] = np.exp(p[c] - top)
+                total += p[c]
+            target = u[i] * total
+            acc = 0.0
+            labels[i] = h - 1
+            for c in range(h):
+                acc += p[c]
+                if acc > target:
+                    labels[i] = c
+                    break
+    return labels
+
+
+def masked_labels(logp: np.ndarray, classes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
+                  labels: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
+    """Labels drawn (or, with ``u=None``, chosen greedily) under the refractory mask (numba).
+
+    Parameters
+    ----------
+    logp : ndarray (n, H)
+        Unnormalised log probability of each label for each spike.
+    classes : list of ndarray
+        :func:`colour_classes`, swept in order.
+    lo, hi : ndarray (n,)
+        :func:`refractory_neighbours`.
+    labels : ndarray (n,) int64
+        Current labels (``-1``: none yet); updated in place and returned.
+    u : ndarray (n,), optional
+        Uniform draws in [0, 1); greedy choice when omitted.
+    """
+    order = np.concatenate(classes) if classes else np.zeros(0, np.int64)
+    starts = np.r_[0, np.cumsum([c.size for c in classes])].astype(np.int64)
+    u = np.zeros(0) if u is None else np.asarray(u, np.float64)
+    return _labels_nb(np.ascontiguousarray(logp, np.float64), u, labels, lo, hi,
+                      order.astype(np.int64), starts)
+
+
+def masked_labels_numpy(logp, classes, lo, hi, labels, u=None):
+    """The numpy twin of :func:`masked_labels` (one array operation per colour class)."""
+    n, h = logp.shape
+    span = int((hi - lo).max()) if n else 0
+    for cls in classes:
+        p = logp[cls].astype(np.float64, copy=True)
+        for d in range(span):
+            j = lo[cls] + d
+            ok = j < hi[cls]
+            j = np.where(ok, j, 0)
+            neighbour = labels[j]
+            ok &= (j != cls) & (neighbour >= 0)
+            p[np.flatnonzero(ok), neighbour[ok]] = -np.inf
+        top = p.max(axis=1)
+        blocked = top == -np.inf
+        if u is None:
+            choice = np.argmax(p, axis=1)
+        else:
+            w = np.exp(p - np.where(blocked, 0.0, top)[:, None])
+            cum = np.cumsum(w, axis=1)
+            target = u[cls] * cum[:, -1]
+            choice = np.minimum((cum <= target[:, None]).sum(axis=1), h - 1)
+        labels[cls] = np.where(blocked, -1, choice)
+    return labels
+
+
+@numba.njit(cache=True)
+def _tables_nb(n, concentration, u):
+    m = np.zeros(n.shape, np.int64)
+    for j in range(n.shape[0]):
+        for c in range(n.shape[1]):
+            for t in range(n[j, c]):
+                if u[j, c, t] < concentration[c] / (concentration[c] + t):
+                    m[j, c] += 1
+    return m
+
+
+def table_counts(n: np.ndarray, concentration: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Antoniak auxiliary table counts ``m_jc = Σ_t 1[u_jct < αβ_c / (αβ_c + t)]`` (numba).
+
+    `n` (J, H) counts of spikes per dHDP component and cluster, `concentration` (H,) ``α β``,
+    `u` (J, H, max n) uniforms.
+    """
+    return _tables_nb(n.astype(np.int64), concentration.astype(np.float64), u)
+
+
+def table_counts_numpy(n, concentration, u):
+    """The numpy twin of :func:`table_counts`."""
+    t = np.arange(u.shape[2])
+    accept = u < concentration[None, :, None] / (concentration[None, :, None] + t)
+    return (accept & (t < n[:, :, None])).sum(axis=2)

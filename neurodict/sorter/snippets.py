@@ -1,0 +1,126 @@
+"""Aligned snippets of one electrode group, read from the spike band chunk by chunk.
+
+Each detected peak gives a window of ``T`` samples on the group's channels, re-centred on the
+maximum of the channel-summed energy ``Σ_m x_m(t)²`` within ``align_ms`` of the detected sample
+(MODELS.md §1), and divided by each channel's noise level so that the noise has unit variance.
+The maximum is located to a fraction of a sample (a parabola through the three samples around
+it) and the window is resampled there with a windowed-sinc interpolator: whole-sample alignment
+alone leaves a jitter that splits large units into shifted copies.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import spikeinterface.core as sc
+from tqdm.auto import tqdm
+
+
+def window_samples(fs_hz: float, ms_before: float, ms_after: float) -> tuple[int, int]:
+    """Samples before and after the aligned peak."""
+    return int(round(ms_before * fs_hz / 1000)), int(round(ms_after * fs_hz / 1000))
+
+
+def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_after: float,
+            align_ms: float, noise_levels: np.ndarray, chunk_s: float = 30.0,
+            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned snippets at `samples` of a single-segment recording.
+
+    Parameters
+    ----------
+    rec : BaseRecording
+        The group's channels (spike band, microvolts).
+    samples : ndarray (n,)
+        Detected peak samples, sorted.
+    ms_before, ms_after : float
+        Window around the aligned peak.
+    align_ms : float
+        Largest shift of the peak when aligning on the energy maximum.
+    noise_levels : ndarray (M,)
+        Per-channel noise SD in microvolts; snippets are divided by it.
+    chunk_s : float
+        Traces are read in chunks of this length (memory is bounded by the chunk).
+
+    Returns
+    -------
+    snippets : ndarray (n, M, T) float32
+        In noise units.
+    aligned : ndarray (n,) int64
+        The aligned peak samples (spikes too close to an edge keep their detected sample and
+        are clipped to the recording).
+    """
+    fs = rec.sampling_frequency
+    before, after = window_samples(fs, ms_before, ms_after)
+    shift = int(round(align_ms * fs / 1000))
+    n_total = rec.get_num_samples()
+    pad_before, pad_after = before + shift, after + shift
+    M = rec.get_num_channels()
+    out = np.zeros((samples.size, M, before + after), np.float32)
+    aligned = samples.astype(np.int64).copy()
+    chunk = int(chunk_s * fs)
+    starts = range(0, n_total, chunk)
+    for start in tqdm(starts, desc="snippets", disable=not progress, leave=False):
+        stop = min(start + chunk, n_total)
+        sel = np.flatnonzero((samples >= start) & (samples < stop))
+        if sel.size == 0:
+            continue
+        lo, hi = max(start - pad_before, 0), min(stop + pad_after, n_total)
+        traces = rec.get_traces(start_frame=lo, end_frame=hi, return_in_uV=True)
+        traces = np.pad(traces, ((pad_before - (start - lo), pad_after - (hi - stop)), (0, 0)))
+        base = lo - (pad_before - (start - lo))          # sample of traces[0]
+        energy = (traces.astype(np.float64) ** 2).sum(1)
+        centre = samples[sel] - base
+        offsets = np.arange(-shift, shift + 1)
+        best = np.argmax(energy[centre[:, None] + offsets], axis=1) - shift
+        peak = np.clip(centre + best, before + TAPS, traces.shape[0] - after - TAPS)
+        e0, em, ep = energy[peak], energy[peak - 1], energy[peak + 1]
+        curve = em - 2 * e0 + ep
+        frac = np.clip(np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0),
+                       -0.5, 0.5)
+        aligned[sel] = peak + base
+        out[sel] = _resample(traces, peak, frac, before, after) / noise_levels[None, :, None]
+    return out, np.clip(aligned, 0, n_total - 1)
+
+
+TAPS = 4
+
+
+def _resample(traces: np.ndarray, peak: np.ndarray, frac: np.ndarray, before: int,
+              after: int) -> np.ndarray:
+    """Windows ``x(peak + frac + k)``, ``k = -before..after-1``, by Hann-windowed sinc: (n, M, T)."""
+    j = np.arange(-TAPS + 1, TAPS + 1)                                  # taps around each sample
+    weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
+    weights /= weights.sum(1, keepdims=True)
+    k = np.arange(-before, after)
+    idx = peak[:, None, None] + k[None, :, None] + j[None, None, :]    # (n, T, taps)
+    return np.einsum("ntjm,nj->nmt", traces[idx], weights)
+
+
+def noise_whitener(rec: sc.BaseRecording, n_samples: int, noise_levels: np.ndarray,
+                   n_chunks: int = 10, chunk_s: float = 1.0, max_abs: float = 5.0,
+                   min_eig: float = 1e-2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Whitening of the noise over a snippet window, pooled over the group's channels.
+
+    ``C`` is the covariance of windows (in noise units) cut from `n_chunks` stretches spread
+    over the recording, leaving out windows that reach `max_abs` noise SDs (spikes). The
+    band-passed noise lives in fewer than `n_samples` dimensions: eigenvectors of ``C`` whose
+    eigenvalue is below `min_eig` of the largest are dropped. Returns ``W`` (T', T), which maps a
+    snippet to T' coordinates of unit white noise, and its inverse on that subspace (T, T'),
+    which maps features back to waveforms.
+    """
+    rng = np.random.default_rng(seed)
+    n_total = rec.get_num_samples()
+    length = min(int(chunk_s * rec.sampling_frequency), n_total)
+    starts = np.unique(rng.integers(0, max(n_total - length, 1), n_chunks))
+    windows = []
+    for start in starts:
+        traces = rec.get_traces(start_frame=int(start), end_frame=int(start) + length,
+                                return_in_uV=True) / noise_levels
+        cut = traces[: (length // n_samples) * n_samples].T.reshape(-1, n_samples)
+        windows.append(cut[np.abs(cut).max(1) < max_abs])
+    w = np.concatenate(windows).astype(np.float64)
+    if w.shape[0] < 2 * n_samples:
+        return np.eye(n_samples), np.eye(n_samples)
+    vals, vecs = np.linalg.eigh(np.cov(w.T))
+    keep = vals > min_eig * vals.max()
+    vals, vecs = vals[keep], vecs[:, keep]
+    return (vecs / np.sqrt(vals)).T, vecs * np.sqrt(vals)
