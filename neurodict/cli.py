@@ -77,7 +77,7 @@ def _summary(args) -> None:
 def _report(args) -> None:
     from neurodict.report.session import build_session_report
 
-    build_session_report(args.results, args.out)
+    build_session_report(args.results, args.out, benchmarks_dir=args.benchmarks)
 
 
 def _synth(args) -> None:
@@ -145,6 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the session's HTML report")
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--benchmarks", type=Path, default=None,
+                   help="Snakemake benchmark files of the session "
+                        "(default: <results>/../benchmarks/<session>)")
     p.set_defaults(func=_report)
 
     p = sub.add_parser("synth", help="a synthetic multi-region session with ground truth")
