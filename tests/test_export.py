@@ -10,6 +10,7 @@ import pytest
 import spikeinterface as si
 import spikeinterface.core as sc
 
+from neurodict.cli import main
 from neurodict.export.step import export_step
 from neurodict.export.units import ExportInputError, posterior_summary
 
@@ -85,6 +86,16 @@ def test_posterior_summary_rejects_mismatch(two_units, tmp_path, arrays, expecte
     np.savez(tmp_path / "spikes.npz", **arrays)
     with pytest.raises(ExportInputError, match=re.escape(expected)):
         posterior_summary(two_units, tmp_path / "spikes.npz")
+
+
+def test_export_command_rejects_bad_probabilities(tiny_session, tmp_path, capsys):
+    np.savez(tmp_path / "spikes.npz", probability=np.ones(3))
+    assert main(["export", "--results", str(tmp_path), "--sorting",
+                 str(tiny_session.parent / "truth_sorting"), "--probabilities",
+                 str(tmp_path / "spikes.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "neurodict export: error:" in err and "expected one value per spike" in err
+    assert not (tmp_path / "session.nwb").exists()
 
 
 def test_export_step_adds_posteriors(workflow_results, tiny_session, tmp_path):

@@ -76,10 +76,9 @@ def export_step(results: str | Path, sorting_dir: str | Path,
     results = Path(results)
     info = session_info(results)
     sorting = si.load(sorting_dir)
+    posteriors = {} if probabilities is None else posterior_summary(sorting, probabilities)
     analyzer = analyze_units(sorting, si.load(results / "spikeband"), n_jobs=n_jobs)
-    columns = quality_metrics(analyzer)
-    if probabilities is not None:
-        columns |= posterior_summary(sorting, probabilities)
+    columns = quality_metrics(analyzer) | posteriors
     write_session_nwb(results / "session.nwb", info, results, si.load(results / "recording.json"),
                       sorting, analyzer, si.load(results / "region_lfp"), columns)
     write_phy(analyzer, results / "phy", n_jobs=n_jobs)
