@@ -74,9 +74,9 @@ def export_step(results: str | Path, sorting_dir: str | Path,
     """
     started = time.time()
     results = Path(results)
-    info = session_info(results)
     sorting = si.load(sorting_dir)
     posteriors = {} if probabilities is None else posterior_summary(sorting, probabilities)
+    info = session_info(results)
     analyzer = analyze_units(sorting, si.load(results / "spikeband"), n_jobs=n_jobs)
     columns = quality_metrics(analyzer) | posteriors
     write_session_nwb(results / "session.nwb", info, results, si.load(results / "recording.json"),
