@@ -94,7 +94,8 @@ def summary_step(results: str | Path, sessions: list[str], params: dict,
              "columns": list(session_rows[0])}]},
         {"id": "pooled", "title": "Pooled clusters", "blocks": [
             {"kind": "text", "text": f"{int(active.sum())} units from {len(pooled)} sessions, "
-                                     f"signatures on the shared regions {list(common)}: "
+                                     f"signatures on the shared regions "
+                                     f"{', '.join(map(str, common))}: "
                                      f"{figures_row['n_clusters']} clusters, median bootstrap "
                                      f"ARI {figures_row['ari_bootstrap_median']} "
                                      f"({'stable' if figures_row['stable'] else 'NOT stable'})"
