@@ -1,5 +1,5 @@
 # neurodict workflow: one raw recording session -> validated recording, spike band, region LFPs,
-# detected spikes and an HTML report. Run `snakemake --profile profiles/default`.
+# detected spikes, dictionaries, clusters, an HTML report and NWB / phy exports. Run `snakemake --profile profiles/default`.
 from snakemake.utils import min_version
 
 min_version("9.0")
@@ -15,9 +15,11 @@ include: "rules/detect.smk"
 include: "rules/lfpdict.smk"
 include: "rules/clusters.smk"
 include: "rules/report.smk"
+include: "rules/export.smk"
 
 
 rule all:
     input:
         expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
         summary_outputs(),
+        export_outputs(),

@@ -77,7 +77,14 @@ def _summary(args) -> None:
 def _report(args) -> None:
     from neurodict.report.session import build_session_report
 
-    build_session_report(args.results, args.out)
+    build_session_report(args.results, args.out, benchmarks_dir=args.benchmarks)
+
+
+def _export(args) -> None:
+    from neurodict.export.step import export_step
+
+    export_step(args.results, args.sorting, probabilities=args.probabilities,
+                n_jobs=args.threads)
 
 
 def _synth(args) -> None:
@@ -145,7 +152,19 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="the session's HTML report")
     p.add_argument("--results", type=Path, required=True)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--benchmarks", type=Path, default=None,
+                   help="Snakemake benchmark files of the session "
+                        "(default: <results>/../benchmarks/<session>)")
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("export", help="the session as NWB (session.nwb) and for phy (phy/)")
+    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
+    p.add_argument("--sorting", type=Path, required=True,
+                   help="spikeinterface sorting folder of the session's units")
+    p.add_argument("--probabilities", type=Path, default=None,
+                   help="the sorter's spikes.npz with per-spike posterior probabilities")
+    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("synth", help="a synthetic multi-region session with ground truth")
     p.add_argument("--out", type=Path, required=True, help="folder to create")

@@ -19,15 +19,29 @@ from neurodict.report import figures
 from neurodict.report.session import figure_block, render
 
 
-def _session_row(results: Path, name: str) -> dict:
-    row = {"session": name, "report": f"../{name}/report.html", "n_units": "",
-           "n_regions": "", "r2_dictionary_all": "", "clusters": "", "stable": ""}
+def _mean_r2(rows: list[dict], model: str) -> float | str:
+    """Mean held-out R^2 over regions of `model` with every unit as predictor ('' if none)."""
+    scores = [float(r["r2_heldout"]) for r in rows
+              if r["predictors"] == "all" and r["model"] == model]
+    return round(float(np.nanmean(scores)), 4) if scores else ""
+
+
+def session_row(results: Path, name: str) -> dict:
+    """One session's line of the summary table; its report is linked relative to the summary.
+
+    Columns: session (a link to ``../<name>/report.html``), n_units, n_regions, the mean
+    held-out R^2 of the dictionary model and of the Wiener baseline, n_clusters and stability.
+    Sessions without dictionaries (no sorting yet) have empty figures.
+    """
+    row = {"session": {"href": f"../{name}/report.html", "text": name}, "n_units": "",
+           "n_regions": "", "r2_dictionary_all": "", "r2_wiener_all": "", "clusters": "",
+           "stable": ""}
     if (results / name / "lfp_scores.tsv").exists():
-        scores = [float(r["r2_heldout"]) for r in read_tsv(results / name / "lfp_scores.tsv")
-                  if r["predictors"] == "all" and r["model"] == "dictionary"]
+        scores = read_tsv(results / name / "lfp_scores.tsv")
         d = np.load(results / name / "lfp_dict.npz")
         row |= {"n_units": len(d["unit_ids"]), "n_regions": len(d["regions"]),
-                "r2_dictionary_all": round(float(np.nanmean(scores)), 4)}
+                "r2_dictionary_all": _mean_r2(scores, "dictionary"),
+                "r2_wiener_all": _mean_r2(scores, "wiener")}
     if (results / name / "clusters_summary.tsv").exists():
         s = read_tsv(results / name / "clusters_summary.tsv")[0]
         row |= {"clusters": s["n_clusters"], "stable": s["stable"]}
@@ -70,18 +84,18 @@ def summary_step(results: str | Path, sessions: list[str], params: dict,
         for i, r in enumerate(rows)])
     summary = cl.summary_rows(sig[active], fit.labels, home[active], list(common), bands)
     write_tsv(out_dir / "clusters_summary.tsv", [r | figures_row for r in summary])
-    session_rows = [_session_row(results, s) for s in sessions]
+    session_rows = [session_row(results, s) for s in sessions]
     home_cols = [c for c in summary[0] if c.startswith("home_")]
     sections = [
         {"id": "sessions", "title": "Recording sessions", "blocks": [
+            {"kind": "text", "text": "Held-out R^2: mean over regions, every unit as predictor, "
+                                     "blocked cross-validation. Click a session for its report."},
             {"kind": "table", "id": "sessions-table", "rows": session_rows,
-             "columns": ["session", "n_units", "n_regions", "r2_dictionary_all", "clusters",
-                         "stable"]},
-            *[{"kind": "link", "href": r["report"], "text": f"Report of {r['session']}"}
-              for r in session_rows]]},
+             "columns": list(session_rows[0])}]},
         {"id": "pooled", "title": "Pooled clusters", "blocks": [
             {"kind": "text", "text": f"{int(active.sum())} units from {len(pooled)} sessions, "
-                                     f"signatures on the shared regions {list(common)}: "
+                                     f"signatures on the shared regions "
+                                     f"{', '.join(map(str, common))}: "
                                      f"{figures_row['n_clusters']} clusters, median bootstrap "
                                      f"ARI {figures_row['ari_bootstrap_median']} "
                                      f"({'stable' if figures_row['stable'] else 'NOT stable'})"

@@ -6,7 +6,11 @@ rule clusters:
         info=f"{RESULTS}/{{session}}/session.json",
     output:
         clusters=f"{RESULTS}/{{session}}/clusters.tsv",
-        summary=f"{RESULTS}/{{session}}/clusters_summary.tsv",
+        summary=report(
+            f"{RESULTS}/{{session}}/clusters_summary.tsv",
+            category="Sessions",
+            labels={"session": "{session}", "content": "clusters"},
+        ),
         phase=f"{RESULTS}/{{session}}/phase.tsv",
         importance=f"{RESULTS}/{{session}}/importance.tsv",
     log:
@@ -33,8 +37,16 @@ rule summary:
         reports=expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
     output:
         clusters=f"{RESULTS}/summary/clusters.tsv",
-        summary=f"{RESULTS}/summary/clusters_summary.tsv",
-        html=f"{RESULTS}/summary/report.html",
+        summary=report(
+            f"{RESULTS}/summary/clusters_summary.tsv",
+            category="All sessions",
+            labels={"content": "pooled clusters"},
+        ),
+        html=report(
+            f"{RESULTS}/summary/report.html",
+            category="All sessions",
+            labels={"content": "summary report"},
+        ),
     log:
         f"{RESULTS}/logs/summary.log",
     benchmark:

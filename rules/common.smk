@@ -51,5 +51,12 @@ def dictionary_outputs(wildcards):
     ]
 
 
+def export_outputs():
+    return expand(
+        [f"{RESULTS}/{{session}}/session.nwb", f"{RESULTS}/{{session}}/phy"],
+        session=DICT_SESSIONS,
+    )
+
+
 def summary_outputs():
     return [f"{RESULTS}/summary/report.html"] if DICT_SESSIONS else []

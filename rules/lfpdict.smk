@@ -5,7 +5,14 @@ rule lfpdict:
         info=f"{RESULTS}/{{session}}/session.json",
     output:
         npz=f"{RESULTS}/{{session}}/lfp_dict.npz",
-        scores=f"{RESULTS}/{{session}}/lfp_scores.tsv",
+        scores=report(
+            f"{RESULTS}/{{session}}/lfp_scores.tsv",
+            category="Sessions",
+            labels={
+                "session": "{session}",
+                "content": "held-out R2 per region and model",
+            },
+        ),
         bands=f"{RESULTS}/{{session}}/lfp_bands.tsv",
         coherence=f"{RESULTS}/{{session}}/lfp_coherence.tsv",
     log:

@@ -6,7 +6,11 @@ rule report:
         counts=f"{RESULTS}/{{session}}/detection.tsv",
         dictionaries=dictionary_outputs,
     output:
-        html=f"{RESULTS}/{{session}}/report.html",
+        html=report(
+            f"{RESULTS}/{{session}}/report.html",
+            category="Sessions",
+            labels={"session": "{session}", "content": "report"},
+        ),
     log:
         f"{RESULTS}/logs/{{session}}/report.log",
     benchmark:
@@ -16,6 +20,7 @@ rule report:
     threads: 1
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+        benchmarks=lambda wildcards: f"{RESULTS}/benchmarks/{wildcards.session}",
     shell:
         "neurodict report --results {params.results} --out {output.html} "
-        "> {log} 2>&1"
+        "--benchmarks {params.benchmarks} > {log} 2>&1"

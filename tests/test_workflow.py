@@ -3,28 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, relocated_session, write_yaml
-
-BIN = Path(sys.executable).parent
-
-
-def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
-    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
-    return run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
-                str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-                *extra], cwd=workdir)
+from tests.conftest import BIN, REPO, relocated_session, run, snakemake, write_yaml
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +35,7 @@ def test_dry_run_plans_every_step(workdir):
     out = snakemake(workdir, "--dry-run")
     assert out.returncode == 0, out.stderr
     for rule in ("ingest", "preprocess", "detect", "lfpdict", "clusters", "report", "summary",
-                 "all"):
+                 "export", "all"):
         assert f"rule {rule}:" in out.stdout or f"localrule {rule}:" in out.stdout, rule
 
 
@@ -63,23 +47,26 @@ def test_invalid_session_stops_before_any_job(workdir, tiny_session, tmp_path):
     assert f"{bad}: 'mains_hz': expected one of [50, 60]; got 55." in out.stdout + out.stderr
 
 
-def test_whole_workflow_on_tiny_session(workdir):
-    out = snakemake(workdir)
+def test_whole_workflow_on_tiny_session(workflow_run):
+    workdir, out = workflow_run
     assert out.returncode == 0, out.stderr[-3000:]
     res = workdir / "results" / "tiny"
     for name in ("recording.json", "session.json", "spikeband", "lfp", "region_lfp", "peaks.npy",
                  "detection.tsv", "lfp_dict.npz", "lfp_scores.tsv", "lfp_bands.tsv",
                  "clusters.tsv", "clusters_summary.tsv", "phase.tsv", "importance.tsv",
-                 "report.html"):
+                 "report.html", "session.nwb", "phy/params.py"):
         assert (res / name).exists(), name
-    for step in ("ingest", "preprocess", "detect", "lfpdict", "clusters", "report"):
+    for step in ("ingest", "preprocess", "detect", "lfpdict", "clusters", "report", "export"):
         assert (workdir / "results" / "logs" / "tiny" / f"{step}.log").exists()
         assert (workdir / "results" / "benchmarks" / "tiny" / f"{step}.tsv").exists()
     prov = json.loads((res / "preprocess.provenance.json").read_text())
     assert prov["params"]["lfp"]["fs_lfp_hz"] == 1000.0
     html = (res / "report.html").read_text()
-    for section in ("recording", "preprocessing", "detection", "dictionaries", "clusters"):
+    for section in ("recording", "preprocessing", "detection", "dictionaries", "clusters",
+                    "provenance"):
         assert f'<section id="{section}">' in html
+    assert '<table class="sortable" id="benchmarks-table">' in html
+    assert "<td>lfpdict</td>" in html and "<td>spikeinterface</td>" in html
     assert "http://" not in html and "https://" not in html  # self-contained, no network
     assert not list(res.glob(".*tmp-*"))  # nothing half-written left behind
     summary = (workdir / "results" / "summary" / "report.html").read_text()
@@ -87,6 +74,12 @@ def test_whole_workflow_on_tiny_session(workdir):
     # a second run has nothing to do
     again = snakemake(workdir, "--dry-run")
     assert "Nothing to be done" in again.stdout + again.stderr
+    # Snakemake's own report of the annotated outputs, self-contained
+    out = snakemake(workdir, "--report", "snakemake_report.html")
+    assert out.returncode == 0, out.stderr[-3000:]
+    page = (workdir / "snakemake_report.html").read_text()
+    assert "lfp_scores.tsv" in page and "clusters_summary.tsv" in page
+    assert "<script src=\"http" not in page
 
 
 def test_killed_step_leaves_nothing_that_looks_finished(workdir, tiny_session, tmp_path):

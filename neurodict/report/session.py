@@ -1,8 +1,9 @@
 """The per-session HTML report: one self-contained file, figures embedded, no network.
 
-Sections so far: the recording (configuration and region map), preprocessing (raw and
-spike-band traces, LFP spectra per region) and spike detection per group. Later stages add
-theirs by appending to the section list.
+Sections: the recording (configuration and region map), preprocessing (raw and spike-band
+traces, LFP spectra per region), spike detection per group, the dictionaries and clusters where
+the session has them, and provenance (versions, parameters, time and memory per rule). Later
+stages add theirs by appending to the section list.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from neurodict import __version__
 from neurodict.outputs import atomic_path
 from neurodict.pipeline import read_tsv, session_info
 from neurodict.report import figures
+from neurodict.report.provenance import provenance_section
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -35,18 +37,21 @@ def recording_section(info: dict, rec) -> dict:
              f"across {len({g['region'] for g in info['groups']})} regions; format "
              f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
              f"{info['mains_hz']} Hz.")
+    group_of = np.asarray(rec.get_property("group")).astype(str)
     rows = [{"group": g["name"], "region": g["region"],
-             "channels": " ".join(map(str, g["channels"]))} for g in info["groups"]]
+             "channels": " ".join(map(str, g["channels"])),
+             "channel_ids": " ".join(map(str, rec.channel_ids[group_of == g["name"]]))}
+            for g in info["groups"]]
     shown = {k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz",
-                                  "windows", "params")}
+                                  "windows")}
     return {"id": "recording", "title": "Recording", "blocks": [
         {"kind": "text", "text": facts},
         figure_block(figures.probe_map(rec.get_channel_locations()[:, :2],
                                        rec.get_property("group"), rec.get_property("region"),
                                        rec.get_property("bad")),
                      "Probe layout: contacts coloured by brain region."),
-        {"kind": "table", "id": "groups-table", "columns": ["group", "region", "channels"],
-         "rows": rows},
+        {"kind": "table", "id": "groups-table",
+         "columns": ["group", "region", "channels", "channel_ids"], "rows": rows},
         {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
     ]}
 
@@ -152,9 +157,23 @@ def clusters_section(results: Path) -> dict:
     ]}
 
 
-def build_session_report(results: str | Path, out_html: str | Path) -> Path:
-    """Render ``report.html`` for one session from the files in `results`."""
+def build_session_report(results: str | Path, out_html: str | Path,
+                         benchmarks_dir: str | Path | None = None) -> Path:
+    """Render ``report.html`` for one session from the files in `results`.
+
+    Parameters
+    ----------
+    results : path
+        The session's results folder (``results/<session>``).
+    out_html : path
+        The page to write (atomically).
+    benchmarks_dir : path, optional
+        Snakemake's benchmark files of the session (default: ``results/../benchmarks/<session>``,
+        where the rules write them).
+    """
     results = Path(results)
+    if benchmarks_dir is None:
+        benchmarks_dir = results.parent / "benchmarks" / results.name
     info = session_info(results)
     rec = si.load(results / "recording.json")
     sections = [
@@ -167,13 +186,19 @@ def build_session_report(results: str | Path, out_html: str | Path) -> Path:
         sections.append(dictionary_section(results))
     if (results / "clusters_summary.tsv").exists():
         sections.append(clusters_section(results))
+    sections.append(provenance_section(info, benchmarks_dir))
     return render(f"Recording session {info['name']}", sections, out_html)
 
 
 def render(title: str, sections: list[dict], out_html: str | Path) -> Path:
-    """Write one self-contained page of `sections` (each: id, title, blocks), atomically."""
+    """Write one self-contained page of `sections` (each: id, title, blocks), atomically.
+
+    Blocks are text, figure, pre or table; a table cell given as ``{"href", "text"}`` is a
+    link. Every value is HTML-escaped (jinja2 autoescape): names from users' files (channel
+    ids, unit ids, conditions, paths) show as text and never run as markup.
+    """
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                             autoescape=jinja2.select_autoescape(["html"]))
+                             autoescape=True)
     html = env.get_template("session.html").render(
         title=title, sections=sections, version=__version__,
         generated=time.strftime("%Y-%m-%d %H:%M"))

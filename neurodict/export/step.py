@@ -1,0 +1,89 @@
+"""The export step: one session's sorting, LFPs and tables to NWB and to phy."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import spikeinterface as si
+
+from neurodict.export.nwb import write_session_nwb
+from neurodict.export.units import analyze_units, posterior_summary, quality_metrics
+from neurodict.outputs import atomic_path, provenance, write_json
+from neurodict.pipeline import session_info
+
+
+@contextlib.contextmanager
+def _numpy_template_similarity() -> Iterator[None]:
+    """Have spikeinterface compute template similarity with its numpy kernel, not numba's.
+
+    Its numba kernel (``parallel=True``, not cached) compiles for about 25 s in every process,
+    longer than the whole export of a small session; the numpy twin gives the same matrix.
+    """
+    from spikeinterface.postprocessing import template_similarity as ts
+
+    numba_kernel = ts._compute_similarity_matrix
+    ts._compute_similarity_matrix = ts._compute_similarity_matrix_numpy
+    try:
+        yield
+    finally:
+        ts._compute_similarity_matrix = numba_kernel
+
+
+def write_phy(analyzer, folder: str | Path, n_jobs: int = 1) -> Path:
+    """A phy folder of `analyzer`'s units, written atomically; no PC features, binary not copied.
+
+    phy's ``params.py`` points at the spike band's own binary file (absolute path), so the
+    folder stays small; principal-component features are left out (slow, and phy's feature
+    view is then empty).
+    """
+    from spikeinterface.exporters import export_to_phy
+
+    with atomic_path(folder) as tmp, _numpy_template_similarity():
+        export_to_phy(analyzer, tmp, compute_pc_features=False, compute_amplitudes=True,
+                      copy_binary=False, add_template_metrics=False, verbose=False,
+                      n_jobs=n_jobs, chunk_duration="10s", progress_bar=False)
+    return Path(folder)
+
+
+def export_step(results: str | Path, sorting_dir: str | Path,
+                probabilities: str | Path | None = None, n_jobs: int = 1) -> dict:
+    """Write ``session.nwb`` and ``phy/`` for the session in `results`.
+
+    Parameters
+    ----------
+    results : path
+        The session's results folder (``session.json``, ``recording.json``, ``spikeband/``,
+        ``region_lfp/`` and whatever tables the later steps wrote).
+    sorting_dir : path
+        A spikeinterface Sorting folder (``spikeinterface.load``-able) at the recording's rate,
+        with the unit property ``region`` where known.
+    probabilities : path, optional
+        The sorter's ``spikes.npz`` with per-spike posterior probabilities
+        (:func:`neurodict.export.units.posterior_summary`); adds ``posterior_mean`` and
+        ``posterior_p05`` to the units.
+    n_jobs : int, default: 1
+        Worker processes of spikeinterface.
+
+    Returns
+    -------
+    dict
+        The number of units and the quality metrics and columns written.
+    """
+    started = time.time()
+    results = Path(results)
+    sorting = si.load(sorting_dir)
+    posteriors = {} if probabilities is None else posterior_summary(sorting, probabilities)
+    info = session_info(results)
+    analyzer = analyze_units(sorting, si.load(results / "spikeband"), n_jobs=n_jobs)
+    columns = quality_metrics(analyzer) | posteriors
+    write_session_nwb(results / "session.nwb", info, results, si.load(results / "recording.json"),
+                      sorting, analyzer, si.load(results / "region_lfp"), columns)
+    write_phy(analyzer, results / "phy", n_jobs=n_jobs)
+    figures = {"n_units": len(sorting.unit_ids), "unit_columns": list(columns),
+               "sorting": str(sorting_dir),
+               "probabilities": None if probabilities is None else str(probabilities)}
+    write_json(results / "export.provenance.json", provenance("export", figures, started))
+    return figures

@@ -1,0 +1,23 @@
+rule export:
+    input:
+        sorting=spike_source,
+        spikeband=f"{RESULTS}/{{session}}/spikeband",
+        region_lfp=f"{RESULTS}/{{session}}/region_lfp",
+        counts=f"{RESULTS}/{{session}}/detection.tsv",
+        info=f"{RESULTS}/{{session}}/session.json",
+        dictionaries=dictionary_outputs,
+    output:
+        nwb=f"{RESULTS}/{{session}}/session.nwb",
+        phy=directory(f"{RESULTS}/{{session}}/phy"),
+    log:
+        f"{RESULTS}/logs/{{session}}/export.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/{{session}}/export.tsv"
+    conda:
+        "../environment.yml"
+    threads: 2
+    params:
+        results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+    shell:
+        "neurodict export --results {params.results} --sorting {input.sorting} "
+        "--threads {threads} > {log} 2>&1"
