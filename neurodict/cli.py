@@ -44,6 +44,18 @@ def _detect(args) -> None:
     detect_session(args.results, n_jobs=args.threads)
 
 
+def _sort(args) -> None:
+    from neurodict.sorter.steps import sort_step
+
+    sort_step(args.results, args.group, n_jobs=args.threads)
+
+
+def _merge_sorting(args) -> None:
+    from neurodict.sorter.steps import merge_sorting_step
+
+    merge_sorting_step(args.results, n_jobs=args.threads)
+
+
 def _lfpdict(args) -> None:
     import json
 
@@ -120,6 +132,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--results", type=Path, required=True, help="results folder of the session")
         p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
         p.set_defaults(func=func)
+
+    p = sub.add_parser("sort", help="sort one electrode group (writes sort/<group>.npz)")
+    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
+    p.add_argument("--group", required=True, help="electrode group name")
+    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
+    p.set_defaults(func=_sort)
+
+    p = sub.add_parser("merge-sorting", help="the session's sorting, spikes, units and metrics")
+    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
+    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
+    p.set_defaults(func=_merge_sorting)
 
     p = sub.add_parser("lfpdict", help="spike->LFP convolutional dictionaries with held-out scores")
     p.add_argument("--sorting", type=Path, required=True,

@@ -20,7 +20,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "config" / "schemas"
 DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
 # Sections of the workflow configuration that a session may override under `params:`.
-PARAM_SECTIONS = ("spikeband", "lfp", "detection", "lfpdict", "clusters", "report")
+PARAM_SECTIONS = ("spikeband", "lfp", "detection", "sorting", "lfpdict", "clusters", "report")
 
 
 class ConfigError(ValueError):

@@ -21,13 +21,18 @@ try:
     }
 except ConfigError as exc:
     sys.exit(f"neurodict: invalid configuration:\n{exc}")
-# Sessions whose spike trains can drive the LFP dictionaries (lfpdict.spikes: truth needs a
-# ground-truth sorting).
-DICT_SESSIONS = [n for n, s in SESSION.items() if s.ground_truth_sorting is not None]
+# Sessions whose spike trains can drive the LFP dictionaries: every session with
+# lfpdict.spikes: sorted; with lfpdict.spikes: truth, those with a ground-truth sorting.
+DICT_SESSIONS = [
+    n
+    for n, s in SESSION.items()
+    if s.params["lfpdict"]["spikes"] == "sorted" or s.ground_truth_sorting is not None
+]
 
 
 wildcard_constraints:
     session="|".join(SESSIONS),
+    group="[^/]+",
 
 
 def session_file(wildcards):
@@ -38,8 +43,25 @@ def session_params(wildcards):
     return SESSION[wildcards.session].params
 
 
+def group_sortings(wildcards):
+    return [
+        f"{RESULTS}/{wildcards.session}/sort/{g.name}.npz"
+        for g in SESSION[wildcards.session].groups
+    ]
+
+
 def spike_source(wildcards):
-    return str(SESSION[wildcards.session].ground_truth_sorting)
+    session = SESSION[wildcards.session]
+    if session.params["lfpdict"]["spikes"] == "sorted":
+        return f"{RESULTS}/{wildcards.session}/sorting"
+    return str(session.ground_truth_sorting)
+
+
+def spike_probabilities(wildcards):
+    """The sorter's per-spike probabilities, when the dictionaries use the sorted spikes."""
+    if SESSION[wildcards.session].params["lfpdict"]["spikes"] == "sorted":
+        return f"{RESULTS}/{wildcards.session}/spikes.npz"
+    return []
 
 
 def dictionary_outputs(wildcards):

@@ -1,6 +1,7 @@
 rule export:
     input:
         sorting=spike_source,
+        probabilities=spike_probabilities,
         spikeband=f"{RESULTS}/{{session}}/spikeband",
         region_lfp=f"{RESULTS}/{{session}}/region_lfp",
         counts=f"{RESULTS}/{{session}}/detection.tsv",
@@ -18,6 +19,10 @@ rule export:
     threads: 2
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
+        probabilities=lambda wildcards, input: (
+            f"--probabilities {input.probabilities}" if input.probabilities else ""
+        ),
     shell:
         "neurodict export --results {params.results} --sorting {input.sorting} "
+        "{params.probabilities} "
         "--threads {threads} > {log} 2>&1"

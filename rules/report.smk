@@ -4,6 +4,8 @@ rule report:
         spikeband=f"{RESULTS}/{{session}}/spikeband",
         region_lfp=f"{RESULTS}/{{session}}/region_lfp",
         counts=f"{RESULTS}/{{session}}/detection.tsv",
+        units=f"{RESULTS}/{{session}}/units.tsv",
+        model=f"{RESULTS}/{{session}}/sorter.npz",
         dictionaries=dictionary_outputs,
     output:
         html=report(

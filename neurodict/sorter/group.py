@@ -23,8 +23,12 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class SortParams:
-    """The sorter's parameters (the ``sorting`` section of the configuration)."""
+    """The sorter's parameters: the ``sorting`` section of the configuration (described, with
+    the same defaults, in config/schemas/config.schema.yaml)."""
 
+    ms_before: float = 0.6
+    ms_after: float = 1.0
+    align_ms: float = 0.2
     epoch_s: float = 60.0
     refractory_ms: float = 1.5
     max_atoms: int = 40
@@ -43,6 +47,11 @@ class SortParams:
     min_unit_spikes: int = 30
     batch_spikes: int = 20000
     seed: int = 0
+
+    @classmethod
+    def from_config(cls, section: dict) -> SortParams:
+        """From the configuration's ``sorting`` section (keys as the fields)."""
+        return cls(**section)
 
 
 @dataclass

@@ -1,0 +1,188 @@
+"""The sorting steps of the workflow: one electrode group (``sort``), then the whole recording
+session (``merge_sorting``).
+
+``sort`` writes ``sort/<group>.npz`` (:class:`neurodict.sorter.run.GroupResult`).
+``merge_sorting`` writes, atomically:
+
+- ``sorting/``: a spikeinterface Sorting folder, unit properties ``group``, ``region``,
+  ``peak_channel``, ``multi_unit``;
+- ``spikes.npz``: per spike, in ``sorting.to_spike_vector()`` order, ``sample_index``,
+  ``unit_index``, ``probability`` (posterior probability of its unit); per group ``g``,
+  ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and ``units_<g>``;
+- ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present, refractory
+  violations, snr, multi_unit;
+- ``metrics.tsv``: spikeinterface quality metrics;
+- ``sorter.npz``: per group the learned dictionary, learning features and labels, presence
+  per epoch, templates per epoch (drift) and the sampler's trace, for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import spikeinterface as si
+import spikeinterface.core as sc
+
+from neurodict.export.units import analyze_units, quality_metrics
+from neurodict.outputs import atomic_path, provenance, write_json
+from neurodict.pipeline import session_info, write_tsv
+from neurodict.sorter.group import SortParams
+from neurodict.sorter.run import GroupResult, sort_recording_group
+
+log = logging.getLogger(__name__)
+
+
+def group_recording(rec: sc.BaseRecording, group: str) -> sc.BaseRecording:
+    """The channels of electrode group `group` (a ValueError names the groups there are)."""
+    groups = rec.get_property("group")
+    if group not in set(groups):
+        raise ValueError(f"electrode group '{group}' is not in the recording; expected one of "
+                         f"{sorted(set(groups))}")
+    return rec.select_channels(rec.channel_ids[groups == group])
+
+
+def sort_step(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
+    """Sort electrode group `group` of ``spikeband/``; writes ``sort/<group>.npz``."""
+    started = time.time()
+    results = Path(results)
+    session = session_info(results)
+    params = session["params"]
+    rec = group_recording(si.load(results / "spikeband"), group)
+    result = sort_recording_group(rec, params["detection"],
+                                  SortParams.from_config(params["sorting"]), n_jobs=n_jobs,
+                                  progress=True)
+    result.save(results / "sort" / f"{group}.npz")
+    write_json(results / "sort" / f"{group}.provenance.json",
+               provenance("sort", params["sorting"] | {"group": group}, started))
+    return result
+
+
+def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
+    """Combine the groups' results into the recording session's sorting and tables."""
+    started = time.time()
+    results = Path(results)
+    session = session_info(results)
+    rec = si.load(results / "spikeband")
+    params = SortParams.from_config(session["params"]["sorting"])
+    groups = [g["name"] for g in session["groups"]]
+    region = {g["name"]: g["region"] for g in session["groups"]}
+    parts = {g: GroupResult.load(results / "sort" / f"{g}.npz") for g in groups}
+    sorting, table = _combine(parts, region, rec.sampling_frequency)
+    with atomic_path(results / "sorting") as tmp:
+        sorting.save(folder=tmp)
+    _write_spikes(results / "spikes.npz", sorting, parts, table)
+    analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
+    metrics = quality_metrics(analyzer)
+    write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params))
+    write_tsv(results / "metrics.tsv",
+              [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
+               for i, u in enumerate(sorting.unit_ids)])
+    _write_model(results / "sorter.npz", parts)
+    write_json(results / "merge_sorting.provenance.json",
+               provenance("merge_sorting", {"groups": groups}, started))
+    return sorting
+
+
+def presence(counts: np.ndarray, min_spikes: int = 3, min_fraction: float = 0.1) -> np.ndarray:
+    """Epochs where a unit is present: at least `min_spikes` spikes and `min_fraction` of its
+    busiest epoch's count. `counts` (U, E) -> bool (U, E)."""
+    top = counts.max(axis=1, keepdims=True) if counts.size else counts
+    return (counts >= min_spikes) & (counts >= min_fraction * top)
+
+
+def refractory_violations(samples: np.ndarray, fs_hz: float, refractory_ms: float) -> int:
+    """Inter-spike intervals of one unit shorter than `refractory_ms`."""
+    return int(np.sum(np.diff(np.sort(samples)) < refractory_ms * fs_hz / 1000))
+
+
+def _combine(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
+    """One Sorting from the groups' results; a table with one dict per unit."""
+    samples, labels, table = [], [], []
+    for g, part in parts.items():
+        lab = part.sorting.labels
+        n_units = part.sorting.multi_unit.size
+        unassigned = bool(np.any(lab < 0))
+        templates = part.templates_uv().mean(axis=1)                    # (U, M, T)
+        peak = part.channel_ids[np.abs(templates).max(axis=2).argmax(axis=1)] \
+            if n_units else np.zeros(0, part.channel_ids.dtype)
+        base = len(table)
+        for k in range(n_units):
+            table.append({"group": g, "region": region[g], "local": k,
+                          "multi_unit": bool(part.sorting.multi_unit[k]),
+                          "peak_channel": str(peak[k])})
+        if unassigned:  # spikes every unit's refractory period blocked: kept, as a multi-unit
+            table.append({"group": g, "region": region[g], "local": -1, "multi_unit": True,
+                          "peak_channel": str(peak[0]) if n_units else str(part.channel_ids[0])})
+        samples.append(part.samples)
+        labels.append(np.where(lab >= 0, base + lab, base + n_units))
+    sorting = sc.NumpySorting.from_samples_and_labels(
+        [np.concatenate(samples)], [np.concatenate(labels)], fs_hz,
+        unit_ids=np.arange(len(table)))
+    for key in ("group", "region", "peak_channel", "multi_unit"):
+        sorting.set_property(key, np.array([row[key] for row in table]))
+    return sorting, table
+
+
+def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], table: list[dict]) -> None:
+    samples, units, prob, arrays = [], [], [], {}
+    base = 0
+    for g, part in parts.items():
+        lab, p = part.sorting.labels, part.sorting.probability
+        n_units = p.shape[1]
+        assigned = p[np.arange(lab.size), np.maximum(lab, 0)] if n_units else np.ones(lab.size)
+        samples.append(part.samples)
+        units.append(np.where(lab >= 0, base + lab, base + n_units))
+        prob.append(np.where(lab >= 0, assigned, 0.0))
+        arrays[f"probabilities_{g}"] = p
+        arrays[f"units_{g}"] = base + np.arange(n_units)
+        base += n_units + int(np.any(lab < 0))
+    samples, units, prob = map(np.concatenate, (samples, units, prob))
+    order = np.lexsort((units, samples))
+    vector = sorting.to_spike_vector()
+    assert np.array_equal(vector["sample_index"], samples[order])
+    assert np.array_equal(vector["unit_index"], units[order])
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, sample_index=samples[order], unit_index=units[order],
+                 probability=prob[order].astype(np.float32), **arrays)
+
+
+def _unit_rows(sorting, table, parts, metrics, params: SortParams) -> list[dict]:
+    fs = sorting.sampling_frequency
+    duration_s = sorting.get_total_duration()
+    present = {g: presence(p.sorting.presence) for g, p in parts.items()}
+    rows = []
+    for i, (u, row) in enumerate(zip(sorting.unit_ids, table)):
+        train = sorting.get_unit_spike_train(u)
+        epochs = (np.flatnonzero(present[row["group"]][row["local"]])
+                  if row["local"] >= 0 else [])
+        rows.append({"unit": u, "group": row["group"], "region": row["region"],
+                     "n_spikes": train.size, "firing_rate_hz": round(train.size / duration_s, 3),
+                     "epochs_present": ",".join(map(str, epochs)),
+                     "refractory_violations": refractory_violations(train, fs,
+                                                                    params.refractory_ms),
+                     "snr": _num(metrics["snr"][i]), "peak_channel": row["peak_channel"],
+                     "multi_unit": row["multi_unit"]})
+    return rows
+
+
+def _write_model(path: Path, parts: dict[str, GroupResult]) -> None:
+    """What the report plots of each group's model."""
+    arrays = {}
+    for g, part in parts.items():
+        s = part.sorting
+        arrays |= {f"{g}/dictionary": part.unwhiten @ s.dictionary,
+                   f"{g}/features": s.features, f"{g}/feature_labels": s.feature_labels,
+                   f"{g}/presence": s.presence, f"{g}/templates_uv": part.templates_uv(),
+                   f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms,
+                   f"{g}/probability": s.probability.max(axis=1) if s.probability.size
+                   else np.zeros(0)}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _num(value) -> float | str:
+    value = float(value)
+    return "" if np.isnan(value) else round(value, 4)
