@@ -89,3 +89,8 @@ def test_site_example_holds_only_site_settings():
     assert set(site) <= {"default-resources", "slurm-qos"}
     assert set(site["default-resources"]) == {"slurm_partition", "slurm_account"}
 
+
+def test_docs_show_the_cluster_command():
+    text = (REPO / "docs" / "cluster.md").read_text()
+    assert "--workflow-profile profiles/slurm --profile" in text
+    assert "docs/cluster.md" in (REPO / "README.md").read_text()
