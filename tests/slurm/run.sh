@@ -117,7 +117,7 @@ say "cluster up: $(sinfo -h -N -o '%N %t %c CPUs %m MB')"
 # --- two recording sessions ---------------------------------------------------------------------
 for n in 1 2; do
     neurodict synth --out "$WORK/data/s$n" --n-regions 2 --units-per-region 3 --duration-s 30 \
-        --fs-hz 10000 --seed "$n" >/dev/null
+        --fs-hz 10000 --seed "$n" >"$WORK/synth-s$n.log" 2>&1 || fail "synth: $WORK/synth-s$n.log"
 done
 # Smaller CV and permutation paths than the defaults: minutes become seconds, every stage runs.
 cat > "$WORK/config.yaml" <<EOF
@@ -150,11 +150,15 @@ snakemake_in() {
         --configfile "$WORK/config.yaml" "$@" >"$LAST_LOG" 2>&1
 }
 # jobs_run LOG: "rule count" lines of the job-stats table of that run.
-jobs_run() { awk '/^Job stats:/ {on=1; next} on && /^total/ {exit} on && NF == 2 && $2 ~ /^[0-9]+$/' "$1"; }
+jobs_run() {
+    awk '/^Job stats:/ {on=1; next} on && /^total/ {exit}
+         on && NF == 2 && $2 ~ /^[0-9]+$/ {print $1, $2}' "$1"
+}
 SLURM_ARGS=(--workflow-profile "$REPO/profiles/slurm" --profile "$WORK/site" --max-threads "$CPUS")
 
 # --- SLURM: both sessions, one $STAGE job cancelled halfway, then the same command again --------
 say "SLURM run; cancelling one running $STAGE job"
+T0=$SECONDS
 (
     # the watcher: records how many jobs ran at once; cancels a running $STAGE job once a log of
     # that stage has output (the step itself is running, not Snakemake's start in the job)
@@ -168,7 +172,8 @@ say "SLURM run; cancelling one running $STAGE job"
                 case $comment in
                     "rule_${STAGE}_wildcards_"*)
                         sleep 1
-                        scancel "$id" && cancelled="$id ${comment#rule_"${STAGE}"_wildcards_}"
+                        wildcards=${comment#rule_"${STAGE}"_wildcards_}
+                        scancel "$id" && cancelled="$id $((SECONDS - T0)) $wildcards"
                         echo "$cancelled" >"$WORK/cancelled"
                         break ;;
                 esac
@@ -178,7 +183,6 @@ say "SLURM run; cancelling one running $STAGE job"
     done
 ) &
 WATCHER=$!
-T0=$SECONDS
 if snakemake_in "$WORK/slurm-run" "${SLURM_ARGS[@]}"; then
     kill "$WATCHER" 2>/dev/null || true
     fail "the SLURM run finished although a $STAGE job was to be cancelled (see $LAST_LOG)"
@@ -186,13 +190,13 @@ fi
 kill "$WATCHER" 2>/dev/null || true
 wait "$WATCHER" 2>/dev/null || true
 [ -s "$WORK/cancelled" ] || fail "no $STAGE job was cancelled; the run failed otherwise: $LAST_LOG"
-read -r JOB WILDCARDS <"$WORK/cancelled"
-say "cancelled SLURM job $JOB ($STAGE of $WILDCARDS) after $((SECONDS - T0)) s; at most" \
-    "$(sort -n "$WORK/running.counts" | tail -1) jobs ran at once"
+read -r JOB AT_S WILDCARDS <"$WORK/cancelled"
+say "cancelled SLURM job $JOB ($STAGE of $WILDCARDS) at $AT_S s; the run ended at" \
+    "$((SECONDS - T0)) s; at most $(sort -n "$WORK/running.counts" | tail -1) jobs ran at once"
 grep -q "CANCELLED" "$LAST_LOG" || fail "the run did not report the cancelled job: $LAST_LOG"
 T0=$SECONDS
 snakemake_in "$WORK/slurm-run" "${SLURM_ARGS[@]}" || fail "the SLURM rerun failed: $LAST_LOG"
-RERUN=$(jobs_run "$LAST_LOG" | sort | tr '\n' ' ')
+RERUN=$(jobs_run "$LAST_LOG" | sort | tr ' \n' '= ')
 say "SLURM rerun: $((SECONDS - T0)) s; jobs: $RERUN"
 [ "$(jobs_run "$LAST_LOG" | awk '$1 == "'"$STAGE"'" {print $2}')" = 1 ] \
     || fail "the rerun did not redo exactly one $STAGE job: $RERUN"
@@ -231,7 +235,7 @@ snakemake_in "$WORK/killed-run" --profile "$REPO/profiles/default" --unlock \
 T0=$SECONDS
 snakemake_in "$WORK/killed-run" --profile "$REPO/profiles/default" \
     || fail "the rerun after kill -9 and --unlock failed: $LAST_LOG"
-RERUN=$(jobs_run "$LAST_LOG" | sort | tr '\n' ' ')
+RERUN=$(jobs_run "$LAST_LOG" | sort | tr ' \n' '= ')
 say "local rerun after --unlock: $((SECONDS - T0)) s; jobs: $RERUN"
 jobs_run "$LAST_LOG" | grep -q "^$STAGE " || fail "the rerun did not redo $STAGE: $RERUN"
 ! jobs_run "$LAST_LOG" | grep -q "^ingest " || fail "the rerun redid finished ingest jobs: $RERUN"
@@ -249,4 +253,5 @@ for dir in slurm-run killed-run; do
 done
 say "the SLURM run (resumed after scancel) and the local run (resumed after kill -9) equal the" \
     "uninterrupted local run"
+say "wall time $SECONDS s"
 echo "slurm-test: 2 passed, 0 failed"
