@@ -5,7 +5,7 @@ BIN := $(abspath $(VENV))/bin
 STAMP := $(VENV)/.neurodict-installed
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install demo test test-slow lint clean
+.PHONY: install demo test test-slow test-slurm lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+## test-slurm: the workflow on a real one-node SLURM cluster on this machine (root; docs/cluster.md)
+test-slurm: $(STAMP)
+	timeout -k 10 900 bash tests/slurm/run.sh
 
 lint: $(STAMP)
 	test -f data/demo/session.yaml || $(BIN)/neurodict synth --out data/demo

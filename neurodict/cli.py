@@ -7,7 +7,9 @@ status 2 and a message naming the file and key, never a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import logging
 import sys
 from pathlib import Path
 
@@ -201,6 +203,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _log_to_stderr():
+    """While the command runs, neurodict's INFO lines (the backend chosen) go to its stderr."""
+    logger = logging.getLogger("neurodict")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; return its exit status."""
     args = build_parser().parse_args(argv)
@@ -209,7 +225,8 @@ def main(argv: list[str] | None = None) -> int:
 
         args.config = DEFAULT_CONFIG
     try:
-        args.func(args)
+        with _log_to_stderr():
+            args.func(args)
     except USER_ERRORS as exc:
         print(f"neurodict {args.command}: error:\n{exc}", file=sys.stderr)
         return 2

@@ -2,7 +2,8 @@
 
 Threshold crossings at ``threshold_sigma`` robust standard deviations (sigma = median(|x|) /
 0.6745, spikeinterface's MAD noise levels), one peak per event within ``radius_um`` and
-``dead_time_ms`` ("locally_exclusive").
+``dead_time_ms`` ("locally_exclusive"). The noise levels are estimated on randomly drawn chunks
+with a fixed seed, so every run finds the same peaks.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import numpy as np
 import spikeinterface.core as sc
 from spikeinterface.sortingcomponents.peak_detection import detect_peaks
 
+NOISE_SEED = 0  # seed of the chunks the noise levels are estimated on
 PEAK_DTYPE = [("sample_index", "int64"), ("channel_index", "int64"), ("amplitude_uv", "float32"),
               ("group_index", "int64")]
 
@@ -45,7 +47,8 @@ def detect_group_peaks(rec: sc.BaseRecording, params: dict, n_jobs: int = 1) -> 
             method_kwargs={"peak_sign": params["peak_sign"],
                            "detect_threshold": params["threshold_sigma"],
                            "exclude_sweep_ms": params["dead_time_ms"],
-                           "radius_um": params["radius_um"]},
+                           "radius_um": params["radius_um"],
+                           "random_slices_kwargs": {"seed": NOISE_SEED}},
             job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False})
         group_peaks = np.empty(peaks.size, dtype=PEAK_DTYPE)
         group_peaks["sample_index"] = peaks["sample_index"]

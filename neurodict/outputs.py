@@ -1,12 +1,14 @@
 """How every step writes: to a temporary name renamed when complete, with a provenance record.
 
 A killed run leaves only ``.<stem>.tmp-<pid><suffix>`` entries, never a file or folder that looks
-finished; Snakemake's ``--rerun-incomplete`` then redoes the step.
+finished; Snakemake's ``--rerun-incomplete`` then redoes the step, and its next write of the same
+output removes what the killed writer left.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import platform
@@ -28,12 +30,17 @@ def atomic_path(final: str | Path) -> Iterator[Path]:
     """Yield a temporary sibling of `final`; rename it to `final` when the block succeeds.
 
     Works for files and folders alike (the block creates what it needs at the yielded path).
-    On an exception the temporary is removed and `final` is left untouched.
+    On an exception the temporary is removed and `final` is left untouched. Temporaries of
+    `final` left by a killed writer (``.<stem>.tmp-<pid><suffix>``) are removed first: only one
+    job writes an output at a time.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".{final.stem}.tmp-{os.getpid()}{final.suffix}"
-    _remove(tmp)
+    pattern = f".{glob.escape(final.stem)}.tmp-[0-9]*{glob.escape(final.suffix)}"
+    for stale in final.parent.glob(pattern):
+        if stale.name[len(final.stem) + 6:len(stale.name) - len(final.suffix)].isdigit():
+            _remove(stale)
     try:
         yield tmp
     except BaseException:

@@ -8,6 +8,7 @@ import numpy as np
 import spikeinterface as si
 
 from neurodict import pipeline
+from neurodict.detect import detect_group_peaks
 
 
 def test_detection_finds_planted_spikes(tiny_session, tmp_path):
@@ -36,3 +37,15 @@ def test_detection_finds_planted_spikes(tiny_session, tmp_path):
     rows = pipeline.read_tsv(tmp_path / "detection.tsv")
     assert [r["group"] for r in rows] == groups
     assert sum(int(r["n_peaks"]) for r in rows) == peaks.size
+
+
+def test_detection_is_the_same_on_every_run(tiny_session, tmp_path):
+    """Noise levels come from seeded random chunks: reruns (and resumed runs) agree exactly."""
+    pipeline.ingest(tiny_session, tmp_path)
+    pipeline.preprocess_session(tmp_path)
+    rec = si.load(tmp_path / "spikeband")
+    params = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
+    first = detect_group_peaks(rec, params)
+    assert first.size > 0
+    for n_jobs in (1, 2):
+        assert np.array_equal(detect_group_peaks(rec, params, n_jobs=n_jobs), first)

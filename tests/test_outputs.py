@@ -36,3 +36,19 @@ def test_rewrite_replaces_a_folder(tmp_path):
             tmp.mkdir()
             (tmp / value).write_text(value)
     assert [p.name for p in (tmp_path / "f").iterdir()] == ["2"]
+
+
+def test_next_write_removes_what_a_killed_writer_left(tmp_path):
+    """kill -9 or scancel leave a temporary; the rerun's write of that output removes it."""
+    (tmp_path / ".lfp.tmp-4242").mkdir()  # a killed preprocess: the lfp folder half-written
+    (tmp_path / ".lfp.tmp-4242" / "traces_cached_seg0.raw").write_bytes(b"\0" * 8)
+    (tmp_path / ".lfp_dict.tmp-4242.npz").write_bytes(b"half")  # another output's: kept
+    (tmp_path / ".lfp.tmp-notes").write_text("not a temporary name: kept")
+    with atomic_path(tmp_path / "lfp") as tmp:
+        tmp.mkdir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lfp.tmp-notes",
+                                                           ".lfp_dict.tmp-4242.npz", "lfp"]
+    with atomic_path(tmp_path / "lfp_dict.npz") as tmp:
+        tmp.write_bytes(b"whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lfp.tmp-notes", "lfp",
+                                                           "lfp_dict.npz"]

@@ -94,3 +94,4 @@ def test_killed_step_leaves_nothing_that_looks_finished(workdir, tiny_session, t
     out = snakemake(tmp_path, "--until", "preprocess")
     assert out.returncode == 0, out.stderr
     assert (res / "spikeband" / "binary.json").exists()
+    assert not partial.exists()  # the rerun's write removed what the killed one left
