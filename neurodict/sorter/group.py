@@ -37,13 +37,13 @@ class SortParams:
     drift: bool = True
     drift_sd: float = 0.5
     max_spikes_per_epoch: int = 1500
-    n_burn: int = 60
-    n_samples: int = 40
+    n_burn: int = 40
+    n_samples: int = 20
     n_keep: int = 10
     merge_every: int = 5
-    merge_distance: float = 3.0
-    merge_max_spread: float = 2.0
-    merge_dip: float = 0.25
+    merge_dprime: float = 4.0
+    merge_spread_ratio: float = 2.0
+    merge_dip: float = 0.3
     min_unit_spikes: int = 30
     batch_spikes: int = 20000
     seed: int = 0
@@ -56,7 +56,10 @@ class SortParams:
 
 @dataclass
 class GroupSorting:
-    """One group's result. ``labels`` index ``units``; -1 marks spikes no unit may take."""
+    """One group's result. ``labels`` index the units; -1 marks spikes no unit may take.
+
+    Units are the clusters with at least ``min_unit_spikes`` spikes, then (when there are any)
+    one multi-unit that pools the smaller clusters."""
 
     labels: np.ndarray          # (n,) index into units, -1 unassigned
     probability: np.ndarray     # (n, U) posterior assignment probabilities (rows sum to 1)
@@ -151,16 +154,17 @@ def _log_posterior(x, epoch, state: State) -> np.ndarray:
 def separation(xa: np.ndarray, xb: np.ndarray, bins: int = 40) -> tuple[float, float, float]:
     """How distinct two sets of whitened snippets are along the line joining their means.
 
-    Returns the distance of the projected means in noise SDs (the whitened noise has SD 1
-    along any line), the larger of the two projected SDs, and the dip ratio: the lowest smoothed density between the two medians over
-    the lower of the two side peaks (about 1 for one unimodal cloud split in two, near 0 for two
-    units).
+    Returns ``d'`` (distance of the projected means over their pooled SD), the ratio of the
+    larger projected SD to the smaller, and the dip ratio: the lowest smoothed density between
+    the two medians over the lower of the two side peaks (about 1 for one unimodal cloud split
+    in two, near 0 for two units).
     """
     u = xa.mean(0) - xb.mean(0)
     u /= np.linalg.norm(u) + 1e-12
     pa, pb = xa @ u, xb @ u
-    distance = float(pa.mean() - pb.mean())
-    spread = float(max(pa.std(), pb.std()))
+    sa, sb = pa.std() + 1e-12, pb.std() + 1e-12
+    dprime = float((pa.mean() - pb.mean()) / np.sqrt(0.5 * (sa ** 2 + sb ** 2)))
+    ratio = float(max(sa, sb) / min(sa, sb))
     both = np.r_[pa, pb]
     h, edges = np.histogram(both, bins=bins, range=tuple(np.percentile(both, [1, 99])))
     h = np.convolve(h, np.ones(3) / 3, "same")
@@ -169,27 +173,28 @@ def separation(xa: np.ndarray, xb: np.ndarray, bins: int = 40) -> tuple[float, f
     between = (centre >= lo) & (centre <= hi)
     left, right = centre <= lo, centre >= hi
     if not (between.any() and left.any() and right.any()):
-        return distance, spread, 1.0
-    return distance, spread, float(h[between].min() / max(min(h[left].max(), h[right].max()), 1e-12))
+        return dprime, ratio, 1.0
+    return dprime, ratio, float(h[between].min() / max(min(h[left].max(), h[right].max()), 1e-12))
 
 
 def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
-    """Merge pairs of compact clusters the data cannot tell apart, least separated first.
+    """Merge pairs of clusters the data cannot tell apart, least separated first.
 
-    A pair merges when its means lie under ``merge_distance`` noise SDs apart, both clusters are
-    compact (projected SD under ``merge_max_spread``: broad clusters of overlapping spikes and
-    noise never absorb units) and the projection shows no dip (ratio over ``merge_dip``).
-    Returns the number of merges."""
+    A pair merges when its projected means lie under ``merge_dprime`` pooled SDs apart, with
+    similar spreads (SD ratio under ``merge_spread_ratio``: a broad cluster of overlapping
+    spikes or noise never absorbs a unit) and no dip between them (ratio over ``merge_dip``).
+    Each cluster merges at most once per move. Returns the number of merges.
+    """
     st = sampler.state
     x = data.x.reshape(data.x.shape[0], -1)
     occupied = np.flatnonzero(np.bincount(st.labels, minlength=sampler.H) >= 5)
     scored = []
     for i, a in enumerate(occupied):
         for b in occupied[i + 1:]:
-            distance, spread, dip = separation(x[st.labels == a], x[st.labels == b])
-            if (distance < params.merge_distance and spread < params.merge_max_spread
+            dprime, ratio, dip = separation(x[st.labels == a], x[st.labels == b])
+            if (dprime < params.merge_dprime and ratio < params.merge_spread_ratio
                     and dip > params.merge_dip):
-                scored.append((distance, a, b))
+                scored.append((dprime, a, b))
     done: set = set()
     merged = 0
     for _, a, b in sorted(scored):
@@ -222,20 +227,30 @@ def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, tr
     lo, hi = kernels.refractory_neighbours(samples, ref)
     labels = kernels.masked_labels(logp, kernels.colour_classes(samples, ref), lo, hi,
                                    np.full(n, -1, np.int64))
-    used = np.flatnonzero(np.bincount(labels[labels >= 0], minlength=H))
+    # clusters with spikes keep an index; those under min_unit_spikes pool into one multi-unit
+    sizes = np.bincount(labels[labels >= 0], minlength=H)
+    used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
+    small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
     remap = np.full(H, -1)
     remap[used] = np.arange(used.size)
+    remap[small] = used.size
+    n_units = used.size + int(small.size > 0)
     labels = np.where(labels >= 0, remap[np.maximum(labels, 0)], -1)
-    probability = prob[:, used]
+    probability = np.zeros((n, n_units))
+    for c in np.flatnonzero(remap >= 0):
+        probability[:, remap[c]] += prob[:, c]
     probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
-    counts = np.zeros((used.size, E), np.int64)
+    counts = np.zeros((n_units, E), np.int64)
     np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
     D = best.A[None] * (best.w * best.z)[:, None, :]                   # (M, T, K)
-    templates = np.einsum("mtk,cmek->cemt", D, best.mu[used])
+    templates = np.einsum("mtk,cmek->cemt", D, best.mu)
+    pooled = (sizes[small, None, None, None] * templates[small]).sum(0, keepdims=True) \
+        / max(sizes[small].sum(), 1)
+    templates = np.concatenate([templates[used], pooled[:int(small.size > 0)]])
     active = np.flatnonzero(best.z)
     return GroupSorting(
         labels=labels, probability=probability.astype(np.float32),
-        multi_unit=counts.sum(1) < params.min_unit_spikes, presence=counts,
+        multi_unit=np.arange(n_units) >= used.size, presence=counts,
         templates=templates.astype(np.float32),
         dictionary=(best.A[:, active] * best.w[:, active].mean(0)).astype(np.float32),
         features=best.s[:, :, active].reshape(learn.size, -1).astype(np.float32),

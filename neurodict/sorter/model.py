@@ -305,12 +305,11 @@ class Sampler:
         nu0 = Ka + self.p.wishart_dof_extra
         S0_inv = np.eye(Ka) * (nu0 - Ka - 1) * self.p.within_cluster_var
         n_c = np.bincount(st.labels, minlength=H)
-        for c in range(H):
+        scatter = np.zeros((H, M, Ka, Ka))
+        for c in np.flatnonzero(n_c):
             r = resid[st.labels == c]
-            scatter = np.einsum("imk,iml->mkl", r, r)
-            for m in range(M):
-                lam[c, m] = scipy.stats.wishart.rvs(nu0 + n_c[c], _sym(np.linalg.inv(S0_inv + scatter[m])),
-                                                    random_state=self.rng)
+            scatter[c] = np.einsum("imk,iml->mkl", r, r)
+        lam = wishart(self.rng, nu0 + n_c[:, None], np.linalg.inv(S0_inv + scatter))
         st.mu = np.zeros_like(st.mu)
         st.mu[..., a] = mu
         st.lam = np.tile(np.eye(self.K), (H, M, 1, 1))
@@ -389,6 +388,22 @@ class Sampler:
         resid = x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
         st.phi = self.rng.gamma(p.noise_shape + 0.5 * x.shape[0],
                                 1.0 / (p.noise_rate + 0.5 * (resid ** 2).sum(0)))
+
+
+def wishart(rng: np.random.Generator, dof: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Draws from Wishart(dof, scale) batched over leading axes (Bartlett decomposition).
+
+    `dof` broadcasts against ``scale.shape[:-2]``; ``E[draw] = dof · scale``.
+    """
+    K = scale.shape[-1]
+    batch = scale.shape[:-2]
+    dof = np.broadcast_to(dof, batch)
+    L = np.linalg.cholesky(_sym(scale))
+    A = np.tril(rng.standard_normal(batch + (K, K)), -1)
+    diag = np.sqrt(rng.chisquare(dof[..., None] - np.arange(K)))
+    A[..., np.arange(K), np.arange(K)] = diag
+    LA = L @ A
+    return LA @ np.swapaxes(LA, -1, -2)
 
 
 def _sym(a: np.ndarray) -> np.ndarray:

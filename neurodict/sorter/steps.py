@@ -76,7 +76,8 @@ def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     _write_spikes(results / "spikes.npz", sorting, parts, table)
     analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
     metrics = quality_metrics(analyzer)
-    write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params))
+    write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
+                                                rec.get_total_duration()))
     write_tsv(results / "metrics.tsv",
               [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
                for i, u in enumerate(sorting.unit_ids)])
@@ -149,9 +150,8 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], table: lis
                  probability=prob[order].astype(np.float32), **arrays)
 
 
-def _unit_rows(sorting, table, parts, metrics, params: SortParams) -> list[dict]:
+def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
     fs = sorting.sampling_frequency
-    duration_s = sorting.get_total_duration()
     present = {g: presence(p.sorting.presence) for g, p in parts.items()}
     rows = []
     for i, (u, row) in enumerate(zip(sorting.unit_ids, table)):
