@@ -10,3 +10,8 @@ NeurIPS 2014.
 """
 
 __version__ = "0.1.0"
+
+# `spikeinterface.sorters.run_sorter("neurodict", ...)` works once neurodict is imported.
+from neurodict.sorter.spikeinterface_sorter import register as _register_sorter  # noqa: E402
+
+_register_sorter()

@@ -114,11 +114,11 @@ def test_window_with_end_before_start(tmp_path, valid):
 
 
 def test_param_override_validated_with_the_workflow_schema(tmp_path, valid):
-    valid["params"] = {"lfp": {"fs_lfp_hz": -1}, "sorting": {}}
+    valid["params"] = {"lfp": {"fs_lfp_hz": -1}, "spiking": {}}
     msg = errors_of(tmp_path, valid)
     assert "'params.lfp.fs_lfp_hz': expected a value that satisfies exclusiveMinimum=0; got -1." \
         in msg
-    assert "'params.sorting': expected a known key" in msg
+    assert "'params.spiking': expected a known key" in msg
 
 
 def test_param_override_merges_over_defaults(tmp_path, valid):

@@ -45,6 +45,7 @@ class SortParams:
     merge_spread_ratio: float = 2.0
     merge_dip: float = 0.3
     min_unit_spikes: int = 30
+    max_unit_variance: float = 1.5
     batch_spikes: int = 20000
     seed: int = 0
 
@@ -59,7 +60,8 @@ class GroupSorting:
     """One group's result. ``labels`` index the units; -1 marks spikes no unit may take.
 
     Units are the clusters with at least ``min_unit_spikes`` spikes, then (when there are any)
-    one multi-unit that pools the smaller clusters."""
+    one multi-unit that pools the smaller clusters. A unit whose snippets vary about their mean
+    more than ``max_unit_variance`` per whitened coordinate is flagged multi-unit too."""
 
     labels: np.ndarray          # (n,) index into units, -1 unassigned
     probability: np.ndarray     # (n, U) posterior assignment probabilities (rows sum to 1)
@@ -182,19 +184,31 @@ def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
 
     A pair merges when its projected means lie under ``merge_dprime`` pooled SDs apart, with
     similar spreads (SD ratio under ``merge_spread_ratio``: a broad cluster of overlapping
-    spikes or noise never absorbs a unit) and no dip between them (ratio over ``merge_dip``).
+    spikes or noise never absorbs a unit) and no dip between them (ratio over ``merge_dip``),
+    over the whole recording or within two adjacent epochs.
     Each cluster merges at most once per move. Returns the number of merges.
     """
     st = sampler.state
     x = data.x.reshape(data.x.shape[0], -1)
     occupied = np.flatnonzero(np.bincount(st.labels, minlength=sampler.H) >= 5)
+    # compared over the whole recording and within each pair of adjacent epochs, so that a
+    # unit whose waveform drifted is recognised where its pieces meet
+    windows = [np.ones(data.epoch.size, bool)] + [
+        (data.epoch == e) | (data.epoch == e + 1) for e in range(data.n_epochs - 1)]
     scored = []
     for i, a in enumerate(occupied):
         for b in occupied[i + 1:]:
-            dprime, ratio, dip = separation(x[st.labels == a], x[st.labels == b])
-            if (dprime < params.merge_dprime and ratio < params.merge_spread_ratio
-                    and dip > params.merge_dip):
-                scored.append((dprime, a, b))
+            best = np.inf
+            for w in windows:
+                ia, ib = w & (st.labels == a), w & (st.labels == b)
+                if ia.sum() < 5 or ib.sum() < 5:
+                    continue
+                dprime, ratio, dip = separation(x[ia], x[ib])
+                if (dprime < params.merge_dprime and ratio < params.merge_spread_ratio
+                        and dip > params.merge_dip):
+                    best = min(best, dprime)
+            if np.isfinite(best):
+                scored.append((best, a, b))
     done: set = set()
     merged = 0
     for _, a, b in sorted(scored):
@@ -206,6 +220,13 @@ def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
     if merged:
         sampler._sample_clusters(st)
     return merged
+
+
+def _spread(x: np.ndarray) -> float:
+    """Mean variance per whitened coordinate of a unit's snippets about their mean (1 for a
+    single unit in white noise; overlapping spikes and mixtures give more)."""
+    return float(x.reshape(x.shape[0], -1).astype(np.float64).var(0).mean()) if len(x) > 1 \
+        else np.inf
 
 
 def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, trace, atoms,
@@ -242,6 +263,7 @@ def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, tr
     probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
     counts = np.zeros((n_units, E), np.int64)
     np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
+    spread = np.array([_spread(x[labels == k]) for k in range(n_units)])
     D = best.A[None] * (best.w * best.z)[:, None, :]                   # (M, T, K)
     templates = np.einsum("mtk,cmek->cemt", D, best.mu)
     pooled = (sizes[small, None, None, None] * templates[small]).sum(0, keepdims=True) \
@@ -250,7 +272,8 @@ def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, tr
     active = np.flatnonzero(best.z)
     return GroupSorting(
         labels=labels, probability=probability.astype(np.float32),
-        multi_unit=np.arange(n_units) >= used.size, presence=counts,
+        multi_unit=(np.arange(n_units) >= used.size) | (spread > params.max_unit_variance),
+        presence=counts,
         templates=templates.astype(np.float32),
         dictionary=(best.A[:, active] * best.w[:, active].mean(0)).astype(np.float32),
         features=best.s[:, :, active].reshape(learn.size, -1).astype(np.float32),

@@ -19,7 +19,8 @@ import numba
 import numpy as np
 
 
-def refractory_neighbours(times: np.ndarray, refractory_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def refractory_neighbours(times: np.ndarray,
+                          refractory_samples: int) -> tuple[np.ndarray, np.ndarray]:
     """For time-sorted `times`, the index range ``[lo, hi)`` of spikes closer than Δ_ref."""
     lo = np.searchsorted(times, times - refractory_samples, side="right")
     hi = np.searchsorted(times, times + refractory_samples, side="left")

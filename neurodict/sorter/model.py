@@ -5,7 +5,8 @@ on channel `m` of one electrode group, in noise units (snippets divided by each 
 level)::
 
     x_{i,m} = A diag(z ∘ w_m) s_{i,m} + e_{i,m},      e_{i,m} ~ N(0, diag(φ_m)^{-1})
-    z_k ~ Bernoulli(π_k),  π_k ~ Beta(a/K, b(K-1)/K),  A_{tk} ~ N(0, 1/α_{tk}),  w_{mk} ~ N_+(0, σ_w²)
+    z_k ~ Bernoulli(π_k),  π_k ~ Beta(a/K, b(K-1)/K)
+    A_{tk} ~ N(0, 1/α_{tk}),  w_{mk} ~ N_+(0, σ_w²)
     s_{i,m} | c_i = c, epoch e ~ N(μ_{c,m,e}, Λ_{c,m}^{-1})
 
 Cluster weights of epoch `e` come from the dHDP: ``G_e = Σ_{j≤e} v_{e,j} H_j`` with ``H_0 = G_1``,
@@ -117,7 +118,7 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
     ``log|Σ| = log|P| − log|Λ̃| − log|Φ|``. The spike-dependent parts are two GEMMs per channel.
     """
     N, M, T = x.shape
-    H, E = state.mu.shape[0], state.mu.shape[2]
+    H = state.mu.shape[0]
     active = np.flatnonzero(state.z)
     phi = state.phi
     xphi = x * phi

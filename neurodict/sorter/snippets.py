@@ -86,7 +86,10 @@ TAPS = 4
 
 def _resample(traces: np.ndarray, peak: np.ndarray, frac: np.ndarray, before: int,
               after: int) -> np.ndarray:
-    """Windows ``x(peak + frac + k)``, ``k = -before..after-1``, by Hann-windowed sinc: (n, M, T)."""
+    """Windows ``x(peak + frac + k)``, ``k = -before..after-1``, by Hann-windowed sinc.
+
+    Returns (n, M, T).
+    """
     j = np.arange(-TAPS + 1, TAPS + 1)                                  # taps around each sample
     weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
     weights /= weights.sum(1, keepdims=True)

@@ -70,7 +70,7 @@ def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     groups = [g["name"] for g in session["groups"]]
     region = {g["name"]: g["region"] for g in session["groups"]}
     parts = {g: GroupResult.load(results / "sort" / f"{g}.npz") for g in groups}
-    sorting, table = _combine(parts, region, rec.sampling_frequency)
+    sorting, table = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
     _write_spikes(results / "spikes.npz", sorting, parts, table)
@@ -99,7 +99,7 @@ def refractory_violations(samples: np.ndarray, fs_hz: float, refractory_ms: floa
     return int(np.sum(np.diff(np.sort(samples)) < refractory_ms * fs_hz / 1000))
 
 
-def _combine(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
+def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
     """One Sorting from the groups' results; a table with one dict per unit."""
     samples, labels, table = [], [], []
     for g, part in parts.items():
@@ -154,7 +154,7 @@ def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: f
     fs = sorting.sampling_frequency
     present = {g: presence(p.sorting.presence) for g, p in parts.items()}
     rows = []
-    for i, (u, row) in enumerate(zip(sorting.unit_ids, table)):
+    for i, (u, row) in enumerate(zip(sorting.unit_ids, table, strict=True)):
         train = sorting.get_unit_spike_train(u)
         epochs = (np.flatnonzero(present[row["group"]][row["local"]])
                   if row["local"] >= 0 else [])

@@ -1,0 +1,1 @@
+"""The Bayesian sorter (MODELS.md §1): snippets, the Gibbs sampler, per-group and workflow steps."""

@@ -1,0 +1,101 @@
+"""neurodict's sorter inside spikeinterface: ``run_sorter("neurodict", recording, folder=...)``.
+
+spikeinterface keeps its sorters in a hard-coded registry; importing :mod:`neurodict` adds this
+class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_sorter`` and
+``installed_sorters`` find it. Channels are sorted per value of the channel property ``group``
+(all channels as one group where it is missing).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from spikeinterface.core import load
+from spikeinterface.preprocessing import bandpass_filter
+from spikeinterface.sorters import BaseSorter, sorterlist
+
+from neurodict.sorter.group import SortParams
+
+_SORT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SortParams)
+                  if f.name != "batch_spikes"}
+_DETECTION_DEFAULTS = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0,
+                       "radius_um": 100.0}
+
+
+class NeurodictSorter(BaseSorter):
+    """Joint beta–Bernoulli dictionary features and dynamic-HDP clusters (MODELS.md §1)."""
+
+    sorter_name = "neurodict"
+    requires_locations = False
+    gpu_capability = "not-supported"
+    requires_binary_data = False
+    compatible_with_parallel = {"loky": True, "multiprocessing": True, "threading": False}
+    handle_multi_segment = False
+    sorter_description = ("Bayesian sorter: beta–Bernoulli dictionary features learned jointly "
+                          "with a dynamic HDP mixture with a refractory constraint, per "
+                          "electrode group (Chen, Carlson & Carin 2011).")
+    installation_mesg = "pip install neurodict"
+    _default_params = ({"apply_preprocessing": True, "freq_min_hz": 300.0,
+                        "freq_max_hz": 6000.0, "n_jobs": 1}
+                       | _DETECTION_DEFAULTS | _SORT_DEFAULTS)
+    _params_description = {
+        "apply_preprocessing": "band-pass the recording first (false: it is a spike band already)",
+        "freq_min_hz": "high-pass corner of the band-pass, Hz",
+        "freq_max_hz": "low-pass corner of the band-pass, Hz",
+        "n_jobs": "worker processes for detection (never all cores by default)",
+        "threshold_sigma": "detection threshold in robust SDs",
+        "peak_sign": "neg | pos | both",
+        "dead_time_ms": "minimum time between two peaks of one group, ms",
+        "radius_um": "peaks within this radius are one event, um",
+    } | {name: "see the `sorting` section of config/schemas/config.schema.yaml"
+         for name in _SORT_DEFAULTS}
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_sorter_version(cls) -> str:
+        from neurodict import __version__
+
+        return __version__
+
+    @classmethod
+    def _setup_recording(cls, recording, sorter_output_folder, params, verbose):
+        pass  # the recording is read back from the folder spikeinterface wrote
+
+    @classmethod
+    def _run_from_folder(cls, sorter_output_folder, params, verbose):
+        from neurodict.sorter.run import sort_recording_group
+        from neurodict.sorter.steps import combine_groups
+
+        rec = cls.load_recording_from_folder(sorter_output_folder.parent, with_warnings=False)
+        if params["apply_preprocessing"]:
+            top = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
+            rec = bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=top)
+        groups = (rec.get_property("group") if "group" in rec.get_property_keys()
+                  else np.zeros(rec.get_num_channels(), int))
+        regions = (rec.get_property("region") if "region" in rec.get_property_keys()
+                   else np.full(rec.get_num_channels(), ""))
+        sort_params = SortParams(**{k: params[k] for k in _SORT_DEFAULTS})
+        detection = {k: params[k] for k in _DETECTION_DEFAULTS}
+        parts, region = {}, {}
+        for g in dict.fromkeys(groups):
+            sub = rec.select_channels(rec.channel_ids[groups == g])
+            parts[str(g)] = sort_recording_group(sub, detection, sort_params,
+                                                 n_jobs=params["n_jobs"], progress=verbose)
+            region[str(g)] = str(regions[groups == g][0])
+        sorting = combine_groups(parts, region, rec.sampling_frequency)[0]
+        sorting.save(folder=sorter_output_folder / "sorting")
+
+    @classmethod
+    def _get_result_from_folder(cls, sorter_output_folder):
+        return load(sorter_output_folder / "sorting")
+
+
+def register() -> None:
+    """Add :class:`NeurodictSorter` to spikeinterface's sorter registry (idempotent)."""
+    if "neurodict" not in sorterlist.sorter_dict:
+        sorterlist.sorter_dict["neurodict"] = NeurodictSorter
+        sorterlist.sorter_full_list.append(NeurodictSorter)
