@@ -16,7 +16,8 @@ from neurodict import clusters as cl
 from neurodict.outputs import provenance, write_json
 from neurodict.pipeline import read_tsv, write_tsv
 from neurodict.report import figures
-from neurodict.report.session import figure_block, render
+from neurodict.report.figures import figure_block
+from neurodict.report.session import render
 
 
 def _mean_r2(rows: list[dict], model: str) -> float | str:

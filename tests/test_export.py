@@ -27,21 +27,23 @@ def test_nwb_passes_nwbinspector(workflow_results):
     assert not messages, [(m.check_function_name, m.message) for m in messages]
 
 
-def test_nwb_reads_back(workflow_results, tiny_session):
+def test_nwb_reads_back(workflow_results):
     from pynwb import NWBHDF5IO
 
-    truth = si.load(tiny_session.parent / "truth_sorting")
+    sorted_units = si.load(workflow_results / "tiny" / "sorting")
     with NWBHDF5IO(workflow_results / "tiny" / "session.nwb", "r") as io:
         nwb = io.read()
         electrodes = nwb.electrodes.to_dataframe()
         assert list(electrodes["location"]) == ["CA1"] * 4 + ["PFC"] * 4
         assert list(electrodes["group_name"]) == ["CA1_tt"] * 4 + ["PFC_tt"] * 4
         units = nwb.units.to_dataframe()
-        assert list(units["unit_name"]) == list(truth.unit_ids)
-        for i, unit in enumerate(truth.unit_ids):
+        assert list(units["unit_name"]) == [str(u) for u in sorted_units.unit_ids]
+        for i, unit in enumerate(sorted_units.unit_ids):
             np.testing.assert_allclose(units["spike_times"].iloc[i],
-                                       truth.get_unit_spike_train(unit) / 10000.0)
-        assert {"snr", "firing_rate", "isi_violations_ratio", "region"} <= set(units.columns)
+                                       sorted_units.get_unit_spike_train(unit) / 10000.0)
+        assert {"snr", "firing_rate", "isi_violations_ratio", "region", "posterior_mean",
+                "posterior_p05"} <= set(units.columns)
+        assert units["posterior_mean"].between(0, 1).all()
         assert units["waveform_mean"].iloc[0].ndim == 1
         lfp = nwb.processing["ecephys"]["region_lfp"]
         assert lfp.data.shape == (30000, 2) and lfp.rate == 1000.0
@@ -51,12 +53,11 @@ def test_nwb_reads_back(workflow_results, tiny_session):
         assert scores["r2_heldout"].dtype == float and len(scores) > 0
 
 
-def test_phy_folder(workflow_results, tiny_session):
+def test_phy_folder(workflow_results):
     phy = workflow_results / "tiny" / "phy"
-    truth = si.load(tiny_session.parent / "truth_sorting")
-    n_spikes = sum(len(truth.get_unit_spike_train(u)) for u in truth.unit_ids)
-    assert np.load(phy / "spike_times.npy").size == n_spikes
-    assert np.load(phy / "templates.npy").shape[0] == len(truth.unit_ids)
+    sorted_units = si.load(workflow_results / "tiny" / "sorting")
+    assert np.load(phy / "spike_times.npy").size == sorted_units.to_spike_vector().size
+    assert np.load(phy / "templates.npy").shape[0] == sorted_units.get_num_units()
     params = (phy / "params.py").read_text()
     assert "spikeband" in params and "n_channels_dat = 8" in params
 

@@ -18,7 +18,8 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = REPO / "results" / "browser"
 LOCAL = ("file://", "data:")
 NETWORK = {"http", "https", "ws", "wss", "ftp"}
-SECTIONS = ("recording", "preprocessing", "detection", "dictionaries", "clusters", "provenance")
+SECTIONS = ("recording", "preprocessing", "detection", "sorting", "dictionaries", "clusters",
+            "provenance")
 
 if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip("needs /usr/bin/chromium and /usr/bin/chromedriver "
@@ -94,6 +95,10 @@ def test_session_report_in_browser(browser, workflow_results):
     header.click()
     assert [float(v) for v in _column(browser, "benchmarks-table", 1)] == sorted(wall_s,
                                                                                 reverse=True)
+    # so does the sorting's metrics table: spike counts (column 3) ascending
+    browser.find_element("css selector", "#metrics-table th:nth-child(4)").click()
+    counts = [int(v) for v in _column(browser, "metrics-table", 3)]
+    assert counts == sorted(counts) and len(counts) >= 2
     browser.execute_script("document.getElementById('benchmarks-table')"
                            ".scrollIntoView({block: 'center'})")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -21,6 +21,11 @@ def to_data_uri(fig) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def figure_block(fig, caption: str) -> dict:
+    """A report block holding `fig` as an embedded PNG with its caption."""
+    return {"kind": "figure", "uri": to_data_uri(fig), "caption": caption}
+
+
 def region_colors(regions: list[str]) -> dict[str, tuple]:
     """One colour per region, stable in region order."""
     cmap = plt.get_cmap("tab20" if len(regions) > 10 else "tab10")

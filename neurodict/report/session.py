@@ -20,14 +20,11 @@ from neurodict import __version__
 from neurodict.outputs import atomic_path
 from neurodict.pipeline import read_tsv, session_info
 from neurodict.report import figures
+from neurodict.report.figures import figure_block
 from neurodict.report.provenance import provenance_section
+from neurodict.report.sorting import sorting_section
 
 TEMPLATES = Path(__file__).parent / "templates"
-
-
-def figure_block(fig, caption: str) -> dict:
-    """A report block holding `fig` as an embedded PNG with its caption."""
-    return {"kind": "figure", "uri": figures.to_data_uri(fig), "caption": caption}
 
 
 def recording_section(info: dict, rec) -> dict:
@@ -182,6 +179,8 @@ def build_session_report(results: str | Path, out_html: str | Path,
                               si.load(results / "region_lfp")),
         detection_section(info, read_tsv(results / "detection.tsv")),
     ]
+    if (results / "units.tsv").exists():
+        sections.append(sorting_section(results, info))
     if (results / "lfp_dict.npz").exists():
         sections.append(dictionary_section(results))
     if (results / "clusters_summary.tsv").exists():

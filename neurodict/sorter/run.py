@@ -28,6 +28,7 @@ class GroupResult:
     """One group's sorted spikes in recording samples, with everything the report plots."""
 
     samples: np.ndarray            # (n,) aligned peak samples, sorted
+    amplitudes_uv: np.ndarray      # (n,) signed value at the peak on the largest channel
     sorting: GroupSorting
     unwhiten: np.ndarray           # (T, T') whitened coordinates -> waveform samples
     noise_levels_uv: np.ndarray    # (M,)
@@ -44,7 +45,8 @@ class GroupResult:
         arrays = {f"sorting_{f.name}": getattr(self.sorting, f.name)
                   for f in fields(GroupSorting)}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
-            np.savez(f, samples=self.samples, unwhiten=self.unwhiten,
+            np.savez(f, samples=self.samples, amplitudes_uv=self.amplitudes_uv,
+                     unwhiten=self.unwhiten,
                      noise_levels_uv=self.noise_levels_uv, channel_ids=self.channel_ids,
                      fs_hz=self.fs_hz, **arrays)
 
@@ -52,7 +54,8 @@ class GroupResult:
     def load(cls, path: str | Path) -> GroupResult:
         d = np.load(path, allow_pickle=False)
         sorting = GroupSorting(**{f.name: d[f"sorting_{f.name}"] for f in fields(GroupSorting)})
-        return cls(samples=d["samples"], sorting=sorting, unwhiten=d["unwhiten"],
+        return cls(samples=d["samples"], amplitudes_uv=d["amplitudes_uv"], sorting=sorting,
+                   unwhiten=d["unwhiten"],
                    noise_levels_uv=d["noise_levels_uv"], channel_ids=d["channel_ids"],
                    fs_hz=float(d["fs_hz"]))
 
@@ -82,6 +85,8 @@ def sort_recording_group(rec: sc.BaseRecording, detection: dict, params: SortPar
                                   params.align_ms, noise, progress=progress)
     order = np.argsort(samples, kind="stable")
     x, samples = x[order], samples[order]
+    at_peak = x[:, :, snippets.window_samples(fs, params.ms_before, params.ms_after)[0]] * noise
+    amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else at_peak[:, 0]
     W, unwhiten = snippets.noise_whitener(rec, x.shape[2], noise, seed=params.seed)
     x = np.einsum("st,imt->ims", W, x)
     duration_s = rec.get_total_duration()
@@ -93,7 +98,8 @@ def sort_recording_group(rec: sc.BaseRecording, detection: dict, params: SortPar
         result = sort_group(x, samples, fs, duration_s, params, progress=progress)
     log.info("%d spikes, %d units (%d multi-unit)", samples.size, result.multi_unit.size,
              int(result.multi_unit.sum()))
-    return GroupResult(samples=samples, sorting=result, unwhiten=unwhiten,
+    return GroupResult(samples=samples, amplitudes_uv=amplitudes, sorting=result,
+                       unwhiten=unwhiten,
                        noise_levels_uv=np.asarray(noise), channel_ids=rec.channel_ids,
                        fs_hz=fs)
 

@@ -73,7 +73,7 @@ def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     sorting, table = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
-    _write_spikes(results / "spikes.npz", sorting, parts, table)
+    _write_spikes(results / "spikes.npz", sorting, parts)
     analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
     metrics = quality_metrics(analyzer)
     write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
@@ -99,55 +99,65 @@ def refractory_violations(samples: np.ndarray, fs_hz: float, refractory_ms: floa
     return int(np.sum(np.diff(np.sort(samples)) < refractory_ms * fs_hz / 1000))
 
 
+def global_units(parts: dict[str, GroupResult]) -> dict[str, tuple[np.ndarray, np.ndarray, int]]:
+    """Per group: each spike's unit in the session's numbering, its posterior probability, and
+    the group's first unit.
+
+    Units are numbered group after group; a group whose spikes include some that every unit's
+    refractory period blocked (label -1) gets one more unit, a multi-unit, that keeps them.
+    """
+    out, base = {}, 0
+    for g, part in parts.items():
+        lab, p = part.sorting.labels, part.sorting.probability
+        n_units = p.shape[1]
+        assigned = p[np.arange(lab.size), np.maximum(lab, 0)] if n_units else np.ones(lab.size)
+        out[g] = (np.where(lab >= 0, base + lab, base + n_units),
+                  np.where(lab >= 0, assigned, 0.0), base)
+        base += n_units + int(np.any(lab < 0))
+    return out
+
+
 def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
     """One Sorting from the groups' results; a table with one dict per unit."""
-    samples, labels, table = [], [], []
+    table = []
     for g, part in parts.items():
-        lab = part.sorting.labels
         n_units = part.sorting.multi_unit.size
-        unassigned = bool(np.any(lab < 0))
         templates = part.templates_uv().mean(axis=1)                    # (U, M, T)
         peak = part.channel_ids[np.abs(templates).max(axis=2).argmax(axis=1)] \
             if n_units else np.zeros(0, part.channel_ids.dtype)
-        base = len(table)
         for k in range(n_units):
             table.append({"group": g, "region": region[g], "local": k,
                           "multi_unit": bool(part.sorting.multi_unit[k]),
                           "peak_channel": str(peak[k])})
-        if unassigned:  # spikes every unit's refractory period blocked: kept, as a multi-unit
+        if np.any(part.sorting.labels < 0):
             table.append({"group": g, "region": region[g], "local": -1, "multi_unit": True,
                           "peak_channel": str(peak[0]) if n_units else str(part.channel_ids[0])})
-        samples.append(part.samples)
-        labels.append(np.where(lab >= 0, base + lab, base + n_units))
+    units = global_units(parts)
     sorting = sc.NumpySorting.from_samples_and_labels(
-        [np.concatenate(samples)], [np.concatenate(labels)], fs_hz,
-        unit_ids=np.arange(len(table)))
+        [np.concatenate([p.samples for p in parts.values()])],
+        [np.concatenate([units[g][0] for g in parts])], fs_hz, unit_ids=np.arange(len(table)))
     for key in ("group", "region", "peak_channel", "multi_unit"):
         sorting.set_property(key, np.array([row[key] for row in table]))
     return sorting, table
 
 
-def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], table: list[dict]) -> None:
-    samples, units, prob, arrays = [], [], [], {}
-    base = 0
-    for g, part in parts.items():
-        lab, p = part.sorting.labels, part.sorting.probability
-        n_units = p.shape[1]
-        assigned = p[np.arange(lab.size), np.maximum(lab, 0)] if n_units else np.ones(lab.size)
-        samples.append(part.samples)
-        units.append(np.where(lab >= 0, base + lab, base + n_units))
-        prob.append(np.where(lab >= 0, assigned, 0.0))
-        arrays[f"probabilities_{g}"] = p
-        arrays[f"units_{g}"] = base + np.arange(n_units)
-        base += n_units + int(np.any(lab < 0))
-    samples, units, prob = map(np.concatenate, (samples, units, prob))
-    order = np.lexsort((units, samples))
+def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult]) -> None:
+    units = global_units(parts)
+    samples = np.concatenate([p.samples for p in parts.values()])
+    unit = np.concatenate([units[g][0] for g in parts])
+    prob = np.concatenate([units[g][1] for g in parts])
+    order = np.lexsort((unit, samples))
     vector = sorting.to_spike_vector()
     assert np.array_equal(vector["sample_index"], samples[order])
-    assert np.array_equal(vector["unit_index"], units[order])
+    assert np.array_equal(vector["unit_index"], unit[order])
+    per_group = {}
+    for g, part in parts.items():
+        n_units = part.sorting.probability.shape[1]
+        per_group[f"probabilities_{g}"] = part.sorting.probability
+        per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, sample_index=samples[order], unit_index=units[order],
-                 probability=prob[order].astype(np.float32), **arrays)
+        np.savez(f, sample_index=samples[order], unit_index=unit[order],
+                 probability=prob[order].astype(np.float32), **per_group)
 
 
 def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
@@ -169,16 +179,20 @@ def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: f
 
 
 def _write_model(path: Path, parts: dict[str, GroupResult]) -> None:
-    """What the report plots of each group's model."""
+    """What the report plots of each group's model (unit numbers as in the session's sorting)."""
+    units = global_units(parts)
     arrays = {}
     for g, part in parts.items():
         s = part.sorting
-        arrays |= {f"{g}/dictionary": part.unwhiten @ s.dictionary,
-                   f"{g}/features": s.features, f"{g}/feature_labels": s.feature_labels,
+        unit, prob, base = units[g]
+        arrays |= {f"{g}/samples": part.samples, f"{g}/amplitudes_uv": part.amplitudes_uv,
+                   f"{g}/unit": unit, f"{g}/probability": prob, f"{g}/fs_hz": part.fs_hz,
+                   f"{g}/dictionary": part.unwhiten @ s.dictionary,
+                   f"{g}/features": s.features,
+                   f"{g}/feature_units": np.where(s.feature_labels >= 0,
+                                                  base + s.feature_labels, -1),
                    f"{g}/presence": s.presence, f"{g}/templates_uv": part.templates_uv(),
-                   f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms,
-                   f"{g}/probability": s.probability.max(axis=1) if s.probability.size
-                   else np.zeros(0)}
+                   f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 

@@ -1,0 +1,277 @@
+"""Sorting accuracy, speed and memory: neurodict against its peers on the same recordings.
+
+Recordings (all generated or read by code outside this project): spikeinterface ground truth
+(a tetrode with 8 units and a 32-channel probe with 20 units, at the generator's default noise
+and at ``noise_levels`` 9, several seeds), a drifting recording, a hybrid recording (known units
+injected into the locust tetrode's noise) and the real locust tetrode (no ground truth).
+
+Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak memory):
+neurodict, spykingcircus2, tridesclous2, mountainsort5 and kilosort4 (where installed) through
+``spikeinterface.sorters.run_sorter``, and the classic baselines k-means and a Gaussian mixture
+on 2 principal components per channel with neurodict's detection and alignment, given the true
+number of units (an advantage the others do not get).
+
+Scores: ``compare_sorter_to_ground_truth`` with its defaults (mean accuracy over ground-truth
+units, units well detected at accuracy >= 0.8, false-positive units); for neurodict also the
+false-positive units among its single units (those not flagged multi-unit). Time and memory are
+printed as ratios to neurodict's on the same recording.
+
+Usage::
+
+    python benchmarks/sorting.py                      # the matrix below (about an hour, 2 cores)
+    python benchmarks/sorting.py --quick              # tetrodes only, one seed
+    python benchmarks/sorting.py --sorters neurodict kmeans --recordings tetrode-n5-s1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+LOCUST = REPO.parent / "shared" / "data" / "locust" / "locust_trial_01.raw"
+PEERS = ["spykingcircus2", "tridesclous2", "mountainsort5", "kilosort4"]
+BASELINES = ["kmeans", "gmm"]
+
+
+def recordings(quick: bool) -> dict[str, dict]:
+    """Name -> how to make the recording."""
+    out = {}
+    seeds = [1] if quick else [1, 2, 3]
+    for noise in (5.0, 9.0):
+        for seed in seeds:
+            out[f"tetrode-n{noise:g}-s{seed}"] = dict(kind="gt", channels=4, units=8,
+                                                      duration=60.0, noise=noise, seed=seed)
+    if not quick:
+        out["probe32-n5-s1"] = dict(kind="gt", channels=32, units=20, duration=60.0, noise=5.0,
+                                    seed=1)
+        out["probe32-n9-s1"] = dict(kind="gt", channels=32, units=20, duration=60.0, noise=9.0,
+                                    seed=1)
+        out["tetrode-n5-300s"] = dict(kind="gt", channels=4, units=8, duration=300.0, noise=5.0,
+                                      seed=1)
+        out["drift16"] = dict(kind="drift", seed=5)
+        if LOCUST.exists():
+            out["hybrid-locust"] = dict(kind="hybrid", seed=3)
+            out["locust"] = dict(kind="locust")
+    return out
+
+
+def make_recording(spec: dict, folder: Path):
+    """Write the recording (binary folder) and its ground truth (or None); return both paths."""
+    import spikeinterface.core as sc
+
+    if spec["kind"] == "gt":
+        rec, gt = sc.generate_ground_truth_recording(
+            durations=[spec["duration"]], num_channels=spec["channels"],
+            num_units=spec["units"], seed=spec["seed"],
+            noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"})
+    elif spec["kind"] == "drift":
+        from spikeinterface.generation import generate_drifting_recording
+
+        _, rec, gt = generate_drifting_recording(
+            num_units=8, duration=120.0, sampling_frequency=30000.0, probe_name=None,
+            generate_probe_kwargs={"num_columns": 2, "num_contact_per_column": 8, "xpitch": 20,
+                                   "ypitch": 20, "contact_shapes": "circle",
+                                   "contact_shape_params": {"radius": 6}},
+            seed=spec["seed"])
+    else:
+        rec = sc.read_binary(LOCUST, sampling_frequency=15000.0, dtype="int16", num_channels=4)
+        rec.set_dummy_probe_from_locations(np.array([[0, 0], [20, 0], [0, 20], [20, 20.0]]))
+        gt = None
+        if spec["kind"] == "hybrid":
+            from spikeinterface.generation import generate_hybrid_recording
+
+            rec = rec.astype("float32")
+            rec, gt = generate_hybrid_recording(
+                rec, generate_sorting_kwargs={"num_units": 5, "firing_rates": 10,
+                                              "refractory_period_ms": 4.0, "seed": spec["seed"]},
+                seed=spec["seed"])
+    rec = rec.save(folder=folder / "rec", overwrite=True, progress_bar=False)
+    gt_path = None
+    if gt is not None:
+        gt_path = folder / "gt"
+        sc.NumpySorting.from_sorting(gt).save(folder=gt_path, overwrite=True)
+    return folder / "rec", gt_path
+
+
+def run_one(sorter: str, rec_path: Path, out: Path) -> None:
+    """Sort in this process (called under /usr/bin/time by :func:`timed`)."""
+    import spikeinterface.core as sc
+
+    rec = sc.load(rec_path)
+    if sorter in BASELINES:
+        sorting = baseline(sorter, rec, int(sys.argv[-1]))
+    else:
+        import spikeinterface.sorters as ss
+
+        import neurodict  # noqa: F401  (registers the sorter)
+
+        params = {"n_jobs": 2} if sorter == "neurodict" else {}
+        if sorter in ("spykingcircus2", "tridesclous2"):
+            params = {"job_kwargs": {"n_jobs": 2}}
+        sorting = ss.run_sorter(sorter, rec, folder=out / "work", remove_existing_folder=True,
+                                verbose=False, **params)
+    sc.NumpySorting.from_sorting(sorting).save(folder=out / "sorting", overwrite=True)
+    if sorter == "neurodict":
+        np.save(out / "multi_unit.npy", np.asarray(sorting.get_property("multi_unit"), bool))
+
+
+def baseline(kind: str, rec, n_units: int):
+    """k-means or a Gaussian mixture on 2 PCs per channel, neurodict's detection."""
+    import spikeinterface.core as sc
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+    from spikeinterface.preprocessing import bandpass_filter
+
+    from neurodict import detect
+    from neurodict.sorter import snippets
+
+    rec = bandpass_filter(rec, freq_min=300.0, freq_max=min(6000.0, 0.45 * rec.sampling_frequency))
+    noise = sc.get_noise_levels(rec, return_in_uV=False)
+    peaks = detect.detect_group_peaks(rec, {"threshold_sigma": 4.0, "peak_sign": "neg",
+                                            "dead_time_ms": 1.0, "radius_um": 100.0})
+    x, samples = snippets.extract(rec, peaks["sample_index"], 0.6, 1.0, 0.2, noise)
+    feats = []
+    for m in range(x.shape[1]):
+        xm = x[:, m] - x[:, m].mean(0)
+        feats.append(xm @ np.linalg.svd(xm, full_matrices=False)[2][:2].T)
+    f = np.concatenate(feats, axis=1)
+    model = (KMeans(n_units, n_init=10, random_state=0) if kind == "kmeans"
+             else GaussianMixture(n_units, random_state=0))
+    labels = model.fit_predict(f)
+    return sc.NumpySorting.from_samples_and_labels([samples], [labels], rec.sampling_frequency)
+
+
+def timed(sorter: str, rec_path: Path, out: Path, n_units: int) -> dict:
+    """Run one sorter in a child process; wall time and peak memory from /usr/bin/time -v."""
+    out.mkdir(parents=True, exist_ok=True)
+    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--run-one", sorter, str(rec_path),
+           str(out), str(n_units)]
+    started = time.time()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.time() - started
+    rss = re.search(r"Maximum resident set size \(kbytes\): (\d+)", proc.stderr)
+    ok = proc.returncode == 0 and (out / "sorting").exists()
+    if not ok:
+        (out / "stderr.txt").write_text(proc.stderr[-20000:])
+    return {"ok": ok, "wall_s": wall, "peak_mb": int(rss.group(1)) / 1024 if rss else np.nan}
+
+
+def score(gt_path, out: Path, sorter: str) -> dict:
+    import spikeinterface.comparison as scmp
+    import spikeinterface.core as sc
+
+    sorting = sc.load(out / "sorting")
+    row = {"units": sorting.get_num_units()}
+    if gt_path is None:
+        return row
+    gt = sc.load(gt_path)
+    cmp = scmp.compare_sorter_to_ground_truth(gt, sorting, exhaustive_gt=True)
+    acc = cmp.get_performance()["accuracy"].to_numpy(float)
+    row |= {"accuracy": float(np.mean(acc)), "well": cmp.count_well_detected_units(0.8),
+            "n_gt": gt.get_num_units(), "fp": cmp.count_false_positive_units()}
+    if sorter == "neurodict":
+        single = sorting.unit_ids[~np.load(out / "multi_unit.npy")]
+        cmp1 = scmp.compare_sorter_to_ground_truth(gt, sorting.select_units(single),
+                                                   exhaustive_gt=True)
+        row["fp_single"] = cmp1.count_false_positive_units()
+    return row
+
+
+def locust_agreement(results: dict, work: Path) -> dict:
+    """Units of each sorter on the real tetrode matched by a peer (agreement >= 0.5)."""
+    import spikeinterface.comparison as scmp
+    import spikeinterface.core as sc
+
+    base = work / "locust" / "neurodict" / "sorting"
+    if not base.exists():
+        return {}
+    ours = sc.load(base)
+    out = {}
+    for sorter in results:
+        path = work / "locust" / sorter / "sorting"
+        if sorter == "neurodict" or not path.exists():
+            continue
+        cmp = scmp.compare_two_sorters(ours, sc.load(path))
+        out[sorter] = int(np.sum(cmp.agreement_scores.max(axis=1) >= 0.5))
+    return out
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--run-one":
+        run_one(sys.argv[2], Path(sys.argv[3]), Path(sys.argv[4]))
+        return
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--sorters", nargs="+", default=["neurodict", *PEERS, *BASELINES])
+    p.add_argument("--recordings", nargs="+", default=None)
+    p.add_argument("--work", type=Path, default=None, help="keep recordings and sortings here")
+    p.add_argument("--json", type=Path, default=None, help="write every number here")
+    args = p.parse_args()
+    import spikeinterface.sorters as ss
+
+    sorters = [s for s in args.sorters
+               if s in BASELINES or s == "neurodict" or s in ss.installed_sorters()]
+    skipped = sorted(set(args.sorters) - set(sorters))
+    if skipped:
+        print(f"not installed, skipped: {', '.join(skipped)}")
+    specs = recordings(args.quick)
+    if args.recordings:
+        specs = {k: v for k, v in specs.items() if k in args.recordings}
+    work = args.work or Path(tempfile.mkdtemp(prefix="nd-sorting-"))
+    results: dict = {}
+    for name, spec in specs.items():
+        folder = work / name
+        folder.mkdir(parents=True, exist_ok=True)
+        rec_path, gt_path = make_recording(spec, folder)
+        n_units = spec.get("units", 5 if spec["kind"] == "hybrid" else 8)
+        for sorter in sorters:
+            if gt_path is None and sorter in BASELINES:
+                continue
+            out = folder / sorter
+            run = timed(sorter, rec_path, out, n_units)
+            row = run | (score(gt_path, out, sorter) if run["ok"] else {})
+            results.setdefault(name, {})[sorter] = row
+            print(name, sorter, json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
+                                            for k, v in row.items()}), flush=True)
+    print_table(results)
+    if "locust" in results:
+        print("\nlocust: neurodict units matched by each peer (agreement >= 0.5):",
+              locust_agreement(results, work))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, default=float))
+    if args.work is None:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def print_table(results: dict) -> None:
+    print("\n| recording | sorter | mean accuracy | well detected | FP units | units | "
+          "wall s | time / neurodict | peak MB | memory / neurodict |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for name, rows in results.items():
+        ours = rows.get("neurodict", {})
+        for sorter, r in rows.items():
+            if not r.get("ok"):
+                print(f"| {name} | {sorter} | failed | | | | | | | |")
+                continue
+            fp = f"{r.get('fp', '')}" + (f" ({r['fp_single']} single)" if "fp_single" in r
+                                         else "")
+            well = f"{r['well']}/{r['n_gt']}" if "well" in r else ""
+            acc = f"{r['accuracy']:.2f}" if "accuracy" in r else ""
+            tr = r["wall_s"] / ours["wall_s"] if ours.get("ok") else np.nan
+            mr = r["peak_mb"] / ours["peak_mb"] if ours.get("ok") else np.nan
+            print(f"| {name} | {sorter} | {acc} | {well} | {fp} | {r.get('units', '')} | "
+                  f"{r['wall_s']:.0f} | {tr:.2f} | {r['peak_mb']:.0f} | {mr:.2f} |")
+
+
+if __name__ == "__main__":
+    main()
