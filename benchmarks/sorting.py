@@ -118,6 +118,10 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
         params = {"n_jobs": 2} if sorter == "neurodict" else {}
         if sorter in ("spykingcircus2", "tridesclous2"):
             params = {"job_kwargs": {"n_jobs": 2}}
+        if sorter == "kilosort4":  # its neighbourhoods default to 10 channels; CPU torch
+            n = rec.get_num_channels()
+            params = {"nearest_chans": min(10, n), "nearest_templates": min(100, n),
+                      "do_CAR": n > 8, "torch_device": "cpu"}
         sorting = ss.run_sorter(sorter, rec, folder=out / "work", remove_existing_folder=True,
                                 verbose=False, **params)
     sc.NumpySorting.from_sorting(sorting).save(folder=out / "sorting", overwrite=True)
