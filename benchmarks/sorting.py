@@ -6,7 +6,8 @@ and at ``noise_levels`` 9, several seeds), a drifting recording, a hybrid record
 injected into the locust tetrode's noise) and the real locust tetrode (no ground truth).
 
 Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak memory):
-neurodict, spykingcircus2, tridesclous2, mountainsort5 and kilosort4 (where installed) through
+neurodict (with its template-matching pass, and without it: neurodict-nomatch),
+spykingcircus2, tridesclous2, mountainsort5 and kilosort4 (where installed) through
 ``spikeinterface.sorters.run_sorter``, and the classic baselines k-means and a Gaussian mixture
 on 2 principal components per channel with neurodict's detection and alignment, given the true
 number of units (an advantage the others do not get).
@@ -116,6 +117,8 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
         import neurodict  # noqa: F401  (registers the sorter)
 
         params = {"n_jobs": 2} if sorter == "neurodict" else {}
+        if sorter == "neurodict-nomatch":  # the model's own assignment, no matching pass
+            sorter, params = "neurodict", {"n_jobs": 2, "template_matching": False}
         if sorter in ("spykingcircus2", "tridesclous2"):
             params = {"job_kwargs": {"n_jobs": 2}}
         if sorter == "kilosort4":  # its neighbourhoods default to 10 channels; CPU torch
@@ -183,7 +186,7 @@ def score(gt_path, out: Path, sorter: str) -> dict:
     acc = cmp.get_performance()["accuracy"].to_numpy(float)
     row |= {"accuracy": float(np.mean(acc)), "well": cmp.count_well_detected_units(0.8),
             "n_gt": gt.get_num_units(), "fp": cmp.count_false_positive_units()}
-    if sorter == "neurodict":
+    if sorter.startswith("neurodict"):
         single = sorting.unit_ids[~np.load(out / "multi_unit.npy")]
         cmp1 = scmp.compare_sorter_to_ground_truth(gt, sorting.select_units(single),
                                                    exhaustive_gt=True)
@@ -216,7 +219,8 @@ def main() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--sorters", nargs="+", default=["neurodict", *PEERS, *BASELINES])
+    p.add_argument("--sorters", nargs="+",
+                   default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES])
     p.add_argument("--recordings", nargs="+", default=None)
     p.add_argument("--work", type=Path, default=None, help="keep recordings and sortings here")
     p.add_argument("--json", type=Path, default=None, help="write every number here")
@@ -224,7 +228,7 @@ def main() -> None:
     import spikeinterface.sorters as ss
 
     sorters = [s for s in args.sorters
-               if s in BASELINES or s == "neurodict" or s in ss.installed_sorters()]
+               if s in BASELINES or s.startswith("neurodict") or s in ss.installed_sorters()]
     skipped = sorted(set(args.sorters) - set(sorters))
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")

@@ -46,6 +46,7 @@ class SortParams:
     merge_dip: float = 0.3
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
+    template_matching: bool = True
     batch_spikes: int = 20000
     seed: int = 0
 
@@ -71,6 +72,7 @@ class GroupSorting:
     dictionary: np.ndarray      # (T, K_active) atoms in use, scaled by mean gain
     features: np.ndarray        # (n_learn, M·K_active) learning features for plots
     feature_labels: np.ndarray  # (n_learn,) unit index of each learning spike
+    cluster_units: np.ndarray   # (H,) unit of each model cluster, -1 for none
     trace: np.ndarray           # (n_sweeps,) joint log-likelihood per sweep
     n_atoms: np.ndarray         # (n_sweeps,) atoms in use per sweep
 
@@ -90,14 +92,26 @@ def subsample(epoch: np.ndarray, n_epochs: int, per_epoch: int,
     return np.sort(np.concatenate(keep))
 
 
+@dataclass
+class Chain:
+    """What the sampler learned on one group: the point estimate and the kept samples."""
+
+    best: State
+    kept: list[State]
+    n_epochs: int
+    learn_size: int
+    trace: np.ndarray      # joint log-likelihood per sweep
+    n_atoms: np.ndarray    # atoms in use per sweep
+
+
 def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
                params: SortParams = SortParams(), progress: bool = False) -> GroupSorting:
-    """Sort one group's aligned snippets.
+    """Sort one group's aligned snippets: :func:`learn`, then :func:`assign` every spike.
 
     Parameters
     ----------
     x : ndarray (n, M, T)
-        Snippets in noise units (:func:`neurodict.sorter.snippets.extract`), time order.
+        Snippets in whitened noise units (:mod:`neurodict.sorter.snippets`), time order.
     samples : ndarray (n,)
         Their aligned peak samples, sorted.
     fs_hz, duration_s : float
@@ -106,11 +120,18 @@ def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: flo
     progress : bool
         Show a progress bar over sweeps.
     """
+    chain = learn(x, samples, fs_hz, duration_s, params, progress)
+    return assign(chain, x, samples, fs_hz, duration_s, params)
+
+
+def learn(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
+          params: SortParams = SortParams(), progress: bool = False) -> Chain:
+    """Run the chain on a bounded subsample per epoch (arguments as :func:`sort_group`)."""
     rng = np.random.default_rng(params.seed)
     ref = int(round(params.refractory_ms * fs_hz / 1000))
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    learn = subsample(epoch, E, params.max_spikes_per_epoch, rng)
-    data = _data(x[learn].astype(np.float64), samples[learn], epoch[learn], E, ref)
+    subset = subsample(epoch, E, params.max_spikes_per_epoch, rng)
+    data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
     K = min(params.max_atoms, x.shape[2])
     sampler = Sampler(data, K, params.max_clusters, params.drift, params.drift_sd,
                       params.n_init_clusters, rng)
@@ -138,8 +159,7 @@ def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: flo
             best = st.copy()
         kept = (kept + [st.copy()])[-params.n_keep:]
     bar.close()
-    return _assign(x, samples, epoch, E, ref, best, kept, learn, np.array(trace),
-                   np.array(atoms), params)
+    return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
 
 
 def _data(x, samples, epoch, n_epochs, ref) -> Data:
@@ -229,52 +249,81 @@ def _spread(x: np.ndarray) -> float:
         else np.inf
 
 
-def _assign(x, samples, epoch, E, ref, best: State, kept: list[State], learn, trace, atoms,
-            params: SortParams) -> GroupSorting:
-    """Posterior predictive labels of every spike (refractory mask), probabilities, summaries."""
-    n, M, T = x.shape
-    H = best.mu.shape[0]
-    logp = np.empty((n, H))
-    prob = np.zeros((n, H))
-    for start in range(0, n, params.batch_spikes):
-        sl = slice(start, start + params.batch_spikes)
+def posteriors(chain: Chain, x: np.ndarray, epoch: np.ndarray,
+               batch_spikes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log posterior of each cluster under the point estimate (n, H), and the posterior
+    probabilities averaged over the kept samples (n, H), computed in batches of spikes."""
+    n, H = x.shape[0], chain.best.mu.shape[0]
+    logp, prob = np.empty((n, H)), np.zeros((n, H))
+    for start in range(0, n, batch_spikes):
+        sl = slice(start, start + batch_spikes)
         xb = x[sl].astype(np.float64)
-        logp[sl] = _log_posterior(xb, epoch[sl], best)
-        for st in kept:
+        logp[sl] = _log_posterior(xb, epoch[sl], chain.best)
+        for st in chain.kept:
             lp = _log_posterior(xb, epoch[sl], st)
             p = np.exp(lp - lp.max(1, keepdims=True))
             prob[sl] += p / p.sum(1, keepdims=True)
-    prob /= len(kept)
+    return logp, prob / len(chain.kept)
+
+
+def assign(chain: Chain, x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
+           params: SortParams) -> GroupSorting:
+    """Posterior predictive labels of every spike (refractory mask), probabilities, summaries.
+
+    Clusters with at least ``min_unit_spikes`` spikes become units, in cluster order; smaller
+    ones pool into one multi-unit (``cluster_units`` records the map).
+    """
+    ref = int(round(params.refractory_ms * fs_hz / 1000))
+    epoch, _ = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+    logp, prob = posteriors(chain, x, epoch, params.batch_spikes)
     lo, hi = kernels.refractory_neighbours(samples, ref)
-    labels = kernels.masked_labels(logp, kernels.colour_classes(samples, ref), lo, hi,
-                                   np.full(n, -1, np.int64))
-    # clusters with spikes keep an index; those under min_unit_spikes pool into one multi-unit
-    sizes = np.bincount(labels[labels >= 0], minlength=H)
+    clusters = kernels.masked_labels(logp, kernels.colour_classes(samples, ref), lo, hi,
+                                     np.full(x.shape[0], -1, np.int64))
+    sizes = np.bincount(clusters[clusters >= 0], minlength=logp.shape[1])
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
-    remap = np.full(H, -1)
-    remap[used] = np.arange(used.size)
-    remap[small] = used.size
-    n_units = used.size + int(small.size > 0)
-    labels = np.where(labels >= 0, remap[np.maximum(labels, 0)], -1)
-    probability = np.zeros((n, n_units))
-    for c in np.flatnonzero(remap >= 0):
-        probability[:, remap[c]] += prob[:, c]
-    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
-    counts = np.zeros((n_units, E), np.int64)
-    np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
-    spread = np.array([_spread(x[labels == k]) for k in range(n_units)])
-    D = best.A[None] * (best.w * best.z)[:, None, :]                   # (M, T, K)
-    templates = np.einsum("mtk,cmek->cemt", D, best.mu)
+    cluster_units = np.full(logp.shape[1], -1)
+    cluster_units[used] = np.arange(used.size)
+    cluster_units[small] = used.size
+    labels = np.where(clusters >= 0, cluster_units[np.maximum(clusters, 0)], -1)
+    D = chain.best.A[None] * (chain.best.w * chain.best.z)[:, None, :]   # (M, T, K)
+    templates = np.einsum("mtk,cmek->cemt", D, chain.best.mu)
     pooled = (sizes[small, None, None, None] * templates[small]).sum(0, keepdims=True) \
         / max(sizes[small].sum(), 1)
     templates = np.concatenate([templates[used], pooled[:int(small.size > 0)]])
+    return _summary(chain, x, epoch, labels, prob, cluster_units, templates,
+                    np.arange(templates.shape[0]) >= used.size, params)
+
+
+def relabel(chain: Chain, first: GroupSorting, x: np.ndarray, samples: np.ndarray,
+            units: np.ndarray, fs_hz: float, duration_s: float,
+            params: SortParams) -> GroupSorting:
+    """`first`'s units given to new spikes (template matching): labels `units`, posterior
+    probabilities from the chain through ``first.cluster_units``; units multi-unit in `first`
+    stay so."""
+    epoch, _ = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+    _, prob = posteriors(chain, x, epoch, params.batch_spikes)
+    return _summary(chain, x, epoch, units, prob, first.cluster_units, first.templates,
+                    first.multi_unit, params)
+
+
+def _summary(chain: Chain, x, epoch, labels, prob, cluster_units, templates, pooled,
+             params: SortParams) -> GroupSorting:
+    n_units = templates.shape[0]
+    probability = np.zeros((x.shape[0], n_units))
+    for c in np.flatnonzero(cluster_units >= 0):
+        probability[:, cluster_units[c]] += prob[:, c]
+    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
+    counts = np.zeros((n_units, chain.n_epochs), np.int64)
+    np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
+    spread = np.array([_spread(x[labels == k]) for k in range(n_units)])
+    best = chain.best
     active = np.flatnonzero(best.z)
     return GroupSorting(
         labels=labels, probability=probability.astype(np.float32),
-        multi_unit=(np.arange(n_units) >= used.size) | (spread > params.max_unit_variance),
-        presence=counts,
+        multi_unit=pooled | (spread > params.max_unit_variance), presence=counts,
         templates=templates.astype(np.float32),
         dictionary=(best.A[:, active] * best.w[:, active].mean(0)).astype(np.float32),
-        features=best.s[:, :, active].reshape(learn.size, -1).astype(np.float32),
-        feature_labels=remap[best.labels], trace=trace, n_atoms=atoms)
+        features=best.s[:, :, active].reshape(chain.learn_size, -1).astype(np.float32),
+        feature_labels=cluster_units[best.labels], cluster_units=cluster_units,
+        trace=chain.trace, n_atoms=chain.n_atoms)

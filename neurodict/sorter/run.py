@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import spikeinterface.core as sc
+from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 
 from neurodict import detect
 from neurodict.outputs import atomic_path
 from neurodict.sorter import snippets
-from neurodict.sorter.group import GroupSorting, SortParams, epochs_of, sort_group
+from neurodict.sorter.group import GroupSorting, SortParams, assign, epochs_of, learn, relabel
 
 log = logging.getLogger(__name__)
 MIN_LEARN_SPIKES = 20
@@ -81,27 +82,85 @@ def sort_recording_group(rec: sc.BaseRecording, detection: dict, params: SortPar
     noise = sc.get_noise_levels(rec, return_in_uV=True,
                                 random_slices_kwargs={"seed": params.seed})
     peaks = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)
-    x, samples = snippets.extract(rec, peaks["sample_index"], params.ms_before, params.ms_after,
-                                  params.align_ms, noise, progress=progress)
-    order = np.argsort(samples, kind="stable")
-    x, samples = x[order], samples[order]
-    at_peak = x[:, :, snippets.window_samples(fs, params.ms_before, params.ms_after)[0]] * noise
-    amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else at_peak[:, 0]
-    W, unwhiten = snippets.noise_whitener(rec, x.shape[2], noise, seed=params.seed)
-    x = np.einsum("st,imt->ims", W, x)
+    T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
+    W, unwhiten = snippets.noise_whitener(rec, T, noise, seed=params.seed)
+    x, samples, amplitudes = _whitened_snippets(rec, peaks["sample_index"], params.align_ms,
+                                                noise, W, params, progress)
     duration_s = rec.get_total_duration()
     if samples.size < MIN_LEARN_SPIKES:
         log.warning("group with %d spikes (fewer than %d): no model is learned; the spikes form "
                     "one multi-unit", samples.size, MIN_LEARN_SPIKES)
         result = _one_unit(x, samples, fs, duration_s, params)
     else:
-        result = sort_group(x, samples, fs, duration_s, params, progress=progress)
+        chain = learn(x, samples, fs, duration_s, params, progress=progress)
+        result = assign(chain, x, samples, fs, duration_s, params)
+        if params.template_matching:
+            templates = np.einsum("st,uemt->uems", unwhiten, result.templates).mean(axis=1)
+            found, units = _matched_spikes(rec, templates * noise[None, :, None], params,
+                                           n_jobs)
+            log.info("template matching: %d spikes where detection found %d", found.size,
+                     samples.size)
+            x, samples, amplitudes = _whitened_snippets(rec, found, 0.0, noise, W, params,
+                                                        progress)
+            result = relabel(chain, result, x, samples, units, fs, duration_s, params)
     log.info("%d spikes, %d units (%d multi-unit)", samples.size, result.multi_unit.size,
              int(result.multi_unit.sum()))
     return GroupResult(samples=samples, amplitudes_uv=amplitudes, sorting=result,
-                       unwhiten=unwhiten,
-                       noise_levels_uv=np.asarray(noise), channel_ids=rec.channel_ids,
-                       fs_hz=fs)
+                       unwhiten=unwhiten, noise_levels_uv=np.asarray(noise),
+                       channel_ids=rec.channel_ids, fs_hz=fs)
+
+
+def _whitened_snippets(rec, samples, align_ms, noise, W, params: SortParams, progress: bool):
+    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV)."""
+    x, aligned = snippets.extract(rec, samples, params.ms_before, params.ms_after, align_ms,
+                                  noise, progress=progress)
+    order = np.argsort(aligned, kind="stable")
+    x, aligned = x[order], aligned[order]
+    before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
+    at_peak = x[:, :, before] * noise
+    amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) \
+        else np.zeros(0)
+    return np.einsum("st,imt->ims", W, x), aligned, amplitudes
+
+
+def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):
+    """Spikes found by spikeinterface's circus-omp matching with the units' templates.
+
+    Matching subtracts each found spike's template before looking again, so it finds the
+    overlapping spikes that a threshold detector merges or misses. Returns time-sorted samples
+    and units, after removing, within each unit, any spike closer than ``refractory_ms`` to the
+    one before it (the refractory guarantee holds after matching too).
+    """
+    fs = rec.sampling_frequency
+    before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
+    templates = sc.Templates(templates_array=templates_uv.transpose(0, 2, 1).astype(np.float32),
+                             sampling_frequency=fs, nbefore=before, channel_ids=rec.channel_ids,
+                             unit_ids=np.arange(templates_uv.shape[0]), probe=rec.get_probe())
+    spikes = find_spikes_from_templates(
+        rec, templates, method="circus-omp",
+        job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False})
+    order = np.lexsort((spikes["sample_index"], spikes["cluster_index"]))
+    t, u = spikes["sample_index"][order].astype(np.int64), spikes["cluster_index"][order]
+    ref = params.refractory_ms * fs / 1000
+    keep = np.ones(t.size, bool)
+    for k in np.unique(u):
+        idx = np.flatnonzero(u == k)
+        keep[idx] = _refractory_free(t[idx], ref)
+    t, u = t[keep], u[keep]
+    order = np.argsort(t, kind="stable")
+    return t[order], u[order].astype(np.int64)
+
+
+def _refractory_free(t: np.ndarray, ref: float) -> np.ndarray:
+    """Of sorted times `t`, those kept when each must lie `ref` after the last kept one."""
+    keep = np.ones(t.size, bool)
+    last = -np.inf
+    for i, ti in enumerate(t):
+        if ti - last < ref:
+            keep[i] = False
+        else:
+            last = ti
+    return keep
 
 
 def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
@@ -117,4 +176,5 @@ def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting
         labels=np.zeros(n, np.int64), probability=np.ones((n, U), np.float32),
         multi_unit=np.ones(U, bool), presence=presence, templates=template.astype(np.float32),
         dictionary=np.zeros((T, 0), np.float32), features=np.zeros((0, 0), np.float32),
-        feature_labels=np.zeros(0, np.int64), trace=np.zeros(0), n_atoms=np.zeros(0, np.int64))
+        feature_labels=np.zeros(0, np.int64), cluster_units=np.zeros(0, np.int64),
+        trace=np.zeros(0), n_atoms=np.zeros(0, np.int64))
