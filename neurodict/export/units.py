@@ -49,7 +49,8 @@ def analyze_units(sorting, recording, n_jobs: int = 1, seed: int = 0) -> sc.Sort
                                           seed=seed, job_kwargs=job)
     analyzer.compute({"random_spikes": {"max_spikes_per_unit": MAX_SPIKES_PER_UNIT,
                                         "seed": seed},
-                      "waveforms": {}, "templates": {}, "noise_levels": {},
+                      "waveforms": {}, "templates": {},
+                      "noise_levels": {"random_slices_kwargs": {"seed": seed}},
                       "spike_amplitudes": {},
                       "quality_metrics": {"metric_names": list(QUALITY_METRICS)}},
                      **job)

@@ -4,7 +4,7 @@ Usage: python tests/slurm/compare.py REFERENCE OTHER
 
 Compares every file under REFERENCE/results with its namesake under OTHER/results (the two
 workflow directories), leaving out what differs by design: logs, Snakemake's benchmarks, HTML
-reports and provenance records (run times, hosts). Text that names a workflow directory is read
+reports, provenance records (run times, hosts) and NWB files (creation time, identifier). Text that names a workflow directory is read
 with that directory replaced, so two runs in different folders compare equal. Also fails when a
 half-written temporary (``.<name>.tmp-<pid>``, neurodict.outputs.atomic_path) is left in OTHER.
 Exits 1 and lists every difference.
@@ -24,7 +24,8 @@ RTOL = 1e-5
 ATOL = 1e-8
 LEFT_OUT_DIRS = ("logs", "benchmarks")
 LEFT_OUT_NAMES = ("provenance.json", ".snakemake_timestamp")
-LEFT_OUT_SUFFIXES = (".html", ".provenance.json")
+# NWB files carry their creation time and a random identifier; tests/test_export.py reads them.
+LEFT_OUT_SUFFIXES = (".html", ".provenance.json", ".nwb")
 
 
 def outputs(results: Path) -> set[Path]:

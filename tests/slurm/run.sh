@@ -19,7 +19,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${NEURODICT_BIN:-$REPO/.venv/bin}
-STAGE=${NEURODICT_SLURM_STAGE:-lfpdict}   # the long stage interrupted in both resume checks
+STAGE=${NEURODICT_SLURM_STAGE:-sort}   # the stage interrupted in both resume checks (one job per group)
 RUN_LIMIT_S=${NEURODICT_SLURM_RUN_LIMIT_S:-300}   # one snakemake run
 SLURM_CONF=/etc/slurm/slurm.conf
 MARK="# written by neurodict tests/slurm/run.sh"
@@ -218,7 +218,7 @@ setsid timeout -k 10 "$RUN_LIMIT_S" snakemake --snakefile "$REPO/Snakefile" \
     --profile "$REPO/profiles/default" >"$WORK/killed-run.log" 2>&1 &
 KILLED=$!
 for _ in $(seq $((RUN_LIMIT_S * 5))); do
-    compgen -G "$WORK/killed-run/results/logs/*/$STAGE.log" >/dev/null && break
+    compgen -G "$WORK/killed-run/results/logs/*/$STAGE*.log" >/dev/null && break
     kill -0 "$KILLED" 2>/dev/null || fail "the local run ended before $STAGE: $WORK/killed-run.log"
     sleep 0.2
 done
