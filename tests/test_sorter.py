@@ -146,3 +146,17 @@ def test_run_sorter_finds_the_registered_sorter(tmp_path):
     assert sorting.get_num_units() >= 1
     assert sorting.to_spike_vector().size == 40
     assert set(sorting.get_property_keys()) >= {"group", "region", "peak_channel", "multi_unit"}
+
+
+def test_sort_params_defaults_are_the_schema_defaults():
+    import dataclasses
+
+    import yaml
+
+    from tests.conftest import REPO
+
+    schema = yaml.safe_load((REPO / "config/schemas/config.schema.yaml").read_text())
+    section = schema["properties"]["sorting"]["properties"]
+    defaults = {f.name: f.default for f in dataclasses.fields(SortParams)
+                if f.name != "batch_spikes"}
+    assert defaults == {k: v["default"] for k, v in section.items()}
