@@ -85,16 +85,21 @@ def make_recording(spec: dict, folder: Path):
                                    "contact_shape_params": {"radius": 6}},
             seed=spec["seed"])
     else:
-        rec = sc.read_binary(LOCUST, sampling_frequency=15000.0, dtype="int16", num_channels=4)
+        # raw int16 counts without a known gain: taken as microvolts by every sorter alike
+        rec = sc.read_binary(LOCUST, sampling_frequency=15000.0, dtype="int16", num_channels=4,
+                             gain_to_uV=1.0, offset_to_uV=0.0).astype("float32")
         rec.set_dummy_probe_from_locations(np.array([[0, 0], [20, 0], [0, 20], [20, 20.0]]))
         gt = None
         if spec["kind"] == "hybrid":
             from spikeinterface.generation import generate_hybrid_recording
 
-            rec = rec.astype("float32")
+            # templates of 600-1500 (peaks of about 200-700 counts against a spike-band noise
+            # of about 20): the generator's default amplitudes vanish in this recording's scale
             rec, gt = generate_hybrid_recording(
                 rec, generate_sorting_kwargs={"num_units": 5, "firing_rates": 10,
                                               "refractory_period_ms": 4.0, "seed": spec["seed"]},
+                generate_templates_kwargs={"ms_before": 1.0, "ms_after": 3.0,
+                                           "unit_params": {"alpha": (600.0, 1500.0)}},
                 seed=spec["seed"])
     rec = rec.save(folder=folder / "rec", overwrite=True, progress_bar=False)
     gt_path = None
@@ -194,7 +199,7 @@ def score(gt_path, out: Path, sorter: str) -> dict:
     return row
 
 
-def locust_agreement(results: dict, work: Path) -> dict:
+def locust_agreement(sorters: list[str], work: Path) -> dict:
     """Units of each sorter on the real tetrode matched by a peer (agreement >= 0.5)."""
     import spikeinterface.comparison as scmp
     import spikeinterface.core as sc
@@ -204,7 +209,7 @@ def locust_agreement(results: dict, work: Path) -> dict:
         return {}
     ours = sc.load(base)
     out = {}
-    for sorter in results:
+    for sorter in sorters:
         path = work / "locust" / sorter / "sorting"
         if sorter == "neurodict" or not path.exists():
             continue
@@ -254,7 +259,7 @@ def main() -> None:
     print_table(results)
     if "locust" in results:
         print("\nlocust: neurodict units matched by each peer (agreement >= 0.5):",
-              locust_agreement(results, work))
+              locust_agreement(list(results["locust"]), work))
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     if args.work is None:

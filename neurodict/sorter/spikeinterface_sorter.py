@@ -9,6 +9,7 @@ class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 import numpy as np
 from spikeinterface.core import load
@@ -17,6 +18,7 @@ from spikeinterface.sorters import BaseSorter, sorterlist
 
 from neurodict.sorter.group import SortParams
 
+log = logging.getLogger(__name__)
 _SORT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SortParams)
                   if f.name != "batch_spikes"}
 _DETECTION_DEFAULTS = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0,
@@ -71,6 +73,12 @@ class NeurodictSorter(BaseSorter):
         from neurodict.sorter.steps import combine_groups
 
         rec = cls.load_recording_from_folder(sorter_output_folder.parent, with_warnings=False)
+        if not rec.has_scaleable_traces():  # e.g. raw int16 without a gain: counts as microvolts
+            log.warning("the recording has no gain to microvolts; its values are taken as "
+                        "microvolts (thresholds are in noise SDs, so detection is unaffected)")
+            rec = rec.astype("float32")
+            rec.set_channel_gains(1.0)
+            rec.set_channel_offsets(0.0)
         if params["apply_preprocessing"]:
             top = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
             rec = bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=top)
