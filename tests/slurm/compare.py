@@ -4,9 +4,10 @@ Usage: python tests/slurm/compare.py REFERENCE OTHER
 
 Compares every file under REFERENCE/results with its namesake under OTHER/results (the two
 workflow directories), leaving out what differs by design: logs, Snakemake's benchmarks, HTML
-reports, provenance records (run times, hosts) and NWB files (creation time, identifier). Text that names a workflow directory is read
-with that directory replaced, so two runs in different folders compare equal. Also fails when a
-half-written temporary (``.<name>.tmp-<pid>``, neurodict.outputs.atomic_path) is left in OTHER.
+reports, provenance records (run times, hosts) and NWB files (creation time, identifier). Text
+that names a workflow directory is read with that directory replaced, so two runs in different
+folders compare equal. Also fails when a half-written temporary (``.<name>.tmp-<pid>``,
+neurodict.outputs.atomic_path) is left in OTHER.
 Exits 1 and lists every difference.
 """
 
