@@ -157,6 +157,5 @@ def test_sort_params_defaults_are_the_schema_defaults():
 
     schema = yaml.safe_load((REPO / "config/schemas/config.schema.yaml").read_text())
     section = schema["properties"]["sorting"]["properties"]
-    defaults = {f.name: f.default for f in dataclasses.fields(SortParams)
-                if f.name != "batch_spikes"}
+    defaults = {f.name: f.default for f in dataclasses.fields(SortParams)}
     assert defaults == {k: v["default"] for k, v in section.items()}

@@ -19,6 +19,7 @@ from neurodict.sorter import kernels
 from neurodict.sorter.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 
 log = logging.getLogger(__name__)
+BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,11 @@ class SortParams:
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
     template_matching: bool = True
-    batch_spikes: int = 20000
     seed: int = 0
+
+    def refractory_samples(self, fs_hz: float) -> int:
+        """Δ_ref in samples: two spikes of one group closer than this never share a unit."""
+        return int(round(self.refractory_ms * fs_hz / 1000))
 
     @classmethod
     def from_config(cls, section: dict) -> SortParams:
@@ -128,7 +132,7 @@ def learn(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
           params: SortParams = SortParams(), progress: bool = False) -> Chain:
     """Run the chain on a bounded subsample per epoch (arguments as :func:`sort_group`)."""
     rng = np.random.default_rng(params.seed)
-    ref = int(round(params.refractory_ms * fs_hz / 1000))
+    ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     subset = subsample(epoch, E, params.max_spikes_per_epoch, rng)
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
@@ -250,7 +254,7 @@ def _spread(x: np.ndarray) -> float:
 
 
 def posteriors(chain: Chain, x: np.ndarray, epoch: np.ndarray,
-               batch_spikes: int) -> tuple[np.ndarray, np.ndarray]:
+               batch_spikes: int = BATCH_SPIKES) -> tuple[np.ndarray, np.ndarray]:
     """Log posterior of each cluster under the point estimate (n, H), and the posterior
     probabilities averaged over the kept samples (n, H), computed in batches of spikes."""
     n, H = x.shape[0], chain.best.mu.shape[0]
@@ -273,9 +277,9 @@ def assign(chain: Chain, x: np.ndarray, samples: np.ndarray, fs_hz: float, durat
     Clusters with at least ``min_unit_spikes`` spikes become units, in cluster order; smaller
     ones pool into one multi-unit (``cluster_units`` records the map).
     """
-    ref = int(round(params.refractory_ms * fs_hz / 1000))
+    ref = params.refractory_samples(fs_hz)
     epoch, _ = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    logp, prob = posteriors(chain, x, epoch, params.batch_spikes)
+    logp, prob = posteriors(chain, x, epoch)
     lo, hi = kernels.refractory_neighbours(samples, ref)
     clusters = kernels.masked_labels(logp, kernels.colour_classes(samples, ref), lo, hi,
                                      np.full(x.shape[0], -1, np.int64))
@@ -302,7 +306,7 @@ def relabel(chain: Chain, first: GroupSorting, x: np.ndarray, samples: np.ndarra
     probabilities from the chain through ``first.cluster_units``; units multi-unit in `first`
     stay so."""
     epoch, _ = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    _, prob = posteriors(chain, x, epoch, params.batch_spikes)
+    _, prob = posteriors(chain, x, epoch)
     return _summary(chain, x, epoch, units, prob, first.cluster_units, first.templates,
                     first.multi_unit, params)
 

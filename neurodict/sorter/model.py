@@ -197,11 +197,10 @@ class Sampler:
         state = State(
             A=A, z=z, pi=np.full(K, 0.5), w=np.ones((M, K)), s=s,
             ard=np.full((T, K), float(T)), phi=np.ones((M, T)),
-            labels=labels.astype(np.int64), r=self.data.epoch.copy(),
+            labels=labels.astype(np.int64), r=np.zeros(N, np.int64),
             beta=np.full(H, 1.0 / H), pis=np.full((E, H), 1.0 / H),
             omega=np.r_[1.0, np.full(E - 1, 0.1)],
             mu=np.zeros((H, M, E, K)), lam=np.tile(np.eye(K), (H, M, 1, 1)))
-        state.r = np.zeros(N, np.int64)
         self._sample_clusters(state)
         return state
 

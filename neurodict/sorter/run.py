@@ -141,7 +141,7 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
         job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False})
     order = np.lexsort((spikes["sample_index"], spikes["cluster_index"]))
     t, u = spikes["sample_index"][order].astype(np.int64), spikes["cluster_index"][order]
-    ref = params.refractory_ms * fs / 1000
+    ref = params.refractory_samples(fs)
     keep = np.ones(t.size, bool)
     for k in np.unique(u):
         idx = np.flatnonzero(u == k)

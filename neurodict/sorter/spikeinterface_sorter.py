@@ -19,8 +19,7 @@ from spikeinterface.sorters import BaseSorter, sorterlist
 from neurodict.sorter.group import SortParams
 
 log = logging.getLogger(__name__)
-_SORT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SortParams)
-                  if f.name != "batch_spikes"}
+_SORT_DEFAULTS = {f.name: f.default for f in dataclasses.fields(SortParams)}
 _DETECTION_DEFAULTS = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0,
                        "radius_um": 100.0}
 
@@ -94,7 +93,7 @@ class NeurodictSorter(BaseSorter):
             parts[str(g)] = sort_recording_group(sub, detection, sort_params,
                                                  n_jobs=params["n_jobs"], progress=verbose)
             region[str(g)] = str(regions[groups == g][0])
-        sorting = combine_groups(parts, region, rec.sampling_frequency)[0]
+        sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
         sorting.save(folder=sorter_output_folder / "sorting")
 
     @classmethod

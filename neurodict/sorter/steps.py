@@ -70,10 +70,10 @@ def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     groups = [g["name"] for g in session["groups"]]
     region = {g["name"]: g["region"] for g in session["groups"]}
     parts = {g: GroupResult.load(results / "sort" / f"{g}.npz") for g in groups}
-    sorting, table = combine_groups(parts, region, rec.sampling_frequency)
+    sorting, table, units = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
-    _write_spikes(results / "spikes.npz", sorting, parts)
+    _write_spikes(results / "spikes.npz", sorting, parts, units)
     analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
     metrics = quality_metrics(analyzer)
     write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
@@ -81,7 +81,7 @@ def merge_sorting_step(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     write_tsv(results / "metrics.tsv",
               [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
                for i, u in enumerate(sorting.unit_ids)])
-    _write_model(results / "sorter.npz", parts)
+    _write_model(results / "sorter.npz", parts, units)
     write_json(results / "merge_sorting.provenance.json",
                provenance("merge_sorting", {"groups": groups}, started))
     return sorting
@@ -118,7 +118,8 @@ def global_units(parts: dict[str, GroupResult]) -> dict[str, tuple[np.ndarray, n
 
 
 def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
-    """One Sorting from the groups' results; a table with one dict per unit."""
+    """One Sorting from the groups' results, a table with one dict per unit, and
+    :func:`global_units` of the groups."""
     table = []
     for g, part in parts.items():
         n_units = part.sorting.multi_unit.size
@@ -138,18 +139,19 @@ def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz:
         [np.concatenate([units[g][0] for g in parts])], fs_hz, unit_ids=np.arange(len(table)))
     for key in ("group", "region", "peak_channel", "multi_unit"):
         sorting.set_property(key, np.array([row[key] for row in table]))
-    return sorting, table
+    return sorting, table, units
 
 
-def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult]) -> None:
-    units = global_units(parts)
+def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dict) -> None:
     samples = np.concatenate([p.samples for p in parts.values()])
     unit = np.concatenate([units[g][0] for g in parts])
     prob = np.concatenate([units[g][1] for g in parts])
     order = np.lexsort((unit, samples))
     vector = sorting.to_spike_vector()
-    assert np.array_equal(vector["sample_index"], samples[order])
-    assert np.array_equal(vector["unit_index"], unit[order])
+    if not (np.array_equal(vector["sample_index"], samples[order])
+            and np.array_equal(vector["unit_index"], unit[order])):
+        raise RuntimeError("the sorting's spike vector is not ordered by sample, then unit; "
+                           "spikes.npz would not match it")
     per_group = {}
     for g, part in parts.items():
         n_units = part.sorting.probability.shape[1]
@@ -178,9 +180,8 @@ def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: f
     return rows
 
 
-def _write_model(path: Path, parts: dict[str, GroupResult]) -> None:
+def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None:
     """What the report plots of each group's model (unit numbers as in the session's sorting)."""
-    units = global_units(parts)
     arrays = {}
     for g, part in parts.items():
         s = part.sorting
