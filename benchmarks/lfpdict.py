@@ -4,15 +4,17 @@ Usage:
     python benchmarks/lfpdict.py                 # sizes up to 16 regions x 200 units x 10 min
     python benchmarks/lfpdict.py --max           # adds 16 regions x 200 units x 60 min
     python benchmarks/lfpdict.py --peers-only
+    python benchmarks/lfpdict.py --backend gpu   # the same table on a GPU (cupy)
 
 Data: planted filters (MODELS.md section 5: prototype families across regions) driven by random
 spike trains at 3-20 Hz, plus theta, gamma and 1/f background, at 1 kHz. Each size runs in a
 child process so its peak memory is its own.
 
 Table 1, per size: wall time of one complete fit (statistics for data and null, blocked
-cross-validation with baselines, final fit, held-out predictions) and its phases, peak RSS,
-held-out R^2 (mean over regions, all units) of the dictionary model, Wiener, STA and the jitter
-null, and the median correlation of learned and planted filters.
+cross-validation with baselines, final fit, held-out predictions) and its phases, peak RSS and,
+with --backend gpu, the most cupy's memory pool held; held-out R^2 (mean over regions, all units)
+of the dictionary model, Wiener, STA and the jitter null, and the median correlation of learned
+and planted filters.
 
 Table 2, the dictionary step with known codes (the same problem for every solver): starting from
 the same wavelet atoms, time until a solver's atoms reach 99 % of the objective decrease ours
@@ -24,10 +26,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -53,24 +57,33 @@ def planted(n_regions: int, n_units: int, minutes: float, seed: int = 0):
     spikes = [np.sort(rng.choice(T, size=int(rng.uniform(3, 20) * T / 1000), replace=False))
               for _ in range(n_units)]
     y = np.empty((n_regions, T), dtype="float32")
-    chunk = 600_000  # spike_lfp in chunks keeps the dense trains small
-    for a in range(0, T, chunk):
+    chunk = 600_000  # spike_lfp in chunks keeps the dense trains small; chunks run in threads
+
+    def block(a):
         b = min(T, a + chunk + 2 * LAG)
         part = [s[(s >= a) & (s < b)] - a for s in spikes]
-        block = spike_lfp(bin_spikes(part, 1000.0, 1000.0, b - a), F)
-        y[:, a:min(T, a + chunk)] = block[:, : min(T, a + chunk) - a]
+        return spike_lfp(bin_spikes(part, 1000.0, 1000.0, b - a), F)[:, : min(T, a + chunk) - a]
+
+    with ThreadPoolExecutor(min(6, os.cpu_count() or 1)) as pool:
+        for a, part in zip(range(0, T, chunk), pool.map(block, range(0, T, chunk)), strict=True):
+            y[:, a:a + part.shape[1]] = part
     y += background_lfp(spec, T, rng).astype("float32")
     regions = [f"R{i}" for i in range(n_regions)]
     return spikes, y, F, [regions[n % n_regions] for n in range(n_units)], regions
 
 
-def one_size(n_regions: int, n_units: int, minutes: float) -> dict:
-    """Fit one size; return timings, memory and scores."""
+def one_size(n_regions: int, n_units: int, minutes: float, backend: str = "cpu") -> dict:
+    """Fit one size; return timings, memory (host RSS; on a GPU also cupy's pool) and scores."""
     spikes, y, F, unit_regions, regions = planted(n_regions, n_units, minutes)
     t0 = time.perf_counter()
-    est = SpikeLFPDictionary(1000.0, backend="cpu", lag_minus_ms=LAG, lag_plus_ms=LAG)
+    est = SpikeLFPDictionary(1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG)
     est.fit(spikes, y, unit_regions, regions)
     wall = time.perf_counter() - t0
+    gpu_mb = None
+    if backend == "gpu":  # the pool keeps freed blocks: its total is the most held at once
+        import cupy
+
+        gpu_mb = cupy.get_default_memory_pool().total_bytes() / 2**20
     scores = {}
     for model_name in ("dictionary", "wiener", "sta", "jitter"):
         vals = [r["r2_heldout"] for r in est.scores_
@@ -78,9 +91,10 @@ def one_size(n_regions: int, n_units: int, minutes: float) -> dict:
         scores[model_name] = float(np.mean(vals))
     corr = [np.corrcoef(est.filters_[n, r], F[n, r])[0, 1] for n in range(n_units)
             for r in range(n_regions) if np.abs(F[n, r]).any()]
-    return {"size": f"{n_regions} x {n_units} x {minutes:g} min", "wall_s": wall,
-            "phases": est.timings_, "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-            / 1024, "r2": scores, "filter_corr": float(np.median(corr))}
+    return {"size": f"{n_regions} x {n_units} x {minutes:g} min", "backend": backend,
+            "wall_s": wall, "gpu_mb": gpu_mb, "phases": est.timings_,
+            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "r2": scores,
+            "filter_corr": float(np.median(corr))}
 
 
 def atom_step_peers(peers=("sporco", "alphacsc"), n_regions: int = 4, n_units: int = 20,
@@ -195,28 +209,34 @@ def main() -> None:
     ap.add_argument("--max", action="store_true", help="add 16 x 200 x 60 min")
     ap.add_argument("--peers-only", action="store_true")
     ap.add_argument("--peers", nargs="+", default=["sporco", "alphacsc"])
+    ap.add_argument("--backend", choices=["cpu", "gpu"], default="cpu",
+                    help="where the fits of table 1 run (gpu: cupy)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         regions, units, minutes = args.one.split(",")
-        print(json.dumps(one_size(int(regions), int(units), float(minutes))))
+        print(json.dumps(one_size(int(regions), int(units), float(minutes), args.backend)))
         return
     if not args.peers_only:
         rows = []
         for size in SIZES + ([MAX_SIZE] if args.max else []):
-            out = subprocess.run([sys.executable, __file__, "--one", ",".join(map(str, size))],
+            out = subprocess.run([sys.executable, __file__, "--one", ",".join(map(str, size)),
+                                  "--backend", args.backend],
                                  capture_output=True, text=True, check=True)
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"done {rows[-1]['size']}", file=sys.stderr)
-        print("\n| regions x units x length | fit s | stats s | CV s | null s | final s | "
-              "peak MB | R2 dictionary | R2 wiener | R2 sta | R2 jitter | filter corr |")
-        print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+        print("\n| regions x units x length | backend | fit s | stats s | CV s | null s | "
+              "final s | held-out s | peak MB | GPU pool MB | R2 dictionary | R2 wiener | R2 sta | "
+              "R2 jitter | filter corr |")
+        print("|---" * 15 + "|")
         for r in rows:
             p, s = r["phases"], r["r2"]
-            print(f"| {r['size']} | {r['wall_s']:.1f} | {p['statistics']:.1f} | "
+            gpu_mb = "" if r["gpu_mb"] is None else f"{r['gpu_mb']:.0f}"
+            print(f"| {r['size']} | {r['backend']} | {r['wall_s']:.1f} | {p['statistics']:.1f} | "
                   f"{p['cross_validation']:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
-                  f"{r['peak_mb']:.0f} | {s['dictionary']:.3f} | {s['wiener']:.3f} | "
-                  f"{s['sta']:.3f} | {s['jitter']:.3f} | {r['filter_corr']:.3f} |")
+                  f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {s['dictionary']:.3f} | "
+                  f"{s['wiener']:.3f} | {s['sta']:.3f} | {s['jitter']:.3f} | "
+                  f"{r['filter_corr']:.3f} |")
     peers = atom_step_peers(args.peers)
     ours = peers[0]["s"]
     print("\n| dictionary step, 4 regions x 20 units x 5 min | s | ratio to neurodict | "
