@@ -159,3 +159,39 @@ def test_sort_params_defaults_are_the_schema_defaults():
     section = schema["properties"]["sorting"]["properties"]
     defaults = {f.name: f.default for f in dataclasses.fields(SortParams)}
     assert defaults == {k: v["default"] for k, v in section.items()}
+
+
+def test_a_drifting_unit_stays_one_unit(tmp_path):
+    """Units drift 30 um along a 12-channel shank over the recording (fitted per
+    neighbourhood): each is one unit, present in every epoch."""
+    from spikeinterface.generation import generate_drifting_recording
+
+    _, rec, gt = generate_drifting_recording(
+        num_units=3, duration=60.0, sampling_frequency=20000.0, probe_name=None,
+        generate_probe_kwargs={"num_columns": 2, "num_contact_per_column": 6, "xpitch": 20,
+                               "ypitch": 20, "contact_shapes": "circle",
+                               "contact_shape_params": {"radius": 6}},
+        generate_unit_locations_kwargs={"margin_um": 0.0, "minimum_z": 5.0,
+                                        "maximum_z": 25.0, "minimum_distance": 30.0,
+                                        "max_iteration": 100, "distance_strict": False},
+        generate_displacement_vector_kwargs={
+            "displacement_sampling_frequency": 5.0, "drift_start_um": [0, 15],
+            "drift_stop_um": [0, -15], "drift_step_um": 1,
+            "motion_list": [{"drift_mode": "zigzag", "non_rigid_gradient": None,
+                             "t_start_drift": 0.0, "t_end_drift": None, "period_s": 120}]},
+        generate_templates_kwargs={"ms_before": 1.0, "ms_after": 2.0, "mode": "ellipsoid",
+                                   "unit_params": {"alpha": (400.0, 600.0),
+                                                   "spatial_decay": (20, 30)}},
+        generate_sorting_kwargs={"firing_rates": (8.0, 12.0), "refractory_period_ms": 4.0},
+        seed=2)
+    rec = _spike_band(rec, tmp_path / "rec")
+    result = sort_recording_group(rec, DETECTION, FAST)
+    cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, rec.sampling_frequency),
+                                              exhaustive_gt=True)
+    recall = cmp.get_performance()["recall"].to_numpy(float)
+    # one sorted unit holds nearly all of each drifting unit's spikes
+    assert np.all(recall >= 0.8), recall
+    present = presence(result.sorting.presence)
+    for found in cmp.best_match_12.to_numpy():
+        assert found != -1
+        assert present[int(found)].all()

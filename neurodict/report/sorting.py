@@ -56,18 +56,24 @@ def unit_card(unit: int, row: dict, templates_uv: np.ndarray, samples: np.ndarra
 
 
 def features_figure(model, groups: list[str]):
-    """Learning spikes in the first two principal components of their features, per group."""
+    """Learning spikes in the first two principal components of their features, per group (on
+    a group fitted per neighbourhood, the neighbourhood with the most learning spikes)."""
     plt = figures.plt
     fig, axes = plt.subplots(1, len(groups), figsize=(3.2 * len(groups), 3), squeeze=False)
     for ax, g in zip(axes[0], groups, strict=True):
-        f, u = model[f"{g}/features"], model[f"{g}/feature_units"]
+        f, u, c = (model[f"{g}/{k}"] for k in ("features", "feature_units", "feature_centres"))
+        title = g
+        if model[f"{g}/centre_channels"].size > 1:
+            busiest = np.bincount(c).argmax()
+            f, u = f[c == busiest], u[c == busiest]
+            title = f"{g}, around {model[f'{g}/centre_channels'][busiest]}"
         if f.shape[0] < 3 or f.shape[1] < 2:
             ax.set_title(f"{g}: too few spikes", fontsize=8)
             continue
         centred = f - f.mean(0)
         pcs = centred @ np.linalg.svd(centred, full_matrices=False)[2][:2].T
         ax.scatter(pcs[:, 0], pcs[:, 1], c=u % 20, cmap="tab20", s=2, vmin=0, vmax=19)
-        ax.set_title(f"{g}", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([])
         ax.set_yticks([])
     fig.tight_layout()

@@ -156,3 +156,40 @@ def table_counts_numpy(n, concentration, u):
     t = np.arange(u.shape[2])
     accept = u < concentration[None, :, None] / (concentration[None, :, None] + t)
     return (accept & (t < n[:, :, None])).sum(axis=2)
+
+
+@numba.njit(cache=True)
+def _refractory_free_nb(t, ref):
+    keep = np.ones(t.size, np.bool_)
+    last = -np.inf
+    for i in range(t.size):
+        if t[i] - last < ref:
+            keep[i] = False
+        else:
+            last = t[i]
+    return keep
+
+
+def refractory_free(t: np.ndarray, refractory_samples: int) -> np.ndarray:
+    """Which of the sorted times `t` are kept when each must lie ``Δ_ref`` or more after the
+    last one kept (numba)."""
+    return _refractory_free_nb(np.asarray(t, np.float64), float(refractory_samples))
+
+
+def refractory_free_numpy(t, refractory_samples):
+    """The numpy twin of :func:`refractory_free`: runs of spikes closer than ``Δ_ref`` are
+    walked position by position, all runs at once."""
+    t = np.asarray(t, np.float64)
+    keep = np.ones(t.size, bool)
+    if t.size == 0:
+        return keep
+    new_run = np.r_[True, np.diff(t) >= refractory_samples]
+    run = np.cumsum(new_run) - 1
+    position = np.arange(t.size) - np.flatnonzero(new_run)[run]
+    last = np.full(run[-1] + 1, -np.inf)
+    for p in range(position.max() + 1):
+        idx = np.flatnonzero(position == p)
+        keep[idx] = t[idx] - last[run[idx]] >= refractory_samples
+        kept = idx[keep[idx]]
+        last[run[kept]] = t[kept]
+    return keep

@@ -299,7 +299,10 @@ class Sampler:
         sums = np.zeros((H, E, M, Ka))
         np.add.at(sums, (st.labels, epoch), s)
         lam = st.lam[:, :, a][:, :, :, a]
-        mu = self._ffbs(counts, sums, lam, a)                           # (H, M, E, Ka)
+        # clusters without spikes are drawn from the random-walk prior; the rest by FFBS
+        occupied = np.flatnonzero(counts.sum(1) > 0)
+        mu = self._prior_walk((H, M), E, a)                             # (H, M, E, Ka)
+        mu[occupied] = self._ffbs(counts[occupied], sums[occupied], lam[occupied], a)
         mu = mu if self.drift else np.repeat(mu, d.n_epochs, axis=2)
         resid = s - mu[st.labels, :, d.epoch]                           # (N, M, Ka)
         nu0 = Ka + self.p.wishart_dof_extra
@@ -315,6 +318,14 @@ class Sampler:
         st.lam = np.tile(np.eye(self.K), (H, M, 1, 1))
         st.lam[:, :, a[:, None], a] = lam
 
+    def _prior_walk(self, shape: tuple, E: int, active: np.ndarray) -> np.ndarray:
+        """Means drawn from their prior: ``μ_1 ~ N(μ0, V0)``, ``μ_e = μ_{e-1} + N(0, q I)``."""
+        K = active.size
+        start = self.mu0[active] + np.sqrt(self.v0[active]) * self.rng.standard_normal(
+            shape + (1, K))
+        steps = np.sqrt(self.q) * self.rng.standard_normal(shape + (E - 1, K))
+        return np.cumsum(np.concatenate([start, steps], axis=-2), axis=-2)
+
     def _ffbs(self, counts, sums, lam, active):
         """Sample means ``μ_{c,m,1..E}`` (active atoms) given per-epoch counts and sums."""
         H, E = counts.shape
@@ -326,9 +337,9 @@ class Sampler:
         m_pred = np.broadcast_to(self.mu0[active], (H, M, K)).copy()
         P_pred = np.broadcast_to(V0, (H, M, K, K)).copy()
         for e in range(E):
-            info = np.linalg.inv(P_pred) + counts[:, e, None, None, None] * lam
-            P = np.linalg.inv(info)
-            h = np.einsum("hmkl,hml->hmk", np.linalg.inv(P_pred), m_pred) \
+            prior_info = np.linalg.inv(P_pred)
+            P = np.linalg.inv(prior_info + counts[:, e, None, None, None] * lam)
+            h = np.einsum("hmkl,hml->hmk", prior_info, m_pred) \
                 + np.einsum("hmkl,hml->hmk", lam, sums[:, e])
             means[e], covs[e] = np.einsum("hmkl,hml->hmk", P, h), _sym(P)
             m_pred, P_pred = means[e], covs[e] + Q

@@ -17,8 +17,9 @@ from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 
 from neurodict import detect
 from neurodict.outputs import atomic_path
-from neurodict.sorter import snippets
+from neurodict.sorter import kernels, snippets
 from neurodict.sorter.group import GroupSorting, SortParams, assign, epochs_of, learn, relabel
+from neurodict.sorter.neighbourhoods import neighbourhoods, peak_channels
 
 log = logging.getLogger(__name__)
 MIN_LEARN_SPIKES = 20
@@ -92,17 +93,20 @@ def sort_recording_group(rec: sc.BaseRecording, detection: dict, params: SortPar
                     "one multi-unit", samples.size, MIN_LEARN_SPIKES)
         result = _one_unit(x, samples, fs, duration_s, params)
     else:
-        chain = learn(x, samples, fs, duration_s, params, progress=progress)
-        result = assign(chain, x, samples, fs, duration_s, params)
+        nb = neighbourhoods(rec.get_channel_locations(), peak_channels(x),
+                            params.neighbourhood_um, max(MIN_LEARN_SPIKES, params.min_unit_spikes))
+        log.info("%d spikes in %d neighbourhood(s) of %s channels", samples.size, nb.n_centres,
+                 "/".join(str(c.size) for c in nb.channels))
+        model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
+        result = assign(model, x, samples, fs, duration_s, params)
         if params.template_matching:
             templates = np.einsum("st,uemt->uems", unwhiten, result.templates).mean(axis=1)
-            found, units = _matched_spikes(rec, templates * noise[None, :, None], params,
-                                           n_jobs)
-            log.info("template matching: %d spikes where detection found %d", found.size,
-                     samples.size)
+            found, units = _matched_or_detected(rec, templates * noise[None, :, None], noise,
+                                                samples, result.labels, detection, params,
+                                                n_jobs)
             x, samples, amplitudes = _whitened_snippets(rec, found, 0.0, noise, W, params,
                                                         progress)
-            result = relabel(chain, result, x, samples, units, fs, duration_s, params)
+            result = relabel(model, result, x, samples, units, fs, duration_s, params)
     log.info("%d spikes, %d units (%d multi-unit)", samples.size, result.multi_unit.size,
              int(result.multi_unit.sum()))
     return GroupResult(samples=samples, amplitudes_uv=amplitudes, sorting=result,
@@ -121,6 +125,33 @@ def _whitened_snippets(rec, samples, align_ms, noise, W, params: SortParams, pro
     amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) \
         else np.zeros(0)
     return np.einsum("st,imt->ims", W, x), aligned, amplitudes
+
+
+def _matched_or_detected(rec, templates_uv: np.ndarray, noise_uv: np.ndarray,
+                         samples: np.ndarray, labels: np.ndarray, detection: dict,
+                         params: SortParams, n_jobs: int) -> tuple[np.ndarray, np.ndarray]:
+    """The spikes of units whose template peaks above the detection threshold, found again by
+    template matching; the detected spikes of the others (a template at the noise level would
+    match noise). Detected spikes within ``dead_time_ms`` of a matched one are left out.
+    Returns time-sorted samples and units."""
+    strong = np.flatnonzero((np.abs(templates_uv).max(axis=2) / noise_uv).max(axis=1)
+                            >= detection["threshold_sigma"])
+    found, units = _matched_spikes(rec, templates_uv[strong], params, n_jobs) if strong.size \
+        else (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    units = strong[units]
+    weak = np.flatnonzero((labels >= 0) & ~np.isin(labels, strong))
+    dead = int(round(detection["dead_time_ms"] * rec.sampling_frequency / 1000))
+    near = np.searchsorted(found, samples[weak])
+    gap = np.minimum(np.abs(samples[weak] - found[np.maximum(near - 1, 0)]),
+                     np.abs(samples[weak] - found[np.minimum(near, found.size - 1)])) \
+        if found.size else np.full(weak.size, np.inf)
+    weak = weak[gap > dead]
+    log.info("template matching with %d of %d templates: %d spikes, and %d detected spikes of "
+             "the units under the threshold (detection found %d)", strong.size,
+             templates_uv.shape[0], found.size, weak.size, samples.size)
+    t, u = np.r_[found, samples[weak]], np.r_[units, labels[weak]]
+    order = np.argsort(t, kind="stable")
+    return t[order], u[order]
 
 
 def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):
@@ -145,22 +176,10 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
     keep = np.ones(t.size, bool)
     for k in np.unique(u):
         idx = np.flatnonzero(u == k)
-        keep[idx] = _refractory_free(t[idx], ref)
+        keep[idx] = kernels.refractory_free(t[idx], ref)
     t, u = t[keep], u[keep]
     order = np.argsort(t, kind="stable")
     return t[order], u[order].astype(np.int64)
-
-
-def _refractory_free(t: np.ndarray, ref: float) -> np.ndarray:
-    """Of sorted times `t`, those kept when each must lie `ref` after the last kept one."""
-    keep = np.ones(t.size, bool)
-    last = -np.inf
-    for i, ti in enumerate(t):
-        if ti - last < ref:
-            keep[i] = False
-        else:
-            last = ti
-    return keep
 
 
 def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
@@ -176,5 +195,6 @@ def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting
         labels=np.zeros(n, np.int64), probability=np.ones((n, U), np.float32),
         multi_unit=np.ones(U, bool), presence=presence, templates=template.astype(np.float32),
         dictionary=np.zeros((T, 0), np.float32), features=np.zeros((0, 0), np.float32),
-        feature_labels=np.zeros(0, np.int64), cluster_units=np.zeros(0, np.int64),
+        feature_labels=np.zeros(0, np.int64), feature_centres=np.zeros(0, np.int64),
+        centres=np.zeros(0, np.int64), cluster_units=np.zeros((0, 0), np.int64),
         trace=np.zeros(0), n_atoms=np.zeros(0, np.int64))

@@ -192,6 +192,8 @@ def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None
                    f"{g}/features": s.features,
                    f"{g}/feature_units": np.where(s.feature_labels >= 0,
                                                   base + s.feature_labels, -1),
+                   f"{g}/feature_centres": s.feature_centres,
+                   f"{g}/centre_channels": part.channel_ids[s.centres],
                    f"{g}/presence": s.presence, f"{g}/templates_uv": part.templates_uv(),
                    f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms}
     with atomic_path(path) as tmp, open(tmp, "wb") as f:

@@ -1,0 +1,78 @@
+"""Channel neighbourhoods: on a wide group the model is fitted per neighbourhood.
+
+A tetrode or a bundle of wires (every channel within ``radius_um`` of every other) is one
+neighbourhood holding all its channels. On a probe shank the sorter fits one model per
+neighbourhood so that its cost follows the spikes, not the channel count: centres are chosen
+among the channels where spikes peak, busiest first, no two closer than ``radius_um / 2``; each
+spike goes to the centre nearest its peak channel and is modelled on the channels within
+``radius_um`` of that centre (MODELS.md §1).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial.distance import cdist
+
+
+@dataclass(frozen=True)
+class Neighbourhoods:
+    """The centres of one group and the channels each centre's model sees."""
+
+    centres: np.ndarray          # (C,) channel index of each centre
+    channels: list[np.ndarray]   # per centre: the channel indices within radius_um
+    nearest: np.ndarray          # (M,) the centre nearest each channel
+    adjacent: np.ndarray         # (C, C) bool: neighbourhoods sharing a channel
+
+    @property
+    def n_centres(self) -> int:
+        return self.centres.size
+
+    def of_spikes(self, x: np.ndarray) -> np.ndarray:
+        """The centre of each snippet (n, M, T): the one nearest its peak channel."""
+        return self.nearest[peak_channels(x)]
+
+
+def whole_group(n_channels: int) -> Neighbourhoods:
+    """One neighbourhood holding every channel (a tetrode, wires)."""
+    return Neighbourhoods(centres=np.zeros(1, np.int64), channels=[np.arange(n_channels)],
+                          nearest=np.zeros(n_channels, np.int64), adjacent=np.ones((1, 1), bool))
+
+
+def peak_channels(x: np.ndarray) -> np.ndarray:
+    """The channel of largest energy ``Σ_t x_m(t)²`` of each snippet (n, M, T)."""
+    return np.einsum("imt,imt->im", x, x).argmax(axis=1) if len(x) else np.zeros(0, np.int64)
+
+
+def neighbourhoods(locations_um: np.ndarray, peaks: np.ndarray, radius_um: float,
+                   min_spikes: int) -> Neighbourhoods:
+    """Centres and neighbourhoods of a group.
+
+    Parameters
+    ----------
+    locations_um : ndarray (M, 2)
+        Channel positions.
+    peaks : ndarray (n,)
+        The peak channel of each spike.
+    radius_um : float
+        A neighbourhood holds the channels this close to its centre.
+    min_spikes : int
+        A channel becomes a centre only where at least this many spikes peak (the busiest
+        channel is a centre regardless).
+    """
+    dist = cdist(locations_um, locations_um)
+    if dist.max() <= radius_um:
+        return whole_group(dist.shape[0])
+    counts = np.bincount(peaks, minlength=dist.shape[0])
+    centres: list[int] = []
+    for m in np.argsort(-counts, kind="stable"):
+        if centres and counts[m] < min_spikes:
+            break
+        if all(dist[m, c] >= radius_um / 2 for c in centres):
+            centres.append(int(m))
+    c = np.array(centres)
+    near = dist[c] <= radius_um                                         # (C, M)
+    return Neighbourhoods(centres=c, channels=[np.flatnonzero(row) for row in near],
+                          nearest=dist[:, c].argmin(axis=1),
+                          adjacent=(near.astype(int) @ near.T.astype(int)) > 0)
