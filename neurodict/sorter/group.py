@@ -18,7 +18,7 @@ from tqdm.auto import tqdm
 
 from neurodict.sorter import kernels
 from neurodict.sorter.model import Data, Sampler, State, epoch_weights, marginal_log_lik
-from neurodict.sorter.neighbourhoods import Neighbourhoods, peak_channels, whole_group
+from neurodict.sorter.neighbourhoods import Neighbourhoods, whole_group
 
 log = logging.getLogger(__name__)
 BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
@@ -444,7 +444,7 @@ def relabel(model: Model, first: GroupSorting, x: np.ndarray, samples: np.ndarra
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     single = np.flatnonzero(~first.multi_unit)
-    home = model.nb.nearest[peak_channels(first.templates.mean(axis=1))]
+    home = model.nb.of_spikes(first.templates.mean(axis=1))
     joined = _join_units(x, samples, epoch, E, units, single, home[single], model.nb, ref,
                          params)
     new = np.empty(first.multi_unit.size, np.int64)
@@ -463,11 +463,8 @@ def relabel(model: Model, first: GroupSorting, x: np.ndarray, samples: np.ndarra
 def _refractory(labels: np.ndarray, samples: np.ndarray, ref: int, n_single: int) -> np.ndarray:
     """`labels` with each spike of a single unit (``< n_single``) closer than ``Δ_ref`` to the
     one kept before it set to -1 (joined units keep the refractory guarantee)."""
-    labels = labels.copy()
-    for k in range(n_single):
-        idx = np.flatnonzero(labels == k)
-        labels[idx[~kernels.refractory_free(samples[idx], ref)]] = -1
-    return labels
+    keep = kernels.refractory_free_units(samples, labels, np.arange(n_single), ref)
+    return np.where(keep, labels, -1)
 
 
 def _templates(x: np.ndarray, epoch: np.ndarray, labels: np.ndarray, n_units: int,
@@ -500,7 +497,7 @@ def _summary(model: Model, x, epoch, labels, probs, cluster_units, pooled,
     counts = np.zeros((n_units, E), np.int64)
     np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
     templates = _templates(x, epoch, labels, n_units, E)
-    home = model.nb.nearest[peak_channels(templates.mean(axis=1))]
+    home = model.nb.of_spikes(templates.mean(axis=1))
     spread = np.empty(n_units)
     for k in range(n_units):
         idx, chans = np.flatnonzero(labels == k), model.nb.channels[home[k]]

@@ -176,6 +176,18 @@ def refractory_free(t: np.ndarray, refractory_samples: int) -> np.ndarray:
     return _refractory_free_nb(np.asarray(t, np.float64), float(refractory_samples))
 
 
+def refractory_free_units(t: np.ndarray, units: np.ndarray, which: np.ndarray,
+                          refractory_samples: int) -> np.ndarray:
+    """:func:`refractory_free` within each unit of `which`: for sorted times `t` labelled
+    `units`, False for a spike of one of those units closer than ``Δ_ref`` to the last one of
+    its unit kept before it; True for every other spike."""
+    keep = np.ones(t.size, bool)
+    for k in which:
+        idx = np.flatnonzero(units == k)
+        keep[idx] = refractory_free(t[idx], refractory_samples)
+    return keep
+
+
 def refractory_free_numpy(t, refractory_samples):
     """The numpy twin of :func:`refractory_free`: runs of spikes closer than ``Δ_ref`` are
     walked position by position, all runs at once."""

@@ -30,7 +30,8 @@ class Neighbourhoods:
         return self.centres.size
 
     def of_spikes(self, x: np.ndarray) -> np.ndarray:
-        """The centre of each snippet (n, M, T): the one nearest its peak channel."""
+        """The centre of each snippet or template (n, M, T): the one nearest its peak
+        channel."""
         return self.nearest[peak_channels(x)]
 
 

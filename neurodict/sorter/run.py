@@ -170,16 +170,10 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
     spikes = find_spikes_from_templates(
         rec, templates, method="circus-omp",
         job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False})
-    order = np.lexsort((spikes["sample_index"], spikes["cluster_index"]))
+    order = np.lexsort((spikes["cluster_index"], spikes["sample_index"]))
     t, u = spikes["sample_index"][order].astype(np.int64), spikes["cluster_index"][order]
-    ref = params.refractory_samples(fs)
-    keep = np.ones(t.size, bool)
-    for k in np.unique(u):
-        idx = np.flatnonzero(u == k)
-        keep[idx] = kernels.refractory_free(t[idx], ref)
-    t, u = t[keep], u[keep]
-    order = np.argsort(t, kind="stable")
-    return t[order], u[order].astype(np.int64)
+    keep = kernels.refractory_free_units(t, u, np.unique(u), params.refractory_samples(fs))
+    return t[keep], u[keep].astype(np.int64)
 
 
 def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
