@@ -144,8 +144,8 @@ def baseline(kind: str, rec, n_units: int):
     from sklearn.mixture import GaussianMixture
     from spikeinterface.preprocessing import bandpass_filter
 
-    from neurodict import detect
-    from neurodict.sorter import snippets
+    from neurodict.detect import peaks as detect
+    from neurodict.sort import snippets
 
     rec = bandpass_filter(rec, freq_min=300.0, freq_max=min(6000.0, 0.45 * rec.sampling_frequency))
     noise = sc.get_noise_levels(rec, return_in_uV=False)

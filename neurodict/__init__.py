@@ -9,9 +9,9 @@ Carlson, Schaich Borg, Dzirasa, Carin, "On the relations of LFPs & Neural Spike 
 NeurIPS 2014.
 """
 
-__version__ = "0.1.0"
+from neurodict._version import __version__  # noqa: F401
 
 # `spikeinterface.sorters.run_sorter("neurodict", ...)` works once neurodict is imported.
-from neurodict.sorter.spikeinterface_sorter import register as _register_sorter  # noqa: E402
+from neurodict.sort.spikeinterface_sorter import register as _register_sorter  # noqa: E402
 
 _register_sorter()

@@ -14,6 +14,8 @@ from types import ModuleType
 import numpy as np
 import scipy.fft
 
+from neurodict.common.errors import InputError
+
 log = logging.getLogger(__name__)
 CHOICES = ("auto", "cpu", "gpu")
 
@@ -59,14 +61,14 @@ def get_backend(choice: str = "auto") -> Backend:
         For an unknown choice, or ``gpu`` where cupy or a CUDA device is missing.
     """
     if choice not in CHOICES:
-        raise ValueError(f"'backend': expected one of {list(CHOICES)}; got {choice!r}.")
+        raise InputError(f"'backend': expected one of {list(CHOICES)}; got {choice!r}.")
     if choice == "cpu":
         return CPU
     gpu = _gpu()
     if gpu is not None:
         return gpu
     if choice == "gpu":
-        raise ValueError("'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not "
+        raise InputError("'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not "
                          "available here; install the gpu extra (pip install -e '.[gpu]') on a "
                          "GPU machine, or set backend: auto (falls back to CPU) or cpu.")
     log.info("backend auto: no GPU available (cupy or CUDA device missing); using the CPU")

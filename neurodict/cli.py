@@ -1,7 +1,9 @@
 """``neurodict <step>``: a thin command line over the step functions.
 
-Errors in the user's input (configuration, session files, raw data) end the command with exit
-status 2 and a message naming the file and key, never a traceback.
+Every stage takes ``--results DIR`` (the session's results folder) and what it alone needs.
+Errors in the user's input (configuration, session files, raw data: :class:`InputError`) end
+the command with exit status 2 and a message naming the file and key, never a traceback; any
+other exception is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,10 +15,10 @@ import logging
 import sys
 from pathlib import Path
 
-from neurodict.config import ConfigError, load_config, load_session
-from neurodict.io import IngestError, open_recording
-
-USER_ERRORS = (ConfigError, IngestError, FileNotFoundError, ValueError)
+from neurodict._version import __version__
+from neurodict.common.errors import InputError
+from neurodict.config import load_config, load_session
+from neurodict.ingest.readers import open_recording
 
 
 def _validate(args) -> None:
@@ -29,76 +31,66 @@ def _validate(args) -> None:
 
 
 def _ingest(args) -> None:
-    from neurodict.pipeline import ingest
+    from neurodict.ingest import step
 
-    ingest(args.session, args.out, config=load_config(args.config), name=args.name)
+    step.run(args.results, args.session, config=load_config(args.config), name=args.name)
 
 
 def _preprocess(args) -> None:
-    from neurodict.pipeline import preprocess_session
+    from neurodict.preprocess import step
 
-    preprocess_session(args.results, n_jobs=args.threads)
+    step.run(args.results, n_jobs=args.threads)
 
 
 def _detect(args) -> None:
-    from neurodict.pipeline import detect_session
+    from neurodict.detect import step
 
-    detect_session(args.results, n_jobs=args.threads)
+    step.run(args.results, n_jobs=args.threads)
 
 
 def _sort(args) -> None:
-    from neurodict.sorter.steps import sort_step
+    from neurodict.sort import step
 
-    sort_step(args.results, args.group, n_jobs=args.threads)
+    step.run(args.results, args.group, n_jobs=args.threads)
 
 
 def _merge_sorting(args) -> None:
-    from neurodict.sorter.steps import merge_sorting_step
+    from neurodict.sort import step
 
-    merge_sorting_step(args.results, n_jobs=args.threads)
+    step.merge(args.results, n_jobs=args.threads)
 
 
 def _lfpdict(args) -> None:
-    import json
+    from neurodict.lfpdict import step
 
-    from neurodict.pipeline import lfpdict_step
-
-    if args.session_json is not None:
-        info = json.loads(args.session_json.read_text())
-        params, windows = info["params"]["lfpdict"], info["windows"]
-    else:
-        params, windows = load_config(args.config)["lfpdict"], []
-    lfpdict_step(args.sorting, args.lfp, args.out, params, session_windows=windows)
+    step.run(args.results, sorting_dir=args.sorting)
 
 
 def _clusters(args) -> None:
     import json
 
-    from neurodict.pipeline import clusters_step
+    from neurodict.clusters import step
 
-    params = json.loads(args.session_json.read_text())["params"]
-    figures = clusters_step(args.sorting, args.lfp, args.dict, args.out, params["clusters"],
-                            params["lfpdict"])
-    print(json.dumps(figures))
+    print(json.dumps(step.run(args.results, sorting_dir=args.sorting)))
 
 
 def _summary(args) -> None:
-    from neurodict.summary import summary_step
+    from neurodict.summary import step
 
-    summary_step(args.results, args.sessions, load_config(args.config)["clusters"], args.out)
+    step.run(args.results, args.sessions, load_config(args.config)["clusters"])
 
 
 def _report(args) -> None:
-    from neurodict.report.session import build_session_report
+    from neurodict.report import step
 
-    build_session_report(args.results, args.out, benchmarks_dir=args.benchmarks)
+    step.run(args.results, benchmarks_dir=args.benchmarks)
 
 
 def _export(args) -> None:
-    from neurodict.export.step import export_step
+    from neurodict.export import step
 
-    export_step(args.results, args.sorting, probabilities=args.probabilities,
-                n_jobs=args.threads)
+    step.run(args.results, sorting_dir=args.sorting, probabilities=args.probabilities,
+             n_jobs=args.threads)
 
 
 def _synth(args) -> None:
@@ -110,86 +102,70 @@ def _synth(args) -> None:
     print(f"wrote {path}")
 
 
+RESULTS_HELP = "results folder of the session (results/<session>)"
+SORTING_HELP = ("spikeinterface sorting folder (default: the session's, as lfpdict.spikes "
+                "says)")
+
+
+def _stage(sub, name: str, func, text: str, threads: bool = False) -> argparse.ArgumentParser:
+    """A subcommand that works in one session's results folder: ``--results DIR``."""
+    p = sub.add_parser(name, help=text)
+    p.add_argument("--results", type=Path, required=True, help=RESULTS_HELP)
+    if threads:
+        p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every subcommand."""
     parser = argparse.ArgumentParser(prog="neurodict", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"neurodict {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
-    config_help = "workflow configuration YAML (default: config/config.yaml)"
+    config_help = "workflow configuration YAML (default: the packaged defaults)"
 
     p = sub.add_parser("validate", help="check a session file and its raw data, run nothing")
     p.add_argument("session", type=Path)
     p.add_argument("--config", type=Path, default=None, help=config_help)
     p.set_defaults(func=_validate)
 
-    p = sub.add_parser("ingest", help="validate a session and record its recording")
-    p.add_argument("--session", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True, help="results folder of the session")
+    p = _stage(sub, "ingest", _ingest, "validate a session and record its recording")
+    p.add_argument("--session", type=Path, required=True, help="the session YAML")
     p.add_argument("--name", default=None, help="session name (default: from the file name)")
     p.add_argument("--config", type=Path, default=None, help=config_help)
-    p.set_defaults(func=_ingest)
 
-    for name, func, text in (("preprocess", _preprocess, "spike band, LFP band, region LFPs"),
-                             ("detect", _detect, "spike detection per electrode group")):
-        p = sub.add_parser(name, help=text)
-        p.add_argument("--results", type=Path, required=True, help="results folder of the session")
-        p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
-        p.set_defaults(func=func)
-
-    p = sub.add_parser("sort", help="sort one electrode group (writes sort/<group>.npz)")
-    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
+    _stage(sub, "preprocess", _preprocess, "spike band, LFP band, region LFPs", threads=True)
+    _stage(sub, "detect", _detect, "spike detection per electrode group", threads=True)
+    p = _stage(sub, "sort", _sort, "sort one electrode group (writes sort/<group>.npz)",
+               threads=True)
     p.add_argument("--group", required=True, help="electrode group name")
-    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
-    p.set_defaults(func=_sort)
+    _stage(sub, "merge-sorting", _merge_sorting,
+           "the session's sorting, spikes, units and metrics", threads=True)
 
-    p = sub.add_parser("merge-sorting", help="the session's sorting, spikes, units and metrics")
-    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
-    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
-    p.set_defaults(func=_merge_sorting)
+    p = _stage(sub, "lfpdict", _lfpdict, "spike->LFP convolutional dictionaries with held-out "
+                                         "scores")
+    p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
+    p = _stage(sub, "clusters", _clusters, "cluster units by signature; phase; importance")
+    p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
 
-    p = sub.add_parser("lfpdict", help="spike->LFP convolutional dictionaries with held-out scores")
-    p.add_argument("--sorting", type=Path, required=True,
-                   help="spikeinterface sorting folder (unit property region)")
-    p.add_argument("--lfp", type=Path, required=True,
-                   help="spikeinterface recording folder of region LFPs (channel property region)")
-    p.add_argument("--out", type=Path, required=True, help="folder for the outputs")
-    source = p.add_mutually_exclusive_group()
-    source.add_argument("--config", type=Path, default=None, help=config_help)
-    source.add_argument("--session-json", dest="session_json", type=Path, default=None,
-                        help="a session.json written by ingest (its resolved parameters)")
-    p.set_defaults(func=_lfpdict)
-
-    p = sub.add_parser("clusters", help="cluster units by signature; phase; importance")
-    p.add_argument("--sorting", type=Path, required=True)
-    p.add_argument("--lfp", type=Path, required=True)
-    p.add_argument("--dict", type=Path, required=True, help="lfp_dict.npz of the same data")
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--session-json", dest="session_json", type=Path, required=True,
-                   help="a session.json written by ingest (its resolved parameters)")
-    p.set_defaults(func=_clusters)
-
-    p = sub.add_parser("summary", help="pooled clusters and the report across sessions")
-    p.add_argument("--results", type=Path, required=True, help="the results folder")
-    p.add_argument("--sessions", nargs="+", required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--config", type=Path, default=None, help=config_help)
-    p.set_defaults(func=_summary)
-
-    p = sub.add_parser("report", help="the session's HTML report")
-    p.add_argument("--results", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    p = _stage(sub, "report", _report, "the session's HTML report (report.html)")
     p.add_argument("--benchmarks", type=Path, default=None,
                    help="Snakemake benchmark files of the session "
                         "(default: <results>/../benchmarks/<session>)")
-    p.set_defaults(func=_report)
 
-    p = sub.add_parser("export", help="the session as NWB (session.nwb) and for phy (phy/)")
-    p.add_argument("--results", type=Path, required=True, help="results folder of the session")
-    p.add_argument("--sorting", type=Path, required=True,
-                   help="spikeinterface sorting folder of the session's units")
+    p = _stage(sub, "export", _export, "the session as NWB (session.nwb) and for phy (phy/)",
+               threads=True)
+    p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
     p.add_argument("--probabilities", type=Path, default=None,
                    help="the sorter's spikes.npz with per-spike posterior probabilities")
-    p.add_argument("--threads", type=int, default=1, help="worker processes (n_jobs)")
-    p.set_defaults(func=_export)
+
+    p = sub.add_parser("summary", help="pooled clusters and the report across sessions "
+                                       "(writes <results>/summary/)")
+    p.add_argument("--results", type=Path, required=True,
+                   help="the results folder holding every session's folder")
+    p.add_argument("--sessions", nargs="+", required=True)
+    p.add_argument("--config", type=Path, default=None, help=config_help)
+    p.set_defaults(func=_summary)
 
     p = sub.add_parser("synth", help="a synthetic multi-region session with ground truth")
     p.add_argument("--out", type=Path, required=True, help="folder to create")
@@ -220,14 +196,10 @@ def _log_to_stderr():
 def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; return its exit status."""
     args = build_parser().parse_args(argv)
-    if getattr(args, "config", "unset") is None:
-        from neurodict.config import DEFAULT_CONFIG
-
-        args.config = DEFAULT_CONFIG
     try:
         with _log_to_stderr():
             args.func(args)
-    except USER_ERRORS as exc:
+    except (InputError, FileNotFoundError) as exc:
         print(f"neurodict {args.command}: error:\n{exc}", file=sys.stderr)
         return 2
     return 0

@@ -1,8 +1,8 @@
 """Load, complete and validate the workflow configuration and recording-session files.
 
-The JSON Schemas in ``config/schemas/`` are the one registry of parameters: types, ranges,
-defaults and descriptions. The Snakefile validates the workflow configuration against the same
-schema with ``snakemake.utils.validate``; this module does so for the command line and adds the
+The JSON Schemas shipped in ``neurodict/schemas/`` are the one registry of parameters: types,
+ranges, defaults and descriptions. The Snakefile validates the workflow configuration against the
+same schema with ``snakemake.utils.validate``; this module does so for the command line and adds the
 checks a schema cannot express (a channel in two groups, a region with no good channels, a path
 that does not exist). Every problem is reported as ``<file>: '<key>': expected ...; got ...``.
 """
@@ -10,20 +10,22 @@ that does not exist). Every problem is reported as ``<file>: '<key>': expected .
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-SCHEMA_DIR = REPO_ROOT / "config" / "schemas"
-DEFAULT_CONFIG = REPO_ROOT / "config" / "config.yaml"
+from neurodict.common.errors import InputError
+
+SCHEMA_DIR = resources.files("neurodict") / "schemas"
 # Sections of the workflow configuration that a session may override under `params:`.
 PARAM_SECTIONS = ("spikeband", "lfp", "detection", "sorting", "lfpdict", "clusters", "report")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError):
     """A configuration or session file is invalid; the message lists every problem found."""
 
     def __init__(self, problems: list[str]):
@@ -115,10 +117,30 @@ class Session:
         }
 
 
+def schema_path(name: str) -> Path:
+    """The file of the packaged schema `name` (``config`` or ``session``)."""
+    return Path(str(SCHEMA_DIR / f"{name}.schema.yaml"))
+
+
+@functools.cache
+def _schema_text(name: str) -> str:
+    return (SCHEMA_DIR / f"{name}.schema.yaml").read_text()
+
+
 def load_schema(name: str) -> dict:
-    """Read ``config/schemas/<name>.schema.yaml``."""
-    with open(SCHEMA_DIR / f"{name}.schema.yaml") as f:
-        return yaml.safe_load(f)
+    """The packaged JSON Schema ``neurodict/schemas/<name>.schema.yaml`` (a fresh copy)."""
+    return yaml.safe_load(_schema_text(name))
+
+
+def section_defaults(section: str) -> dict:
+    """Every default of one section of the workflow configuration (``detection``, ...)."""
+    return apply_defaults({}, load_schema("config")["properties"][section])
+
+
+def section_descriptions(section: str) -> dict[str, str]:
+    """Each key's description in one section of the workflow configuration."""
+    props = load_schema("config")["properties"][section]["properties"]
+    return {key: sub["description"] for key, sub in props.items()}
 
 
 def read_yaml(path: str | Path) -> dict:
@@ -184,13 +206,13 @@ def apply_defaults(instance: dict, schema: dict) -> dict:
     return out
 
 
-def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict | None = None) -> dict:
+def load_config(path: str | Path | None = None, overrides: dict | None = None) -> dict:
     """Read, validate and complete the workflow configuration.
 
     Parameters
     ----------
-    path : str or Path
-        The workflow configuration YAML (default ``config/config.yaml``).
+    path : str or Path, optional
+        The workflow configuration YAML; without one, the schema's defaults and no sessions.
     overrides : dict, optional
         Keys replacing those of the file (as Snakemake's ``--config`` would).
 
@@ -204,9 +226,11 @@ def load_config(path: str | Path = DEFAULT_CONFIG, overrides: dict | None = None
     ConfigError
         Listing every problem, each naming the file and key.
     """
+    schema = load_schema("config")
+    if path is None:
+        return apply_defaults({"sessions": {}}, schema)
     data = read_yaml(path)
     data.update(overrides or {})
-    schema = load_schema("config")
     problems = schema_problems(data, schema, path)
     if problems:
         raise ConfigError(problems)
@@ -299,7 +323,7 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     path : str or Path
         The session YAML. Relative paths inside it are relative to its folder.
     config : dict, optional
-        The completed workflow configuration (default: ``config/config.yaml``'s defaults).
+        The completed workflow configuration (default: the schema's defaults).
     name : str, optional
         Session name (default: the file's stem, or its folder's name for ``session.yaml``).
 
@@ -311,11 +335,12 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     ------
     ConfigError
         Listing every problem, each naming the file and key. Checks that need the recording
-        itself (channel count, duration) are in :func:`neurodict.io.open_recording`.
+        itself (channel count, duration) are in
+        :func:`neurodict.ingest.readers.open_recording`.
     """
     file = Path(path).resolve()
     if config is None:
-        config = apply_defaults({"sessions": {}}, load_schema("config"))
+        config = load_config()
     data = read_yaml(file)
     problems = schema_problems(data, load_schema("session"), file)
     if problems:

@@ -27,7 +27,8 @@ import spikeinterface.core as sc
 import yaml
 from tqdm import tqdm
 
-from neurodict.outputs import atomic_path
+from neurodict.common.errors import InputError
+from neurodict.common.files import atomic_path
 
 REGION_NAMES = ("CA1", "PFC", "VTA", "AMY", "NAc", "THAL", "MD", "BLA",
                 "DG", "CA3", "S1", "M1", "V1", "LHb", "SNr", "STR")
@@ -204,10 +205,10 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         When fs_hz is not a multiple of fs_lfp_hz or n_families exceeds the prototypes.
     """
     if spec.fs_hz % spec.fs_lfp_hz:
-        raise ValueError(f"'fs_hz': expected a multiple of fs_lfp_hz={spec.fs_lfp_hz}; "
+        raise InputError(f"'fs_hz': expected a multiple of fs_lfp_hz={spec.fs_lfp_hz}; "
                          f"got {spec.fs_hz!r}.")
     if not 1 <= spec.n_families <= len(FAMILY_BANDS):
-        raise ValueError(f"'n_families': expected 1..{len(FAMILY_BANDS)}; got {spec.n_families!r}.")
+        raise InputError(f"'n_families': expected 1..{len(FAMILY_BANDS)}; got {spec.n_families!r}.")
     rng = np.random.default_rng(spec.seed)
     regions = region_names(spec.n_regions)
     n_bins = int(spec.duration_s * spec.fs_lfp_hz)

@@ -23,10 +23,8 @@ rule clusters:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "neurodict clusters --sorting {input.sorting} --lfp {input.lfp} "
-        "--dict {input.dictionaries} --session-json {input.info} "
-        "--out {params.results} > {log} 2>&1"
+        "neurodict clusters --results {params.results:q} --sorting {input.sorting:q} "
+        "> {log:q} 2>&1"
 
 
 rule summary:
@@ -56,9 +54,8 @@ rule summary:
     threads: 1
     params:
         results=lambda wildcards, output: os.path.dirname(os.path.dirname(output.html)),
-        out=lambda wildcards, output: os.path.dirname(output.html),
-        sessions=" ".join(SESSIONS),
+        sessions=SESSIONS,
         config=CONFIGFILE,
     shell:
-        "neurodict summary --results {params.results} --sessions {params.sessions} "
-        "--config {params.config} --out {params.out} > {log} 2>&1"
+        "neurodict summary --results {params.results:q} --sessions {params.sessions:q} "
+        "--config {params.config:q} > {log:q} 2>&1"

@@ -1,12 +1,13 @@
 # Configuration checks and input functions shared by every rule.
 import os
+import re
 import sys
 
 from snakemake.utils import validate
 
-from neurodict.config import ConfigError, load_session
+from neurodict.config import ConfigError, load_session, schema_path
 
-validate(config, schema="../config/schemas/config.schema.yaml", set_default=True)
+validate(config, schema=str(schema_path("config")), set_default=True)
 
 RESULTS = config["results_dir"]
 SESSIONS = list(config["sessions"])
@@ -31,7 +32,7 @@ DICT_SESSIONS = [
 
 
 wildcard_constraints:
-    session="|".join(SESSIONS),
+    session="|".join(map(re.escape, SESSIONS)),
     group="[^/]+",
 
 

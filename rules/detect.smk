@@ -15,5 +15,5 @@ rule detect:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "neurodict detect --results {params.results} "
-        "--threads {threads} > {log} 2>&1"
+        "neurodict detect --results {params.results:q} "
+        "--threads {threads} > {log:q} 2>&1"

@@ -20,9 +20,8 @@ rule export:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
         probabilities=lambda wildcards, input: (
-            f"--probabilities {input.probabilities}" if input.probabilities else ""
+            ["--probabilities", input.probabilities] if input.probabilities else []
         ),
     shell:
-        "neurodict export --results {params.results} --sorting {input.sorting} "
-        "{params.probabilities} "
-        "--threads {threads} > {log} 2>&1"
+        "neurodict export --results {params.results:q} --sorting {input.sorting:q} "
+        "{params.probabilities:q} --threads {threads} > {log:q} 2>&1"

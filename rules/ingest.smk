@@ -15,5 +15,5 @@ rule ingest:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "neurodict ingest --session {input.session} --config {input.config} "
-        "--name {wildcards.session} --out {params.results} > {log} 2>&1"
+        "neurodict ingest --results {params.results:q} --session {input.session:q} "
+        "--config {input.config:q} --name {wildcards.session:q} > {log:q} 2>&1"

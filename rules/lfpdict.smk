@@ -29,6 +29,5 @@ rule lfpdict:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "neurodict lfpdict --sorting {input.sorting} --lfp {input.lfp} "
-        "--out {params.results} --session-json {input.info} > {log} 2>&1"
+        "neurodict lfpdict --results {params.results:q} --sorting {input.sorting:q} "
+        "> {log:q} 2>&1"

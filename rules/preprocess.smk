@@ -16,5 +16,5 @@ rule preprocess:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "neurodict preprocess --results {params.results} "
-        "--threads {threads} > {log} 2>&1"
+        "neurodict preprocess --results {params.results:q} "
+        "--threads {threads} > {log:q} 2>&1"

@@ -24,5 +24,5 @@ rule report:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
         benchmarks=lambda wildcards: f"{RESULTS}/benchmarks/{wildcards.session}",
     shell:
-        "neurodict report --results {params.results} --out {output.html} "
-        "--benchmarks {params.benchmarks} > {log} 2>&1"
+        "neurodict report --results {params.results:q} "
+        "--benchmarks {params.benchmarks:q} > {log:q} 2>&1"

@@ -1,6 +1,7 @@
 rule sort:
     input:
         spikeband=f"{RESULTS}/{{session}}/spikeband",
+        peaks=f"{RESULTS}/{{session}}/peaks.npy",
         info=f"{RESULTS}/{{session}}/session.json",
     output:
         npz=f"{RESULTS}/{{session}}/sort/{{group}}.npz",
@@ -14,9 +15,8 @@ rule sort:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "OMP_NUM_THREADS={threads} OPENBLAS_NUM_THREADS={threads} "
-        "neurodict sort --results {params.results} --group {wildcards.group} "
-        "--threads {threads} > {log} 2>&1"
+        "neurodict sort --results {params.results:q} --group={wildcards.group:q} "
+        "--threads {threads} > {log:q} 2>&1"
 
 
 rule merge_sorting:
@@ -44,5 +44,5 @@ rule merge_sorting:
     params:
         results=lambda wildcards: f"{RESULTS}/{wildcards.session}",
     shell:
-        "neurodict merge-sorting --results {params.results} "
-        "--threads {threads} > {log} 2>&1"
+        "neurodict merge-sorting --results {params.results:q} "
+        "--threads {threads} > {log:q} 2>&1"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 
 import pytest
@@ -10,7 +9,7 @@ import pytest
 from neurodict import backend
 from neurodict.backend import CPU, get_backend
 from neurodict.cli import main
-from tests.test_lfpdict_step import PARAMS, write_inputs
+from tests.lfpdict.test_step import PARAMS, write_inputs, write_session_json
 
 NO_GPU = ("'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not available here; "
           "install the gpu extra (pip install -e '.[gpu]') on a GPU machine, or set backend: auto "
@@ -52,16 +51,13 @@ def test_unknown_choice_names_the_allowed_values():
 @pytest.mark.parametrize("choice", ["gpu", "auto"])
 def test_lfpdict_command_without_a_gpu(tmp_path, no_gpu, capsys, choice):
     """What a cluster job's log shows: the error and exit status 2, or the one fallback line."""
-    sorting, lfp = write_inputs(tmp_path)
-    info = tmp_path / "session.json"  # as ingest writes it; the rule passes it on
-    info.write_text(json.dumps({"params": {"lfpdict": PARAMS | {"backend": choice}},
-                                "windows": []}))
-    rc = main(["lfpdict", "--sorting", str(sorting), "--lfp", str(lfp), "--out",
-               str(tmp_path / "out"), "--session-json", str(info)])
+    write_inputs(tmp_path)
+    write_session_json(tmp_path, PARAMS | {"backend": choice})
+    rc = main(["lfpdict", "--results", str(tmp_path)])
     err = capsys.readouterr().err
     if choice == "gpu":
         assert rc == 2 and f"neurodict lfpdict: error:\n{NO_GPU}" in err
-        assert not (tmp_path / "out" / "lfp_dict.npz").exists()
+        assert not (tmp_path / "lfp_dict.npz").exists()
     else:
         assert rc == 0 and err.count(FALLBACK) == 1
-        assert (tmp_path / "out" / "lfp_dict.npz").exists()
+        assert (tmp_path / "lfp_dict.npz").exists()

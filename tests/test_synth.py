@@ -10,8 +10,9 @@ import pytest
 import scipy.signal
 import spikeinterface as si
 
-from neurodict import pipeline
 from neurodict.config import load_session
+from neurodict.ingest import step as ingest_step
+from neurodict.preprocess import step as preprocess_step
 from neurodict.synth import SynthSpec, bin_spikes, generate_session, lags_ms, spike_lfp
 from tests.conftest import TINY
 
@@ -67,8 +68,8 @@ def test_same_seed_same_bytes(tmp_path, tiny_session):
 
 def test_pipeline_recovers_the_planted_region_lfp(tiny_session, tmp_path):
     """Wideband -> LFP band -> region median gives back the planted LFP (same band)."""
-    pipeline.ingest(tiny_session, tmp_path)
-    pipeline.preprocess_session(tmp_path)
+    ingest_step.run(tmp_path, tiny_session)
+    preprocess_step.run(tmp_path)
     got = si.load(tmp_path / "region_lfp").get_traces().T
     truth = np.load(Path(tiny_session).parent / "truth.npz")["lfp_uv"]
     sos = scipy.signal.butter(3, [0.5, 300], btype="bandpass", fs=1000.0, output="sos")

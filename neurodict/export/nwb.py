@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodict.export.units import main_channel_templates
-from neurodict.outputs import atomic_path
-from neurodict.pipeline import read_tsv
+from neurodict.common.analyzer import main_channel_templates
+from neurodict.common.files import atomic_path, read_table
 
 # results/<session>/*.tsv copied into the `neurodict` processing module, with their meaning.
 TABLES = {
@@ -32,25 +31,15 @@ TABLES = {
 }
 
 
-def _column_values(values: list[str]) -> np.ndarray | list[str]:
-    """A TSV column as bool, int or float where every value parses so, else as str."""
-    if set(values) <= {"True", "False"}:
-        return np.array([v == "True" for v in values])
-    for kind in (int, float):
-        try:
-            return np.array([kind(v) if v != "" else np.nan for v in values])
-        except ValueError:
-            continue
-    return list(values)
-
-
 def tsv_table(path: str | Path, name: str, description: str):
-    """A DynamicTable of a TSV written by :func:`neurodict.pipeline.write_tsv`."""
+    """A DynamicTable of a TSV written by :func:`neurodict.common.files.write_tsv`."""
     from hdmf.common import DynamicTable, VectorData
 
-    rows = read_tsv(path)
+    frame = read_table(path)
     columns = [VectorData(name=c, description=f"Column '{c}' of {Path(path).name}.",
-                          data=_column_values([r[c] for r in rows])) for c in rows[0]]
+                          data=(frame[c].to_numpy() if frame[c].dtype.kind in "biuf"
+                                else frame[c].fillna("").astype(str).tolist()))
+               for c in frame.columns]
     return DynamicTable(name=name, description=description, columns=columns)
 
 

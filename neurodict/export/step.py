@@ -9,10 +9,12 @@ from pathlib import Path
 
 import spikeinterface as si
 
+from neurodict.common.analyzer import analyze_units, quality_metrics
+from neurodict.common.files import atomic_path, write_json
+from neurodict.common.layout import session_info, spike_source
+from neurodict.common.provenance import provenance
 from neurodict.export.nwb import write_session_nwb
-from neurodict.export.units import analyze_units, posterior_summary, quality_metrics
-from neurodict.outputs import atomic_path, provenance, write_json
-from neurodict.pipeline import session_info
+from neurodict.export.posteriors import posterior_summary
 
 
 @contextlib.contextmanager
@@ -48,8 +50,8 @@ def write_phy(analyzer, folder: str | Path, n_jobs: int = 1) -> Path:
     return Path(folder)
 
 
-def export_step(results: str | Path, sorting_dir: str | Path,
-                probabilities: str | Path | None = None, n_jobs: int = 1) -> dict:
+def run(results: str | Path, sorting_dir: str | Path | None = None,
+        probabilities: str | Path | None = None, n_jobs: int = 1) -> dict:
     """Write ``session.nwb`` and ``phy/`` for the session in `results`.
 
     Parameters
@@ -57,12 +59,13 @@ def export_step(results: str | Path, sorting_dir: str | Path,
     results : path
         The session's results folder (``session.json``, ``recording.json``, ``spikeband/``,
         ``region_lfp/`` and whatever tables the later steps wrote).
-    sorting_dir : path
+    sorting_dir : path, optional
         A spikeinterface Sorting folder (``spikeinterface.load``-able) at the recording's rate,
-        with the unit property ``region`` where known.
+        with the unit property ``region`` where known (default: the session's spike source,
+        :func:`neurodict.common.layout.spike_source`).
     probabilities : path, optional
         The sorter's ``spikes.npz`` with per-spike posterior probabilities
-        (:func:`neurodict.export.units.posterior_summary`); adds ``posterior_mean`` and
+        (:func:`neurodict.export.posteriors.posterior_summary`); adds ``posterior_mean`` and
         ``posterior_p05`` to the units.
     n_jobs : int, default: 1
         Worker processes of spikeinterface.
@@ -74,6 +77,7 @@ def export_step(results: str | Path, sorting_dir: str | Path,
     """
     started = time.time()
     results = Path(results)
+    sorting_dir = sorting_dir or spike_source(results, session_info(results))
     sorting = si.load(sorting_dir)
     posteriors = {} if probabilities is None else posterior_summary(sorting, probabilities)
     info = session_info(results)

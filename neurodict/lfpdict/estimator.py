@@ -21,6 +21,7 @@ import scipy.signal
 from tqdm import tqdm
 
 from neurodict.backend import get_backend
+from neurodict.common.errors import InputError
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ, wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse, sst
@@ -41,7 +42,7 @@ def fold_cores(n_bins: int, n_folds: int, gap_bins: int) -> list[tuple[int, int]
     cores = [(int(a) + gap_bins, int(b) - gap_bins) for a, b in zip(edges[:-1], edges[1:],
                                                                       strict=True)]
     if any(b - a < 2 * gap_bins for a, b in cores):
-        raise ValueError(f"'n_folds': expected folds longer than 4 filter lengths "
+        raise InputError(f"'n_folds': expected folds longer than 4 filter lengths "
                          f"({4 * gap_bins} bins); got {n_folds} folds of {n_bins} bins.")
     return cores
 
@@ -50,7 +51,7 @@ def circular_jitter(spike_bins: list[np.ndarray], n_bins: int, min_shift: int,
                     rng: np.random.Generator) -> list[np.ndarray]:
     """Each unit's train shifted circularly by its own offset in [min_shift, n_bins - min_shift]."""
     if n_bins <= 2 * min_shift:
-        raise ValueError(f"'jitter_min_s': expected a recording longer than twice the minimum "
+        raise InputError(f"'jitter_min_s': expected a recording longer than twice the minimum "
                          f"shift ({2 * min_shift} bins); got {n_bins} bins.")
     return [np.sort((s + rng.integers(min_shift, n_bins - min_shift + 1)) % n_bins)
             for s in spike_bins]

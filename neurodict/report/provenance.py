@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from neurodict.pipeline import read_tsv
+from neurodict.common.files import read_tsv
 
 # The packages whose versions decide the results, in the order the report lists them.
 PACKAGES = ("neurodict", "spikeinterface", "neo", "probeinterface", "numpy", "scipy", "numba",

@@ -1,4 +1,4 @@
-"""The per-session HTML report: one self-contained file, figures embedded, no network.
+"""The per-session HTML report's sections and the page renderer (no network, figures embedded).
 
 Sections: the recording (configuration and region map), preprocessing (raw and spike-band
 traces, LFP spectra per region), spike detection per group, the dictionaries and clusters where
@@ -13,16 +13,12 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
-import spikeinterface as si
 import yaml
 
-from neurodict import __version__
-from neurodict.outputs import atomic_path
-from neurodict.pipeline import read_tsv, session_info
+from neurodict._version import __version__
+from neurodict.common.files import atomic_path, read_tsv
 from neurodict.report import figures
 from neurodict.report.figures import figure_block
-from neurodict.report.provenance import provenance_section
-from neurodict.report.sorting import sorting_section
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -129,7 +125,7 @@ def clusters_section(results: Path) -> dict:
     s = summary[0]
     regions = list(np.load(results / "lfp_dict.npz")["regions"])
     bands = ["delta", "theta", "beta", "gamma"]
-    verdict = ("stable" if s["stable"] == "True" else
+    verdict = ("stable" if s["stable"] else
                "NOT stable: treat these clusters as descriptive, not as a finding")
     home_cols = [c for c in summary[0] if c.startswith("home_")]
     phase = read_tsv(results / "phase.tsv")
@@ -152,41 +148,6 @@ def clusters_section(results: Path) -> dict:
         figure_block(figures.importance_bars(importance),
                 "Functional importance: held-out R^2 lost when a unit is left out."),
     ]}
-
-
-def build_session_report(results: str | Path, out_html: str | Path,
-                         benchmarks_dir: str | Path | None = None) -> Path:
-    """Render ``report.html`` for one session from the files in `results`.
-
-    Parameters
-    ----------
-    results : path
-        The session's results folder (``results/<session>``).
-    out_html : path
-        The page to write (atomically).
-    benchmarks_dir : path, optional
-        Snakemake's benchmark files of the session (default: ``results/../benchmarks/<session>``,
-        where the rules write them).
-    """
-    results = Path(results)
-    if benchmarks_dir is None:
-        benchmarks_dir = results.parent / "benchmarks" / results.name
-    info = session_info(results)
-    rec = si.load(results / "recording.json")
-    sections = [
-        recording_section(info, rec),
-        preprocessing_section(info, rec, si.load(results / "spikeband"),
-                              si.load(results / "region_lfp")),
-        detection_section(info, read_tsv(results / "detection.tsv")),
-    ]
-    if (results / "units.tsv").exists():
-        sections.append(sorting_section(results, info))
-    if (results / "lfp_dict.npz").exists():
-        sections.append(dictionary_section(results))
-    if (results / "clusters_summary.tsv").exists():
-        sections.append(clusters_section(results))
-    sections.append(provenance_section(info, benchmarks_dir))
-    return render(f"Recording session {info['name']}", sections, out_html)
 
 
 def render(title: str, sections: list[dict], out_html: str | Path) -> Path:

@@ -12,16 +12,18 @@ from pathlib import Path
 
 import numpy as np
 
-from neurodict.pipeline import read_tsv
+from neurodict.common.files import read_tsv
 from neurodict.report import figures
 from neurodict.report.figures import figure_block
 
+# Metrics that units.tsv already has under its own name (n_spikes, firing_rate_hz), and the key.
+REPEATED_METRICS = ("unit", "num_spikes", "firing_rate")
 MAX_CARDS = 60
 
 
 def unit_card(unit: int, row: dict, templates_uv: np.ndarray, samples: np.ndarray,
               amplitudes_uv: np.ndarray, probability: np.ndarray, counts: np.ndarray,
-              fs_hz: float, epoch_s: float):
+              fs_hz: float, epoch_s: float, refractory_ms: float):
     """One unit's figure: waveform per epoch, ISI, amplitude, presence, drift, posterior."""
     plt = figures.plt
     fig, ax = plt.subplots(1, 6, figsize=(15, 2.2))
@@ -32,13 +34,14 @@ def unit_card(unit: int, row: dict, templates_uv: np.ndarray, samples: np.ndarra
         for m in range(M):
             ax[0].plot(t_ms + m * (t_ms[-1] + 0.3), templates_uv[e, m], color=colours[e], lw=0.8)
     ax[0].set_title(f"unit {unit} ({row['group']}, {row['region']})"
-                    + (" multi-unit" if row["multi_unit"] == "True" else ""), fontsize=8)
+                    + (" multi-unit" if row["multi_unit"] else ""), fontsize=8)
     ax[0].set_xticks([])
     ax[0].set_ylabel("uV")
     isi_ms = np.diff(samples) / fs_hz * 1000
     ax[1].hist(isi_ms[isi_ms < 50], bins=np.arange(0, 50.5, 1), color="0.3")
-    ax[1].axvline(1.5, color="r", lw=0.8)
-    ax[1].set_title(f"ISI (ms); {row['refractory_violations']} < refractory", fontsize=8)
+    ax[1].axvline(refractory_ms, color="r", lw=0.8)
+    ax[1].set_title(f"ISI (ms); {row['refractory_violations']} < {refractory_ms:g} ms",
+                    fontsize=8)
     ax[2].plot(samples / fs_hz, amplitudes_uv, ".", ms=1, color="0.2")
     ax[2].set_title("amplitude (uV) over time (s)", fontsize=8)
     ax[3].bar(np.arange(counts.size) * epoch_s, counts, width=epoch_s * 0.9, align="edge",
@@ -98,17 +101,21 @@ def sorting_section(results: Path, info: dict) -> dict:
     """Unit cards, features, the chains and the sortable table of units and metrics."""
     units = read_tsv(results / "units.tsv")
     metrics = {r["unit"]: r for r in read_tsv(results / "metrics.tsv")}
-    table = [r | {k: v for k, v in metrics.get(r["unit"], {}).items() if k != "unit"}
+    table = [r | {k: v for k, v in metrics.get(r["unit"], {}).items()
+                  if k not in REPEATED_METRICS}
              for r in units]
     model = np.load(results / "sorter.npz")
     groups = [g["name"] for g in info["groups"]]
     epoch_s = info["params"]["sorting"]["epoch_s"]
-    single = sum(r["multi_unit"] == "False" for r in units)
+    refractory_ms = info["params"]["sorting"]["refractory_ms"]
+    single = sum(not r["multi_unit"] for r in units)
+    violating = sum(int(r["refractory_violations"]) > 0 for r in units if not r["multi_unit"])
     blocks = [
         {"kind": "text", "text": f"{len(units)} units ({single} single units, "
                                  f"{len(units) - single} multi-unit) in {len(groups)} groups; "
-                                 f"epochs of {epoch_s:g} s. Refractory violations are counted "
-                                 f"in the final sorting (0 for every single unit)."},
+                                 f"epochs of {epoch_s:g} s. Refractory violations (intervals "
+                                 f"under {refractory_ms:g} ms) in the final sorting: "
+                                 f"{violating} of {single} single units have any."},
         {"kind": "table", "id": "metrics-table", "columns": list(table[0]) if table else [],
          "rows": table},
         figure_block(features_figure(model, groups),
@@ -130,7 +137,7 @@ def sorting_section(results: Path, info: dict) -> dict:
                 unit_card(u, by_unit[str(u)], model[f"{g}/templates_uv"][k],
                           model[f"{g}/samples"][sel], model[f"{g}/amplitudes_uv"][sel],
                           model[f"{g}/probability"][sel], model[f"{g}/presence"][k], fs_hz,
-                          epoch_s),
+                          epoch_s, refractory_ms),
                 f"Unit {u}: waveform per epoch (dark to light), ISI, amplitude, presence, "
                 "drift and posterior probabilities."))
             shown += 1

@@ -7,7 +7,7 @@ workflow directories), leaving out what differs by design: logs, Snakemake's ben
 reports, provenance records (run times, hosts) and NWB files (creation time, identifier). Text
 that names a workflow directory is read with that directory replaced, so two runs in different
 folders compare equal. Also fails when a half-written temporary (``.<name>.tmp-<pid>``,
-neurodict.outputs.atomic_path) is left in OTHER.
+neurodict.common.files.atomic_path) is left in OTHER.
 Exits 1 and lists every difference.
 """
 

@@ -1,0 +1,1 @@
+"""Clusters: units grouped by their spike->LFP signatures; stability, phase, importance."""

@@ -1,0 +1,81 @@
+"""``neurodict clusters``: cluster units by signature; stability, phase locking, importance."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neurodict.clusters import mixture as cl
+from neurodict.clusters.importance import importance_rows
+from neurodict.clusters.phase import phase_table
+from neurodict.clusters.stability import half_split_ari
+from neurodict.common.files import write_json, write_tsv
+from neurodict.common.layout import session_info, spike_source
+from neurodict.common.provenance import provenance
+from neurodict.lfpdict.inputs import LFPDictInputError, load_lfpdict_inputs
+
+
+def run(results: str | Path, sorting_dir: str | Path | None = None) -> dict:
+    """Cluster the units of a session whose dictionaries are fitted (``lfp_dict.npz``).
+
+    Reads ``session.json``, ``region_lfp/``, ``lfp_dict.npz`` and the spike trains
+    (`sorting_dir`, default as the dictionaries chose them); writes into `results` (see
+    :func:`write_clusters`). Returns the session's cluster figures.
+    """
+    results = Path(results)
+    info = session_info(results)
+    sorting_dir = sorting_dir or spike_source(results, info)
+    return write_clusters(sorting_dir, results / "region_lfp", results / "lfp_dict.npz",
+                          results, info["params"]["clusters"], info["params"]["lfpdict"])
+
+
+def write_clusters(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | Path,
+                   out_dir: str | Path, params: dict, dict_params: dict) -> dict:
+    """Cluster units by signature, test stability, phase locking and functional importance.
+
+    Writes ``clusters.tsv`` (unit_id, home_region, cluster, probability; cluster -1: a unit
+    with no LFP link), ``clusters_summary.tsv`` (per cluster: size, units per home region, mean
+    signature per region and band, and the session's stability figures and p-value),
+    ``phase.tsv`` and ``importance.tsv`` (held-out R^2 drop per region when a unit or a cluster
+    is left out; coefficients refit per fold from the statistics, atoms fixed).
+    """
+    started = time.time()
+    out_dir = Path(out_dir)
+    spike_bins, y, targets, _, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        sorting_dir, lfp_dir)
+    d = np.load(dict_npz)
+    if list(d["unit_ids"]) != [str(u) for u in unit_ids]:
+        raise LFPDictInputError(f"'{dict_npz}' was fitted on other units than '{sorting_dir}'.")
+    sig, bands = cl.signatures(d["filters"], fs)
+    units = cl.cluster_units(sig, unit_regions, params, str(dict_npz))
+    ari_halves = half_split_ari(spike_bins, y, fs, d, units.active, dict_params,
+                                params["seed"], cl.cluster_kwargs(params))
+    figures = cluster_figures(units, ari_halves, params["stability_ari"])
+    write_tsv(out_dir / "clusters.tsv", [
+        {"unit_id": str(u), "home_region": unit_regions[i], "cluster": int(units.labels[i]),
+         "probability": round(float(units.probability[i]), 4)} for i, u in enumerate(unit_ids)])
+    write_tsv(out_dir / "clusters_summary.tsv", [
+        row | figures for row in cl.summary_rows(sig[units.active], units.fit.labels,
+                                                 unit_regions[units.active], targets, bands)])
+    write_tsv(out_dir / "phase.tsv", [
+        {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+        for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)])
+    write_tsv(out_dir / "importance.tsv", importance_rows(
+        spike_bins, y, fs, d, units.labels, unit_ids, targets, dict_params))
+    write_json(out_dir / "clusters.provenance.json",
+               provenance("clusters", dict(params) | figures, started))
+    return figures
+
+
+def cluster_figures(units: cl.UnitClusters, ari_halves: float, stability_ari: float) -> dict:
+    """The session's cluster figures: count, PCA, stability (halves and bootstrap), p-value."""
+    boot = units.bootstrap_ari
+    return {"n_clusters": int(np.unique(units.fit.labels).size),
+            "pca_components": units.fit.n_components,
+            "pca_variance_kept": round(units.fit.variance_kept, 4),
+            "ari_halves": round(ari_halves, 4),
+            "ari_bootstrap_median": round(float(np.median(boot)), 4),
+            "p_beyond_region": round(units.p_beyond_region, 4),
+            "stable": bool(ari_halves >= stability_ari and np.median(boot) >= stability_ari)}

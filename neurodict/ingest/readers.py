@@ -1,0 +1,191 @@
+"""Raw formats to a spikeinterface recording with probe, electrode groups and brain regions.
+
+Every format is read through spikeinterface's extractors (built on neo). The recording returned
+by :func:`open_recording` holds only the channels of the session's electrode groups, in group
+order, with the channel properties ``group`` (group name), ``region`` and ``bad``, and a probe.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import probeinterface as pi
+import spikeinterface.core as sc
+import spikeinterface.extractors as se
+
+from neurodict.common.errors import InputError
+from neurodict.config import ConfigError, Session, problem
+
+
+class IngestError(InputError):
+    """The raw data cannot be read as the session file describes it."""
+
+
+def _read_binary(s: Session) -> sc.BaseRecording:
+    size = s.raw_path.stat().st_size
+    frame = s.num_channels * np.dtype(s.dtype).itemsize
+    if size == 0:
+        raise IngestError(f"binary file '{s.raw_path}' is empty; expected samples of "
+                          f"{s.num_channels} channels x {s.dtype}.")
+    if size % frame:
+        raise IngestError(
+            f"binary file '{s.raw_path}' is truncated or mis-described: {size} bytes is not a "
+            f"multiple of num_channels x itemsize = {s.num_channels} x "
+            f"{np.dtype(s.dtype).itemsize} = {frame} bytes (check num_channels and dtype in "
+            f"{s.file}).")
+    return se.read_binary(s.raw_path, sampling_frequency=s.sampling_frequency_hz,
+                          dtype=s.dtype, num_channels=s.num_channels,
+                          gain_to_uV=s.gain_to_uv, offset_to_uV=s.offset_to_uv)
+
+
+def _neo_reader(read):
+    def reader(s: Session) -> sc.BaseRecording:
+        kwargs = {"stream_name": s.stream} if s.stream else {}
+        return read(s.raw_path, **kwargs)
+
+    return reader
+
+
+def _read_nwb(s: Session) -> sc.BaseRecording:
+    kwargs = {"electrical_series_path": s.stream} if s.stream else {}
+    return se.read_nwb_recording(s.raw_path, **kwargs)
+
+
+READERS = {
+    "binary": _read_binary,
+    "openephys": _neo_reader(se.read_openephys),
+    "spikeglx": _neo_reader(se.read_spikeglx),
+    "intan": _neo_reader(se.read_intan),
+    "blackrock": _neo_reader(se.read_blackrock),
+    "plexon": _neo_reader(se.read_plexon),
+    "plexon2": _neo_reader(se.read_plexon2),
+    "neuralynx": _neo_reader(se.read_neuralynx),
+    "nwb": _read_nwb,
+}
+
+
+def read_raw(session: Session) -> sc.BaseRecording:
+    """Open the raw data of `session` with its format's reader, as one segment.
+
+    Raises
+    ------
+    IngestError
+        Naming the format and the path when the reader fails, the file is empty or truncated, or
+        the recording has several segments and ``segment_index`` is not set.
+    """
+    try:
+        rec = READERS[session.format](session)
+    except IngestError:
+        raise
+    except Exception as exc:  # the reader's own error, re-raised with format and path
+        raise IngestError(f"the {session.format} reader could not open '{session.raw_path}' "
+                          f"(from {session.file}): {type(exc).__name__}: {exc}") from exc
+    n_seg = rec.get_num_segments()
+    if session.segment_index is None and n_seg > 1:
+        raise IngestError(f"'{session.raw_path}' holds {n_seg} recording segments; set "
+                          f"segment_index (0..{n_seg - 1}) in {session.file}.")
+    if session.segment_index is not None:
+        if session.segment_index >= n_seg:
+            raise ConfigError([problem(session.file, "segment_index",
+                                       f"an index below the {n_seg} segments",
+                                       session.segment_index)])
+        rec = rec.select_segments([session.segment_index])
+    if rec.get_num_samples() == 0:
+        raise IngestError(f"the {session.format} recording '{session.raw_path}' (from "
+                          f"{session.file}) is empty (0 samples).")
+    return rec
+
+
+def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
+    n, duration_s = rec.get_num_channels(), rec.get_total_duration()
+    problems = []
+    for i, g in enumerate(session.groups):
+        for c in g.channels:
+            if c >= n:
+                problems.append(problem(session.file, f"groups[{i}].channels",
+                                        f"channel indices below {n} (the recording's channel "
+                                        "count)", c))
+    for i, w in enumerate(session.windows):
+        if w.end_s > duration_s:
+            problems.append(problem(session.file, f"windows[{i}].end_s",
+                                    f"a time within the recording (0 to {duration_s:.3f} s)",
+                                    w.end_s))
+    if problems:
+        raise ConfigError(problems)
+
+
+def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
+    if "file" in session.probe:
+        source = session.probe["file"]
+    else:
+        source = f"{session.probe['manufacturer']}/{session.probe['probe_name']}"
+    try:
+        if "file" in session.probe:
+            probegroup = pi.read_probeinterface(session.probe["file"])
+        else:  # probeinterface fetches library probes over the network
+            probegroup = pi.ProbeGroup()
+            probegroup.add_probe(pi.get_probe(session.probe["manufacturer"],
+                                              session.probe["probe_name"]))
+    except Exception as exc:  # the library's own error, re-raised naming the probe and session
+        raise IngestError(f"probe '{source}' could not be read (from {session.file}): "
+                          f"{type(exc).__name__}: {exc}") from exc
+    n_contacts = sum(p.get_contact_count() for p in probegroup.probes)
+    if n_contacts != rec.get_num_channels():
+        raise IngestError(f"probe '{source}' has {n_contacts} contacts but '{session.raw_path}' "
+                          f"has {rec.get_num_channels()} channels (from {session.file}).")
+    if all(p.device_channel_indices is None for p in probegroup.probes):
+        probegroup.set_global_device_channel_indices(np.arange(n_contacts))
+    indices = np.concatenate([p.device_channel_indices for p in probegroup.probes])
+    if sorted(indices) != list(range(n_contacts)):
+        raise IngestError(f"probe '{source}' wires contacts to device channels "
+                          f"{sorted(indices.tolist())}; expected each of 0..{n_contacts - 1} "
+                          f"once (from {session.file}).")
+    return probegroup
+
+
+def generic_probe(session: Session) -> pi.ProbeGroup:
+    """Lay each electrode group out as a tetrode (4 channels) or a 20 um linear shank, 300 um apart.
+
+    Used when neither the format nor the session gives a geometry; the contact order is that of
+    ``session.channels``.
+    """
+    probegroup = pi.ProbeGroup()
+    offset = 0
+    for i, g in enumerate(session.groups):
+        n = len(g.channels)
+        probe = pi.generate_tetrode() if n == 4 else pi.generate_linear_probe(n, ypitch=20)
+        probe.move([300.0 * i, 0.0])
+        probe.set_device_channel_indices(np.arange(offset, offset + n))
+        probegroup.add_probe(probe)
+        offset += n
+    return probegroup
+
+
+def open_recording(session: Session) -> sc.BaseRecording:
+    """The session's recording: grouped channels only, in group order, probe and properties set.
+
+    Parameters
+    ----------
+    session : Session
+
+    Returns
+    -------
+    BaseRecording
+        Lazy; channel properties ``group`` (str), ``region`` (str) and ``bad`` (bool).
+
+    Raises
+    ------
+    ConfigError, IngestError
+    """
+    rec = read_raw(session)
+    _check_against_recording(session, rec)
+    if session.probe:
+        rec.set_probegroup(_probe_from_file(session, rec))
+    ids = rec.channel_ids[session.channels]
+    rec = rec.select_channels(ids)
+    if not rec.has_probe():
+        rec.set_probegroup(generic_probe(session))
+    owner = {c: g for g in session.groups for c in g.channels}
+    rec.set_property("group", np.array([owner[c].name for c in session.channels]))
+    rec.set_property("region", np.array([owner[c].region for c in session.channels]))
+    rec.set_property("bad", np.array([c in session.bad_channels for c in session.channels]))
+    return rec

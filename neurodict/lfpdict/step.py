@@ -1,0 +1,77 @@
+"""``neurodict lfpdict``: the spike->LFP dictionaries of a session, with held-out scores."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from neurodict.common.files import atomic_path, write_json, write_tsv
+from neurodict.common.layout import session_info, spike_source
+from neurodict.common.provenance import provenance
+from neurodict.lfpdict.atoms import band_power
+from neurodict.lfpdict.estimator import SpikeLFPDictionary
+from neurodict.lfpdict.inputs import dictionary_windows, load_lfpdict_inputs
+
+
+def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPDictionary:
+    """Fit the dictionaries of an ingested, preprocessed session in `results`.
+
+    Reads ``session.json`` (parameters and condition windows), ``region_lfp/`` and the spike
+    trains (`sorting_dir`, default: the sorter's ``sorting/`` or the session's ground truth, as
+    ``lfpdict.spikes`` says); writes into `results` (see :func:`write_dictionaries`).
+    """
+    results = Path(results)
+    info = session_info(results)
+    sorting_dir = sorting_dir or spike_source(results, info)
+    return write_dictionaries(sorting_dir, results / "region_lfp", results,
+                              info["params"]["lfpdict"], info.get("windows", []))
+
+
+def write_dictionaries(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Path,
+                       params: dict, session_windows: list[dict] | None = None
+                       ) -> SpikeLFPDictionary:
+    """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
+
+    Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
+    unit_ids, unit_regions, regions, lags_ms, intercept, lambda, objective, held-out stretch),
+    ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, penalty), ``lfp_bands.tsv``
+    (unit, unit_region, region, window, band, power) and ``lfp_coherence.tsv``.
+    A region whose LFP is flat gets R^2 = nan (no variance to explain) and zero filters.
+    """
+    started = time.time()
+    out_dir = Path(out_dir)
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        sorting_dir, lfp_dir)
+    keys = ("lag_minus_ms", "lag_plus_ms", "n_atoms", "alpha", "lambda_fractions",
+            "ridge_alphas", "n_folds", "n_outer", "n_inner", "jitter_min_s", "smoothness",
+            "backend", "dtype")
+    names, windows_s = dictionary_windows(params, session_windows or [], y.shape[1] / fs)
+    est = SpikeLFPDictionary(fs, **{k: params[k] for k in keys}, windows_s=windows_s,
+                             random_state=params["seed"], progress=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est.fit(spike_bins, y, unit_regions, target_regions)
+    with atomic_path(out_dir / "lfp_dict.npz") as tmp:
+        np.savez(tmp, atoms=est.atoms_, coef=est.coef_, filters=est.filters_,
+                 window_filters=est.window_filters_, windows=np.array(names),
+                 unit_ids=np.asarray(unit_ids).astype(str), unit_regions=unit_regions,
+                 regions=np.array(targets), region_of_target=target_regions,
+                 lags_ms=est.lags_ms, intercept=est.intercept_, lam=est.lambda_,
+                 objective=np.array(est.objective_), heldout_t_s=est.heldout_["t_s"],
+                 heldout_measured=est.heldout_["measured"],
+                 heldout_predicted=est.heldout_["predicted"])
+    write_tsv(out_dir / "lfp_scores.tsv", [
+        {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in est.scores_])
+    power = band_power(est.window_filters_, fs)
+    write_tsv(out_dir / "lfp_bands.tsv", [
+        {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": window,
+         "band": band, "power": float(f"{power[band][w, n, r]:.6g}")}
+        for w, window in enumerate(names) for n, u in enumerate(unit_ids)
+        for r in range(len(targets)) for band in power])
+    write_tsv(out_dir / "lfp_coherence.tsv", [{**row, "coherence": round(row["coherence"], 5)}
+                                              for row in est.coherence_])
+    write_json(out_dir / "lfpdict.provenance.json",
+               provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_},
+                          started))
+    return est

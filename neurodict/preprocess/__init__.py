@@ -1,0 +1,1 @@
+"""Preprocess: the spike band, the LFP band and one LFP per brain region."""

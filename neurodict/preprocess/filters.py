@@ -1,0 +1,150 @@
+"""Spike band, LFP band and region LFPs (MODELS.md section 0), lazily on spikeinterface.
+
+Dtype policy: raw samples are converted once to float32 microvolts (``return_in_uV``) by the
+first filter; every later step keeps float32.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.signal
+import spikeinterface.core as sc
+import spikeinterface.preprocessing as spre
+
+from neurodict.common.errors import InputError
+
+LOWPASS_MARGIN_MS = 100.0  # context for the LFP low-pass and the decimation's anti-alias FIR
+
+
+def good_channels(rec: sc.BaseRecording) -> sc.BaseRecording:
+    """The channels whose ``bad`` property is False."""
+    return rec.select_channels(rec.channel_ids[~rec.get_property("bad").astype(bool)])
+
+
+def spike_band(rec: sc.BaseRecording, params: dict) -> sc.BaseRecording:
+    """Band-pass (zero phase), then optional common median reference and whitening per group.
+
+    Parameters
+    ----------
+    rec : BaseRecording
+        The ingested recording (properties ``group``, ``bad``); bad channels are dropped.
+    params : dict
+        The ``spikeband`` section: ``freq_min_hz``, ``freq_max_hz`` (clipped to 0.45 fs),
+        ``filter_order``, ``common_median_reference``, ``whiten``.
+
+    Returns
+    -------
+    BaseRecording
+        float32, in microvolts, lazy.
+    """
+    rec = good_channels(rec)
+    rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
+    freq_max_hz = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
+    rec = spre.bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=freq_max_hz,
+                               filter_order=params["filter_order"], dtype="float32")
+    groups = rec.get_property("group")
+    group_ids = [list(rec.channel_ids[groups == g]) for g in dict.fromkeys(groups)]
+    if params["common_median_reference"]:
+        rec = spre.common_reference(rec, reference="global", operator="median", groups=group_ids)
+    if params["whiten"]:
+        rec = sc.aggregate_channels([spre.whiten(r, dtype="float32", mode="global")
+                                     for r in rec.split_by("group").values()])
+    return rec
+
+
+def mains_harmonics_hz(mains_hz: float, below_hz: float) -> list[float]:
+    """The mains frequency and its harmonics below `below_hz`."""
+    return [k * mains_hz for k in range(1, int(below_hz // mains_hz) + 1)
+            if k * mains_hz < below_hz]
+
+
+def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRecording:
+    """Zero-phase low-pass, decimation to ``fs_lfp_hz``, zero-phase high-pass, mains notches.
+
+    The band edges are two Butterworth filters applied forward and backward: the low-pass at
+    ``freq_max_hz`` on the wideband signal, then (after an anti-aliased decimation) the high-pass
+    at ``freq_min_hz`` and the notches on the LFP-rate signal, where their long impulse responses
+    (margins of 5 / freq_min_hz seconds) cost little.
+
+    Parameters
+    ----------
+    rec : BaseRecording
+        The ingested recording; bad channels are dropped.
+    params : dict
+        The ``lfp`` section: ``freq_min_hz``, ``freq_max_hz``, ``filter_order``, ``fs_lfp_hz``,
+        ``notch_q``.
+    mains_hz : float
+        50 or 60; notches at it and its harmonics below ``freq_max_hz``.
+
+    Returns
+    -------
+    BaseRecording
+        float32 microvolts at ``fs_lfp_hz``.
+
+    Raises
+    ------
+    ValueError
+        When the wideband rate is not an integer multiple of ``fs_lfp_hz``.
+    """
+    factor = rec.sampling_frequency / params["fs_lfp_hz"]
+    if abs(factor - round(factor)) > 1e-9:
+        raise InputError(f"'lfp.fs_lfp_hz': expected a divisor of the sampling rate "
+                         f"{rec.sampling_frequency} Hz; got {params['fs_lfp_hz']!r}.")
+    rec = good_channels(rec)
+    rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
+    order = params["filter_order"]
+    lowpass_sos = scipy.signal.butter(order, params["freq_max_hz"], btype="lowpass",
+                                      fs=rec.sampling_frequency, output="sos")
+    rec = spre.filter(rec, coeff=lowpass_sos, filter_mode="sos", margin_ms=LOWPASS_MARGIN_MS,
+                      dtype="float32")
+    if round(factor) > 1:
+        rec = spre.decimate(rec, int(round(factor)), antialias=True,
+                            margin_ms=LOWPASS_MARGIN_MS, dtype="float32")
+    rec = spre.highpass_filter(rec, freq_min=params["freq_min_hz"], filter_order=order,
+                               margin_ms="auto", ignore_low_freq_error=True, dtype="float32")
+    for freq in mains_harmonics_hz(mains_hz, params["freq_max_hz"]):
+        # ten time constants Q / (pi f) of the notch's ringing: chunked equals whole to 1e-4
+        margin_ms = 10 * 1000.0 * params["notch_q"] / (np.pi * freq)
+        rec = spre.notch_filter(rec, freq=freq, q=params["notch_q"], margin_ms=margin_ms,
+                                dtype="float32")
+    return rec
+
+
+class RegionLFPRecording(sc.BaseRecording):
+    """One channel per brain region: the median across that region's channels, sample by sample.
+
+    Channel ids are the region names; the property ``region`` repeats them. Pointwise in time,
+    so chunked and whole results agree exactly.
+    """
+
+    def __init__(self, recording: sc.BaseRecording):
+        regions = recording.get_property("region")
+        names = list(dict.fromkeys(regions))
+        super().__init__(recording.sampling_frequency, np.array(names), "float32")
+        indices = [np.flatnonzero(regions == r) for r in names]
+        for segment in recording._recording_segments:
+            self.add_recording_segment(_RegionMedianSegment(segment, indices))
+        self.set_property("region", np.array(names))
+        self._kwargs = {"recording": recording}
+
+
+class _RegionMedianSegment(sc.BaseRecordingSegment):
+    def __init__(self, parent, indices):
+        super().__init__(**parent.get_times_kwargs())
+        self._parent, self._indices = parent, indices
+
+    def get_num_samples(self):
+        return self._parent.get_num_samples()
+
+    def get_traces(self, start_frame, end_frame, channel_indices):
+        traces = self._parent.get_traces(start_frame, end_frame, slice(None))
+        out = np.stack([np.median(traces[:, idx], axis=1) for idx in self._indices], axis=1)
+        return out.astype("float32")[:, channel_indices]
+
+
+def region_lfp(lfp: sc.BaseRecording, reference: str) -> sc.BaseRecording:
+    """Region LFPs from the channel LFPs: ``median`` (one channel per region) or ``all``.
+
+    With ``all`` every good channel is kept and carries its ``region`` property.
+    """
+    return RegionLFPRecording(lfp) if reference == "median" else lfp

@@ -1,0 +1,56 @@
+"""``neurodict report``: one recording session's self-contained HTML report."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import spikeinterface as si
+
+from neurodict.common.files import read_tsv
+from neurodict.common.layout import session_info
+from neurodict.report.provenance import provenance_section
+from neurodict.report.session import (
+    clusters_section,
+    detection_section,
+    dictionary_section,
+    preprocessing_section,
+    recording_section,
+    render,
+)
+from neurodict.report.sorting import sorting_section
+
+
+def run(results: str | Path, out_html: str | Path | None = None,
+        benchmarks_dir: str | Path | None = None) -> Path:
+    """Render ``report.html`` for one session from the files in `results`.
+
+    Parameters
+    ----------
+    results : path
+        The session's results folder (``results/<session>``).
+    out_html : path, optional
+        The page to write (atomically; default ``<results>/report.html``).
+    benchmarks_dir : path, optional
+        Snakemake's benchmark files of the session (default: ``results/../benchmarks/<session>``,
+        where the rules write them).
+    """
+    results = Path(results)
+    out_html = results / "report.html" if out_html is None else out_html
+    if benchmarks_dir is None:
+        benchmarks_dir = results.parent / "benchmarks" / results.name
+    info = session_info(results)
+    rec = si.load(results / "recording.json")
+    sections = [
+        recording_section(info, rec),
+        preprocessing_section(info, rec, si.load(results / "spikeband"),
+                              si.load(results / "region_lfp")),
+        detection_section(info, read_tsv(results / "detection.tsv")),
+    ]
+    if (results / "units.tsv").exists():
+        sections.append(sorting_section(results, info))
+    if (results / "lfp_dict.npz").exists():
+        sections.append(dictionary_section(results))
+    if (results / "clusters_summary.tsv").exists():
+        sections.append(clusters_section(results))
+    sections.append(provenance_section(info, benchmarks_dir))
+    return render(f"Recording session {info['name']}", sections, out_html)

@@ -1,0 +1,103 @@
+"""neurodict's sorter inside spikeinterface: ``run_sorter("neurodict", recording, folder=...)``.
+
+spikeinterface keeps its sorters in a hard-coded registry; importing :mod:`neurodict` adds this
+class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_sorter`` and
+``installed_sorters`` find it. Channels are sorted per value of the channel property ``group``
+(all channels as one group where it is missing).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from spikeinterface.core import load
+from spikeinterface.preprocessing import bandpass_filter
+from spikeinterface.sorters import BaseSorter, sorterlist
+
+from neurodict.config import section_defaults, section_descriptions
+from neurodict.sort.group import SortParams
+
+log = logging.getLogger(__name__)
+# Every default and description comes from the configuration schema, as in the workflow.
+_SORT_DEFAULTS = section_defaults("sorting")
+_DETECTION_DEFAULTS = section_defaults("detection")
+_BAND = {k: section_defaults("spikeband")[k] for k in ("freq_min_hz", "freq_max_hz")}
+
+
+class NeurodictSorter(BaseSorter):
+    """Joint beta–Bernoulli dictionary features and dynamic-HDP clusters (MODELS.md §1)."""
+
+    sorter_name = "neurodict"
+    requires_locations = False
+    gpu_capability = "not-supported"
+    requires_binary_data = False
+    compatible_with_parallel = {"loky": True, "multiprocessing": True, "threading": False}
+    handle_multi_segment = False
+    sorter_description = ("Bayesian sorter: beta–Bernoulli dictionary features learned jointly "
+                          "with a dynamic HDP mixture with a refractory constraint, per "
+                          "electrode group (Chen, Carlson & Carin 2011).")
+    installation_mesg = "pip install neurodict"
+    _default_params = ({"apply_preprocessing": True, "n_jobs": 1} | _BAND
+                       | _DETECTION_DEFAULTS | _SORT_DEFAULTS)
+    _params_description = (
+        {"apply_preprocessing": "band-pass the recording first (false: it is a spike band "
+                                "already)",
+         "n_jobs": "worker processes for detection (never all cores by default)"}
+        | {k: section_descriptions("spikeband")[k] for k in _BAND}
+        | section_descriptions("detection") | section_descriptions("sorting"))
+
+    @classmethod
+    def is_installed(cls) -> bool:
+        return True
+
+    @classmethod
+    def get_sorter_version(cls) -> str:
+        from neurodict._version import __version__
+
+        return __version__
+
+    @classmethod
+    def _setup_recording(cls, recording, sorter_output_folder, params, verbose):
+        pass  # the recording is read back from the folder spikeinterface wrote
+
+    @classmethod
+    def _run_from_folder(cls, sorter_output_folder, params, verbose):
+        from neurodict.sort.combine import combine_groups
+        from neurodict.sort.run import sort_recording_group
+
+        rec = cls.load_recording_from_folder(sorter_output_folder.parent, with_warnings=False)
+        if not rec.has_scaleable_traces():  # e.g. raw int16 without a gain: counts as microvolts
+            log.warning("the recording has no gain to microvolts; its values are taken as "
+                        "microvolts (thresholds are in noise SDs, so detection is unaffected)")
+            rec = rec.astype("float32")
+            rec.set_channel_gains(1.0)
+            rec.set_channel_offsets(0.0)
+        if params["apply_preprocessing"]:
+            top = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
+            rec = bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=top)
+        groups = (rec.get_property("group") if "group" in rec.get_property_keys()
+                  else np.zeros(rec.get_num_channels(), int))
+        regions = (rec.get_property("region") if "region" in rec.get_property_keys()
+                   else np.full(rec.get_num_channels(), ""))
+        sort_params = SortParams(**{k: params[k] for k in _SORT_DEFAULTS})
+        detection = {k: params[k] for k in _DETECTION_DEFAULTS}
+        parts, region = {}, {}
+        for g in dict.fromkeys(groups):
+            sub = rec.select_channels(rec.channel_ids[groups == g])
+            parts[str(g)] = sort_recording_group(sub, detection, sort_params,
+                                                 n_jobs=params["n_jobs"], progress=verbose)
+            region[str(g)] = str(regions[groups == g][0])
+        sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
+        sorting.save(folder=sorter_output_folder / "sorting")
+
+    @classmethod
+    def _get_result_from_folder(cls, sorter_output_folder):
+        return load(sorter_output_folder / "sorting")
+
+
+def register() -> None:
+    """Add :class:`NeurodictSorter` to spikeinterface's sorter registry (idempotent)."""
+    if "neurodict" not in sorterlist.sorter_dict:
+        sorterlist.sorter_dict["neurodict"] = NeurodictSorter
+        sorterlist.sorter_full_list.append(NeurodictSorter)

@@ -1,0 +1,146 @@
+"""The sorting steps of the workflow: one electrode group (``sort``), then the whole recording
+session (``merge_sorting``).
+
+``sort`` writes ``sort/<group>.npz`` (:class:`neurodict.sort.run.GroupResult`).
+``merge_sorting`` writes, atomically:
+
+- ``sorting/``: a spikeinterface Sorting folder, unit properties ``group``, ``region``,
+  ``peak_channel``, ``multi_unit``;
+- ``spikes.npz``: per spike, in ``sorting.to_spike_vector()`` order, ``sample_index``,
+  ``unit_index``, ``probability`` (posterior probability of its unit); per group ``g``,
+  ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and ``units_<g>``;
+- ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present, refractory
+  violations, snr, multi_unit;
+- ``metrics.tsv``: spikeinterface quality metrics;
+- ``sorter.npz``: per group the learned dictionary, learning features and labels, presence
+  per epoch, templates per epoch (drift) and the sampler's trace, for the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import numpy as np
+import spikeinterface as si
+import spikeinterface.core as sc
+
+from neurodict.common.analyzer import analyze_units, quality_metrics
+from neurodict.common.files import atomic_path, write_json, write_tsv
+from neurodict.common.layout import group_recording, session_info
+from neurodict.common.provenance import provenance
+from neurodict.detect.step import group_peaks
+from neurodict.sort.combine import combine_groups, presence, refractory_violations
+from neurodict.sort.group import SortParams
+from neurodict.sort.run import GroupResult, sort_recording_group
+
+log = logging.getLogger(__name__)
+
+
+def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
+    """Sort electrode group `group` of ``spikeband/`` from its peaks in ``peaks.npy``; writes
+    ``sort/<group>.npz``."""
+    started = time.time()
+    results = Path(results)
+    session = session_info(results)
+    params = session["params"]
+    spikeband = si.load(results / "spikeband")
+    peaks = group_peaks(results, spikeband, group)
+    result = sort_recording_group(group_recording(spikeband, group), params["detection"],
+                                  SortParams.from_config(params["sorting"]), n_jobs=n_jobs,
+                                  progress=True, peak_samples=peaks["sample_index"])
+    result.save(results / "sort" / f"{group}.npz")
+    write_json(results / "sort" / f"{group}.provenance.json",
+               provenance("sort", params["sorting"] | {"group": group}, started))
+    return result
+
+
+def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
+    """Combine the groups' results into the recording session's sorting and tables."""
+    started = time.time()
+    results = Path(results)
+    session = session_info(results)
+    rec = si.load(results / "spikeband")
+    params = SortParams.from_config(session["params"]["sorting"])
+    groups = [g["name"] for g in session["groups"]]
+    region = {g["name"]: g["region"] for g in session["groups"]}
+    parts = {g: GroupResult.load(results / "sort" / f"{g}.npz") for g in groups}
+    sorting, table, units = combine_groups(parts, region, rec.sampling_frequency)
+    with atomic_path(results / "sorting") as tmp:
+        sorting.save(folder=tmp)
+    _write_spikes(results / "spikes.npz", sorting, parts, units)
+    analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
+    metrics = quality_metrics(analyzer)
+    write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
+                                                rec.get_total_duration()))
+    write_tsv(results / "metrics.tsv",
+              [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
+               for i, u in enumerate(sorting.unit_ids)])
+    _write_model(results / "sorter.npz", parts, units)
+    write_json(results / "merge_sorting.provenance.json",
+               provenance("merge_sorting", {"groups": groups}, started))
+    return sorting
+
+
+def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dict) -> None:
+    samples = np.concatenate([p.samples for p in parts.values()])
+    unit = np.concatenate([units[g][0] for g in parts])
+    prob = np.concatenate([units[g][1] for g in parts])
+    order = np.lexsort((unit, samples))
+    vector = sorting.to_spike_vector()
+    if not (np.array_equal(vector["sample_index"], samples[order])
+            and np.array_equal(vector["unit_index"], unit[order])):
+        raise RuntimeError("the sorting's spike vector is not ordered by sample, then unit; "
+                           "spikes.npz would not match it")
+    per_group = {}
+    for g, part in parts.items():
+        n_units = part.sorting.probability.shape[1]
+        per_group[f"probabilities_{g}"] = part.sorting.probability
+        per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, sample_index=samples[order], unit_index=unit[order],
+                 probability=prob[order].astype(np.float32), **per_group)
+
+
+def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
+    fs = sorting.sampling_frequency
+    present = {g: presence(p.sorting.presence) for g, p in parts.items()}
+    rows = []
+    for i, (u, row) in enumerate(zip(sorting.unit_ids, table, strict=True)):
+        train = sorting.get_unit_spike_train(u)
+        epochs = (np.flatnonzero(present[row["group"]][row["local"]])
+                  if row["local"] >= 0 else [])
+        rows.append({"unit": u, "group": row["group"], "region": row["region"],
+                     "n_spikes": train.size, "firing_rate_hz": round(train.size / duration_s, 3),
+                     "epochs_present": ",".join(map(str, epochs)),
+                     "refractory_violations": refractory_violations(train, fs,
+                                                                    params.refractory_ms),
+                     "snr": _num(metrics["snr"][i]), "peak_channel": row["peak_channel"],
+                     "multi_unit": row["multi_unit"]})
+    return rows
+
+
+def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None:
+    """What the report plots of each group's model (unit numbers as in the session's sorting)."""
+    arrays = {}
+    for g, part in parts.items():
+        s = part.sorting
+        unit, prob, base = units[g]
+        arrays |= {f"{g}/samples": part.samples, f"{g}/amplitudes_uv": part.amplitudes_uv,
+                   f"{g}/unit": unit, f"{g}/probability": prob, f"{g}/fs_hz": part.fs_hz,
+                   f"{g}/dictionary": part.unwhiten @ s.dictionary,
+                   f"{g}/features": s.features,
+                   f"{g}/feature_units": np.where(s.feature_labels >= 0,
+                                                  base + s.feature_labels, -1),
+                   f"{g}/feature_centres": s.feature_centres,
+                   f"{g}/centre_channels": part.channel_ids[s.centres],
+                   f"{g}/presence": s.presence, f"{g}/templates_uv": part.templates_uv(),
+                   f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms}
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def _num(value) -> float | str:
+    value = float(value)
+    return "" if np.isnan(value) else round(value, 4)

@@ -1,0 +1,1 @@
+"""Summary: pooled clusters across sessions and the summary page."""

@@ -1,0 +1,118 @@
+"""Exports: the workflow's session.nwb passes nwbinspector and reads back; phy; posteriors."""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import numpy as np
+import pytest
+import spikeinterface as si
+import spikeinterface.core as sc
+
+from neurodict.cli import main
+from neurodict.export import step as export_step
+from neurodict.export.posteriors import ExportInputError, posterior_summary
+
+# The session file has no subject metadata yet, so nwbinspector's subject check cannot pass.
+KNOWN = {"check_subject_exists"}
+
+
+def test_nwb_passes_nwbinspector(workflow_results):
+    from nwbinspector import Importance, inspect_nwbfile
+
+    messages = [m for m in inspect_nwbfile(nwbfile_path=workflow_results / "tiny" / "session.nwb")
+                if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
+                and m.check_function_name not in KNOWN]
+    assert not messages, [(m.check_function_name, m.message) for m in messages]
+
+
+def test_nwb_reads_back(workflow_results):
+    from pynwb import NWBHDF5IO
+
+    sorted_units = si.load(workflow_results / "tiny" / "sorting")
+    with NWBHDF5IO(workflow_results / "tiny" / "session.nwb", "r") as io:
+        nwb = io.read()
+        electrodes = nwb.electrodes.to_dataframe()
+        assert list(electrodes["location"]) == ["CA1"] * 4 + ["PFC"] * 4
+        assert list(electrodes["group_name"]) == ["CA1_tt"] * 4 + ["PFC_tt"] * 4
+        units = nwb.units.to_dataframe()
+        assert list(units["unit_name"]) == [str(u) for u in sorted_units.unit_ids]
+        for i, unit in enumerate(sorted_units.unit_ids):
+            np.testing.assert_allclose(units["spike_times"].iloc[i],
+                                       sorted_units.get_unit_spike_train(unit) / 10000.0)
+        assert {"snr", "firing_rate", "isi_violations_ratio", "region", "posterior_mean",
+                "posterior_p05"} <= set(units.columns)
+        assert units["posterior_mean"].between(0, 1).all()
+        assert units["waveform_mean"].iloc[0].ndim == 1
+        lfp = nwb.processing["ecephys"]["region_lfp"]
+        assert lfp.data.shape == (30000, 2) and lfp.rate == 1000.0
+        tables = nwb.processing["neurodict"].data_interfaces
+        assert {"lfp_scores", "clusters", "dictionary_atoms", "dictionary_filters"} <= set(tables)
+        scores = tables["lfp_scores"].to_dataframe()
+        assert scores["r2_heldout"].dtype == float and len(scores) > 0
+
+
+def test_phy_folder(workflow_results):
+    phy = workflow_results / "tiny" / "phy"
+    sorted_units = si.load(workflow_results / "tiny" / "sorting")
+    assert np.load(phy / "spike_times.npy").size == sorted_units.to_spike_vector().size
+    assert np.load(phy / "templates.npy").shape[0] == sorted_units.get_num_units()
+    params = (phy / "params.py").read_text()
+    assert "spikeband" in params and "n_channels_dat = 8" in params
+
+
+@pytest.fixture
+def two_units():
+    return sc.NumpySorting.from_unit_dict(
+        {"a": np.array([10, 30, 50]), "b": np.array([20, 40])}, sampling_frequency=1000.0)
+
+
+def test_posterior_summary(two_units, tmp_path):
+    vector = two_units.to_spike_vector()
+    prob = np.where(vector["unit_index"] == 0, 0.9, 0.5)
+    np.savez(tmp_path / "spikes.npz", probability=prob, unit_index=vector["unit_index"])
+    summary = posterior_summary(two_units, tmp_path / "spikes.npz")
+    np.testing.assert_allclose(summary["posterior_mean"], [0.9, 0.5])
+    np.testing.assert_allclose(summary["posterior_p05"], [0.9, 0.5])
+
+
+@pytest.mark.parametrize("arrays, expected", [
+    ({"prob": np.ones(5)}, "expected an array 'probability'"),
+    ({"probability": np.ones(4)}, "has shape (4,); expected one value per spike"),
+    ({"probability": np.full(5, 1.5)}, "must lie in [0, 1]"),
+    ({"probability": np.ones(5), "unit_index": np.zeros(5, int)}, "'unit_index' differs"),
+])
+def test_posterior_summary_rejects_mismatch(two_units, tmp_path, arrays, expected):
+    np.savez(tmp_path / "spikes.npz", **arrays)
+    with pytest.raises(ExportInputError, match=re.escape(expected)):
+        posterior_summary(two_units, tmp_path / "spikes.npz")
+
+
+def test_export_command_rejects_bad_probabilities(tiny_session, tmp_path, capsys):
+    np.savez(tmp_path / "spikes.npz", probability=np.ones(3))
+    assert main(["export", "--results", str(tmp_path), "--sorting",
+                 str(tiny_session.parent / "truth_sorting"), "--probabilities",
+                 str(tmp_path / "spikes.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "neurodict export: error:" in err and "expected one value per spike" in err
+    assert not (tmp_path / "session.nwb").exists()
+
+
+def test_export_step_adds_posteriors(workflow_results, tiny_session, tmp_path):
+    """With the sorter's per-spike probabilities, each unit gets their mean and 5th percentile."""
+    from pynwb import NWBHDF5IO
+
+    results = tmp_path / "tiny"
+    shutil.copytree(workflow_results / "tiny", results,
+                    ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"))
+    sorting_dir = tiny_session.parent / "truth_sorting"
+    vector = si.load(sorting_dir).to_spike_vector()
+    np.savez(tmp_path / "spikes.npz", probability=np.linspace(0.0, 1.0, vector.size))
+    figures = export_step.run(results, sorting_dir, probabilities=tmp_path / "spikes.npz")
+    assert figures["n_units"] == 6 and "posterior_mean" in figures["unit_columns"]
+    with NWBHDF5IO(results / "session.nwb", "r") as io:
+        units = io.read().units.to_dataframe()
+    assert units["posterior_mean"].between(0, 1).all()
+    assert (units["posterior_p05"] <= units["posterior_mean"]).all()
+    assert not list(results.glob(".*tmp-*"))

@@ -1,0 +1,50 @@
+"""The session report: user-supplied names are escaped; provenance reads Snakemake's benchmarks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import spikeinterface as si
+
+from neurodict.report import step as report_step
+from neurodict.report.provenance import benchmark_rows, package_versions
+
+SCRIPT = "<script>alert(1)</script>"
+
+
+def test_names_from_user_files_are_escaped(workflow_results, tmp_path):
+    """Channel ids from the raw file and condition labels show as text, never as markup."""
+    results = tmp_path / "tiny"
+    shutil.copytree(workflow_results / "tiny", results,
+                    ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"))
+    rec = si.load(results / "recording.json")
+    ids = [SCRIPT, "<b>x</b>", *rec.channel_ids[2:]]
+    rec.rename_channels(new_channel_ids=ids).dump_to_json(results / "recording.json",
+                                                          include_properties=True)
+    info = json.loads((results / "session.json").read_text())
+    info["windows"][0]["condition"] = "<b>x</b>"
+    (results / "session.json").write_text(json.dumps(info))
+    html = report_step.run(results, tmp_path / "report.html").read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "&lt;b&gt;x&lt;/b&gt;" in html
+    assert SCRIPT not in html and "<b>x</b>" not in html
+    assert "No Snakemake benchmark files" in html  # this copy has no benchmarks beside it
+
+
+def test_benchmark_rows(tmp_path):
+    header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+    (tmp_path / "detect.tsv").write_text(header + "6.02\t0:00:06\t813.99\t0\t205.69\t0\t0.14\t0.1"
+                                         "\t68.08\t5.92\n")
+    (tmp_path / "ingest.tsv").write_text(header + "1.0\t0:00:01\tNA\t-\t-\t-\t-\t-\t-\t1.0\n"
+                                         "3.0\t0:00:03\tNA\t-\t-\t-\t-\t-\t-\t2.0\n")
+    rows = benchmark_rows(tmp_path)
+    assert [r["rule"] for r in rows] == ["detect", "ingest"]
+    assert rows[0]["wall_s"] == 6.02 and rows[0]["max_rss_mb"] == 813.99
+    assert rows[1]["wall_s"] == 2.0 and rows[1]["max_rss_mb"] == ""  # repeats averaged
+
+
+def test_package_versions_names_every_package():
+    versions = {r["package"]: r["version"] for r in package_versions(("numpy", "no-such-pkg"))}
+    assert versions["numpy"][0].isdigit() and versions["no-such-pkg"] == "not installed"
+    assert "python" in versions

@@ -1,0 +1,98 @@
+"""The sorter's numba kernels against their numpy twins, and the sampler's exact pieces."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import multivariate_normal
+
+from neurodict.sort import kernels
+from neurodict.sort.group import _data
+from neurodict.sort.model import Sampler, marginal_log_lik, wishart
+
+
+def _close_spikes(rng, n=400, ref=15):
+    """Sorted spike times with many pairs and triples closer than the refractory period."""
+    gaps = np.where(rng.random(n) < 0.4, rng.integers(1, ref, n), rng.integers(ref, 400, n))
+    return np.cumsum(gaps)
+
+
+def test_colour_classes_never_hold_two_close_spikes():
+    rng = np.random.default_rng(0)
+    t = _close_spikes(rng)
+    classes = kernels.colour_classes(t, 15)
+    assert sorted(np.concatenate(classes)) == list(range(t.size))
+    assert len(classes) >= 2
+    for cls in classes:
+        assert np.all(np.diff(t[cls]) >= 15)
+
+
+@pytest.mark.parametrize("sampled", [True, False])
+def test_masked_labels_kernel_equals_numpy_twin_and_respects_refractory(sampled):
+    rng = np.random.default_rng(1)
+    t = _close_spikes(rng)
+    logp = rng.normal(size=(t.size, 5)) * 3
+    lo, hi = kernels.refractory_neighbours(t, 15)
+    classes = kernels.colour_classes(t, 15)
+    u = rng.random(t.size) if sampled else None
+    a = kernels.masked_labels(logp, classes, lo, hi, np.full(t.size, -1), u)
+    b = kernels.masked_labels_numpy(logp, classes, lo, hi, np.full(t.size, -1), u)
+    np.testing.assert_array_equal(a, b)
+    for c in range(5):
+        assert np.all(np.diff(t[a == c]) >= 15)
+    if not sampled:  # greedy: an unblocked spike takes its best label
+        alone = (hi - lo) == 1
+        np.testing.assert_array_equal(a[alone], logp[alone].argmax(1))
+
+
+def test_table_counts_kernel_equals_numpy_twin():
+    rng = np.random.default_rng(2)
+    n = rng.integers(0, 30, size=(4, 6))
+    conc = rng.random(6) * 2
+    u = rng.random((4, 6, 30))
+    np.testing.assert_array_equal(kernels.table_counts(n, conc, u),
+                                  kernels.table_counts_numpy(n, conc, u))
+    m = kernels.table_counts(n, conc, u)
+    assert np.all((m <= n) & ((m >= 1) | (n == 0)))  # the first customer always opens a table
+
+
+def test_refractory_free_kernel_equals_numpy_twin():
+    rng = np.random.default_rng(3)
+    t = np.sort(rng.integers(0, 3000, 800))          # dense: long runs of close spikes
+    keep = kernels.refractory_free(t, 45)
+    np.testing.assert_array_equal(keep, kernels.refractory_free_numpy(t, 45))
+    assert np.all(np.diff(t[keep]) >= 45)
+    # greedy: every dropped spike lies within 45 of the last kept one before it
+    last_kept = np.maximum.accumulate(np.where(keep, t, -10 ** 9))
+    dropped = np.flatnonzero(~keep)
+    assert np.all(t[dropped] - last_kept[dropped - 1] < 45)
+
+
+def test_marginal_log_lik_equals_the_gaussian_it_integrates():
+    rng = np.random.default_rng(3)
+    N, M, T = 40, 2, 8
+    x = rng.standard_normal((N, M, T)) * 2
+    t = np.sort(rng.integers(0, 100000, N))
+    epoch = t * 3 // 100000
+    sampler = Sampler(_data(x, t, epoch, 3, 20), 6, 4, True, 0.5, 3, rng)
+    st = sampler.state
+    st.z[:] = [1, 1, 0, 1, 0, 1]
+    st.w = rng.random((M, 6)) + 0.5
+    st.phi = rng.random((M, T)) + 0.5
+    sampler._sample_clusters(st)  # cluster parameters on the atoms in use
+    ll = marginal_log_lik(x, epoch, st)
+    for i, c in [(0, 0), (7, 2), (31, 3)]:
+        direct = 0.0
+        for m in range(M):
+            D = st.A * (st.w[m] * st.z)
+            S = D @ np.linalg.inv(st.lam[c, m]) @ D.T + np.diag(1 / st.phi[m])
+            direct += multivariate_normal(D @ st.mu[c, m, epoch[i]], S).logpdf(x[i, m])
+        assert ll[i, c] == pytest.approx(direct, rel=1e-9)
+
+
+def test_batched_wishart_has_the_wishart_mean():
+    rng = np.random.default_rng(4)
+    scale = np.array([[2.0, 0.5], [0.5, 1.0]])
+    draws = wishart(rng, 7, np.broadcast_to(scale, (40000, 2, 2)))
+    np.testing.assert_allclose(draws.mean(0), 7 * scale, rtol=0.03)
+    assert np.all(np.linalg.eigvalsh(draws) > 0)
