@@ -1,4 +1,4 @@
-"""The spike->LFP dictionary estimator: blocked cross-validation, baselines, null, final fit.
+"""The spike->LFP dictionary estimator: penalties chosen by blocked cross-validation, final fit.
 
 Cross-validation: the recording is cut into ``n_folds`` contiguous folds; each fold's core drops
 ``gap`` bins (the filter length) at both ends, so a test core and the nearest training core are
@@ -6,26 +6,24 @@ at least two filter lengths apart. Statistics are computed once per core and sum
 training set. For every fold and predictor set (all units; units outside the region; units
 inside it) the model is fitted along a path of penalties (fractions of each region's
 ``lambda_max``) and scored on the held-out core; the fraction with the best pooled held-out R^2
-is chosen per region and set. Baselines in the same folds: ridge filters (Wiener) with their own
-ridge path, spike-triggered averages scaled by least squares, and the whole procedure (atoms,
-penalty path and its choice) rerun on spike trains circularly shifted by at least
-``jitter_min_s`` (the null: R^2 near 0).
+is chosen per region and set. The baselines, the null and the held-out prediction use the same
+folds and live in :mod:`neurodict.lfpdict.scoring`.
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
-import scipy.signal
 from tqdm import tqdm
 
-from neurodict.backend import get_backend
+from neurodict.backend import Backend, get_backend
 from neurodict.common.errors import InputError
-from neurodict.lfpdict import baselines, model
-from neurodict.lfpdict.atoms import BANDS_HZ, wavelet_atoms
-from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse, sst
-from neurodict.lfpdict.stats import segment_stats, total
+from neurodict.lfpdict import model
+from neurodict.lfpdict.atoms import wavelet_atoms
+from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
+from neurodict.lfpdict.stats import SegmentStats, segment_stats, total
 
 PREDICTOR_SETS = ("all", "outside", "inside")
 
@@ -55,6 +53,42 @@ def circular_jitter(spike_bins: list[np.ndarray], n_bins: int, min_shift: int,
                          f"shift ({2 * min_shift} bins); got {n_bins} bins.")
     return [np.sort((s + rng.integers(min_shift, n_bins - min_shift + 1)) % n_bins)
             for s in spike_bins]
+
+
+@dataclass
+class Folds:
+    """The cross-validation folds of one fit and their statistics.
+
+    Attributes
+    ----------
+    backend : Backend
+    segments : list (n_folds) of list (n_windows) of (a, b)
+        Per fold, the part of its core inside each window, in bins.
+    stats : list (n_folds) of list (n_windows) of SegmentStats
+    by_window : list (n_windows) of SegmentStats
+        Each window's statistics summed over folds.
+    masks : dict
+        Predictor set -> mask of shape (n_units, n_regions) (1: the unit predicts the region).
+    atoms0 : array of shape (n_atoms, n_lags)
+        The atoms every fit starts from.
+    """
+
+    backend: Backend
+    segments: list
+    stats: list
+    by_window: list
+    masks: dict
+    atoms0: object
+
+    def train(self, k: int, stats: list | None = None, by_window: list | None = None) -> list:
+        """Training statistics of fold k per window: each window's total minus fold k."""
+        stats = self.stats if stats is None else stats
+        by_window = self.by_window if by_window is None else by_window
+        return [by_window[w] - stats[k][w] for w in range(len(by_window))]
+
+    def totals(self, stats: list) -> list[SegmentStats]:
+        """Per window, `stats` (per fold, per window) summed over folds."""
+        return [total([fold[w] for fold in stats]) for w in range(len(self.segments[0]))]
 
 
 class SpikeLFPDictionary:
@@ -108,15 +142,18 @@ class SpikeLFPDictionary:
     lambda_ : ndarray of shape (n_regions,)
     objective_ : list of float
         The final fit's objective after each half-step (never increasing).
-    scores_ : list of dict
-        region, predictors, model, r2_heldout, penalty.
-    coherence_ : list of dict
-        region, predictors, band, coherence (held-out, dictionary model).
-    heldout_ : dict
-        A held-out stretch: t_s, measured and predicted (n_regions, n_samples).
+    folds_ : Folds
+        The cross-validation folds and their statistics (what the scoring reuses).
+    cv_r2_ : dict
+        Predictor set -> held-out R^2, ndarray of shape (n_fractions, n_regions), pooled over
+        folds.
+    penalty_ : dict
+        Predictor set -> the chosen fraction of lambda_max per region, shape (n_regions,).
+    fold_atoms_ : list of array
+        The atoms learned on each fold's training data (at the middle penalty).
     n_atoms_used_ : int
     timings_ : dict
-        Wall seconds of each phase: statistics, cross-validation, null, final fit, held-out.
+        Wall seconds of each phase: statistics, cross-validation, final fit.
     """
 
     def __init__(self, fs_hz: float = 1000.0, *, lag_minus_ms: float = 200.0,
@@ -148,19 +185,19 @@ class SpikeLFPDictionary:
     def lags_ms(self) -> np.ndarray:
         """Filter lags in ms, shape (n_lags,)."""
         step = 1000.0 / self.fs_hz
-        return np.arange(-self._lag_minus, self._lag_plus + 1) * step
+        return np.arange(-self.lag_minus_bins, self.lag_plus_bins + 1) * step
 
     @property
-    def _lag_minus(self) -> int:
+    def lag_minus_bins(self) -> int:
         return int(round(self.lag_minus_ms * self.fs_hz / 1000.0))
 
     @property
-    def _lag_plus(self) -> int:
+    def lag_plus_bins(self) -> int:
         return int(round(self.lag_plus_ms * self.fs_hz / 1000.0))
 
-    def _stats(self, be, spike_bins, y, segments):
+    def fold_stats(self, be, spike_bins, y, segments):
         """Statistics per fold and window: segments[k][w] = (a, b), possibly empty."""
-        return [[segment_stats(spike_bins, y, a, b, self._lag_minus, self._lag_plus,
+        return [[segment_stats(spike_bins, y, a, b, self.lag_minus_bins, self.lag_plus_bins,
                                backend=be, dtype=self.dtype) for a, b in fold]
                 for fold in segments]
 
@@ -169,7 +206,7 @@ class SpikeLFPDictionary:
         masks = {"all": np.ones_like(home), "outside": ~home, "inside": home}
         return {k: be.asarray(v, dtype=self.dtype) for k, v in masks.items()}
 
-    def _path(self, be, train, test, D, mask, fractions):
+    def path_sse(self, be, train, test, D, mask, fractions):
         """Test SSE (per fraction, region) of coefficient fits along the penalty path.
 
         `train` and `test` are lists over windows."""
@@ -187,7 +224,7 @@ class SpikeLFPDictionary:
                            for tr, te, Fw, g in zip(train, test, F, grams, strict=True)))
         return np.array(out)
 
-    def _learn(self, be, stats, D0, fraction):
+    def learn(self, be, stats, D0, fraction):
         """Learn atoms and coefficients on a list of window statistics at lam = fraction x max.
 
         Returns D, B, intercepts, objective trace and lam."""
@@ -204,7 +241,7 @@ class SpikeLFPDictionary:
                 for a, b in cores]
 
     def fit(self, spike_bins: list[np.ndarray], y: np.ndarray, unit_regions, regions):
-        """Cross-validate, fit the baselines and the null, then fit the final model.
+        """Choose each predictor set's penalty by cross-validation, then fit the final model.
 
         Parameters
         ----------
@@ -221,105 +258,56 @@ class SpikeLFPDictionary:
         self
         """
         be = get_backend(self.backend)
-        xp = be.xp
-        rng = np.random.default_rng(self.random_state)
-        clock = time.perf_counter()
         self.timings_ = {}
-
-        def lap(name):
-            nonlocal clock
-            now = time.perf_counter()
-            self.timings_[name] = now - clock
-            clock = now
-
-        n_bins = y.shape[1]
-        n_lags = self._lag_minus + self._lag_plus + 1
-        cores = fold_cores(n_bins, self.n_folds, n_lags)
-        segments = self._segments(cores, n_bins)
-        stats = self._stats(be, spike_bins, y, segments)
-        jitter = self._stats(be, circular_jitter(spike_bins, n_bins,
-                                                 int(self.jitter_min_s * self.fs_hz), rng),
-                             y, segments)
-        masks = self._masks(be, unit_regions, regions)
-        lap("statistics")
-        D0 = be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0), dtype=self.dtype)
-        n_windows = len(segments[0])
-        by_window = [total([fold[w] for fold in stats]) for w in range(n_windows)]
+        clock = time.perf_counter()
+        self.folds_ = self._folds(be, spike_bins, y, unit_regions, regions)
+        self.timings_["statistics"] = time.perf_counter() - clock
         self.mu_ = self.smoothness * model.smoothness_scale(
-            [model.coef_problem(be, total(by_window), D0)])
-        fractions = np.asarray(self.lambda_fractions)
-        mid = float(np.median(fractions))
-        R = y.shape[0]
-        total_sst = np.zeros(R)
-        dict_sse = {s: np.zeros((fractions.size, R)) for s in PREDICTOR_SETS}
-        wiener_sse = {s: np.zeros((len(self.ridge_alphas), R)) for s in PREDICTOR_SETS}
-        sta_sse = {s: np.zeros(R) for s in PREDICTOR_SETS}
-        fold_atoms = []
-        scale = float(np.mean([len(s) for s in spike_bins])) / n_bins
-
-        jitter_by_window = [total([fold[w] for fold in jitter]) for w in range(n_windows)]
-
-        def train_of(st, k):
-            """Training statistics of fold k per window: the window's total minus fold k."""
-            totals = {id(stats): by_window, id(jitter): jitter_by_window}[id(st)]
-            return [totals[w] - st[k][w] for w in range(n_windows)]
-
-        for k in tqdm(range(self.n_folds), desc="lfpdict: folds", disable=not self.progress):
-            train, test = train_of(stats, k), stats[k]
-            train_all, test_all = total(train), total(test)
-            total_sst += be.to_numpy(sst(test_all))
-            D, *_ = self._learn(be, train, D0, mid)
-            fold_atoms.append(D)
-            gram_train, gram_test = ToeplitzGram(be, train_all), ToeplitzGram(be, test_all)
-            for name, mask in masks.items():
-                dict_sse[name] += self._path(be, train, test, D, mask, fractions)
-                F = None
-                for i in np.argsort(self.ridge_alphas)[::-1]:  # strong to weak, warm-started
-                    a = self.ridge_alphas[i]
-                    F = baselines.wiener(be, train_all, xp.full(R, a * scale, dtype=self.dtype),
-                                         mask, gram_train, F0=F)
-                    wiener_sse[name][i] += be.to_numpy(
-                        sse(be, test_all, F, intercept(be, train_all, F), gram_test))
-                F = baselines.sta(be, train_all, mask, gram_train)
-                sta_sse[name] += be.to_numpy(
-                    sse(be, test_all, F, intercept(be, train_all, F), gram_test))
-        lap("cross_validation")
-        r2 = {s: 1 - dict_sse[s] / total_sst for s in PREDICTOR_SETS}
-        best = {s: np.argmax(np.nan_to_num(r2[s], nan=-np.inf), axis=0) for s in PREDICTOR_SETS}
-        chosen = {s: fractions[best[s]] for s in PREDICTOR_SETS}
-        jitter_sse = {s: np.zeros((fractions.size, R)) for s in PREDICTOR_SETS}
-        for k in tqdm(range(self.n_folds), desc="lfpdict: null", disable=not self.progress):
-            train = train_of(jitter, k)
-            D, *_ = self._learn(be, train, D0, mid)
-            for name, mask in masks.items():
-                jitter_sse[name] += self._path(be, train, jitter[k], D, mask, fractions)
-        # the null goes through the same procedure, penalty chosen on its own held-out error
-        jitter_best = {s: np.argmin(jitter_sse[s], axis=0) for s in PREDICTOR_SETS}
-        lap("null")
-        self.scores_ = []
-        for i, region in enumerate(regions):
-            for name in PREDICTOR_SETS:
-                rows = {
-                    "dictionary": (r2[name][best[name][i], i], chosen[name][i]),
-                    "wiener": max((1 - wiener_sse[name][j, i] / total_sst[i], a)
-                                  for j, a in enumerate(self.ridge_alphas)),
-                    "sta": (1 - sta_sse[name][i] / total_sst[i], np.nan),
-                    "jitter": (1 - jitter_sse[name][jitter_best[name][i], i] / total_sst[i],
-                               fractions[jitter_best[name][i]]),
-                }
-                for model_name, (value, pen) in rows.items():
-                    self.scores_.append({"region": region, "predictors": name,
-                                         "model": model_name, "r2_heldout": float(value),
-                                         "penalty": float(pen)})
-        self._final_fit(be, by_window, D0, chosen["all"])
-        lap("final_fit")
-        self._heldout(be, spike_bins, y, stats, segments, fold_atoms, masks, chosen, regions,
-                      train_of)
-        lap("heldout")
+            [model.coef_problem(be, total(self.folds_.by_window), self.folds_.atoms0)])
+        clock = time.perf_counter()
+        self.cv_r2_, self.fold_atoms_ = self._cross_validate(self.folds_, y.shape[0])
+        self.penalty_ = {s: self.best_fractions(self.cv_r2_[s]) for s in PREDICTOR_SETS}
+        self.timings_["cross_validation"] = time.perf_counter() - clock
+        clock = time.perf_counter()
+        self._final_fit(be, self.folds_.by_window, self.folds_.atoms0, self.penalty_["all"])
+        self.timings_["final_fit"] = time.perf_counter() - clock
         return self
 
+    def _folds(self, be, spike_bins, y, unit_regions, regions) -> Folds:
+        n_bins = y.shape[1]
+        cores = fold_cores(n_bins, self.n_folds, self.lag_minus_bins + self.lag_plus_bins + 1)
+        segments = self._segments(cores, n_bins)
+        stats = self.fold_stats(be, spike_bins, y, segments)
+        folds = Folds(be, segments, stats, [], self._masks(be, unit_regions, regions),
+                      be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0),
+                                 dtype=self.dtype))
+        folds.by_window = folds.totals(stats)
+        return folds
+
+    def _cross_validate(self, folds: Folds, n_regions: int):
+        """Pooled held-out R^2 along the penalty path per predictor set, and each fold's atoms."""
+        be = folds.backend
+        fractions = np.asarray(self.lambda_fractions)
+        total_sst = np.zeros(n_regions)
+        path_sse = {s: np.zeros((fractions.size, n_regions)) for s in PREDICTOR_SETS}
+        fold_atoms = []
+        mid = float(np.median(fractions))
+        for k in tqdm(range(self.n_folds), desc="lfpdict: folds", disable=not self.progress):
+            train, test = folds.train(k), folds.stats[k]
+            total_sst += be.to_numpy(sst(total(test)))
+            D, *_ = self.learn(be, train, folds.atoms0, mid)
+            fold_atoms.append(D)
+            for name, mask in folds.masks.items():
+                path_sse[name] += self.path_sse(be, train, test, D, mask, fractions)
+        return {s: 1 - path_sse[s] / total_sst for s in PREDICTOR_SETS}, fold_atoms
+
+    def best_fractions(self, r2: np.ndarray) -> np.ndarray:
+        """Per region, the penalty fraction of the path with the best held-out R^2."""
+        best = np.argmax(np.nan_to_num(r2, nan=-np.inf), axis=0)
+        return np.asarray(self.lambda_fractions)[best]
+
     def _final_fit(self, be, stats, D0, fractions):
-        D, B, c, trace, lam = self._learn(be, stats, D0, fractions)
+        D, B, c, trace, lam = self.learn(be, stats, D0, fractions)
         omega = np.array([s.n_samples for s in stats], dtype=float)
         omega /= max(omega.sum(), 1)
         self.atoms_ = be.to_numpy(D)
@@ -330,42 +318,3 @@ class SpikeLFPDictionary:
         self.lambda_ = be.to_numpy(lam)
         self.objective_ = trace
         self.n_atoms_used_ = int((np.abs(self.coef_).sum(axis=(0, 1, 2)) > 0).sum())
-
-    def _heldout(self, be, spike_bins, y, stats, segments, fold_atoms, masks, chosen, regions,
-                 train_of):
-        """Held-out predictions of each fold's core: band coherence and an example stretch."""
-        N, R = stats[0][0].S.shape[:2]
-        coh = {s: {b: [] for b in BANDS_HZ} for s in PREDICTOR_SETS}
-        n_heldout = 0
-        for k, fold in enumerate(segments):
-            t = np.concatenate([np.arange(wa, wb) for wa, wb in fold])  # samples in windows
-            measured = y[:, t]
-            train = train_of(stats, k)
-            problems = [model.coef_problem(be, s, fold_atoms[k]) for s in train]
-            n_heldout += t.size
-            for name, mask in masks.items():
-                lmax = model.lambda_max(be, total(train), fold_atoms[k], self.alpha, mask)
-                B = model.fit_coef(be, problems, lmax * be.asarray(chosen[name], self.dtype),
-                                   self.alpha,
-                                   be.xp.zeros((len(train), N, self.n_atoms, R), self.dtype),
-                                   mask=mask, mu=self.mu_, n_iter=self.n_inner)
-                F = model.filters_from(be.xp, B, fold_atoms[k])
-                pred = np.concatenate(
-                    [predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, self._lag_minus)
-                     for (wa, wb), Fw, tr in zip(fold, F, train, strict=True) if wb > wa],
-                    axis=1)
-                nperseg = int(min(t.size, 2 * self.fs_hz))
-                freqs, c = scipy.signal.coherence(measured, pred, fs=self.fs_hz,
-                                                  nperseg=nperseg, axis=-1)
-                for band, (lo, hi) in BANDS_HZ.items():
-                    sel = (freqs >= lo) & (freqs < hi)
-                    coh[name][band].append(t.size * c[:, sel].mean(axis=1))
-                if k == 0 and name == "all":
-                    n_show = int(min(t.size, 10 * self.fs_hz))
-                    self.heldout_ = {"t_s": t[:n_show] / self.fs_hz,
-                                     "measured": measured[:, :n_show],
-                                     "predicted": pred[:, :n_show]}
-        self.coherence_ = [{"region": region, "predictors": name, "band": band,
-                            "coherence": float(np.sum(coh[name][band], axis=0)[i] / n_heldout)}
-                           for i, region in enumerate(regions) for name in PREDICTOR_SETS
-                           for band in BANDS_HZ]

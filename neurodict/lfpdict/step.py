@@ -13,6 +13,7 @@ from neurodict.common.provenance import provenance
 from neurodict.lfpdict.atoms import band_power
 from neurodict.lfpdict.estimator import SpikeLFPDictionary
 from neurodict.lfpdict.inputs import dictionary_windows, load_lfpdict_inputs
+from neurodict.lfpdict.scoring import heldout_scores
 
 
 def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPDictionary:
@@ -52,17 +53,18 @@ def write_dictionaries(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: st
                              random_state=params["seed"], progress=True)
     with np.errstate(invalid="ignore", divide="ignore"):
         est.fit(spike_bins, y, unit_regions, target_regions)
+        scored = heldout_scores(est, spike_bins, y, target_regions)
     with atomic_path(out_dir / "lfp_dict.npz") as tmp:
         np.savez(tmp, atoms=est.atoms_, coef=est.coef_, filters=est.filters_,
                  window_filters=est.window_filters_, windows=np.array(names),
                  unit_ids=np.asarray(unit_ids).astype(str), unit_regions=unit_regions,
                  regions=np.array(targets), region_of_target=target_regions,
                  lags_ms=est.lags_ms, intercept=est.intercept_, lam=est.lambda_,
-                 objective=np.array(est.objective_), heldout_t_s=est.heldout_["t_s"],
-                 heldout_measured=est.heldout_["measured"],
-                 heldout_predicted=est.heldout_["predicted"])
+                 objective=np.array(est.objective_), heldout_t_s=scored.heldout["t_s"],
+                 heldout_measured=scored.heldout["measured"],
+                 heldout_predicted=scored.heldout["predicted"])
     write_tsv(out_dir / "lfp_scores.tsv", [
-        {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in est.scores_])
+        {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in scored.scores])
     power = band_power(est.window_filters_, fs)
     write_tsv(out_dir / "lfp_bands.tsv", [
         {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": window,
@@ -70,7 +72,7 @@ def write_dictionaries(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: st
         for w, window in enumerate(names) for n, u in enumerate(unit_ids)
         for r in range(len(targets)) for band in power])
     write_tsv(out_dir / "lfp_coherence.tsv", [{**row, "coherence": round(row["coherence"], 5)}
-                                              for row in est.coherence_])
+                                              for row in scored.coherence])
     write_json(out_dir / "lfpdict.provenance.json",
                provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_},
                           started))

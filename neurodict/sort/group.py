@@ -14,6 +14,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.cluster.hierarchy import DisjointSet
 from tqdm.auto import tqdm
 
 from neurodict.sort import kernels
@@ -326,13 +327,7 @@ def _join_units(x, samples, epoch, n_epochs, clusters, used, centre, nb: Neighbo
     neurons firing independently at 10 Hz would give about 3 %). Least separated pairs first;
     joins are transitive.
     """
-    parent = np.arange(used.size)
-
-    def root(i):
-        while parent[i] != i:
-            i = parent[i]
-        return i
-
+    units = DisjointSet(range(used.size))
     members = [np.flatnonzero(clusters == k) for k in used]
     scored = []
     for i in range(used.size):
@@ -348,14 +343,13 @@ def _join_units(x, samples, epoch, n_epochs, clusters, used, centre, nb: Neighbo
             if np.isfinite(d):
                 scored.append((d, i, j))
     for _, i, j in sorted(scored):
-        ri, rj = root(i), root(j)
-        if ri == rj:
+        if units.connected(i, j):
             continue
-        spikes = np.sort(np.concatenate([samples[members[k]] for k in range(used.size)
-                                         if root(k) in (ri, rj)]))
+        joint = units.subset(i) | units.subset(j)
+        spikes = np.sort(np.concatenate([samples[members[k]] for k in joint]))
         if np.sum(np.diff(spikes) < ref) <= 0.002 * spikes.size:
-            parent[rj] = ri
-    roots = np.array([root(i) for i in range(used.size)])
+            units.merge(i, j)
+    roots = np.array([min(units.subset(i)) for i in range(used.size)])
     return np.unique(roots, return_inverse=True)[1]
 
 

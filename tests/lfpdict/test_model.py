@@ -9,6 +9,7 @@ from neurodict.backend import CPU, get_backend
 from neurodict.lfpdict import baselines, evaluate, model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.estimator import SpikeLFPDictionary, circular_jitter, fold_cores
+from neurodict.lfpdict.scoring import heldout_scores
 from neurodict.lfpdict.stats import segment_stats
 from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
 
@@ -213,11 +214,12 @@ def fitted():
     spikes, y, F, unit_regions, regions = planted()
     est = SpikeLFPDictionary(1000.0, lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8,
                              backend="cpu", jitter_min_s=10.0)
-    return est.fit(spikes, y, unit_regions, regions), F, regions
+    est.fit(spikes, y, unit_regions, regions)
+    return est, F, regions, heldout_scores(est, spikes, y, regions)
 
 
 def test_planted_filters_recovered(fitted):
-    est, F, _ = fitted
+    est, F, _, _ = fitted
     corr = [np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
             for n in range(F.shape[0]) for r in range(F.shape[1]) if np.abs(F[n, r]).max() > 0]
     assert np.median(corr) >= 0.95 and np.min(corr) >= 0.9, corr
@@ -227,30 +229,30 @@ def test_planted_filters_recovered(fitted):
 
 
 def test_objective_never_rises(fitted):
-    est, _, _ = fitted
+    est, _, _, _ = fitted
     trace = np.array(est.objective_)
     assert np.all(np.diff(trace) <= 1e-6 * np.abs(trace[:-1]))
     assert trace[-1] < trace[0]
 
 
 def test_dictionary_beats_baselines_and_jitter_is_null(fitted):
-    est, _, regions = fitted
-    score = {(r["region"], r["predictors"], r["model"]): r["r2_heldout"] for r in est.scores_}
+    _, _, regions, scored = fitted
+    score = {(r["region"], r["predictors"], r["model"]): r["r2_heldout"] for r in scored.scores}
     for region in regions:
         d = score[(region, "all", "dictionary")]
         assert d > 0.2
         assert d > score[(region, "all", "wiener")]
         assert d > score[(region, "all", "sta")]
         assert abs(score[(region, "all", "jitter")]) < 0.05
-    assert {r["model"] for r in est.scores_} == {"dictionary", "wiener", "sta", "jitter"}
-    assert {r["predictors"] for r in est.scores_} == {"all", "outside", "inside"}
+    assert {r["model"] for r in scored.scores} == {"dictionary", "wiener", "sta", "jitter"}
+    assert {r["predictors"] for r in scored.scores} == {"all", "outside", "inside"}
 
 
 def test_coherence_and_heldout_stretch(fitted):
-    est, _, regions = fitted
-    assert len(est.coherence_) == len(regions) * 3 * 4
-    assert all(0 <= row["coherence"] <= 1 for row in est.coherence_)
-    assert est.heldout_["measured"].shape == est.heldout_["predicted"].shape
+    _, _, regions, scored = fitted
+    assert len(scored.coherence) == len(regions) * 3 * 4
+    assert all(0 <= row["coherence"] <= 1 for row in scored.coherence)
+    assert scored.heldout["measured"].shape == scored.heldout["predicted"].shape
 
 
 def test_fold_cores_and_jitter():
@@ -277,7 +279,9 @@ def test_cupy_fit_agrees_with_numpy():
     cpu = SpikeLFPDictionary(1000.0, backend="cpu", **kw).fit(spikes, y, unit_regions, regions)
     dev = SpikeLFPDictionary(1000.0, backend="gpu", **kw).fit(spikes, y, unit_regions, regions)
     np.testing.assert_allclose(dev.filters_, cpu.filters_, atol=1e-3 * np.abs(cpu.filters_).max())
-    for a, b in zip(cpu.scores_, dev.scores_, strict=True):
+    cpu_scores = heldout_scores(cpu, spikes, y, regions).scores
+    dev_scores = heldout_scores(dev, spikes, y, regions).scores
+    for a, b in zip(cpu_scores, dev_scores, strict=True):
         assert a["r2_heldout"] == pytest.approx(b["r2_heldout"], abs=1e-3)
 
 
