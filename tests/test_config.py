@@ -15,6 +15,7 @@ from neurodict.config import (
     load_config,
     load_schema,
     load_session,
+    section_defaults,
 )
 from tests.conftest import write_yaml
 
@@ -183,3 +184,25 @@ def test_defaults_are_not_shared_between_loads(tmp_path, valid):
     s1.params["lfp"]["fs_lfp_hz"] = 1.0
     s2 = load_session(tmp_path / "s.yaml")
     assert s2.params["lfp"]["fs_lfp_hz"] == 1000.0
+
+
+@pytest.mark.parametrize("function, section", [
+    ("neurodict.lfpdict.estimator:SpikeLFPDictionary", "lfpdict"),
+    ("neurodict.clusters.mixture:cluster", "clusters"),
+    ("neurodict.clusters.mixture:bootstrap_ari", "clusters"),
+])
+def test_code_defaults_are_the_schema_defaults(function, section):
+    """Keyword defaults in the code repeat the schema's (the one registry) wherever they share
+    a name."""
+    import importlib
+    import inspect
+
+    module, name = function.split(":")
+    target = getattr(importlib.import_module(module), name)
+    params = inspect.signature(target).parameters
+    schema = section_defaults(section)
+    shared = {k: p.default for k, p in params.items()
+              if k in schema and p.default is not inspect.Parameter.empty}
+    assert shared, f"{function} shares no parameter with the '{section}' section"
+    for key, default in shared.items():
+        assert (list(default) if isinstance(default, tuple) else default) == schema[key], key
