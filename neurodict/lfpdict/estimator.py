@@ -20,6 +20,7 @@ from tqdm import tqdm
 
 from neurodict.backend import Backend, get_backend
 from neurodict.common.errors import InputError
+from neurodict.common.units import ms_to_samples
 from neurodict.lfpdict import model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
@@ -189,11 +190,11 @@ class SpikeLFPDictionary:
 
     @property
     def lag_minus_bins(self) -> int:
-        return int(round(self.lag_minus_ms * self.fs_hz / 1000.0))
+        return ms_to_samples(self.lag_minus_ms, self.fs_hz)
 
     @property
     def lag_plus_bins(self) -> int:
-        return int(round(self.lag_plus_ms * self.fs_hz / 1000.0))
+        return ms_to_samples(self.lag_plus_ms, self.fs_hz)
 
     def fold_stats(self, be, spike_bins, y, segments):
         """Statistics per fold and window: segments[k][w] = (a, b), possibly empty."""

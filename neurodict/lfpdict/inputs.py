@@ -8,6 +8,7 @@ import numpy as np
 import spikeinterface as si
 
 from neurodict.common.errors import InputError
+from neurodict.common.units import ms_to_samples
 
 
 class LFPDictInputError(InputError):
@@ -16,8 +17,7 @@ class LFPDictInputError(InputError):
 
 def lag_bins(params: dict, fs_hz: float) -> tuple[int, int]:
     """The filters' lags before and after a spike in LFP bins: ``lag_minus_ms``, ``lag_plus_ms``."""
-    return (int(round(params["lag_minus_ms"] * fs_hz / 1000)),
-            int(round(params["lag_plus_ms"] * fs_hz / 1000)))
+    return ms_to_samples(params["lag_minus_ms"], fs_hz), ms_to_samples(params["lag_plus_ms"], fs_hz)
 
 
 def spike_bins_from_sorting(sorting, fs_lfp_hz: float) -> list[np.ndarray]:

@@ -17,6 +17,7 @@ import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
 from tqdm.auto import tqdm
 
+from neurodict.common.units import ms_to_samples
 from neurodict.sort import kernels
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
@@ -56,7 +57,7 @@ class SortParams:
 
     def refractory_samples(self, fs_hz: float) -> int:
         """Δ_ref in samples: two spikes of one group closer than this never share a unit."""
-        return int(round(self.refractory_ms * fs_hz / 1000))
+        return ms_to_samples(self.refractory_ms, fs_hz)
 
     @classmethod
     def from_config(cls, section: dict) -> SortParams:

@@ -17,6 +17,7 @@ from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
+from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import kernels, snippets
 from neurodict.sort.group import GroupSorting, SortParams, assign, epochs_of, learn, relabel
@@ -147,7 +148,7 @@ def _matched_or_detected(rec, templates_uv: np.ndarray, noise_uv: np.ndarray,
         else (np.zeros(0, np.int64), np.zeros(0, np.int64))
     units = strong[units]
     weak = np.flatnonzero((labels >= 0) & ~np.isin(labels, strong))
-    dead = int(round(detection["dead_time_ms"] * rec.sampling_frequency / 1000))
+    dead = ms_to_samples(detection["dead_time_ms"], rec.sampling_frequency)
     near = np.searchsorted(found, samples[weak])
     gap = np.minimum(np.abs(samples[weak] - found[np.maximum(near - 1, 0)]),
                      np.abs(samples[weak] - found[np.minimum(near, found.size - 1)])) \

@@ -14,10 +14,12 @@ import numpy as np
 import spikeinterface.core as sc
 from tqdm.auto import tqdm
 
+from neurodict.common.units import ms_to_samples
+
 
 def window_samples(fs_hz: float, ms_before: float, ms_after: float) -> tuple[int, int]:
     """Samples before and after the aligned peak."""
-    return int(round(ms_before * fs_hz / 1000)), int(round(ms_after * fs_hz / 1000))
+    return ms_to_samples(ms_before, fs_hz), ms_to_samples(ms_after, fs_hz)
 
 
 def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_after: float,
@@ -50,7 +52,7 @@ def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_aft
     """
     fs = rec.sampling_frequency
     before, after = window_samples(fs, ms_before, ms_after)
-    shift = int(round(align_ms * fs / 1000))
+    shift = ms_to_samples(align_ms, fs)
     n_total = rec.get_num_samples()
     pad_before, pad_after = before + shift, after + shift
     M = rec.get_num_channels()
