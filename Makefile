@@ -33,7 +33,7 @@ test-slow: $(STAMP)
 
 ## test-slurm: the workflow on a real one-node SLURM cluster on this machine (root; docs/cluster.md)
 test-slurm: $(STAMP)
-	timeout -k 10 900 bash tests/slurm/run.sh
+	timeout -k 10 2400 bash tests/slurm/run.sh
 
 ## lint: style, formatting and the import contracts (pyproject.toml); no data needed; CI runs it
 lint: $(STAMP)

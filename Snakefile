@@ -5,7 +5,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The defaults, unless a configuration is given with --configfile: that one replaces them (a
+# copy of config/config.yaml must not be merged into this one, which lists the demo session).
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "rules/common.smk"
@@ -17,6 +21,19 @@ include: "rules/lfpdict.smk"
 include: "rules/clusters.smk"
 include: "rules/report.smk"
 include: "rules/export.smk"
+
+
+# One run per results folder, whatever its working directory (rules/common.smk).
+onstart:
+    take_results_lock()
+
+
+onsuccess:
+    release_results_lock()
+
+
+onerror:
+    release_results_lock()
 
 
 rule all:

@@ -12,11 +12,13 @@ import argparse
 import contextlib
 import dataclasses
 import logging
+import os
 import sys
 from pathlib import Path
 
 from neurodict._version import __version__
 from neurodict.common.errors import InputError
+from neurodict.common.files import RESULTS_ROOT_ENV
 from neurodict.config import load_config, load_session
 from neurodict.ingest.readers import open_recording
 
@@ -180,6 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 @contextlib.contextmanager
+def _writes_inside(results: Path | None):
+    """While the command runs, its writes must lie inside `results` (unless the workflow set a
+    results root already): :func:`neurodict.common.files.atomic_path` refuses any other."""
+    if results is None or RESULTS_ROOT_ENV in os.environ:
+        yield
+        return
+    os.environ[RESULTS_ROOT_ENV] = str(Path(results).resolve())
+    try:
+        yield
+    finally:
+        del os.environ[RESULTS_ROOT_ENV]
+
+
+@contextlib.contextmanager
 def _log_to_stderr():
     """While the command runs, neurodict's INFO lines (the backend chosen) go to its stderr."""
     logger = logging.getLogger("neurodict")
@@ -197,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one subcommand; return its exit status."""
     args = build_parser().parse_args(argv)
     try:
-        with _log_to_stderr():
+        with _log_to_stderr(), _writes_inside(getattr(args, "results", None)):
             args.func(args)
     except (InputError, FileNotFoundError) as exc:
         print(f"neurodict {args.command}: error:\n{exc}", file=sys.stderr)

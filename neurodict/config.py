@@ -5,17 +5,27 @@ ranges, defaults and descriptions. The Snakefile validates the workflow configur
 same schema with ``snakemake.utils.validate``; this module does so for the command line and adds the
 checks a schema cannot express (a channel in two groups, a region with no good channels, a path
 that does not exist). Every problem is reported as ``<file>: '<key>': expected ...; got ...``.
+
+Files are read by :func:`read_yaml`, which refuses what could make a small file expensive or
+ambiguous before any schema sees it: files over :data:`MAX_YAML_BYTES`, text that is not UTF-8,
+YAML anchors and aliases (an alias bomb), duplicate keys, non-finite numbers (``.nan``, ``.inf``),
+keys that are not text and nesting deeper than :data:`MAX_DEPTH`. The Snakefile's start-up check
+goes through :func:`check_workflow_config`, which does the same for the workflow configuration
+files and the configuration Snakemake built from them.
 """
 
 from __future__ import annotations
 
 import copy
 import functools
+import math
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 
 import jsonschema
+import numpy as np
 import yaml
 
 from neurodict.common.errors import InputError
@@ -23,6 +33,26 @@ from neurodict.common.errors import InputError
 SCHEMA_DIR = resources.files("neurodict") / "schemas"
 # Sections of the workflow configuration that a session may override under `params:`.
 PARAM_SECTIONS = ("spikeband", "lfp", "detection", "sorting", "lfpdict", "clusters", "report")
+# A configuration or session file is a few kB; anything larger is refused unread (parsing is
+# pure Python, about a second per 100 kB on a busy machine: the cap bounds the time).
+MAX_YAML_BYTES = 250_000
+# Deepest nesting of mappings and lists in a file (the schemas need 4).
+MAX_DEPTH = 20
+# A message lists at most this many problems (and how many more there are).
+MAX_PROBLEMS = 50
+# Session and electrode group names become folder and file names and command-line arguments.
+NAME_PATTERN = r"^(?!\.{1,2}$)(?!-)[A-Za-z0-9_.-]+$"
+MAX_NAME_LENGTH = 64
+NAME_TEXT = ("a name of letters, digits, '_', '-', '.' (not starting with '-', not '.' or "
+             "'..')")
+# How `schema_problems` words the patterns of the schemas.
+PATTERN_TEXT = {
+    NAME_PATTERN: NAME_TEXT,
+    "^[A-Za-z0-9_.-]+$": "a name of letters, digits, '_', '-', '.'",
+    r"^[^\x00-\x1f\x7f]+$": "text without control characters (tabs, line breaks)",
+    r"^(?!-)[^\x00-\x1f\x7f]+$": ("a folder path that does not start with '-' and has no "
+                                    "control characters"),
+}
 
 
 class ConfigError(InputError):
@@ -30,12 +60,20 @@ class ConfigError(InputError):
 
     def __init__(self, problems: list[str]):
         self.problems = list(problems)
-        super().__init__("\n".join(self.problems))
+        shown = self.problems[:MAX_PROBLEMS]
+        if len(self.problems) > MAX_PROBLEMS:
+            shown.append(f"... and {len(self.problems) - MAX_PROBLEMS} more problems.")
+        super().__init__("\n".join(shown))
+
+
+def _short_repr(value: object, limit: int = 200) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def problem(file: str | Path, key: str, expected: str, got: object) -> str:
     """Format one configuration problem in the project's single message form."""
-    return f"{file}: '{key}': expected {expected}; got {got!r}."
+    return f"{file}: '{key}': expected {expected}; got {_short_repr(got)}."
 
 
 @dataclass(frozen=True)
@@ -78,6 +116,7 @@ class Session:
     bad_channels: tuple[int, ...] = ()
     windows: tuple[Window, ...] = ()
     ground_truth_sorting: Path | None = None
+    overrides: dict = field(default_factory=dict)  # the session file's own `params:`
 
     @property
     def regions(self) -> list[str]:
@@ -143,19 +182,169 @@ def section_descriptions(section: str) -> dict[str, str]:
     return {key: sub["description"] for key, sub in props.items()}
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader that refuses anchors and aliases, duplicate keys, non-finite numbers
+    and deep nesting, naming the file, the key and the line."""
+
+    def __init__(self, text: str, file: Path):
+        super().__init__(text)
+        self.name = str(file)
+        self.file = file
+        self.where: list = []  # key path of the node being composed
+
+    def _here(self) -> str:
+        return _key([p for p in self.where if p is not None])
+
+    def compose_node(self, parent, index):
+        event = self.peek_event()
+        if parent is None or index is None:  # the document, or a mapping's key
+            part = None
+        elif isinstance(index, int):
+            part = index
+        else:
+            part = index.value if isinstance(index, yaml.ScalarNode) else "<key>"
+        self.where.append(part)
+        try:
+            line = event.start_mark.line + 1
+            if isinstance(event, yaml.AliasEvent):
+                raise ConfigError([
+                    f"{self.file}: '{self._here()}': expected a plain value (YAML anchors '&' and "
+                    f"aliases '*' are not allowed; write the value out); got alias "
+                    f"'*{event.anchor}' on line {line}."])
+            if getattr(event, "anchor", None) is not None:
+                raise ConfigError([
+                    f"{self.file}: '{self._here()}': expected a plain value (YAML anchors '&' and "
+                    f"aliases '*' are not allowed; write the value out); got anchor "
+                    f"'&{event.anchor}' on line {line}."])
+            if len(self.where) > MAX_DEPTH:
+                raise ConfigError([
+                    f"{self.file}: '{self._here()}': expected at most {MAX_DEPTH} levels of "
+                    f"nested mappings and lists; got deeper nesting on line {line}."])
+            node = super().compose_node(parent, index)
+            node.where = self._here()
+            return node
+        finally:
+            self.where.pop()
+
+    def construct_mapping(self, node, deep=False):
+        mapping = super().construct_mapping(node, deep=deep)
+        first: dict = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if key in first:
+                where = getattr(node, "where", "<top level>")
+                loc = str(key) if where == "<top level>" else f"{where}.{key}"
+                raise ConfigError([
+                    f"{self.file}: '{loc}': expected each key once; got it again on line {line} "
+                    f"(first on line {first[key]})."])
+            first[key] = line
+        return mapping
+
+    def construct_yaml_float(self, node):
+        value = super().construct_yaml_float(node)
+        if not math.isfinite(value):
+            raise ConfigError([
+                f"{self.file}: '{getattr(node, 'where', '<top level>')}': expected a finite "
+                f"number; got {node.value!r} on line {node.start_mark.line + 1}."])
+        return value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:float", _StrictLoader.construct_yaml_float)
+
+
 def read_yaml(path: str | Path) -> dict:
-    """Read a YAML mapping, naming the file in any error."""
+    """Read a YAML mapping, naming the file in any error.
+
+    Refused, each with a message naming the file (and the key and line where there is one): a
+    missing file or one that is not a regular file, a file over :data:`MAX_YAML_BYTES`, text that
+    is not UTF-8, invalid YAML, anchors and aliases, duplicate keys, non-finite numbers, keys that
+    are not text, nesting deeper than :data:`MAX_DEPTH` and a top level that is not a mapping.
+
+    Raises
+    ------
+    ConfigError
+    """
     path = Path(path)
+    if path.exists() and not path.is_file():
+        raise ConfigError([f"{path}: not a regular file; expected a YAML file."])
     if not path.is_file():
         raise ConfigError([f"{path}: file not found; expected a YAML file."])
+    size = path.stat().st_size
+    if size > MAX_YAML_BYTES:
+        raise ConfigError([f"{path}: file of {size} bytes; expected a YAML file of at most "
+                           f"{MAX_YAML_BYTES} bytes."])
+    with open(path, "rb") as f:
+        raw = f.read(MAX_YAML_BYTES + 1)
+    if len(raw) > MAX_YAML_BYTES:  # it grew after the size check
+        raise ConfigError([f"{path}: file of more than {MAX_YAML_BYTES} bytes; expected a YAML "
+                           f"file of at most {MAX_YAML_BYTES} bytes."])
     try:
-        with open(path) as f:
-            data = yaml.safe_load(f)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                           f"{exc.start}); expected a UTF-8 YAML file."]) from None
+    loader = _StrictLoader(text, path)
+    try:
+        data = loader.get_single_data()
+    except ConfigError:
+        raise
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: not valid YAML: nested too deeply; expected at most "
+                           f"{MAX_DEPTH} levels of mappings and lists."]) from None
+    except ValueError as exc:  # an integer of too many digits, an impossible date
+        raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError([problem(path, "<top level>", "a mapping of keys to values", data)])
+    problems = plain_problems(data, path)
+    if problems:
+        raise ConfigError(problems)
     return data
+
+
+def plain_problems(data: object, file: str | Path) -> list[str]:
+    """Problems that make `data` unsafe or ambiguous to validate: non-text keys, non-finite
+    numbers, a list or mapping reached twice (what a YAML alias builds) and deep nesting.
+
+    Linear in the size of `data` (each list and mapping is visited once), so it is safe on what
+    an alias bomb builds.
+    """
+    out: list[str] = []
+    seen: set[int] = set()
+    shared: set[int] = set()
+    stack: list[tuple[object, list, int]] = [(data, [], 0)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if value and id(value) in seen:
+                if id(value) not in shared:  # one message per shared value
+                    shared.add(id(value))
+                    out.append(problem(file, _key(path), "a value written out once (not shared "
+                                                         "with another key, as a YAML alias "
+                                                         "does)", "a shared value"))
+                continue
+            seen.add(id(value))
+            if depth >= MAX_DEPTH:
+                out.append(problem(file, _key(path), f"at most {MAX_DEPTH} levels of nested "
+                                                     "mappings and lists", "deeper nesting"))
+                continue
+            if isinstance(value, dict):
+                for key in value:
+                    if not isinstance(key, str):
+                        out.append(problem(file, _key(path) if path else "<top level>",
+                                           "keys that are text (quote a number used as a key)",
+                                           key))
+                items = [(k, v) for k, v in value.items() if isinstance(k, str)]
+            else:
+                items = list(enumerate(value))
+            stack.extend((v, [*path, k], depth + 1) for k, v in reversed(items))
+        elif isinstance(value, float) and not math.isfinite(value):
+            out.append(problem(file, _key(path), "a finite number", value))
+    return out
 
 
 def _key(path) -> str:
@@ -168,9 +357,48 @@ def _key(path) -> str:
     return "".join(parts) or "<top level>"
 
 
+def _strict_integer(_checker, value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _pattern(validator, pattern, instance, schema):
+    """``pattern``, where ``$`` does not also match before a final line break (Python's ``re``)."""
+    if not validator.is_type(instance, "string"):
+        return
+    if re.search(pattern, instance) is None or (pattern.endswith("$") and instance.endswith("\n")):
+        yield jsonschema.ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+# Draft 2020-12, except that 1.0 is not an integer (a channel index 1.0 is refused, not used).
+Validator = jsonschema.validators.extend(
+    jsonschema.Draft202012Validator,
+    validators={"pattern": _pattern},
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer",
+                                                                       _strict_integer),
+)
+
+
+def _number(x) -> str:
+    return str(x) if isinstance(x, int) else f"{x:g}"
+
+
+def _range_text(schema: dict) -> str:
+    bounds = []
+    for kind, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
+                       ("exclusiveMaximum", "<")):
+        if kind in schema:
+            bounds.append(f"{sign} {_number(schema[kind])}")
+    noun = "an integer" if schema.get("type") == "integer" else "a number"
+    return f"{noun} {' and '.join(bounds)}"
+
+
 def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str = "") -> list[str]:
-    """Every violation of `schema` by `instance`, one message per problem."""
-    validator = jsonschema.Draft202012Validator(schema)
+    """Every violation of `schema` by `instance`, one message per problem.
+
+    `instance` must have passed :func:`plain_problems` (no shared lists or mappings): jsonschema
+    walks every path of it.
+    """
+    validator = Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
         where = prefix + _key(err.absolute_path) if err.absolute_path else (
@@ -178,7 +406,7 @@ def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str 
         kind = err.validator
         if kind == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
-            for key in sorted(set(err.instance) - set(allowed)):
+            for key in sorted(set(err.instance) - set(allowed), key=str):
                 loc = key if where == "<top level>" else f"{where}.{key}"
                 out.append(problem(file, loc, f"a known key (one of {allowed})", "unknown key"))
         elif kind == "required":
@@ -189,6 +417,21 @@ def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str 
             out.append(problem(file, where, f"a value of type {err.validator_value}", err.instance))
         elif kind == "enum":
             out.append(problem(file, where, f"one of {err.validator_value}", err.instance))
+        elif kind == "pattern":
+            text = PATTERN_TEXT.get(err.validator_value,
+                                    f"text matching the pattern {err.validator_value}")
+            out.append(problem(file, where, text, err.instance))
+        elif kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
+            out.append(problem(file, where, _range_text(err.schema), err.instance))
+        elif kind == "maxLength":
+            out.append(problem(file, where, f"at most {err.validator_value} characters",
+                               err.instance))
+        elif kind == "maxItems":
+            out.append(problem(file, where, f"at most {err.validator_value} items",
+                               f"{len(err.instance)} items"))
+        elif kind == "maxProperties":
+            out.append(problem(file, where, f"at most {err.validator_value} entries",
+                               f"{len(err.instance)} entries"))
         else:
             out.append(problem(file, where, f"a value that satisfies {kind}={err.validator_value}",
                                err.instance))
@@ -203,6 +446,38 @@ def apply_defaults(instance: dict, schema: dict) -> dict:
             out[key] = copy.deepcopy(sub["default"])
         if isinstance(out.get(key), dict) and sub.get("type") == "object":
             out[key] = apply_defaults(out[key], sub)
+    return out
+
+
+def _band_problems(params: dict, file: str | Path, key) -> list[str]:
+    """Band edges in order and the LFP band below its Nyquist rate; `key(section, name)` names
+    a setting in the messages."""
+    out = []
+    spike, lfp = params["spikeband"], params["lfp"]
+    if spike["freq_min_hz"] >= spike["freq_max_hz"]:
+        out.append(problem(file, key("spikeband", "freq_min_hz"),
+                           f"a corner below spikeband.freq_max_hz = {spike['freq_max_hz']:g} Hz",
+                           spike["freq_min_hz"]))
+    if lfp["freq_min_hz"] >= lfp["freq_max_hz"]:
+        out.append(problem(file, key("lfp", "freq_min_hz"),
+                           f"a corner below lfp.freq_max_hz = {lfp['freq_max_hz']:g} Hz",
+                           lfp["freq_min_hz"]))
+    if lfp["freq_max_hz"] >= lfp["fs_lfp_hz"] / 2:
+        out.append(problem(file, key("lfp", "freq_max_hz"),
+                           f"a value below fs_lfp_hz / 2 = {lfp['fs_lfp_hz'] / 2}",
+                           lfp["freq_max_hz"]))
+    return out
+
+
+def _config_problems(config: dict, file: str | Path) -> list[str]:
+    """The checks of a completed workflow configuration that its schema cannot express."""
+    out = _band_problems(config, file, lambda section, name: f"{section}.{name}")
+    seen: dict[str, str] = {}
+    for name in config["sessions"]:
+        other = seen.setdefault(name.lower(), name)
+        if other != name:
+            out.append(problem(file, "sessions", f"session names that differ in more than case "
+                                                 f"(they name folders; '{other}' is one)", name))
     return out
 
 
@@ -231,10 +506,59 @@ def load_config(path: str | Path | None = None, overrides: dict | None = None) -
         return apply_defaults({"sessions": {}}, schema)
     data = read_yaml(path)
     data.update(overrides or {})
-    problems = schema_problems(data, schema, path)
+    problems = plain_problems(data, path) or schema_problems(data, schema, path)
     if problems:
         raise ConfigError(problems)
-    return apply_defaults(data, schema)
+    config = apply_defaults(data, schema)
+    problems = _config_problems(config, path)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def check_workflow_config(config: dict, files=()) -> dict:
+    """Check the configuration Snakemake built, before anything else reads it; fill defaults.
+
+    Snakemake reads the configuration files itself and ``snakemake.utils.validate`` hands the
+    result to jsonschema, which walks every path of it: an alias bomb, harmless as YAML, takes
+    forever there. This reads each file again with :func:`read_yaml` (size cap, UTF-8, no anchors
+    or aliases, no duplicate keys, finite numbers), checks the merged `config` (which may also
+    hold ``--config`` values) for shared values, non-finite numbers and non-text keys, then
+    validates it against the packaged schema and the checks a schema cannot express.
+
+    Parameters
+    ----------
+    config : dict
+        The workflow's ``config``; missing defaults are filled in, in place.
+    files : sequence of str or Path
+        The configuration files it was read from (``workflow.configfiles``).
+
+    Returns
+    -------
+    dict
+        `config` itself.
+
+    Raises
+    ------
+    ConfigError
+        Listing every problem, each naming the file (or the last configuration file) and key.
+    """
+    files = [Path(f) for f in files]
+    for f in files:
+        if f.is_file():  # not a pipe such as /dev/stdin, which Snakemake has read already
+            read_yaml(f)
+    label = files[-1] if files else "the workflow configuration"
+    if not isinstance(config, dict):
+        raise ConfigError([problem(label, "<top level>", "a mapping of keys to values", config)])
+    schema = load_schema("config")
+    problems = plain_problems(config, label) or schema_problems(config, schema, label)
+    if problems:
+        raise ConfigError(problems)
+    config.update(apply_defaults(config, schema))
+    problems = _config_problems(config, label)
+    if problems:
+        raise ConfigError(problems)
+    return config
 
 
 def _merge(base: dict, override: dict) -> dict:
@@ -260,21 +584,46 @@ def _session_params(data: dict, file: Path, config: dict) -> tuple[dict, list[st
     return _merge(sections, data.get("params", {})), problems
 
 
+def param_key(overrides: dict):
+    """A function naming a setting in messages: ``params.<section>.<key>`` when the session's
+    own `overrides` (its ``params:``) set it, else the workflow configuration's
+    ``<section>.<key>``."""
+    own = overrides
+
+    def key(section: str, name: str) -> str:
+        return (f"params.{section}.{name}" if name in own.get(section, {})
+                else f"{section}.{name}")
+
+    return key
+
+
 def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
     """The checks a JSON Schema cannot express."""
     out = []
     owner: dict[int, str] = {}
-    names = set()
+    names: dict[str, str] = {}
     for i, g in enumerate(data["groups"]):
-        if g["name"] in names:
+        if g["name"] in names.values():
             out.append(problem(file, f"groups[{i}].name", "a group name used once", g["name"]))
-        names.add(g["name"])
+        elif g["name"].lower() in names:
+            out.append(problem(file, f"groups[{i}].name", "group names that differ in more "
+                                                          "than case (they name files; "
+                                                          f"'{names[g['name'].lower()]}' is one)",
+                               g["name"]))
+        names.setdefault(g["name"].lower(), g["name"])
         for c in g["channels"]:
             if c in owner:
                 out.append(problem(file, f"groups[{i}].channels",
                                    f"channels in one group only (channel {c} is already in "
                                    f"group '{owner[c]}')", c))
             owner[c] = g["name"]
+    if "num_channels" in data:
+        for i, g in enumerate(data["groups"]):
+            for c in g["channels"]:
+                if c >= data["num_channels"]:
+                    out.append(problem(file, f"groups[{i}].channels",
+                                       f"channel indices below num_channels = "
+                                       f"{data['num_channels']}", c))
     bad = set(data.get("bad_channels", []))
     for c in sorted(bad - set(owner)):
         out.append(problem(file, "bad_channels", "channels that belong to a group", c))
@@ -307,11 +656,80 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
         out.append(problem(file, "probe", "manufacturer and probe_name together", probe))
     if "file" in probe and "manufacturer" in probe:
         out.append(problem(file, "probe", "either file or manufacturer/probe_name", probe))
-    lfp = params["lfp"]
-    if lfp["freq_max_hz"] >= lfp["fs_lfp_hz"] / 2:
-        out.append(problem(file, "params.lfp.freq_max_hz", f"a value below fs_lfp_hz / 2 = "
-                                                            f"{lfp['fs_lfp_hz'] / 2}",
-                           lfp["freq_max_hz"]))
+    key = param_key(data.get("params", {}))
+    out += _band_problems(params, file, key)
+    if "sampling_frequency_hz" in data:
+        out += rate_problems(file, params, data["sampling_frequency_hz"], key)
+    return out
+
+
+def rate_problems(file: str | Path, params: dict, fs_hz: float, key=None) -> list[str]:
+    """The settings that the recording's sampling rate `fs_hz` makes impossible.
+
+    The LFP is the wideband signal decimated by a whole factor (``fs_hz / lfp.fs_lfp_hz``, see
+    :func:`neurodict.preprocess.filters.lfp_band`) and the spike band's upper corner is clipped
+    to 0.45 `fs_hz` (:func:`neurodict.preprocess.filters.spike_band`), so its lower corner must
+    lie below that.
+    """
+    key = key or (lambda section, name: f"{section}.{name}")
+    out = []
+    lfp, spike = params["lfp"], params["spikeband"]
+    factor = fs_hz / lfp["fs_lfp_hz"]
+    if factor < 1 - 1e-9 or abs(factor - round(factor)) > 1e-9:
+        n = max(1, math.ceil(factor))
+        out.append(problem(file, key("lfp", "fs_lfp_hz"),
+                           f"a rate that divides the recording's sampling rate {fs_hz:g} Hz a "
+                           f"whole number of times (e.g. {fs_hz / n:g} Hz = {fs_hz:g} Hz / {n})",
+                           lfp["fs_lfp_hz"]))
+    top = min(spike["freq_max_hz"], 0.45 * fs_hz)
+    if spike["freq_min_hz"] >= top:
+        out.append(problem(file, key("spikeband", "freq_min_hz"),
+                           f"a corner below the spike band's upper corner min(freq_max_hz, 0.45 x "
+                           f"the sampling rate {fs_hz:g} Hz) = {top:g} Hz", spike["freq_min_hz"]))
+    return out
+
+
+def dictionaries_run(session: Session) -> bool:
+    """Whether the workflow fits the session's spike->LFP dictionaries (rules/common.smk)."""
+    return (session.params["lfpdict"]["spikes"] == "sorted"
+            or session.ground_truth_sorting is not None)
+
+
+def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[str]:
+    """The settings a recording of `n_samples` at `fs_hz` is too short for.
+
+    When the dictionaries run, their LFP (``ceil(n_samples / factor)`` samples at
+    ``lfp.fs_lfp_hz``, as spikeinterface's decimation gives) must hold ``lfpdict.n_folds`` folds
+    of at least 4 filter lengths each
+    (:func:`neurodict.lfpdict.estimator.fold_cores`) and be longer than twice the null's minimum
+    shift ``lfpdict.jitter_min_s`` (:func:`neurodict.lfpdict.estimator.circular_jitter`).
+    """
+    p = session.params
+    fs_lfp = p["lfp"]["fs_lfp_hz"]
+    factor = round(fs_hz / fs_lfp)
+    if not dictionaries_run(session) or factor < 1:
+        return []
+    key = param_key(session.overrides)
+    out = []
+    d = p["lfpdict"]
+    n_bins = (n_samples + factor - 1) // factor
+    duration = n_samples / fs_hz
+    min_shift = int(d["jitter_min_s"] * fs_lfp)
+    if n_bins <= 2 * min_shift:
+        out.append(problem(session.file, key("lfpdict", "jitter_min_s"),
+                           f"a minimum shift of the dictionaries' null below half the recording "
+                           f"({duration:.3f} s long; or set lfpdict.spikes: truth without a "
+                           f"ground truth to skip the dictionaries)", d["jitter_min_s"]))
+    n_lags = (int(round(d["lag_minus_ms"] * fs_lfp / 1000.0))
+              + int(round(d["lag_plus_ms"] * fs_lfp / 1000.0)) + 1)
+    edges = np.linspace(0, n_bins, d["n_folds"] + 1).astype(int)  # as fold_cores cuts them
+    shortest = int(np.diff(edges).min())
+    if shortest < 4 * n_lags:
+        out.append(problem(session.file, key("lfpdict", "n_folds"),
+                           f"cross-validation folds of at least 4 filter lengths (4 x {n_lags} = "
+                           f"{4 * n_lags} LFP samples, {4 * n_lags / fs_lfp:g} s, set by "
+                           f"lfpdict.lag_minus_ms and lag_plus_ms): the {duration:.3f} s "
+                           f"recording gives folds of {shortest} samples", d["n_folds"]))
     return out
 
 
@@ -335,8 +753,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     ------
     ConfigError
         Listing every problem, each naming the file and key. Checks that need the recording
-        itself (channel count, duration) are in
-        :func:`neurodict.ingest.readers.open_recording`.
+        itself (channel count, the sampling rate of formats that carry it, duration, samples)
+        are in :func:`neurodict.ingest.readers.open_recording`.
     """
     file = Path(path).resolve()
     if config is None:
@@ -359,6 +777,9 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         raise ConfigError(problems)
     if name is None:
         name = file.parent.name if file.stem == "session" else file.stem
+    elif not Validator({"type": "string", "pattern": NAME_PATTERN,
+                        "maxLength": MAX_NAME_LENGTH}).is_valid(name):
+        raise ConfigError([problem(file, "<session name>", NAME_TEXT, name)])
     return Session(
         name=name,
         file=file,
@@ -379,4 +800,5 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         windows=tuple(Window(**w) for w in data["windows"]),
         ground_truth_sorting=(Path(data["ground_truth_sorting"])
                               if "ground_truth_sorting" in data else None),
+        overrides=copy.deepcopy(data.get("params", {})),
     )

@@ -4,6 +4,7 @@ rule report:
         spikeband=f"{RESULTS}/{{session}}/spikeband",
         region_lfp=f"{RESULTS}/{{session}}/region_lfp",
         counts=f"{RESULTS}/{{session}}/detection.tsv",
+        artefacts=f"{RESULTS}/{{session}}/artefacts.tsv",
         units=f"{RESULTS}/{{session}}/units.tsv",
         model=f"{RESULTS}/{{session}}/sorter.npz",
         dictionaries=dictionary_outputs,

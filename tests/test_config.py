@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +13,7 @@ import yaml
 from neurodict.config import (
     ConfigError,
     apply_defaults,
+    check_workflow_config,
     load_config,
     load_schema,
     load_session,
@@ -117,8 +119,7 @@ def test_window_with_end_before_start(tmp_path, valid):
 def test_param_override_validated_with_the_workflow_schema(tmp_path, valid):
     valid["params"] = {"lfp": {"fs_lfp_hz": -1}, "spiking": {}}
     msg = errors_of(tmp_path, valid)
-    assert "'params.lfp.fs_lfp_hz': expected a value that satisfies exclusiveMinimum=0; got -1." \
-        in msg
+    assert "'params.lfp.fs_lfp_hz': expected a number >= 10 and <= 100000; got -1." in msg
     assert "'params.spiking': expected a known key" in msg
 
 
@@ -206,3 +207,23 @@ def test_code_defaults_are_the_schema_defaults(function, section):
     assert shared, f"{function} shares no parameter with the '{section}' section"
     for key, default in shared.items():
         assert (list(default) if isinstance(default, tuple) else default) == schema[key], key
+
+
+def test_packaged_config_passes_the_workflow_check():
+    """The Snakefile's start-up check accepts config/config.yaml as Snakemake reads it."""
+    path = Path(__file__).resolve().parents[1] / "config" / "config.yaml"
+    config = yaml.safe_load(path.read_text())
+    assert check_workflow_config(config, [path]) is config
+    assert config == load_config(path)
+
+
+def test_range_violation_names_the_range(tmp_path, valid):
+    valid["params"] = {"lfpdict": {"n_folds": 1}}
+    assert "'params.lfpdict.n_folds': expected an integer >= 2 and <= 100; got 1." \
+        in errors_of(tmp_path, valid)
+
+
+def test_not_a_regular_file(tmp_path):
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: not a regular file; expected "
+                                                    f"a YAML file.")):
+        load_session(tmp_path)

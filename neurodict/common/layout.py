@@ -7,13 +7,41 @@ from there by these names, so the Snakemake rules and the command line agree on 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import spikeinterface.core as sc
 
 from neurodict.common.errors import InputError
+from neurodict.common.files import inside
 
 SESSION_JSON = "session.json"
+# A session or electrode-group name becomes a folder or file name: letters, digits, '_', '-' and
+# '.', not '.' or '..', not starting with '-' (an option) -- the schema's pattern, checked again
+# here so that no name can reach a path or a command line.
+NAME_PATTERN = r"^(?!\.{1,2}$)(?!-)[A-Za-z0-9_.-]+$"
+NAME_RULE = "letters, digits, '_', '-' and '.' only, not '.' or '..', not starting with '-'"
+# Folders of the results folder that are not sessions.
+RESERVED_NAMES = ("summary", "logs", "benchmarks")
+
+
+def check_name(name: object, what: str = "session") -> str:
+    """`name` if it can name a `what` (a session or a group); an InputError saying why not."""
+    if not isinstance(name, str) or not re.fullmatch(NAME_PATTERN, name):
+        raise InputError(f"{what} name {name!r}: expected {NAME_RULE}.")
+    if what == "session" and name in RESERVED_NAMES:
+        raise InputError(
+            f"session name {name!r}: expected a name other than "
+            f"{', '.join(RESERVED_NAMES)} (folders of the results folder)."
+        )
+    return name
+
+
+def results_path(results: str | Path, *parts: str) -> Path:
+    """``results/<parts...>``, refused (InputError naming it) when it leads out of `results`."""
+    path = Path(results).joinpath(*parts)
+    inside(path, results)
+    return path
 
 
 def session_info(results: str | Path) -> dict:
@@ -26,8 +54,10 @@ def session_info(results: str | Path) -> dict:
     """
     path = Path(results) / SESSION_JSON
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: not found; expected the session.json that "
-                                f"`neurodict ingest --results {results}` writes.")
+        raise FileNotFoundError(
+            f"{path}: not found; expected the session.json that "
+            f"`neurodict ingest --results {results}` writes."
+        )
     return json.loads(path.read_text())
 
 
@@ -37,8 +67,10 @@ def spike_source(results: str | Path, info: dict) -> Path:
     if info["params"]["lfpdict"]["spikes"] == "sorted":
         return Path(results) / "sorting"
     if not info.get("ground_truth_sorting"):
-        raise FileNotFoundError(f"{Path(results) / SESSION_JSON}: 'lfpdict.spikes' is 'truth' "
-                                f"but the session has no 'ground_truth_sorting'.")
+        raise FileNotFoundError(
+            f"{Path(results) / SESSION_JSON}: 'lfpdict.spikes' is 'truth' "
+            f"but the session has no 'ground_truth_sorting'."
+        )
     return Path(info["ground_truth_sorting"])
 
 
@@ -46,6 +78,8 @@ def group_recording(rec: sc.BaseRecording, group: str) -> sc.BaseRecording:
     """The channels of electrode group `group` (a ValueError names the groups there are)."""
     parts = rec.split_by("group")
     if group not in parts:
-        raise InputError(f"electrode group '{group}' is not in the recording; expected one of "
-                         f"{sorted(map(str, parts))}")
+        raise InputError(
+            f"electrode group '{group}' is not in the recording; expected one of "
+            f"{sorted(map(str, parts))}"
+        )
     return parts[group]

@@ -3,6 +3,12 @@
 Every format is read through spikeinterface's extractors (built on neo). The recording returned
 by :func:`open_recording` holds only the channels of the session's electrode groups, in group
 order, with the channel properties ``group`` (group name), ``region`` and ``bad``, and a probe.
+
+:func:`open_recording` also refuses what would fail hours later: settings the recording's rate
+or length make impossible (:func:`neurodict.config.rate_problems`,
+:func:`neurodict.config.duration_problems`) and samples that cannot be processed, judged on a few
+stretches of the recording (:func:`check_samples`): an all-zero recording, and channels that are
+all zero, constant, mostly at the rails of their sample type or not finite.
 """
 
 from __future__ import annotations
@@ -13,7 +19,21 @@ import spikeinterface.core as sc
 import spikeinterface.extractors as se
 
 from neurodict.common.errors import InputError
-from neurodict.config import ConfigError, Session, problem
+from neurodict.config import (
+    ConfigError,
+    Session,
+    duration_problems,
+    param_key,
+    problem,
+    rate_problems,
+)
+
+# check_samples reads this many stretches of this length, spread over the recording ...
+CHECK_STRETCHES = 3
+CHECK_STRETCH_S = 1.0
+# ... and calls a channel saturated when this share of its samples lie at its sample type's
+# limits (a short artefact does not; a channel stuck at a rail does).
+SATURATED_SHARE = 0.1
 
 
 class IngestError(InputError):
@@ -109,8 +129,72 @@ def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
             problems.append(problem(session.file, f"windows[{i}].end_s",
                                     f"a time within the recording (0 to {duration_s:.3f} s)",
                                     w.end_s))
+    if session.sampling_frequency_hz is None:  # binary rates were checked with the session
+        problems += rate_problems(session.file, session.params, rec.sampling_frequency,
+                                  param_key(session.overrides))
+    problems += duration_problems(session, rec.sampling_frequency, rec.get_num_samples())
     if problems:
         raise ConfigError(problems)
+
+
+def _listing(session: Session, channels) -> str:
+    owner = {c: g.name for g in session.groups for c in g.channels}
+    return ", ".join(f"{c} ({owner[c]})" for c in channels)
+
+
+def check_samples(session: Session, rec: sc.BaseRecording) -> None:
+    """Refuse samples that cannot be processed, judged on a few stretches of the recording.
+
+    Reads :data:`CHECK_STRETCHES` stretches of :data:`CHECK_STRETCH_S` (start, middle, end; the
+    whole recording when it is shorter) of `rec`, the grouped channels in group order, as stored.
+
+    Raises
+    ------
+    IngestError
+        When every sample read is 0 (an all-zero recording), or when a channel that is not in
+        ``bad_channels`` has non-finite samples, is all zero, constant, or has at least
+        :data:`SATURATED_SHARE` of its samples at the limits of an integer sample type. The
+        message names the session file, the raw data and the channels (with their groups).
+    """
+    n, fs = rec.get_num_samples(), rec.sampling_frequency
+    size = min(n, max(1, int(CHECK_STRETCH_S * fs)))
+    starts = sorted({int(x) for x in np.linspace(0, n - size, CHECK_STRETCHES)})
+    x = np.concatenate([rec.get_traces(start_frame=a, end_frame=a + size) for a in starts])
+    where = (f"{len(starts)} stretch{'es' if len(starts) > 1 else ''} of {size / fs:g} s "
+             f"at {', '.join(f'{a / fs:g}' for a in starts)} s")
+    source = f"'{session.raw_path}' (from {session.file})"
+    if not np.any(x):
+        raise IngestError(f"the recording {source} is all zero: every sample read ({where}) of "
+                          f"channels {session.channels} is 0; expected a recording with signal "
+                          f"(check raw_path, dtype, num_channels and the channel indices).")
+    channels = np.asarray(session.channels)
+    good = ~np.isin(channels, session.bad_channels)
+    finite = np.isfinite(x) if x.dtype.kind == "f" else np.ones(x.shape, bool)
+    found = []
+    bad = good & ~finite.all(axis=0)
+    if bad.any():
+        found.append(f"channels {_listing(session, channels[bad])} have non-finite samples "
+                     f"(NaN or infinite)")
+    ok = good & finite.all(axis=0)
+    zero = ok & ~np.any(x, axis=0)
+    if zero.any():
+        found.append(f"channels {_listing(session, channels[zero])} are all zero")
+    flat = ok & ~zero & (x.max(axis=0) == x.min(axis=0))
+    if flat.any():
+        values = ", ".join(f"{v:g}" for v in x[0, flat])
+        found.append(f"channels {_listing(session, channels[flat])} are constant (at {values})")
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        share = ((x == info.min) | (x == info.max)).mean(axis=0)
+        railed = ok & ~flat & (share >= SATURATED_SHARE)
+        if railed.any():
+            found.append(f"channels {_listing(session, channels[railed])} are saturated "
+                         f"({', '.join(f'{v:.0%}' for v in share[railed])} of their samples at "
+                         f"the {x.dtype} limits {info.min} or {info.max})")
+    if found:
+        raise IngestError(f"the recording {source}: {'; '.join(found)}, in the {where} read; "
+                          f"expected signal on every channel: list these channels under "
+                          f"bad_channels in {session.file} or check the recording.")
 
 
 def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
@@ -174,7 +258,14 @@ def open_recording(session: Session) -> sc.BaseRecording:
 
     Raises
     ------
-    ConfigError, IngestError
+    ConfigError
+        Channel indices or windows beyond the recording; settings its sampling rate or length
+        make impossible (the LFP rate must divide the sampling rate, the spike band's lower corner
+        lie below 0.45 of it; the dictionaries need a recording longer than twice
+        ``lfpdict.jitter_min_s`` and ``lfpdict.n_folds`` folds of 4 filter lengths).
+    IngestError
+        The reader fails; the probe does not fit; the samples cannot be processed
+        (:func:`check_samples`).
     """
     rec = read_raw(session)
     _check_against_recording(session, rec)
@@ -182,6 +273,7 @@ def open_recording(session: Session) -> sc.BaseRecording:
         rec.set_probegroup(_probe_from_file(session, rec))
     ids = rec.channel_ids[session.channels]
     rec = rec.select_channels(ids)
+    check_samples(session, rec)
     if not rec.has_probe():
         rec.set_probegroup(generic_probe(session))
     owner = {c: g for g in session.groups for c in g.channels}

@@ -36,10 +36,19 @@ def spike_band(rec: sc.BaseRecording, params: dict) -> sc.BaseRecording:
     -------
     BaseRecording
         float32, in microvolts, lazy.
+
+    Raises
+    ------
+    InputError
+        When ``freq_min_hz`` is not below the (clipped) ``freq_max_hz``.
     """
+    freq_max_hz = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
+    if not params["freq_min_hz"] < freq_max_hz:
+        raise InputError(f"'spikeband.freq_min_hz': expected a value below freq_max_hz, clipped "
+                         f"to 0.45 of the sampling rate {rec.sampling_frequency:g} Hz "
+                         f"({freq_max_hz:g} Hz); got {params['freq_min_hz']!r}.")
     rec = good_channels(rec)
     rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
-    freq_max_hz = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
     rec = spre.bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=freq_max_hz,
                                filter_order=params["filter_order"], dtype="float32")
     groups = rec.get_property("group")
@@ -83,13 +92,18 @@ def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRec
 
     Raises
     ------
-    ValueError
-        When the wideband rate is not an integer multiple of ``fs_lfp_hz``.
+    InputError
+        When the wideband rate is not an integer multiple of ``fs_lfp_hz``, or the band edges
+        are not ordered below its Nyquist frequency.
     """
     factor = rec.sampling_frequency / params["fs_lfp_hz"]
     if abs(factor - round(factor)) > 1e-9:
         raise InputError(f"'lfp.fs_lfp_hz': expected a divisor of the sampling rate "
                          f"{rec.sampling_frequency} Hz; got {params['fs_lfp_hz']!r}.")
+    if not params["freq_min_hz"] < params["freq_max_hz"] < params["fs_lfp_hz"] / 2:
+        raise InputError(f"'lfp.freq_min_hz', 'lfp.freq_max_hz': expected freq_min_hz < "
+                         f"freq_max_hz < fs_lfp_hz / 2 = {params['fs_lfp_hz'] / 2:g} Hz; got "
+                         f"{params['freq_min_hz']!r} and {params['freq_max_hz']!r}.")
     rec = good_channels(rec)
     rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
     order = params["filter_order"]

@@ -1,23 +1,30 @@
-"""``neurodict preprocess``: spike band, channel LFPs and region LFPs, saved as folders."""
+"""``neurodict preprocess``: spike band (artefacts zeroed), channel LFPs and region LFPs, saved as
+folders, and the artefacts' table."""
 
 from __future__ import annotations
 
 import time
 from pathlib import Path
 
+import numpy as np
 import spikeinterface as si
 
 from neurodict.common.files import atomic_path, write_json
 from neurodict.common.layout import session_info
 from neurodict.common.provenance import provenance
-from neurodict.preprocess import filters
+from neurodict.preprocess import artefacts, filters
+
+ARTEFACTS_TSV = "artefacts.tsv"
 
 
 def run(results: str | Path, n_jobs: int = 1) -> None:
     """Spike band, channel LFPs and region LFPs of an ingested session.
 
     Reads ``recording.json`` and ``session.json`` in `results`; writes ``spikeband/``,
-    ``lfp/`` and ``region_lfp/`` (spikeinterface binary folders, float32 microvolts).
+    ``lfp/`` and ``region_lfp/`` (spikeinterface binary folders, float32 microvolts) and
+    ``artefacts.tsv`` (group, kind, start_s, end_s, duration_ms: the stretches of
+    :func:`neurodict.preprocess.artefacts.find_artefacts`, zeroed on their group's channels in
+    ``spikeband/`` when ``spikeband.mask_artefacts`` is set; none are looked for otherwise).
     """
     started = time.time()
     results = Path(results)
@@ -26,9 +33,19 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     job = {"n_jobs": n_jobs, "chunk_duration": "10s", "progress_bar": True}
     p = session["params"]
     lfp = filters.lfp_band(rec, p["lfp"], session["mains_hz"])
-    for name, out in (("spikeband", filters.spike_band(rec, p["spikeband"])), ("lfp", lfp)):
-        with atomic_path(results / name) as tmp:
-            out.save(folder=tmp, **job)
+    spikeband = filters.spike_band(rec, p["spikeband"])
+    with atomic_path(results / "spikeband") as tmp:
+        spikeband.save(folder=tmp, **job)
+        periods = np.zeros(0, artefacts.PERIOD_DTYPE)
+        if p["spikeband"]["mask_artefacts"]:
+            saved = si.load(tmp)
+            periods = artefacts.find_artefacts(filters.good_channels(rec), saved, p["spikeband"])
+            artefacts.zero_in_place(saved, periods)
+    groups = [str(g) for g in dict.fromkeys(spikeband.get_property("group"))]
+    artefacts.write_table(results / ARTEFACTS_TSV,
+                          artefacts.rows(periods, groups, spikeband.sampling_frequency))
+    with atomic_path(results / "lfp") as tmp:
+        lfp.save(folder=tmp, **job)
     lfp = si.load(results / "lfp")
     with atomic_path(results / "region_lfp") as tmp:
         filters.region_lfp(lfp, p["lfp"]["region_reference"]).save(folder=tmp, **job)

@@ -1,9 +1,10 @@
 """The per-session HTML report's sections and the page renderer (no network, figures embedded).
 
 Sections: the recording (configuration and region map), preprocessing (raw and spike-band
-traces, LFP spectra per region), spike detection per group, the dictionaries and clusters where
-the session has them, and provenance (versions, parameters, time and memory per rule). Later
-stages add theirs by appending to the section list.
+traces, the artefacts masked, LFP spectra per region), spike detection per group (and what went
+wrong in a group: no good channels, a flat spike band, no spikes), the dictionaries and clusters
+where the session has them, and provenance (versions, parameters, time and memory per rule).
+Later stages add theirs by appending to the section list.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import jinja2
 import numpy as np
+import spikeinterface.core as sc
 import yaml
 
 from neurodict._version import __version__
@@ -21,6 +23,8 @@ from neurodict.report import figures
 from neurodict.report.figures import figure_block
 
 TEMPLATES = Path(__file__).parent / "templates"
+NOISE_SEED = 0         # chunks the spike band's noise is estimated on (as detection's)
+MAX_ARTEFACT_ROWS = 200  # artefact stretches listed in the report (artefacts.tsv has them all)
 
 
 def recording_section(info: dict, rec) -> dict:
@@ -49,8 +53,10 @@ def recording_section(info: dict, rec) -> dict:
     ]}
 
 
-def preprocessing_section(info: dict, rec, spikeband, region_lfp) -> dict:
-    """A stretch of raw and spike-band traces and the region LFP spectra."""
+def preprocessing_section(info: dict, rec, spikeband, region_lfp,
+                          artefacts: list[dict] | None = None) -> dict:
+    """A stretch of raw and spike-band traces, the artefacts masked (``artefacts.tsv``'s rows;
+    None where the session's results predate it) and the region LFP spectra."""
     p = info["params"]["report"]
     fs = rec.sampling_frequency
     start = min(int(p["trace_start_s"] * fs), max(rec.get_num_samples() - 1, 0))
@@ -66,19 +72,78 @@ def preprocessing_section(info: dict, rec, spikeband, region_lfp) -> dict:
         figure_block(figures.traces(np.arange(start, end) / fs, raw, spk, labels),
                 f"Raw and spike-band ({info['params']['spikeband']['freq_min_hz']}-"
                 f"{info['params']['spikeband']['freq_max_hz']} Hz) traces."),
+        *artefact_blocks(info, artefacts, rec.get_total_duration()),
         figure_block(figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
                 f"Power spectra of the region LFPs at {region_lfp.sampling_frequency:.0f} Hz "
                 f"(mains {info['mains_hz']} Hz and harmonics notched)."),
     ]}
 
 
-def detection_section(info: dict, rows: list[dict]) -> dict:
-    """Detected spikes per electrode group and region."""
+def artefact_blocks(info: dict, rows: list[dict] | None, duration_s: float) -> list[dict]:
+    """A sentence on the artefacts masked in the spike band, and their table."""
+    p = info["params"]["spikeband"]
+    if rows is None:
+        return []
+    if not p.get("mask_artefacts", True):
+        return [{"kind": "text", "text": "Artefacts: not looked for (spikeband.mask_artefacts "
+                                         "is off)."}]
+    rule = (f"Artefacts, zeroed on their group's channels of the spike band before spike "
+            f"detection: saturation (a raw sample at {p['saturation_full_scale']:.0%} or more of "
+            f"the ADC's range on any channel of the group) and large artefacts (at least "
+            f"{p['artefact_channel_fraction']:.0%} of the group's channels beyond "
+            f"{p['artefact_threshold_sigma']:g} robust SD at once), each extended until every "
+            f"channel stays under {p['artefact_end_sigma']:g} robust SD.")
+    if not rows:
+        return [{"kind": "text", "text": f"{rule} None found."}]
+    masked = {}
+    for r in rows:
+        masked[r["group"]] = masked.get(r["group"], 0.0) + float(r["duration_ms"])
+    count = {g: sum(r["group"] == g for r in rows) for g in masked}
+    per_group = "; ".join(f"group {g}: {count[g]} stretch{'es' if count[g] > 1 else ''}, "
+                          f"{ms / 1000:.3g} s ({ms / 10 / duration_s:.2g}% of the recording)"
+                          for g, ms in masked.items())
+    blocks = [{"kind": "text", "text": f"{rule} Masked: {per_group}."},
+              {"kind": "table", "id": "artefacts-table",
+               "columns": ["group", "kind", "start_s", "end_s", "duration_ms"],
+               "rows": rows[:MAX_ARTEFACT_ROWS]}]
+    if len(rows) > MAX_ARTEFACT_ROWS:
+        blocks.append({"kind": "text", "text": f"The first {MAX_ARTEFACT_ROWS} of {len(rows)} "
+                                               "stretches are listed; artefacts.tsv has all."})
+    return blocks
+
+
+def group_notes(info: dict, spikeband, rows: list[dict]) -> list[str]:
+    """What went wrong in a group, one sentence each: no good channels, a flat spike band, no
+    spikes detected; and a sentence when the whole session has no spikes."""
+    counts = {str(r["group"]): int(r["n_peaks"]) for r in rows}
+    groups = np.asarray(spikeband.get_property("group")).astype(str)
+    noise = np.asarray(sc.get_noise_levels(spikeband, return_in_uV=False,
+                                           random_slices_kwargs={"seed": NOISE_SEED}))
+    notes = []
+    for g in (g["name"] for g in info["groups"]):
+        if g not in counts or not np.any(groups == g):
+            notes.append(f"group {g}: no good channels (all of them are in bad_channels); "
+                         "nothing was detected or sorted.")
+        elif np.all(noise[groups == g] == 0):
+            notes.append(f"group {g}: no spikes detected; its spike band is flat (robust SD "
+                         "0 uV on every channel: all-zero or disconnected channels, or masked "
+                         "as artefacts throughout).")
+        elif counts[g] == 0:
+            notes.append(f"group {g}: no spikes detected (nothing crossed the threshold).")
+    if sum(counts.values()) == 0:
+        notes.append("No spikes were detected in any group of the session: there is nothing to "
+                     "sort, and no dictionaries or clusters can be learned from its spikes.")
+    return notes
+
+
+def detection_section(info: dict, rows: list[dict], notes: list[str] = ()) -> dict:
+    """Detected spikes per electrode group and region, and :func:`group_notes`."""
     regions = list(dict.fromkeys(g["region"] for g in info["groups"]))
     d = info["params"]["detection"]
     return {"id": "detection", "title": "Spike detection", "blocks": [
         {"kind": "text", "text": f"Threshold {d['threshold_sigma']} robust SD, {d['peak_sign']} "
                                  f"peaks, dead time {d['dead_time_ms']} ms."},
+        *({"kind": "text", "text": note} for note in notes),
         figure_block(figures.detection_counts(rows, regions),
                      "Detected spikes per second by group."),
         {"kind": "table", "id": "detection-table", "columns": list(rows[0]), "rows": rows},

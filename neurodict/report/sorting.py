@@ -97,8 +97,9 @@ def sampler_figure(model, groups: list[str]):
     return fig
 
 
-def sorting_section(results: Path, info: dict) -> dict:
-    """Unit cards, features, the chains and the sortable table of units and metrics."""
+def sorting_section(results: Path, info: dict, notes: list[str] = ()) -> dict:
+    """Unit cards, features, the chains and the sortable table of units and metrics; `notes`
+    (:func:`neurodict.report.session.group_notes`) say why a group has no units."""
     units = read_tsv(results / "units.tsv")
     metrics = {r["unit"]: r for r in read_tsv(results / "metrics.tsv")}
     table = [r | {k: v for k, v in metrics.get(r["unit"], {}).items()
@@ -110,12 +111,16 @@ def sorting_section(results: Path, info: dict) -> dict:
     refractory_ms = info["params"]["sorting"]["refractory_ms"]
     single = sum(not r["multi_unit"] for r in units)
     violating = sum(int(r["refractory_violations"]) > 0 for r in units if not r["multi_unit"])
+    unitless = [g for g in groups if not any(r["group"] == g for r in units)]
     blocks = [
         {"kind": "text", "text": f"{len(units)} units ({single} single units, "
                                  f"{len(units) - single} multi-unit) in {len(groups)} groups; "
                                  f"epochs of {epoch_s:g} s. Refractory violations (intervals "
                                  f"under {refractory_ms:g} ms) in the final sorting: "
                                  f"{violating} of {single} single units have any."},
+        *([{"kind": "text", "text": f"No units in group{'s' if len(unitless) > 1 else ''} "
+                                    f"{', '.join(unitless)}."}] if unitless else []),
+        *({"kind": "text", "text": note} for note in notes),
         {"kind": "table", "id": "metrics-table", "columns": list(table[0]) if table else [],
          "rows": table},
         figure_block(features_figure(model, groups),

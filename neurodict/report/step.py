@@ -8,11 +8,13 @@ import spikeinterface as si
 
 from neurodict.common.files import read_tsv
 from neurodict.common.layout import session_info
+from neurodict.preprocess.step import ARTEFACTS_TSV
 from neurodict.report.provenance import provenance_section
 from neurodict.report.session import (
     clusters_section,
     detection_section,
     dictionary_section,
+    group_notes,
     preprocessing_section,
     recording_section,
     render,
@@ -40,14 +42,18 @@ def run(results: str | Path, out_html: str | Path | None = None,
         benchmarks_dir = results.parent / "benchmarks" / results.name
     info = session_info(results)
     rec = si.load(results / "recording.json")
+    spikeband = si.load(results / "spikeband")
+    artefacts = results / ARTEFACTS_TSV
+    detected = read_tsv(results / "detection.tsv")
+    notes = group_notes(info, spikeband, detected)
     sections = [
         recording_section(info, rec),
-        preprocessing_section(info, rec, si.load(results / "spikeband"),
-                              si.load(results / "region_lfp")),
-        detection_section(info, read_tsv(results / "detection.tsv")),
+        preprocessing_section(info, rec, spikeband, si.load(results / "region_lfp"),
+                              read_tsv(artefacts) if artefacts.exists() else None),
+        detection_section(info, detected, notes),
     ]
     if (results / "units.tsv").exists():
-        sections.append(sorting_section(results, info))
+        sections.append(sorting_section(results, info, notes))
     if (results / "lfp_dict.npz").exists():
         sections.append(dictionary_section(results))
     if (results / "clusters_summary.tsv").exists():

@@ -11,7 +11,8 @@ session (``merge_sorting``).
   ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and ``units_<g>``;
 - ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present, refractory
   violations, snr, multi_unit;
-- ``metrics.tsv``: spikeinterface quality metrics;
+- ``metrics.tsv``: spikeinterface quality metrics (both tables keep their header when the
+  session has no units: no spikes, flat groups, groups without good channels);
 - ``sorter.npz``: per group the learned dictionary, learning features and labels, presence
   per epoch, templates per epoch (drift) and the sampler's trace, for the report.
 """
@@ -23,33 +24,46 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import spikeinterface as si
 import spikeinterface.core as sc
 
-from neurodict.common.analyzer import analyze_units, quality_metrics
-from neurodict.common.files import atomic_path, write_json, write_tsv
+from neurodict.common.analyzer import QUALITY_METRICS, analyze_units, quality_metrics
+from neurodict.common.files import atomic_path, write_json
 from neurodict.common.layout import group_recording, session_info
 from neurodict.common.provenance import provenance
 from neurodict.detect.step import group_peaks
 from neurodict.sort.combine import combine_groups, presence, refractory_violations
-from neurodict.sort.group import SortParams
+from neurodict.sort.group import GroupSorting, SortParams, epochs_of
 from neurodict.sort.run import GroupResult, sort_recording_group
+from neurodict.sort.snippets import window_samples
 
 log = logging.getLogger(__name__)
+UNIT_COLUMNS = ["unit", "group", "region", "n_spikes", "firing_rate_hz", "epochs_present",
+                "refractory_violations", "snr", "peak_channel", "multi_unit"]
 
 
 def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
     """Sort electrode group `group` of ``spikeband/`` from its peaks in ``peaks.npy``; writes
-    ``sort/<group>.npz``."""
+    ``sort/<group>.npz`` (an empty result, with a warning, for a group of the session whose
+    channels are all bad; an InputError for a group the session does not have)."""
     started = time.time()
     results = Path(results)
     session = session_info(results)
     params = session["params"]
     spikeband = si.load(results / "spikeband")
-    peaks = group_peaks(results, spikeband, group)
-    result = sort_recording_group(group_recording(spikeband, group), params["detection"],
-                                  SortParams.from_config(params["sorting"]), n_jobs=n_jobs,
-                                  progress=True, peak_samples=peaks["sample_index"])
+    sort_params = SortParams.from_config(params["sorting"])
+    if (group in {g["name"] for g in session["groups"]}
+            and group not in set(map(str, spikeband.get_property("group")))):
+        log.warning("group %s has no good channels (all are in bad_channels): nothing to sort",
+                    group)
+        result = no_channels_result(spikeband.sampling_frequency,
+                                    spikeband.get_total_duration(), sort_params)
+    else:
+        rec = group_recording(spikeband, group)  # an InputError names the groups there are
+        peaks = group_peaks(results, spikeband, group)
+        result = sort_recording_group(rec, params["detection"], sort_params, n_jobs=n_jobs,
+                                      progress=True, peak_samples=peaks["sample_index"])
     result.save(results / "sort" / f"{group}.npz")
     write_json(results / "sort" / f"{group}.provenance.json",
                provenance("sort", params["sorting"] | {"group": group}, started))
@@ -70,17 +84,43 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
     _write_spikes(results / "spikes.npz", sorting, parts, units)
-    analyzer = analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed)
-    metrics = quality_metrics(analyzer)
-    write_tsv(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
-                                                rec.get_total_duration()))
-    write_tsv(results / "metrics.tsv",
-              [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
-               for i, u in enumerate(sorting.unit_ids)])
+    if sorting.get_num_units():
+        metrics = quality_metrics(analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed))
+    else:
+        log.warning("no units in any group (no spikes were detected): empty units.tsv and "
+                    "metrics.tsv")
+        metrics = {name: np.zeros(0) for name in QUALITY_METRICS}
+    _write_table(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
+                                                   rec.get_total_duration()), UNIT_COLUMNS)
+    _write_table(results / "metrics.tsv",
+                 [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
+                  for i, u in enumerate(sorting.unit_ids)], ["unit", *metrics])
     _write_model(results / "sorter.npz", parts, units)
     write_json(results / "merge_sorting.provenance.json",
                provenance("merge_sorting", {"groups": groups}, started))
     return sorting
+
+
+def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> GroupResult:
+    """The result of a group without good channels: no spikes, no units, no model."""
+    T = sum(window_samples(fs_hz, params.ms_before, params.ms_after))
+    E = epochs_of(np.zeros(0, np.int64), fs_hz, duration_s, params.epoch_s)[1]
+    empty = GroupSorting(
+        labels=np.zeros(0, np.int64), probability=np.zeros((0, 0), np.float32),
+        multi_unit=np.zeros(0, bool), presence=np.zeros((0, E), np.int64),
+        templates=np.zeros((0, E, 0, T), np.float32), dictionary=np.zeros((T, 0), np.float32),
+        features=np.zeros((0, 0), np.float32), feature_labels=np.zeros(0, np.int64),
+        feature_centres=np.zeros(0, np.int64), centres=np.zeros(0, np.int64),
+        cluster_units=np.zeros((0, 0), np.int64), trace=np.zeros(0), n_atoms=np.zeros(0, np.int64))
+    return GroupResult(samples=np.zeros(0, np.int64), amplitudes_uv=np.zeros(0, np.float32),
+                       sorting=empty, unwhiten=np.eye(T), noise_levels_uv=np.zeros(0),
+                       channel_ids=np.zeros(0, str), fs_hz=fs_hz)
+
+
+def _write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
+    """A TSV table with its header even when it has no rows (as ``write_tsv`` otherwise)."""
+    with atomic_path(path) as tmp:
+        pd.DataFrame.from_records(rows, columns=columns).to_csv(tmp, sep="\t", index=False)
 
 
 def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dict) -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from neurodict.common.files import atomic_path, write_json
+from neurodict.common.lock import hostname
 
 
 def test_success_renames_file_and_folder(tmp_path):
@@ -40,15 +44,21 @@ def test_rewrite_replaces_a_folder(tmp_path):
 
 def test_next_write_removes_what_a_killed_writer_left(tmp_path):
     """kill -9 or scancel leave a temporary; the rerun's write of that output removes it."""
-    (tmp_path / ".lfp.tmp-4242").mkdir()  # a killed preprocess: the lfp folder half-written
-    (tmp_path / ".lfp.tmp-4242" / "traces_cached_seg0.raw").write_bytes(b"\0" * 8)
-    (tmp_path / ".lfp_dict.tmp-4242.npz").write_bytes(b"half")  # another output's: kept
+    child = subprocess.Popen(["true"])
+    child.wait()  # a process that is gone
+    killed = f"{hostname()}-{child.pid}"
+    (tmp_path / f".lfp.tmp-{killed}").mkdir()  # a killed preprocess: lfp half-written
+    (tmp_path / f".lfp.tmp-{killed}" / "traces_cached_seg0.raw").write_bytes(b"\0" * 8)
+    (tmp_path / f".lfp_dict.tmp-{killed}.npz").write_bytes(b"half")  # another output's: kept
     (tmp_path / ".lfp.tmp-notes").write_text("not a temporary name: kept")
     with atomic_path(tmp_path / "lfp") as tmp:
+        assert tmp.name == f".lfp.tmp-{hostname()}-{os.getpid()}"
         tmp.mkdir()
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lfp.tmp-notes",
-                                                           ".lfp_dict.tmp-4242.npz", "lfp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        ".lfp.tmp-notes",
+        f".lfp_dict.tmp-{killed}.npz",
+        "lfp",
+    ]
     with atomic_path(tmp_path / "lfp_dict.npz") as tmp:
         tmp.write_bytes(b"whole")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".lfp.tmp-notes", "lfp",
-                                                           "lfp_dict.npz"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".lfp.tmp-notes", "lfp", "lfp_dict.npz"]

@@ -57,6 +57,17 @@ def session_of(tmp_path: Path, data: dict):
     return load_session(write_session(tmp_path, data))
 
 
+# Recordings here are seconds long: the dictionaries, which need more, are skipped
+# (spike trains from a ground truth these sessions do not have).
+NO_DICTIONARIES = {"lfpdict": {"spikes": "truth"}}
+
+
+def noise(n_samples: int, n_channels: int, seed: int = 0) -> np.ndarray:
+    """int16 samples with signal on every channel (all-zero channels are refused)."""
+    rng = np.random.default_rng(seed)
+    return rng.integers(-1000, 1000, size=(n_samples, n_channels), dtype="int16")
+
+
 def binary_session(tmp_path: Path, samples: np.ndarray, **extra) -> dict:
     """A binary session over `samples` (n_samples x n_channels), written to tmp_path/raw.bin."""
     samples.tofile(tmp_path / "raw.bin")
@@ -69,6 +80,7 @@ def binary_session(tmp_path: Path, samples: np.ndarray, **extra) -> dict:
         "dtype": str(samples.dtype),
         "groups": [{"name": "tt1", "region": "CA1", "channels": list(range(n))}],
         "mains_hz": 50,
+        "params": NO_DICTIONARIES,
     }
     data.update(extra)
     return data
@@ -126,6 +138,7 @@ def openephys_session(segment_index: int | None = None) -> dict:
             {"name": "shank_pfc", "region": "PFC", "channels": [4, 5, 6, 7]},
         ],
         "mains_hz": 50,
+        "params": NO_DICTIONARIES,
     }
     if segment_index is not None:
         data["segment_index"] = segment_index
@@ -191,6 +204,7 @@ def spikeglx_session(stream: str | None = None) -> dict:
         "format": "spikeglx",
         "groups": [{"name": "shank0", "region": "CA1", "channels": list(range(8))}],
         "mains_hz": 60,
+        "params": NO_DICTIONARIES,
     }
     if stream is not None:
         data["stream"] = stream
@@ -255,6 +269,7 @@ def test_nwb_round_trip(tmp_path):
         "format": "nwb",
         "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 3]}],
         "mains_hz": 50,
+        "params": NO_DICTIONARIES,
     })
     rec = open_recording(s)
     assert rec.get_sampling_frequency() == 10000.0
@@ -363,7 +378,7 @@ def test_probe_file_with_wrong_contact_count(tmp_path):
     probegroup = pi.ProbeGroup()
     probegroup.add_probe(pi.generate_tetrode())
     pi.write_probeinterface(tmp_path / "tetrode.json", probegroup)
-    data = binary_session(tmp_path, np.zeros((100, 8), dtype="int16"),
+    data = binary_session(tmp_path, noise(100, 8),
                           probe={"file": "tetrode.json"})
     s = session_of(tmp_path, data)
     with pytest.raises(IngestError) as info:
@@ -379,7 +394,7 @@ def test_probe_file_with_matching_contacts_is_used(tmp_path):
     probe = pi.generate_linear_probe(num_elec=4, ypitch=25)
     probegroup.add_probe(probe)
     pi.write_probeinterface(tmp_path / "shank.json", probegroup)
-    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"),
+    data = binary_session(tmp_path, noise(100, 4),
                           probe={"file": "shank.json"})
     rec = open_recording(session_of(tmp_path, data))
     np.testing.assert_allclose(rec.get_probe().contact_positions, probe.contact_positions)
@@ -393,7 +408,7 @@ def test_probe_file_with_bad_device_channel_indices(tmp_path):
     probe.set_device_channel_indices([0, 1, 2, 5])  # 5 is not a channel of a 4-channel file
     probegroup.add_probe(probe)
     pi.write_probeinterface(tmp_path / "tetrode.json", probegroup)
-    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"),
+    data = binary_session(tmp_path, noise(100, 4),
                           probe={"file": "tetrode.json"})
     with pytest.raises(IngestError, match=re.escape(f"probe '{tmp_path / 'tetrode.json'}'")):
         open_recording(session_of(tmp_path, data))
@@ -401,16 +416,34 @@ def test_probe_file_with_bad_device_channel_indices(tmp_path):
 
 def test_unreadable_probe_file(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
-    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"),
+    data = binary_session(tmp_path, noise(100, 4),
                           probe={"file": "broken.json"})
     with pytest.raises(IngestError, match=re.escape(f"'{tmp_path / 'broken.json'}'")):
         open_recording(session_of(tmp_path, data))
 
 
-def test_group_channel_beyond_recording(tmp_path):
-    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"))
+def test_group_channel_beyond_num_channels(tmp_path):
+    data = binary_session(tmp_path, noise(100, 4))
     data["groups"] = [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 7]}]
-    s = session_of(tmp_path, data)
+    path = write_session(tmp_path, data)
+    with pytest.raises(ConfigError) as info:
+        load_session(path)
+    assert str(info.value) == (
+        f"{path}: 'groups[0].channels': expected channel indices below num_channels = 4; got 7."
+    )
+
+
+def test_group_channel_beyond_recording(tmp_path):
+    source = sc.generate_recording(num_channels=4, durations=[0.5], sampling_frequency=10000.0,
+                                   seed=0)
+    write_nwb(tmp_path / "rec.nwb", source)
+    s = session_of(tmp_path, {
+        "raw_path": "rec.nwb",
+        "format": "nwb",
+        "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 7]}],
+        "mains_hz": 50,
+        "params": NO_DICTIONARIES,
+    })
     with pytest.raises(ConfigError) as info:
         open_recording(s)
     assert str(info.value) == (
@@ -420,7 +453,7 @@ def test_group_channel_beyond_recording(tmp_path):
 
 
 def test_window_beyond_recording(tmp_path):
-    data = binary_session(tmp_path, np.zeros((2000, 4), dtype="int16"))  # 2 s at 1 kHz
+    data = binary_session(tmp_path, noise(2000, 4))  # 2 s at 1 kHz
     data["windows"] = [{"start_s": 0.5, "end_s": 1.5, "condition": "rest"},
                        {"start_s": 1.0, "end_s": 3.0, "condition": "odour"}]
     s = session_of(tmp_path, data)
@@ -444,7 +477,7 @@ def test_window_beyond_recording(tmp_path):
 
 
 def test_bad_channel_property(tmp_path):
-    data = binary_session(tmp_path, np.zeros((100, 4), dtype="int16"), bad_channels=[1])
+    data = binary_session(tmp_path, noise(100, 4), bad_channels=[1])
     rec = open_recording(session_of(tmp_path, data))
     assert rec.get_property("bad").dtype == bool
     assert list(rec.get_property("bad")) == [False, True, False, False]

@@ -7,6 +7,7 @@ import pytest
 import scipy.signal
 import spikeinterface.core as sc
 
+from neurodict.common.errors import InputError
 from neurodict.config import apply_defaults, load_schema
 from neurodict.preprocess import filters as preprocess
 
@@ -118,9 +119,29 @@ def test_region_median_over_good_channels_only(noise):
 
 
 def test_lfp_rate_must_divide_the_sampling_rate(noise):
-    with pytest.raises(ValueError, match=r"'lfp.fs_lfp_hz': expected a divisor of the sampling "
+    with pytest.raises(InputError, match=r"'lfp.fs_lfp_hz': expected a divisor of the sampling "
                                          r"rate 20000.0 Hz; got 3000.0."):
         preprocess.lfp_band(make_recording(noise), dict(PARAMS["lfp"], fs_lfp_hz=3000.0), 50)
+
+
+@pytest.mark.parametrize("edges", [(0.5, 600.0), (300.0, 300.0), (400.0, 300.0)])
+def test_lfp_band_edges_are_a_user_error(noise, edges):
+    with pytest.raises(InputError, match=r"expected freq_min_hz < freq_max_hz < fs_lfp_hz / 2 = "
+                                         r"500 Hz; got"):
+        preprocess.lfp_band(make_recording(noise),
+                            dict(PARAMS["lfp"], freq_min_hz=edges[0], freq_max_hz=edges[1]), 50)
+
+
+def test_spike_band_edges_are_a_user_error(noise):
+    """A high-pass corner at or above the (clipped) low-pass corner is the user's setting, said
+    before any filtering; not scipy's ValueError from deep inside the filter design."""
+    with pytest.raises(InputError, match=r"'spikeband.freq_min_hz': expected a value below "
+                                         r"freq_max_hz, clipped to 0.45 of the sampling rate "
+                                         r"20000 Hz \(6000 Hz\); got 9000.0."):
+        preprocess.spike_band(make_recording(noise), dict(PARAMS["spikeband"], freq_min_hz=9000.0))
+    with pytest.raises(InputError, match=r"\(9000 Hz\); got 9500.0"):
+        preprocess.spike_band(make_recording(noise),
+                              dict(PARAMS["spikeband"], freq_min_hz=9500.0, freq_max_hz=12000.0))
 
 
 def test_spike_band_drops_bad_channels(noise):

@@ -6,7 +6,7 @@ Compares every file under REFERENCE/results with its namesake under OTHER/result
 workflow directories), leaving out what differs by design: logs, Snakemake's benchmarks, HTML
 reports, provenance records (run times, hosts) and NWB files (creation time, identifier). Text
 that names a workflow directory is read with that directory replaced, so two runs in different
-folders compare equal. Also fails when a half-written temporary (``.<name>.tmp-<pid>``,
+folders compare equal. Also fails when a half-written temporary (``.<name>.tmp-<host>-<pid>``,
 neurodict.common.files.atomic_path) is left in OTHER.
 Exits 1 and lists every difference.
 """
@@ -34,8 +34,12 @@ def outputs(results: Path) -> set[Path]:
     found = set()
     for path in results.rglob("*"):
         rel = path.relative_to(results)
-        if (path.is_dir() or rel.parts[0] in LEFT_OUT_DIRS or path.name in LEFT_OUT_NAMES
-                or path.name.endswith(LEFT_OUT_SUFFIXES)):
+        if (
+            path.is_dir()
+            or rel.parts[0] in LEFT_OUT_DIRS
+            or path.name in LEFT_OUT_NAMES
+            or path.name.endswith(LEFT_OUT_SUFFIXES)
+        ):
             continue
         found.add(rel)
     return found
@@ -100,8 +104,10 @@ def compare(dir_a: Path, dir_b: Path) -> list[str]:
             identical += 1
         elif not same_content(a, b, dir_a, dir_b):
             problems.append(f"differs: {rel}")
-    print(f"compare: {len(files_a & files_b)} outputs, {identical} byte for byte, "
-          f"{len(files_a & files_b) - identical} compared as numbers or with paths replaced")
+    print(
+        f"compare: {len(files_a & files_b)} outputs, {identical} byte for byte, "
+        f"{len(files_a & files_b) - identical} compared as numbers or with paths replaced"
+    )
     return problems
 
 

@@ -10,9 +10,13 @@
 #    cancels (scancel) one running job of $STAGE halfway, reruns the same command, and checks that
 #    only the cancelled job and what depends on it ran again.
 # 4. Local: runs the same configuration with profiles/default uninterrupted (the reference), and
-#    once more killing snakemake and its jobs (kill -9) during $STAGE, then --unlock and rerun.
+#    once more killing snakemake and its jobs (kill -9) during $STAGE, then reruns the same
+#    command, which removes the killed run's Snakemake lock itself.
 # 5. Every output of both resumed runs equals the reference (tests/slurm/compare.py) and no
 #    half-written temporary is left.
+# Each run is waited for by the state of its jobs (squeue), its processes and its output, not for
+# a fixed time: it is stopped only when nothing has moved for $NEURODICT_SLURM_STALL_S seconds,
+# and then unlocked (--unlock) so that the next run does not fail on the lock it left.
 # Stops the daemons it started, by PID, on exit. Prints "SKIP: ..." and exits 0 where it cannot
 # run (not root, or slurm-wlm cannot be installed, or another SLURM is configured here).
 set -euo pipefail
@@ -20,7 +24,8 @@ set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
 BIN=${NEURODICT_BIN:-$REPO/.venv/bin}
 STAGE=${NEURODICT_SLURM_STAGE:-sort}   # the stage interrupted in both resume checks (one job per group)
-RUN_LIMIT_S=${NEURODICT_SLURM_RUN_LIMIT_S:-300}   # one snakemake run
+# a run with no job queued or running, no job process and no new file for this long is stuck
+STALL_S=${NEURODICT_SLURM_STALL_S:-300}
 SLURM_CONF=/etc/slurm/slurm.conf
 MARK="# written by neurodict tests/slurm/run.sh"
 export PATH="$BIN:$PATH"
@@ -140,14 +145,58 @@ slurm-status-command: squeue
 slurm-init-seconds-before-status-checks: 1
 EOF
 
-# snakemake DIR PROFILE-ARGS...: one run in workflow directory DIR, its output in DIR/run-N.log.
+PROBLEMS=()
+# activity PGID DIR: a line that changes while a run works. SLURM jobs queued, running or
+# completing (a job that runs for long changes nothing else), the processes of the run's group
+# (snakemake and its local jobs) and the newest file in its workflow directory.
+activity() {
+    local pgid=$1 dir=$2 jobs procs newest
+    jobs=$(squeue -h -o '%i %t' 2>/dev/null | tr '\n' ' ' || true)
+    procs=$(pgrep -g "$pgid" 2>/dev/null | wc -l || true)
+    newest=$(find "$dir" -type f -printf '%T@ %s\n' 2>/dev/null | sort -n | tail -1 || true)
+    echo "$jobs|$procs|$newest"
+}
+# busy ACTIVITY: whether a job is queued or running, or a job process runs beside snakemake.
+busy() {
+    local jobs=${1%%|*} rest=${1#*|}
+    [ -n "${jobs// /}" ] || [ "${rest%%|*}" -gt 1 ]
+}
+# wait_run PID DIR ARGS...: wait for the snakemake started as PID (leading its own process group)
+# in workflow directory DIR; stop it only when nothing has moved for $STALL_S s, then unlock DIR
+# with ARGS (its profile arguments) and return 124. Otherwise returns snakemake's exit status.
+wait_run() {
+    local pid=$1 dir=$2; shift 2
+    local last=$SECONDS mark="" now
+    while kill -0 "$pid" 2>/dev/null; do
+        now=$(activity "$pid" "$dir")
+        if busy "$now" || [ "$now" != "$mark" ]; then
+            mark=$now
+            last=$SECONDS
+        elif [ $((SECONDS - last)) -ge "$STALL_S" ]; then
+            PROBLEMS+=("nothing moved for $STALL_S s in the run of $LAST_LOG; it was stopped")
+            say "nothing moved for $STALL_S s: stopping the run of $LAST_LOG and unlocking $dir"
+            kill -9 -- "-$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+            snakemake --snakefile "$REPO/Snakefile" --directory "$dir" \
+                --configfile "$WORK/config.yaml" "$@" --unlock >"$LAST_LOG.unlock" 2>&1 \
+                || say "--unlock failed: $LAST_LOG.unlock"
+            return 124
+        fi
+        sleep 1
+    done
+    local rc=0
+    wait "$pid" || rc=$?
+    return "$rc"
+}
+# snakemake_in DIR PROFILE-ARGS...: one run in workflow directory DIR, its output in DIR/run-N.log.
 snakemake_in() {
     local dir=$1; shift
     mkdir -p "$dir"
     local n; n=$(find "$dir" -maxdepth 1 -name 'run-*.log' | wc -l)
     LAST_LOG="$dir/run-$((n + 1)).log"
-    timeout -k 10 "$RUN_LIMIT_S" snakemake --snakefile "$REPO/Snakefile" --directory "$dir" \
-        --configfile "$WORK/config.yaml" "$@" >"$LAST_LOG" 2>&1
+    setsid snakemake --snakefile "$REPO/Snakefile" --directory "$dir" \
+        --configfile "$WORK/config.yaml" "$@" >"$LAST_LOG" 2>&1 &
+    wait_run "$!" "$dir" "$@"
 }
 # jobs_run LOG: "rule count" lines of the job-stats table of that run.
 jobs_run() {
@@ -213,30 +262,39 @@ say "local reference run: $((SECONDS - T0)) s"
 
 say "local run; kill -9 of snakemake and its jobs during $STAGE"
 T0=$SECONDS
-setsid timeout -k 10 "$RUN_LIMIT_S" snakemake --snakefile "$REPO/Snakefile" \
+mkdir -p "$WORK/killed-run"
+setsid snakemake --snakefile "$REPO/Snakefile" \
     --directory "$WORK/killed-run" --configfile "$WORK/config.yaml" \
     --profile "$REPO/profiles/default" >"$WORK/killed-run.log" 2>&1 &
 KILLED=$!
-for _ in $(seq $((RUN_LIMIT_S * 5))); do
-    compgen -G "$WORK/killed-run/results/logs/*/$STAGE*.log" >/dev/null && break
+SEEN_AT=$SECONDS
+SEEN=""
+until compgen -G "$WORK/killed-run/results/logs/*/$STAGE*.log" >/dev/null; do
     kill -0 "$KILLED" 2>/dev/null || fail "the local run ended before $STAGE: $WORK/killed-run.log"
+    NOW=$(activity "$KILLED" "$WORK/killed-run")
+    if busy "$NOW" || [ "$NOW" != "$SEEN" ]; then SEEN=$NOW; SEEN_AT=$SECONDS; fi
+    [ $((SECONDS - SEEN_AT)) -lt "$STALL_S" ] \
+        || fail "the local run did not reach $STAGE; nothing moved for $STALL_S s: $WORK/killed-run.log"
     sleep 0.2
 done
 sleep 2
-kill -9 -- "-$KILLED"   # setsid: the process group of timeout, snakemake and its jobs
+kill -9 -- "-$KILLED"   # setsid: the process group of snakemake and its jobs
 wait "$KILLED" 2>/dev/null || true
 say "killed after $((SECONDS - T0)) s"
-if snakemake_in "$WORK/killed-run" --profile "$REPO/profiles/default"; then
-    fail "the rerun after kill -9 did not stop at the lock it left: $LAST_LOG"
-fi
-grep -q "cannot be locked" "$LAST_LOG" || fail "no lock message after kill -9: $LAST_LOG"
-snakemake_in "$WORK/killed-run" --profile "$REPO/profiles/default" --unlock \
-    || fail "--unlock failed: $LAST_LOG"
 T0=$SECONDS
-snakemake_in "$WORK/killed-run" --profile "$REPO/profiles/default" \
-    || fail "the rerun after kill -9 and --unlock failed: $LAST_LOG"
+KILL_ARGS=(--profile "$REPO/profiles/default")
+if ! snakemake_in "$WORK/killed-run" "${KILL_ARGS[@]}"; then
+    grep -q "cannot be locked" "$LAST_LOG" || fail "the rerun after kill -9 failed: $LAST_LOG"
+    # the workflow should have removed the killed run's lock itself; unlock, go on, report it
+    PROBLEMS+=("the rerun after kill -9 stopped at Snakemake's lock: $LAST_LOG")
+    snakemake_in "$WORK/killed-run" "${KILL_ARGS[@]}" --unlock || fail "--unlock failed: $LAST_LOG"
+    snakemake_in "$WORK/killed-run" "${KILL_ARGS[@]}" \
+        || fail "the rerun after kill -9 and --unlock failed: $LAST_LOG"
+elif ! grep -q "removed Snakemake's lock left by a killed run" "$LAST_LOG"; then
+    PROBLEMS+=("the rerun after kill -9 did not say it removed the killed run's lock: $LAST_LOG")
+fi
 RERUN=$(jobs_run "$LAST_LOG" | sort | tr ' \n' '= ')
-say "local rerun after --unlock: $((SECONDS - T0)) s; jobs: $RERUN"
+say "local rerun after kill -9: $((SECONDS - T0)) s; jobs: $RERUN"
 jobs_run "$LAST_LOG" | grep -q "^$STAGE " || fail "the rerun did not redo $STAGE: $RERUN"
 ! jobs_run "$LAST_LOG" | grep -q "^ingest " || fail "the rerun redid finished ingest jobs: $RERUN"
 
@@ -254,4 +312,8 @@ done
 say "the SLURM run (resumed after scancel) and the local run (resumed after kill -9) equal the" \
     "uninterrupted local run"
 say "wall time $SECONDS s"
+if [ ${#PROBLEMS[@]} -gt 0 ]; then
+    printf 'slurm-test: %s\n' "${PROBLEMS[@]}" >&2
+    fail "${#PROBLEMS[@]} problem(s) above"
+fi
 echo "slurm-test: 2 passed, 0 failed"
