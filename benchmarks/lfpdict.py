@@ -55,8 +55,10 @@ def planted(n_regions: int, n_units: int, minutes: float, seed: int = 0):
     spec = SynthSpec(n_regions=n_regions, n_families=3, lag_ms=LAG)
     h = family_filters(spec, rng)
     F = rng.uniform(0.7, 1.3, n_units)[:, None, None] * h[rng.integers(3, size=n_units)]
-    spikes = [np.sort(rng.choice(T, size=int(rng.uniform(3, 20) * T / 1000), replace=False))
-              for _ in range(n_units)]
+    spikes = [
+        np.sort(rng.choice(T, size=int(rng.uniform(3, 20) * T / 1000), replace=False))
+        for _ in range(n_units)
+    ]
     y = np.empty((n_regions, T), dtype="float32")
     chunk = 600_000  # spike_lfp in chunks keeps the dense trains small; chunks run in threads
 
@@ -67,7 +69,7 @@ def planted(n_regions: int, n_units: int, minutes: float, seed: int = 0):
 
     with ThreadPoolExecutor(min(6, os.cpu_count() or 1)) as pool:
         for a, part in zip(range(0, T, chunk), pool.map(block, range(0, T, chunk)), strict=True):
-            y[:, a:a + part.shape[1]] = part
+            y[:, a : a + part.shape[1]] = part
     y += background_lfp(spec, T, rng).astype("float32")
     regions = [f"R{i}" for i in range(n_regions)]
     return spikes, y, F, [regions[n % n_regions] for n in range(n_units)], regions
@@ -88,26 +90,47 @@ def one_size(n_regions: int, n_units: int, minutes: float, backend: str = "cpu")
         gpu_mb = cupy.get_default_memory_pool().total_bytes() / 2**20
     scores = {}
     for model_name in ("dictionary", "wiener", "sta", "jitter"):
-        vals = [r["r2_heldout"] for r in scored.scores
-                if r["predictors"] == "all" and r["model"] == model_name]
+        vals = [
+            r["r2_heldout"]
+            for r in scored.scores
+            if r["predictors"] == "all" and r["model"] == model_name
+        ]
         scores[model_name] = float(np.mean(vals))
-    corr = [np.corrcoef(est.filters_[n, r], F[n, r])[0, 1] for n in range(n_units)
-            for r in range(n_regions) if np.abs(F[n, r]).any()]
-    return {"size": f"{n_regions} x {n_units} x {minutes:g} min", "backend": backend,
-            "wall_s": wall, "gpu_mb": gpu_mb, "phases": est.timings_ | scored.timings,
-            "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "r2": scores,
-            "filter_corr": float(np.median(corr))}
+    corr = [
+        np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
+        for n in range(n_units)
+        for r in range(n_regions)
+        if np.abs(F[n, r]).any()
+    ]
+    return {
+        "size": f"{n_regions} x {n_units} x {minutes:g} min",
+        "backend": backend,
+        "wall_s": wall,
+        "gpu_mb": gpu_mb,
+        "phases": est.timings_ | scored.timings,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "r2": scores,
+        "filter_corr": float(np.median(corr)),
+    }
 
 
-def atom_step_peers(peers=("sporco", "alphacsc"), n_regions: int = 4, n_units: int = 20,
-                    minutes: float = 5) -> list[dict]:
+def atom_step_peers(
+    peers=("sporco", "alphacsc"), n_regions: int = 4, n_units: int = 20, minutes: float = 5
+) -> list[dict]:
     """Time to reach the same objective in the dictionary step with known codes."""
     spikes, y, F_true, unit_regions, regions = planted(n_regions, n_units, minutes)
     T, K = y.shape[1], 12
     stats = segment_stats(spikes, y, 0, T, LAG, LAG, dtype="float64")
     # codes: the final model's coefficients on these data (a realistic sparsity pattern)
-    est = SpikeLFPDictionary(1000.0, backend="cpu", n_outer=5, n_folds=2, dtype="float64",
-                             lambda_fractions=(0.02,), ridge_alphas=(0.01,))
+    est = SpikeLFPDictionary(
+        1000.0,
+        backend="cpu",
+        n_outer=5,
+        n_folds=2,
+        dtype="float64",
+        lambda_fractions=(0.02,),
+        ridge_alphas=(0.01,),
+    )
     est.fit(spikes, y, unit_regions, regions)
     B = est.coef_[0].transpose(0, 2, 1)  # (N, K, R), one window
     D0 = wavelet_atoms(K, np.arange(-LAG, LAG + 1) / 1000.0)
@@ -126,8 +149,14 @@ def atom_step_peers(peers=("sporco", "alphacsc"), n_regions: int = 4, n_units: i
     t_ours = time.perf_counter() - t0
     J0, J_star = J(D0), J(D_ours)
     target = J_star + 0.01 * (J0 - J_star)
-    rows.append({"solver": "neurodict (statistics pass + atom step)", "s": t_stats + t_ours,
-                 "objective_gap": 0.0, "note": f"pass {t_stats:.2f} s, step {t_ours:.2f} s"})
+    rows.append(
+        {
+            "solver": "neurodict (statistics pass + atom step)",
+            "s": t_stats + t_ours,
+            "objective_gap": 0.0,
+            "note": f"pass {t_stats:.2f} s, step {t_ours:.2f} s",
+        }
+    )
 
     # coefficient maps x_{k,r}(t) = sum_n b_{n,k,r} u_n(t + LAG) (causal layout for the peers)
     u = bin_spikes(spikes, 1000.0, 1000.0, T)
@@ -165,8 +194,15 @@ def _sporco(maps, y, D0, J, target, J0, J_star) -> dict:
     L = D0.shape[1]
     Y0 = np.zeros((T, 1, 1, K))
     Y0[:L, 0, 0, :] = D0.T  # the same starting atoms, zero-padded as sporco holds them
-    opt = ccmod.ConvCnstrMOD_IterSM.Options({"MaxMainIter": 10, "AutoRho": {"Enabled": False},
-                                             "Verbose": False, "RelStopTol": 0.0, "Y0": Y0})
+    opt = ccmod.ConvCnstrMOD_IterSM.Options(
+        {
+            "MaxMainIter": 10,
+            "AutoRho": {"Enabled": False},
+            "Verbose": False,
+            "RelStopTol": 0.0,
+            "Y0": Y0,
+        }
+    )
     t0 = time.perf_counter()
     solver = ccmod.ConvCnstrMOD_IterSM(Z, y.T, (L, K), opt=opt, dimK=1, dimN=1)
     setup = time.perf_counter() - t0
@@ -177,8 +213,12 @@ def _sporco(maps, y, D0, J, target, J0, J_star) -> dict:
         return solver.getdict().reshape(L, K).T
 
     wall, gap, note = _time_to_target(chunk, J, target, J0, J_star)
-    return {"solver": "sporco ConvCnstrMOD (ADMM)", "s": setup + wall, "objective_gap": gap,
-            "note": note}
+    return {
+        "solver": "sporco ConvCnstrMOD (ADMM)",
+        "s": setup + wall,
+        "objective_gap": gap,
+        "note": note,
+    }
 
 
 def _alphacsc(maps, y, D0, J, target, J0, J_star) -> dict:
@@ -195,15 +235,25 @@ def _alphacsc(maps, y, D0, J, target, J0, J_star) -> dict:
     state = {"D": D0[:, None, :].copy()}  # alphacsc convolves like numpy: no flip
 
     def chunk(n):
-        state["D"], _ = fista(lambda D, full=False: compute_objective(D=D, constants=constants),
-                              lambda D: gradient_d(D=D, constants=constants),
-                              lambda D, step_size=None: prox_d(D), None, state["D"], n,
-                              adaptive_step_size=True, momentum=True)
+        state["D"], _ = fista(
+            lambda D, full=False: compute_objective(D=D, constants=constants),
+            lambda D: gradient_d(D=D, constants=constants),
+            lambda D, step_size=None: prox_d(D),
+            None,
+            state["D"],
+            n,
+            adaptive_step_size=True,
+            momentum=True,
+        )
         return state["D"][:, 0, :]
 
     wall, gap, note = _time_to_target(chunk, J, target, J0, J_star)
-    return {"solver": "alphacsc d-step (ztz constants + FISTA, restarted every 10)",
-            "s": setup + wall, "objective_gap": gap, "note": note}
+    return {
+        "solver": "alphacsc d-step (ztz constants + FISTA, restarted every 10)",
+        "s": setup + wall,
+        "objective_gap": gap,
+        "note": note,
+    }
 
 
 def main() -> None:
@@ -211,8 +261,12 @@ def main() -> None:
     ap.add_argument("--max", action="store_true", help="add 16 x 200 x 60 min")
     ap.add_argument("--peers-only", action="store_true")
     ap.add_argument("--peers", nargs="+", default=["sporco", "alphacsc"])
-    ap.add_argument("--backend", choices=["cpu", "gpu"], default="cpu",
-                    help="where the fits of table 1 run (gpu: cupy)")
+    ap.add_argument(
+        "--backend",
+        choices=["cpu", "gpu"],
+        default="cpu",
+        help="where the fits of table 1 run (gpu: cupy)",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -222,31 +276,49 @@ def main() -> None:
     if not args.peers_only:
         rows = []
         for size in SIZES + ([MAX_SIZE] if args.max else []):
-            out = subprocess.run([sys.executable, __file__, "--one", ",".join(map(str, size)),
-                                  "--backend", args.backend],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    ",".join(map(str, size)),
+                    "--backend",
+                    args.backend,
+                ],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
             print(f"done {rows[-1]['size']}", file=sys.stderr)
-        print("\n| regions x units x length | backend | fit s | stats s | CV s | null s | "
-              "final s | held-out s | peak MB | GPU pool MB | R2 dictionary | R2 wiener | R2 sta | "
-              "R2 jitter | filter corr |")
+        print(
+            "\n| regions x units x length | backend | fit s | stats s | CV s | null s | "
+            "final s | held-out s | peak MB | GPU pool MB | R2 dictionary | R2 wiener | R2 sta | "
+            "R2 jitter | filter corr |"
+        )
         print("|---" * 15 + "|")
         for r in rows:
             p, s = r["phases"], r["r2"]
             gpu_mb = "" if r["gpu_mb"] is None else f"{r['gpu_mb']:.0f}"
             cv_s = p["cross_validation"] + p["baselines"]
-            print(f"| {r['size']} | {r['backend']} | {r['wall_s']:.1f} | {p['statistics']:.1f} | "
-                  f"{cv_s:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
-                  f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {s['dictionary']:.3f} | "
-                  f"{s['wiener']:.3f} | {s['sta']:.3f} | {s['jitter']:.3f} | "
-                  f"{r['filter_corr']:.3f} |")
+            print(
+                f"| {r['size']} | {r['backend']} | {r['wall_s']:.1f} | {p['statistics']:.1f} | "
+                f"{cv_s:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
+                f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {s['dictionary']:.3f} | "
+                f"{s['wiener']:.3f} | {s['sta']:.3f} | {s['jitter']:.3f} | "
+                f"{r['filter_corr']:.3f} |"
+            )
     peers = atom_step_peers(args.peers)
     ours = peers[0]["s"]
-    print("\n| dictionary step, 4 regions x 20 units x 5 min | s | ratio to neurodict | "
-          "gap left | note |\n|---|---|---|---|---|")
+    print(
+        "\n| dictionary step, 4 regions x 20 units x 5 min | s | ratio to neurodict | "
+        "gap left | note |\n|---|---|---|---|---|"
+    )
     for r in peers:
-        print(f"| {r['solver']} | {r['s']:.2f} | {r['s'] / ours:.1f} | "
-              f"{r['objective_gap']:.4f} | {r['note']} |")
+        print(
+            f"| {r['solver']} | {r['s']:.2f} | {r['s'] / ours:.1f} | "
+            f"{r['objective_gap']:.4f} | {r['note']} |"
+        )
 
 
 if __name__ == "__main__":

@@ -50,15 +50,19 @@ def recordings(quick: bool) -> dict[str, dict]:
     seeds = [1] if quick else [1, 2, 3]
     for noise in (5.0, 9.0):
         for seed in seeds:
-            out[f"tetrode-n{noise:g}-s{seed}"] = dict(kind="gt", channels=4, units=8,
-                                                      duration=60.0, noise=noise, seed=seed)
+            out[f"tetrode-n{noise:g}-s{seed}"] = dict(
+                kind="gt", channels=4, units=8, duration=60.0, noise=noise, seed=seed
+            )
     if not quick:
-        out["probe32-n5-s1"] = dict(kind="gt", channels=32, units=20, duration=60.0, noise=5.0,
-                                    seed=1)
-        out["probe32-n9-s1"] = dict(kind="gt", channels=32, units=20, duration=60.0, noise=9.0,
-                                    seed=1)
-        out["tetrode-n5-300s"] = dict(kind="gt", channels=4, units=8, duration=300.0, noise=5.0,
-                                      seed=1)
+        out["probe32-n5-s1"] = dict(
+            kind="gt", channels=32, units=20, duration=60.0, noise=5.0, seed=1
+        )
+        out["probe32-n9-s1"] = dict(
+            kind="gt", channels=32, units=20, duration=60.0, noise=9.0, seed=1
+        )
+        out["tetrode-n5-300s"] = dict(
+            kind="gt", channels=4, units=8, duration=300.0, noise=5.0, seed=1
+        )
         out["drift16"] = dict(kind="drift", seed=5)
         if LOCUST.exists():
             out["hybrid-locust"] = dict(kind="hybrid", seed=3)
@@ -72,22 +76,40 @@ def make_recording(spec: dict, folder: Path):
 
     if spec["kind"] == "gt":
         rec, gt = sc.generate_ground_truth_recording(
-            durations=[spec["duration"]], num_channels=spec["channels"],
-            num_units=spec["units"], seed=spec["seed"],
-            noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"})
+            durations=[spec["duration"]],
+            num_channels=spec["channels"],
+            num_units=spec["units"],
+            seed=spec["seed"],
+            noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"},
+        )
     elif spec["kind"] == "drift":
         from spikeinterface.generation import generate_drifting_recording
 
         _, rec, gt = generate_drifting_recording(
-            num_units=8, duration=120.0, sampling_frequency=30000.0, probe_name=None,
-            generate_probe_kwargs={"num_columns": 2, "num_contact_per_column": 8, "xpitch": 20,
-                                   "ypitch": 20, "contact_shapes": "circle",
-                                   "contact_shape_params": {"radius": 6}},
-            seed=spec["seed"])
+            num_units=8,
+            duration=120.0,
+            sampling_frequency=30000.0,
+            probe_name=None,
+            generate_probe_kwargs={
+                "num_columns": 2,
+                "num_contact_per_column": 8,
+                "xpitch": 20,
+                "ypitch": 20,
+                "contact_shapes": "circle",
+                "contact_shape_params": {"radius": 6},
+            },
+            seed=spec["seed"],
+        )
     else:
         # raw int16 counts without a known gain: taken as microvolts by every sorter alike
-        rec = sc.read_binary(LOCUST, sampling_frequency=15000.0, dtype="int16", num_channels=4,
-                             gain_to_uV=1.0, offset_to_uV=0.0).astype("float32")
+        rec = sc.read_binary(
+            LOCUST,
+            sampling_frequency=15000.0,
+            dtype="int16",
+            num_channels=4,
+            gain_to_uV=1.0,
+            offset_to_uV=0.0,
+        ).astype("float32")
         rec.set_dummy_probe_from_locations(np.array([[0, 0], [20, 0], [0, 20], [20, 20.0]]))
         gt = None
         if spec["kind"] == "hybrid":
@@ -96,11 +118,20 @@ def make_recording(spec: dict, folder: Path):
             # templates of 600-1500 (peaks of about 200-700 counts against a spike-band noise
             # of about 20): the generator's default amplitudes vanish in this recording's scale
             rec, gt = generate_hybrid_recording(
-                rec, generate_sorting_kwargs={"num_units": 5, "firing_rates": 10,
-                                              "refractory_period_ms": 4.0, "seed": spec["seed"]},
-                generate_templates_kwargs={"ms_before": 1.0, "ms_after": 3.0,
-                                           "unit_params": {"alpha": (600.0, 1500.0)}},
-                seed=spec["seed"])
+                rec,
+                generate_sorting_kwargs={
+                    "num_units": 5,
+                    "firing_rates": 10,
+                    "refractory_period_ms": 4.0,
+                    "seed": spec["seed"],
+                },
+                generate_templates_kwargs={
+                    "ms_before": 1.0,
+                    "ms_after": 3.0,
+                    "unit_params": {"alpha": (600.0, 1500.0)},
+                },
+                seed=spec["seed"],
+            )
     rec = rec.save(folder=folder / "rec", overwrite=True, progress_bar=False)
     gt_path = None
     if gt is not None:
@@ -128,10 +159,15 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
             params = {"job_kwargs": {"n_jobs": 2}}
         if sorter == "kilosort4":  # its neighbourhoods default to 10 channels; CPU torch
             n = rec.get_num_channels()
-            params = {"nearest_chans": min(10, n), "nearest_templates": min(100, n),
-                      "do_CAR": n > 8, "torch_device": "cpu"}
-        sorting = ss.run_sorter(sorter, rec, folder=out / "work", remove_existing_folder=True,
-                                verbose=False, **params)
+            params = {
+                "nearest_chans": min(10, n),
+                "nearest_templates": min(100, n),
+                "do_CAR": n > 8,
+                "torch_device": "cpu",
+            }
+        sorting = ss.run_sorter(
+            sorter, rec, folder=out / "work", remove_existing_folder=True, verbose=False, **params
+        )
     sc.NumpySorting.from_sorting(sorting).save(folder=out / "sorting", overwrite=True)
     if sorter == "neurodict":
         np.save(out / "multi_unit.npy", np.asarray(sorting.get_property("multi_unit"), bool))
@@ -149,16 +185,20 @@ def baseline(kind: str, rec, n_units: int):
 
     rec = bandpass_filter(rec, freq_min=300.0, freq_max=min(6000.0, 0.45 * rec.sampling_frequency))
     noise = sc.get_noise_levels(rec, return_in_uV=False)
-    peaks = detect.detect_group_peaks(rec, {"threshold_sigma": 4.0, "peak_sign": "neg",
-                                            "dead_time_ms": 1.0, "radius_um": 100.0})
+    peaks = detect.detect_group_peaks(
+        rec, {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
+    )
     x, samples = snippets.extract(rec, peaks["sample_index"], 0.6, 1.0, 0.2, noise)
     feats = []
     for m in range(x.shape[1]):
         xm = x[:, m] - x[:, m].mean(0)
         feats.append(xm @ np.linalg.svd(xm, full_matrices=False)[2][:2].T)
     f = np.concatenate(feats, axis=1)
-    model = (KMeans(n_units, n_init=10, random_state=0) if kind == "kmeans"
-             else GaussianMixture(n_units, random_state=0))
+    model = (
+        KMeans(n_units, n_init=10, random_state=0)
+        if kind == "kmeans"
+        else GaussianMixture(n_units, random_state=0)
+    )
     labels = model.fit_predict(f)
     return sc.NumpySorting.from_samples_and_labels([samples], [labels], rec.sampling_frequency)
 
@@ -166,8 +206,17 @@ def baseline(kind: str, rec, n_units: int):
 def timed(sorter: str, rec_path: Path, out: Path, n_units: int) -> dict:
     """Run one sorter in a child process; wall time and peak memory from /usr/bin/time -v."""
     out.mkdir(parents=True, exist_ok=True)
-    cmd = ["/usr/bin/time", "-v", sys.executable, __file__, "--run-one", sorter, str(rec_path),
-           str(out), str(n_units)]
+    cmd = [
+        "/usr/bin/time",
+        "-v",
+        sys.executable,
+        __file__,
+        "--run-one",
+        sorter,
+        str(rec_path),
+        str(out),
+        str(n_units),
+    ]
     started = time.time()
     proc = subprocess.run(cmd, capture_output=True, text=True)
     wall = time.time() - started
@@ -189,12 +238,17 @@ def score(gt_path, out: Path, sorter: str) -> dict:
     gt = sc.load(gt_path)
     cmp = scmp.compare_sorter_to_ground_truth(gt, sorting, exhaustive_gt=True)
     acc = cmp.get_performance()["accuracy"].to_numpy(float)
-    row |= {"accuracy": float(np.mean(acc)), "well": cmp.count_well_detected_units(0.8),
-            "n_gt": gt.get_num_units(), "fp": cmp.count_false_positive_units()}
+    row |= {
+        "accuracy": float(np.mean(acc)),
+        "well": cmp.count_well_detected_units(0.8),
+        "n_gt": gt.get_num_units(),
+        "fp": cmp.count_false_positive_units(),
+    }
     if sorter.startswith("neurodict"):
         single = sorting.unit_ids[~np.load(out / "multi_unit.npy")]
-        cmp1 = scmp.compare_sorter_to_ground_truth(gt, sorting.select_units(single),
-                                                   exhaustive_gt=True)
+        cmp1 = scmp.compare_sorter_to_ground_truth(
+            gt, sorting.select_units(single), exhaustive_gt=True
+        )
         row["fp_single"] = cmp1.count_false_positive_units()
     return row
 
@@ -224,16 +278,20 @@ def main() -> None:
         return
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--sorters", nargs="+",
-                   default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES])
+    p.add_argument(
+        "--sorters", nargs="+", default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES]
+    )
     p.add_argument("--recordings", nargs="+", default=None)
     p.add_argument("--work", type=Path, default=None, help="keep recordings and sortings here")
     p.add_argument("--json", type=Path, default=None, help="write every number here")
     args = p.parse_args()
     import spikeinterface.sorters as ss
 
-    sorters = [s for s in args.sorters
-               if s in BASELINES or s.startswith("neurodict") or s in ss.installed_sorters()]
+    sorters = [
+        s
+        for s in args.sorters
+        if s in BASELINES or s.startswith("neurodict") or s in ss.installed_sorters()
+    ]
     skipped = sorted(set(args.sorters) - set(sorters))
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")
@@ -254,12 +312,20 @@ def main() -> None:
             run = timed(sorter, rec_path, out, n_units)
             row = run | (score(gt_path, out, sorter) if run["ok"] else {})
             results.setdefault(name, {})[sorter] = row
-            print(name, sorter, json.dumps({k: (round(v, 3) if isinstance(v, float) else v)
-                                            for k, v in row.items()}), flush=True)
+            print(
+                name,
+                sorter,
+                json.dumps(
+                    {k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()}
+                ),
+                flush=True,
+            )
     print_table(results)
     if "locust" in results:
-        print("\nlocust: neurodict units matched by each peer (agreement >= 0.5):",
-              locust_agreement(list(results["locust"]), work))
+        print(
+            "\nlocust: neurodict units matched by each peer (agreement >= 0.5):",
+            locust_agreement(list(results["locust"]), work),
+        )
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=float))
     if args.work is None:
@@ -267,8 +333,10 @@ def main() -> None:
 
 
 def print_table(results: dict) -> None:
-    print("\n| recording | sorter | mean accuracy | well detected | FP units | units | "
-          "wall s | time / neurodict | peak MB | memory / neurodict |")
+    print(
+        "\n| recording | sorter | mean accuracy | well detected | FP units | units | "
+        "wall s | time / neurodict | peak MB | memory / neurodict |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, rows in results.items():
         ours = rows.get("neurodict", {})
@@ -276,14 +344,15 @@ def print_table(results: dict) -> None:
             if not r.get("ok"):
                 print(f"| {name} | {sorter} | failed | | | | | | | |")
                 continue
-            fp = f"{r.get('fp', '')}" + (f" ({r['fp_single']} single)" if "fp_single" in r
-                                         else "")
+            fp = f"{r.get('fp', '')}" + (f" ({r['fp_single']} single)" if "fp_single" in r else "")
             well = f"{r['well']}/{r['n_gt']}" if "well" in r else ""
             acc = f"{r['accuracy']:.2f}" if "accuracy" in r else ""
             tr = r["wall_s"] / ours["wall_s"] if ours.get("ok") else np.nan
             mr = r["peak_mb"] / ours["peak_mb"] if ours.get("ok") else np.nan
-            print(f"| {name} | {sorter} | {acc} | {well} | {fp} | {r.get('units', '')} | "
-                  f"{r['wall_s']:.0f} | {tr:.2f} | {r['peak_mb']:.0f} | {mr:.2f} |")
+            print(
+                f"| {name} | {sorter} | {acc} | {well} | {fp} | {r.get('units', '')} | "
+                f"{r['wall_s']:.0f} | {tr:.2f} | {r['peak_mb']:.0f} | {mr:.2f} |"
+            )
 
 
 if __name__ == "__main__":

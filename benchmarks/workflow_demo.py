@@ -29,8 +29,9 @@ def timed(cmd: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and peak resident MB of `cmd` (children included) via /usr/bin/time -v."""
     env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     t0 = time.perf_counter()
-    out = subprocess.run(["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, capture_output=True,
-                         text=True, check=True)
+    out = subprocess.run(
+        ["/usr/bin/time", "-v", *cmd], cwd=cwd, env=env, capture_output=True, text=True, check=True
+    )
     wall = time.perf_counter() - t0
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
     return wall, rss_kb / 1024
@@ -61,13 +62,34 @@ def main() -> None:
     args = ap.parse_args()
     work = args.workdir or Path(tempfile.mkdtemp(prefix="neurodict-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    synth_s, synth_mb = timed([str(BIN / "neurodict"), "synth", "--out", "data/demo",
-                               "--n-regions", str(args.regions),
-                               "--duration-s", str(args.duration_s)], work)
+    synth_s, synth_mb = timed(
+        [
+            str(BIN / "neurodict"),
+            "synth",
+            "--out",
+            "data/demo",
+            "--n-regions",
+            str(args.regions),
+            "--duration-s",
+            str(args.duration_s),
+        ],
+        work,
+    )
     (work / "config.yaml").write_text("sessions:\n  demo: data/demo/session.yaml\n")
-    wf_s, wf_mb = timed([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"),
-                         "--directory", str(work), "--configfile", str(work / "config.yaml"),
-                         "--cores", "2"], work)
+    wf_s, wf_mb = timed(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(work),
+            "--configfile",
+            str(work / "config.yaml"),
+            "--cores",
+            "2",
+        ],
+        work,
+    )
     rows = []
     for tsv in sorted((work / "results" / "benchmarks" / "demo").glob("*.tsv")):
         with open(tsv) as f:
@@ -75,13 +97,21 @@ def main() -> None:
         rows.append((tsv.stem, float(r["s"]), float(r["max_rss"])))
     raw = work / "data" / "demo" / "recording.raw"
     raw_mb = raw.stat().st_size / 1e6
-    out_mb = sum(p.stat().st_size for d in ("spikeband", "lfp", "region_lfp")
-                 for p in (work / "results" / "demo" / d).rglob("*")) / 1e6
+    out_mb = (
+        sum(
+            p.stat().st_size
+            for d in ("spikeband", "lfp", "region_lfp")
+            for p in (work / "results" / "demo" / d).rglob("*")
+        )
+        / 1e6
+    )
     pre_s = dict((r[0], r[1]) for r in rows)["preprocess"]
     n_channels = 4 * args.regions
     peer_s = scipy_in_memory_s(raw, n_channels, 20000.0)
-    print(f"\nDemo: {args.regions} regions, {args.duration_s:g} s, raw {raw_mb:.0f} MB; "
-          f"workdir {work}\n")
+    print(
+        f"\nDemo: {args.regions} regions, {args.duration_s:g} s, raw {raw_mb:.0f} MB; "
+        f"workdir {work}\n"
+    )
     print("| step | wall s | peak RSS MB |\n|---|---|---|")
     for name, s, rss in rows:
         print(f"| rule {name} | {s:.1f} | {rss:.0f} |")
@@ -89,9 +119,11 @@ def main() -> None:
     print(f"| snakemake (all rules) | {wf_s:.1f} | {wf_mb:.0f} |")
     peak_mb = max([synth_mb, wf_mb] + [r[2] for r in rows])
     print(f"| **make demo total** (synth + workflow) | {synth_s + wf_s:.1f} | {peak_mb:.0f} |")
-    print(f"\npreprocess: {raw_mb:.0f} MB in, {out_mb:.0f} MB out, {pre_s:.1f} s; the same "
-          f"filters by scipy on the whole array in memory {peer_s:.1f} s "
-          f"(ratio {pre_s / peer_s:.1f}; the IIR recursions, not the bytes, bound both)")
+    print(
+        f"\npreprocess: {raw_mb:.0f} MB in, {out_mb:.0f} MB out, {pre_s:.1f} s; the same "
+        f"filters by scipy on the whole array in memory {peer_s:.1f} s "
+        f"(ratio {pre_s / peer_s:.1f}; the IIR recursions, not the bytes, bound both)"
+    )
 
 
 if __name__ == "__main__":

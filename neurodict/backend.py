@@ -68,8 +68,10 @@ def get_backend(choice: str = "auto") -> Backend:
     if gpu is not None:
         return gpu
     if choice == "gpu":
-        raise InputError("'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not "
-                         "available here; install the gpu extra (pip install -e '.[gpu]') on a "
-                         "GPU machine, or set backend: auto (falls back to CPU) or cpu.")
+        raise InputError(
+            "'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not "
+            "available here; install the gpu extra (pip install -e '.[gpu]') on a "
+            "GPU machine, or set backend: auto (falls back to CPU) or cpu."
+        )
     log.info("backend auto: no GPU available (cupy or CUDA device missing); using the CPU")
     return CPU

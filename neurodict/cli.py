@@ -27,9 +27,11 @@ def _validate(args) -> None:
     config = load_config(args.config)
     session = load_session(args.session, config=config)
     rec = open_recording(session)
-    print(f"{args.session}: valid: {rec.get_num_channels()} channels in {len(session.groups)} "
-          f"groups, regions {session.regions}, {rec.get_total_duration():.2f} s at "
-          f"{rec.sampling_frequency:g} Hz.")
+    print(
+        f"{args.session}: valid: {rec.get_num_channels()} channels in {len(session.groups)} "
+        f"groups, regions {session.regions}, {rec.get_total_duration():.2f} s at "
+        f"{rec.sampling_frequency:g} Hz."
+    )
 
 
 def _ingest(args) -> None:
@@ -91,8 +93,12 @@ def _report(args) -> None:
 def _export(args) -> None:
     from neurodict.export import step
 
-    step.run(args.results, sorting_dir=args.sorting, probabilities=args.probabilities,
-             n_jobs=args.threads)
+    step.run(
+        args.results,
+        sorting_dir=args.sorting,
+        probabilities=args.probabilities,
+        n_jobs=args.threads,
+    )
 
 
 def _synth(args) -> None:
@@ -105,8 +111,7 @@ def _synth(args) -> None:
 
 
 RESULTS_HELP = "results folder of the session (results/<session>)"
-SORTING_HELP = ("spikeinterface sorting folder (default: the session's, as lfpdict.spikes "
-                "says)")
+SORTING_HELP = "spikeinterface sorting folder (default: the session's, as lfpdict.spikes says)"
 
 
 def _stage(sub, name: str, func, text: str, threads: bool = False) -> argparse.ArgumentParser:
@@ -138,33 +143,54 @@ def build_parser() -> argparse.ArgumentParser:
 
     _stage(sub, "preprocess", _preprocess, "spike band, LFP band, region LFPs", threads=True)
     _stage(sub, "detect", _detect, "spike detection per electrode group", threads=True)
-    p = _stage(sub, "sort", _sort, "sort one electrode group (writes sort/<group>.npz)",
-               threads=True)
+    p = _stage(
+        sub, "sort", _sort, "sort one electrode group (writes sort/<group>.npz)", threads=True
+    )
     p.add_argument("--group", required=True, help="electrode group name")
-    _stage(sub, "merge-sorting", _merge_sorting,
-           "the session's sorting, spikes, units and metrics", threads=True)
+    _stage(
+        sub,
+        "merge-sorting",
+        _merge_sorting,
+        "the session's sorting, spikes, units and metrics",
+        threads=True,
+    )
 
-    p = _stage(sub, "lfpdict", _lfpdict, "spike->LFP convolutional dictionaries with held-out "
-                                         "scores")
+    p = _stage(
+        sub, "lfpdict", _lfpdict, "spike->LFP convolutional dictionaries with held-out scores"
+    )
     p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
     p = _stage(sub, "clusters", _clusters, "cluster units by signature; phase; importance")
     p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
 
     p = _stage(sub, "report", _report, "the session's HTML report (report.html)")
-    p.add_argument("--benchmarks", type=Path, default=None,
-                   help="Snakemake benchmark files of the session "
-                        "(default: <results>/../benchmarks/<session>)")
+    p.add_argument(
+        "--benchmarks",
+        type=Path,
+        default=None,
+        help="Snakemake benchmark files of the session "
+        "(default: <results>/../benchmarks/<session>)",
+    )
 
-    p = _stage(sub, "export", _export, "the session as NWB (session.nwb) and for phy (phy/)",
-               threads=True)
+    p = _stage(
+        sub, "export", _export, "the session as NWB (session.nwb) and for phy (phy/)", threads=True
+    )
     p.add_argument("--sorting", type=Path, default=None, help=SORTING_HELP)
-    p.add_argument("--probabilities", type=Path, default=None,
-                   help="the sorter's spikes.npz with per-spike posterior probabilities")
+    p.add_argument(
+        "--probabilities",
+        type=Path,
+        default=None,
+        help="the sorter's spikes.npz with per-spike posterior probabilities",
+    )
 
-    p = sub.add_parser("summary", help="pooled clusters and the report across sessions "
-                                       "(writes <results>/summary/)")
-    p.add_argument("--results", type=Path, required=True,
-                   help="the results folder holding every session's folder")
+    p = sub.add_parser(
+        "summary", help="pooled clusters and the report across sessions (writes <results>/summary/)"
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        required=True,
+        help="the results folder holding every session's folder",
+    )
     p.add_argument("--sessions", nargs="+", required=True)
     p.add_argument("--config", type=Path, default=None, help=config_help)
     p.set_defaults(func=_summary)

@@ -43,15 +43,15 @@ MAX_PROBLEMS = 50
 # Session and electrode group names become folder and file names and command-line arguments.
 NAME_PATTERN = r"^(?!\.{1,2}$)(?!-)[A-Za-z0-9_.-]+$"
 MAX_NAME_LENGTH = 64
-NAME_TEXT = ("a name of letters, digits, '_', '-', '.' (not starting with '-', not '.' or "
-             "'..')")
+NAME_TEXT = "a name of letters, digits, '_', '-', '.' (not starting with '-', not '.' or '..')"
 # How `schema_problems` words the patterns of the schemas.
 PATTERN_TEXT = {
     NAME_PATTERN: NAME_TEXT,
     "^[A-Za-z0-9_.-]+$": "a name of letters, digits, '_', '-', '.'",
     r"^[^\x00-\x1f\x7f]+$": "text without control characters (tabs, line breaks)",
-    r"^(?!-)[^\x00-\x1f\x7f]+$": ("a folder path that does not start with '-' and has no "
-                                    "control characters"),
+    r"^(?!-)[^\x00-\x1f\x7f]+$": (
+        "a folder path that does not start with '-' and has no control characters"
+    ),
 }
 
 
@@ -150,8 +150,9 @@ class Session:
             "bad_channels": list(self.bad_channels),
             "mains_hz": self.mains_hz,
             "windows": [vars(w) for w in self.windows],
-            "ground_truth_sorting": (str(self.ground_truth_sorting)
-                                     if self.ground_truth_sorting else None),
+            "ground_truth_sorting": (
+                str(self.ground_truth_sorting) if self.ground_truth_sorting else None
+            ),
             "params": self.params,
         }
 
@@ -207,19 +208,28 @@ class _StrictLoader(yaml.SafeLoader):
         try:
             line = event.start_mark.line + 1
             if isinstance(event, yaml.AliasEvent):
-                raise ConfigError([
-                    f"{self.file}: '{self._here()}': expected a plain value (YAML anchors '&' and "
-                    f"aliases '*' are not allowed; write the value out); got alias "
-                    f"'*{event.anchor}' on line {line}."])
+                raise ConfigError(
+                    [
+                        f"{self.file}: '{self._here()}': expected a plain value (YAML anchors "
+                        f"'&' and aliases '*' are not allowed; write the value out); got alias "
+                        f"'*{event.anchor}' on line {line}."
+                    ]
+                )
             if getattr(event, "anchor", None) is not None:
-                raise ConfigError([
-                    f"{self.file}: '{self._here()}': expected a plain value (YAML anchors '&' and "
-                    f"aliases '*' are not allowed; write the value out); got anchor "
-                    f"'&{event.anchor}' on line {line}."])
+                raise ConfigError(
+                    [
+                        f"{self.file}: '{self._here()}': expected a plain value (YAML anchors "
+                        f"'&' and aliases '*' are not allowed; write the value out); got anchor "
+                        f"'&{event.anchor}' on line {line}."
+                    ]
+                )
             if len(self.where) > MAX_DEPTH:
-                raise ConfigError([
-                    f"{self.file}: '{self._here()}': expected at most {MAX_DEPTH} levels of "
-                    f"nested mappings and lists; got deeper nesting on line {line}."])
+                raise ConfigError(
+                    [
+                        f"{self.file}: '{self._here()}': expected at most {MAX_DEPTH} levels of "
+                        f"nested mappings and lists; got deeper nesting on line {line}."
+                    ]
+                )
             node = super().compose_node(parent, index)
             node.where = self._here()
             return node
@@ -235,18 +245,24 @@ class _StrictLoader(yaml.SafeLoader):
             if key in first:
                 where = getattr(node, "where", "<top level>")
                 loc = str(key) if where == "<top level>" else f"{where}.{key}"
-                raise ConfigError([
-                    f"{self.file}: '{loc}': expected each key once; got it again on line {line} "
-                    f"(first on line {first[key]})."])
+                raise ConfigError(
+                    [
+                        f"{self.file}: '{loc}': expected each key once; got it again on line "
+                        f"{line} (first on line {first[key]})."
+                    ]
+                )
             first[key] = line
         return mapping
 
     def construct_yaml_float(self, node):
         value = super().construct_yaml_float(node)
         if not math.isfinite(value):
-            raise ConfigError([
-                f"{self.file}: '{getattr(node, 'where', '<top level>')}': expected a finite "
-                f"number; got {node.value!r} on line {node.start_mark.line + 1}."])
+            raise ConfigError(
+                [
+                    f"{self.file}: '{getattr(node, 'where', '<top level>')}': expected a finite "
+                    f"number; got {node.value!r} on line {node.start_mark.line + 1}."
+                ]
+            )
         return value
 
 
@@ -272,18 +288,30 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError([f"{path}: file not found; expected a YAML file."])
     size = path.stat().st_size
     if size > MAX_YAML_BYTES:
-        raise ConfigError([f"{path}: file of {size} bytes; expected a YAML file of at most "
-                           f"{MAX_YAML_BYTES} bytes."])
+        raise ConfigError(
+            [
+                f"{path}: file of {size} bytes; expected a YAML file of at most "
+                f"{MAX_YAML_BYTES} bytes."
+            ]
+        )
     with open(path, "rb") as f:
         raw = f.read(MAX_YAML_BYTES + 1)
     if len(raw) > MAX_YAML_BYTES:  # it grew after the size check
-        raise ConfigError([f"{path}: file of more than {MAX_YAML_BYTES} bytes; expected a YAML "
-                           f"file of at most {MAX_YAML_BYTES} bytes."])
+        raise ConfigError(
+            [
+                f"{path}: file of more than {MAX_YAML_BYTES} bytes; expected a YAML "
+                f"file of at most {MAX_YAML_BYTES} bytes."
+            ]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
-                           f"{exc.start}); expected a UTF-8 YAML file."]) from None
+        raise ConfigError(
+            [
+                f"{path}: not UTF-8 text (byte {raw[exc.start]:#04x} at offset "
+                f"{exc.start}); expected a UTF-8 YAML file."
+            ]
+        ) from None
     loader = _StrictLoader(text, path)
     try:
         data = loader.get_single_data()
@@ -292,8 +320,12 @@ def read_yaml(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
     except RecursionError:
-        raise ConfigError([f"{path}: not valid YAML: nested too deeply; expected at most "
-                           f"{MAX_DEPTH} levels of mappings and lists."]) from None
+        raise ConfigError(
+            [
+                f"{path}: not valid YAML: nested too deeply; expected at most "
+                f"{MAX_DEPTH} levels of mappings and lists."
+            ]
+        ) from None
     except ValueError as exc:  # an integer of too many digits, an impossible date
         raise ConfigError([f"{path}: not valid YAML: {exc}"]) from None
     finally:
@@ -323,21 +355,39 @@ def plain_problems(data: object, file: str | Path) -> list[str]:
             if value and id(value) in seen:
                 if id(value) not in shared:  # one message per shared value
                     shared.add(id(value))
-                    out.append(problem(file, _key(path), "a value written out once (not shared "
-                                                         "with another key, as a YAML alias "
-                                                         "does)", "a shared value"))
+                    out.append(
+                        problem(
+                            file,
+                            _key(path),
+                            "a value written out once (not shared "
+                            "with another key, as a YAML alias "
+                            "does)",
+                            "a shared value",
+                        )
+                    )
                 continue
             seen.add(id(value))
             if depth >= MAX_DEPTH:
-                out.append(problem(file, _key(path), f"at most {MAX_DEPTH} levels of nested "
-                                                     "mappings and lists", "deeper nesting"))
+                out.append(
+                    problem(
+                        file,
+                        _key(path),
+                        f"at most {MAX_DEPTH} levels of nested mappings and lists",
+                        "deeper nesting",
+                    )
+                )
                 continue
             if isinstance(value, dict):
                 for key in value:
                     if not isinstance(key, str):
-                        out.append(problem(file, _key(path) if path else "<top level>",
-                                           "keys that are text (quote a number used as a key)",
-                                           key))
+                        out.append(
+                            problem(
+                                file,
+                                _key(path) if path else "<top level>",
+                                "keys that are text (quote a number used as a key)",
+                                key,
+                            )
+                        )
                 items = [(k, v) for k, v in value.items() if isinstance(k, str)]
             else:
                 items = list(enumerate(value))
@@ -373,8 +423,7 @@ def _pattern(validator, pattern, instance, schema):
 Validator = jsonschema.validators.extend(
     jsonschema.Draft202012Validator,
     validators={"pattern": _pattern},
-    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer",
-                                                                       _strict_integer),
+    type_checker=jsonschema.Draft202012Validator.TYPE_CHECKER.redefine("integer", _strict_integer),
 )
 
 
@@ -384,8 +433,12 @@ def _number(x) -> str:
 
 def _range_text(schema: dict) -> str:
     bounds = []
-    for kind, sign in (("minimum", ">="), ("exclusiveMinimum", ">"), ("maximum", "<="),
-                       ("exclusiveMaximum", "<")):
+    for kind, sign in (
+        ("minimum", ">="),
+        ("exclusiveMinimum", ">"),
+        ("maximum", "<="),
+        ("exclusiveMaximum", "<"),
+    ):
         if kind in schema:
             bounds.append(f"{sign} {_number(schema[kind])}")
     noun = "an integer" if schema.get("type") == "integer" else "a number"
@@ -401,8 +454,11 @@ def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str 
     validator = Validator(schema)
     out = []
     for err in sorted(validator.iter_errors(instance), key=lambda e: list(map(str, e.path))):
-        where = prefix + _key(err.absolute_path) if err.absolute_path else (
-            prefix.rstrip(".") or "<top level>")
+        where = (
+            prefix + _key(err.absolute_path)
+            if err.absolute_path
+            else (prefix.rstrip(".") or "<top level>")
+        )
         kind = err.validator
         if kind == "additionalProperties":
             allowed = sorted(err.schema.get("properties", {}))
@@ -418,23 +474,43 @@ def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str 
         elif kind == "enum":
             out.append(problem(file, where, f"one of {err.validator_value}", err.instance))
         elif kind == "pattern":
-            text = PATTERN_TEXT.get(err.validator_value,
-                                    f"text matching the pattern {err.validator_value}")
+            text = PATTERN_TEXT.get(
+                err.validator_value, f"text matching the pattern {err.validator_value}"
+            )
             out.append(problem(file, where, text, err.instance))
         elif kind in ("minimum", "exclusiveMinimum", "maximum", "exclusiveMaximum"):
             out.append(problem(file, where, _range_text(err.schema), err.instance))
         elif kind == "maxLength":
-            out.append(problem(file, where, f"at most {err.validator_value} characters",
-                               err.instance))
+            out.append(
+                problem(file, where, f"at most {err.validator_value} characters", err.instance)
+            )
         elif kind == "maxItems":
-            out.append(problem(file, where, f"at most {err.validator_value} items",
-                               f"{len(err.instance)} items"))
+            out.append(
+                problem(
+                    file,
+                    where,
+                    f"at most {err.validator_value} items",
+                    f"{len(err.instance)} items",
+                )
+            )
         elif kind == "maxProperties":
-            out.append(problem(file, where, f"at most {err.validator_value} entries",
-                               f"{len(err.instance)} entries"))
+            out.append(
+                problem(
+                    file,
+                    where,
+                    f"at most {err.validator_value} entries",
+                    f"{len(err.instance)} entries",
+                )
+            )
         else:
-            out.append(problem(file, where, f"a value that satisfies {kind}={err.validator_value}",
-                               err.instance))
+            out.append(
+                problem(
+                    file,
+                    where,
+                    f"a value that satisfies {kind}={err.validator_value}",
+                    err.instance,
+                )
+            )
     return out
 
 
@@ -455,17 +531,32 @@ def _band_problems(params: dict, file: str | Path, key) -> list[str]:
     out = []
     spike, lfp = params["spikeband"], params["lfp"]
     if spike["freq_min_hz"] >= spike["freq_max_hz"]:
-        out.append(problem(file, key("spikeband", "freq_min_hz"),
-                           f"a corner below spikeband.freq_max_hz = {spike['freq_max_hz']:g} Hz",
-                           spike["freq_min_hz"]))
+        out.append(
+            problem(
+                file,
+                key("spikeband", "freq_min_hz"),
+                f"a corner below spikeband.freq_max_hz = {spike['freq_max_hz']:g} Hz",
+                spike["freq_min_hz"],
+            )
+        )
     if lfp["freq_min_hz"] >= lfp["freq_max_hz"]:
-        out.append(problem(file, key("lfp", "freq_min_hz"),
-                           f"a corner below lfp.freq_max_hz = {lfp['freq_max_hz']:g} Hz",
-                           lfp["freq_min_hz"]))
+        out.append(
+            problem(
+                file,
+                key("lfp", "freq_min_hz"),
+                f"a corner below lfp.freq_max_hz = {lfp['freq_max_hz']:g} Hz",
+                lfp["freq_min_hz"],
+            )
+        )
     if lfp["freq_max_hz"] >= lfp["fs_lfp_hz"] / 2:
-        out.append(problem(file, key("lfp", "freq_max_hz"),
-                           f"a value below fs_lfp_hz / 2 = {lfp['fs_lfp_hz'] / 2}",
-                           lfp["freq_max_hz"]))
+        out.append(
+            problem(
+                file,
+                key("lfp", "freq_max_hz"),
+                f"a value below fs_lfp_hz / 2 = {lfp['fs_lfp_hz'] / 2}",
+                lfp["freq_max_hz"],
+            )
+        )
     return out
 
 
@@ -476,8 +567,15 @@ def _config_problems(config: dict, file: str | Path) -> list[str]:
     for name in config["sessions"]:
         other = seen.setdefault(name.lower(), name)
         if other != name:
-            out.append(problem(file, "sessions", f"session names that differ in more than case "
-                                                 f"(they name folders; '{other}' is one)", name))
+            out.append(
+                problem(
+                    file,
+                    "sessions",
+                    f"session names that differ in more than case "
+                    f"(they name folders; '{other}' is one)",
+                    name,
+                )
+            )
     return out
 
 
@@ -591,8 +689,7 @@ def param_key(overrides: dict):
     own = overrides
 
     def key(section: str, name: str) -> str:
-        return (f"params.{section}.{name}" if name in own.get(section, {})
-                else f"{section}.{name}")
+        return f"params.{section}.{name}" if name in own.get(section, {}) else f"{section}.{name}"
 
     return key
 
@@ -606,34 +703,63 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
         if g["name"] in names.values():
             out.append(problem(file, f"groups[{i}].name", "a group name used once", g["name"]))
         elif g["name"].lower() in names:
-            out.append(problem(file, f"groups[{i}].name", "group names that differ in more "
-                                                          "than case (they name files; "
-                                                          f"'{names[g['name'].lower()]}' is one)",
-                               g["name"]))
+            out.append(
+                problem(
+                    file,
+                    f"groups[{i}].name",
+                    "group names that differ in more "
+                    "than case (they name files; "
+                    f"'{names[g['name'].lower()]}' is one)",
+                    g["name"],
+                )
+            )
         names.setdefault(g["name"].lower(), g["name"])
         for c in g["channels"]:
             if c in owner:
-                out.append(problem(file, f"groups[{i}].channels",
-                                   f"channels in one group only (channel {c} is already in "
-                                   f"group '{owner[c]}')", c))
+                out.append(
+                    problem(
+                        file,
+                        f"groups[{i}].channels",
+                        f"channels in one group only (channel {c} is already in "
+                        f"group '{owner[c]}')",
+                        c,
+                    )
+                )
             owner[c] = g["name"]
     if "num_channels" in data:
         for i, g in enumerate(data["groups"]):
             for c in g["channels"]:
                 if c >= data["num_channels"]:
-                    out.append(problem(file, f"groups[{i}].channels",
-                                       f"channel indices below num_channels = "
-                                       f"{data['num_channels']}", c))
+                    out.append(
+                        problem(
+                            file,
+                            f"groups[{i}].channels",
+                            f"channel indices below num_channels = {data['num_channels']}",
+                            c,
+                        )
+                    )
     bad = set(data.get("bad_channels", []))
     for c in sorted(bad - set(owner)):
         out.append(problem(file, "bad_channels", "channels that belong to a group", c))
     regions = dict.fromkeys(g["region"] for g in data["groups"])
     for region in regions:
-        good = [c for g in data["groups"] if g["region"] == region for c in g["channels"]
-                if c not in bad]
+        good = [
+            c
+            for g in data["groups"]
+            if g["region"] == region
+            for c in g["channels"]
+            if c not in bad
+        ]
         if not good:
-            out.append(problem(file, "groups", f"region '{region}' to have at least one good "
-                                                "channel (all of its channels are bad)", region))
+            out.append(
+                problem(
+                    file,
+                    "groups",
+                    f"region '{region}' to have at least one good "
+                    "channel (all of its channels are bad)",
+                    region,
+                )
+            )
     raw = Path(data["raw_path"])
     if not raw.exists():
         out.append(problem(file, "raw_path", "an existing file or folder", str(raw)))
@@ -646,12 +772,16 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
             out.append(problem(file, f"windows[{i}]", "end_s > start_s", w))
     truth = data.get("ground_truth_sorting")
     if truth is not None and not Path(truth).is_dir():
-        out.append(problem(file, "ground_truth_sorting", "an existing spikeinterface sorting "
-                                                         "folder", truth))
+        out.append(
+            problem(
+                file, "ground_truth_sorting", "an existing spikeinterface sorting folder", truth
+            )
+        )
     probe = data.get("probe", {})
     if "file" in probe and not Path(probe["file"]).is_file():
-        out.append(problem(file, "probe.file", "an existing probeinterface JSON file",
-                           str(probe["file"])))
+        out.append(
+            problem(file, "probe.file", "an existing probeinterface JSON file", str(probe["file"]))
+        )
     if ("manufacturer" in probe) != ("probe_name" in probe):
         out.append(problem(file, "probe", "manufacturer and probe_name together", probe))
     if "file" in probe and "manufacturer" in probe:
@@ -677,22 +807,34 @@ def rate_problems(file: str | Path, params: dict, fs_hz: float, key=None) -> lis
     factor = fs_hz / lfp["fs_lfp_hz"]
     if factor < 1 - 1e-9 or abs(factor - round(factor)) > 1e-9:
         n = max(1, math.ceil(factor))
-        out.append(problem(file, key("lfp", "fs_lfp_hz"),
-                           f"a rate that divides the recording's sampling rate {fs_hz:g} Hz a "
-                           f"whole number of times (e.g. {fs_hz / n:g} Hz = {fs_hz:g} Hz / {n})",
-                           lfp["fs_lfp_hz"]))
+        out.append(
+            problem(
+                file,
+                key("lfp", "fs_lfp_hz"),
+                f"a rate that divides the recording's sampling rate {fs_hz:g} Hz a "
+                f"whole number of times (e.g. {fs_hz / n:g} Hz = {fs_hz:g} Hz / {n})",
+                lfp["fs_lfp_hz"],
+            )
+        )
     top = min(spike["freq_max_hz"], 0.45 * fs_hz)
     if spike["freq_min_hz"] >= top:
-        out.append(problem(file, key("spikeband", "freq_min_hz"),
-                           f"a corner below the spike band's upper corner min(freq_max_hz, 0.45 x "
-                           f"the sampling rate {fs_hz:g} Hz) = {top:g} Hz", spike["freq_min_hz"]))
+        out.append(
+            problem(
+                file,
+                key("spikeband", "freq_min_hz"),
+                f"a corner below the spike band's upper corner min(freq_max_hz, 0.45 x "
+                f"the sampling rate {fs_hz:g} Hz) = {top:g} Hz",
+                spike["freq_min_hz"],
+            )
+        )
     return out
 
 
 def dictionaries_run(session: Session) -> bool:
     """Whether the workflow fits the session's spike->LFP dictionaries (rules/common.smk)."""
-    return (session.params["lfpdict"]["spikes"] == "sorted"
-            or session.ground_truth_sorting is not None)
+    return (
+        session.params["lfpdict"]["spikes"] == "sorted" or session.ground_truth_sorting is not None
+    )
 
 
 def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[str]:
@@ -716,20 +858,35 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
     duration = n_samples / fs_hz
     min_shift = int(d["jitter_min_s"] * fs_lfp)
     if n_bins <= 2 * min_shift:
-        out.append(problem(session.file, key("lfpdict", "jitter_min_s"),
-                           f"a minimum shift of the dictionaries' null below half the recording "
-                           f"({duration:.3f} s long; or set lfpdict.spikes: truth without a "
-                           f"ground truth to skip the dictionaries)", d["jitter_min_s"]))
-    n_lags = (int(round(d["lag_minus_ms"] * fs_lfp / 1000.0))
-              + int(round(d["lag_plus_ms"] * fs_lfp / 1000.0)) + 1)
+        out.append(
+            problem(
+                session.file,
+                key("lfpdict", "jitter_min_s"),
+                f"a minimum shift of the dictionaries' null below half the recording "
+                f"({duration:.3f} s long; or set lfpdict.spikes: truth without a "
+                f"ground truth to skip the dictionaries)",
+                d["jitter_min_s"],
+            )
+        )
+    n_lags = (
+        int(round(d["lag_minus_ms"] * fs_lfp / 1000.0))
+        + int(round(d["lag_plus_ms"] * fs_lfp / 1000.0))
+        + 1
+    )
     edges = np.linspace(0, n_bins, d["n_folds"] + 1).astype(int)  # as fold_cores cuts them
     shortest = int(np.diff(edges).min())
     if shortest < 4 * n_lags:
-        out.append(problem(session.file, key("lfpdict", "n_folds"),
-                           f"cross-validation folds of at least 4 filter lengths (4 x {n_lags} = "
-                           f"{4 * n_lags} LFP samples, {4 * n_lags / fs_lfp:g} s, set by "
-                           f"lfpdict.lag_minus_ms and lag_plus_ms): the {duration:.3f} s "
-                           f"recording gives folds of {shortest} samples", d["n_folds"]))
+        out.append(
+            problem(
+                session.file,
+                key("lfpdict", "n_folds"),
+                f"cross-validation folds of at least 4 filter lengths (4 x {n_lags} = "
+                f"{4 * n_lags} LFP samples, {4 * n_lags / fs_lfp:g} s, set by "
+                f"lfpdict.lag_minus_ms and lag_plus_ms): the {duration:.3f} s "
+                f"recording gives folds of {shortest} samples",
+                d["n_folds"],
+            )
+        )
     return out
 
 
@@ -777,8 +934,9 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         raise ConfigError(problems)
     if name is None:
         name = file.parent.name if file.stem == "session" else file.stem
-    elif not Validator({"type": "string", "pattern": NAME_PATTERN,
-                        "maxLength": MAX_NAME_LENGTH}).is_valid(name):
+    elif not Validator(
+        {"type": "string", "pattern": NAME_PATTERN, "maxLength": MAX_NAME_LENGTH}
+    ).is_valid(name):
         raise ConfigError([problem(file, "<session name>", NAME_TEXT, name)])
     return Session(
         name=name,
@@ -798,7 +956,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         probe=data.get("probe", {}),
         bad_channels=tuple(data["bad_channels"]),
         windows=tuple(Window(**w) for w in data["windows"]),
-        ground_truth_sorting=(Path(data["ground_truth_sorting"])
-                              if "ground_truth_sorting" in data else None),
+        ground_truth_sorting=(
+            Path(data["ground_truth_sorting"]) if "ground_truth_sorting" in data else None
+        ),
         overrides=copy.deepcopy(data.get("params", {})),
     )

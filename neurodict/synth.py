@@ -30,8 +30,24 @@ from tqdm import tqdm
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
 
-REGION_NAMES = ("CA1", "PFC", "VTA", "AMY", "NAc", "THAL", "MD", "BLA",
-                "DG", "CA3", "S1", "M1", "V1", "LHb", "SNr", "STR")
+REGION_NAMES = (
+    "CA1",
+    "PFC",
+    "VTA",
+    "AMY",
+    "NAc",
+    "THAL",
+    "MD",
+    "BLA",
+    "DG",
+    "CA3",
+    "S1",
+    "M1",
+    "V1",
+    "LHb",
+    "SNr",
+    "STR",
+)
 # Prototype families: (centre frequency in Hz, Gaussian envelope width in ms).
 FAMILY_BANDS = ((7.0, 60.0), (35.0, 15.0), (2.5, 90.0), (18.0, 30.0))
 GAIN_TO_UV = 0.195  # int16 step in microvolts, as on common headstages
@@ -120,8 +136,9 @@ def family_filters(spec: SynthSpec, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
-def bin_spikes(spike_samples: list[np.ndarray], fs_hz: float, fs_lfp_hz: float,
-               n_bins: int) -> np.ndarray:
+def bin_spikes(
+    spike_samples: list[np.ndarray], fs_hz: float, fs_lfp_hz: float, n_bins: int
+) -> np.ndarray:
     """Spike counts per LFP bin, shape (n_units, n_bins), float32."""
     factor = fs_hz / fs_lfp_hz
     u = np.zeros((len(spike_samples), n_bins), dtype="float32")
@@ -134,8 +151,9 @@ def pink_noise(n: int, rng: np.random.Generator, fs_hz: float, min_hz: float = 0
     """Unit-variance noise with a 1/f power spectrum above `min_hz`, shape (n,)."""
     freqs = np.fft.rfftfreq(n, 1.0 / fs_hz)
     amp = 1.0 / np.sqrt(np.maximum(freqs, min_hz))
-    x = np.fft.irfft(amp * (rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size)),
-                     n)
+    x = np.fft.irfft(
+        amp * (rng.standard_normal(freqs.size) + 1j * rng.standard_normal(freqs.size)), n
+    )
     return x / x.std()
 
 
@@ -147,8 +165,11 @@ def background_lfp(spec: SynthSpec, n_bins: int, rng: np.random.Generator) -> np
         theta = np.sin(2 * np.pi * rng.uniform(6, 9) * t_s + rng.uniform(0, 2 * np.pi))
         gamma_envelope = 0.5 * (1 + theta)  # gamma nested in theta, as in hippocampus
         gamma = gamma_envelope * np.sin(2 * np.pi * rng.uniform(30, 50) * t_s)
-        out[r] = (spec.theta_uv * theta + spec.gamma_uv * gamma
-                  + spec.pink_uv * pink_noise(n_bins, rng, spec.fs_lfp_hz))
+        out[r] = (
+            spec.theta_uv * theta
+            + spec.gamma_uv * gamma
+            + spec.pink_uv * pink_noise(n_bins, rng, spec.fs_lfp_hz)
+        )
     return out
 
 
@@ -165,7 +186,7 @@ def spike_lfp(u: np.ndarray, filters: np.ndarray) -> np.ndarray:
     out = np.zeros((n_regions, u.shape[1]))
     for r in range(n_regions):
         full = scipy.signal.oaconvolve(u, filters[:, r], mode="full", axes=1).sum(axis=0)
-        out[r] = full[half: half + u.shape[1]]
+        out[r] = full[half : half + u.shape[1]]
     return out
 
 
@@ -180,17 +201,22 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
         "dtype": "int16",
         "gain_to_uv": GAIN_TO_UV,
         "probe": {"file": "probe.json"},
-        "groups": [{"name": f"{r}_tt", "region": r, "channels": list(range(i * c, (i + 1) * c))}
-                   for i, r in enumerate(regions)],
+        "groups": [
+            {"name": f"{r}_tt", "region": r, "channels": list(range(i * c, (i + 1) * c))}
+            for i, r in enumerate(regions)
+        ],
         "mains_hz": spec.mains_hz,
         "ground_truth_sorting": "truth_sorting",
-        "windows": [{"start_s": 0.0, "end_s": half_s, "condition": "baseline"},
-                    {"start_s": half_s, "end_s": spec.duration_s, "condition": "task"}],
+        "windows": [
+            {"start_s": 0.0, "end_s": half_s, "condition": "baseline"},
+            {"start_s": half_s, "end_s": spec.duration_s, "condition": "task"},
+        ],
     }
 
 
-def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
-                     progress: bool = True) -> Path:
+def generate_session(
+    out_dir: str | Path, spec: SynthSpec = SynthSpec(), progress: bool = True
+) -> Path:
     """Write a synthetic session with its truth into `out_dir`; return the session YAML path.
 
     Files: ``recording.raw`` (int16, interleaved), ``probe.json``, ``session.yaml``,
@@ -205,8 +231,9 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         When fs_hz is not a multiple of fs_lfp_hz or n_families exceeds the prototypes.
     """
     if spec.fs_hz % spec.fs_lfp_hz:
-        raise InputError(f"'fs_hz': expected a multiple of fs_lfp_hz={spec.fs_lfp_hz}; "
-                         f"got {spec.fs_hz!r}.")
+        raise InputError(
+            f"'fs_hz': expected a multiple of fs_lfp_hz={spec.fs_lfp_hz}; got {spec.fs_hz!r}."
+        )
     if not 1 <= spec.n_families <= len(FAMILY_BANDS):
         raise InputError(f"'n_families': expected 1..{len(FAMILY_BANDS)}; got {spec.n_families!r}.")
     rng = np.random.default_rng(spec.seed)
@@ -216,21 +243,26 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
     for i in range(spec.n_regions):
         rates = rng.uniform(*spec.firing_rate_hz, size=spec.units_per_region)
         rec, sorting = sc.generate_ground_truth_recording(
-            durations=[spec.duration_s], sampling_frequency=spec.fs_hz,
-            num_channels=spec.channels_per_group, num_units=spec.units_per_region,
+            durations=[spec.duration_s],
+            sampling_frequency=spec.fs_hz,
+            num_channels=spec.channels_per_group,
+            num_units=spec.units_per_region,
             generate_sorting_kwargs={"firing_rates": rates, "refractory_period_ms": 2.0},
             noise_kwargs={"noise_levels": spec.noise_level_uv, "strategy": "on_the_fly"},
-            seed=spec.seed * 1000 + i)
+            seed=spec.seed * 1000 + i,
+        )
         probe = rec.get_probe().copy()
         probe.move([300.0 * i, 0.0])
-        probe.set_device_channel_indices(np.arange(i * spec.channels_per_group,
-                                                   (i + 1) * spec.channels_per_group))
+        probe.set_device_channel_indices(
+            np.arange(i * spec.channels_per_group, (i + 1) * spec.channels_per_group)
+        )
         probes.add_probe(probe)
         recs.append(rec)
         sortings.append(sorting)
     trains = [s.get_unit_spike_train(u) for s in sortings for u in s.unit_ids]
-    unit_ids = np.array([f"{r}_u{u}" for r, s in zip(regions, sortings, strict=True)
-                         for u in s.unit_ids])
+    unit_ids = np.array(
+        [f"{r}_u{u}" for r, s in zip(regions, sortings, strict=True) for u in s.unit_ids]
+    )
     unit_region = np.repeat(regions, spec.units_per_region)
     unit_family = rng.integers(spec.n_families, size=unit_ids.size)
     unit_gain = rng.uniform(0.7, 1.3, size=unit_ids.size)
@@ -245,25 +277,42 @@ def generate_session(out_dir: str | Path, spec: SynthSpec = SynthSpec(),
         _write_wideband(tmp / "recording.raw", recs, lfp, spec, rng, progress)
         pi.write_probeinterface(tmp / "probe.json", probes)
         truth = sc.NumpySorting.from_unit_dict(
-            [{uid: t for uid, t in zip(unit_ids, trains, strict=True)}], spec.fs_hz)
+            [{uid: t for uid, t in zip(unit_ids, trains, strict=True)}], spec.fs_hz
+        )
         truth.set_property("region", unit_region)
         truth.set_property("group", np.array([f"{r}_tt" for r in unit_region]))
         truth.set_property("family", unit_family)
         truth.save(folder=tmp / "truth_sorting")
-        np.savez(tmp / "truth.npz", filters=filters.astype("float32"), lags_ms=lags_ms(spec),
-                 unit_ids=unit_ids, unit_region=unit_region, unit_family=unit_family,
-                 unit_gain=unit_gain, family_filters=h.astype("float32"),
-                 regions=np.array(regions), fs_lfp_hz=spec.fs_lfp_hz,
-                 lfp_uv=lfp.astype("float32"))
+        np.savez(
+            tmp / "truth.npz",
+            filters=filters.astype("float32"),
+            lags_ms=lags_ms(spec),
+            unit_ids=unit_ids,
+            unit_region=unit_region,
+            unit_family=unit_family,
+            unit_gain=unit_gain,
+            family_filters=h.astype("float32"),
+            regions=np.array(regions),
+            fs_lfp_hz=spec.fs_lfp_hz,
+            lfp_uv=lfp.astype("float32"),
+        )
         (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
         (tmp / "session.yaml").write_text(
             "# Synthetic session written by `neurodict synth`; truth in truth.npz.\n"
-            + yaml.safe_dump(_session_yaml(spec, regions), sort_keys=False))
+            + yaml.safe_dump(_session_yaml(spec, regions), sort_keys=False)
+        )
     return out_dir / "session.yaml"
 
 
-def _write_wideband(path: Path, recs, lfp: np.ndarray, spec: SynthSpec,
-                    rng: np.random.Generator, progress: bool, chunk_s: float = 10.0) -> None:
+def _write_wideband(
+    path: Path,
+    recs,
+    lfp: np.ndarray,
+    spec: SynthSpec,
+    rng: np.random.Generator,
+    progress: bool,
+    chunk_s: float = 10.0,
+) -> None:
     """Spikes + noise + upsampled LFP + mains hum, chunk by chunk, as int16 microvolt steps."""
     up = int(spec.fs_hz // spec.fs_lfp_hz)
     c = spec.channels_per_group
@@ -278,12 +327,13 @@ def _write_wideband(path: Path, recs, lfp: np.ndarray, spec: SynthSpec,
             b0, b1 = start // up, -(-end // up)
             lo, hi = max(b0 - margin, 0), min(b1 + margin, lfp.shape[1])
             lfp_up = scipy.signal.resample_poly(lfp[:, lo:hi], up, 1, axis=1)
-            lfp_up = lfp_up[:, (start - lo * up): (start - lo * up) + end - start]
+            lfp_up = lfp_up[:, (start - lo * up) : (start - lo * up) + end - start]
             t_s = np.arange(start, end) / spec.fs_hz
             hum = spec.mains_uv * np.sin(2 * np.pi * spec.mains_hz * t_s + mains_phase)
             block = np.empty((end - start, spec.n_regions * c), dtype="float32")
             for r, rec in enumerate(recs):
                 spikes = rec.get_traces(start_frame=start, end_frame=end)
-                block[:, r * c:(r + 1) * c] = (spikes + channel_gain[r] * lfp_up[r][:, None]
-                                               + hum[:, None])
+                block[:, r * c : (r + 1) * c] = (
+                    spikes + channel_gain[r] * lfp_up[r][:, None] + hum[:, None]
+                )
             np.clip(np.round(block / GAIN_TO_UV), -32768, 32767).astype("<i2").tofile(f)

@@ -49,9 +49,21 @@ def run(args: list[str], cwd: Path, timeout: int = 600) -> subprocess.CompletedP
 
 def snakemake(workdir: Path, *extra: str) -> subprocess.CompletedProcess:
     """Run the repository's workflow in `workdir` on its ``config.yaml``, two cores."""
-    return run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
-                str(workdir), "--configfile", str(workdir / "config.yaml"), "--cores", "2",
-                *extra], cwd=workdir)
+    return run(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(workdir),
+            "--configfile",
+            str(workdir / "config.yaml"),
+            "--cores",
+            "2",
+            *extra,
+        ],
+        cwd=workdir,
+    )
 
 
 @pytest.fixture(scope="session")
@@ -61,8 +73,9 @@ def workflow_run(tmp_path_factory, tiny_session) -> tuple[Path, subprocess.Compl
     Tests of the outputs (reports, exports, the browser) share this one run.
     """
     work = tmp_path_factory.mktemp("workflow_run")
-    write_yaml(work / "config.yaml", {"sessions": {"tiny": str(tiny_session)},
-                                      "results_dir": "results"})
+    write_yaml(
+        work / "config.yaml", {"sessions": {"tiny": str(tiny_session)}, "results_dir": "results"}
+    )
     return work, snakemake(work)
 
 

@@ -11,9 +11,11 @@ from neurodict.backend import CPU, get_backend
 from neurodict.cli import main
 from tests.lfpdict.test_step import PARAMS, write_inputs, write_session_json
 
-NO_GPU = ("'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not available here; "
-          "install the gpu extra (pip install -e '.[gpu]') on a GPU machine, or set backend: auto "
-          "(falls back to CPU) or cpu.")
+NO_GPU = (
+    "'backend': expected a GPU for 'gpu', but cupy or a CUDA device is not available here; "
+    "install the gpu extra (pip install -e '.[gpu]') on a GPU machine, or set backend: auto "
+    "(falls back to CPU) or cpu."
+)
 FALLBACK = "backend auto: no GPU available (cupy or CUDA device missing); using the CPU"
 
 
@@ -43,8 +45,11 @@ def test_cpu_never_looks_for_a_gpu(monkeypatch, caplog):
 
 
 def test_unknown_choice_names_the_allowed_values():
-    with pytest.raises(ValueError, match=r"^'backend': expected one of \['auto', 'cpu', 'gpu'\]; "
-                                         r"got 'cuda'\.$"):
+    with pytest.raises(
+        ValueError,
+        match=r"^'backend': expected one of \['auto', 'cpu', 'gpu'\]; "
+        r"got 'cuda'\.$",
+    ):
         get_backend("cuda")
 
 

@@ -19,10 +19,15 @@ def test_validate_ok(tiny_session, capsys):
 
 
 def test_validate_reports_problem_without_traceback(tmp_path):
-    session = write_yaml(tmp_path / "s.yaml", {"raw_path": "nope.bin", "format": "binary",
-                                               "groups": [], "mains_hz": 50})
-    out = subprocess.run([Path(sys.executable).parent / "neurodict", "validate", str(session)],
-                         capture_output=True, text=True)
+    session = write_yaml(
+        tmp_path / "s.yaml",
+        {"raw_path": "nope.bin", "format": "binary", "groups": [], "mains_hz": 50},
+    )
+    out = subprocess.run(
+        [Path(sys.executable).parent / "neurodict", "validate", str(session)],
+        capture_output=True,
+        text=True,
+    )
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
     assert out.stderr.startswith("neurodict validate: error:\n")
@@ -30,12 +35,19 @@ def test_validate_reports_problem_without_traceback(tmp_path):
 
 
 def test_validate_window_outside_recording(tiny_session, tmp_path, capsys):
-    session = relocated_session(tiny_session, tmp_path, windows=[
-        {"start_s": 0.0, "end_s": 10.0, "condition": "a"},
-        {"start_s": 10.0, "end_s": 31.5, "condition": "b"}])
+    session = relocated_session(
+        tiny_session,
+        tmp_path,
+        windows=[
+            {"start_s": 0.0, "end_s": 10.0, "condition": "a"},
+            {"start_s": 10.0, "end_s": 31.5, "condition": "b"},
+        ],
+    )
     assert main(["validate", str(session)]) == 2
-    assert (f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 30.000 s); "
-            "got 31.5.") in capsys.readouterr().err
+    assert (
+        f"{session}: 'windows[1].end_s': expected a time within the recording (0 to 30.000 s); "
+        "got 31.5."
+    ) in capsys.readouterr().err
 
 
 def test_bundled_real_session_validates(capsys):
@@ -44,5 +56,7 @@ def test_bundled_real_session_validates(capsys):
     if not (REPO.parent / "shared" / "data" / "locust" / "locust_trial_01.raw").exists():
         pytest.skip("the locust recording (../shared/data/locust) is not on this machine")
     assert main(["validate", str(session)]) == 0
-    assert "valid: 4 channels in 1 groups, regions ['AL'], 28.77 s at 15000 Hz." \
+    assert (
+        "valid: 4 channels in 1 groups, regions ['AL'], 28.77 s at 15000 Hz."
         in capsys.readouterr().out
+    )

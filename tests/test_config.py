@@ -66,14 +66,17 @@ def test_unknown_key(tmp_path, valid):
 
 def test_unknown_nested_key(tmp_path, valid):
     valid["groups"][1]["depth"] = 3
-    assert "'groups[1].depth': expected a known key (one of ['channels', 'name', 'region'])" \
+    assert (
+        "'groups[1].depth': expected a known key (one of ['channels', 'name', 'region'])"
         in errors_of(tmp_path, valid)
+    )
 
 
 def test_wrong_type(tmp_path, valid):
     valid["num_channels"] = "eight"
-    assert "'num_channels': expected a value of type integer; got 'eight'." \
-        in errors_of(tmp_path, valid)
+    assert "'num_channels': expected a value of type integer; got 'eight'." in errors_of(
+        tmp_path, valid
+    )
 
 
 def test_missing_required_key(tmp_path, valid):
@@ -83,32 +86,39 @@ def test_missing_required_key(tmp_path, valid):
 
 def test_channel_in_two_groups(tmp_path, valid):
     valid["groups"][1]["channels"] = [3, 4, 5, 6]
-    assert ("'groups[1].channels': expected channels in one group only (channel 3 is already "
-            "in group 'tt1'); got 3.") in errors_of(tmp_path, valid)
+    assert (
+        "'groups[1].channels': expected channels in one group only (channel 3 is already "
+        "in group 'tt1'); got 3."
+    ) in errors_of(tmp_path, valid)
 
 
 def test_region_with_no_good_channels(tmp_path, valid):
     valid["bad_channels"] = [4, 5, 6, 7]
-    assert "'groups': expected region 'PFC' to have at least one good channel" \
-        in errors_of(tmp_path, valid)
+    assert "'groups': expected region 'PFC' to have at least one good channel" in errors_of(
+        tmp_path, valid
+    )
 
 
 def test_path_that_does_not_exist(tmp_path, valid):
     valid["raw_path"] = "missing.bin"
-    assert (f"'raw_path': expected an existing file or folder; got "
-            f"'{tmp_path / 'missing.bin'}'.") in errors_of(tmp_path, valid)
+    assert (
+        f"'raw_path': expected an existing file or folder; got '{tmp_path / 'missing.bin'}'."
+    ) in errors_of(tmp_path, valid)
 
 
 def test_unsupported_format(tmp_path, valid):
     valid["format"] = "abf"
-    assert "'format': expected one of ['binary', 'openephys', 'spikeglx'" \
-        in errors_of(tmp_path, valid)
+    assert "'format': expected one of ['binary', 'openephys', 'spikeglx'" in errors_of(
+        tmp_path, valid
+    )
 
 
 def test_sampling_rate_missing_for_binary(tmp_path, valid):
     del valid["sampling_frequency_hz"]
-    assert "'sampling_frequency_hz': expected a value: raw binary does not carry it; got None." \
+    assert (
+        "'sampling_frequency_hz': expected a value: raw binary does not carry it; got None."
         in errors_of(tmp_path, valid)
+    )
 
 
 def test_window_with_end_before_start(tmp_path, valid):
@@ -132,8 +142,10 @@ def test_param_override_merges_over_defaults(tmp_path, valid):
 
 def test_lfp_corner_above_nyquist(tmp_path, valid):
     valid["params"] = {"lfp": {"freq_max_hz": 600.0}}
-    assert "'params.lfp.freq_max_hz': expected a value below fs_lfp_hz / 2 = 500.0; got 600.0." \
+    assert (
+        "'params.lfp.freq_max_hz': expected a value below fs_lfp_hz / 2 = 500.0; got 600.0."
         in errors_of(tmp_path, valid)
+    )
 
 
 def test_every_problem_reported_at_once(tmp_path, valid):
@@ -187,11 +199,14 @@ def test_defaults_are_not_shared_between_loads(tmp_path, valid):
     assert s2.params["lfp"]["fs_lfp_hz"] == 1000.0
 
 
-@pytest.mark.parametrize("function, section", [
-    ("neurodict.lfpdict.estimator:SpikeLFPDictionary", "lfpdict"),
-    ("neurodict.clusters.mixture:cluster", "clusters"),
-    ("neurodict.clusters.mixture:bootstrap_ari", "clusters"),
-])
+@pytest.mark.parametrize(
+    "function, section",
+    [
+        ("neurodict.lfpdict.estimator:SpikeLFPDictionary", "lfpdict"),
+        ("neurodict.clusters.mixture:cluster", "clusters"),
+        ("neurodict.clusters.mixture:bootstrap_ari", "clusters"),
+    ],
+)
 def test_code_defaults_are_the_schema_defaults(function, section):
     """Keyword defaults in the code repeat the schema's (the one registry) wherever they share
     a name."""
@@ -202,8 +217,11 @@ def test_code_defaults_are_the_schema_defaults(function, section):
     target = getattr(importlib.import_module(module), name)
     params = inspect.signature(target).parameters
     schema = section_defaults(section)
-    shared = {k: p.default for k, p in params.items()
-              if k in schema and p.default is not inspect.Parameter.empty}
+    shared = {
+        k: p.default
+        for k, p in params.items()
+        if k in schema and p.default is not inspect.Parameter.empty
+    }
     assert shared, f"{function} shares no parameter with the '{section}' section"
     for key, default in shared.items():
         assert (list(default) if isinstance(default, tuple) else default) == schema[key], key
@@ -219,11 +237,13 @@ def test_packaged_config_passes_the_workflow_check():
 
 def test_range_violation_names_the_range(tmp_path, valid):
     valid["params"] = {"lfpdict": {"n_folds": 1}}
-    assert "'params.lfpdict.n_folds': expected an integer >= 2 and <= 100; got 1." \
-        in errors_of(tmp_path, valid)
+    assert "'params.lfpdict.n_folds': expected an integer >= 2 and <= 100; got 1." in errors_of(
+        tmp_path, valid
+    )
 
 
 def test_not_a_regular_file(tmp_path):
-    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path}: not a regular file; expected "
-                                                    f"a YAML file.")):
+    with pytest.raises(
+        ConfigError, match=re.escape(f"{tmp_path}: not a regular file; expected a YAML file.")
+    ):
         load_session(tmp_path)

@@ -60,8 +60,10 @@ def test_citation_and_changelog_name_this_version():
     citation = yaml.safe_load((REPO / "CITATION.cff").read_text())
     assert citation["cff-version"] == "1.2.0"
     assert citation["version"] == __version__
-    assert citation["license"] == tomllib.loads((REPO / "pyproject.toml").read_text())[
-        "project"]["license"]
+    assert (
+        citation["license"]
+        == tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["license"]
+    )
     assert len(citation["references"]) >= 4
     assert f"## [{__version__}]" in (REPO / "CHANGELOG.md").read_text()
 
@@ -94,12 +96,28 @@ def wheel(tmp_path_factory) -> Path:
     setuptools = metadata.version("setuptools")
     assert int(setuptools.split(".")[0]) >= 77, (
         f"setuptools {setuptools} cannot build PEP 639 licence metadata: `make install` brings "
-        "the dev extra's setuptools>=77")
+        "the dev extra's setuptools>=77"
+    )
     tmp = tmp_path_factory.mktemp("wheel")
     src = _copy(SOURCE, REPO, tmp / "src")
-    out = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                          "--no-index", "--quiet", "--wheel-dir", str(tmp / "dist"), str(src)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "--quiet",
+            "--wheel-dir",
+            str(tmp / "dist"),
+            str(src),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
     (built,) = (tmp / "dist").glob("neurodict-*.whl")
     return built
@@ -115,8 +133,14 @@ class Venv:
     env: dict
 
     def run(self, args: list, cwd: Path, timeout: int = 300) -> subprocess.CompletedProcess:
-        return subprocess.run([str(a) for a in args], cwd=cwd, env=self.env, capture_output=True,
-                              text=True, timeout=timeout)
+        return subprocess.run(
+            [str(a) for a in args],
+            cwd=cwd,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
 
 @pytest.fixture(scope="module")
@@ -129,20 +153,43 @@ def venv(wheel, tmp_path_factory) -> Venv:
     the new venv's own site-packages comes first: the only neurodict it can import is the wheel's.
     """
     root = tmp_path_factory.mktemp("venv") / "wheel-env"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True,
-                   timeout=120)
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120
+    )
     python = root / "bin" / "python"
-    out = subprocess.run([sys.executable, "-m", "pip", "--python", str(python), "install",
-                          "--no-deps", "--no-index", "--quiet", str(wheel)],
-                         capture_output=True, text=True, timeout=300)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "--quiet",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert out.returncode == 0, out.stdout + out.stderr
-    site = Path(subprocess.run([str(python), "-c", "import sysconfig; "
-                                "print(sysconfig.get_path('purelib'))"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     deps = dict.fromkeys([sysconfig.get_path("purelib"), sysconfig.get_path("platlib")])
     (site / "_neurodict_test_dependencies.pth").write_text("".join(f"{d}\n" for d in deps))
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME", "PYTHONSTARTUP")
+    }
     path = [p for p in os.environ["PATH"].split(os.pathsep) if p and Path(p) != BIN]
     env["PATH"] = os.pathsep.join([str(root / "bin"), *path])
     return Venv(root=root, bin=root / "bin", site=site, env=env)
@@ -153,11 +200,17 @@ def test_wheel_ships_every_module_schema_and_template_and_the_licence(wheel):
         names = set(zf.namelist())
         info = f"neurodict-{__version__}.dist-info"
         meta = zf.read(f"{info}/METADATA").decode()
-    tree = {p.relative_to(REPO).as_posix() for p in (REPO / "neurodict").rglob("*")
-            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"}
+    tree = {
+        p.relative_to(REPO).as_posix()
+        for p in (REPO / "neurodict").rglob("*")
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
     assert {n for n in names if n.startswith("neurodict/")} == tree
-    assert {"neurodict/schemas/config.schema.yaml", "neurodict/schemas/session.schema.yaml",
-            "neurodict/report/templates/session.html"} <= names
+    assert {
+        "neurodict/schemas/config.schema.yaml",
+        "neurodict/schemas/session.schema.yaml",
+        "neurodict/report/templates/session.html",
+    } <= names
     assert f"{info}/licenses/LICENSE" in names
     assert f"Version: {__version__}\n" in meta
     assert "License-Expression: BSD-3-Clause\n" in meta
@@ -165,13 +218,18 @@ def test_wheel_ships_every_module_schema_and_template_and_the_licence(wheel):
 
 def test_installed_package_and_schemas_come_from_the_wheel(venv, tmp_path):
     """The wheel's neurodict is the only one on the path; its schemas are found inside it."""
-    out = venv.run([venv.bin / "python", "-c",
-                    "import os, sys, neurodict, neurodict.config as c\n"
-                    "print(neurodict.__file__); print(c.schema_path('config'));"
-                    "print(c.schema_path('session')); print(neurodict.__version__)\n"
-                    "print(*[p for p in sys.path if os.path.isfile(os.path.join(p or '.', "
-                    "'neurodict', '__init__.py'))])"],
-                   cwd=tmp_path)
+    out = venv.run(
+        [
+            venv.bin / "python",
+            "-c",
+            "import os, sys, neurodict, neurodict.config as c\n"
+            "print(neurodict.__file__); print(c.schema_path('config'));"
+            "print(c.schema_path('session')); print(neurodict.__version__)\n"
+            "print(*[p for p in sys.path if os.path.isfile(os.path.join(p or '.', "
+            "'neurodict', '__init__.py'))])",
+        ],
+        cwd=tmp_path,
+    )
     assert out.returncode == 0, out.stderr
     package, config, session, version, *importable = out.stdout.split()
     assert [Path(p) for p in importable] == [venv.site]
@@ -221,14 +279,35 @@ def test_workflow_from_another_directory_with_the_wheel(venv, tiny_session, tmp_
     workflow = _copy(WORKFLOW, REPO, tmp_path / "workflow")
     work = tmp_path / "work"
     work.mkdir()
-    write_yaml(work / "config.yaml", {"sessions": {"tiny": str(tiny_session)},
-                                      "results_dir": "results"})
-    snakemake = [venv.bin / "python", "-m", "snakemake", "--snakefile", workflow / "Snakefile",
-                 "--directory", work, "--configfile", work / "config.yaml", "--cores", "1"]
+    write_yaml(
+        work / "config.yaml", {"sessions": {"tiny": str(tiny_session)}, "results_dir": "results"}
+    )
+    snakemake = [
+        venv.bin / "python",
+        "-m",
+        "snakemake",
+        "--snakefile",
+        workflow / "Snakefile",
+        "--directory",
+        work,
+        "--configfile",
+        work / "config.yaml",
+        "--cores",
+        "1",
+    ]
     out = venv.run([*snakemake, "--dry-run"], cwd=work)
     assert out.returncode == 0, out.stdout + out.stderr
-    for rule in ("ingest", "preprocess", "detect", "sort", "lfpdict", "clusters", "report",
-                 "export", "summary"):
+    for rule in (
+        "ingest",
+        "preprocess",
+        "detect",
+        "sort",
+        "lfpdict",
+        "clusters",
+        "report",
+        "export",
+        "summary",
+    ):
         assert f"rule {rule}:" in out.stdout, rule
     out = venv.run([*snakemake, "results/tiny/session.json"], cwd=work)
     assert out.returncode == 0, out.stdout + out.stderr

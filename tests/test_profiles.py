@@ -18,8 +18,9 @@ def rule_blocks() -> dict[str, str]:
     """Rule name -> its text, for every rule in rules/*.smk."""
     blocks = {}
     for smk in sorted((REPO / "rules").glob("*.smk")):
-        for name, body in re.findall(r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(),
-                                     flags=re.M | re.S):
+        for name, body in re.findall(
+            r"^rule (\w+):\n(.*?)(?=^\S|\Z)", smk.read_text(), flags=re.M | re.S
+        ):
             blocks[name] = body
     return blocks
 
@@ -27,8 +28,11 @@ def rule_blocks() -> dict[str, str]:
 def commands_with_threads() -> set[str]:
     """The `neurodict` subcommands that take --threads (spikeinterface's n_jobs)."""
     sub = next(a for a in build_parser()._actions if a.dest == "command")
-    return {name for name, p in sub.choices.items()
-            if any("--threads" in a.option_strings for a in p._actions)}
+    return {
+        name
+        for name, p in sub.choices.items()
+        if any("--threads" in a.option_strings for a in p._actions)
+    }
 
 
 def test_every_rule_passes_its_threads_to_the_step():
@@ -65,10 +69,25 @@ def test_sessions_are_independent_jobs_with_a_gpu_only_for_backend_gpu(tiny_sess
     """A dry run with the SLURM and example site profiles on two sessions, one with backend gpu."""
     gpu = relocated_session(tiny_session, tmp_path, params={"lfpdict": {"backend": "gpu"}})
     write_yaml(tmp_path / "config.yaml", {"sessions": {"a": str(tiny_session), "b": str(gpu)}})
-    out = run([str(BIN / "snakemake"), "--snakefile", str(REPO / "Snakefile"), "--directory",
-               str(tmp_path), "--configfile", str(tmp_path / "config.yaml"),
-               "--workflow-profile", str(REPO / "profiles" / "slurm"), "--profile", str(SITE),
-               "--dry-run", "--cores", "64"], cwd=tmp_path)
+    out = run(
+        [
+            str(BIN / "snakemake"),
+            "--snakefile",
+            str(REPO / "Snakefile"),
+            "--directory",
+            str(tmp_path),
+            "--configfile",
+            str(tmp_path / "config.yaml"),
+            "--workflow-profile",
+            str(REPO / "profiles" / "slurm"),
+            "--profile",
+            str(SITE),
+            "--dry-run",
+            "--cores",
+            "64",
+        ],
+        cwd=tmp_path,
+    )
     text = out.stdout + out.stderr
     assert out.returncode == 0, text
     counts = dict(re.findall(r"^(\w+)\s+(\d+)$", text, flags=re.M))
@@ -77,8 +96,11 @@ def test_sessions_are_independent_jobs_with_a_gpu_only_for_backend_gpu(tiny_sess
     assert counts["summary"] == "1"
     assert "neurodict preprocess --results results/a --threads 4" in text
     jobs = re.split(r"\n(?=rule \w+:)", text)
-    lfpdict = {re.search(r"results/(\w)/lfp_dict.npz", j).group(1): j
-               for j in jobs if j.startswith("rule lfpdict:")}
+    lfpdict = {
+        re.search(r"results/(\w)/lfp_dict.npz", j).group(1): j
+        for j in jobs
+        if j.startswith("rule lfpdict:")
+    }
     assert "gpu=0" in lfpdict["a"] and "gpu=1" in lfpdict["b"]
     assert "threads: 8" in lfpdict["a"] and "tasks=1" in lfpdict["b"]
     assert "slurm_partition=normal" in lfpdict["a"]  # from the site profile

@@ -44,8 +44,11 @@ def test_truth_is_complete_and_consistent(tiny_session):
     n_units = TINY.n_regions * TINY.units_per_region
     assert truth["filters"].shape == (n_units, TINY.n_regions, lags_ms(TINY).size)
     assert truth["lfp_uv"].shape == (TINY.n_regions, int(TINY.duration_s * TINY.fs_lfp_hz))
-    np.testing.assert_allclose(truth["filters"], truth["unit_gain"][:, None, None]
-                               * truth["family_filters"][truth["unit_family"]], rtol=1e-5)
+    np.testing.assert_allclose(
+        truth["filters"],
+        truth["unit_gain"][:, None, None] * truth["family_filters"][truth["unit_family"]],
+        rtol=1e-5,
+    )
     sorting = si.load(folder / "truth_sorting")
     assert list(sorting.unit_ids) == list(truth["unit_ids"])
     assert list(sorting.get_property("region")) == list(truth["unit_region"])
@@ -61,8 +64,9 @@ def test_same_seed_same_bytes(tmp_path, tiny_session):
         return hashlib.sha256((Path(p).parent / "recording.raw").read_bytes()).hexdigest()
 
     assert digest(again) == digest(tiny_session)
-    other = generate_session(tmp_path / "other", SynthSpec(**{**TINY.__dict__, "seed": 4}),
-                             progress=False)
+    other = generate_session(
+        tmp_path / "other", SynthSpec(**{**TINY.__dict__, "seed": 4}), progress=False
+    )
     assert digest(other) != digest(tiny_session)
 
 

@@ -23,17 +23,37 @@ def importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params
     stats = [segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64") for a, b in cores]
     base = np.ones((len(unit_ids), len(targets)))
     drops = {"all": base}
-    drops |= {f"unit:{u}": np.where(np.arange(len(unit_ids))[:, None] == i, 0.0, base)
-              for i, u in enumerate(unit_ids)}
-    drops |= {f"cluster:{g}": np.where((labels == g)[:, None], 0.0, base)
-              for g in np.unique(labels[labels >= 0])}
-    r2 = fold_mask_r2(CPU, stats, cores, d["atoms"].astype("float64"),
-                       d["lam"].astype("float64"), float(dict_params["alpha"]), drops,
-                       dict_params["n_inner"])
-    return [{"left_out": name.split(":", 1)[1], "kind": name.split(":", 1)[0], "region": region,
-             "r2_full": round(float(r2["all"][r]), 5), "r2_without": round(float(v[r]), 5),
-             "r2_drop": round(float(r2["all"][r] - v[r]), 5)}
-            for name, v in r2.items() if name != "all" for r, region in enumerate(targets)]
+    drops |= {
+        f"unit:{u}": np.where(np.arange(len(unit_ids))[:, None] == i, 0.0, base)
+        for i, u in enumerate(unit_ids)
+    }
+    drops |= {
+        f"cluster:{g}": np.where((labels == g)[:, None], 0.0, base)
+        for g in np.unique(labels[labels >= 0])
+    }
+    r2 = fold_mask_r2(
+        CPU,
+        stats,
+        cores,
+        d["atoms"].astype("float64"),
+        d["lam"].astype("float64"),
+        float(dict_params["alpha"]),
+        drops,
+        dict_params["n_inner"],
+    )
+    return [
+        {
+            "left_out": name.split(":", 1)[1],
+            "kind": name.split(":", 1)[0],
+            "region": region,
+            "r2_full": round(float(r2["all"][r]), 5),
+            "r2_without": round(float(v[r]), 5),
+            "r2_drop": round(float(r2["all"][r] - v[r]), 5),
+        }
+        for name, v in r2.items()
+        if name != "all"
+        for r, region in enumerate(targets)
+    ]
 
 
 def fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
@@ -47,8 +67,9 @@ def fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
         sst_sum += sst(stats[k])
         shape = (1, train.S.shape[0], D.shape[0], train.S.shape[1])
         for name, mask in masks.items():
-            B = model.fit_coef(be, [problem], lam, alpha, np.zeros(shape, D.dtype), mask=mask,
-                               n_iter=n_iter)
+            B = model.fit_coef(
+                be, [problem], lam, alpha, np.zeros(shape, D.dtype), mask=mask, n_iter=n_iter
+            )
             F = model.filters_from(np, B[0], D)
             out[name] += sse(be, stats[k], F, intercept(be, train, F))
     return {name: 1 - v / sst_sum for name, v in out.items()}

@@ -52,8 +52,14 @@ class Clustering:
     variance_kept: float
 
 
-def cluster(sig: np.ndarray, *, max_clusters: int = 10, variance_kept: float = 0.9,
-            weight_concentration: float = 0.1, seed: int = 0) -> Clustering:
+def cluster(
+    sig: np.ndarray,
+    *,
+    max_clusters: int = 10,
+    variance_kept: float = 0.9,
+    weight_concentration: float = 0.1,
+    seed: int = 0,
+) -> Clustering:
     """PCA then a variational DP Gaussian mixture; labels renumbered 0.. by decreasing size.
 
     Parameters
@@ -73,9 +79,14 @@ def cluster(sig: np.ndarray, *, max_clusters: int = 10, variance_kept: float = 0
     k = min(k, pca.n_components_)
     x = pca.transform(sig)[:, :k]
     gmm = BayesianGaussianMixture(
-        n_components=min(max_clusters, n), weight_concentration_prior_type="dirichlet_process",
-        weight_concentration_prior=weight_concentration, covariance_type="diag",
-        max_iter=1000, n_init=3, random_state=seed).fit(x)
+        n_components=min(max_clusters, n),
+        weight_concentration_prior_type="dirichlet_process",
+        weight_concentration_prior=weight_concentration,
+        covariance_type="diag",
+        max_iter=1000,
+        n_init=3,
+        random_state=seed,
+    ).fit(x)
     prob = gmm.predict_proba(x)
     raw = prob.argmax(axis=1)
     order = np.argsort(-np.bincount(raw, minlength=prob.shape[1]), kind="stable")
@@ -83,13 +94,17 @@ def cluster(sig: np.ndarray, *, max_clusters: int = 10, variance_kept: float = 0
     relabel[order] = np.arange(order.size)
     labels = relabel[raw]
     used = np.unique(labels)
-    return Clustering(labels=labels, probability=prob.max(axis=1), n_components=k,
-                      variance_kept=float(np.cumsum(pca.explained_variance_ratio_)[k - 1])
-                      if used.size else 0.0)
+    return Clustering(
+        labels=labels,
+        probability=prob.max(axis=1),
+        n_components=k,
+        variance_kept=float(np.cumsum(pca.explained_variance_ratio_)[k - 1]) if used.size else 0.0,
+    )
 
 
-def bootstrap_ari(sig: np.ndarray, labels: np.ndarray, n_boot: int = 20, seed: int = 0,
-                  **kwargs) -> np.ndarray:
+def bootstrap_ari(
+    sig: np.ndarray, labels: np.ndarray, n_boot: int = 20, seed: int = 0, **kwargs
+) -> np.ndarray:
     """ARI between `labels` and refits on bootstrap resamples of units (on the units drawn)."""
     rng = np.random.default_rng(seed)
     out = []
@@ -105,13 +120,15 @@ def bootstrap_ari(sig: np.ndarray, labels: np.ndarray, n_boot: int = 20, seed: i
 def explained_variance(sig: np.ndarray, labels: np.ndarray) -> float:
     """Share of the signatures' total variance explained by the group means of `labels`."""
     total = ((sig - sig.mean(axis=0)) ** 2).sum()
-    within = sum(((sig[labels == g] - sig[labels == g].mean(axis=0)) ** 2).sum()
-                 for g in np.unique(labels))
+    within = sum(
+        ((sig[labels == g] - sig[labels == g].mean(axis=0)) ** 2).sum() for g in np.unique(labels)
+    )
     return float(1 - within / total) if total > 0 else 0.0
 
 
-def permutation_beyond_region(sig: np.ndarray, labels: np.ndarray, home: np.ndarray,
-                              n_perm: int = 500, seed: int = 0) -> float:
+def permutation_beyond_region(
+    sig: np.ndarray, labels: np.ndarray, home: np.ndarray, n_perm: int = 500, seed: int = 0
+) -> float:
     """P-value that clusters explain no more signature variance than home region composition.
 
     Null: cluster labels shuffled within each home region (each region keeps its mix of
@@ -129,8 +146,9 @@ def permutation_beyond_region(sig: np.ndarray, labels: np.ndarray, home: np.ndar
     return (count + 1) / (n_perm + 1)
 
 
-def summary_rows(sig: np.ndarray, labels: np.ndarray, home: np.ndarray, regions: list[str],
-                 bands: list[str]) -> list[dict]:
+def summary_rows(
+    sig: np.ndarray, labels: np.ndarray, home: np.ndarray, regions: list[str], bands: list[str]
+) -> list[dict]:
     """Per cluster: size, units per home region, and the mean signature per region and band."""
     rows = []
     for g in np.unique(labels):
@@ -138,8 +156,11 @@ def summary_rows(sig: np.ndarray, labels: np.ndarray, home: np.ndarray, regions:
         mean = sig[m].mean(axis=0).reshape(len(regions), len(bands))
         row = {"cluster": int(g), "n_units": int(m.sum())}
         row |= {f"home_{r}": int((home[m] == r).sum()) for r in dict.fromkeys(home)}
-        row |= {f"sig_{r}_{b}": round(float(mean[i, j]), 4)
-                for i, r in enumerate(regions) for j, b in enumerate(bands)}
+        row |= {
+            f"sig_{r}_{b}": round(float(mean[i, j]), 4)
+            for i, r in enumerate(regions)
+            for j, b in enumerate(bands)
+        }
         rows.append(row)
     return rows
 
@@ -183,16 +204,19 @@ def cluster_units(sig: np.ndarray, home: np.ndarray, params: dict, source: str) 
     """
     active = np.linalg.norm(sig, axis=1) > 0
     if active.sum() < 3:
-        raise InputError(f"'{source}': {int(active.sum())} units have LFP links; expected at "
-                         "least 3 to cluster.")
+        raise InputError(
+            f"'{source}': {int(active.sum())} units have LFP links; expected at least 3 to cluster."
+        )
     kw = cluster_kwargs(params)
     fit = cluster(sig[active], seed=params["seed"], **kw)
     labels = np.full(sig.shape[0], -1)
     labels[active] = fit.labels
     probability = np.zeros(sig.shape[0])
     probability[active] = fit.probability
-    boot = bootstrap_ari(sig[active], fit.labels, n_boot=params["n_boot"], seed=params["seed"],
-                         **kw)
-    p_value = permutation_beyond_region(sig[active], fit.labels, home[active],
-                                        n_perm=params["n_perm"], seed=params["seed"])
+    boot = bootstrap_ari(
+        sig[active], fit.labels, n_boot=params["n_boot"], seed=params["seed"], **kw
+    )
+    p_value = permutation_beyond_region(
+        sig[active], fit.labels, home[active], n_perm=params["n_perm"], seed=params["seed"]
+    )
     return UnitClusters(labels, probability, fit, active, boot, p_value)

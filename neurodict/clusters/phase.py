@@ -21,8 +21,9 @@ import scipy.signal
 from neurodict.lfpdict.atoms import BANDS_HZ
 
 
-def band_phase(y: np.ndarray, fs_hz: float, band_hz: tuple[float, float],
-               order: int = 3) -> np.ndarray:
+def band_phase(
+    y: np.ndarray, fs_hz: float, band_hz: tuple[float, float], order: int = 3
+) -> np.ndarray:
     """Instantaneous phase (radians) of `y` (..., n_samples) band-passed to `band_hz`."""
     sos = scipy.signal.butter(order, band_hz, btype="bandpass", fs=fs_hz, output="sos")
     return np.angle(scipy.signal.hilbert(scipy.signal.sosfiltfilt(sos, y, axis=-1), axis=-1))
@@ -47,15 +48,15 @@ def kappa_estimate(r_bar: float, n: int) -> float:
     if n == 0 or not np.isfinite(r_bar):
         return float("nan")
     if r_bar < 0.53:
-        kappa = 2 * r_bar + r_bar ** 3 + 5 * r_bar ** 5 / 6
+        kappa = 2 * r_bar + r_bar**3 + 5 * r_bar**5 / 6
     elif r_bar < 0.85:
         kappa = -0.4 + 1.39 * r_bar + 0.43 / (1 - r_bar)
     else:
-        kappa = 1 / (r_bar ** 3 - 4 * r_bar ** 2 + 3 * r_bar + 1e-12)
+        kappa = 1 / (r_bar**3 - 4 * r_bar**2 + 3 * r_bar + 1e-12)
     if n < 15 and kappa < 2:
         kappa = max(kappa - 2 / (n * kappa), 0) if kappa > 0 else 0.0
     elif n < 15:
-        kappa = (n - 1) ** 3 * kappa / (n ** 3 + n)
+        kappa = (n - 1) ** 3 * kappa / (n**3 + n)
     return float(kappa)
 
 
@@ -72,14 +73,25 @@ def locking(theta: np.ndarray) -> dict:
     n = theta.size
     mean = np.exp(1j * theta).mean() if n else np.nan
     r_bar = float(np.abs(mean)) if n else float("nan")
-    return {"n_spikes": n,
-            "preferred_phase_deg": float(np.degrees(np.angle(mean))) if n else float("nan"),
-            "resultant_length": r_bar, "ppc": ppc(theta), "kappa": kappa_estimate(r_bar, n),
-            "rayleigh_p": rayleigh_p(r_bar, n)}
+    return {
+        "n_spikes": n,
+        "preferred_phase_deg": float(np.degrees(np.angle(mean))) if n else float("nan"),
+        "resultant_length": r_bar,
+        "ppc": ppc(theta),
+        "kappa": kappa_estimate(r_bar, n),
+        "rayleigh_p": rayleigh_p(r_bar, n),
+    }
 
 
-def phase_table(spike_bins: list[np.ndarray], unit_ids, unit_regions, y: np.ndarray,
-                regions, fs_hz: float, bands: dict = BANDS_HZ) -> list[dict]:
+def phase_table(
+    spike_bins: list[np.ndarray],
+    unit_ids,
+    unit_regions,
+    y: np.ndarray,
+    regions,
+    fs_hz: float,
+    bands: dict = BANDS_HZ,
+) -> list[dict]:
     """One row per unit, region and band: the locking statistics of the unit's spikes."""
     rows = []
     for band, edges in bands.items():
@@ -87,6 +99,13 @@ def phase_table(spike_bins: list[np.ndarray], unit_ids, unit_regions, y: np.ndar
         for n, uid in enumerate(unit_ids):
             for r, region in enumerate(regions):
                 stats = locking(phases[r, spike_bins[n]])
-                rows.append({"unit": str(uid), "unit_region": str(unit_regions[n]),
-                             "region": str(region), "band": band, **stats})
+                rows.append(
+                    {
+                        "unit": str(uid),
+                        "unit_region": str(unit_regions[n]),
+                        "region": str(region),
+                        "band": band,
+                        **stats,
+                    }
+                )
     return rows

@@ -27,12 +27,24 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> dict:
     results = Path(results)
     info = session_info(results)
     sorting_dir = sorting_dir or spike_source(results, info)
-    return write_clusters(sorting_dir, results / "region_lfp", results / "lfp_dict.npz",
-                          results, info["params"]["clusters"], info["params"]["lfpdict"])
+    return write_clusters(
+        sorting_dir,
+        results / "region_lfp",
+        results / "lfp_dict.npz",
+        results,
+        info["params"]["clusters"],
+        info["params"]["lfpdict"],
+    )
 
 
-def write_clusters(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str | Path,
-                   out_dir: str | Path, params: dict, dict_params: dict) -> dict:
+def write_clusters(
+    sorting_dir: str | Path,
+    lfp_dir: str | Path,
+    dict_npz: str | Path,
+    out_dir: str | Path,
+    params: dict,
+    dict_params: dict,
+) -> dict:
     """Cluster units by signature, test stability, phase locking and functional importance.
 
     Writes ``clusters.tsv`` (unit_id, home_region, cluster, probability; cluster -1: a unit
@@ -44,38 +56,65 @@ def write_clusters(sorting_dir: str | Path, lfp_dir: str | Path, dict_npz: str |
     started = time.time()
     out_dir = Path(out_dir)
     spike_bins, y, targets, _, unit_regions, unit_ids, fs = load_lfpdict_inputs(
-        sorting_dir, lfp_dir)
+        sorting_dir, lfp_dir
+    )
     d = np.load(dict_npz)
     if list(d["unit_ids"]) != [str(u) for u in unit_ids]:
         raise LFPDictInputError(f"'{dict_npz}' was fitted on other units than '{sorting_dir}'.")
     sig, bands = cl.signatures(d["filters"], fs)
     units = cl.cluster_units(sig, unit_regions, params, str(dict_npz))
-    ari_halves = half_split_ari(spike_bins, y, fs, d, units.active, dict_params,
-                                params["seed"], cl.cluster_kwargs(params))
+    ari_halves = half_split_ari(
+        spike_bins, y, fs, d, units.active, dict_params, params["seed"], cl.cluster_kwargs(params)
+    )
     figures = cluster_figures(units, ari_halves, params["stability_ari"])
-    write_tsv(out_dir / "clusters.tsv", [
-        {"unit_id": str(u), "home_region": unit_regions[i], "cluster": int(units.labels[i]),
-         "probability": round(float(units.probability[i]), 4)} for i, u in enumerate(unit_ids)])
-    write_tsv(out_dir / "clusters_summary.tsv", [
-        row | figures for row in cl.summary_rows(sig[units.active], units.fit.labels,
-                                                 unit_regions[units.active], targets, bands)])
-    write_tsv(out_dir / "phase.tsv", [
-        {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
-        for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)])
-    write_tsv(out_dir / "importance.tsv", importance_rows(
-        spike_bins, y, fs, d, units.labels, unit_ids, targets, dict_params))
-    write_json(out_dir / "clusters.provenance.json",
-               provenance("clusters", dict(params) | figures, started))
+    write_tsv(
+        out_dir / "clusters.tsv",
+        [
+            {
+                "unit_id": str(u),
+                "home_region": unit_regions[i],
+                "cluster": int(units.labels[i]),
+                "probability": round(float(units.probability[i]), 4),
+            }
+            for i, u in enumerate(unit_ids)
+        ],
+    )
+    write_tsv(
+        out_dir / "clusters_summary.tsv",
+        [
+            row | figures
+            for row in cl.summary_rows(
+                sig[units.active], units.fit.labels, unit_regions[units.active], targets, bands
+            )
+        ],
+    )
+    write_tsv(
+        out_dir / "phase.tsv",
+        [
+            {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
+            for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)
+        ],
+    )
+    write_tsv(
+        out_dir / "importance.tsv",
+        importance_rows(spike_bins, y, fs, d, units.labels, unit_ids, targets, dict_params),
+    )
+    write_json(
+        out_dir / "clusters.provenance.json",
+        provenance("clusters", dict(params) | figures, started),
+    )
     return figures
 
 
 def cluster_figures(units: cl.UnitClusters, ari_halves: float, stability_ari: float) -> dict:
     """The session's cluster figures: count, PCA, stability (halves and bootstrap), p-value."""
     boot = units.bootstrap_ari
-    return {"n_clusters": int(np.unique(units.fit.labels).size),
-            "pca_components": units.fit.n_components,
-            "pca_variance_kept": round(units.fit.variance_kept, 4),
-            "ari_halves": round(ari_halves, 4),
-            "ari_bootstrap_median": round(float(np.median(boot)), 4),
-            "p_beyond_region": round(units.p_beyond_region, 4),
-            "stable": bool(ari_halves >= stability_ari and np.median(boot) >= stability_ari)}
+    return {
+        "n_clusters": int(np.unique(units.fit.labels).size),
+        "pca_components": units.fit.n_components,
+        "pca_variance_kept": round(units.fit.variance_kept, 4),
+        "ari_halves": round(ari_halves, 4),
+        "ari_bootstrap_median": round(float(np.median(boot)), 4),
+        "p_beyond_region": round(units.p_beyond_region, 4),
+        "stable": bool(ari_halves >= stability_ari and np.median(boot) >= stability_ari),
+    }

@@ -12,8 +12,14 @@ import spikeinterface.core as sc
 from neurodict.common.errors import InputError
 
 MAX_SPIKES_PER_UNIT = 200
-QUALITY_METRICS = ("num_spikes", "firing_rate", "presence_ratio", "snr", "isi_violation",
-                   "amplitude_median")
+QUALITY_METRICS = (
+    "num_spikes",
+    "firing_rate",
+    "presence_ratio",
+    "snr",
+    "isi_violation",
+    "amplitude_median",
+)
 
 
 class AnalyzerInputError(InputError):
@@ -42,17 +48,23 @@ def analyze_units(sorting, recording, n_jobs: int = 1, seed: int = 0) -> sc.Sort
     if sorting.sampling_frequency != recording.sampling_frequency:
         raise AnalyzerInputError(
             f"the sorting is at {sorting.sampling_frequency:g} Hz but the spike band at "
-            f"{recording.sampling_frequency:g} Hz: expected the same recording.")
+            f"{recording.sampling_frequency:g} Hz: expected the same recording."
+        )
     job = {"n_jobs": n_jobs, "chunk_duration": "10s", "progress_bar": False}
-    analyzer = sc.create_sorting_analyzer(sorting, recording, format="memory", sparse=True,
-                                          seed=seed, job_kwargs=job)
-    analyzer.compute({"random_spikes": {"max_spikes_per_unit": MAX_SPIKES_PER_UNIT,
-                                        "seed": seed},
-                      "waveforms": {}, "templates": {},
-                      "noise_levels": {"random_slices_kwargs": {"seed": seed}},
-                      "spike_amplitudes": {},
-                      "quality_metrics": {"metric_names": list(QUALITY_METRICS)}},
-                     **job)
+    analyzer = sc.create_sorting_analyzer(
+        sorting, recording, format="memory", sparse=True, seed=seed, job_kwargs=job
+    )
+    analyzer.compute(
+        {
+            "random_spikes": {"max_spikes_per_unit": MAX_SPIKES_PER_UNIT, "seed": seed},
+            "waveforms": {},
+            "templates": {},
+            "noise_levels": {"random_slices_kwargs": {"seed": seed}},
+            "spike_amplitudes": {},
+            "quality_metrics": {"metric_names": list(QUALITY_METRICS)},
+        },
+        **job,
+    )
     return analyzer
 
 

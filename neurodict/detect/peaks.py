@@ -13,8 +13,12 @@ import spikeinterface.core as sc
 from spikeinterface.sortingcomponents.peak_detection import detect_peaks
 
 NOISE_SEED = 0  # seed of the chunks the noise levels are estimated on
-PEAK_DTYPE = [("sample_index", "int64"), ("channel_index", "int64"), ("amplitude_uv", "float32"),
-              ("group_index", "int64")]
+PEAK_DTYPE = [
+    ("sample_index", "int64"),
+    ("channel_index", "int64"),
+    ("amplitude_uv", "float32"),
+    ("group_index", "int64"),
+]
 
 
 def detect_group_peaks(rec: sc.BaseRecording, params: dict, n_jobs: int = 1) -> np.ndarray:
@@ -43,13 +47,17 @@ def detect_group_peaks(rec: sc.BaseRecording, params: dict, n_jobs: int = 1) -> 
         index = np.flatnonzero(groups == name)
         sub = rec.select_channels(rec.channel_ids[index])
         peaks = detect_peaks(
-            sub, method="locally_exclusive",
-            method_kwargs={"peak_sign": params["peak_sign"],
-                           "detect_threshold": params["threshold_sigma"],
-                           "exclude_sweep_ms": params["dead_time_ms"],
-                           "radius_um": params["radius_um"],
-                           "random_slices_kwargs": {"seed": NOISE_SEED}},
-            job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False})
+            sub,
+            method="locally_exclusive",
+            method_kwargs={
+                "peak_sign": params["peak_sign"],
+                "detect_threshold": params["threshold_sigma"],
+                "exclude_sweep_ms": params["dead_time_ms"],
+                "radius_um": params["radius_um"],
+                "random_slices_kwargs": {"seed": NOISE_SEED},
+            },
+            job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},
+        )
         group_peaks = np.empty(peaks.size, dtype=PEAK_DTYPE)
         group_peaks["sample_index"] = peaks["sample_index"]
         group_peaks["channel_index"] = index[peaks["channel_index"]]
@@ -66,7 +74,13 @@ def peak_counts(rec: sc.BaseRecording, peaks: np.ndarray) -> list[dict]:
     names = list(dict.fromkeys(groups))
     duration_s = rec.get_total_duration()
     counts = np.bincount(peaks["group_index"], minlength=len(names))
-    return [{"group": name, "region": regions[groups == name][0],
-             "n_channels": int((groups == name).sum()), "n_peaks": int(counts[g]),
-             "rate_hz": round(float(counts[g]) / duration_s, 3)}
-            for g, name in enumerate(names)]
+    return [
+        {
+            "group": name,
+            "region": regions[groups == name][0],
+            "n_channels": int((groups == name).sum()),
+            "n_peaks": int(counts[g]),
+            "rate_hz": round(float(counts[g]) / duration_s, 3),
+        }
+        for g, name in enumerate(names)
+    ]

@@ -36,10 +36,18 @@ def tsv_table(path: str | Path, name: str, description: str):
     from hdmf.common import DynamicTable, VectorData
 
     frame = read_table(path)
-    columns = [VectorData(name=c, description=f"Column '{c}' of {Path(path).name}.",
-                          data=(frame[c].to_numpy() if frame[c].dtype.kind in "biuf"
-                                else frame[c].fillna("").astype(str).tolist()))
-               for c in frame.columns]
+    columns = [
+        VectorData(
+            name=c,
+            description=f"Column '{c}' of {Path(path).name}.",
+            data=(
+                frame[c].to_numpy()
+                if frame[c].dtype.kind in "biuf"
+                else frame[c].fillna("").astype(str).tolist()
+            ),
+        )
+        for c in frame.columns
+    ]
     return DynamicTable(name=name, description=description, columns=columns)
 
 
@@ -50,22 +58,45 @@ def dictionary_tables(npz: str | Path) -> list:
     d = np.load(npz)
     lags = d["lags_ms"]
     lag_text = f"lags from {lags[0]:g} to {lags[-1]:g} ms in steps of {lags[1] - lags[0]:g} ms"
-    atoms = DynamicTable(name="dictionary_atoms", description=f"Learned atoms, {lag_text}.",
-                         columns=[VectorData(name="waveform", description="Unit-norm atom "
-                                             f"over {len(lags)} lags.", data=d["atoms"])])
+    atoms = DynamicTable(
+        name="dictionary_atoms",
+        description=f"Learned atoms, {lag_text}.",
+        columns=[
+            VectorData(
+                name="waveform",
+                description=f"Unit-norm atom over {len(lags)} lags.",
+                data=d["atoms"],
+            )
+        ],
+    )
     n_units, n_regions = d["filters"].shape[:2]
     unit, region = np.meshgrid(np.arange(n_units), np.arange(n_regions), indexing="ij")
     filters = DynamicTable(
         name="dictionary_filters",
         description=f"Filter of each unit-to-region link (LFP microvolts per spike), {lag_text}.",
-        columns=[VectorData(name="unit_name", description="Unit id in the sorting.",
-                            data=d["unit_ids"][unit.ravel()].astype(str).tolist()),
-                 VectorData(name="unit_region", description="The unit's home region.",
-                            data=d["unit_regions"][unit.ravel()].astype(str).tolist()),
-                 VectorData(name="lfp_region", description="The LFP target (region).",
-                            data=d["regions"][region.ravel()].astype(str).tolist()),
-                 VectorData(name="filter", description="Filter over the lags.",
-                            data=d["filters"].reshape(n_units * n_regions, -1))])
+        columns=[
+            VectorData(
+                name="unit_name",
+                description="Unit id in the sorting.",
+                data=d["unit_ids"][unit.ravel()].astype(str).tolist(),
+            ),
+            VectorData(
+                name="unit_region",
+                description="The unit's home region.",
+                data=d["unit_regions"][unit.ravel()].astype(str).tolist(),
+            ),
+            VectorData(
+                name="lfp_region",
+                description="The LFP target (region).",
+                data=d["regions"][region.ravel()].astype(str).tolist(),
+            ),
+            VectorData(
+                name="filter",
+                description="Filter over the lags.",
+                data=d["filters"].reshape(n_units * n_regions, -1),
+            ),
+        ],
+    )
     return [atoms, filters]
 
 
@@ -75,17 +106,28 @@ def _electrodes(nwb, info: dict, rec) -> dict:
     Returns the row index of each channel id.
     """
     device = nwb.create_device(name="probe", description="Recording probe of the session.")
-    groups = {g["name"]: nwb.create_electrode_group(
-        name=g["name"], description=f"Electrode group {g['name']} in {g['region']}.",
-        location=g["region"], device=device) for g in info["groups"]}
+    groups = {
+        g["name"]: nwb.create_electrode_group(
+            name=g["name"],
+            description=f"Electrode group {g['name']} in {g['region']}.",
+            location=g["region"],
+            device=device,
+        )
+        for g in info["groups"]
+    }
     nwb.add_electrode_column(name="channel_name", description="Channel id in the raw file.")
     nwb.add_electrode_column(name="bad", description="Left out of sorting and region LFPs.")
     locations = rec.get_channel_locations()
     for i, channel in enumerate(rec.channel_ids):
         group = str(rec.get_property("group")[i])
-        nwb.add_electrode(group=groups[group], location=str(rec.get_property("region")[i]),
-                          rel_x=float(locations[i, 0]), rel_y=float(locations[i, 1]),
-                          channel_name=str(channel), bad=bool(rec.get_property("bad")[i]))
+        nwb.add_electrode(
+            group=groups[group],
+            location=str(rec.get_property("region")[i]),
+            rel_x=float(locations[i, 0]),
+            rel_y=float(locations[i, 1]),
+            channel_name=str(channel),
+            bad=bool(rec.get_property("bad")[i]),
+        )
     return {str(c): i for i, c in enumerate(rec.channel_ids)}
 
 
@@ -96,20 +138,34 @@ def _units(nwb, sorting, analyzer, electrode_of: dict, columns: dict[str, np.nda
     templates, channels = main_channel_templates(analyzer)
     channel_ids = analyzer.recording.channel_ids
     fs = sorting.sampling_frequency
-    nwb.units = Units(name="units", description="Sorted units; spike times in seconds.",
-                      resolution=1.0 / fs, waveform_rate=float(fs), waveform_unit="microvolts")
+    nwb.units = Units(
+        name="units",
+        description="Sorted units; spike times in seconds.",
+        resolution=1.0 / fs,
+        waveform_rate=float(fs),
+        waveform_unit="microvolts",
+    )
     nwb.add_unit_column(name="unit_name", description="Unit id in the sorting.")
     nwb.add_unit_column(name="region", description="The unit's home region.")
     for name in columns:
-        nwb.add_unit_column(name=name, description=f"Quality metric or summary '{name}' "
-                                                   "(spikeinterface / neurodict).")
-    regions = (sorting.get_property("region") if "region" in sorting.get_property_keys()
-               else np.full(len(sorting.unit_ids), "unknown"))
+        nwb.add_unit_column(
+            name=name,
+            description=f"Quality metric or summary '{name}' (spikeinterface / neurodict).",
+        )
+    regions = (
+        sorting.get_property("region")
+        if "region" in sorting.get_property_keys()
+        else np.full(len(sorting.unit_ids), "unknown")
+    )
     for i, unit in enumerate(sorting.unit_ids):
-        nwb.add_unit(spike_times=sorting.get_unit_spike_train(unit) / fs,
-                     electrodes=[electrode_of[str(channel_ids[channels[i]])]],
-                     waveform_mean=templates[i], unit_name=str(unit), region=str(regions[i]),
-                     **{name: float(values[i]) for name, values in columns.items()})
+        nwb.add_unit(
+            spike_times=sorting.get_unit_spike_train(unit) / fs,
+            electrodes=[electrode_of[str(channel_ids[channels[i]])]],
+            waveform_mean=templates[i],
+            unit_name=str(unit),
+            region=str(regions[i]),
+            **{name: float(values[i]) for name, values in columns.items()},
+        )
 
 
 def _region_lfp(nwb, region_lfp) -> None:
@@ -117,15 +173,30 @@ def _region_lfp(nwb, region_lfp) -> None:
 
     regions = [str(r) for r in region_lfp.get_property("region")]
     ecephys = nwb.create_processing_module(name="ecephys", description="Region LFPs.")
-    ecephys.add(TimeSeries(
-        name="region_lfp", data=region_lfp.get_traces().astype("float32"), unit="volts",
-        conversion=1e-6, rate=float(region_lfp.sampling_frequency), starting_time=0.0,
-        description=f"LFP of each region (median of its good channels); columns: {regions}.",
-        comments="Columns in the order of the description's region list."))
+    ecephys.add(
+        TimeSeries(
+            name="region_lfp",
+            data=region_lfp.get_traces().astype("float32"),
+            unit="volts",
+            conversion=1e-6,
+            rate=float(region_lfp.sampling_frequency),
+            starting_time=0.0,
+            description=f"LFP of each region (median of its good channels); columns: {regions}.",
+            comments="Columns in the order of the description's region list.",
+        )
+    )
 
 
-def write_session_nwb(path: str | Path, info: dict, results: str | Path, rec, sorting, analyzer,
-                      region_lfp, unit_columns: dict[str, np.ndarray]) -> Path:
+def write_session_nwb(
+    path: str | Path,
+    info: dict,
+    results: str | Path,
+    rec,
+    sorting,
+    analyzer,
+    region_lfp,
+    unit_columns: dict[str, np.ndarray],
+) -> Path:
     """Write ``session.nwb`` atomically.
 
     Parameters
@@ -153,16 +224,21 @@ def write_session_nwb(path: str | Path, info: dict, results: str | Path, rec, so
     raw = Path(info["raw_path"])
     started = datetime.datetime.fromtimestamp(raw.stat().st_mtime, tz=datetime.UTC)
     regions = sorted({g["region"] for g in info["groups"]})
-    nwb = NWBFile(session_description=f"neurodict session {info['name']} ({info['format']} "
-                                      f"recording, regions {regions}).",
-                  identifier=str(uuid.uuid4()), session_id=str(info["name"]),
-                  session_start_time=started,
-                  notes="session_start_time is the raw file's modification time.")
+    nwb = NWBFile(
+        session_description=f"neurodict session {info['name']} ({info['format']} "
+        f"recording, regions {regions}).",
+        identifier=str(uuid.uuid4()),
+        session_id=str(info["name"]),
+        session_start_time=started,
+        notes="session_start_time is the raw file's modification time.",
+    )
     electrode_of = _electrodes(nwb, info, rec)
     _units(nwb, sorting, analyzer, electrode_of, unit_columns)
     _region_lfp(nwb, region_lfp)
-    module = nwb.create_processing_module(name="neurodict", description="Spike-to-LFP "
-                                          "dictionaries, their scores and the unit clusters.")
+    module = nwb.create_processing_module(
+        name="neurodict",
+        description="Spike-to-LFP dictionaries, their scores and the unit clusters.",
+    )
     if (results / "lfp_dict.npz").exists():
         for table in dictionary_tables(results / "lfp_dict.npz"):
             module.add(table)

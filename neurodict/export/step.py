@@ -44,14 +44,27 @@ def write_phy(analyzer, folder: str | Path, n_jobs: int = 1) -> Path:
     from spikeinterface.exporters import export_to_phy
 
     with atomic_path(folder) as tmp, _numpy_template_similarity():
-        export_to_phy(analyzer, tmp, compute_pc_features=False, compute_amplitudes=True,
-                      copy_binary=False, add_template_metrics=False, verbose=False,
-                      n_jobs=n_jobs, chunk_duration="10s", progress_bar=False)
+        export_to_phy(
+            analyzer,
+            tmp,
+            compute_pc_features=False,
+            compute_amplitudes=True,
+            copy_binary=False,
+            add_template_metrics=False,
+            verbose=False,
+            n_jobs=n_jobs,
+            chunk_duration="10s",
+            progress_bar=False,
+        )
     return Path(folder)
 
 
-def run(results: str | Path, sorting_dir: str | Path | None = None,
-        probabilities: str | Path | None = None, n_jobs: int = 1) -> dict:
+def run(
+    results: str | Path,
+    sorting_dir: str | Path | None = None,
+    probabilities: str | Path | None = None,
+    n_jobs: int = 1,
+) -> dict:
     """Write ``session.nwb`` and ``phy/`` for the session in `results`.
 
     Parameters
@@ -83,11 +96,22 @@ def run(results: str | Path, sorting_dir: str | Path | None = None,
     info = session_info(results)
     analyzer = analyze_units(sorting, si.load(results / "spikeband"), n_jobs=n_jobs)
     columns = quality_metrics(analyzer) | posteriors
-    write_session_nwb(results / "session.nwb", info, results, si.load(results / "recording.json"),
-                      sorting, analyzer, si.load(results / "region_lfp"), columns)
+    write_session_nwb(
+        results / "session.nwb",
+        info,
+        results,
+        si.load(results / "recording.json"),
+        sorting,
+        analyzer,
+        si.load(results / "region_lfp"),
+        columns,
+    )
     write_phy(analyzer, results / "phy", n_jobs=n_jobs)
-    figures = {"n_units": len(sorting.unit_ids), "unit_columns": list(columns),
-               "sorting": str(sorting_dir),
-               "probabilities": None if probabilities is None else str(probabilities)}
+    figures = {
+        "n_units": len(sorting.unit_ids),
+        "unit_columns": list(columns),
+        "sorting": str(sorting_dir),
+        "probabilities": None if probabilities is None else str(probabilities),
+    }
     write_json(results / "export.provenance.json", provenance("export", figures, started))
     return figures

@@ -44,17 +44,25 @@ def _read_binary(s: Session) -> sc.BaseRecording:
     size = s.raw_path.stat().st_size
     frame = s.num_channels * np.dtype(s.dtype).itemsize
     if size == 0:
-        raise IngestError(f"binary file '{s.raw_path}' is empty; expected samples of "
-                          f"{s.num_channels} channels x {s.dtype}.")
+        raise IngestError(
+            f"binary file '{s.raw_path}' is empty; expected samples of "
+            f"{s.num_channels} channels x {s.dtype}."
+        )
     if size % frame:
         raise IngestError(
             f"binary file '{s.raw_path}' is truncated or mis-described: {size} bytes is not a "
             f"multiple of num_channels x itemsize = {s.num_channels} x "
             f"{np.dtype(s.dtype).itemsize} = {frame} bytes (check num_channels and dtype in "
-            f"{s.file}).")
-    return se.read_binary(s.raw_path, sampling_frequency=s.sampling_frequency_hz,
-                          dtype=s.dtype, num_channels=s.num_channels,
-                          gain_to_uV=s.gain_to_uv, offset_to_uV=s.offset_to_uv)
+            f"{s.file})."
+        )
+    return se.read_binary(
+        s.raw_path,
+        sampling_frequency=s.sampling_frequency_hz,
+        dtype=s.dtype,
+        num_channels=s.num_channels,
+        gain_to_uV=s.gain_to_uv,
+        offset_to_uV=s.offset_to_uv,
+    )
 
 
 def _neo_reader(read):
@@ -97,21 +105,34 @@ def read_raw(session: Session) -> sc.BaseRecording:
     except IngestError:
         raise
     except Exception as exc:  # the reader's own error, re-raised with format and path
-        raise IngestError(f"the {session.format} reader could not open '{session.raw_path}' "
-                          f"(from {session.file}): {type(exc).__name__}: {exc}") from exc
+        raise IngestError(
+            f"the {session.format} reader could not open '{session.raw_path}' "
+            f"(from {session.file}): {type(exc).__name__}: {exc}"
+        ) from exc
     n_seg = rec.get_num_segments()
     if session.segment_index is None and n_seg > 1:
-        raise IngestError(f"'{session.raw_path}' holds {n_seg} recording segments; set "
-                          f"segment_index (0..{n_seg - 1}) in {session.file}.")
+        raise IngestError(
+            f"'{session.raw_path}' holds {n_seg} recording segments; set "
+            f"segment_index (0..{n_seg - 1}) in {session.file}."
+        )
     if session.segment_index is not None:
         if session.segment_index >= n_seg:
-            raise ConfigError([problem(session.file, "segment_index",
-                                       f"an index below the {n_seg} segments",
-                                       session.segment_index)])
+            raise ConfigError(
+                [
+                    problem(
+                        session.file,
+                        "segment_index",
+                        f"an index below the {n_seg} segments",
+                        session.segment_index,
+                    )
+                ]
+            )
         rec = rec.select_segments([session.segment_index])
     if rec.get_num_samples() == 0:
-        raise IngestError(f"the {session.format} recording '{session.raw_path}' (from "
-                          f"{session.file}) is empty (0 samples).")
+        raise IngestError(
+            f"the {session.format} recording '{session.raw_path}' (from "
+            f"{session.file}) is empty (0 samples)."
+        )
     return rec
 
 
@@ -121,17 +142,28 @@ def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
     for i, g in enumerate(session.groups):
         for c in g.channels:
             if c >= n:
-                problems.append(problem(session.file, f"groups[{i}].channels",
-                                        f"channel indices below {n} (the recording's channel "
-                                        "count)", c))
+                problems.append(
+                    problem(
+                        session.file,
+                        f"groups[{i}].channels",
+                        f"channel indices below {n} (the recording's channel count)",
+                        c,
+                    )
+                )
     for i, w in enumerate(session.windows):
         if w.end_s > duration_s:
-            problems.append(problem(session.file, f"windows[{i}].end_s",
-                                    f"a time within the recording (0 to {duration_s:.3f} s)",
-                                    w.end_s))
+            problems.append(
+                problem(
+                    session.file,
+                    f"windows[{i}].end_s",
+                    f"a time within the recording (0 to {duration_s:.3f} s)",
+                    w.end_s,
+                )
+            )
     if session.sampling_frequency_hz is None:  # binary rates were checked with the session
-        problems += rate_problems(session.file, session.params, rec.sampling_frequency,
-                                  param_key(session.overrides))
+        problems += rate_problems(
+            session.file, session.params, rec.sampling_frequency, param_key(session.overrides)
+        )
     problems += duration_problems(session, rec.sampling_frequency, rec.get_num_samples())
     if problems:
         raise ConfigError(problems)
@@ -160,21 +192,26 @@ def check_samples(session: Session, rec: sc.BaseRecording) -> None:
     size = min(n, max(1, int(CHECK_STRETCH_S * fs)))
     starts = sorted({int(x) for x in np.linspace(0, n - size, CHECK_STRETCHES)})
     x = np.concatenate([rec.get_traces(start_frame=a, end_frame=a + size) for a in starts])
-    where = (f"{len(starts)} stretch{'es' if len(starts) > 1 else ''} of {size / fs:g} s "
-             f"at {', '.join(f'{a / fs:g}' for a in starts)} s")
+    where = (
+        f"{len(starts)} stretch{'es' if len(starts) > 1 else ''} of {size / fs:g} s "
+        f"at {', '.join(f'{a / fs:g}' for a in starts)} s"
+    )
     source = f"'{session.raw_path}' (from {session.file})"
     if not np.any(x):
-        raise IngestError(f"the recording {source} is all zero: every sample read ({where}) of "
-                          f"channels {session.channels} is 0; expected a recording with signal "
-                          f"(check raw_path, dtype, num_channels and the channel indices).")
+        raise IngestError(
+            f"the recording {source} is all zero: every sample read ({where}) of "
+            f"channels {session.channels} is 0; expected a recording with signal "
+            f"(check raw_path, dtype, num_channels and the channel indices)."
+        )
     channels = np.asarray(session.channels)
     good = ~np.isin(channels, session.bad_channels)
     finite = np.isfinite(x) if x.dtype.kind == "f" else np.ones(x.shape, bool)
     found = []
     bad = good & ~finite.all(axis=0)
     if bad.any():
-        found.append(f"channels {_listing(session, channels[bad])} have non-finite samples "
-                     f"(NaN or infinite)")
+        found.append(
+            f"channels {_listing(session, channels[bad])} have non-finite samples (NaN or infinite)"
+        )
     ok = good & finite.all(axis=0)
     zero = ok & ~np.any(x, axis=0)
     if zero.any():
@@ -188,13 +225,17 @@ def check_samples(session: Session, rec: sc.BaseRecording) -> None:
         share = ((x == info.min) | (x == info.max)).mean(axis=0)
         railed = ok & ~flat & (share >= SATURATED_SHARE)
         if railed.any():
-            found.append(f"channels {_listing(session, channels[railed])} are saturated "
-                         f"({', '.join(f'{v:.0%}' for v in share[railed])} of their samples at "
-                         f"the {x.dtype} limits {info.min} or {info.max})")
+            found.append(
+                f"channels {_listing(session, channels[railed])} are saturated "
+                f"({', '.join(f'{v:.0%}' for v in share[railed])} of their samples at "
+                f"the {x.dtype} limits {info.min} or {info.max})"
+            )
     if found:
-        raise IngestError(f"the recording {source}: {'; '.join(found)}, in the {where} read; "
-                          f"expected signal on every channel: list these channels under "
-                          f"bad_channels in {session.file} or check the recording.")
+        raise IngestError(
+            f"the recording {source}: {'; '.join(found)}, in the {where} read; "
+            f"expected signal on every channel: list these channels under "
+            f"bad_channels in {session.file} or check the recording."
+        )
 
 
 def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
@@ -207,22 +248,28 @@ def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
             probegroup = pi.read_probeinterface(session.probe["file"])
         else:  # probeinterface fetches library probes over the network
             probegroup = pi.ProbeGroup()
-            probegroup.add_probe(pi.get_probe(session.probe["manufacturer"],
-                                              session.probe["probe_name"]))
+            probegroup.add_probe(
+                pi.get_probe(session.probe["manufacturer"], session.probe["probe_name"])
+            )
     except Exception as exc:  # the library's own error, re-raised naming the probe and session
-        raise IngestError(f"probe '{source}' could not be read (from {session.file}): "
-                          f"{type(exc).__name__}: {exc}") from exc
+        raise IngestError(
+            f"probe '{source}' could not be read (from {session.file}): {type(exc).__name__}: {exc}"
+        ) from exc
     n_contacts = sum(p.get_contact_count() for p in probegroup.probes)
     if n_contacts != rec.get_num_channels():
-        raise IngestError(f"probe '{source}' has {n_contacts} contacts but '{session.raw_path}' "
-                          f"has {rec.get_num_channels()} channels (from {session.file}).")
+        raise IngestError(
+            f"probe '{source}' has {n_contacts} contacts but '{session.raw_path}' "
+            f"has {rec.get_num_channels()} channels (from {session.file})."
+        )
     if all(p.device_channel_indices is None for p in probegroup.probes):
         probegroup.set_global_device_channel_indices(np.arange(n_contacts))
     indices = np.concatenate([p.device_channel_indices for p in probegroup.probes])
     if sorted(indices) != list(range(n_contacts)):
-        raise IngestError(f"probe '{source}' wires contacts to device channels "
-                          f"{sorted(indices.tolist())}; expected each of 0..{n_contacts - 1} "
-                          f"once (from {session.file}).")
+        raise IngestError(
+            f"probe '{source}' wires contacts to device channels "
+            f"{sorted(indices.tolist())}; expected each of 0..{n_contacts - 1} "
+            f"once (from {session.file})."
+        )
     return probegroup
 
 

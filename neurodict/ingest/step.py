@@ -13,8 +13,12 @@ from neurodict.config import load_config, load_session
 from neurodict.ingest.readers import open_recording
 
 
-def run(results: str | Path, session_file: str | Path, config: dict | None = None,
-        name: str | None = None) -> sc.BaseRecording:
+def run(
+    results: str | Path,
+    session_file: str | Path,
+    config: dict | None = None,
+    name: str | None = None,
+) -> sc.BaseRecording:
     """Validate a session, open its recording and record both in `results`.
 
     Writes ``session.json`` (the resolved session and workflow parameters) and

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 # Canonical LFP bands in Hz (MODELS.md section 2).
-BANDS_HZ = {"delta": (1.0, 4.0), "theta": (4.0, 12.0), "beta": (12.0, 30.0),
-            "gamma": (30.0, 80.0)}
+BANDS_HZ = {"delta": (1.0, 4.0), "theta": (4.0, 12.0), "beta": (12.0, 30.0), "gamma": (30.0, 80.0)}
 
 
 def wavelet_atoms(n_atoms: int, lags_s: np.ndarray) -> np.ndarray:
@@ -45,5 +44,7 @@ def band_power(filters: np.ndarray, fs_hz: float) -> dict[str, np.ndarray]:
     n_fft = max(1024, 2 ** int(np.ceil(np.log2(filters.shape[-1]))))
     spectrum = np.abs(np.fft.rfft(filters, n=n_fft, axis=-1)) ** 2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / fs_hz)
-    return {name: spectrum[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1)
-            for name, (lo, hi) in BANDS_HZ.items()}
+    return {
+        name: spectrum[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1)
+        for name, (lo, hi) in BANDS_HZ.items()
+    }

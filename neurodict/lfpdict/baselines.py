@@ -24,8 +24,16 @@ def centred(be: Backend, stats: SegmentStats, gram: ToeplitzGram):
     return apply, stats.S - stats.g[:, None, :] * stats.ysum[None, :, None] / n
 
 
-def wiener(be: Backend, stats: SegmentStats, alpha, mask=None, gram: ToeplitzGram | None = None,
-           n_iter: int = 300, tol: float = 1e-5, F0=None):
+def wiener(
+    be: Backend,
+    stats: SegmentStats,
+    alpha,
+    mask=None,
+    gram: ToeplitzGram | None = None,
+    n_iter: int = 300,
+    tol: float = 1e-5,
+    F0=None,
+):
     """Ridge filters: argmin_f ||y - c - sum_n u_n * f_n||^2 / n + alpha ||f||^2, per region.
 
     Solved by conjugate gradients on (G~ / n + alpha I) f = S~ / n, one independent system per

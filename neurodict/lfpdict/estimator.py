@@ -38,22 +38,29 @@ def fold_cores(n_bins: int, n_folds: int, gap_bins: int) -> list[tuple[int, int]
         When a core would be shorter than the gaps around it.
     """
     edges = np.linspace(0, n_bins, n_folds + 1).astype(int)
-    cores = [(int(a) + gap_bins, int(b) - gap_bins) for a, b in zip(edges[:-1], edges[1:],
-                                                                      strict=True)]
+    cores = [
+        (int(a) + gap_bins, int(b) - gap_bins) for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
     if any(b - a < 2 * gap_bins for a, b in cores):
-        raise InputError(f"'n_folds': expected folds longer than 4 filter lengths "
-                         f"({4 * gap_bins} bins); got {n_folds} folds of {n_bins} bins.")
+        raise InputError(
+            f"'n_folds': expected folds longer than 4 filter lengths "
+            f"({4 * gap_bins} bins); got {n_folds} folds of {n_bins} bins."
+        )
     return cores
 
 
-def circular_jitter(spike_bins: list[np.ndarray], n_bins: int, min_shift: int,
-                    rng: np.random.Generator) -> list[np.ndarray]:
+def circular_jitter(
+    spike_bins: list[np.ndarray], n_bins: int, min_shift: int, rng: np.random.Generator
+) -> list[np.ndarray]:
     """Each unit's train shifted circularly by its own offset in [min_shift, n_bins - min_shift]."""
     if n_bins <= 2 * min_shift:
-        raise InputError(f"'jitter_min_s': expected a recording longer than twice the minimum "
-                         f"shift ({2 * min_shift} bins); got {n_bins} bins.")
-    return [np.sort((s + rng.integers(min_shift, n_bins - min_shift + 1)) % n_bins)
-            for s in spike_bins]
+        raise InputError(
+            f"'jitter_min_s': expected a recording longer than twice the minimum "
+            f"shift ({2 * min_shift} bins); got {n_bins} bins."
+        )
+    return [
+        np.sort((s + rng.integers(min_shift, n_bins - min_shift + 1)) % n_bins) for s in spike_bins
+    ]
 
 
 @dataclass
@@ -157,13 +164,27 @@ class SpikeLFPDictionary:
         Wall seconds of each phase: statistics, cross-validation, final fit.
     """
 
-    def __init__(self, fs_hz: float = 1000.0, *, lag_minus_ms: float = 200.0,
-                 lag_plus_ms: float = 200.0, n_atoms: int = 12, alpha: float = 0.5,
-                 lambda_fractions=(0.3, 0.1, 0.05, 0.02, 0.01, 0.005),
-                 ridge_alphas=(1e-3, 1e-2, 1e-1, 1.0), n_folds: int = 5, n_outer: int = 10,
-                 n_inner: int = 200, jitter_min_s: float = 10.0, windows_s=None,
-                 smoothness: float = 0.1, backend: str = "auto",
-                 dtype: str = "float32", random_state: int = 0, progress: bool = False):
+    def __init__(
+        self,
+        fs_hz: float = 1000.0,
+        *,
+        lag_minus_ms: float = 200.0,
+        lag_plus_ms: float = 200.0,
+        n_atoms: int = 12,
+        alpha: float = 0.5,
+        lambda_fractions=(0.3, 0.1, 0.05, 0.02, 0.01, 0.005),
+        ridge_alphas=(1e-3, 1e-2, 1e-1, 1.0),
+        n_folds: int = 5,
+        n_outer: int = 10,
+        n_inner: int = 200,
+        jitter_min_s: float = 10.0,
+        windows_s=None,
+        smoothness: float = 0.1,
+        backend: str = "auto",
+        dtype: str = "float32",
+        random_state: int = 0,
+        progress: bool = False,
+    ):
         self.fs_hz = fs_hz
         self.lag_minus_ms = lag_minus_ms
         self.lag_plus_ms = lag_plus_ms
@@ -198,9 +219,22 @@ class SpikeLFPDictionary:
 
     def fold_stats(self, be, spike_bins, y, segments):
         """Statistics per fold and window: segments[k][w] = (a, b), possibly empty."""
-        return [[segment_stats(spike_bins, y, a, b, self.lag_minus_bins, self.lag_plus_bins,
-                               backend=be, dtype=self.dtype) for a, b in fold]
-                for fold in segments]
+        return [
+            [
+                segment_stats(
+                    spike_bins,
+                    y,
+                    a,
+                    b,
+                    self.lag_minus_bins,
+                    self.lag_plus_bins,
+                    backend=be,
+                    dtype=self.dtype,
+                )
+                for a, b in fold
+            ]
+            for fold in segments
+        ]
 
     def _masks(self, be, unit_regions, regions):
         home = np.asarray(unit_regions)[:, None] == np.asarray(regions)[None, :]
@@ -218,28 +252,51 @@ class SpikeLFPDictionary:
         grams = [ToeplitzGram(be, s) for s in test]
         out = []
         for fraction in fractions:
-            B = model.fit_coef(be, problems, lmax * fraction, self.alpha, B, mask=mask,
-                               mu=self.mu_, n_iter=self.n_inner)
+            B = model.fit_coef(
+                be,
+                problems,
+                lmax * fraction,
+                self.alpha,
+                B,
+                mask=mask,
+                mu=self.mu_,
+                n_iter=self.n_inner,
+            )
             F = model.filters_from(be.xp, B, D)
-            out.append(sum(be.to_numpy(sse(be, te, Fw, intercept(be, tr, Fw), g))
-                           for tr, te, Fw, g in zip(train, test, F, grams, strict=True)))
+            out.append(
+                sum(
+                    be.to_numpy(sse(be, te, Fw, intercept(be, tr, Fw), g))
+                    for tr, te, Fw, g in zip(train, test, F, grams, strict=True)
+                )
+            )
         return np.array(out)
 
     def learn(self, be, stats, D0, fraction):
         """Learn atoms and coefficients on a list of window statistics at lam = fraction x max.
 
         Returns D, B, intercepts, objective trace and lam."""
-        lam = model.lambda_max(be, total(stats), D0, self.alpha) * be.asarray(fraction,
-                                                                                dtype=self.dtype)
-        return (*model.learn(be, stats, D0, lam, self.alpha, mu=self.mu_, n_outer=self.n_outer,
-                             n_inner=self.n_inner), lam)
+        lam = model.lambda_max(be, total(stats), D0, self.alpha) * be.asarray(
+            fraction, dtype=self.dtype
+        )
+        return (
+            *model.learn(
+                be,
+                stats,
+                D0,
+                lam,
+                self.alpha,
+                mu=self.mu_,
+                n_outer=self.n_outer,
+                n_inner=self.n_inner,
+            ),
+            lam,
+        )
 
     def _segments(self, cores, n_bins):
         """Per fold, per window: the part of the fold's core inside the window."""
         windows = self.windows_s or [(0.0, n_bins / self.fs_hz)]
         bounds = [(int(round(a * self.fs_hz)), int(round(b * self.fs_hz))) for a, b in windows]
-        return [[(max(a, wa), max(max(a, wa), min(b, wb))) for wa, wb in bounds]
-                for a, b in cores]
+        return [[(max(a, wa), max(max(a, wa), min(b, wb))) for wa, wb in bounds] for a, b in cores]
 
     def fit(self, spike_bins: list[np.ndarray], y: np.ndarray, unit_regions, regions):
         """Choose each predictor set's penalty by cross-validation, then fit the final model.
@@ -264,7 +321,8 @@ class SpikeLFPDictionary:
         self.folds_ = self._folds(be, spike_bins, y, unit_regions, regions)
         self.timings_["statistics"] = time.perf_counter() - clock
         self.mu_ = self.smoothness * model.smoothness_scale(
-            [model.coef_problem(be, total(self.folds_.by_window), self.folds_.atoms0)])
+            [model.coef_problem(be, total(self.folds_.by_window), self.folds_.atoms0)]
+        )
         clock = time.perf_counter()
         self.cv_r2_, self.fold_atoms_ = self._cross_validate(self.folds_, y.shape[0])
         self.penalty_ = {s: self.best_fractions(self.cv_r2_[s]) for s in PREDICTOR_SETS}
@@ -279,9 +337,14 @@ class SpikeLFPDictionary:
         cores = fold_cores(n_bins, self.n_folds, self.lag_minus_bins + self.lag_plus_bins + 1)
         segments = self._segments(cores, n_bins)
         stats = self.fold_stats(be, spike_bins, y, segments)
-        folds = Folds(be, segments, stats, [], self._masks(be, unit_regions, regions),
-                      be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0),
-                                 dtype=self.dtype))
+        folds = Folds(
+            be,
+            segments,
+            stats,
+            [],
+            self._masks(be, unit_regions, regions),
+            be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0), dtype=self.dtype),
+        )
         folds.by_window = folds.totals(stats)
         return folds
 

@@ -28,13 +28,14 @@ class ToeplitzGram:
         self.P = scipy.fft.next_fast_len(3 * self.L - 2, real=True)
         # (F, N, N), contiguous: each frequency's matrix is one GEMM operand (3x faster)
         self.Rf = be.xp.ascontiguousarray(
-            be.fft.rfft(stats.R, n=self.P, axis=-1).transpose(2, 0, 1))
+            be.fft.rfft(stats.R, n=self.P, axis=-1).transpose(2, 0, 1)
+        )
 
     def __matmul__(self, F):
         be, L = self.be, self.L
         Ff = be.fft.rfft(F, n=self.P, axis=-1).transpose(2, 0, 1)  # (F, N, R)
         out = be.fft.irfft(be.xp.matmul(self.Rf, Ff), n=self.P, axis=0)  # (P, N, R)
-        return out[L - 1: 2 * L - 1].transpose(1, 2, 0).astype(F.dtype)
+        return out[L - 1 : 2 * L - 1].transpose(1, 2, 0).astype(F.dtype)
 
 
 def intercept(be: Backend, train: SegmentStats, F):
@@ -53,11 +54,12 @@ def sse(be: Backend, test: SegmentStats, F, c, gram: ToeplitzGram | None = None)
 
 def sst(test: SegmentStats):
     """Total sum of squares of each region's LFP about its mean in the test segment, (R,)."""
-    return test.yy - test.ysum ** 2 / test.n_samples
+    return test.yy - test.ysum**2 / test.n_samples
 
 
-def predict(be: Backend, spike_bins: list[np.ndarray], F, c, a: int, b: int,
-            lag_minus: int) -> np.ndarray:
+def predict(
+    be: Backend, spike_bins: list[np.ndarray], F, c, a: int, b: int, lag_minus: int
+) -> np.ndarray:
     """c_r + sum_n (u_n * f_{n,r})(t) for t in [a, b), using every spike, shape (R, b - a).
 
     Blocked FFT convolution: spike blocks (with the filters' reach on both sides) times the
@@ -82,5 +84,5 @@ def predict(be: Backend, spike_bins: list[np.ndarray], F, c, a: int, b: int,
         t0 = start - lag_minus
         lo, hi = max(a, t0), min(b, t0 + P)
         if hi > lo:
-            out[:, lo - a: hi - a] += block[:, lo - t0: hi - t0]
+            out[:, lo - a : hi - a] += block[:, lo - t0 : hi - t0]
     return out + be.to_numpy(c)[:, None]

@@ -23,8 +23,10 @@ def lag_bins(params: dict, fs_hz: float) -> tuple[int, int]:
 def spike_bins_from_sorting(sorting, fs_lfp_hz: float) -> list[np.ndarray]:
     """Per unit, the LFP-rate bin of each spike: floor(t_s * fs_lfp_hz)."""
     fs = sorting.sampling_frequency
-    return [np.floor(sorting.get_unit_spike_train(u) / fs * fs_lfp_hz).astype(np.int64)
-            for u in sorting.unit_ids]
+    return [
+        np.floor(sorting.get_unit_spike_train(u) / fs * fs_lfp_hz).astype(np.int64)
+        for u in sorting.unit_ids
+    ]
 
 
 def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
@@ -47,8 +49,10 @@ def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
     """
     sorting, lfp = si.load(sorting_dir), si.load(lfp_dir)
     if "region" not in sorting.get_property_keys():
-        raise LFPDictInputError(f"sorting '{sorting_dir}': expected the unit property 'region'; "
-                                f"its units carry {sorting.get_property_keys()}.")
+        raise LFPDictInputError(
+            f"sorting '{sorting_dir}': expected the unit property 'region'; "
+            f"its units carry {sorting.get_property_keys()}."
+        )
     if "region" not in lfp.get_property_keys():
         raise LFPDictInputError(f"LFP '{lfp_dir}': expected the channel property 'region'.")
     unit_regions = np.asarray(sorting.get_property("region")).astype(str).tolist()
@@ -58,7 +62,8 @@ def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
             raise LFPDictInputError(
                 f"sorting '{sorting_dir}': unit '{unit}' has region '{region}', which is not "
                 f"among the LFP's regions {sorted(map(str, set(target_regions)))} "
-                f"('{lfp_dir}').")
+                f"('{lfp_dir}')."
+            )
     fs = lfp.sampling_frequency
     spike_bins = spike_bins_from_sorting(sorting, fs)
     n_bins = lfp.get_num_samples()
@@ -66,13 +71,23 @@ def load_lfpdict_inputs(sorting_dir: str | Path, lfp_dir: str | Path):
     if last >= n_bins:
         raise LFPDictInputError(
             f"sorting '{sorting_dir}' has spikes until {(last + 1) / fs:.3f} s but the LFP "
-            f"'{lfp_dir}' lasts {n_bins / fs:.3f} s: expected the same recording.")
+            f"'{lfp_dir}' lasts {n_bins / fs:.3f} s: expected the same recording."
+        )
     counts = {r: target_regions.count(r) for r in set(target_regions)}
-    targets = [r if counts[r] == 1 else f"{r}:{c}"
-               for r, c in zip(target_regions, lfp.channel_ids, strict=True)]
+    targets = [
+        r if counts[r] == 1 else f"{r}:{c}"
+        for r, c in zip(target_regions, lfp.channel_ids, strict=True)
+    ]
     y = lfp.get_traces().T.astype("float32")
-    return (spike_bins, y, targets, np.array(target_regions), np.array(unit_regions),
-            sorting.unit_ids, fs)
+    return (
+        spike_bins,
+        y,
+        targets,
+        np.array(target_regions),
+        np.array(unit_regions),
+        sorting.unit_ids,
+        fs,
+    )
 
 
 def dictionary_windows(params: dict, session_windows: list[dict], duration_s: float):
@@ -82,10 +97,14 @@ def dictionary_windows(params: dict, session_windows: list[dict], duration_s: fl
     session's condition windows (samples outside every window are left out of the fit).
     """
     if params["windows"] == "session" and session_windows:
-        return ([f"{w['condition']}@{w['start_s']:g}s" for w in session_windows],
-                [(w["start_s"], w["end_s"]) for w in session_windows])
+        return (
+            [f"{w['condition']}@{w['start_s']:g}s" for w in session_windows],
+            [(w["start_s"], w["end_s"]) for w in session_windows],
+        )
     if params["windows"] == "fixed":
         edges = list(np.arange(0.0, duration_s, params["window_s"])) + [duration_s]
-        return ([f"{a:g}-{b:g}s" for a, b in zip(edges[:-1], edges[1:], strict=True)],
-                list(zip(edges[:-1], edges[1:], strict=True)))
+        return (
+            [f"{a:g}-{b:g}s" for a, b in zip(edges[:-1], edges[1:], strict=True)],
+            list(zip(edges[:-1], edges[1:], strict=True)),
+        )
     return ["all"], None

@@ -104,7 +104,7 @@ def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
         H=(H - xp.outer(q, q) / n) / n,
         Z=Z,
         q=q,
-        var=(stats.yy - stats.ysum ** 2 / n) / n,
+        var=(stats.yy - stats.ysum**2 / n) / n,
         stats=stats,
     )
 
@@ -132,13 +132,24 @@ def smoothness_scale(problems: list[CoefProblem]) -> float:
 def objective(be: Backend, problems: list[CoefProblem], B, lam, alpha: float, mu: float):
     """sum_w omega_w (loss_w + penalty_w) + mu sum_w ||B_w - B_{w-1}||^2 (a float)."""
     xp = be.xp
-    total = sum(w * float((p.loss(Bw) + penalty(xp, Bw, lam, alpha)).sum())
-                for w, p, Bw in zip(window_weights(problems), problems, B, strict=True))
+    total = sum(
+        w * float((p.loss(Bw) + penalty(xp, Bw, lam, alpha)).sum())
+        for w, p, Bw in zip(window_weights(problems), problems, B, strict=True)
+    )
     return total + mu * float(((B[1:] - B[:-1]) ** 2).sum())
 
 
-def fit_coef(be: Backend, problems: list[CoefProblem], lam, alpha: float, B0, mask=None,
-             mu: float = 0.0, n_iter: int = 300, step: float | None = None):
+def fit_coef(
+    be: Backend,
+    problems: list[CoefProblem],
+    lam,
+    alpha: float,
+    B0,
+    mask=None,
+    mu: float = 0.0,
+    n_iter: int = 300,
+    step: float | None = None,
+):
     """Minimise the coefficient objective for fixed atoms by FISTA, all windows at once.
 
     Parameters
@@ -165,13 +176,19 @@ def fit_coef(be: Backend, problems: list[CoefProblem], lam, alpha: float, B0, ma
     omega = window_weights(problems)
     lam = xp.asarray(lam, dtype=B0.dtype)
     if step is None:
-        lip = max(w * power_iteration(xp, lambda v, p=p: p.H @ v, (N * K,), B0.dtype)
-                  for w, p in zip(omega, problems, strict=True))
+        lip = max(
+            w * power_iteration(xp, lambda v, p=p: p.H @ v, (N * K,), B0.dtype)
+            for w, p in zip(omega, problems, strict=True)
+        )
         step = 1.0 / max(lip + 8 * mu, 1e-30)
 
     def grad(B):
-        g = xp.stack([w * (p.H @ Bw.reshape(N * K, R) - p.Z).reshape(N, K, R)
-                      for w, p, Bw in zip(omega, problems, B, strict=True)])
+        g = xp.stack(
+            [
+                w * (p.H @ Bw.reshape(N * K, R) - p.Z).reshape(N, K, R)
+                for w, p, Bw in zip(omega, problems, B, strict=True)
+            ]
+        )
         if mu > 0 and W > 1:
             diff = B[1:] - B[:-1]
             g[1:] += 2 * mu * diff
@@ -179,12 +196,17 @@ def fit_coef(be: Backend, problems: list[CoefProblem], lam, alpha: float, B0, ma
         return g
 
     def prox(V, t):
-        return xp.stack([prox_sparse_group(xp, Vw, t * w * alpha * lam, t * w * (1 - alpha) * lam,
-                                           mask) for w, Vw in zip(omega, V, strict=True)])
+        return xp.stack(
+            [
+                prox_sparse_group(xp, Vw, t * w * alpha * lam, t * w * (1 - alpha) * lam, mask)
+                for w, Vw in zip(omega, V, strict=True)
+            ]
+        )
 
     B0 = prox(B0, 0.0)
-    B, _ = fista(xp, B0, grad, prox, lambda B: objective(be, problems, B, lam, alpha, mu),
-                 step, n_iter)
+    B, _ = fista(
+        xp, B0, grad, prox, lambda B: objective(be, problems, B, lam, alpha, mu), step, n_iter
+    )
     return B
 
 
@@ -211,7 +233,7 @@ class AtomHessian:
         be, L = self.be, self.L
         Df = be.fft.rfft(D, n=self.P, axis=1).T[:, :, None]  # (F, K, 1)
         out = be.fft.irfft(be.xp.matmul(self.Mf, Df)[:, :, 0], n=self.P, axis=0)
-        return out[L - 1: 2 * L - 1].T.astype(D.dtype)
+        return out[L - 1 : 2 * L - 1].T.astype(D.dtype)
 
 
 def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 100):
@@ -231,8 +253,13 @@ def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 10
     xp = be.xp
     n = max(sum(s.n_samples for s in stats), 1)
     Qs = [AtomHessian(be, s, Bw) for s, Bw in zip(stats, B, strict=True)]
-    E = sum(xp.einsum("nkr,nrl->kl", Bw, s.S) - xp.einsum("nkr,r,nl->kl", Bw, cw, s.g)
-            for s, Bw, cw in zip(stats, B, c, strict=True)) / n
+    E = (
+        sum(
+            xp.einsum("nkr,nrl->kl", Bw, s.S) - xp.einsum("nkr,r,nl->kl", Bw, cw, s.g)
+            for s, Bw, cw in zip(stats, B, c, strict=True)
+        )
+        / n
+    )
 
     def Q(D):
         return sum(q @ D for q in Qs) / n
@@ -242,8 +269,9 @@ def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 10
     def objective(D):
         return float(0.5 * (D * Q(D)).sum() - (E * D).sum())
 
-    D, _ = fista(xp, D0, lambda D: Q(D) - E, lambda V, t: project_unit_ball(xp, V), objective,
-                 step, n_iter)
+    D, _ = fista(
+        xp, D0, lambda D: Q(D) - E, lambda V, t: project_unit_ball(xp, V), objective, step, n_iter
+    )
     return D
 
 
@@ -269,8 +297,17 @@ def lambda_max(be: Backend, stats: SegmentStats, D, alpha: float, mask=None):
     return hi
 
 
-def learn(be: Backend, stats: list[SegmentStats], D0, lam, alpha: float, mu: float = 0.0,
-          n_outer: int = 15, n_inner: int = 200, mask=None):
+def learn(
+    be: Backend,
+    stats: list[SegmentStats],
+    D0,
+    lam,
+    alpha: float,
+    mu: float = 0.0,
+    n_outer: int = 15,
+    n_inner: int = 200,
+    mask=None,
+):
     """Alternate b | d and d | b from atoms D0; return D, B, intercepts and the objective trace.
 
     Parameters

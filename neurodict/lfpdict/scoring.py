@@ -47,8 +47,9 @@ class Evaluation:
     timings: dict = field(default_factory=dict)
 
 
-def heldout_scores(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray,
-             regions) -> Evaluation:
+def heldout_scores(
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions
+) -> Evaluation:
     """Score a fitted `est` on the data it was fitted on, fold by fold.
 
     Parameters
@@ -77,19 +78,29 @@ def heldout_scores(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.
             jitter_best = int(np.argmax(np.nan_to_num(null[name][:, i], nan=-np.inf)))
             rows = {
                 "dictionary": (est.cv_r2_[name][best, i], fractions[best]),
-                "wiener": max((1 - wiener[name][j, i] / total_sst[i], a)
-                              for j, a in enumerate(est.ridge_alphas)),
+                "wiener": max(
+                    (1 - wiener[name][j, i] / total_sst[i], a)
+                    for j, a in enumerate(est.ridge_alphas)
+                ),
                 "sta": (1 - sta[name][i] / total_sst[i], np.nan),
                 "jitter": (null[name][jitter_best, i], fractions[jitter_best]),
             }
-            scores += [{"region": region, "predictors": name, "model": model_name,
-                        "r2_heldout": float(value), "penalty": float(pen)}
-                       for model_name, (value, pen) in rows.items()]
+            scores += [
+                {
+                    "region": region,
+                    "predictors": name,
+                    "model": model_name,
+                    "r2_heldout": float(value),
+                    "penalty": float(pen),
+                }
+                for model_name, (value, pen) in rows.items()
+            ]
     return Evaluation(scores, coherence, heldout, timings)
 
 
-def baseline_sse(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], n_regions: int,
-                 n_bins: int):
+def baseline_sse(
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], n_regions: int, n_bins: int
+):
     """Pooled held-out total sum of squares, and the Wiener (per ridge alpha) and STA errors.
 
     Returns
@@ -114,17 +125,20 @@ def baseline_sse(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], n_region
             F = None
             for i in np.argsort(est.ridge_alphas)[::-1]:  # strong to weak, warm-started
                 a = est.ridge_alphas[i]
-                F = baselines.wiener(be, train_all, be.xp.full(R, a * scale, dtype=est.dtype),
-                                     mask, gram_train, F0=F)
+                F = baselines.wiener(
+                    be, train_all, be.xp.full(R, a * scale, dtype=est.dtype), mask, gram_train, F0=F
+                )
                 wiener[name][i] += be.to_numpy(
-                    sse(be, test_all, F, intercept(be, train_all, F), gram_test))
+                    sse(be, test_all, F, intercept(be, train_all, F), gram_test)
+                )
             F = baselines.sta(be, train_all, mask, gram_train)
             sta[name] += be.to_numpy(sse(be, test_all, F, intercept(be, train_all, F), gram_test))
     return total_sst, wiener, sta
 
 
-def null_r2(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray,
-            total_sst: np.ndarray) -> dict:
+def null_r2(
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, total_sst: np.ndarray
+) -> dict:
     """Held-out R^2 along the penalty path of the whole procedure on circularly shifted spikes.
 
     Returns predictor set -> ndarray of shape (n_fractions, n_regions); the null's penalty is
@@ -146,8 +160,9 @@ def null_r2(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray
     return {s: 1 - path_sse[s] / total_sst for s in PREDICTOR_SETS}
 
 
-def heldout_prediction(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray,
-                       regions) -> tuple[list[dict], dict]:
+def heldout_prediction(
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions
+) -> tuple[list[dict], dict]:
     """Each fold's core predicted by coefficients refitted on the other folds (the fold's atoms,
     the chosen penalties): band coherence per region and predictor set, and a stretch of the
     first fold (t_s, measured, predicted)."""
@@ -163,27 +178,48 @@ def heldout_prediction(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y:
         n_heldout += t.size
         for name, mask in folds.masks.items():
             lmax = model.lambda_max(be, total(train), est.fold_atoms_[k], est.alpha, mask)
-            B = model.fit_coef(be, problems, lmax * be.asarray(est.penalty_[name], est.dtype),
-                               est.alpha,
-                               be.xp.zeros((len(train), N, est.n_atoms, R), est.dtype),
-                               mask=mask, mu=est.mu_, n_iter=est.n_inner)
+            B = model.fit_coef(
+                be,
+                problems,
+                lmax * be.asarray(est.penalty_[name], est.dtype),
+                est.alpha,
+                be.xp.zeros((len(train), N, est.n_atoms, R), est.dtype),
+                mask=mask,
+                mu=est.mu_,
+                n_iter=est.n_inner,
+            )
             F = model.filters_from(be.xp, B, est.fold_atoms_[k])
             pred = np.concatenate(
-                [predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, est.lag_minus_bins)
-                 for (wa, wb), Fw, tr in zip(fold, F, train, strict=True) if wb > wa],
-                axis=1)
+                [
+                    predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, est.lag_minus_bins)
+                    for (wa, wb), Fw, tr in zip(fold, F, train, strict=True)
+                    if wb > wa
+                ],
+                axis=1,
+            )
             nperseg = int(min(t.size, 2 * est.fs_hz))
-            freqs, c = scipy.signal.coherence(measured, pred, fs=est.fs_hz, nperseg=nperseg,
-                                              axis=-1)
+            freqs, c = scipy.signal.coherence(
+                measured, pred, fs=est.fs_hz, nperseg=nperseg, axis=-1
+            )
             for band, (lo, hi) in BANDS_HZ.items():
                 sel = (freqs >= lo) & (freqs < hi)
                 coh[name][band].append(t.size * c[:, sel].mean(axis=1))
             if k == 0 and name == "all":
                 n_show = int(min(t.size, 10 * est.fs_hz))
-                stretch = {"t_s": t[:n_show] / est.fs_hz, "measured": measured[:, :n_show],
-                           "predicted": pred[:, :n_show]}
-    coherence = [{"region": region, "predictors": name, "band": band,
-                  "coherence": float(np.sum(coh[name][band], axis=0)[i] / n_heldout)}
-                 for i, region in enumerate(regions) for name in PREDICTOR_SETS
-                 for band in BANDS_HZ]
+                stretch = {
+                    "t_s": t[:n_show] / est.fs_hz,
+                    "measured": measured[:, :n_show],
+                    "predicted": pred[:, :n_show],
+                }
+    coherence = [
+        {
+            "region": region,
+            "predictors": name,
+            "band": band,
+            "coherence": float(np.sum(coh[name][band], axis=0)[i] / n_heldout),
+        }
+        for i, region in enumerate(regions)
+        for name in PREDICTOR_SETS
+        for band in BANDS_HZ
+    ]
     return coherence, stretch

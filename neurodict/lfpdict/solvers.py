@@ -13,8 +13,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
-def power_iteration(xp, matvec: Callable, shape: tuple, dtype, n_iter: int = 50,
-                    seed: int = 0) -> float:
+def power_iteration(
+    xp, matvec: Callable, shape: tuple, dtype, n_iter: int = 50, seed: int = 0
+) -> float:
     """Largest eigenvalue of a symmetric positive semi-definite operator (overestimated by 1 %)."""
     rng = xp.random.default_rng(seed) if hasattr(xp.random, "default_rng") else xp.random
     x = rng.standard_normal(shape).astype(dtype)
@@ -51,8 +52,16 @@ def project_unit_ball(xp, D):
     return D / xp.maximum(1, xp.linalg.norm(D, axis=1, keepdims=True))
 
 
-def fista(xp, x0, grad: Callable, prox: Callable, objective: Callable, step: float,
-          n_iter: int, tol: float = 1e-7):
+def fista(
+    xp,
+    x0,
+    grad: Callable,
+    prox: Callable,
+    objective: Callable,
+    step: float,
+    n_iter: int,
+    tol: float = 1e-7,
+):
     """Minimise ``smooth(x) + penalty(x)`` by FISTA with gradient-based adaptive restart.
 
     Parameters

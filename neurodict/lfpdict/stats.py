@@ -52,12 +52,10 @@ class SegmentStats:
     n_samples: int
 
     def __add__(self, other: SegmentStats) -> SegmentStats:
-        return SegmentStats(*(getattr(self, f.name) + getattr(other, f.name)
-                              for f in fields(self)))
+        return SegmentStats(*(getattr(self, f.name) + getattr(other, f.name) for f in fields(self)))
 
     def __sub__(self, other: SegmentStats) -> SegmentStats:
-        return SegmentStats(*(getattr(self, f.name) - getattr(other, f.name)
-                              for f in fields(self)))
+        return SegmentStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
 
 def total(stats: list[SegmentStats]) -> SegmentStats:
@@ -68,8 +66,9 @@ def total(stats: list[SegmentStats]) -> SegmentStats:
 def spike_arrays(spike_bins: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """All spikes as (bin, unit, count) arrays sorted by bin; repeated bins are merged."""
     bins = np.concatenate([np.asarray(s, dtype=np.int64) for s in spike_bins] + [np.zeros(0, int)])
-    units = np.concatenate([np.full(len(s), n, dtype=np.int64) for n, s in enumerate(spike_bins)]
-                           + [np.zeros(0, int)])
+    units = np.concatenate(
+        [np.full(len(s), n, dtype=np.int64) for n, s in enumerate(spike_bins)] + [np.zeros(0, int)]
+    )
     n_units = len(spike_bins)
     key, counts = np.unique(bins * n_units + units, return_counts=True)
     return key // n_units, key % n_units, counts.astype(np.float64)
@@ -113,9 +112,19 @@ def _threads() -> int:
     return int(os.environ.get("OMP_NUM_THREADS", 1) or 1)
 
 
-def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, lag_minus: int,
-                  lag_plus: int, *, backend: Backend = CPU, dtype="float32",
-                  block_bins: int | None = None, batch_mb: float = 256.0) -> SegmentStats:
+def segment_stats(
+    spike_bins: list[np.ndarray],
+    y: np.ndarray,
+    a: int,
+    b: int,
+    lag_minus: int,
+    lag_plus: int,
+    *,
+    backend: Backend = CPU,
+    dtype="float32",
+    block_bins: int | None = None,
+    batch_mb: float = 256.0,
+) -> SegmentStats:
     """Sufficient statistics of the segment ``[a, b)`` (see the module docstring).
 
     Parameters
@@ -157,7 +166,7 @@ def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, l
     starts = np.arange(a, b, B)
     per_batch = max(1, int(batch_mb * 2**20 / (8 * (2 * n_units + n_regions) * P)))
     for first in range(0, starts.size, per_batch):
-        s0 = starts[first:first + per_batch]
+        s0 = starts[first : first + per_batch]
         index_p, index_a, w_p, w_a = [], [], [], []
         # time-major layout (P, blocks, units): the FFT runs along axis 0 and each frequency's
         # (blocks x units) matrix is contiguous for the GEMM
@@ -171,7 +180,7 @@ def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, l
             anchor = (bins[i0:i1] >= start) & (bins[i0:i1] < min(start + B, b))
             index_a.append(tuple(ix[anchor] for ix in index_p[-1]))
             w_a.append(counts[i0:i1][anchor])
-            Y[lo - (start - max_lag): hi - (start - max_lag), j, :] = y_dev[:, lo - a: hi - a].T
+            Y[lo - (start - max_lag) : hi - (start - max_lag), j, :] = y_dev[:, lo - a : hi - a].T
         U = []
         for index, w in ((index_p, w_p), (index_a, w_a)):
             dense = xp.zeros((P, s0.size, n_units), dtype=dtype)
@@ -193,6 +202,6 @@ def segment_stats(spike_bins: list[np.ndarray], y: np.ndarray, a: int, b: int, l
         S=xp.ascontiguousarray(corr_S[backend.asarray(lags_S)].transpose(1, 2, 0)).astype(dtype),
         g=backend.asarray(g, dtype=dtype),
         ysum=backend.asarray(y_seg.sum(axis=1), dtype=dtype),
-        yy=backend.asarray((y_seg ** 2).sum(axis=1), dtype=dtype),
+        yy=backend.asarray((y_seg**2).sum(axis=1), dtype=dtype),
         n_samples=b - a,
     )

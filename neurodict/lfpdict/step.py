@@ -26,13 +26,22 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPD
     results = Path(results)
     info = session_info(results)
     sorting_dir = sorting_dir or spike_source(results, info)
-    return write_dictionaries(sorting_dir, results / "region_lfp", results,
-                              info["params"]["lfpdict"], info.get("windows", []))
+    return write_dictionaries(
+        sorting_dir,
+        results / "region_lfp",
+        results,
+        info["params"]["lfpdict"],
+        info.get("windows", []),
+    )
 
 
-def write_dictionaries(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: str | Path,
-                       params: dict, session_windows: list[dict] | None = None
-                       ) -> SpikeLFPDictionary:
+def write_dictionaries(
+    sorting_dir: str | Path,
+    lfp_dir: str | Path,
+    out_dir: str | Path,
+    params: dict,
+    session_windows: list[dict] | None = None,
+) -> SpikeLFPDictionary:
     """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
 
     Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
@@ -44,36 +53,82 @@ def write_dictionaries(sorting_dir: str | Path, lfp_dir: str | Path, out_dir: st
     started = time.time()
     out_dir = Path(out_dir)
     spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
-        sorting_dir, lfp_dir)
-    keys = ("lag_minus_ms", "lag_plus_ms", "n_atoms", "alpha", "lambda_fractions",
-            "ridge_alphas", "n_folds", "n_outer", "n_inner", "jitter_min_s", "smoothness",
-            "backend", "dtype")
+        sorting_dir, lfp_dir
+    )
+    keys = (
+        "lag_minus_ms",
+        "lag_plus_ms",
+        "n_atoms",
+        "alpha",
+        "lambda_fractions",
+        "ridge_alphas",
+        "n_folds",
+        "n_outer",
+        "n_inner",
+        "jitter_min_s",
+        "smoothness",
+        "backend",
+        "dtype",
+    )
     names, windows_s = dictionary_windows(params, session_windows or [], y.shape[1] / fs)
-    est = SpikeLFPDictionary(fs, **{k: params[k] for k in keys}, windows_s=windows_s,
-                             random_state=params["seed"], progress=True)
+    est = SpikeLFPDictionary(
+        fs,
+        **{k: params[k] for k in keys},
+        windows_s=windows_s,
+        random_state=params["seed"],
+        progress=True,
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         est.fit(spike_bins, y, unit_regions, target_regions)
         scored = heldout_scores(est, spike_bins, y, target_regions)
     with atomic_path(out_dir / "lfp_dict.npz") as tmp:
-        np.savez(tmp, atoms=est.atoms_, coef=est.coef_, filters=est.filters_,
-                 window_filters=est.window_filters_, windows=np.array(names),
-                 unit_ids=np.asarray(unit_ids).astype(str), unit_regions=unit_regions,
-                 regions=np.array(targets), region_of_target=target_regions,
-                 lags_ms=est.lags_ms, intercept=est.intercept_, lam=est.lambda_,
-                 objective=np.array(est.objective_), heldout_t_s=scored.heldout["t_s"],
-                 heldout_measured=scored.heldout["measured"],
-                 heldout_predicted=scored.heldout["predicted"])
-    write_tsv(out_dir / "lfp_scores.tsv", [
-        {**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in scored.scores])
+        np.savez(
+            tmp,
+            atoms=est.atoms_,
+            coef=est.coef_,
+            filters=est.filters_,
+            window_filters=est.window_filters_,
+            windows=np.array(names),
+            unit_ids=np.asarray(unit_ids).astype(str),
+            unit_regions=unit_regions,
+            regions=np.array(targets),
+            region_of_target=target_regions,
+            lags_ms=est.lags_ms,
+            intercept=est.intercept_,
+            lam=est.lambda_,
+            objective=np.array(est.objective_),
+            heldout_t_s=scored.heldout["t_s"],
+            heldout_measured=scored.heldout["measured"],
+            heldout_predicted=scored.heldout["predicted"],
+        )
+    write_tsv(
+        out_dir / "lfp_scores.tsv",
+        [{**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in scored.scores],
+    )
     power = band_power(est.window_filters_, fs)
-    write_tsv(out_dir / "lfp_bands.tsv", [
-        {"unit": str(u), "unit_region": unit_regions[n], "region": targets[r], "window": window,
-         "band": band, "power": float(f"{power[band][w, n, r]:.6g}")}
-        for w, window in enumerate(names) for n, u in enumerate(unit_ids)
-        for r in range(len(targets)) for band in power])
-    write_tsv(out_dir / "lfp_coherence.tsv", [{**row, "coherence": round(row["coherence"], 5)}
-                                              for row in scored.coherence])
-    write_json(out_dir / "lfpdict.provenance.json",
-               provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_},
-                          started))
+    write_tsv(
+        out_dir / "lfp_bands.tsv",
+        [
+            {
+                "unit": str(u),
+                "unit_region": unit_regions[n],
+                "region": targets[r],
+                "window": window,
+                "band": band,
+                "power": float(f"{power[band][w, n, r]:.6g}"),
+            }
+            for w, window in enumerate(names)
+            for n, u in enumerate(unit_ids)
+            for r in range(len(targets))
+            for band in power
+        ],
+    )
+    write_tsv(
+        out_dir / "lfp_coherence.tsv",
+        [{**row, "coherence": round(row["coherence"], 5)} for row in scored.coherence],
+    )
+    write_json(
+        out_dir / "lfpdict.provenance.json",
+        provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_}, started),
+    )
     return est

@@ -33,11 +33,10 @@ import spikeinterface.core as sc
 
 from neurodict.common.files import atomic_path
 
-PERIOD_DTYPE = [("group_index", "int64"), ("start", "int64"), ("end", "int64"),
-                ("kind", "U10")]
+PERIOD_DTYPE = [("group_index", "int64"), ("start", "int64"), ("end", "int64"), ("kind", "U10")]
 COLUMNS = ["group", "kind", "start_s", "end_s", "duration_ms"]
-NOISE_SEED = 0        # seed of the chunks the noise levels are estimated on (as detection's)
-CHUNK_S = 10.0        # length of the chunks read to find stretches
+NOISE_SEED = 0  # seed of the chunks the noise levels are estimated on (as detection's)
+CHUNK_S = 10.0  # length of the chunks read to find stretches
 EXTEND_BLOCK_S = 0.1  # length of the blocks read while extending a stretch
 
 
@@ -62,8 +61,9 @@ def _runs(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 def _loud(traces: np.ndarray, noise: np.ndarray, sigma: float) -> np.ndarray:
     """(n, M) bool: |x| at or beyond `sigma` robust SDs; never on a channel of zero noise."""
-    scaled = np.divide(np.abs(traces), noise, out=np.zeros(traces.shape, np.float32),
-                       where=noise > 0)
+    scaled = np.divide(
+        np.abs(traces), noise, out=np.zeros(traces.shape, np.float32), where=noise > 0
+    )
     return scaled >= sigma
 
 
@@ -81,8 +81,15 @@ def _merge(periods: list[tuple[int, int, str]], gap: int = 0) -> list[tuple[int,
     return [tuple(p) for p in out]
 
 
-def _extend(rec: sc.BaseRecording, channels: np.ndarray, noise: np.ndarray, sigma: float,
-            quiet: int, start: int, end: int) -> tuple[int, int]:
+def _extend(
+    rec: sc.BaseRecording,
+    channels: np.ndarray,
+    noise: np.ndarray,
+    sigma: float,
+    quiet: int,
+    start: int,
+    end: int,
+) -> tuple[int, int]:
     """Grow [start, end) on both sides up to the first `quiet` samples with every channel
     under `sigma` (or the recording's edge)."""
     n = rec.get_num_samples()
@@ -110,8 +117,9 @@ def _extend(rec: sc.BaseRecording, channels: np.ndarray, noise: np.ndarray, sigm
     return (first if first >= quiet else 0), (last + 1 if n - 1 - last >= quiet else n)
 
 
-def find_artefacts(raw: sc.BaseRecording, spikeband: sc.BaseRecording, params: dict,
-                   chunk_s: float = CHUNK_S) -> np.ndarray:
+def find_artefacts(
+    raw: sc.BaseRecording, spikeband: sc.BaseRecording, params: dict, chunk_s: float = CHUNK_S
+) -> np.ndarray:
     """Saturation and large-artefact stretches of every electrode group.
 
     Parameters
@@ -134,12 +142,17 @@ def find_artefacts(raw: sc.BaseRecording, spikeband: sc.BaseRecording, params: d
         (exclusive) and kind; sorted by group, then start.
     """
     if not np.array_equal(raw.channel_ids, spikeband.channel_ids):
-        raise RuntimeError(f"expected the raw recording's good channels in the spike band's "
-                           f"order, got {raw.channel_ids} and {spikeband.channel_ids}")
+        raise RuntimeError(
+            f"expected the raw recording's good channels in the spike band's "
+            f"order, got {raw.channel_ids} and {spikeband.channel_ids}"
+        )
     groups = spikeband.get_property("group")
     index = [np.flatnonzero(groups == g) for g in dict.fromkeys(groups)]
-    noise = np.asarray(sc.get_noise_levels(spikeband, return_in_uV=False,
-                                           random_slices_kwargs={"seed": NOISE_SEED}))
+    noise = np.asarray(
+        sc.get_noise_levels(
+            spikeband, return_in_uV=False, random_slices_kwargs={"seed": NOISE_SEED}
+        )
+    )
     rails = rail_limits(raw.get_dtype(), params["saturation_full_scale"])
     threshold, fraction = params["artefact_threshold_sigma"], params["artefact_channel_fraction"]
     n, fs = spikeband.get_num_samples(), spikeband.sampling_frequency
@@ -151,19 +164,23 @@ def find_artefacts(raw: sc.BaseRecording, spikeband: sc.BaseRecording, params: d
         values = raw.get_traces(start_frame=begin, end_frame=stop) if rails else None
         for g, channels in enumerate(index):
             common = loud[:, channels].mean(axis=1) >= fraction - 1e-9
-            found[g] += [(s + begin, e + begin, "artefact") for s, e in zip(*_runs(common),
-                                                                            strict=True)]
+            found[g] += [
+                (s + begin, e + begin, "artefact") for s, e in zip(*_runs(common), strict=True)
+            ]
             if values is not None:
                 v = values[:, channels]
                 railed = ((v <= rails[0]) | (v >= rails[1])).any(axis=1)
-                found[g] += [(s + begin, e + begin, "saturation")
-                             for s, e in zip(*_runs(railed), strict=True)]
+                found[g] += [
+                    (s + begin, e + begin, "saturation")
+                    for s, e in zip(*_runs(railed), strict=True)
+                ]
     quiet = max(int(round(fs / params["freq_min_hz"])), 1)
     periods = []
     for g, channels in enumerate(index):
-        extended = [(*_extend(spikeband, channels, noise, params["artefact_end_sigma"], quiet,
-                              s, e), kind)
-                    for s, e, kind in _merge(found[g], gap=quiet)]
+        extended = [
+            (*_extend(spikeband, channels, noise, params["artefact_end_sigma"], quiet, s, e), kind)
+            for s, e, kind in _merge(found[g], gap=quiet)
+        ]
         periods += [(g, s, e, kind) for s, e, kind in _merge(extended)]
     return np.array(periods, dtype=PERIOD_DTYPE)
 
@@ -176,23 +193,29 @@ def zero_in_place(folder_rec: sc.BaseRecording, periods: np.ndarray) -> None:
     if len(d["file_paths"]) != 1 or d["time_axis"] != 0:
         raise RuntimeError(f"expected one time-major binary file, got {d}")
     shape = (folder_rec.get_num_samples(), d["num_channels"])
-    traces = np.memmap(d["file_paths"][0], dtype=d["dtype"], mode="r+",
-                       offset=d["file_offset"], shape=shape)
+    traces = np.memmap(
+        d["file_paths"][0], dtype=d["dtype"], mode="r+", offset=d["file_offset"], shape=shape
+    )
     groups = folder_rec.get_property("group")
     names = list(dict.fromkeys(groups))
     for p in periods:
-        traces[p["start"]:p["end"], groups == names[p["group_index"]]] = 0
+        traces[p["start"] : p["end"], groups == names[p["group_index"]]] = 0
     traces.flush()
     del traces
 
 
 def rows(periods: np.ndarray, group_names: list[str], fs_hz: float) -> list[dict]:
     """artefacts.tsv's rows: group, kind, start_s, end_s, duration_ms."""
-    return [{"group": group_names[p["group_index"]], "kind": str(p["kind"]),
-             "start_s": round(float(p["start"]) / fs_hz, 5),
-             "end_s": round(float(p["end"]) / fs_hz, 5),
-             "duration_ms": round(float(p["end"] - p["start"]) / fs_hz * 1000, 2)}
-            for p in periods]
+    return [
+        {
+            "group": group_names[p["group_index"]],
+            "kind": str(p["kind"]),
+            "start_s": round(float(p["start"]) / fs_hz, 5),
+            "end_s": round(float(p["end"]) / fs_hz, 5),
+            "duration_ms": round(float(p["end"] - p["start"]) / fs_hz * 1000, 2),
+        }
+        for p in periods
+    ]
 
 
 def write_table(path, table: list[dict]) -> None:

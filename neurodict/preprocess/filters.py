@@ -44,27 +44,36 @@ def spike_band(rec: sc.BaseRecording, params: dict) -> sc.BaseRecording:
     """
     freq_max_hz = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
     if not params["freq_min_hz"] < freq_max_hz:
-        raise InputError(f"'spikeband.freq_min_hz': expected a value below freq_max_hz, clipped "
-                         f"to 0.45 of the sampling rate {rec.sampling_frequency:g} Hz "
-                         f"({freq_max_hz:g} Hz); got {params['freq_min_hz']!r}.")
+        raise InputError(
+            f"'spikeband.freq_min_hz': expected a value below freq_max_hz, clipped "
+            f"to 0.45 of the sampling rate {rec.sampling_frequency:g} Hz "
+            f"({freq_max_hz:g} Hz); got {params['freq_min_hz']!r}."
+        )
     rec = good_channels(rec)
     rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
-    rec = spre.bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=freq_max_hz,
-                               filter_order=params["filter_order"], dtype="float32")
+    rec = spre.bandpass_filter(
+        rec,
+        freq_min=params["freq_min_hz"],
+        freq_max=freq_max_hz,
+        filter_order=params["filter_order"],
+        dtype="float32",
+    )
     groups = rec.get_property("group")
     group_ids = [list(rec.channel_ids[groups == g]) for g in dict.fromkeys(groups)]
     if params["common_median_reference"]:
         rec = spre.common_reference(rec, reference="global", operator="median", groups=group_ids)
     if params["whiten"]:
-        rec = sc.aggregate_channels([spre.whiten(r, dtype="float32", mode="global")
-                                     for r in rec.split_by("group").values()])
+        rec = sc.aggregate_channels(
+            [spre.whiten(r, dtype="float32", mode="global") for r in rec.split_by("group").values()]
+        )
     return rec
 
 
 def mains_harmonics_hz(mains_hz: float, below_hz: float) -> list[float]:
     """The mains frequency and its harmonics below `below_hz`."""
-    return [k * mains_hz for k in range(1, int(below_hz // mains_hz) + 1)
-            if k * mains_hz < below_hz]
+    return [
+        k * mains_hz for k in range(1, int(below_hz // mains_hz) + 1) if k * mains_hz < below_hz
+    ]
 
 
 def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRecording:
@@ -98,29 +107,43 @@ def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRec
     """
     factor = rec.sampling_frequency / params["fs_lfp_hz"]
     if abs(factor - round(factor)) > 1e-9:
-        raise InputError(f"'lfp.fs_lfp_hz': expected a divisor of the sampling rate "
-                         f"{rec.sampling_frequency} Hz; got {params['fs_lfp_hz']!r}.")
+        raise InputError(
+            f"'lfp.fs_lfp_hz': expected a divisor of the sampling rate "
+            f"{rec.sampling_frequency} Hz; got {params['fs_lfp_hz']!r}."
+        )
     if not params["freq_min_hz"] < params["freq_max_hz"] < params["fs_lfp_hz"] / 2:
-        raise InputError(f"'lfp.freq_min_hz', 'lfp.freq_max_hz': expected freq_min_hz < "
-                         f"freq_max_hz < fs_lfp_hz / 2 = {params['fs_lfp_hz'] / 2:g} Hz; got "
-                         f"{params['freq_min_hz']!r} and {params['freq_max_hz']!r}.")
+        raise InputError(
+            f"'lfp.freq_min_hz', 'lfp.freq_max_hz': expected freq_min_hz < "
+            f"freq_max_hz < fs_lfp_hz / 2 = {params['fs_lfp_hz'] / 2:g} Hz; got "
+            f"{params['freq_min_hz']!r} and {params['freq_max_hz']!r}."
+        )
     rec = good_channels(rec)
     rec = spre.scale_to_uV(rec) if rec.has_scaleable_traces() else rec
     order = params["filter_order"]
-    lowpass_sos = scipy.signal.butter(order, params["freq_max_hz"], btype="lowpass",
-                                      fs=rec.sampling_frequency, output="sos")
-    rec = spre.filter(rec, coeff=lowpass_sos, filter_mode="sos", margin_ms=LOWPASS_MARGIN_MS,
-                      dtype="float32")
+    lowpass_sos = scipy.signal.butter(
+        order, params["freq_max_hz"], btype="lowpass", fs=rec.sampling_frequency, output="sos"
+    )
+    rec = spre.filter(
+        rec, coeff=lowpass_sos, filter_mode="sos", margin_ms=LOWPASS_MARGIN_MS, dtype="float32"
+    )
     if round(factor) > 1:
-        rec = spre.decimate(rec, int(round(factor)), antialias=True,
-                            margin_ms=LOWPASS_MARGIN_MS, dtype="float32")
-    rec = spre.highpass_filter(rec, freq_min=params["freq_min_hz"], filter_order=order,
-                               margin_ms="auto", ignore_low_freq_error=True, dtype="float32")
+        rec = spre.decimate(
+            rec, int(round(factor)), antialias=True, margin_ms=LOWPASS_MARGIN_MS, dtype="float32"
+        )
+    rec = spre.highpass_filter(
+        rec,
+        freq_min=params["freq_min_hz"],
+        filter_order=order,
+        margin_ms="auto",
+        ignore_low_freq_error=True,
+        dtype="float32",
+    )
     for freq in mains_harmonics_hz(mains_hz, params["freq_max_hz"]):
         # ten time constants Q / (pi f) of the notch's ringing: chunked equals whole to 1e-4
         margin_ms = 10 * 1000.0 * params["notch_q"] / (np.pi * freq)
-        rec = spre.notch_filter(rec, freq=freq, q=params["notch_q"], margin_ms=margin_ms,
-                                dtype="float32")
+        rec = spre.notch_filter(
+            rec, freq=freq, q=params["notch_q"], margin_ms=margin_ms, dtype="float32"
+        )
     return rec
 
 

@@ -42,13 +42,19 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
             periods = artefacts.find_artefacts(filters.good_channels(rec), saved, p["spikeband"])
             artefacts.zero_in_place(saved, periods)
     groups = [str(g) for g in dict.fromkeys(spikeband.get_property("group"))]
-    artefacts.write_table(results / ARTEFACTS_TSV,
-                          artefacts.rows(periods, groups, spikeband.sampling_frequency))
+    artefacts.write_table(
+        results / ARTEFACTS_TSV, artefacts.rows(periods, groups, spikeband.sampling_frequency)
+    )
     with atomic_path(results / "lfp") as tmp:
         lfp.save(folder=tmp, **job)
     lfp = si.load(results / "lfp")
     with atomic_path(results / "region_lfp") as tmp:
         filters.region_lfp(lfp, p["lfp"]["region_reference"]).save(folder=tmp, **job)
-    write_json(results / "preprocess.provenance.json",
-               provenance("preprocess", {k: p[k] for k in ("spikeband", "lfp")}
-                          | {"mains_hz": session["mains_hz"]}, started))
+    write_json(
+        results / "preprocess.provenance.json",
+        provenance(
+            "preprocess",
+            {k: p[k] for k in ("spikeband", "lfp")} | {"mains_hz": session["mains_hz"]},
+            started,
+        ),
+    )

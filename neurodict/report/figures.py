@@ -92,8 +92,11 @@ def detection_counts(rows: list[dict], regions: list[str]):
     """Detected-spike rate per electrode group, coloured by region."""
     colors = region_colors(regions)
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(rows) + 2), 3))
-    ax.bar([r["group"] for r in rows], [float(r["rate_hz"]) for r in rows],
-           color=[colors[r["region"]] for r in rows])
+    ax.bar(
+        [r["group"] for r in rows],
+        [float(r["rate_hz"]) for r in rows],
+        color=[colors[r["region"]] for r in rows],
+    )
     ax.set_ylabel("detected spikes / s")
     ax.set_title("Spike detection per electrode group")
     ax.tick_params(axis="x", rotation=45, labelsize=8)
@@ -129,25 +132,43 @@ def r2_bars(rows: list[dict], regions: list[str]):
     x = np.arange(len(regions))
     for ax, pset in zip(axes, sets, strict=True):
         for i, m in enumerate(models):
-            vals = [next(float(r["r2_heldout"]) for r in rows if r["region"] == reg
-                         and r["predictors"] == pset and r["model"] == m) for reg in regions]
+            vals = [
+                next(
+                    float(r["r2_heldout"])
+                    for r in rows
+                    if r["region"] == reg and r["predictors"] == pset and r["model"] == m
+                )
+                for reg in regions
+            ]
             ax.bar(x + (i - 1.5) * width, vals, width, label=m)
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(x, regions, rotation=45, fontsize=8)
         ax.set_title(f"predictors: {pset} units")
     axes[0].set_ylabel("held-out R^2")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="upper center", ncol=len(models), fontsize=8,
-               bbox_to_anchor=(0.5, 1.08))
+    fig.legend(
+        handles,
+        labels,
+        loc="upper center",
+        ncol=len(models),
+        fontsize=8,
+        bbox_to_anchor=(0.5, 1.08),
+    )
     return fig
 
 
-def heldout_stretch(t_s: np.ndarray, measured: np.ndarray, predicted: np.ndarray,
-                    regions: list[str], seconds: float = 3.0):
+def heldout_stretch(
+    t_s: np.ndarray,
+    measured: np.ndarray,
+    predicted: np.ndarray,
+    regions: list[str],
+    seconds: float = 3.0,
+):
     """Measured against predicted LFP on a held-out stretch, one row per region."""
     n = min(len(t_s), int(seconds / max(t_s[1] - t_s[0], 1e-9))) if len(t_s) > 1 else len(t_s)
-    fig, axes = plt.subplots(len(regions), 1, figsize=(11, 1.4 * len(regions) + 0.6),
-                             sharex=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(regions), 1, figsize=(11, 1.4 * len(regions) + 0.6), sharex=True, squeeze=False
+    )
     for i, (ax, region) in enumerate(zip(axes[:, 0], regions, strict=True)):
         ax.plot(t_s[:n], measured[i, :n], color="k", lw=0.7, label="measured")
         ax.plot(t_s[:n], predicted[i, :n], color="C3", lw=0.9, label="predicted from spikes")
@@ -160,9 +181,13 @@ def heldout_stretch(t_s: np.ndarray, measured: np.ndarray, predicted: np.ndarray
 def connectivity(power: dict[str, np.ndarray], unit_labels: list[str], regions: list[str]):
     """Unit x region band power of the filters, one heat map per band (log scale)."""
     bands = list(power)
-    fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands) + 1,
-                                                     0.16 * len(unit_labels) + 2),
-                             sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(bands),
+        figsize=(3.2 * len(bands) + 1, 0.16 * len(unit_labels) + 2),
+        sharey=True,
+        squeeze=False,
+    )
     for ax, band in zip(axes[0], bands, strict=True):
         im = ax.imshow(np.log10(power[band] + 1e-6), aspect="auto", cmap="viridis")
         ax.set_xticks(range(len(regions)), regions, rotation=45, fontsize=7)
@@ -176,8 +201,7 @@ def connectivity(power: dict[str, np.ndarray], unit_labels: list[str], regions: 
 def cluster_signatures(rows: list[dict], regions: list[str], bands: list[str]):
     """Mean signature of each cluster as a region x band heat map."""
     n = len(rows)
-    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 1, 0.35 * len(regions) + 1.8),
-                             squeeze=False)
+    fig, axes = plt.subplots(1, n, figsize=(2.6 * n + 1, 0.35 * len(regions) + 1.8), squeeze=False)
     for ax, row in zip(axes[0], rows, strict=True):
         m = np.array([[float(row[f"sig_{r}_{b}"]) for b in bands] for r in regions])
         ax.imshow(m, cmap="magma", vmin=0, aspect="auto")
@@ -190,13 +214,22 @@ def cluster_signatures(rows: list[dict], regions: list[str], bands: list[str]):
 def phase_polar(rows: list[dict], regions: list[str], bands: list[str], alpha: float = 0.01):
     """Preferred phase (angle) and PPC (radius) of significantly locked unit-region pairs."""
     colors = region_colors(regions)
-    fig, axes = plt.subplots(1, len(bands), figsize=(3.2 * len(bands), 3.4),
-                             subplot_kw={"projection": "polar"}, squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(bands),
+        figsize=(3.2 * len(bands), 3.4),
+        subplot_kw={"projection": "polar"},
+        squeeze=False,
+    )
     for ax, band in zip(axes[0], bands, strict=True):
         for row in rows:
             if row["band"] == band and float(row["rayleigh_p"]) < alpha:
-                ax.scatter(np.radians(float(row["preferred_phase_deg"])),
-                           max(float(row["ppc"]), 0), s=14, color=colors[row["region"]])
+                ax.scatter(
+                    np.radians(float(row["preferred_phase_deg"])),
+                    max(float(row["ppc"]), 0),
+                    s=14,
+                    color=colors[row["region"]],
+                )
         ax.set_title(f"{band} (Rayleigh p < {alpha})", fontsize=9)
         ax.tick_params(labelsize=6)
     handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=r) for r, c in colors.items()]

@@ -15,13 +15,32 @@ import yaml
 from neurodict.common.files import read_tsv
 
 # The packages whose versions decide the results, in the order the report lists them.
-PACKAGES = ("neurodict", "spikeinterface", "neo", "probeinterface", "numpy", "scipy", "numba",
-            "scikit-learn", "matplotlib", "jinja2", "snakemake", "pynwb", "hdmf")
+PACKAGES = (
+    "neurodict",
+    "spikeinterface",
+    "neo",
+    "probeinterface",
+    "numpy",
+    "scipy",
+    "numba",
+    "scikit-learn",
+    "matplotlib",
+    "jinja2",
+    "snakemake",
+    "pynwb",
+    "hdmf",
+)
 
 # Snakemake benchmark columns shown, with the report's names (units in the names).
-BENCHMARK_COLUMNS = {"s": "wall_s", "cpu_time": "cpu_s", "max_rss": "max_rss_mb",
-                     "max_uss": "max_uss_mb", "mean_load": "mean_load_percent",
-                     "io_in": "io_in_mb", "io_out": "io_out_mb"}
+BENCHMARK_COLUMNS = {
+    "s": "wall_s",
+    "cpu_time": "cpu_s",
+    "max_rss": "max_rss_mb",
+    "max_uss": "max_uss_mb",
+    "mean_load": "mean_load_percent",
+    "io_in": "io_in_mb",
+    "io_out": "io_out_mb",
+}
 
 
 def package_versions(packages: tuple[str, ...] = PACKAGES) -> list[dict]:
@@ -64,23 +83,47 @@ def _number(text: str | None) -> float | None:
 def provenance_section(info: dict, benchmarks_dir: str | Path) -> dict:
     """Versions, the session as resolved at ingest (parameters included), time per rule."""
     rows = benchmark_rows(benchmarks_dir)
-    resolved = {k: info[k] for k in ("name", "raw_path", "format", "mains_hz", "windows",
-                                     "params") if k in info}
+    resolved = {
+        k: info[k]
+        for k in ("name", "raw_path", "format", "mains_hz", "windows", "params")
+        if k in info
+    }
     if rows:
-        timing = {"kind": "table", "id": "benchmarks-table",
-                  "columns": ["rule", *BENCHMARK_COLUMNS.values()], "rows": rows}
+        timing = {
+            "kind": "table",
+            "id": "benchmarks-table",
+            "columns": ["rule", *BENCHMARK_COLUMNS.values()],
+            "rows": rows,
+        }
     else:
-        timing = {"kind": "text", "text": f"No Snakemake benchmark files in {benchmarks_dir} "
-                                          "(steps run outside Snakemake)."}
-    return {"id": "provenance", "title": "Provenance", "blocks": [
-        {"kind": "text", "text": "Wall time and memory per rule, from Snakemake's benchmark "
-                                 "files (memory in MB; the report's own rule is not yet "
-                                 "finished when the page is written)."},
-        timing,
-        {"kind": "table", "id": "versions-table", "columns": ["package", "version"],
-         "rows": package_versions()},
-        {"kind": "text", "text": "The session and parameters as resolved at ingest "
-                                 "(config/config.yaml defaults merged with the session's "
-                                 "overrides):"},
-        {"kind": "pre", "text": yaml.safe_dump(resolved, sort_keys=False)},
-    ]}
+        timing = {
+            "kind": "text",
+            "text": f"No Snakemake benchmark files in {benchmarks_dir} "
+            "(steps run outside Snakemake).",
+        }
+    return {
+        "id": "provenance",
+        "title": "Provenance",
+        "blocks": [
+            {
+                "kind": "text",
+                "text": "Wall time and memory per rule, from Snakemake's benchmark "
+                "files (memory in MB; the report's own rule is not yet "
+                "finished when the page is written).",
+            },
+            timing,
+            {
+                "kind": "table",
+                "id": "versions-table",
+                "columns": ["package", "version"],
+                "rows": package_versions(),
+            },
+            {
+                "kind": "text",
+                "text": "The session and parameters as resolved at ingest "
+                "(config/config.yaml defaults merged with the session's "
+                "overrides):",
+            },
+            {"kind": "pre", "text": yaml.safe_dump(resolved, sort_keys=False)},
+        ],
+    }

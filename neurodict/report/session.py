@@ -23,38 +23,60 @@ from neurodict.report import figures
 from neurodict.report.figures import figure_block
 
 TEMPLATES = Path(__file__).parent / "templates"
-NOISE_SEED = 0         # chunks the spike band's noise is estimated on (as detection's)
+NOISE_SEED = 0  # chunks the spike band's noise is estimated on (as detection's)
 MAX_ARTEFACT_ROWS = 200  # artefact stretches listed in the report (artefacts.tsv has them all)
 
 
 def recording_section(info: dict, rec) -> dict:
     """Configuration, region map and basic facts of the recording."""
-    facts = (f"{info['duration_s']:.1f} s at {info['sampling_frequency_hz']:.0f} Hz, "
-             f"{info['num_channels_used']} channels in {len(info['groups'])} electrode groups "
-             f"across {len({g['region'] for g in info['groups']})} regions; format "
-             f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
-             f"{info['mains_hz']} Hz.")
+    facts = (
+        f"{info['duration_s']:.1f} s at {info['sampling_frequency_hz']:.0f} Hz, "
+        f"{info['num_channels_used']} channels in {len(info['groups'])} electrode groups "
+        f"across {len({g['region'] for g in info['groups']})} regions; format "
+        f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
+        f"{info['mains_hz']} Hz."
+    )
     group_of = np.asarray(rec.get_property("group")).astype(str)
-    rows = [{"group": g["name"], "region": g["region"],
-             "channels": " ".join(map(str, g["channels"])),
-             "channel_ids": " ".join(map(str, rec.channel_ids[group_of == g["name"]]))}
-            for g in info["groups"]]
-    shown = {k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz",
-                                  "windows")}
-    return {"id": "recording", "title": "Recording", "blocks": [
-        {"kind": "text", "text": facts},
-        figure_block(figures.probe_map(rec.get_channel_locations()[:, :2],
-                                       rec.get_property("group"), rec.get_property("region"),
-                                       rec.get_property("bad")),
-                     "Probe layout: contacts coloured by brain region."),
-        {"kind": "table", "id": "groups-table",
-         "columns": ["group", "region", "channels", "channel_ids"], "rows": rows},
-        {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
-    ]}
+    rows = [
+        {
+            "group": g["name"],
+            "region": g["region"],
+            "channels": " ".join(map(str, g["channels"])),
+            "channel_ids": " ".join(map(str, rec.channel_ids[group_of == g["name"]])),
+        }
+        for g in info["groups"]
+    ]
+    shown = {
+        k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz", "windows")
+    }
+    return {
+        "id": "recording",
+        "title": "Recording",
+        "blocks": [
+            {"kind": "text", "text": facts},
+            figure_block(
+                figures.probe_map(
+                    rec.get_channel_locations()[:, :2],
+                    rec.get_property("group"),
+                    rec.get_property("region"),
+                    rec.get_property("bad"),
+                ),
+                "Probe layout: contacts coloured by brain region.",
+            ),
+            {
+                "kind": "table",
+                "id": "groups-table",
+                "columns": ["group", "region", "channels", "channel_ids"],
+                "rows": rows,
+            },
+            {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
+        ],
+    }
 
 
-def preprocessing_section(info: dict, rec, spikeband, region_lfp,
-                          artefacts: list[dict] | None = None) -> dict:
+def preprocessing_section(
+    info: dict, rec, spikeband, region_lfp, artefacts: list[dict] | None = None
+) -> dict:
     """A stretch of raw and spike-band traces, the artefacts masked (``artefacts.tsv``'s rows;
     None where the session's results predate it) and the region LFP spectra."""
     p = info["params"]["report"]
@@ -64,19 +86,29 @@ def preprocessing_section(info: dict, rec, spikeband, region_lfp,
     good = ~rec.get_property("bad").astype(bool)
     raw = rec.get_traces(start_frame=start, end_frame=end, return_in_uV=True)[:, good]
     spk = spikeband.get_traces(start_frame=start, end_frame=end)
-    labels = [f"{g}:{c}" for g, c in zip(spikeband.get_property("group"), spikeband.channel_ids,
-                                          strict=True)]
+    labels = [
+        f"{g}:{c}"
+        for g, c in zip(spikeband.get_property("group"), spikeband.channel_ids, strict=True)
+    ]
     lfp = region_lfp.get_traces()
     regions = list(region_lfp.get_property("region"))
-    return {"id": "preprocessing", "title": "Preprocessing", "blocks": [
-        figure_block(figures.traces(np.arange(start, end) / fs, raw, spk, labels),
+    return {
+        "id": "preprocessing",
+        "title": "Preprocessing",
+        "blocks": [
+            figure_block(
+                figures.traces(np.arange(start, end) / fs, raw, spk, labels),
                 f"Raw and spike-band ({info['params']['spikeband']['freq_min_hz']}-"
-                f"{info['params']['spikeband']['freq_max_hz']} Hz) traces."),
-        *artefact_blocks(info, artefacts, rec.get_total_duration()),
-        figure_block(figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
+                f"{info['params']['spikeband']['freq_max_hz']} Hz) traces.",
+            ),
+            *artefact_blocks(info, artefacts, rec.get_total_duration()),
+            figure_block(
+                figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
                 f"Power spectra of the region LFPs at {region_lfp.sampling_frequency:.0f} Hz "
-                f"(mains {info['mains_hz']} Hz and harmonics notched)."),
-    ]}
+                f"(mains {info['mains_hz']} Hz and harmonics notched).",
+            ),
+        ],
+    }
 
 
 def artefact_blocks(info: dict, rows: list[dict] | None, duration_s: float) -> list[dict]:
@@ -85,30 +117,45 @@ def artefact_blocks(info: dict, rows: list[dict] | None, duration_s: float) -> l
     if rows is None:
         return []
     if not p.get("mask_artefacts", True):
-        return [{"kind": "text", "text": "Artefacts: not looked for (spikeband.mask_artefacts "
-                                         "is off)."}]
-    rule = (f"Artefacts, zeroed on their group's channels of the spike band before spike "
-            f"detection: saturation (a raw sample at {p['saturation_full_scale']:.0%} or more of "
-            f"the ADC's range on any channel of the group) and large artefacts (at least "
-            f"{p['artefact_channel_fraction']:.0%} of the group's channels beyond "
-            f"{p['artefact_threshold_sigma']:g} robust SD at once), each extended until every "
-            f"channel stays under {p['artefact_end_sigma']:g} robust SD.")
+        return [
+            {"kind": "text", "text": "Artefacts: not looked for (spikeband.mask_artefacts is off)."}
+        ]
+    rule = (
+        f"Artefacts, zeroed on their group's channels of the spike band before spike "
+        f"detection: saturation (a raw sample at {p['saturation_full_scale']:.0%} or more of "
+        f"the ADC's range on any channel of the group) and large artefacts (at least "
+        f"{p['artefact_channel_fraction']:.0%} of the group's channels beyond "
+        f"{p['artefact_threshold_sigma']:g} robust SD at once), each extended until every "
+        f"channel stays under {p['artefact_end_sigma']:g} robust SD."
+    )
     if not rows:
         return [{"kind": "text", "text": f"{rule} None found."}]
     masked = {}
     for r in rows:
         masked[r["group"]] = masked.get(r["group"], 0.0) + float(r["duration_ms"])
     count = {g: sum(r["group"] == g for r in rows) for g in masked}
-    per_group = "; ".join(f"group {g}: {count[g]} stretch{'es' if count[g] > 1 else ''}, "
-                          f"{ms / 1000:.3g} s ({ms / 10 / duration_s:.2g}% of the recording)"
-                          for g, ms in masked.items())
-    blocks = [{"kind": "text", "text": f"{rule} Masked: {per_group}."},
-              {"kind": "table", "id": "artefacts-table",
-               "columns": ["group", "kind", "start_s", "end_s", "duration_ms"],
-               "rows": rows[:MAX_ARTEFACT_ROWS]}]
+    per_group = "; ".join(
+        f"group {g}: {count[g]} stretch{'es' if count[g] > 1 else ''}, "
+        f"{ms / 1000:.3g} s ({ms / 10 / duration_s:.2g}% of the recording)"
+        for g, ms in masked.items()
+    )
+    blocks = [
+        {"kind": "text", "text": f"{rule} Masked: {per_group}."},
+        {
+            "kind": "table",
+            "id": "artefacts-table",
+            "columns": ["group", "kind", "start_s", "end_s", "duration_ms"],
+            "rows": rows[:MAX_ARTEFACT_ROWS],
+        },
+    ]
     if len(rows) > MAX_ARTEFACT_ROWS:
-        blocks.append({"kind": "text", "text": f"The first {MAX_ARTEFACT_ROWS} of {len(rows)} "
-                                               "stretches are listed; artefacts.tsv has all."})
+        blocks.append(
+            {
+                "kind": "text",
+                "text": f"The first {MAX_ARTEFACT_ROWS} of {len(rows)} "
+                "stretches are listed; artefacts.tsv has all.",
+            }
+        )
     return blocks
 
 
@@ -117,22 +164,31 @@ def group_notes(info: dict, spikeband, rows: list[dict]) -> list[str]:
     spikes detected; and a sentence when the whole session has no spikes."""
     counts = {str(r["group"]): int(r["n_peaks"]) for r in rows}
     groups = np.asarray(spikeband.get_property("group")).astype(str)
-    noise = np.asarray(sc.get_noise_levels(spikeband, return_in_uV=False,
-                                           random_slices_kwargs={"seed": NOISE_SEED}))
+    noise = np.asarray(
+        sc.get_noise_levels(
+            spikeband, return_in_uV=False, random_slices_kwargs={"seed": NOISE_SEED}
+        )
+    )
     notes = []
     for g in (g["name"] for g in info["groups"]):
         if g not in counts or not np.any(groups == g):
-            notes.append(f"group {g}: no good channels (all of them are in bad_channels); "
-                         "nothing was detected or sorted.")
+            notes.append(
+                f"group {g}: no good channels (all of them are in bad_channels); "
+                "nothing was detected or sorted."
+            )
         elif np.all(noise[groups == g] == 0):
-            notes.append(f"group {g}: no spikes detected; its spike band is flat (robust SD "
-                         "0 uV on every channel: all-zero or disconnected channels, or masked "
-                         "as artefacts throughout).")
+            notes.append(
+                f"group {g}: no spikes detected; its spike band is flat (robust SD "
+                "0 uV on every channel: all-zero or disconnected channels, or masked "
+                "as artefacts throughout)."
+            )
         elif counts[g] == 0:
             notes.append(f"group {g}: no spikes detected (nothing crossed the threshold).")
     if sum(counts.values()) == 0:
-        notes.append("No spikes were detected in any group of the session: there is nothing to "
-                     "sort, and no dictionaries or clusters can be learned from its spikes.")
+        notes.append(
+            "No spikes were detected in any group of the session: there is nothing to "
+            "sort, and no dictionaries or clusters can be learned from its spikes."
+        )
     return notes
 
 
@@ -140,14 +196,22 @@ def detection_section(info: dict, rows: list[dict], notes: list[str] = ()) -> di
     """Detected spikes per electrode group and region, and :func:`group_notes`."""
     regions = list(dict.fromkeys(g["region"] for g in info["groups"]))
     d = info["params"]["detection"]
-    return {"id": "detection", "title": "Spike detection", "blocks": [
-        {"kind": "text", "text": f"Threshold {d['threshold_sigma']} robust SD, {d['peak_sign']} "
-                                 f"peaks, dead time {d['dead_time_ms']} ms."},
-        *({"kind": "text", "text": note} for note in notes),
-        figure_block(figures.detection_counts(rows, regions),
-                     "Detected spikes per second by group."),
-        {"kind": "table", "id": "detection-table", "columns": list(rows[0]), "rows": rows},
-    ]}
+    return {
+        "id": "detection",
+        "title": "Spike detection",
+        "blocks": [
+            {
+                "kind": "text",
+                "text": f"Threshold {d['threshold_sigma']} robust SD, {d['peak_sign']} "
+                f"peaks, dead time {d['dead_time_ms']} ms.",
+            },
+            *({"kind": "text", "text": note} for note in notes),
+            figure_block(
+                figures.detection_counts(rows, regions), "Detected spikes per second by group."
+            ),
+            {"kind": "table", "id": "detection-table", "columns": list(rows[0]), "rows": rows},
+        ],
+    }
 
 
 def dictionary_section(results: Path) -> dict:
@@ -162,26 +226,48 @@ def dictionary_section(results: Path) -> dict:
     order = np.argsort(d["unit_regions"], kind="stable")
     power = {b: p[order] for b, p in band_power(d["filters"], fs_hz).items()}
     labels = [f"{d['unit_ids'][i]} ({d['unit_regions'][i]})" for i in order]
-    table = [r for r in rows if r["predictors"] == "all"] + \
-        [r for r in rows if r["predictors"] != "all"]
-    return {"id": "dictionaries", "title": "Spike-LFP dictionaries", "blocks": [
-        {"kind": "text", "text": f"{len(d['unit_ids'])} units, {len(regions)} regions, "
-                                 f"{used.sum()} of {len(used)} atoms in use; lags "
-                                 f"{d['lags_ms'][0]:g} to {d['lags_ms'][-1]:g} ms. Held-out R^2 "
-                                 "from blocked cross-validation; jitter = the dictionary model "
-                                 "on circularly shifted spike trains (should be about 0)."},
-        figure_block(figures.r2_bars(rows, regions), "Held-out R^2 per region: dictionary model "
-                "against Wiener (ridge), spike-triggered-average and jitter baselines."),
-        figure_block(figures.heldout_stretch(d["heldout_t_s"], d["heldout_measured"],
-                                        d["heldout_predicted"], regions),
-                "Measured and predicted LFP on a held-out stretch (all units as predictors)."),
-        figure_block(figures.atoms_and_spectra(d["atoms"], d["lags_ms"], fs_hz, used),
-                "Learned convolutional atoms and their spectra (grey: unused)."),
-        figure_block(figures.connectivity(power, labels, regions),
-                "Unit x region connectivity: power of each link's filter per band."),
-        {"kind": "table", "id": "scores-table",
-         "columns": ["region", "predictors", "model", "r2_heldout", "penalty"], "rows": table},
-    ]}
+    table = [r for r in rows if r["predictors"] == "all"] + [
+        r for r in rows if r["predictors"] != "all"
+    ]
+    return {
+        "id": "dictionaries",
+        "title": "Spike-LFP dictionaries",
+        "blocks": [
+            {
+                "kind": "text",
+                "text": f"{len(d['unit_ids'])} units, {len(regions)} regions, "
+                f"{used.sum()} of {len(used)} atoms in use; lags "
+                f"{d['lags_ms'][0]:g} to {d['lags_ms'][-1]:g} ms. Held-out R^2 "
+                "from blocked cross-validation; jitter = the dictionary model "
+                "on circularly shifted spike trains (should be about 0).",
+            },
+            figure_block(
+                figures.r2_bars(rows, regions),
+                "Held-out R^2 per region: dictionary model "
+                "against Wiener (ridge), spike-triggered-average and jitter baselines.",
+            ),
+            figure_block(
+                figures.heldout_stretch(
+                    d["heldout_t_s"], d["heldout_measured"], d["heldout_predicted"], regions
+                ),
+                "Measured and predicted LFP on a held-out stretch (all units as predictors).",
+            ),
+            figure_block(
+                figures.atoms_and_spectra(d["atoms"], d["lags_ms"], fs_hz, used),
+                "Learned convolutional atoms and their spectra (grey: unused).",
+            ),
+            figure_block(
+                figures.connectivity(power, labels, regions),
+                "Unit x region connectivity: power of each link's filter per band.",
+            ),
+            {
+                "kind": "table",
+                "id": "scores-table",
+                "columns": ["region", "predictors", "model", "r2_heldout", "penalty"],
+                "rows": table,
+            },
+        ],
+    }
 
 
 def clusters_section(results: Path) -> dict:
@@ -190,29 +276,49 @@ def clusters_section(results: Path) -> dict:
     s = summary[0]
     regions = list(np.load(results / "lfp_dict.npz")["regions"])
     bands = ["delta", "theta", "beta", "gamma"]
-    verdict = ("stable" if s["stable"] else
-               "NOT stable: treat these clusters as descriptive, not as a finding")
+    verdict = (
+        "stable"
+        if s["stable"]
+        else "NOT stable: treat these clusters as descriptive, not as a finding"
+    )
     home_cols = [c for c in summary[0] if c.startswith("home_")]
     phase = read_tsv(results / "phase.tsv")
     importance = read_tsv(results / "importance.tsv")
-    return {"id": "clusters", "title": "Units clustered across regions", "blocks": [
-        {"kind": "text", "text": f"{s['n_clusters']} clusters (Dirichlet-process mixture on "
-                                 f"{s['pca_components']} principal components keeping "
-                                 f"{float(s['pca_variance_kept']):.0%} of the signature "
-                                 f"variance). Stability: ARI between recording halves "
-                                 f"{s['ari_halves']}, median bootstrap ARI "
-                                 f"{s['ari_bootstrap_median']}: {verdict}. Information beyond "
-                                 f"home region: permutation p = {s['p_beyond_region']}."},
-        {"kind": "table", "id": "cluster-table", "columns": ["cluster", "n_units", *home_cols],
-         "rows": summary},
-        figure_block(figures.cluster_signatures(summary, regions, bands),
-                "Mean signature of each cluster: filter amplitude by region and band."),
-        figure_block(figures.phase_polar(phase, regions, bands),
+    return {
+        "id": "clusters",
+        "title": "Units clustered across regions",
+        "blocks": [
+            {
+                "kind": "text",
+                "text": f"{s['n_clusters']} clusters (Dirichlet-process mixture on "
+                f"{s['pca_components']} principal components keeping "
+                f"{float(s['pca_variance_kept']):.0%} of the signature "
+                f"variance). Stability: ARI between recording halves "
+                f"{s['ari_halves']}, median bootstrap ARI "
+                f"{s['ari_bootstrap_median']}: {verdict}. Information beyond "
+                f"home region: permutation p = {s['p_beyond_region']}.",
+            },
+            {
+                "kind": "table",
+                "id": "cluster-table",
+                "columns": ["cluster", "n_units", *home_cols],
+                "rows": summary,
+            },
+            figure_block(
+                figures.cluster_signatures(summary, regions, bands),
+                "Mean signature of each cluster: filter amplitude by region and band.",
+            ),
+            figure_block(
+                figures.phase_polar(phase, regions, bands),
                 "Spike-LFP phase locking: preferred phase and pairwise phase consistency of "
-                "significantly locked unit-region pairs, coloured by LFP region."),
-        figure_block(figures.importance_bars(importance),
-                "Functional importance: held-out R^2 lost when a unit is left out."),
-    ]}
+                "significantly locked unit-region pairs, coloured by LFP region.",
+            ),
+            figure_block(
+                figures.importance_bars(importance),
+                "Functional importance: held-out R^2 lost when a unit is left out.",
+            ),
+        ],
+    }
 
 
 def render(title: str, sections: list[dict], out_html: str | Path) -> Path:
@@ -222,11 +328,13 @@ def render(title: str, sections: list[dict], out_html: str | Path) -> Path:
     link. Every value is HTML-escaped (jinja2 autoescape): names from users' files (channel
     ids, unit ids, conditions, paths) show as text and never run as markup.
     """
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
-                             autoescape=True)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), autoescape=True)
     html = env.get_template("session.html").render(
-        title=title, sections=sections, version=__version__,
-        generated=time.strftime("%Y-%m-%d %H:%M"))
+        title=title,
+        sections=sections,
+        version=__version__,
+        generated=time.strftime("%Y-%m-%d %H:%M"),
+    )
     with atomic_path(out_html) as tmp:
         tmp.write_text(html)
     return Path(out_html)

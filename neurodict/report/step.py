@@ -22,8 +22,11 @@ from neurodict.report.session import (
 from neurodict.report.sorting import sorting_section
 
 
-def run(results: str | Path, out_html: str | Path | None = None,
-        benchmarks_dir: str | Path | None = None) -> Path:
+def run(
+    results: str | Path,
+    out_html: str | Path | None = None,
+    benchmarks_dir: str | Path | None = None,
+) -> Path:
     """Render ``report.html`` for one session from the files in `results`.
 
     Parameters
@@ -48,8 +51,13 @@ def run(results: str | Path, out_html: str | Path | None = None,
     notes = group_notes(info, spikeband, detected)
     sections = [
         recording_section(info, rec),
-        preprocessing_section(info, rec, spikeband, si.load(results / "region_lfp"),
-                              read_tsv(artefacts) if artefacts.exists() else None),
+        preprocessing_section(
+            info,
+            rec,
+            spikeband,
+            si.load(results / "region_lfp"),
+            read_tsv(artefacts) if artefacts.exists() else None,
+        ),
         detection_section(info, detected, notes),
     ]
     if (results / "units.tsv").exists():

@@ -32,8 +32,11 @@ def global_units(parts: dict[str, GroupResult]) -> dict[str, tuple[np.ndarray, n
         lab, p = part.sorting.labels, part.sorting.probability
         n_units = p.shape[1]
         assigned = p[np.arange(lab.size), np.maximum(lab, 0)] if n_units else np.ones(lab.size)
-        out[g] = (np.where(lab >= 0, base + lab, base + n_units),
-                  np.where(lab >= 0, assigned, 0.0), base)
+        out[g] = (
+            np.where(lab >= 0, base + lab, base + n_units),
+            np.where(lab >= 0, assigned, 0.0),
+            base,
+        )
         base += n_units + int(np.any(lab < 0))
     return out
 
@@ -44,20 +47,39 @@ def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz:
     table = []
     for g, part in parts.items():
         n_units = part.sorting.multi_unit.size
-        templates = part.templates_uv().mean(axis=1)                    # (U, M, T)
-        peak = part.channel_ids[np.abs(templates).max(axis=2).argmax(axis=1)] \
-            if n_units else np.zeros(0, part.channel_ids.dtype)
+        templates = part.templates_uv().mean(axis=1)  # (U, M, T)
+        peak = (
+            part.channel_ids[np.abs(templates).max(axis=2).argmax(axis=1)]
+            if n_units
+            else np.zeros(0, part.channel_ids.dtype)
+        )
         for k in range(n_units):
-            table.append({"group": g, "region": region[g], "local": k,
-                          "multi_unit": bool(part.sorting.multi_unit[k]),
-                          "peak_channel": str(peak[k])})
+            table.append(
+                {
+                    "group": g,
+                    "region": region[g],
+                    "local": k,
+                    "multi_unit": bool(part.sorting.multi_unit[k]),
+                    "peak_channel": str(peak[k]),
+                }
+            )
         if np.any(part.sorting.labels < 0):
-            table.append({"group": g, "region": region[g], "local": -1, "multi_unit": True,
-                          "peak_channel": str(peak[0]) if n_units else str(part.channel_ids[0])})
+            table.append(
+                {
+                    "group": g,
+                    "region": region[g],
+                    "local": -1,
+                    "multi_unit": True,
+                    "peak_channel": str(peak[0]) if n_units else str(part.channel_ids[0]),
+                }
+            )
     units = global_units(parts)
     sorting = sc.NumpySorting.from_samples_and_labels(
         [np.concatenate([p.samples for p in parts.values()])],
-        [np.concatenate([units[g][0] for g in parts])], fs_hz, unit_ids=np.arange(len(table)))
+        [np.concatenate([units[g][0] for g in parts])],
+        fs_hz,
+        unit_ids=np.arange(len(table)),
+    )
     for key in ("group", "region", "peak_channel", "multi_unit"):
         sorting.set_property(key, np.array([row[key] for row in table]))
     return sorting, table, units

@@ -73,20 +73,20 @@ class GroupSorting:
     one multi-unit that pools the smaller clusters. A unit whose snippets vary about their mean
     more than ``max_unit_variance`` per whitened coordinate is flagged multi-unit too."""
 
-    labels: np.ndarray          # (n,) index into units, -1 unassigned
-    probability: np.ndarray     # (n, U) posterior assignment probabilities (rows sum to 1)
-    multi_unit: np.ndarray      # (U,) bool
-    presence: np.ndarray        # (U, E) spike counts per epoch
-    templates: np.ndarray       # (U, E, M, T) mean waveform per epoch, noise units
-    dictionary: np.ndarray      # (T, K_active) atoms in use (all neighbourhoods), mean gain
-    features: np.ndarray        # (n_learn, M_c·K_active) learning features for plots; each
+    labels: np.ndarray  # (n,) index into units, -1 unassigned
+    probability: np.ndarray  # (n, U) posterior assignment probabilities (rows sum to 1)
+    multi_unit: np.ndarray  # (U,) bool
+    presence: np.ndarray  # (U, E) spike counts per epoch
+    templates: np.ndarray  # (U, E, M, T) mean waveform per epoch, noise units
+    dictionary: np.ndarray  # (T, K_active) atoms in use (all neighbourhoods), mean gain
+    features: np.ndarray  # (n_learn, M_c·K_active) learning features for plots; each
     #                             neighbourhood's own space, zero-padded to the widest
     feature_labels: np.ndarray  # (n_learn,) unit index of each learning spike
     feature_centres: np.ndarray  # (n_learn,) neighbourhood of each learning spike
-    centres: np.ndarray         # (C,) centre channel (index in the group) of each neighbourhood
-    cluster_units: np.ndarray   # (C, H) unit of each neighbourhood's model cluster, -1 none
-    trace: np.ndarray           # (n_sweeps,) joint log-likelihood per sweep (all chains)
-    n_atoms: np.ndarray         # (n_sweeps,) atoms in use per sweep (all chains)
+    centres: np.ndarray  # (C,) centre channel (index in the group) of each neighbourhood
+    cluster_units: np.ndarray  # (C, H) unit of each neighbourhood's model cluster, -1 none
+    trace: np.ndarray  # (n_sweeps,) joint log-likelihood per sweep (all chains)
+    n_atoms: np.ndarray  # (n_sweeps,) atoms in use per sweep (all chains)
 
 
 def epochs_of(samples: np.ndarray, fs_hz: float, duration_s: float, epoch_s: float):
@@ -96,11 +96,14 @@ def epochs_of(samples: np.ndarray, fs_hz: float, duration_s: float, epoch_s: flo
     return np.minimum((samples / fs_hz / epoch_s).astype(np.int64), n_epochs - 1), n_epochs
 
 
-def subsample(epoch: np.ndarray, n_epochs: int, per_epoch: int,
-              rng: np.random.Generator) -> np.ndarray:
+def subsample(
+    epoch: np.ndarray, n_epochs: int, per_epoch: int, rng: np.random.Generator
+) -> np.ndarray:
     """Sorted indices: at most `per_epoch` spikes drawn at random from each epoch."""
-    keep = [rng.choice(idx, size=min(per_epoch, idx.size), replace=False)
-            for idx in (np.flatnonzero(epoch == e) for e in range(n_epochs))]
+    keep = [
+        rng.choice(idx, size=min(per_epoch, idx.size), replace=False)
+        for idx in (np.flatnonzero(epoch == e) for e in range(n_epochs))
+    ]
     return np.sort(np.concatenate(keep))
 
 
@@ -112,8 +115,8 @@ class Chain:
     kept: list[State]
     n_epochs: int
     learn_size: int
-    trace: np.ndarray      # joint log-likelihood per sweep
-    n_atoms: np.ndarray    # atoms in use per sweep
+    trace: np.ndarray  # joint log-likelihood per sweep
+    n_atoms: np.ndarray  # atoms in use per sweep
 
 
 @dataclass
@@ -124,9 +127,15 @@ class Model:
     nb: Neighbourhoods
 
 
-def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
-               params: SortParams = SortParams(), nb: Neighbourhoods | None = None,
-               progress: bool = False) -> GroupSorting:
+def sort_group(
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams = SortParams(),
+    nb: Neighbourhoods | None = None,
+    progress: bool = False,
+) -> GroupSorting:
     """Sort one group's aligned snippets: :func:`learn`, then :func:`assign` every spike.
 
     Parameters
@@ -148,27 +157,54 @@ def sort_group(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: flo
     return assign(model, x, samples, fs_hz, duration_s, params)
 
 
-def learn(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
-          params: SortParams, nb: Neighbourhoods, n_jobs: int = 1,
-          progress: bool = False) -> Model:
+def learn(
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    nb: Neighbourhoods,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> Model:
     """One chain per neighbourhood, on its spikes and channels (arguments as
     :func:`sort_group`; `n_jobs` processes run neighbourhoods in parallel). Neighbourhood ``c``
     is seeded ``seed + c``."""
     centre = nb.of_spikes(x)
-    jobs = [(x[centre == c][:, nb.channels[c]], samples[centre == c], fs_hz, duration_s,
-             replace(params, seed=params.seed + c), progress and nb.n_centres == 1)
-            for c in range(nb.n_centres)]
+    jobs = [
+        (
+            x[centre == c][:, nb.channels[c]],
+            samples[centre == c],
+            fs_hz,
+            duration_s,
+            replace(params, seed=params.seed + c),
+            progress and nb.n_centres == 1,
+        )
+        for c in range(nb.n_centres)
+    ]
     if n_jobs > 1 and nb.n_centres > 1:
         with ProcessPoolExecutor(min(n_jobs, nb.n_centres)) as pool:
-            chains = list(tqdm(pool.map(_learn_chain, *zip(*jobs, strict=True)),
-                               total=len(jobs), desc="neighbourhoods", disable=not progress))
+            chains = list(
+                tqdm(
+                    pool.map(_learn_chain, *zip(*jobs, strict=True)),
+                    total=len(jobs),
+                    desc="neighbourhoods",
+                    disable=not progress,
+                )
+            )
     else:
         chains = [_learn_chain(*job) for job in jobs]
     return Model(chains, nb)
 
 
-def _learn_chain(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
-                 params: SortParams, progress: bool) -> Chain:
+def _learn_chain(
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    progress: bool,
+) -> Chain:
     """The chain of one neighbourhood, on a bounded subsample per epoch."""
     rng = np.random.default_rng(params.seed)
     ref = params.refractory_samples(fs_hz)
@@ -176,11 +212,13 @@ def _learn_chain(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: f
     subset = subsample(epoch, E, params.max_spikes_per_epoch, rng)
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
     K = min(params.max_atoms, x.shape[2])
-    sampler = Sampler(data, K, params.max_clusters, params.drift, params.drift_sd,
-                      params.n_init_clusters, rng)
+    sampler = Sampler(
+        data, K, params.max_clusters, params.drift, params.drift_sd, params.n_init_clusters, rng
+    )
     trace, atoms = [], []
-    bar = tqdm(total=params.n_burn + params.n_samples, desc="gibbs", disable=not progress,
-               leave=False)
+    bar = tqdm(
+        total=params.n_burn + params.n_samples, desc="gibbs", disable=not progress, leave=False
+    )
 
     def sweep():
         st = sampler.sweep()
@@ -200,15 +238,21 @@ def _learn_chain(x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: f
         st = sweep()
         if best is None or st.log_lik > best.log_lik:
             best = st.copy()
-        kept = (kept + [st.copy()])[-params.n_keep:]
+        kept = (kept + [st.copy()])[-params.n_keep :]
     bar.close()
     return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
 
 
 def _data(x, samples, epoch, n_epochs, ref) -> Data:
     lo, hi = kernels.refractory_neighbours(samples, ref)
-    return Data(x=x, epoch=epoch, n_epochs=n_epochs,
-                classes=kernels.colour_classes(samples, ref), lo=lo, hi=hi)
+    return Data(
+        x=x,
+        epoch=epoch,
+        n_epochs=n_epochs,
+        classes=kernels.colour_classes(samples, ref),
+        lo=lo,
+        hi=hi,
+    )
 
 
 def _log_posterior(x, epoch, state: State) -> np.ndarray:
@@ -216,8 +260,9 @@ def _log_posterior(x, epoch, state: State) -> np.ndarray:
     return marginal_log_lik(x, epoch, state) + np.log(weights[epoch] + 1e-300)
 
 
-def separation(xa: np.ndarray, xb: np.ndarray, ra: np.ndarray,
-               rb: np.ndarray) -> tuple[float, float, np.ndarray, np.ndarray]:
+def separation(
+    xa: np.ndarray, xb: np.ndarray, ra: np.ndarray, rb: np.ndarray
+) -> tuple[float, float, np.ndarray, np.ndarray]:
     """How distinct two sets of whitened snippets are along the line joining their means.
 
     Returns ``d'`` (distance of the projected means over their pooled SD), the ratio of the
@@ -229,7 +274,7 @@ def separation(xa: np.ndarray, xb: np.ndarray, ra: np.ndarray,
     u /= np.linalg.norm(u) + 1e-12
     pa, pb = xa @ u, xb @ u
     sa, sb = pa.std() + 1e-12, pb.std() + 1e-12
-    dprime = float((pa.mean() - pb.mean()) / np.sqrt(0.5 * (sa ** 2 + sb ** 2)))
+    dprime = float((pa.mean() - pb.mean()) / np.sqrt(0.5 * (sa**2 + sb**2)))
     qa, qb = (ra @ u).std() + 1e-12, (rb @ u).std() + 1e-12
     return dprime, float(max(qa, qb) / min(qa, qb)), pa, pb
 
@@ -251,15 +296,16 @@ def dip(pa: np.ndarray, pb: np.ndarray, n_grid: int = 64) -> float:
     """
     both = np.r_[pa, pb]
     grid = np.linspace(*np.percentile(both, [1, 99]), n_grid)
-    bandwidth = 1.06 * both.std() * both.size ** -0.2 + 1e-12
+    bandwidth = 1.06 * both.std() * both.size**-0.2 + 1e-12
     density = np.exp(-0.5 * ((grid[:, None] - both[None]) / bandwidth) ** 2).sum(1)
     lo, hi = sorted((np.median(pa), np.median(pb)))
     between = (grid >= lo) & (grid <= hi)
     left, right = grid <= lo, grid >= hi
     if not (between.any() and left.any() and right.any()):
         return 1.0
-    return float(density[between].min()
-                 / max(min(density[left].max(), density[right].max()), 1e-12))
+    return float(
+        density[between].min() / max(min(density[left].max(), density[right].max()), 1e-12)
+    )
 
 
 def _dprime_if_mergeable(xa, ea, xb, eb, n_epochs: int, params: SortParams) -> float:
@@ -280,8 +326,11 @@ def _dprime_if_mergeable(xa, ea, xb, eb, n_epochs: int, params: SortParams) -> f
         if ia.sum() < 5 or ib.sum() < 5:
             continue
         dprime, ratio, pa, pb = separation(xa[ia], xb[ib], ra[ia], rb[ib])
-        if (dprime < min(params.merge_dprime, best) and ratio < params.merge_spread_ratio
-                and dip(pa, pb) > params.merge_dip):
+        if (
+            dprime < min(params.merge_dprime, best)
+            and ratio < params.merge_spread_ratio
+            and dip(pa, pb) > params.merge_dip
+        ):
             best = dprime
     return best
 
@@ -295,10 +344,11 @@ def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
     occupied = np.flatnonzero(np.bincount(st.labels, minlength=sampler.H) >= 5)
     scored = []
     for i, a in enumerate(occupied):
-        for b in occupied[i + 1:]:
+        for b in occupied[i + 1 :]:
             ia, ib = st.labels == a, st.labels == b
-            d = _dprime_if_mergeable(x[ia], data.epoch[ia], x[ib], data.epoch[ib],
-                                     data.n_epochs, params)
+            d = _dprime_if_mergeable(
+                x[ia], data.epoch[ia], x[ib], data.epoch[ib], data.n_epochs, params
+            )
             if np.isfinite(d):
                 scored.append((d, a, b))
     done: set = set()
@@ -314,8 +364,18 @@ def _merge(sampler: Sampler, data: Data, params: SortParams) -> int:
     return merged
 
 
-def _join_units(x, samples, epoch, n_epochs, clusters, used, centre, nb: Neighbourhoods,
-                ref: int, params: SortParams) -> np.ndarray:
+def _join_units(
+    x,
+    samples,
+    epoch,
+    n_epochs,
+    clusters,
+    used,
+    centre,
+    nb: Neighbourhoods,
+    ref: int,
+    params: SortParams,
+) -> np.ndarray:
     """The unit of each cluster in `used` (neighbourhood `centre`) once clusters that are one
     neuron are joined.
 
@@ -339,8 +399,7 @@ def _join_units(x, samples, epoch, n_epochs, clusters, used, centre, nb: Neighbo
             chans = np.union1d(nb.channels[ci], nb.channels[cj])
             xa = x[members[i]][:, chans].reshape(members[i].size, -1)
             xb = x[members[j]][:, chans].reshape(members[j].size, -1)
-            d = _dprime_if_mergeable(xa, epoch[members[i]], xb, epoch[members[j]], n_epochs,
-                                     params)
+            d = _dprime_if_mergeable(xa, epoch[members[i]], xb, epoch[members[j]], n_epochs, params)
             if np.isfinite(d):
                 scored.append((d, i, j))
     for _, i, j in sorted(scored):
@@ -362,13 +421,13 @@ def _spread(x: np.ndarray, means: np.ndarray) -> float:
     if len(x) < 2:
         return np.inf
     x, means = x.reshape(len(x), -1), means.reshape(len(x), -1)
-    scale = np.einsum("id,id->i", x, means) / np.maximum(np.einsum("id,id->i", means, means),
-                                                          1e-12)
+    scale = np.einsum("id,id->i", x, means) / np.maximum(np.einsum("id,id->i", means, means), 1e-12)
     return float(np.median(((x - scale[:, None] * means) ** 2).mean(1)))
 
 
-def posteriors(chain: Chain, x: np.ndarray, epoch: np.ndarray,
-               batch_spikes: int = BATCH_SPIKES) -> tuple[np.ndarray, np.ndarray]:
+def posteriors(
+    chain: Chain, x: np.ndarray, epoch: np.ndarray, batch_spikes: int = BATCH_SPIKES
+) -> tuple[np.ndarray, np.ndarray]:
     """Log posterior of each cluster under the point estimate (n, H), and the posterior
     probabilities averaged over the kept samples (n, H), computed in batches of spikes."""
     n, H = x.shape[0], chain.best.mu.shape[0]
@@ -393,8 +452,14 @@ def _by_neighbourhood(model: Model, x: np.ndarray, epoch: np.ndarray):
         yield c, idx, *posteriors(chain, x[idx][:, model.nb.channels[c]], epoch[idx])
 
 
-def assign(model: Model, x: np.ndarray, samples: np.ndarray, fs_hz: float, duration_s: float,
-           params: SortParams) -> GroupSorting:
+def assign(
+    model: Model,
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+) -> GroupSorting:
     """Posterior predictive labels of every spike (refractory mask), probabilities, summaries.
 
     Each spike is labelled by its neighbourhood's chain. Clusters with at least
@@ -409,28 +474,46 @@ def assign(model: Model, x: np.ndarray, samples: np.ndarray, fs_hz: float, durat
     clusters, probs = np.full(x.shape[0], -1), []
     for c, idx, logp, prob in _by_neighbourhood(model, x, epoch):
         lo, hi = kernels.refractory_neighbours(samples[idx], ref)
-        local = kernels.masked_labels(logp, kernels.colour_classes(samples[idx], ref), lo, hi,
-                                      np.full(idx.size, -1, np.int64))
+        local = kernels.masked_labels(
+            logp, kernels.colour_classes(samples[idx], ref), lo, hi, np.full(idx.size, -1, np.int64)
+        )
         clusters[idx] = np.where(local >= 0, c * H + local, -1)
         probs.append((idx, prob))
     sizes = np.bincount(clusters[clusters >= 0], minlength=C * H)
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
     cluster_units = np.full(C * H, -1)
-    cluster_units[used] = _join_units(x, samples, epoch, E, clusters, used, used // H, model.nb,
-                                      ref, params)
+    cluster_units[used] = _join_units(
+        x, samples, epoch, E, clusters, used, used // H, model.nb, ref, params
+    )
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single
-    labels = _refractory(np.where(clusters >= 0, cluster_units[np.maximum(clusters, 0)], -1),
-                         samples, ref, n_single)
+    labels = _refractory(
+        np.where(clusters >= 0, cluster_units[np.maximum(clusters, 0)], -1), samples, ref, n_single
+    )
     n_units = n_single + int(small.size > 0)
-    return _summary(model, x, epoch, labels, probs, cluster_units.reshape(C, H),
-                    np.arange(n_units) >= n_single, params)
+    return _summary(
+        model,
+        x,
+        epoch,
+        labels,
+        probs,
+        cluster_units.reshape(C, H),
+        np.arange(n_units) >= n_single,
+        params,
+    )
 
 
-def relabel(model: Model, first: GroupSorting, x: np.ndarray, samples: np.ndarray,
-            units: np.ndarray, fs_hz: float, duration_s: float,
-            params: SortParams) -> GroupSorting:
+def relabel(
+    model: Model,
+    first: GroupSorting,
+    x: np.ndarray,
+    samples: np.ndarray,
+    units: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+) -> GroupSorting:
     """`first`'s units given to new spikes (template matching), labels `units`, then joined
     once more (:func:`_join_units` on the single units: matching gives every unit its
     overlapping spikes, which may show two pieces of a drifting neuron to be one); posterior
@@ -440,19 +523,26 @@ def relabel(model: Model, first: GroupSorting, x: np.ndarray, samples: np.ndarra
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     single = np.flatnonzero(~first.multi_unit)
     home = model.nb.of_spikes(first.templates.mean(axis=1))
-    joined = _join_units(x, samples, epoch, E, units, single, home[single], model.nb, ref,
-                         params)
+    joined = _join_units(x, samples, epoch, E, units, single, home[single], model.nb, ref, params)
     new = np.empty(first.multi_unit.size, np.int64)
     new[single] = joined
     new[first.multi_unit] = joined.max(initial=-1) + 1 + np.arange(first.multi_unit.sum())
     n_single = int(joined.max(initial=-1)) + 1
-    labels = _refractory(np.where(units >= 0, new[np.maximum(units, 0)], -1), samples, ref,
-                         n_single)
-    cluster_units = np.where(first.cluster_units >= 0, new[np.maximum(first.cluster_units, 0)],
-                             -1)
+    labels = _refractory(
+        np.where(units >= 0, new[np.maximum(units, 0)], -1), samples, ref, n_single
+    )
+    cluster_units = np.where(first.cluster_units >= 0, new[np.maximum(first.cluster_units, 0)], -1)
     probs = [(idx, prob) for _, idx, _, prob in _by_neighbourhood(model, x, epoch)]
-    return _summary(model, x, epoch, labels, probs, cluster_units,
-                    np.arange(new.max(initial=-1) + 1) >= n_single, params)
+    return _summary(
+        model,
+        x,
+        epoch,
+        labels,
+        probs,
+        cluster_units,
+        np.arange(new.max(initial=-1) + 1) >= n_single,
+        params,
+    )
 
 
 def _refractory(labels: np.ndarray, samples: np.ndarray, ref: int, n_single: int) -> np.ndarray:
@@ -462,8 +552,9 @@ def _refractory(labels: np.ndarray, samples: np.ndarray, ref: int, n_single: int
     return np.where(keep, labels, -1)
 
 
-def _templates(x: np.ndarray, epoch: np.ndarray, labels: np.ndarray, n_units: int,
-               n_epochs: int) -> np.ndarray:
+def _templates(
+    x: np.ndarray, epoch: np.ndarray, labels: np.ndarray, n_units: int, n_epochs: int
+) -> np.ndarray:
     """Mean snippet of each unit per epoch (U, E, M, T); the unit's overall mean in epochs
     where it has no spikes."""
     out = np.zeros((n_units, n_epochs) + x.shape[1:])
@@ -475,13 +566,15 @@ def _templates(x: np.ndarray, epoch: np.ndarray, labels: np.ndarray, n_units: in
         np.add.at(sums, epoch[idx], x[idx])
         counts = np.bincount(epoch[idx], minlength=n_epochs)
         overall = sums.sum(0) / idx.size
-        out[k] = np.where(counts[:, None, None] > 0,
-                          sums / np.maximum(counts, 1)[:, None, None], overall)
+        out[k] = np.where(
+            counts[:, None, None] > 0, sums / np.maximum(counts, 1)[:, None, None], overall
+        )
     return out
 
 
-def _summary(model: Model, x, epoch, labels, probs, cluster_units, pooled,
-             params: SortParams) -> GroupSorting:
+def _summary(
+    model: Model, x, epoch, labels, probs, cluster_units, pooled, params: SortParams
+) -> GroupSorting:
     n_units = pooled.size
     E = model.chains[0].n_epochs
     probability = np.zeros((x.shape[0], n_units))
@@ -506,15 +599,21 @@ def _summary(model: Model, x, epoch, labels, probs, cluster_units, pooled,
         centres.append(np.full(chain.learn_size, c))
     width = max(f.shape[1] for f in features)
     return GroupSorting(
-        labels=labels, probability=probability.astype(np.float32),
-        multi_unit=pooled | (spread > params.max_unit_variance), presence=counts,
+        labels=labels,
+        probability=probability.astype(np.float32),
+        multi_unit=pooled | (spread > params.max_unit_variance),
+        presence=counts,
         templates=templates.astype(np.float32),
         dictionary=np.concatenate(atoms, axis=1).astype(np.float32),
-        features=np.concatenate([np.pad(f, ((0, 0), (0, width - f.shape[1])))
-                                 for f in features]).astype(np.float32),
-        feature_labels=np.concatenate([cluster_units[c][ch.best.labels]
-                                       for c, ch in enumerate(model.chains)]),
-        feature_centres=np.concatenate(centres), centres=model.nb.centres,
+        features=np.concatenate(
+            [np.pad(f, ((0, 0), (0, width - f.shape[1]))) for f in features]
+        ).astype(np.float32),
+        feature_labels=np.concatenate(
+            [cluster_units[c][ch.best.labels] for c, ch in enumerate(model.chains)]
+        ),
+        feature_centres=np.concatenate(centres),
+        centres=model.nb.centres,
         cluster_units=cluster_units,
         trace=np.sum([ch.trace for ch in model.chains], axis=0),
-        n_atoms=np.sum([ch.n_atoms for ch in model.chains], axis=0))
+        n_atoms=np.sum([ch.n_atoms for ch in model.chains], axis=0),
+    )

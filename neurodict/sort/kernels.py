@@ -19,8 +19,9 @@ import numba
 import numpy as np
 
 
-def refractory_neighbours(times: np.ndarray,
-                          refractory_samples: int) -> tuple[np.ndarray, np.ndarray]:
+def refractory_neighbours(
+    times: np.ndarray, refractory_samples: int
+) -> tuple[np.ndarray, np.ndarray]:
     """For time-sorted `times`, the index range ``[lo, hi)`` of spikes closer than Δ_ref."""
     lo = np.searchsorted(times, times - refractory_samples, side="right")
     hi = np.searchsorted(times, times + refractory_samples, side="left")
@@ -81,8 +82,14 @@ def _labels_nb(logp, u, labels, lo, hi, order, starts):
     return labels
 
 
-def masked_labels(logp: np.ndarray, classes: list[np.ndarray], lo: np.ndarray, hi: np.ndarray,
-                  labels: np.ndarray, u: np.ndarray | None = None) -> np.ndarray:
+def masked_labels(
+    logp: np.ndarray,
+    classes: list[np.ndarray],
+    lo: np.ndarray,
+    hi: np.ndarray,
+    labels: np.ndarray,
+    u: np.ndarray | None = None,
+) -> np.ndarray:
     """Labels drawn (or, with ``u=None``, chosen greedily) under the refractory mask (numba).
 
     Parameters
@@ -101,8 +108,9 @@ def masked_labels(logp: np.ndarray, classes: list[np.ndarray], lo: np.ndarray, h
     order = np.concatenate(classes) if classes else np.zeros(0, np.int64)
     starts = np.r_[0, np.cumsum([c.size for c in classes])].astype(np.int64)
     u = np.zeros(0) if u is None else np.asarray(u, np.float64)
-    return _labels_nb(np.ascontiguousarray(logp, np.float64), u, labels, lo, hi,
-                      order.astype(np.int64), starts)
+    return _labels_nb(
+        np.ascontiguousarray(logp, np.float64), u, labels, lo, hi, order.astype(np.int64), starts
+    )
 
 
 def masked_labels_numpy(logp, classes, lo, hi, labels, u=None):
@@ -176,8 +184,9 @@ def refractory_free(t: np.ndarray, refractory_samples: int) -> np.ndarray:
     return _refractory_free_nb(np.asarray(t, np.float64), float(refractory_samples))
 
 
-def refractory_free_units(t: np.ndarray, units: np.ndarray, which: np.ndarray,
-                          refractory_samples: int) -> np.ndarray:
+def refractory_free_units(
+    t: np.ndarray, units: np.ndarray, which: np.ndarray, refractory_samples: int
+) -> np.ndarray:
     """:func:`refractory_free` within each unit of `which`: for sorted times `t` labelled
     `units`, False for a spike of one of those units closer than ``Δ_ref`` to the last one of
     its unit kept before it; True for every other spike."""

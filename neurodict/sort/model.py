@@ -38,56 +38,57 @@ from neurodict.sort import kernels
 class Priors:
     """Hyperparameters (noise units). Defaults are ours; see the module docstring."""
 
-    a: float = 1.0                  # beta–Bernoulli: π_k ~ Beta(a/K, b(K-1)/K)
+    a: float = 1.0  # beta–Bernoulli: π_k ~ Beta(a/K, b(K-1)/K)
     b: float = 1.0
-    ard_shape: float = 1e-3         # α_tk ~ Gamma(shape, rate)
+    ard_shape: float = 1e-3  # α_tk ~ Gamma(shape, rate)
     ard_rate: float = 1e-3
-    noise_shape: float = 1000.0     # φ_mt ~ Gamma(shape, rate): mean 1 (whitened noise), tight
+    noise_shape: float = 1000.0  # φ_mt ~ Gamma(shape, rate): mean 1 (whitened noise), tight
     noise_rate: float = 1000.0
-    gain_sd: float = 1.0            # w_mk ~ N_+(0, gain_sd²)
-    gamma: float = 1.0              # global DP concentration
-    alpha: float = 1.0              # epoch DP concentration
-    innovation_a: float = 1.0       # ω ~ Beta(innovation_a, innovation_b)
+    gain_sd: float = 1.0  # w_mk ~ N_+(0, gain_sd²)
+    gamma: float = 1.0  # global DP concentration
+    alpha: float = 1.0  # epoch DP concentration
+    innovation_a: float = 1.0  # ω ~ Beta(innovation_a, innovation_b)
     innovation_b: float = 4.0
     wishart_dof_extra: float = 2.0  # ν_0 = K + extra; E[Λ^{-1}] = within_cluster_var · I
     within_cluster_var: float = 1.0
-    mean_var_scale: float = 4.0     # V_0 = scale · Var(features) per dimension
-    init_atom_var: float = 2.0      # atoms whose SVD variance exceeds this (noise: 1) start in use
+    mean_var_scale: float = 4.0  # V_0 = scale · Var(features) per dimension
+    init_atom_var: float = 2.0  # atoms whose SVD variance exceeds this (noise: 1) start in use
 
 
 @dataclass
 class State:
     """One Gibbs sample. Shapes: N spikes, M channels, T samples, K atoms, H clusters, E epochs."""
 
-    A: np.ndarray          # (T, K)
-    z: np.ndarray          # (K,) bool
-    pi: np.ndarray         # (K,)
-    w: np.ndarray          # (M, K) ≥ 0
-    s: np.ndarray          # (N, M, K)
-    ard: np.ndarray        # (T, K)
-    phi: np.ndarray        # (M, T)
-    labels: np.ndarray     # (N,) cluster of each spike
-    r: np.ndarray          # (N,) dHDP component of each spike (≤ its epoch)
-    beta: np.ndarray       # (H,)
-    pis: np.ndarray        # (E, H) weights of H_0 .. H_{E-1}
-    omega: np.ndarray      # (E,) innovation weights; omega[0] = 1 by definition
-    mu: np.ndarray         # (H, M, E, K)
-    lam: np.ndarray        # (H, M, K, K)
+    A: np.ndarray  # (T, K)
+    z: np.ndarray  # (K,) bool
+    pi: np.ndarray  # (K,)
+    w: np.ndarray  # (M, K) ≥ 0
+    s: np.ndarray  # (N, M, K)
+    ard: np.ndarray  # (T, K)
+    phi: np.ndarray  # (M, T)
+    labels: np.ndarray  # (N,) cluster of each spike
+    r: np.ndarray  # (N,) dHDP component of each spike (≤ its epoch)
+    beta: np.ndarray  # (H,)
+    pis: np.ndarray  # (E, H) weights of H_0 .. H_{E-1}
+    omega: np.ndarray  # (E,) innovation weights; omega[0] = 1 by definition
+    mu: np.ndarray  # (H, M, E, K)
+    lam: np.ndarray  # (H, M, K, K)
     log_lik: float = -np.inf
 
     def copy(self) -> State:
-        return replace(self, **{k: np.copy(v) for k, v in vars(self).items()
-                                if isinstance(v, np.ndarray)})
+        return replace(
+            self, **{k: np.copy(v) for k, v in vars(self).items() if isinstance(v, np.ndarray)}
+        )
 
 
 @dataclass
 class Data:
     """What the sampler conditions on."""
 
-    x: np.ndarray          # (N, M, T) snippets in noise units
-    epoch: np.ndarray      # (N,) epoch index of each spike
+    x: np.ndarray  # (N, M, T) snippets in noise units
+    epoch: np.ndarray  # (N,) epoch index of each spike
     n_epochs: int
-    classes: list = field(default_factory=list)   # kernels.colour_classes
+    classes: list = field(default_factory=list)  # kernels.colour_classes
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
 
@@ -98,7 +99,7 @@ def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> np.ndarray:
     v = np.zeros((E, E))
     for e in range(E):
         for j in range(e + 1):
-            v[e, j] = omega[j] * np.prod(1.0 - omega[j + 1:e + 1])
+            v[e, j] = omega[j] * np.prod(1.0 - omega[j + 1 : e + 1])
     return v @ pis, v
 
 
@@ -122,27 +123,33 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
     active = np.flatnonzero(state.z)
     phi = state.phi
     xphi = x * phi
-    out = np.repeat((-0.5 * (xphi * x).sum((1, 2)) + 0.5 * np.log(phi).sum()
-                     - 0.5 * M * T * np.log(2 * np.pi))[:, None], H, axis=1)
+    out = np.repeat(
+        (-0.5 * (xphi * x).sum((1, 2)) + 0.5 * np.log(phi).sum() - 0.5 * M * T * np.log(2 * np.pi))[
+            :, None
+        ],
+        H,
+        axis=1,
+    )
     if active.size == 0:
         return out
-    D = dictionary(state)                                              # (M, T, Ka)
-    y = np.stack([xphi[:, m] @ D[m] for m in range(M)])                # (M, N, Ka)
-    G = np.einsum("mtk,mt,mtl->mkl", D, phi, D)                        # (M, Ka, Ka)
-    lam_t = state.lam[:, :, active][:, :, :, active]                   # (H, M, Ka, Ka)
+    D = dictionary(state)  # (M, T, Ka)
+    y = np.stack([xphi[:, m] @ D[m] for m in range(M)])  # (M, N, Ka)
+    G = np.einsum("mtk,mt,mtl->mkl", D, phi, D)  # (M, Ka, Ka)
+    lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
     P = lam_t + G[None]
     L = np.linalg.cholesky(P)
-    logdet = (2 * np.log(np.diagonal(L, axis1=2, axis2=3)).sum(2)
-              - np.linalg.slogdet(lam_t)[1]).sum(1)                    # (H,)
-    Linv = np.linalg.inv(L)                                            # (H, M, Ka, Ka)
-    mu = state.mu[:, :, :, active]                                     # (H, M, E, Ka)
+    logdet = (
+        2 * np.log(np.diagonal(L, axis1=2, axis2=3)).sum(2) - np.linalg.slogdet(lam_t)[1]
+    ).sum(1)  # (H,)
+    Linv = np.linalg.inv(L)  # (H, M, Ka, Ka)
+    mu = state.mu[:, :, :, active]  # (H, M, E, Ka)
     Gmu = np.einsum("mkl,hmel->hmek", G, mu)
-    PiGmu = np.linalg.solve(P[:, :, None], Gmu[..., None])[..., 0]     # (H, M, E, Ka)
+    PiGmu = np.linalg.solve(P[:, :, None], Gmu[..., None])[..., 0]  # (H, M, E, Ka)
     v = 2 * (PiGmu - mu)
-    const = (np.einsum("hmek,hmek->he", mu, Gmu) - np.einsum("hmek,hmek->he", Gmu, PiGmu))
+    const = np.einsum("hmek,hmek->he", mu, Gmu) - np.einsum("hmek,hmek->he", Gmu, PiGmu)
     quad = np.zeros((N, H))
     for m in range(M):
-        z = y[m] @ Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1)   # L^{-1} y per h
+        z = y[m] @ Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1)  # L^{-1} y per h
         quad -= (z.reshape(N, H, active.size) ** 2).sum(2)
         for e in np.unique(epoch):
             sel = epoch == e
@@ -170,11 +177,19 @@ class Sampler:
     priors : Priors
     """
 
-    def __init__(self, data: Data, n_atoms: int, n_clusters: int, drift: bool,
-                 drift_sd: float, n_init_clusters: int, rng: np.random.Generator,
-                 priors: Priors = Priors()):
+    def __init__(
+        self,
+        data: Data,
+        n_atoms: int,
+        n_clusters: int,
+        drift: bool,
+        drift_sd: float,
+        n_init_clusters: int,
+        rng: np.random.Generator,
+        priors: Priors = Priors(),
+    ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
-        self.drift, self.q = drift, drift_sd ** 2
+        self.drift, self.q = drift, drift_sd**2
         self.rng, self.p = rng, priors
         self.state = self._initialise(n_init_clusters)
 
@@ -184,7 +199,7 @@ class Sampler:
         x, K, H, E = self.data.x, self.K, self.H, self.data.n_epochs
         N, M, T = x.shape
         _, sv, vt = np.linalg.svd(x.reshape(N * M, T), full_matrices=False)
-        A = vt[:K].T                                                    # (T, K)
+        A = vt[:K].T  # (T, K)
         s = np.einsum("imt,tk->imk", x, A)
         # atoms whose variance exceeds the noise's (1 per coordinate) start in use
         z = (sv[:K] ** 2 / (N * M)) > self.p.init_atom_var
@@ -195,12 +210,21 @@ class Sampler:
         self.mu0 = s.reshape(-1, K).mean(0)
         self.v0 = self.p.mean_var_scale * s.reshape(-1, K).var(0) + 1.0
         state = State(
-            A=A, z=z, pi=np.full(K, 0.5), w=np.ones((M, K)), s=s,
-            ard=np.full((T, K), float(T)), phi=np.ones((M, T)),
-            labels=labels.astype(np.int64), r=np.zeros(N, np.int64),
-            beta=np.full(H, 1.0 / H), pis=np.full((E, H), 1.0 / H),
+            A=A,
+            z=z,
+            pi=np.full(K, 0.5),
+            w=np.ones((M, K)),
+            s=s,
+            ard=np.full((T, K), float(T)),
+            phi=np.ones((M, T)),
+            labels=labels.astype(np.int64),
+            r=np.zeros(N, np.int64),
+            beta=np.full(H, 1.0 / H),
+            pis=np.full((E, H), 1.0 / H),
             omega=np.r_[1.0, np.full(E - 1, 0.1)],
-            mu=np.zeros((H, M, E, K)), lam=np.tile(np.eye(K), (H, M, 1, 1)))
+            mu=np.zeros((H, M, E, K)),
+            lam=np.tile(np.eye(K), (H, M, 1, 1)),
+        )
         self._sample_clusters(state)
         return state
 
@@ -243,13 +267,14 @@ class Sampler:
     def _sample_w(self, st: State, resid: np.ndarray) -> None:
         """Non-negative gains from their truncated-normal conditionals."""
         for k in np.flatnonzero(st.z):
-            v = st.A[None, None, :, k] * st.s[:, :, k][:, :, None]           # (N, M, T)
+            v = st.A[None, None, :, k] * st.s[:, :, k][:, :, None]  # (N, M, T)
             r_minus = resid + st.w[None, :, k, None] * v
-            prec = np.einsum("imt,mt->m", v * v, st.phi) + 1.0 / self.p.gain_sd ** 2
+            prec = np.einsum("imt,mt->m", v * v, st.phi) + 1.0 / self.p.gain_sd**2
             mean = np.einsum("imt,imt,mt->m", r_minus, v, st.phi) / prec
             sd = 1.0 / np.sqrt(prec)
-            new = scipy.stats.truncnorm.rvs((0 - mean) / sd, np.inf, loc=mean, scale=sd,
-                                            random_state=self.rng)
+            new = scipy.stats.truncnorm.rvs(
+                (0 - mean) / sd, np.inf, loc=mean, scale=sd, random_state=self.rng
+            )
             resid -= (new - st.w[:, k])[None, :, None] * v
             st.w[:, k] = new
 
@@ -263,7 +288,7 @@ class Sampler:
         st.labels = kernels.masked_labels(logp, d.classes, d.lo, d.hi, labels, u)
         st.log_lik = float(logp[np.arange(st.labels.size), st.labels].sum())
         # r_i | c_i ∝ v_{e,j} π_{j,c}
-        pr = v[d.epoch] * st.pis[:, st.labels].T                        # (N, E)
+        pr = v[d.epoch] * st.pis[:, st.labels].T  # (N, E)
         cum = np.cumsum(pr, axis=1)
         st.r = (cum < self.rng.random(pr.shape[0])[:, None] * cum[:, -1:]).sum(1)
 
@@ -301,10 +326,10 @@ class Sampler:
         lam = st.lam[:, :, a][:, :, :, a]
         # clusters without spikes are drawn from the random-walk prior; the rest by FFBS
         occupied = np.flatnonzero(counts.sum(1) > 0)
-        mu = self._prior_walk((H, M), E, a)                             # (H, M, E, Ka)
+        mu = self._prior_walk((H, M), E, a)  # (H, M, E, Ka)
         mu[occupied] = self._ffbs(counts[occupied], sums[occupied], lam[occupied], a)
         mu = mu if self.drift else np.repeat(mu, d.n_epochs, axis=2)
-        resid = s - mu[st.labels, :, d.epoch]                           # (N, M, Ka)
+        resid = s - mu[st.labels, :, d.epoch]  # (N, M, Ka)
         nu0 = Ka + self.p.wishart_dof_extra
         S0_inv = np.eye(Ka) * (nu0 - Ka - 1) * self.p.within_cluster_var
         n_c = np.bincount(st.labels, minlength=H)
@@ -322,7 +347,8 @@ class Sampler:
         """Means drawn from their prior: ``μ_1 ~ N(μ0, V0)``, ``μ_e = μ_{e-1} + N(0, q I)``."""
         K = active.size
         start = self.mu0[active] + np.sqrt(self.v0[active]) * self.rng.standard_normal(
-            shape + (1, K))
+            shape + (1, K)
+        )
         steps = np.sqrt(self.q) * self.rng.standard_normal(shape + (E - 1, K))
         return np.cumsum(np.concatenate([start, steps], axis=-2), axis=-2)
 
@@ -339,8 +365,9 @@ class Sampler:
         for e in range(E):
             prior_info = np.linalg.inv(P_pred)
             P = np.linalg.inv(prior_info + counts[:, e, None, None, None] * lam)
-            h = np.einsum("hmkl,hml->hmk", prior_info, m_pred) \
-                + np.einsum("hmkl,hml->hmk", lam, sums[:, e])
+            h = np.einsum("hmkl,hml->hmk", prior_info, m_pred) + np.einsum(
+                "hmkl,hml->hmk", lam, sums[:, e]
+            )
             means[e], covs[e] = np.einsum("hmkl,hml->hmk", P, h), _sym(P)
             m_pred, P_pred = means[e], covs[e] + Q
         out = np.zeros((E, H, M, K))
@@ -357,16 +384,18 @@ class Sampler:
         in use; the others from their N(0, 1) prior."""
         x, epoch = self.data.x, self.data.epoch
         a = np.flatnonzero(st.z)
-        D = dictionary(st)                                              # (M, T, Ka)
+        D = dictionary(st)  # (M, T, Ka)
         G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D)
         y = np.einsum("mtk,mt,imt->imk", D, st.phi, x)
         s = self.rng.standard_normal(st.s.shape)
         for c in np.unique(st.labels):
             idx = np.flatnonzero(st.labels == c)
             lam = st.lam[c][:, a[:, None], a]
-            P_inv = np.linalg.inv(lam + G)                              # (M, Ka, Ka)
-            h = np.einsum("mkl,iml->imk", lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2)) \
+            P_inv = np.linalg.inv(lam + G)  # (M, Ka, Ka)
+            h = (
+                np.einsum("mkl,iml->imk", lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2))
                 + y[idx]
+            )
             mean = np.einsum("mkl,iml->imk", P_inv, h)
             chol = np.linalg.cholesky(P_inv)
             s_a = mean + np.einsum("mkl,iml->imk", chol, self.rng.standard_normal(mean.shape))
@@ -380,7 +409,7 @@ class Sampler:
         x = self.data.x
         active = np.flatnonzero(st.z)
         T = x.shape[2]
-        U = st.s[:, :, active] * st.w[None, :, active]                  # (N, M, Ka)
+        U = st.s[:, :, active] * st.w[None, :, active]  # (N, M, Ka)
         UU = np.einsum("imk,iml->mkl", U, U)
         Ux = np.einsum("imk,imt->mkt", U, x)
         P = np.einsum("mt,mkl->tkl", st.phi, UU) + np.eye(active.size) * st.ard[:, None, active]
@@ -392,13 +421,14 @@ class Sampler:
 
     def _sample_ard(self, st: State) -> None:
         p = self.p
-        st.ard = self.rng.gamma(p.ard_shape + 0.5, 1.0 / (p.ard_rate + 0.5 * st.A ** 2))
+        st.ard = self.rng.gamma(p.ard_shape + 0.5, 1.0 / (p.ard_rate + 0.5 * st.A**2))
 
     def _sample_noise(self, st: State) -> None:
         p, x = self.p, self.data.x
         resid = x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
-        st.phi = self.rng.gamma(p.noise_shape + 0.5 * x.shape[0],
-                                1.0 / (p.noise_rate + 0.5 * (resid ** 2).sum(0)))
+        st.phi = self.rng.gamma(
+            p.noise_shape + 0.5 * x.shape[0], 1.0 / (p.noise_rate + 0.5 * (resid**2).sum(0))
+        )
 
 
 def wishart(rng: np.random.Generator, dof: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -20,10 +20,10 @@ from scipy.spatial.distance import cdist
 class Neighbourhoods:
     """The centres of one group and the channels each centre's model sees."""
 
-    centres: np.ndarray          # (C,) channel index of each centre
-    channels: list[np.ndarray]   # per centre: the channel indices within radius_um
-    nearest: np.ndarray          # (M,) the centre nearest each channel
-    adjacent: np.ndarray         # (C, C) bool: neighbourhoods sharing a channel
+    centres: np.ndarray  # (C,) channel index of each centre
+    channels: list[np.ndarray]  # per centre: the channel indices within radius_um
+    nearest: np.ndarray  # (M,) the centre nearest each channel
+    adjacent: np.ndarray  # (C, C) bool: neighbourhoods sharing a channel
 
     @property
     def n_centres(self) -> int:
@@ -37,8 +37,12 @@ class Neighbourhoods:
 
 def whole_group(n_channels: int) -> Neighbourhoods:
     """One neighbourhood holding every channel (a tetrode, wires)."""
-    return Neighbourhoods(centres=np.zeros(1, np.int64), channels=[np.arange(n_channels)],
-                          nearest=np.zeros(n_channels, np.int64), adjacent=np.ones((1, 1), bool))
+    return Neighbourhoods(
+        centres=np.zeros(1, np.int64),
+        channels=[np.arange(n_channels)],
+        nearest=np.zeros(n_channels, np.int64),
+        adjacent=np.ones((1, 1), bool),
+    )
 
 
 def peak_channels(x: np.ndarray) -> np.ndarray:
@@ -46,8 +50,9 @@ def peak_channels(x: np.ndarray) -> np.ndarray:
     return np.einsum("imt,imt->im", x, x).argmax(axis=1) if len(x) else np.zeros(0, np.int64)
 
 
-def neighbourhoods(locations_um: np.ndarray, peaks: np.ndarray, radius_um: float,
-                   min_spikes: int) -> Neighbourhoods:
+def neighbourhoods(
+    locations_um: np.ndarray, peaks: np.ndarray, radius_um: float, min_spikes: int
+) -> Neighbourhoods:
     """Centres and neighbourhoods of a group.
 
     Parameters
@@ -73,7 +78,10 @@ def neighbourhoods(locations_um: np.ndarray, peaks: np.ndarray, radius_um: float
         if all(dist[m, c] >= radius_um / 2 for c in centres):
             centres.append(int(m))
     c = np.array(centres)
-    near = dist[c] <= radius_um                                         # (C, M)
-    return Neighbourhoods(centres=c, channels=[np.flatnonzero(row) for row in near],
-                          nearest=dist[:, c].argmin(axis=1),
-                          adjacent=(near.astype(int) @ near.T.astype(int)) > 0)
+    near = dist[c] <= radius_um  # (C, M)
+    return Neighbourhoods(
+        centres=c,
+        channels=[np.flatnonzero(row) for row in near],
+        nearest=dist[:, c].argmin(axis=1),
+        adjacent=(near.astype(int) @ near.T.astype(int)) > 0,
+    )

@@ -22,9 +22,16 @@ def window_samples(fs_hz: float, ms_before: float, ms_after: float) -> tuple[int
     return ms_to_samples(ms_before, fs_hz), ms_to_samples(ms_after, fs_hz)
 
 
-def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_after: float,
-            align_ms: float, noise_levels: np.ndarray, chunk_s: float = 30.0,
-            progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
+def extract(
+    rec: sc.BaseRecording,
+    samples: np.ndarray,
+    ms_before: float,
+    ms_after: float,
+    align_ms: float,
+    noise_levels: np.ndarray,
+    chunk_s: float = 30.0,
+    progress: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
     """Aligned snippets at `samples` of a single-segment recording.
 
     Parameters
@@ -68,7 +75,7 @@ def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_aft
         lo, hi = max(start - pad_before, 0), min(stop + pad_after, n_total)
         traces = rec.get_traces(start_frame=lo, end_frame=hi, return_in_uV=True)
         traces = np.pad(traces, ((pad_before - (start - lo), pad_after - (hi - stop)), (0, 0)))
-        base = lo - (pad_before - (start - lo))          # sample of traces[0]
+        base = lo - (pad_before - (start - lo))  # sample of traces[0]
         energy = (traces.astype(np.float64) ** 2).sum(1)
         centre = samples[sel] - base
         offsets = np.arange(-shift, shift + 1)
@@ -76,8 +83,9 @@ def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_aft
         peak = np.clip(centre + best, before + TAPS, traces.shape[0] - after - TAPS)
         e0, em, ep = energy[peak], energy[peak - 1], energy[peak + 1]
         curve = em - 2 * e0 + ep
-        frac = np.clip(np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0),
-                       -0.5, 0.5)
+        frac = np.clip(
+            np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0), -0.5, 0.5
+        )
         aligned[sel] = peak + base
         out[sel] = _resample(traces, peak, frac, before, after) / noise_levels[None, :, None]
     return out, np.clip(aligned, 0, n_total - 1)
@@ -86,23 +94,31 @@ def extract(rec: sc.BaseRecording, samples: np.ndarray, ms_before: float, ms_aft
 TAPS = 4
 
 
-def _resample(traces: np.ndarray, peak: np.ndarray, frac: np.ndarray, before: int,
-              after: int) -> np.ndarray:
+def _resample(
+    traces: np.ndarray, peak: np.ndarray, frac: np.ndarray, before: int, after: int
+) -> np.ndarray:
     """Windows ``x(peak + frac + k)``, ``k = -before..after-1``, by Hann-windowed sinc.
 
     Returns (n, M, T).
     """
-    j = np.arange(-TAPS + 1, TAPS + 1)                                  # taps around each sample
+    j = np.arange(-TAPS + 1, TAPS + 1)  # taps around each sample
     weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
     weights /= weights.sum(1, keepdims=True)
     k = np.arange(-before, after)
-    idx = peak[:, None, None] + k[None, :, None] + j[None, None, :]    # (n, T, taps)
+    idx = peak[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
     return np.einsum("ntjm,nj->nmt", traces[idx], weights)
 
 
-def noise_whitener(rec: sc.BaseRecording, n_samples: int, noise_levels: np.ndarray,
-                   n_chunks: int = 10, chunk_s: float = 1.0, max_abs: float = 5.0,
-                   min_eig: float = 1e-2, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def noise_whitener(
+    rec: sc.BaseRecording,
+    n_samples: int,
+    noise_levels: np.ndarray,
+    n_chunks: int = 10,
+    chunk_s: float = 1.0,
+    max_abs: float = 5.0,
+    min_eig: float = 1e-2,
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Whitening of the noise over a snippet window, pooled over the group's channels.
 
     ``C`` is the covariance of windows (in noise units) cut from `n_chunks` stretches spread
@@ -118,8 +134,10 @@ def noise_whitener(rec: sc.BaseRecording, n_samples: int, noise_levels: np.ndarr
     starts = np.unique(rng.integers(0, max(n_total - length, 1), n_chunks))
     windows = []
     for start in starts:
-        traces = rec.get_traces(start_frame=int(start), end_frame=int(start) + length,
-                                return_in_uV=True) / noise_levels
+        traces = (
+            rec.get_traces(start_frame=int(start), end_frame=int(start) + length, return_in_uV=True)
+            / noise_levels
+        )
         cut = traces[: (length // n_samples) * n_samples].T.reshape(-1, n_samples)
         windows.append(cut[np.abs(cut).max(1) < max_abs])
     w = np.concatenate(windows).astype(np.float64)

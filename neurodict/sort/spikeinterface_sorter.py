@@ -34,18 +34,25 @@ class NeurodictSorter(BaseSorter):
     requires_binary_data = False
     compatible_with_parallel = {"loky": True, "multiprocessing": True, "threading": False}
     handle_multi_segment = False
-    sorter_description = ("Bayesian sorter: beta–Bernoulli dictionary features learned jointly "
-                          "with a dynamic HDP mixture with a refractory constraint, per "
-                          "electrode group (Chen, Carlson & Carin 2011).")
+    sorter_description = (
+        "Bayesian sorter: beta–Bernoulli dictionary features learned jointly "
+        "with a dynamic HDP mixture with a refractory constraint, per "
+        "electrode group (Chen, Carlson & Carin 2011)."
+    )
     installation_mesg = "pip install neurodict"
-    _default_params = ({"apply_preprocessing": True, "n_jobs": 1} | _BAND
-                       | _DETECTION_DEFAULTS | _SORT_DEFAULTS)
+    _default_params = (
+        {"apply_preprocessing": True, "n_jobs": 1} | _BAND | _DETECTION_DEFAULTS | _SORT_DEFAULTS
+    )
     _params_description = (
-        {"apply_preprocessing": "band-pass the recording first (false: it is a spike band "
-                                "already)",
-         "n_jobs": "worker processes for detection (never all cores by default)"}
+        {
+            "apply_preprocessing": "band-pass the recording first (false: it is a spike band "
+            "already)",
+            "n_jobs": "worker processes for detection (never all cores by default)",
+        }
         | {k: section_descriptions("spikeband")[k] for k in _BAND}
-        | section_descriptions("detection") | section_descriptions("sorting"))
+        | section_descriptions("detection")
+        | section_descriptions("sorting")
+    )
 
     @classmethod
     def is_installed(cls) -> bool:
@@ -68,25 +75,34 @@ class NeurodictSorter(BaseSorter):
 
         rec = cls.load_recording_from_folder(sorter_output_folder.parent, with_warnings=False)
         if not rec.has_scaleable_traces():  # e.g. raw int16 without a gain: counts as microvolts
-            log.warning("the recording has no gain to microvolts; its values are taken as "
-                        "microvolts (thresholds are in noise SDs, so detection is unaffected)")
+            log.warning(
+                "the recording has no gain to microvolts; its values are taken as "
+                "microvolts (thresholds are in noise SDs, so detection is unaffected)"
+            )
             rec = rec.astype("float32")
             rec.set_channel_gains(1.0)
             rec.set_channel_offsets(0.0)
         if params["apply_preprocessing"]:
             top = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
             rec = bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=top)
-        groups = (rec.get_property("group") if "group" in rec.get_property_keys()
-                  else np.zeros(rec.get_num_channels(), int))
-        regions = (rec.get_property("region") if "region" in rec.get_property_keys()
-                   else np.full(rec.get_num_channels(), ""))
+        groups = (
+            rec.get_property("group")
+            if "group" in rec.get_property_keys()
+            else np.zeros(rec.get_num_channels(), int)
+        )
+        regions = (
+            rec.get_property("region")
+            if "region" in rec.get_property_keys()
+            else np.full(rec.get_num_channels(), "")
+        )
         sort_params = SortParams(**{k: params[k] for k in _SORT_DEFAULTS})
         detection = {k: params[k] for k in _DETECTION_DEFAULTS}
         parts, region = {}, {}
         for g in dict.fromkeys(groups):
             sub = rec.select_channels(rec.channel_ids[groups == g])
-            parts[str(g)] = sort_recording_group(sub, detection, sort_params,
-                                                 n_jobs=params["n_jobs"], progress=verbose)
+            parts[str(g)] = sort_recording_group(
+                sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
+            )
             region[str(g)] = str(regions[groups == g][0])
         sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
         sorting.save(folder=sorter_output_folder / "sorting")

@@ -39,8 +39,18 @@ from neurodict.sort.run import GroupResult, sort_recording_group
 from neurodict.sort.snippets import window_samples
 
 log = logging.getLogger(__name__)
-UNIT_COLUMNS = ["unit", "group", "region", "n_spikes", "firing_rate_hz", "epochs_present",
-                "refractory_violations", "snr", "peak_channel", "multi_unit"]
+UNIT_COLUMNS = [
+    "unit",
+    "group",
+    "region",
+    "n_spikes",
+    "firing_rate_hz",
+    "epochs_present",
+    "refractory_violations",
+    "snr",
+    "peak_channel",
+    "multi_unit",
+]
 
 
 def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
@@ -53,20 +63,31 @@ def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
     params = session["params"]
     spikeband = si.load(results / "spikeband")
     sort_params = SortParams.from_config(params["sorting"])
-    if (group in {g["name"] for g in session["groups"]}
-            and group not in set(map(str, spikeband.get_property("group")))):
-        log.warning("group %s has no good channels (all are in bad_channels): nothing to sort",
-                    group)
-        result = no_channels_result(spikeband.sampling_frequency,
-                                    spikeband.get_total_duration(), sort_params)
+    if group in {g["name"] for g in session["groups"]} and group not in set(
+        map(str, spikeband.get_property("group"))
+    ):
+        log.warning(
+            "group %s has no good channels (all are in bad_channels): nothing to sort", group
+        )
+        result = no_channels_result(
+            spikeband.sampling_frequency, spikeband.get_total_duration(), sort_params
+        )
     else:
         rec = group_recording(spikeband, group)  # an InputError names the groups there are
         peaks = group_peaks(results, spikeband, group)
-        result = sort_recording_group(rec, params["detection"], sort_params, n_jobs=n_jobs,
-                                      progress=True, peak_samples=peaks["sample_index"])
+        result = sort_recording_group(
+            rec,
+            params["detection"],
+            sort_params,
+            n_jobs=n_jobs,
+            progress=True,
+            peak_samples=peaks["sample_index"],
+        )
     result.save(results / "sort" / f"{group}.npz")
-    write_json(results / "sort" / f"{group}.provenance.json",
-               provenance("sort", params["sorting"] | {"group": group}, started))
+    write_json(
+        results / "sort" / f"{group}.provenance.json",
+        provenance("sort", params["sorting"] | {"group": group}, started),
+    )
     return result
 
 
@@ -87,17 +108,28 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     if sorting.get_num_units():
         metrics = quality_metrics(analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed))
     else:
-        log.warning("no units in any group (no spikes were detected): empty units.tsv and "
-                    "metrics.tsv")
+        log.warning(
+            "no units in any group (no spikes were detected): empty units.tsv and metrics.tsv"
+        )
         metrics = {name: np.zeros(0) for name in QUALITY_METRICS}
-    _write_table(results / "units.tsv", _unit_rows(sorting, table, parts, metrics, params,
-                                                   rec.get_total_duration()), UNIT_COLUMNS)
-    _write_table(results / "metrics.tsv",
-                 [{"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
-                  for i, u in enumerate(sorting.unit_ids)], ["unit", *metrics])
+    _write_table(
+        results / "units.tsv",
+        _unit_rows(sorting, table, parts, metrics, params, rec.get_total_duration()),
+        UNIT_COLUMNS,
+    )
+    _write_table(
+        results / "metrics.tsv",
+        [
+            {"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
+            for i, u in enumerate(sorting.unit_ids)
+        ],
+        ["unit", *metrics],
+    )
     _write_model(results / "sorter.npz", parts, units)
-    write_json(results / "merge_sorting.provenance.json",
-               provenance("merge_sorting", {"groups": groups}, started))
+    write_json(
+        results / "merge_sorting.provenance.json",
+        provenance("merge_sorting", {"groups": groups}, started),
+    )
     return sorting
 
 
@@ -106,15 +138,29 @@ def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> G
     T = sum(window_samples(fs_hz, params.ms_before, params.ms_after))
     E = epochs_of(np.zeros(0, np.int64), fs_hz, duration_s, params.epoch_s)[1]
     empty = GroupSorting(
-        labels=np.zeros(0, np.int64), probability=np.zeros((0, 0), np.float32),
-        multi_unit=np.zeros(0, bool), presence=np.zeros((0, E), np.int64),
-        templates=np.zeros((0, E, 0, T), np.float32), dictionary=np.zeros((T, 0), np.float32),
-        features=np.zeros((0, 0), np.float32), feature_labels=np.zeros(0, np.int64),
-        feature_centres=np.zeros(0, np.int64), centres=np.zeros(0, np.int64),
-        cluster_units=np.zeros((0, 0), np.int64), trace=np.zeros(0), n_atoms=np.zeros(0, np.int64))
-    return GroupResult(samples=np.zeros(0, np.int64), amplitudes_uv=np.zeros(0, np.float32),
-                       sorting=empty, unwhiten=np.eye(T), noise_levels_uv=np.zeros(0),
-                       channel_ids=np.zeros(0, str), fs_hz=fs_hz)
+        labels=np.zeros(0, np.int64),
+        probability=np.zeros((0, 0), np.float32),
+        multi_unit=np.zeros(0, bool),
+        presence=np.zeros((0, E), np.int64),
+        templates=np.zeros((0, E, 0, T), np.float32),
+        dictionary=np.zeros((T, 0), np.float32),
+        features=np.zeros((0, 0), np.float32),
+        feature_labels=np.zeros(0, np.int64),
+        feature_centres=np.zeros(0, np.int64),
+        centres=np.zeros(0, np.int64),
+        cluster_units=np.zeros((0, 0), np.int64),
+        trace=np.zeros(0),
+        n_atoms=np.zeros(0, np.int64),
+    )
+    return GroupResult(
+        samples=np.zeros(0, np.int64),
+        amplitudes_uv=np.zeros(0, np.float32),
+        sorting=empty,
+        unwhiten=np.eye(T),
+        noise_levels_uv=np.zeros(0),
+        channel_ids=np.zeros(0, str),
+        fs_hz=fs_hz,
+    )
 
 
 def _write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
@@ -129,18 +175,27 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
     prob = np.concatenate([units[g][1] for g in parts])
     order = np.lexsort((unit, samples))
     vector = sorting.to_spike_vector()
-    if not (np.array_equal(vector["sample_index"], samples[order])
-            and np.array_equal(vector["unit_index"], unit[order])):
-        raise RuntimeError("the sorting's spike vector is not ordered by sample, then unit; "
-                           "spikes.npz would not match it")
+    if not (
+        np.array_equal(vector["sample_index"], samples[order])
+        and np.array_equal(vector["unit_index"], unit[order])
+    ):
+        raise RuntimeError(
+            "the sorting's spike vector is not ordered by sample, then unit; "
+            "spikes.npz would not match it"
+        )
     per_group = {}
     for g, part in parts.items():
         n_units = part.sorting.probability.shape[1]
         per_group[f"probabilities_{g}"] = part.sorting.probability
         per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
-        np.savez(f, sample_index=samples[order], unit_index=unit[order],
-                 probability=prob[order].astype(np.float32), **per_group)
+        np.savez(
+            f,
+            sample_index=samples[order],
+            unit_index=unit[order],
+            probability=prob[order].astype(np.float32),
+            **per_group,
+        )
 
 
 def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
@@ -149,15 +204,21 @@ def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: f
     rows = []
     for i, (u, row) in enumerate(zip(sorting.unit_ids, table, strict=True)):
         train = sorting.get_unit_spike_train(u)
-        epochs = (np.flatnonzero(present[row["group"]][row["local"]])
-                  if row["local"] >= 0 else [])
-        rows.append({"unit": u, "group": row["group"], "region": row["region"],
-                     "n_spikes": train.size, "firing_rate_hz": round(train.size / duration_s, 3),
-                     "epochs_present": ",".join(map(str, epochs)),
-                     "refractory_violations": refractory_violations(train, fs,
-                                                                    params.refractory_ms),
-                     "snr": _num(metrics["snr"][i]), "peak_channel": row["peak_channel"],
-                     "multi_unit": row["multi_unit"]})
+        epochs = np.flatnonzero(present[row["group"]][row["local"]]) if row["local"] >= 0 else []
+        rows.append(
+            {
+                "unit": u,
+                "group": row["group"],
+                "region": row["region"],
+                "n_spikes": train.size,
+                "firing_rate_hz": round(train.size / duration_s, 3),
+                "epochs_present": ",".join(map(str, epochs)),
+                "refractory_violations": refractory_violations(train, fs, params.refractory_ms),
+                "snr": _num(metrics["snr"][i]),
+                "peak_channel": row["peak_channel"],
+                "multi_unit": row["multi_unit"],
+            }
+        )
     return rows
 
 
@@ -167,16 +228,22 @@ def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None
     for g, part in parts.items():
         s = part.sorting
         unit, prob, base = units[g]
-        arrays |= {f"{g}/samples": part.samples, f"{g}/amplitudes_uv": part.amplitudes_uv,
-                   f"{g}/unit": unit, f"{g}/probability": prob, f"{g}/fs_hz": part.fs_hz,
-                   f"{g}/dictionary": part.unwhiten @ s.dictionary,
-                   f"{g}/features": s.features,
-                   f"{g}/feature_units": np.where(s.feature_labels >= 0,
-                                                  base + s.feature_labels, -1),
-                   f"{g}/feature_centres": s.feature_centres,
-                   f"{g}/centre_channels": part.channel_ids[s.centres],
-                   f"{g}/presence": s.presence, f"{g}/templates_uv": part.templates_uv(),
-                   f"{g}/trace": s.trace, f"{g}/n_atoms": s.n_atoms}
+        arrays |= {
+            f"{g}/samples": part.samples,
+            f"{g}/amplitudes_uv": part.amplitudes_uv,
+            f"{g}/unit": unit,
+            f"{g}/probability": prob,
+            f"{g}/fs_hz": part.fs_hz,
+            f"{g}/dictionary": part.unwhiten @ s.dictionary,
+            f"{g}/features": s.features,
+            f"{g}/feature_units": np.where(s.feature_labels >= 0, base + s.feature_labels, -1),
+            f"{g}/feature_centres": s.feature_centres,
+            f"{g}/centre_channels": part.channel_ids[s.centres],
+            f"{g}/presence": s.presence,
+            f"{g}/templates_uv": part.templates_uv(),
+            f"{g}/trace": s.trace,
+            f"{g}/n_atoms": s.n_atoms,
+        }
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(f, **arrays)
 

@@ -22,8 +22,9 @@ from neurodict.report.session import render
 
 def _mean_r2(rows: list[dict], model: str) -> float | str:
     """Mean held-out R^2 over regions of `model` with every unit as predictor ('' if none)."""
-    scores = [float(r["r2_heldout"]) for r in rows
-              if r["predictors"] == "all" and r["model"] == model]
+    scores = [
+        float(r["r2_heldout"]) for r in rows if r["predictors"] == "all" and r["model"] == model
+    ]
     return round(float(np.nanmean(scores)), 4) if scores else ""
 
 
@@ -34,23 +35,33 @@ def session_row(results: Path, name: str) -> dict:
     held-out R^2 of the dictionary model and of the Wiener baseline, n_clusters and stability.
     Sessions without dictionaries (no sorting yet) have empty figures.
     """
-    row = {"session": {"href": f"../{name}/report.html", "text": name}, "n_units": "",
-           "n_regions": "", "r2_dictionary_all": "", "r2_wiener_all": "", "clusters": "",
-           "stable": ""}
+    row = {
+        "session": {"href": f"../{name}/report.html", "text": name},
+        "n_units": "",
+        "n_regions": "",
+        "r2_dictionary_all": "",
+        "r2_wiener_all": "",
+        "clusters": "",
+        "stable": "",
+    }
     if (results / name / "lfp_scores.tsv").exists():
         scores = read_tsv(results / name / "lfp_scores.tsv")
         d = np.load(results / name / "lfp_dict.npz")
-        row |= {"n_units": len(d["unit_ids"]), "n_regions": len(d["regions"]),
-                "r2_dictionary_all": _mean_r2(scores, "dictionary"),
-                "r2_wiener_all": _mean_r2(scores, "wiener")}
+        row |= {
+            "n_units": len(d["unit_ids"]),
+            "n_regions": len(d["regions"]),
+            "r2_dictionary_all": _mean_r2(scores, "dictionary"),
+            "r2_wiener_all": _mean_r2(scores, "wiener"),
+        }
     if (results / name / "clusters_summary.tsv").exists():
         s = read_tsv(results / name / "clusters_summary.tsv")[0]
         row |= {"clusters": s["n_clusters"], "stable": s["stable"]}
     return row
 
 
-def run(results: str | Path, sessions: list[str], params: dict,
-        out_dir: str | Path | None = None) -> dict:
+def run(
+    results: str | Path, sessions: list[str], params: dict, out_dir: str | Path | None = None
+) -> dict:
     """Pool units of `sessions` (those with ``lfp_dict.npz``), cluster them, write the report.
 
     Writes ``clusters.tsv`` (session, unit_id, home_region, cluster, probability),
@@ -63,23 +74,41 @@ def run(results: str | Path, sessions: list[str], params: dict,
     sig, rows, common, bands = pooled_signatures(results, pooled)
     home = np.array([r["home_region"] for r in rows])
     units = cl.cluster_units(sig, home, params, str(results))
-    figures_row = {"n_clusters": int(np.unique(units.fit.labels).size),
-                   "ari_bootstrap_median": round(float(np.median(units.bootstrap_ari)), 4),
-                   "p_beyond_region": round(units.p_beyond_region, 4),
-                   "stable": bool(np.median(units.bootstrap_ari) >= params["stability_ari"]),
-                   "regions_pooled": " ".join(map(str, common))}
-    write_tsv(out_dir / "clusters.tsv", [
-        r | {"cluster": int(units.labels[i]), "probability": round(float(units.probability[i]), 4)}
-        for i, r in enumerate(rows)])
-    summary = cl.summary_rows(sig[units.active], units.fit.labels, home[units.active], common,
-                              bands)
+    figures_row = {
+        "n_clusters": int(np.unique(units.fit.labels).size),
+        "ari_bootstrap_median": round(float(np.median(units.bootstrap_ari)), 4),
+        "p_beyond_region": round(units.p_beyond_region, 4),
+        "stable": bool(np.median(units.bootstrap_ari) >= params["stability_ari"]),
+        "regions_pooled": " ".join(map(str, common)),
+    }
+    write_tsv(
+        out_dir / "clusters.tsv",
+        [
+            r
+            | {
+                "cluster": int(units.labels[i]),
+                "probability": round(float(units.probability[i]), 4),
+            }
+            for i, r in enumerate(rows)
+        ],
+    )
+    summary = cl.summary_rows(
+        sig[units.active], units.fit.labels, home[units.active], common, bands
+    )
     write_tsv(out_dir / "clusters_summary.tsv", [r | figures_row for r in summary])
-    sections = summary_sections([session_row(results, s) for s in sessions], summary,
-                                figures_row, common, bands,
-                                f"{int(units.active.sum())} units from {len(pooled)} sessions")
+    sections = summary_sections(
+        [session_row(results, s) for s in sessions],
+        summary,
+        figures_row,
+        common,
+        bands,
+        f"{int(units.active.sum())} units from {len(pooled)} sessions",
+    )
     render("neurodict: all recording sessions", sections, out_dir / "report.html")
-    write_json(out_dir / "summary.provenance.json",
-               provenance("summary", dict(params) | figures_row, started))
+    write_json(
+        out_dir / "summary.provenance.json",
+        provenance("summary", dict(params) | figures_row, started),
+    )
     return figures_row
 
 
@@ -96,39 +125,73 @@ def pooled_signatures(results: Path, sessions: list[str]):
     bands : list of str
     """
     dicts = [(s, np.load(results / s / "lfp_dict.npz")) for s in sessions]
-    common = [str(r) for r in dicts[0][1]["regions"]
-              if all(r in set(d["regions"]) for _, d in dicts)]
+    common = [
+        str(r) for r in dicts[0][1]["regions"] if all(r in set(d["regions"]) for _, d in dicts)
+    ]
     sigs, rows = [], []
     for name, d in dicts:
         keep = [list(d["regions"]).index(r) for r in common]
         fs_hz = 1000.0 / float(d["lags_ms"][1] - d["lags_ms"][0])
         sig, bands = cl.signatures(d["filters"][:, keep], fs_hz)
         sigs.append(sig)
-        rows += [{"session": name, "unit_id": str(u), "home_region": str(h)}
-                 for u, h in zip(d["unit_ids"], d["unit_regions"], strict=True)]
+        rows += [
+            {"session": name, "unit_id": str(u), "home_region": str(h)}
+            for u, h in zip(d["unit_ids"], d["unit_regions"], strict=True)
+        ]
     return np.concatenate(sigs), rows, common, bands
 
 
-def summary_sections(session_rows: list[dict], summary: list[dict], figures_row: dict,
-                     common: list[str], bands: list[str], pooled_text: str) -> list[dict]:
+def summary_sections(
+    session_rows: list[dict],
+    summary: list[dict],
+    figures_row: dict,
+    common: list[str],
+    bands: list[str],
+    pooled_text: str,
+) -> list[dict]:
     """The summary page: the sessions table with links, then the pooled clusters."""
     home_cols = [c for c in summary[0] if c.startswith("home_")]
     stable = "stable" if figures_row["stable"] else "NOT stable"
     return [
-        {"id": "sessions", "title": "Recording sessions", "blocks": [
-            {"kind": "text", "text": "Held-out R^2: mean over regions, every unit as predictor, "
-                                     "blocked cross-validation. Click a session for its report."},
-            {"kind": "table", "id": "sessions-table", "rows": session_rows,
-             "columns": list(session_rows[0])}]},
-        {"id": "pooled", "title": "Pooled clusters", "blocks": [
-            {"kind": "text", "text": f"{pooled_text}, signatures on the shared regions "
-                                     f"{', '.join(common)}: {figures_row['n_clusters']} "
-                                     f"clusters, median bootstrap ARI "
-                                     f"{figures_row['ari_bootstrap_median']} ({stable}), "
-                                     f"permutation p = {figures_row['p_beyond_region']}."},
-            {"kind": "table", "id": "pooled-table", "rows": summary,
-             "columns": ["cluster", "n_units", *home_cols]},
-            figure_block(figures.cluster_signatures(summary, common, bands),
-                         "Mean signature of each pooled cluster."),
-        ]},
+        {
+            "id": "sessions",
+            "title": "Recording sessions",
+            "blocks": [
+                {
+                    "kind": "text",
+                    "text": "Held-out R^2: mean over regions, every unit as predictor, "
+                    "blocked cross-validation. Click a session for its report.",
+                },
+                {
+                    "kind": "table",
+                    "id": "sessions-table",
+                    "rows": session_rows,
+                    "columns": list(session_rows[0]),
+                },
+            ],
+        },
+        {
+            "id": "pooled",
+            "title": "Pooled clusters",
+            "blocks": [
+                {
+                    "kind": "text",
+                    "text": f"{pooled_text}, signatures on the shared regions "
+                    f"{', '.join(common)}: {figures_row['n_clusters']} "
+                    f"clusters, median bootstrap ARI "
+                    f"{figures_row['ari_bootstrap_median']} ({stable}), "
+                    f"permutation p = {figures_row['p_beyond_region']}.",
+                },
+                {
+                    "kind": "table",
+                    "id": "pooled-table",
+                    "rows": summary,
+                    "columns": ["cluster", "n_units", *home_cols],
+                },
+                figure_block(
+                    figures.cluster_signatures(summary, common, bands),
+                    "Mean signature of each pooled cluster.",
+                ),
+            ],
+        },
     ]

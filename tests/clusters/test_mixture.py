@@ -16,9 +16,18 @@ from neurodict.lfpdict.step import write_dictionaries
 from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
 
 DEFAULTS = apply_defaults({"sessions": {}}, load_schema("config"))
-FAST = {"lag_minus_ms": 100.0, "lag_plus_ms": 100.0, "n_atoms": 8, "n_outer": 4, "n_inner": 100,
-        "n_folds": 3, "lambda_fractions": [0.05, 0.02], "ridge_alphas": [0.01],
-        "jitter_min_s": 10.0, "backend": "cpu"}
+FAST = {
+    "lag_minus_ms": 100.0,
+    "lag_plus_ms": 100.0,
+    "n_atoms": 8,
+    "n_outer": 4,
+    "n_inner": 100,
+    "n_folds": 3,
+    "lambda_fractions": [0.05, 0.02],
+    "ridge_alphas": [0.01],
+    "jitter_min_s": 10.0,
+    "backend": "cpu",
+}
 
 
 def planted(seed=0, N=24, R=3, T=240_000, strong_unit=None):
@@ -30,8 +39,10 @@ def planted(seed=0, N=24, R=3, T=240_000, strong_unit=None):
     if strong_unit is not None:
         gain[strong_unit] = 6.0
     F = gain[:, None, None] * h[family]
-    spikes = [np.sort(rng.choice(T, size=int(rng.uniform(5, 15) * T / 1000), replace=False))
-              for _ in range(N)]
+    spikes = [
+        np.sort(rng.choice(T, size=int(rng.uniform(5, 15) * T / 1000), replace=False))
+        for _ in range(N)
+    ]
     y = spike_lfp(bin_spikes(spikes, 1000.0, 1000.0, T), F) + background_lfp(spec, T, rng)
     regions = [f"R{i}" for i in range(R)]
     home = [regions[(n // 3) % R] for n in range(N)]  # families mix home regions
@@ -82,7 +93,8 @@ def test_signature_is_gain_invariant_and_zero_for_silent_units():
 
 def write_folders(tmp_path, spikes, y, home, regions):
     sorting = sc.NumpySorting.from_unit_dict(
-        [{f"u{n}": s * 20 for n, s in enumerate(spikes)}], 20000.0)
+        [{f"u{n}": s * 20 for n, s in enumerate(spikes)}], 20000.0
+    )
     sorting.set_property("region", np.array(home))
     sorting.save(folder=tmp_path / "sorting")
     lfp = sc.NumpyRecording([y.T.copy()], 1000.0, channel_ids=np.array(regions))
@@ -97,10 +109,14 @@ def test_step_outputs_and_importance_of_a_strong_unit(tmp_path):
     dict_params = DEFAULTS["lfpdict"] | FAST
     write_dictionaries(sorting, lfp, tmp_path, dict_params)
     params = DEFAULTS["clusters"] | {"n_boot": 5, "n_perm": 50}
-    figures = write_clusters(sorting, lfp, tmp_path / "lfp_dict.npz", tmp_path, params,
-                            dict_params)
-    assert set(figures) >= {"n_clusters", "ari_halves", "ari_bootstrap_median",
-                            "p_beyond_region", "stable"}
+    figures = write_clusters(sorting, lfp, tmp_path / "lfp_dict.npz", tmp_path, params, dict_params)
+    assert set(figures) >= {
+        "n_clusters",
+        "ari_halves",
+        "ari_bootstrap_median",
+        "p_beyond_region",
+        "stable",
+    }
     rows = read_tsv(tmp_path / "clusters.tsv")
     assert [r["unit_id"] for r in rows] == [f"u{n}" for n in range(12)]
     summary = read_tsv(tmp_path / "clusters_summary.tsv")
@@ -124,5 +140,6 @@ def test_too_few_linked_units_is_an_error(tmp_path):
     dict_params = DEFAULTS["lfpdict"] | FAST
     write_dictionaries(sorting, lfp, tmp_path, dict_params)
     with pytest.raises(ValueError, match=r"units have LFP links; expected at least 3"):
-        write_clusters(sorting, lfp, tmp_path / "lfp_dict.npz", tmp_path, DEFAULTS["clusters"],
-                      dict_params)
+        write_clusters(
+            sorting, lfp, tmp_path / "lfp_dict.npz", tmp_path, DEFAULTS["clusters"], dict_params
+        )

@@ -28,8 +28,11 @@ def theta_lfp(seconds=300, seed=0):
 
 def locked_spikes(true_phase, preferred_deg, kappa, n, rng):
     """Spike bins whose theta phase is von Mises(preferred, kappa)."""
-    wanted = rng.vonmises(np.radians(preferred_deg), kappa, size=n) if kappa > 0 else \
-        rng.uniform(-np.pi, np.pi, n)
+    wanted = (
+        rng.vonmises(np.radians(preferred_deg), kappa, size=n)
+        if kappa > 0
+        else rng.uniform(-np.pi, np.pi, n)
+    )
     order = np.argsort(true_phase)
     pos = np.searchsorted(true_phase[order], wanted)  # a sample at (almost) that phase ...
     pos = np.clip(pos + rng.integers(-20, 21, n), 0, order.size - 1)  # ... drawn among many
@@ -43,10 +46,11 @@ def test_planted_locking_recovered():
     spikes = locked_spikes(true_phase, 120.0, kappa, 1500, rng)
     phases = band_phase(y[None], FS, (4.0, 12.0))[0]
     got = locking(phases[spikes])
-    assert abs(np.angle(np.exp(1j * np.radians(got["preferred_phase_deg"] - 120.0)))) \
-        < np.radians(10)
+    assert abs(np.angle(np.exp(1j * np.radians(got["preferred_phase_deg"] - 120.0)))) < np.radians(
+        10
+    )
     a1 = scipy.special.i1(kappa) / scipy.special.i0(kappa)
-    assert got["ppc"] == pytest.approx(a1 ** 2, abs=0.03)  # E[PPC] = A1(kappa)^2
+    assert got["ppc"] == pytest.approx(a1**2, abs=0.03)  # E[PPC] = A1(kappa)^2
     assert got["kappa"] == pytest.approx(kappa, rel=0.15)
     assert got["rayleigh_p"] < 1e-10
 
@@ -98,9 +102,24 @@ def test_against_elephant():
 def test_phase_table_rows():
     rng = np.random.default_rng(5)
     y, _ = theta_lfp(30)
-    rows = phase_table([np.sort(rng.integers(0, y.size, 100))] * 2, ["a", "b"], ["CA1", "PFC"],
-                       np.stack([y, y]), ["CA1", "PFC"], FS)
+    rows = phase_table(
+        [np.sort(rng.integers(0, y.size, 100))] * 2,
+        ["a", "b"],
+        ["CA1", "PFC"],
+        np.stack([y, y]),
+        ["CA1", "PFC"],
+        FS,
+    )
     assert len(rows) == 2 * 2 * 4
-    assert set(rows[0]) == {"unit", "unit_region", "region", "band", "n_spikes",
-                            "preferred_phase_deg", "resultant_length", "ppc", "kappa",
-                            "rayleigh_p"}
+    assert set(rows[0]) == {
+        "unit",
+        "unit_region",
+        "region",
+        "band",
+        "n_spikes",
+        "preferred_phase_deg",
+        "resultant_length",
+        "ppc",
+        "kappa",
+        "rayleigh_p",
+    }

@@ -21,9 +21,12 @@ KNOWN = {"check_subject_exists"}
 def test_nwb_passes_nwbinspector(workflow_results):
     from nwbinspector import Importance, inspect_nwbfile
 
-    messages = [m for m in inspect_nwbfile(nwbfile_path=workflow_results / "tiny" / "session.nwb")
-                if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
-                and m.check_function_name not in KNOWN]
+    messages = [
+        m
+        for m in inspect_nwbfile(nwbfile_path=workflow_results / "tiny" / "session.nwb")
+        if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
+        and m.check_function_name not in KNOWN
+    ]
     assert not messages, [(m.check_function_name, m.message) for m in messages]
 
 
@@ -39,10 +42,17 @@ def test_nwb_reads_back(workflow_results):
         units = nwb.units.to_dataframe()
         assert list(units["unit_name"]) == [str(u) for u in sorted_units.unit_ids]
         for i, unit in enumerate(sorted_units.unit_ids):
-            np.testing.assert_allclose(units["spike_times"].iloc[i],
-                                       sorted_units.get_unit_spike_train(unit) / 10000.0)
-        assert {"snr", "firing_rate", "isi_violations_ratio", "region", "posterior_mean",
-                "posterior_p05"} <= set(units.columns)
+            np.testing.assert_allclose(
+                units["spike_times"].iloc[i], sorted_units.get_unit_spike_train(unit) / 10000.0
+            )
+        assert {
+            "snr",
+            "firing_rate",
+            "isi_violations_ratio",
+            "region",
+            "posterior_mean",
+            "posterior_p05",
+        } <= set(units.columns)
         assert units["posterior_mean"].between(0, 1).all()
         assert units["waveform_mean"].iloc[0].ndim == 1
         lfp = nwb.processing["ecephys"]["region_lfp"]
@@ -65,7 +75,8 @@ def test_phy_folder(workflow_results):
 @pytest.fixture
 def two_units():
     return sc.NumpySorting.from_unit_dict(
-        {"a": np.array([10, 30, 50]), "b": np.array([20, 40])}, sampling_frequency=1000.0)
+        {"a": np.array([10, 30, 50]), "b": np.array([20, 40])}, sampling_frequency=1000.0
+    )
 
 
 def test_posterior_summary(two_units, tmp_path):
@@ -77,12 +88,15 @@ def test_posterior_summary(two_units, tmp_path):
     np.testing.assert_allclose(summary["posterior_p05"], [0.9, 0.5])
 
 
-@pytest.mark.parametrize("arrays, expected", [
-    ({"prob": np.ones(5)}, "expected an array 'probability'"),
-    ({"probability": np.ones(4)}, "has shape (4,); expected one value per spike"),
-    ({"probability": np.full(5, 1.5)}, "must lie in [0, 1]"),
-    ({"probability": np.ones(5), "unit_index": np.zeros(5, int)}, "'unit_index' differs"),
-])
+@pytest.mark.parametrize(
+    "arrays, expected",
+    [
+        ({"prob": np.ones(5)}, "expected an array 'probability'"),
+        ({"probability": np.ones(4)}, "has shape (4,); expected one value per spike"),
+        ({"probability": np.full(5, 1.5)}, "must lie in [0, 1]"),
+        ({"probability": np.ones(5), "unit_index": np.zeros(5, int)}, "'unit_index' differs"),
+    ],
+)
 def test_posterior_summary_rejects_mismatch(two_units, tmp_path, arrays, expected):
     np.savez(tmp_path / "spikes.npz", **arrays)
     with pytest.raises(ExportInputError, match=re.escape(expected)):
@@ -91,9 +105,20 @@ def test_posterior_summary_rejects_mismatch(two_units, tmp_path, arrays, expecte
 
 def test_export_command_rejects_bad_probabilities(tiny_session, tmp_path, capsys):
     np.savez(tmp_path / "spikes.npz", probability=np.ones(3))
-    assert main(["export", "--results", str(tmp_path), "--sorting",
-                 str(tiny_session.parent / "truth_sorting"), "--probabilities",
-                 str(tmp_path / "spikes.npz")]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "--results",
+                str(tmp_path),
+                "--sorting",
+                str(tiny_session.parent / "truth_sorting"),
+                "--probabilities",
+                str(tmp_path / "spikes.npz"),
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert "neurodict export: error:" in err and "expected one value per spike" in err
     assert not (tmp_path / "session.nwb").exists()
@@ -104,8 +129,11 @@ def test_export_step_adds_posteriors(workflow_results, tiny_session, tmp_path):
     from pynwb import NWBHDF5IO
 
     results = tmp_path / "tiny"
-    shutil.copytree(workflow_results / "tiny", results,
-                    ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"))
+    shutil.copytree(
+        workflow_results / "tiny",
+        results,
+        ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"),
+    )
     sorting_dir = tiny_session.parent / "truth_sorting"
     vector = si.load(sorting_dir).to_spike_vector()
     np.savez(tmp_path / "spikes.npz", probability=np.linspace(0.0, 1.0, vector.size))

@@ -29,8 +29,9 @@ def run_session(tmp_path, tiny_session, zero_after_ingest=(), **changes) -> tupl
     """Every step on a copy of the tiny session: the results folder, and the report's text."""
     raw = np.fromfile(tiny_session.parent / "recording.raw", dtype="int16").reshape(-1, 8)
     raw.tofile(tmp_path / "recording.raw")
-    session = relocated_session(tiny_session, tmp_path, raw_path=str(tmp_path / "recording.raw"),
-                                **changes)
+    session = relocated_session(
+        tiny_session, tmp_path, raw_path=str(tmp_path / "recording.raw"), **changes
+    )
     results = tmp_path / "results"
     ingest_step.run(results, session)
     if zero_after_ingest:  # channels dead after ingest's check: the data change under it
@@ -48,8 +49,7 @@ def run_session(tmp_path, tiny_session, zero_after_ingest=(), **changes) -> tupl
 
 
 def test_flat_group_reported_and_the_other_sorted(tmp_path, tiny_session):
-    results, text = run_session(tmp_path, tiny_session, zero_after_ingest=range(4),
-                                params=QUICK)
+    results, text = run_session(tmp_path, tiny_session, zero_after_ingest=range(4), params=QUICK)
     counts = {r["group"]: r["n_peaks"] for r in read_tsv(results / "detection.tsv")}
     assert counts["CA1_tt"] == 0 and counts["PFC_tt"] > 0
     units = read_tsv(results / "units.tsv")
@@ -60,8 +60,10 @@ def test_flat_group_reported_and_the_other_sorted(tmp_path, tiny_session):
     assert "group PFC_tt:" not in text
     assert "No spikes were detected in any group" not in text
     assert read_tsv(results / "artefacts.tsv") == []  # a flat group is not an artefact
-    assert "robust SD at once), each extended until every channel stays under 4 robust SD. " \
-           "None found." in text
+    assert (
+        "robust SD at once), each extended until every channel stays under 4 robust SD. "
+        "None found." in text
+    )
 
 
 def test_session_without_spikes_and_group_without_channels(tmp_path, tiny_session):
@@ -69,9 +71,13 @@ def test_session_without_spikes_and_group_without_channels(tmp_path, tiny_sessio
     no spike crosses: no peaks, no units, yet merge and the report finish."""
     groups = yaml.safe_load(tiny_session.read_text())["groups"]
     groups[1]["region"] = groups[0]["region"]
-    results, text = run_session(tmp_path, tiny_session, groups=groups,
-                                bad_channels=list(groups[0]["channels"]),
-                                params={"detection": {"threshold_sigma": 99.0}} | QUICK)
+    results, text = run_session(
+        tmp_path,
+        tiny_session,
+        groups=groups,
+        bad_channels=list(groups[0]["channels"]),
+        params={"detection": {"threshold_sigma": 99.0}} | QUICK,
+    )
     assert [r["group"] for r in read_tsv(results / "detection.tsv")] == ["PFC_tt"]
     for table in ("units.tsv", "metrics.tsv"):
         assert read_tsv(results / table) == []

@@ -92,15 +92,18 @@ def binary_session(tmp_path: Path, samples: np.ndarray, **extra) -> dict:
 
 @needs_locust
 def test_locust_tetrode_opens_with_generic_tetrode_and_exact_samples(tmp_path):
-    s = session_of(tmp_path, {
-        "raw_path": str(LOCUST),
-        "format": "binary",
-        "sampling_frequency_hz": LOCUST_FS,
-        "num_channels": LOCUST_NCH,
-        "dtype": "int16",
-        "groups": [{"name": "tt1", "region": "AL", "channels": [0, 1, 2, 3]}],
-        "mains_hz": 50,
-    })
+    s = session_of(
+        tmp_path,
+        {
+            "raw_path": str(LOCUST),
+            "format": "binary",
+            "sampling_frequency_hz": LOCUST_FS,
+            "num_channels": LOCUST_NCH,
+            "dtype": "int16",
+            "groups": [{"name": "tt1", "region": "AL", "channels": [0, 1, 2, 3]}],
+            "mains_hz": 50,
+        },
+    )
     rec = open_recording(s)
 
     n_samples = LOCUST.stat().st_size // (LOCUST_NCH * 2)
@@ -122,7 +125,7 @@ def test_locust_tetrode_opens_with_generic_tetrode_and_exact_samples(tmp_path):
     for start in (0, 150_000, n_samples - 3000):
         traces = rec.get_traces(start_frame=start, end_frame=start + 3000)
         assert traces.dtype == np.int16
-        np.testing.assert_array_equal(traces, raw[start:start + 3000])
+        np.testing.assert_array_equal(traces, raw[start : start + 3000])
 
 
 # ----------------------------------------------------------------------------------------------
@@ -186,8 +189,9 @@ def test_openephys_segment_opens_with_own_probe_and_groups(tmp_path):
     assert list(rec.get_property("group")) == ["shank_ca1"] * 4 + ["shank_pfc"] * 4
     assert list(rec.get_property("region")) == ["CA1"] * 4 + ["PFC"] * 4
     assert not rec.get_property("bad").any()
-    np.testing.assert_array_equal(rec.get_traces(end_frame=100),
-                                  full.get_traces(end_frame=100)[:, :8])
+    np.testing.assert_array_equal(
+        rec.get_traces(end_frame=100), full.get_traces(end_frame=100)[:, :8]
+    )
 
     s1 = load_session(write_session(tmp_path, openephys_session(segment_index=1), "s1.yaml"))
     assert open_recording(s1).get_num_samples() == 1000
@@ -199,8 +203,7 @@ def test_openephys_segment_opens_with_own_probe_and_groups(tmp_path):
 
 def spikeglx_session(stream: str | None = None) -> dict:
     data = {
-        "raw_path": str(SPIKEWRAP_DATA
-                        / "spikeglx/rawdata/sub-001/ses-001/ephys/run-001_g0_imec0"),
+        "raw_path": str(SPIKEWRAP_DATA / "spikeglx/rawdata/sub-001/ses-001/ephys/run-001_g0_imec0"),
         "format": "spikeglx",
         "groups": [{"name": "shank0", "region": "CA1", "channels": list(range(8))}],
         "mains_hz": 60,
@@ -242,35 +245,49 @@ def write_nwb(path: Path, rec: sc.BaseRecording) -> np.ndarray:
     from pynwb import NWBHDF5IO, NWBFile
     from pynwb.ecephys import ElectricalSeries
 
-    nwb = NWBFile(session_description="neurodict io test", identifier="io-test",
-                  session_start_time=datetime(2024, 1, 1, tzinfo=UTC))
+    nwb = NWBFile(
+        session_description="neurodict io test",
+        identifier="io-test",
+        session_start_time=datetime(2024, 1, 1, tzinfo=UTC),
+    )
     device = nwb.create_device(name="probe")
-    group = nwb.create_electrode_group(name="tetrode", description="a tetrode",
-                                       location="CA1", device=device)
+    group = nwb.create_electrode_group(
+        name="tetrode", description="a tetrode", location="CA1", device=device
+    )
     for i in range(rec.get_num_channels()):
         nwb.add_electrode(x=float(i), y=0.0, z=0.0, group=group, location="CA1")
-    region = nwb.create_electrode_table_region(list(range(rec.get_num_channels())),
-                                               "all electrodes")
+    region = nwb.create_electrode_table_region(
+        list(range(rec.get_num_channels())), "all electrodes"
+    )
     traces = rec.get_traces()
-    nwb.add_acquisition(ElectricalSeries(name="ElectricalSeries", data=traces,
-                                         electrodes=region,
-                                         rate=float(rec.get_sampling_frequency())))
+    nwb.add_acquisition(
+        ElectricalSeries(
+            name="ElectricalSeries",
+            data=traces,
+            electrodes=region,
+            rate=float(rec.get_sampling_frequency()),
+        )
+    )
     with NWBHDF5IO(str(path), "w") as io:
         io.write(nwb)
     return traces
 
 
 def test_nwb_round_trip(tmp_path):
-    source = sc.generate_recording(num_channels=4, durations=[2.0], sampling_frequency=10000.0,
-                                   seed=0)
+    source = sc.generate_recording(
+        num_channels=4, durations=[2.0], sampling_frequency=10000.0, seed=0
+    )
     traces = write_nwb(tmp_path / "rec.nwb", source)
-    s = session_of(tmp_path, {
-        "raw_path": "rec.nwb",
-        "format": "nwb",
-        "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 3]}],
-        "mains_hz": 50,
-        "params": NO_DICTIONARIES,
-    })
+    s = session_of(
+        tmp_path,
+        {
+            "raw_path": "rec.nwb",
+            "format": "nwb",
+            "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 3]}],
+            "mains_hz": 50,
+            "params": NO_DICTIONARIES,
+        },
+    )
     rec = open_recording(s)
     assert rec.get_sampling_frequency() == 10000.0
     assert rec.get_num_channels() == 4
@@ -300,20 +317,35 @@ def _corrupt(tmp_path: Path, fmt: str) -> Path:
 @pytest.mark.parametrize("fmt", ["intan", "blackrock", "plexon", "neuralynx"])
 def test_corrupt_file_names_format_and_path(tmp_path, fmt):
     raw = _corrupt(tmp_path, fmt)
-    s = session_of(tmp_path, {
-        "raw_path": raw.name,
-        "format": fmt,
-        "groups": [{"name": "tt1", "region": "CA1", "channels": [0]}],
-        "mains_hz": 50,
-    })
-    with pytest.raises(IngestError, match=re.escape(
-            f"the {fmt} reader could not open '{raw}' (from {s.file}): ")):
+    s = session_of(
+        tmp_path,
+        {
+            "raw_path": raw.name,
+            "format": fmt,
+            "groups": [{"name": "tt1", "region": "CA1", "channels": [0]}],
+            "mains_hz": 50,
+        },
+    )
+    with pytest.raises(
+        IngestError, match=re.escape(f"the {fmt} reader could not open '{raw}' (from {s.file}): ")
+    ):
         open_recording(s)
 
 
 @pytest.mark.parametrize(
-    "fmt", ["binary", "openephys", "spikeglx", "intan", "blackrock", "plexon", "plexon2",
-            "neuralynx", "nwb"])
+    "fmt",
+    [
+        "binary",
+        "openephys",
+        "spikeglx",
+        "intan",
+        "blackrock",
+        "plexon",
+        "plexon2",
+        "neuralynx",
+        "nwb",
+    ],
+)
 def test_missing_raw_path_is_a_config_error(tmp_path, fmt):
     data = {
         "raw_path": "nowhere/raw.dat",
@@ -356,8 +388,11 @@ def test_binary_dtype_itemsize_is_used_for_truncation(tmp_path):
     data = binary_session(tmp_path, np.zeros((10, 3), dtype="int16"))
     data["dtype"] = "float64"
     s = session_of(tmp_path, data)
-    with pytest.raises(IngestError, match=r"60 bytes is not a multiple of num_channels x "
-                                          r"itemsize = 3 x 8 = 24 bytes"):
+    with pytest.raises(
+        IngestError,
+        match=r"60 bytes is not a multiple of num_channels x "
+        r"itemsize = 3 x 8 = 24 bytes",
+    ):
         read_raw(s)
     data["dtype"] = "float32"
     assert read_raw(session_of(tmp_path, data)).get_num_samples() == 5
@@ -378,8 +413,7 @@ def test_probe_file_with_wrong_contact_count(tmp_path):
     probegroup = pi.ProbeGroup()
     probegroup.add_probe(pi.generate_tetrode())
     pi.write_probeinterface(tmp_path / "tetrode.json", probegroup)
-    data = binary_session(tmp_path, noise(100, 8),
-                          probe={"file": "tetrode.json"})
+    data = binary_session(tmp_path, noise(100, 8), probe={"file": "tetrode.json"})
     s = session_of(tmp_path, data)
     with pytest.raises(IngestError) as info:
         open_recording(s)
@@ -394,12 +428,9 @@ def test_probe_file_with_matching_contacts_is_used(tmp_path):
     probe = pi.generate_linear_probe(num_elec=4, ypitch=25)
     probegroup.add_probe(probe)
     pi.write_probeinterface(tmp_path / "shank.json", probegroup)
-    data = binary_session(tmp_path, noise(100, 4),
-                          probe={"file": "shank.json"})
+    data = binary_session(tmp_path, noise(100, 4), probe={"file": "shank.json"})
     rec = open_recording(session_of(tmp_path, data))
     np.testing.assert_allclose(rec.get_probe().contact_positions, probe.contact_positions)
-
-
 
 
 def test_probe_file_with_bad_device_channel_indices(tmp_path):
@@ -408,16 +439,14 @@ def test_probe_file_with_bad_device_channel_indices(tmp_path):
     probe.set_device_channel_indices([0, 1, 2, 5])  # 5 is not a channel of a 4-channel file
     probegroup.add_probe(probe)
     pi.write_probeinterface(tmp_path / "tetrode.json", probegroup)
-    data = binary_session(tmp_path, noise(100, 4),
-                          probe={"file": "tetrode.json"})
+    data = binary_session(tmp_path, noise(100, 4), probe={"file": "tetrode.json"})
     with pytest.raises(IngestError, match=re.escape(f"probe '{tmp_path / 'tetrode.json'}'")):
         open_recording(session_of(tmp_path, data))
 
 
 def test_unreadable_probe_file(tmp_path):
     (tmp_path / "broken.json").write_text("{not json")
-    data = binary_session(tmp_path, noise(100, 4),
-                          probe={"file": "broken.json"})
+    data = binary_session(tmp_path, noise(100, 4), probe={"file": "broken.json"})
     with pytest.raises(IngestError, match=re.escape(f"'{tmp_path / 'broken.json'}'")):
         open_recording(session_of(tmp_path, data))
 
@@ -434,16 +463,20 @@ def test_group_channel_beyond_num_channels(tmp_path):
 
 
 def test_group_channel_beyond_recording(tmp_path):
-    source = sc.generate_recording(num_channels=4, durations=[0.5], sampling_frequency=10000.0,
-                                   seed=0)
+    source = sc.generate_recording(
+        num_channels=4, durations=[0.5], sampling_frequency=10000.0, seed=0
+    )
     write_nwb(tmp_path / "rec.nwb", source)
-    s = session_of(tmp_path, {
-        "raw_path": "rec.nwb",
-        "format": "nwb",
-        "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 7]}],
-        "mains_hz": 50,
-        "params": NO_DICTIONARIES,
-    })
+    s = session_of(
+        tmp_path,
+        {
+            "raw_path": "rec.nwb",
+            "format": "nwb",
+            "groups": [{"name": "tt1", "region": "CA1", "channels": [0, 1, 2, 7]}],
+            "mains_hz": 50,
+            "params": NO_DICTIONARIES,
+        },
+    )
     with pytest.raises(ConfigError) as info:
         open_recording(s)
     assert str(info.value) == (
@@ -454,8 +487,10 @@ def test_group_channel_beyond_recording(tmp_path):
 
 def test_window_beyond_recording(tmp_path):
     data = binary_session(tmp_path, noise(2000, 4))  # 2 s at 1 kHz
-    data["windows"] = [{"start_s": 0.5, "end_s": 1.5, "condition": "rest"},
-                       {"start_s": 1.0, "end_s": 3.0, "condition": "odour"}]
+    data["windows"] = [
+        {"start_s": 0.5, "end_s": 1.5, "condition": "rest"},
+        {"start_s": 1.0, "end_s": 3.0, "condition": "odour"},
+    ]
     s = session_of(tmp_path, data)
     with pytest.raises(ConfigError) as info:
         open_recording(s)
@@ -465,8 +500,12 @@ def test_window_beyond_recording(tmp_path):
     ]
     data["windows"] = [{"start_s": 1.0, "end_s": 3.0, "condition": "odour"}]
     s = session_of(tmp_path, data)
-    with pytest.raises(ConfigError, match=re.escape("'windows[0].end_s': expected a time within "
-                                                    "the recording (0 to 2.000 s); got 3.0.")):
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            "'windows[0].end_s': expected a time within the recording (0 to 2.000 s); got 3.0."
+        ),
+    ):
         open_recording(s)
     data["windows"] = [{"start_s": 1.0, "end_s": 2.0, "condition": "odour"}]
     assert open_recording(session_of(tmp_path, data)).get_total_duration() == 2.0
@@ -486,8 +525,7 @@ def test_bad_channel_property(tmp_path):
 def test_channels_follow_group_order_with_properties(tmp_path):
     rng = np.random.default_rng(0)
     samples = rng.integers(-1000, 1000, size=(500, 8), dtype="int16")
-    data = binary_session(tmp_path, samples, gain_to_uv=0.195, offset_to_uv=-5.0,
-                          bad_channels=[5])
+    data = binary_session(tmp_path, samples, gain_to_uv=0.195, offset_to_uv=-5.0, bad_channels=[5])
     data["groups"] = [
         {"name": "tt_pfc", "region": "PFC", "channels": [4, 5, 6, 7]},
         {"name": "wire", "region": "CA1", "channels": [2]},
@@ -495,8 +533,12 @@ def test_channels_follow_group_order_with_properties(tmp_path):
     rec = open_recording(session_of(tmp_path, data))
     assert rec.get_num_channels() == 5
     np.testing.assert_array_equal(rec.get_traces(), samples[:, [4, 5, 6, 7, 2]])
-    np.testing.assert_allclose(rec.get_traces(return_in_uV=True),
-                               samples[:, [4, 5, 6, 7, 2]] * 0.195 - 5.0, rtol=1e-5, atol=1e-3)
+    np.testing.assert_allclose(
+        rec.get_traces(return_in_uV=True),
+        samples[:, [4, 5, 6, 7, 2]] * 0.195 - 5.0,
+        rtol=1e-5,
+        atol=1e-3,
+    )
     assert list(rec.get_property("group")) == ["tt_pfc"] * 4 + ["wire"]
     assert list(rec.get_property("region")) == ["PFC"] * 4 + ["CA1"]
     assert list(rec.get_property("bad")) == [False, True, False, False, False]

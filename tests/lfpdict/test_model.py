@@ -21,8 +21,7 @@ def _gpu_or_skip():
         pytest.skip(f"no GPU backend here: {exc}")
 
 
-BACKENDS = [pytest.param("cpu", id="numpy"),
-            pytest.param("gpu", id="cupy", marks=pytest.mark.gpu)]
+BACKENDS = [pytest.param("cpu", id="numpy"), pytest.param("gpu", id="cupy", marks=pytest.mark.gpu)]
 
 
 def backend_of(name):
@@ -60,8 +59,14 @@ def brute_design(spikes, y, a, b, lag_minus, lag_plus):
         out[ok] = x[t[ok]]
         return out
 
-    X = np.stack([shifted(u[n], ts - tau) for n in range(len(spikes))
-                  for tau in range(-lag_minus, lag_plus + 1)], axis=1)
+    X = np.stack(
+        [
+            shifted(u[n], ts - tau)
+            for n in range(len(spikes))
+            for tau in range(-lag_minus, lag_plus + 1)
+        ],
+        axis=1,
+    )
     yc = np.zeros_like(y)
     yc[:, a:b] = y[:, a:b]
     Y = np.stack([shifted(r, ts) for r in yc], axis=1)
@@ -83,10 +88,11 @@ def test_statistics_equal_brute_force(backend):
     Rm = be.to_numpy(st.R)
     G_stats = np.block([[Rm[n, m][idx] for m in range(N)] for n in range(N)])
     np.testing.assert_allclose(G_stats, G, atol=1e-9)
-    np.testing.assert_allclose(be.to_numpy(st.S), (X.T @ Y).reshape(N, L, R).transpose(0, 2, 1),
-                               atol=1e-9)
+    np.testing.assert_allclose(
+        be.to_numpy(st.S), (X.T @ Y).reshape(N, L, R).transpose(0, 2, 1), atol=1e-9
+    )
     np.testing.assert_allclose(be.to_numpy(st.g), (X.T @ one).reshape(N, L), atol=1e-12)
-    np.testing.assert_allclose(be.to_numpy(st.yy), (Y ** 2).sum(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(be.to_numpy(st.yy), (Y**2).sum(axis=0), rtol=1e-12)
     assert st.n_samples == b - a
 
 
@@ -96,8 +102,9 @@ def test_statistics_add_over_segments_and_blocks_do_not_matter():
     other = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64", block_bins=500)
     np.testing.assert_allclose(whole.R, other.R, atol=1e-9)
     np.testing.assert_allclose(whole.S, other.S, atol=1e-9)
-    two = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64") + \
-        segment_stats(spikes, y, 1500, 2500, 6, 6, dtype="float64")
+    two = segment_stats(spikes, y, 0, 1000, 6, 6, dtype="float64") + segment_stats(
+        spikes, y, 1500, 2500, 6, 6, dtype="float64"
+    )
     assert two.n_samples == 2000
     assert two.R.shape == whole.R.shape
 
@@ -123,12 +130,22 @@ def test_heldout_error_and_prediction_equal_brute_force(backend):
     X, Y, one = brute_design(spikes, y, a, b, lm, lp)
     f = F.transpose(0, 2, 1).reshape(-1, 2)
     residual = Y - one[:, None] * c - X @ f
-    np.testing.assert_allclose(be.to_numpy(evaluate.sse(be, st, be.asarray(F), be.asarray(c))),
-                               (residual ** 2).sum(axis=0), rtol=1e-9)
+    np.testing.assert_allclose(
+        be.to_numpy(evaluate.sse(be, st, be.asarray(F), be.asarray(c))),
+        (residual**2).sum(axis=0),
+        rtol=1e-9,
+    )
     # time-domain prediction with every spike (not only the segment's)
     u = dense_u(spikes, y.shape[1])
-    want = np.stack([sum(np.convolve(u[n], F[n, r])[lm: lm + y.shape[1]]
-                         for n in range(len(spikes))) for r in range(2)]) + c[:, None]
+    want = (
+        np.stack(
+            [
+                sum(np.convolve(u[n], F[n, r])[lm : lm + y.shape[1]] for n in range(len(spikes)))
+                for r in range(2)
+            ]
+        )
+        + c[:, None]
+    )
     got = evaluate.predict(be, spikes, be.asarray(F), be.asarray(c), a, b, lm)
     np.testing.assert_allclose(got, want[:, a:b], atol=1e-9)
 
@@ -168,7 +185,7 @@ def test_coefficient_gradient_matches_finite_differences():
     F = model.filters_from(np, B, D)
     c = problem.intercept(B)
     res = Y - one[:, None] * c - X @ F.transpose(0, 2, 1).reshape(-1, 2)
-    np.testing.assert_allclose(problem.loss(B), (res ** 2).sum(axis=0) / (2 * 3000), rtol=1e-8)
+    np.testing.assert_allclose(problem.loss(B), (res**2).sum(axis=0) / (2 * 3000), rtol=1e-8)
 
 
 def test_atom_gradient_matches_finite_differences():
@@ -197,8 +214,14 @@ def test_atom_gradient_matches_finite_differences():
 # ---------------------------------------------------------------- planted recovery
 def planted(seed=1, N=8, R=2, T=180_000, lag_ms=100.0, noise=1.0):
     rng = np.random.default_rng(seed)
-    spec = SynthSpec(n_regions=R, n_families=3, lag_ms=lag_ms, theta_uv=40 * noise,
-                     gamma_uv=10 * noise, pink_uv=20 * noise)
+    spec = SynthSpec(
+        n_regions=R,
+        n_families=3,
+        lag_ms=lag_ms,
+        theta_uv=40 * noise,
+        gamma_uv=10 * noise,
+        pink_uv=20 * noise,
+    )
     h = family_filters(spec, rng)
     family = rng.integers(3, size=N)
     F = rng.uniform(0.7, 1.3, N)[:, None, None] * h[family]
@@ -212,19 +235,28 @@ def planted(seed=1, N=8, R=2, T=180_000, lag_ms=100.0, noise=1.0):
 @pytest.fixture(scope="module")
 def fitted():
     spikes, y, F, unit_regions, regions = planted()
-    est = SpikeLFPDictionary(1000.0, lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8,
-                             backend="cpu", jitter_min_s=10.0)
+    est = SpikeLFPDictionary(
+        1000.0, lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, backend="cpu", jitter_min_s=10.0
+    )
     est.fit(spikes, y, unit_regions, regions)
     return est, F, regions, heldout_scores(est, spikes, y, regions)
 
 
 def test_planted_filters_recovered(fitted):
     est, F, _, _ = fitted
-    corr = [np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
-            for n in range(F.shape[0]) for r in range(F.shape[1]) if np.abs(F[n, r]).max() > 0]
+    corr = [
+        np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
+        for n in range(F.shape[0])
+        for r in range(F.shape[1])
+        if np.abs(F[n, r]).max() > 0
+    ]
     assert np.median(corr) >= 0.95 and np.min(corr) >= 0.9, corr
-    absent = [np.abs(est.filters_[n, r]).max() / np.abs(F).max()
-              for n in range(F.shape[0]) for r in range(F.shape[1]) if not np.abs(F[n, r]).any()]
+    absent = [
+        np.abs(est.filters_[n, r]).max() / np.abs(F).max()
+        for n in range(F.shape[0])
+        for r in range(F.shape[1])
+        if not np.abs(F[n, r]).any()
+    ]
     assert max(absent, default=0) < 0.1  # links that do not exist stay (nearly) off
 
 
@@ -263,8 +295,9 @@ def test_fold_cores_and_jitter():
     rng = np.random.default_rng(0)
     original = np.array([0, 5, 9000])
     for shifted in circular_jitter([original] * 20, 10_000, 1000, rng):
-        offsets = [k for k in range(10_000)
-                   if np.array_equal(np.sort((original + k) % 10_000), shifted)]
+        offsets = [
+            k for k in range(10_000) if np.array_equal(np.sort((original + k) % 10_000), shifted)
+        ]
         assert len(offsets) == 1 and 1000 <= offsets[0] <= 9000  # one circular shift >= 1 s
 
 
@@ -274,8 +307,15 @@ def test_cupy_fit_agrees_with_numpy():
     gpu = _gpu_or_skip()
     assert gpu.name == "gpu"
     spikes, y, F, unit_regions, regions = planted(T=120_000)
-    kw = dict(lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, n_folds=3, n_outer=3,
-              lambda_fractions=(0.05,), ridge_alphas=(0.01,))
+    kw = dict(
+        lag_minus_ms=100.0,
+        lag_plus_ms=100.0,
+        n_atoms=8,
+        n_folds=3,
+        n_outer=3,
+        lambda_fractions=(0.05,),
+        ridge_alphas=(0.01,),
+    )
     cpu = SpikeLFPDictionary(1000.0, backend="cpu", **kw).fit(spikes, y, unit_regions, regions)
     dev = SpikeLFPDictionary(1000.0, backend="gpu", **kw).fit(spikes, y, unit_regions, regions)
     np.testing.assert_allclose(dev.filters_, cpu.filters_, atol=1e-3 * np.abs(cpu.filters_).max())
@@ -294,7 +334,8 @@ def test_windows_follow_a_link_that_switches_off():
     kw = dict(lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, backend="cpu", n_outer=6)
     halves = [(0.0, T / 2000.0), (T / 2000.0, T / 1000.0)]
     windowed = SpikeLFPDictionary(1000.0, windows_s=halves, smoothness=0.0, **kw).fit(
-        spikes, y, unit_regions, regions)
+        spikes, y, unit_regions, regions
+    )
     assert windowed.coef_.shape == (2, 8, 2, 8)
     assert windowed.window_filters_.shape == (2, 8, 2, 201)
     reached = np.flatnonzero(np.abs(F[0]).max(axis=1) > 0)
@@ -306,6 +347,7 @@ def test_windows_follow_a_link_that_switches_off():
     assert np.all(np.diff(trace) <= 1e-6 * np.abs(trace[:-1]))
     # a strong smoothness penalty pulls the two windows together
     smooth = SpikeLFPDictionary(1000.0, windows_s=halves, smoothness=1e4, **kw).fit(
-        spikes, y, unit_regions, regions)
+        spikes, y, unit_regions, regions
+    )
     gap = np.abs(smooth.coef_[0] - smooth.coef_[1]).max() / np.abs(smooth.coef_).max()
     assert gap < 0.05

@@ -16,18 +16,35 @@ from neurodict.lfpdict.inputs import LFPDictInputError
 from neurodict.lfpdict.step import write_dictionaries
 
 PARAMS = apply_defaults({"sessions": {}}, load_schema("config"))["lfpdict"] | {
-    "lag_minus_ms": 50.0, "lag_plus_ms": 50.0, "n_atoms": 4, "n_outer": 3, "n_inner": 50,
-    "jitter_min_s": 5.0, "backend": "cpu"}
+    "lag_minus_ms": 50.0,
+    "lag_plus_ms": 50.0,
+    "n_atoms": 4,
+    "n_outer": 3,
+    "n_inner": 50,
+    "jitter_min_s": 5.0,
+    "backend": "cpu",
+}
 FS_LFP = 1000.0
 
 
-def write_inputs(tmp_path, *, duration_s=30.0, regions=("CA1", "PFC"), unit_regions=None,
-                 empty_unit=False, flat=None, sorting_fs=20000.0, seed=0):
+def write_inputs(
+    tmp_path,
+    *,
+    duration_s=30.0,
+    regions=("CA1", "PFC"),
+    unit_regions=None,
+    empty_unit=False,
+    flat=None,
+    sorting_fs=20000.0,
+    seed=0,
+):
     rng = np.random.default_rng(seed)
     unit_regions = unit_regions or ["CA1", "CA1", "PFC"]
     n = int(duration_s * FS_LFP)
-    trains = {f"u{i}": np.sort(rng.choice(int(duration_s * sorting_fs), size=150, replace=False))
-              for i in range(len(unit_regions))}
+    trains = {
+        f"u{i}": np.sort(rng.choice(int(duration_s * sorting_fs), size=150, replace=False))
+        for i in range(len(unit_regions))
+    }
     if empty_unit:
         trains["u0"] = np.zeros(0, dtype=int)
     sorting = sc.NumpySorting.from_unit_dict([trains], sorting_fs)
@@ -45,8 +62,9 @@ def write_inputs(tmp_path, *, duration_s=30.0, regions=("CA1", "PFC"), unit_regi
 
 def write_session_json(results, lfpdict_params: dict) -> None:
     """The ``session.json`` ingest would write: the parameters the later stages read."""
-    (results / "session.json").write_text(json.dumps(
-        {"params": {"lfpdict": lfpdict_params}, "windows": []}))
+    (results / "session.json").write_text(
+        json.dumps({"params": {"lfpdict": lfpdict_params}, "windows": []})
+    )
 
 
 def test_outputs_of_the_step(tmp_path):
@@ -62,8 +80,12 @@ def test_outputs_of_the_step(tmp_path):
     assert list(rows[0]) == ["region", "predictors", "model", "r2_heldout", "penalty"]
     assert len(rows) == 2 * 3 * 4
     bands = read_tsv(tmp_path / "out" / "lfp_bands.tsv")
-    assert len(bands) == 3 * 2 * 4 and {b["band"] for b in bands} == {"delta", "theta", "beta",
-                                                                      "gamma"}
+    assert len(bands) == 3 * 2 * 4 and {b["band"] for b in bands} == {
+        "delta",
+        "theta",
+        "beta",
+        "gamma",
+    }
     assert est.n_atoms_used_ <= 4
     # white-noise LFP, random spikes: nothing to predict
     dict_all = [float(r["r2_heldout"]) for r in rows if r["model"] == "dictionary"]
@@ -88,15 +110,21 @@ def test_flat_region_gives_nan_r2_and_zero_filters(tmp_path):
 def test_sorting_longer_than_lfp_is_an_error(tmp_path):
     sorting, _ = write_inputs(tmp_path, duration_s=30.0)
     _, lfp = write_inputs(tmp_path / "short", duration_s=20.0)
-    with pytest.raises(LFPDictInputError, match=r"has spikes until 2\d\.\d+ s but the LFP .* "
-                                                r"lasts 20.000 s: expected the same recording"):
+    with pytest.raises(
+        LFPDictInputError,
+        match=r"has spikes until 2\d\.\d+ s but the LFP .* "
+        r"lasts 20.000 s: expected the same recording",
+    ):
         write_dictionaries(sorting, lfp, tmp_path / "out", PARAMS)
 
 
 def test_unit_region_without_lfp_is_an_error(tmp_path):
     sorting, lfp = write_inputs(tmp_path, unit_regions=["CA1", "VTA", "PFC"])
-    with pytest.raises(LFPDictInputError, match=r"unit 'u1' has region 'VTA', which is not "
-                                                r"among the LFP's regions \['CA1', 'PFC'\]"):
+    with pytest.raises(
+        LFPDictInputError,
+        match=r"unit 'u1' has region 'VTA', which is not "
+        r"among the LFP's regions \['CA1', 'PFC'\]",
+    ):
         write_dictionaries(sorting, lfp, tmp_path / "out", PARAMS)
 
 

@@ -28,8 +28,9 @@ GROUPS = ("A", "A", "A", "A", "B", "B", "B", "B")
 def raw_recording(traces_uv: np.ndarray, integer: bool = True) -> sc.BaseRecording:
     """A recording with the properties ingestion sets: int16 with a gain, or float32 uV."""
     if integer:
-        rec = sc.NumpyRecording([np.clip(np.round(traces_uv / GAIN), -32768, 32767)
-                                 .astype("int16")], FS)
+        rec = sc.NumpyRecording(
+            [np.clip(np.round(traces_uv / GAIN), -32768, 32767).astype("int16")], FS
+        )
         rec.set_channel_gains(GAIN)
         rec.set_channel_offsets(0.0)
     else:
@@ -52,19 +53,20 @@ def wideband() -> np.ndarray:
     2 ms, 2 mV step common to every channel of B (4 s)."""
     x = np.random.default_rng(0).standard_normal((at(6.0), 8)) * 10.0
     spike = -np.sin(np.linspace(0, np.pi, at(0.0005))) * 600.0
-    x[at(1.0):at(1.0) + spike.size, 0] += spike
+    x[at(1.0) : at(1.0) + spike.size, 0] += spike
     for ch, scale in enumerate((0.7, 0.45, 0.3, 0.2)):
-        x[at(2.0):at(2.0) + spike.size, ch] += scale * spike
-    x[at(3.0):at(3.02), 2] = 32767 * GAIN
-    x[at(4.0):at(4.002), 4:8] += 2000.0
+        x[at(2.0) : at(2.0) + spike.size, ch] += scale * spike
+    x[at(3.0) : at(3.02), 2] = 32767 * GAIN
+    x[at(4.0) : at(4.002), 4:8] += 2000.0
     return x
 
 
 def periods_of(x: np.ndarray, integer: bool = True, **kwargs) -> tuple[np.ndarray, object]:
     raw = raw_recording(x, integer)
     spikeband = filters.spike_band(raw, PARAMS)
-    return artefacts.find_artefacts(filters.good_channels(raw), spikeband, PARAMS,
-                                    **kwargs), spikeband
+    return artefacts.find_artefacts(
+        filters.good_channels(raw), spikeband, PARAMS, **kwargs
+    ), spikeband
 
 
 def test_rail_limits():
@@ -76,8 +78,10 @@ def test_rail_limits():
 
 def test_saturation_and_common_artefact_found_spikes_left(wideband):
     periods, spikeband = periods_of(wideband)
-    assert [(int(p["group_index"]), str(p["kind"])) for p in periods] == \
-        [(0, "saturation"), (1, "artefact")]
+    assert [(int(p["group_index"]), str(p["kind"])) for p in periods] == [
+        (0, "saturation"),
+        (1, "artefact"),
+    ]
     sat, art = periods
     # each covers what was injected, plus the filter's ringing, and not much more
     assert sat["start"] <= at(3.0) and sat["end"] >= at(3.02)
@@ -86,8 +90,9 @@ def test_saturation_and_common_artefact_found_spikes_left(wideband):
     assert art["end"] - art["start"] < at(0.03)
     # where a stretch ends, every channel of its group stays under artefact_end_sigma for one
     # period of the high-pass corner (the definition of its end)
-    noise = sc.get_noise_levels(spikeband, return_in_uV=False,
-                                random_slices_kwargs={"seed": artefacts.NOISE_SEED})
+    noise = sc.get_noise_levels(
+        spikeband, return_in_uV=False, random_slices_kwargs={"seed": artefacts.NOISE_SEED}
+    )
     quiet = int(round(FS / PARAMS["freq_min_hz"]))
     for p, channels in ((sat, slice(0, 4)), (art, slice(4, 8))):
         for a, b in ((p["end"], p["end"] + quiet), (p["start"] - quiet, p["start"])):
@@ -125,9 +130,9 @@ def test_zeroed_on_its_group_only(tmp_path, wideband):
     after = si.load(tmp_path / "spikeband").get_traces()
     expect = before.copy()
     for p, channels in zip(periods, (slice(0, 4), slice(4, 8)), strict=True):
-        expect[p["start"]:p["end"], channels] = 0
+        expect[p["start"] : p["end"], channels] = 0
     np.testing.assert_array_equal(after, expect)
-    assert np.all(after[periods[0]["start"]:periods[0]["end"], 4:] != 0)  # B untouched there
+    assert np.all(after[periods[0]["start"] : periods[0]["end"], 4:] != 0)  # B untouched there
 
 
 def test_rows_and_table(tmp_path, wideband):
@@ -135,7 +140,8 @@ def test_rows_and_table(tmp_path, wideband):
     rows = artefacts.rows(periods, ["A", "B"], FS)
     assert rows[0]["group"] == "A" and rows[0]["kind"] == "saturation"
     assert rows[0]["duration_ms"] == pytest.approx(
-        (periods[0]["end"] - periods[0]["start"]) / FS * 1000, abs=0.01)
+        (periods[0]["end"] - periods[0]["start"]) / FS * 1000, abs=0.01
+    )
     artefacts.write_table(tmp_path / "a.tsv", rows)
     assert read_tsv(tmp_path / "a.tsv") == rows
     artefacts.write_table(tmp_path / "none.tsv", [])
@@ -145,17 +151,18 @@ def test_rows_and_table(tmp_path, wideband):
 
 def test_report_says_what_was_masked():
     info = {"params": {"spikeband": PARAMS}}
-    rows = [{"group": "A", "kind": "saturation", "start_s": 3.0, "end_s": 3.03,
-             "duration_ms": 30.0},
-            {"group": "B", "kind": "artefact", "start_s": 4.0, "end_s": 4.01,
-             "duration_ms": 10.0},
-            {"group": "A", "kind": "artefact", "start_s": 5.0, "end_s": 5.02,
-             "duration_ms": 20.0}]
+    rows = [
+        {"group": "A", "kind": "saturation", "start_s": 3.0, "end_s": 3.03, "duration_ms": 30.0},
+        {"group": "B", "kind": "artefact", "start_s": 4.0, "end_s": 4.01, "duration_ms": 10.0},
+        {"group": "A", "kind": "artefact", "start_s": 5.0, "end_s": 5.02, "duration_ms": 20.0},
+    ]
     text, table = artefact_blocks(info, rows, duration_s=10.0)
     assert "saturation (a raw sample at 98% or more of the ADC's range" in text["text"]
     assert "at least 50% of the group's channels beyond 50 robust SD" in text["text"]
-    assert ("Masked: group A: 2 stretches, 0.05 s (0.5% of the recording); group B: 1 "
-            "stretch, 0.01 s (0.1% of the recording).") in text["text"]
+    assert (
+        "Masked: group A: 2 stretches, 0.05 s (0.5% of the recording); group B: 1 "
+        "stretch, 0.01 s (0.1% of the recording)."
+    ) in text["text"]
     assert table["id"] == "artefacts-table" and table["rows"] == rows
     assert artefact_blocks(info, [], 10.0)[0]["text"].endswith("None found.")
     assert artefact_blocks(info, None, 10.0) == []  # results from before artefacts.tsv
@@ -193,8 +200,9 @@ def test_one_saturation_keeps_the_single_units(tmp_path, tiny_session):
     labels, multi = result.sorting.labels, result.sorting.multi_unit
     counts = np.bincount(labels[labels >= 0], minlength=multi.size)
     assert counts.min() >= 10, f"a unit of {counts.min()} spikes"
-    sorting = sc.NumpySorting.from_samples_and_labels([result.samples[labels >= 0]],
-                                                      [labels[labels >= 0]], fs)
+    sorting = sc.NumpySorting.from_samples_and_labels(
+        [result.samples[labels >= 0]], [labels[labels >= 0]], fs
+    )
     truth = si.load(tiny_session.parent / "truth_sorting")
     truth = truth.select_units([u for u in truth.unit_ids if str(u).startswith("CA1")])
     cmp = compare_sorter_to_ground_truth(truth, sorting, exhaustive_gt=True)

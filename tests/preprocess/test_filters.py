@@ -33,8 +33,13 @@ def noise():
 def test_spike_band_matches_scipy_sosfiltfilt(noise):
     p = PARAMS["spikeband"]
     got = preprocess.spike_band(make_recording(noise), p).get_traces()
-    sos = scipy.signal.butter(p["filter_order"], [p["freq_min_hz"], p["freq_max_hz"]],
-                              btype="bandpass", fs=FS, output="sos")
+    sos = scipy.signal.butter(
+        p["filter_order"],
+        [p["freq_min_hz"], p["freq_max_hz"]],
+        btype="bandpass",
+        fs=FS,
+        output="sos",
+    )
     want = scipy.signal.sosfiltfilt(sos, noise, axis=0)
     interior = slice(2000, -2000)
     np.testing.assert_allclose(got[interior], want[interior], atol=1e-3 * want.std())
@@ -48,12 +53,16 @@ def test_lfp_band_matches_the_scipy_cascade():
     order = p["filter_order"]
     x = scipy.signal.sosfiltfilt(
         scipy.signal.butter(order, p["freq_max_hz"], btype="lowpass", fs=FS, output="sos"),
-        noise, axis=0)
+        noise,
+        axis=0,
+    )
     x = scipy.signal.resample_poly(x, 1, int(FS / p["fs_lfp_hz"]), axis=0)
     fs = p["fs_lfp_hz"]
     x = scipy.signal.sosfiltfilt(
         scipy.signal.butter(order, p["freq_min_hz"], btype="highpass", fs=fs, output="sos"),
-        x, axis=0)
+        x,
+        axis=0,
+    )
     for freq in (50, 100, 150, 200, 250):
         b, a = scipy.signal.iirnotch(freq, p["notch_q"], fs=fs)
         x = scipy.signal.filtfilt(b, a, x, axis=0)
@@ -64,13 +73,16 @@ def test_lfp_band_matches_the_scipy_cascade():
 
 def test_chunked_equals_whole(noise):
     rec = make_recording(noise)
-    for out in (preprocess.spike_band(rec, PARAMS["spikeband"]),
-                preprocess.region_lfp(preprocess.lfp_band(rec, PARAMS["lfp"], 60), "median")):
+    for out in (
+        preprocess.spike_band(rec, PARAMS["spikeband"]),
+        preprocess.region_lfp(preprocess.lfp_band(rec, PARAMS["lfp"], 60), "median"),
+    ):
         whole = out.get_traces()
         n = out.get_num_samples()
         step = n // 7
-        chunked = np.concatenate([out.get_traces(start_frame=s, end_frame=min(s + step, n))
-                                  for s in range(0, n, step)])
+        chunked = np.concatenate(
+            [out.get_traces(start_frame=s, end_frame=min(s + step, n)) for s in range(0, n, step)]
+        )
         np.testing.assert_allclose(chunked, whole, atol=1e-3 * whole.std())
 
 
@@ -91,8 +103,11 @@ def test_lfp_keeps_amplitude_and_phase_of_8hz():
 @pytest.mark.parametrize("mains_hz", [50, 60])
 def test_mains_and_harmonics_removed(mains_hz):
     t = np.arange(int(10 * FS)) / FS
-    x = 50 * np.sin(2 * np.pi * 8 * t) + 40 * np.sin(2 * np.pi * mains_hz * t) \
+    x = (
+        50 * np.sin(2 * np.pi * 8 * t)
+        + 40 * np.sin(2 * np.pi * mains_hz * t)
         + 20 * np.sin(2 * np.pi * 3 * mains_hz * t)
+    )
     lfp = preprocess.lfp_band(make_recording(np.tile(x[:, None], 4)), PARAMS["lfp"], mains_hz)
     y = lfp.get_traces()[2000:-2000, 0]
     freqs, psd = scipy.signal.periodogram(y, fs=lfp.sampling_frequency, window="hann")
@@ -100,11 +115,17 @@ def test_mains_and_harmonics_removed(mains_hz):
     def power(f):
         return psd[np.argmin(np.abs(freqs - f))]
 
-    assert power(mains_hz) < 1e-3 * (40 ** 2 / 50 ** 2) * power(8)
+    assert power(mains_hz) < 1e-3 * (40**2 / 50**2) * power(8)
     assert power(3 * mains_hz) < 1e-3 * power(8)
     assert power(8) == pytest.approx(
-        np.interp(8, *scipy.signal.periodogram(50 * np.sin(2 * np.pi * 8 * np.arange(y.size) / 1e3),
-                                               fs=1e3, window="hann")), rel=0.05)
+        np.interp(
+            8,
+            *scipy.signal.periodogram(
+                50 * np.sin(2 * np.pi * 8 * np.arange(y.size) / 1e3), fs=1e3, window="hann"
+            ),
+        ),
+        rel=0.05,
+    )
 
 
 def test_region_median_over_good_channels_only(noise):
@@ -119,33 +140,48 @@ def test_region_median_over_good_channels_only(noise):
 
 
 def test_lfp_rate_must_divide_the_sampling_rate(noise):
-    with pytest.raises(InputError, match=r"'lfp.fs_lfp_hz': expected a divisor of the sampling "
-                                         r"rate 20000.0 Hz; got 3000.0."):
+    with pytest.raises(
+        InputError,
+        match=r"'lfp.fs_lfp_hz': expected a divisor of the sampling "
+        r"rate 20000.0 Hz; got 3000.0.",
+    ):
         preprocess.lfp_band(make_recording(noise), dict(PARAMS["lfp"], fs_lfp_hz=3000.0), 50)
 
 
 @pytest.mark.parametrize("edges", [(0.5, 600.0), (300.0, 300.0), (400.0, 300.0)])
 def test_lfp_band_edges_are_a_user_error(noise, edges):
-    with pytest.raises(InputError, match=r"expected freq_min_hz < freq_max_hz < fs_lfp_hz / 2 = "
-                                         r"500 Hz; got"):
-        preprocess.lfp_band(make_recording(noise),
-                            dict(PARAMS["lfp"], freq_min_hz=edges[0], freq_max_hz=edges[1]), 50)
+    with pytest.raises(
+        InputError,
+        match=r"expected freq_min_hz < freq_max_hz < fs_lfp_hz / 2 = "
+        r"500 Hz; got",
+    ):
+        preprocess.lfp_band(
+            make_recording(noise),
+            dict(PARAMS["lfp"], freq_min_hz=edges[0], freq_max_hz=edges[1]),
+            50,
+        )
 
 
 def test_spike_band_edges_are_a_user_error(noise):
     """A high-pass corner at or above the (clipped) low-pass corner is the user's setting, said
     before any filtering; not scipy's ValueError from deep inside the filter design."""
-    with pytest.raises(InputError, match=r"'spikeband.freq_min_hz': expected a value below "
-                                         r"freq_max_hz, clipped to 0.45 of the sampling rate "
-                                         r"20000 Hz \(6000 Hz\); got 9000.0."):
+    with pytest.raises(
+        InputError,
+        match=r"'spikeband.freq_min_hz': expected a value below "
+        r"freq_max_hz, clipped to 0.45 of the sampling rate "
+        r"20000 Hz \(6000 Hz\); got 9000.0.",
+    ):
         preprocess.spike_band(make_recording(noise), dict(PARAMS["spikeband"], freq_min_hz=9000.0))
     with pytest.raises(InputError, match=r"\(9000 Hz\); got 9500.0"):
-        preprocess.spike_band(make_recording(noise),
-                              dict(PARAMS["spikeband"], freq_min_hz=9500.0, freq_max_hz=12000.0))
+        preprocess.spike_band(
+            make_recording(noise),
+            dict(PARAMS["spikeband"], freq_min_hz=9500.0, freq_max_hz=12000.0),
+        )
 
 
 def test_spike_band_drops_bad_channels(noise):
-    out = preprocess.spike_band(make_recording(noise, bad=[False, False, True, False]),
-                                PARAMS["spikeband"])
+    out = preprocess.spike_band(
+        make_recording(noise, bad=[False, False, True, False]), PARAMS["spikeband"]
+    )
     assert out.get_num_channels() == 3
     assert out.get_dtype() == np.float32

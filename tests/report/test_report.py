@@ -16,12 +16,16 @@ SCRIPT = "<script>alert(1)</script>"
 def test_names_from_user_files_are_escaped(workflow_results, tmp_path):
     """Channel ids from the raw file and condition labels show as text, never as markup."""
     results = tmp_path / "tiny"
-    shutil.copytree(workflow_results / "tiny", results,
-                    ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"))
+    shutil.copytree(
+        workflow_results / "tiny",
+        results,
+        ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"),
+    )
     rec = si.load(results / "recording.json")
     ids = [SCRIPT, "<b>x</b>", *rec.channel_ids[2:]]
-    rec.rename_channels(new_channel_ids=ids).dump_to_json(results / "recording.json",
-                                                          include_properties=True)
+    rec.rename_channels(new_channel_ids=ids).dump_to_json(
+        results / "recording.json", include_properties=True
+    )
     info = json.loads((results / "session.json").read_text())
     info["windows"][0]["condition"] = "<b>x</b>"
     (results / "session.json").write_text(json.dumps(info))
@@ -34,10 +38,13 @@ def test_names_from_user_files_are_escaped(workflow_results, tmp_path):
 
 def test_benchmark_rows(tmp_path):
     header = "s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
-    (tmp_path / "detect.tsv").write_text(header + "6.02\t0:00:06\t813.99\t0\t205.69\t0\t0.14\t0.1"
-                                         "\t68.08\t5.92\n")
-    (tmp_path / "ingest.tsv").write_text(header + "1.0\t0:00:01\tNA\t-\t-\t-\t-\t-\t-\t1.0\n"
-                                         "3.0\t0:00:03\tNA\t-\t-\t-\t-\t-\t-\t2.0\n")
+    (tmp_path / "detect.tsv").write_text(
+        header + "6.02\t0:00:06\t813.99\t0\t205.69\t0\t0.14\t0.1\t68.08\t5.92\n"
+    )
+    (tmp_path / "ingest.tsv").write_text(
+        header + "1.0\t0:00:01\tNA\t-\t-\t-\t-\t-\t-\t1.0\n"
+        "3.0\t0:00:03\tNA\t-\t-\t-\t-\t-\t-\t2.0\n"
+    )
     rows = benchmark_rows(tmp_path)
     assert [r["rule"] for r in rows] == ["detect", "ingest"]
     assert rows[0]["wall_s"] == 6.02 and rows[0]["max_rss_mb"] == 813.99

@@ -26,29 +26,33 @@ def _spike_band(rec, folder):
 
 def _sorting(result, fs):
     keep = result.sorting.labels >= 0
-    return sc.NumpySorting.from_samples_and_labels([result.samples[keep]],
-                                                   [result.sorting.labels[keep]], fs)
+    return sc.NumpySorting.from_samples_and_labels(
+        [result.samples[keep]], [result.sorting.labels[keep]], fs
+    )
 
 
 @pytest.fixture(scope="module")
 def tetrode(tmp_path_factory):
     """A generated tetrode, 6 units, 40 s, and the sorter's result on it."""
-    rec, gt = sc.generate_ground_truth_recording(durations=[40.0], num_channels=4, num_units=6,
-                                                 seed=11)
+    rec, gt = sc.generate_ground_truth_recording(
+        durations=[40.0], num_channels=4, num_units=6, seed=11
+    )
     rec = _spike_band(rec, tmp_path_factory.mktemp("tetrode") / "rec")
     return rec, gt, sort_recording_group(rec, DETECTION, FAST)
 
 
 def test_planted_units_are_recovered(tetrode):
     rec, gt, result = tetrode
-    cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, rec.sampling_frequency),
-                                              exhaustive_gt=True)
+    cmp = scmp.compare_sorter_to_ground_truth(
+        gt, _sorting(result, rec.sampling_frequency), exhaustive_gt=True
+    )
     accuracy = cmp.get_performance()["accuracy"].to_numpy(float)
     # floor: four of six units at accuracy >= 0.75 (overlapping spikes are not resolved, and
     # one unit here is barely above the detection threshold)
     assert np.sum(accuracy >= 0.75) >= 4, accuracy
     single = _sorting(result, rec.sampling_frequency).select_units(
-        np.flatnonzero(~result.sorting.multi_unit))
+        np.flatnonzero(~result.sorting.multi_unit)
+    )
     cmp = scmp.compare_sorter_to_ground_truth(gt, single, exhaustive_gt=True)
     assert cmp.count_false_positive_units() <= 1  # units not flagged multi-unit
 
@@ -82,14 +86,20 @@ def test_units_appear_and_disappear(tmp_path):
 
     trains = {0: train(0, 40), 1: train(0, 20), 2: train(20, 40)}
     truth = sc.NumpySorting.from_unit_dict([trains], fs)
-    rec, gt = sc.generate_ground_truth_recording(durations=[duration], sampling_frequency=fs,
-                                                 num_channels=4, num_units=3, sorting=truth,
-                                                 seed=7)
+    rec, gt = sc.generate_ground_truth_recording(
+        durations=[duration],
+        sampling_frequency=fs,
+        num_channels=4,
+        num_units=3,
+        sorting=truth,
+        seed=7,
+    )
     rec = _spike_band(rec, tmp_path / "rec")
     result = sort_recording_group(rec, DETECTION, FAST)
     cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, fs), exhaustive_gt=True)
-    match = cmp.get_best_unit_match1() if hasattr(cmp, "get_best_unit_match1") else \
-        cmp.best_match_12
+    match = (
+        cmp.get_best_unit_match1() if hasattr(cmp, "get_best_unit_match1") else cmp.best_match_12
+    )
     present = presence(result.sorting.presence)
     expected = {1: [True, True, False, False], 2: [False, False, True, True]}
     for unit, epochs in expected.items():
@@ -114,7 +124,7 @@ def _noise_with_spikes(n_spikes, fs=20000.0, duration=10.0, seed=0):
     traces = rng.normal(0, 10, (int(fs * duration), 4)).astype(np.float32)
     shape = -np.hanning(12)[:, None] * np.array([300.0, 200.0, 150.0, 100.0])
     for s in np.linspace(fs, (duration - 1) * fs, n_spikes).astype(int):
-        traces[s:s + 12] += shape.astype(np.float32)
+        traces[s : s + 12] += shape.astype(np.float32)
     rec = sc.NumpyRecording([traces], fs)
     rec.set_dummy_probe_from_locations(np.c_[np.zeros(4), np.arange(4) * 20.0])
     return rec
@@ -131,7 +141,7 @@ def test_degenerate_groups_give_a_result_and_a_log_line(n_spikes, n_units, caplo
         assert result.sorting.multi_unit.size == n_units
     if 0 < n_spikes < 20:
         assert "no model is learned" in caplog.text
-    assert np.all(result.sorting.labels[result.samples.size:] >= 0)
+    assert np.all(result.sorting.labels[result.samples.size :] >= 0)
 
 
 def test_run_sorter_finds_the_registered_sorter(tmp_path):
@@ -142,8 +152,16 @@ def test_run_sorter_finds_the_registered_sorter(tmp_path):
     assert "neurodict" in ss.available_sorters()
     rec = _noise_with_spikes(40)
     rec = rec.save(folder=tmp_path / "rec")
-    sorting = ss.run_sorter("neurodict", rec, folder=tmp_path / "out", n_burn=5, n_samples=3,
-                            n_keep=2, apply_preprocessing=False, threshold_sigma=8.0)
+    sorting = ss.run_sorter(
+        "neurodict",
+        rec,
+        folder=tmp_path / "out",
+        n_burn=5,
+        n_samples=3,
+        n_keep=2,
+        apply_preprocessing=False,
+        threshold_sigma=8.0,
+    )
     assert sorting.get_num_units() >= 1
     assert sorting.to_spike_vector().size == 40
     assert set(sorting.get_property_keys()) >= {"group", "region", "peak_channel", "multi_unit"}
@@ -151,7 +169,6 @@ def test_run_sorter_finds_the_registered_sorter(tmp_path):
 
 def test_sort_params_defaults_are_the_schema_defaults():
     import dataclasses
-
 
     defaults = {f.name: f.default for f in dataclasses.fields(SortParams)}
     assert defaults == section_defaults("sorting")
@@ -163,27 +180,55 @@ def test_a_drifting_unit_stays_one_unit(tmp_path):
     from spikeinterface.generation import generate_drifting_recording
 
     _, rec, gt = generate_drifting_recording(
-        num_units=3, duration=60.0, sampling_frequency=20000.0, probe_name=None,
-        generate_probe_kwargs={"num_columns": 2, "num_contact_per_column": 6, "xpitch": 20,
-                               "ypitch": 20, "contact_shapes": "circle",
-                               "contact_shape_params": {"radius": 6}},
-        generate_unit_locations_kwargs={"margin_um": 0.0, "minimum_z": 5.0,
-                                        "maximum_z": 25.0, "minimum_distance": 30.0,
-                                        "max_iteration": 100, "distance_strict": False},
+        num_units=3,
+        duration=60.0,
+        sampling_frequency=20000.0,
+        probe_name=None,
+        generate_probe_kwargs={
+            "num_columns": 2,
+            "num_contact_per_column": 6,
+            "xpitch": 20,
+            "ypitch": 20,
+            "contact_shapes": "circle",
+            "contact_shape_params": {"radius": 6},
+        },
+        generate_unit_locations_kwargs={
+            "margin_um": 0.0,
+            "minimum_z": 5.0,
+            "maximum_z": 25.0,
+            "minimum_distance": 30.0,
+            "max_iteration": 100,
+            "distance_strict": False,
+        },
         generate_displacement_vector_kwargs={
-            "displacement_sampling_frequency": 5.0, "drift_start_um": [0, 15],
-            "drift_stop_um": [0, -15], "drift_step_um": 1,
-            "motion_list": [{"drift_mode": "zigzag", "non_rigid_gradient": None,
-                             "t_start_drift": 0.0, "t_end_drift": None, "period_s": 120}]},
-        generate_templates_kwargs={"ms_before": 1.0, "ms_after": 2.0, "mode": "ellipsoid",
-                                   "unit_params": {"alpha": (400.0, 600.0),
-                                                   "spatial_decay": (20, 30)}},
+            "displacement_sampling_frequency": 5.0,
+            "drift_start_um": [0, 15],
+            "drift_stop_um": [0, -15],
+            "drift_step_um": 1,
+            "motion_list": [
+                {
+                    "drift_mode": "zigzag",
+                    "non_rigid_gradient": None,
+                    "t_start_drift": 0.0,
+                    "t_end_drift": None,
+                    "period_s": 120,
+                }
+            ],
+        },
+        generate_templates_kwargs={
+            "ms_before": 1.0,
+            "ms_after": 2.0,
+            "mode": "ellipsoid",
+            "unit_params": {"alpha": (400.0, 600.0), "spatial_decay": (20, 30)},
+        },
         generate_sorting_kwargs={"firing_rates": (8.0, 12.0), "refractory_period_ms": 4.0},
-        seed=2)
+        seed=2,
+    )
     rec = _spike_band(rec, tmp_path / "rec")
     result = sort_recording_group(rec, DETECTION, FAST)
-    cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, rec.sampling_frequency),
-                                              exhaustive_gt=True)
+    cmp = scmp.compare_sorter_to_ground_truth(
+        gt, _sorting(result, rec.sampling_frequency), exhaustive_gt=True
+    )
     recall = cmp.get_performance()["recall"].to_numpy(float)
     # one sorted unit holds nearly all of each drifting unit's spikes
     assert np.all(recall >= 0.8), recall
