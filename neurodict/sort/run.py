@@ -20,8 +20,10 @@ from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import kernels, snippets
-from neurodict.sort.group import GroupSorting, SortParams, assign, epochs_of, learn, relabel
+from neurodict.sort.assign import GroupSorting, assign, relabel
+from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
+from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
 MIN_LEARN_SPIKES = 20

@@ -16,7 +16,7 @@ from spikeinterface.preprocessing import bandpass_filter
 from spikeinterface.sorters import BaseSorter, sorterlist
 
 from neurodict.config import section_defaults, section_descriptions
-from neurodict.sort.group import SortParams
+from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
 # Every default and description comes from the configuration schema, as in the workflow.

@@ -33,8 +33,10 @@ from neurodict.common.files import atomic_path, write_json
 from neurodict.common.layout import group_recording, session_info
 from neurodict.common.provenance import provenance
 from neurodict.detect.step import group_peaks
+from neurodict.sort.assign import GroupSorting
 from neurodict.sort.combine import combine_groups, presence, refractory_violations
-from neurodict.sort.group import GroupSorting, SortParams, epochs_of
+from neurodict.sort.learn import epochs_of
+from neurodict.sort.params import SortParams
 from neurodict.sort.run import GroupResult, sort_recording_group
 from neurodict.sort.snippets import window_samples
 

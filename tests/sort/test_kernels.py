@@ -7,7 +7,7 @@ import pytest
 from scipy.stats import multivariate_normal
 
 from neurodict.sort import kernels
-from neurodict.sort.group import _data
+from neurodict.sort.learn import _data
 from neurodict.sort.model import Sampler, marginal_log_lik, wishart
 
 

@@ -12,8 +12,9 @@ import spikeinterface.core as sc
 from spikeinterface.preprocessing import bandpass_filter
 
 from neurodict.config import section_defaults
+from neurodict.sort.assign import sort_group
 from neurodict.sort.combine import presence, refractory_violations
-from neurodict.sort.group import SortParams, sort_group
+from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
 
 DETECTION = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}

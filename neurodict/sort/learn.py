@@ -1,0 +1,165 @@
+"""Learning one group's model on a bounded subsample per epoch (MODELS.md section 1).
+
+The chain starts from SVD features and k-means, alternates Gibbs sweeps with merge moves
+(:mod:`neurodict.sort.merges`), then samples: the highest-likelihood sample is the point
+estimate and the last ``n_keep`` samples give each spike's posterior assignment probabilities.
+A wide group is learned per channel neighbourhood, one chain each, in parallel processes.
+"""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, replace
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from neurodict.sort import kernels
+from neurodict.sort.merges import merge_move
+from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
+from neurodict.sort.neighbourhoods import Neighbourhoods
+from neurodict.sort.params import SortParams
+
+log = logging.getLogger(__name__)
+
+
+def epochs_of(samples: np.ndarray, fs_hz: float, duration_s: float, epoch_s: float):
+    """Epoch index of each spike and the number of epochs (a last short epoch joins the one
+    before when under half an epoch)."""
+    n_epochs = max(1, int(round(duration_s / epoch_s)))
+    return np.minimum((samples / fs_hz / epoch_s).astype(np.int64), n_epochs - 1), n_epochs
+
+
+def subsample(
+    epoch: np.ndarray, n_epochs: int, per_epoch: int, rng: np.random.Generator
+) -> np.ndarray:
+    """Sorted indices: at most `per_epoch` spikes drawn at random from each epoch."""
+    keep = [
+        rng.choice(idx, size=min(per_epoch, idx.size), replace=False)
+        for idx in (np.flatnonzero(epoch == e) for e in range(n_epochs))
+    ]
+    return np.sort(np.concatenate(keep))
+
+
+@dataclass
+class Chain:
+    """What the sampler learned on one neighbourhood: the point estimate and the kept samples."""
+
+    best: State
+    kept: list[State]
+    n_epochs: int
+    learn_size: int
+    trace: np.ndarray  # joint log-likelihood per sweep
+    n_atoms: np.ndarray  # atoms in use per sweep
+
+
+@dataclass
+class Model:
+    """What the sampler learned on a group: one chain per neighbourhood."""
+
+    chains: list[Chain]
+    nb: Neighbourhoods
+
+
+def learn(
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    nb: Neighbourhoods,
+    n_jobs: int = 1,
+    progress: bool = False,
+) -> Model:
+    """One chain per neighbourhood, on its spikes and channels (arguments as
+    :func:`sort_group`; `n_jobs` processes run neighbourhoods in parallel). Neighbourhood ``c``
+    is seeded ``seed + c``."""
+    centre = nb.of_spikes(x)
+    jobs = [
+        (
+            x[centre == c][:, nb.channels[c]],
+            samples[centre == c],
+            fs_hz,
+            duration_s,
+            replace(params, seed=params.seed + c),
+            progress and nb.n_centres == 1,
+        )
+        for c in range(nb.n_centres)
+    ]
+    if n_jobs > 1 and nb.n_centres > 1:
+        with ProcessPoolExecutor(min(n_jobs, nb.n_centres)) as pool:
+            chains = list(
+                tqdm(
+                    pool.map(_learn_chain, *zip(*jobs, strict=True)),
+                    total=len(jobs),
+                    desc="neighbourhoods",
+                    disable=not progress,
+                )
+            )
+    else:
+        chains = [_learn_chain(*job) for job in jobs]
+    return Model(chains, nb)
+
+
+def _learn_chain(
+    x: np.ndarray,
+    samples: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    progress: bool,
+) -> Chain:
+    """The chain of one neighbourhood, on a bounded subsample per epoch."""
+    rng = np.random.default_rng(params.seed)
+    ref = params.refractory_samples(fs_hz)
+    epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+    subset = subsample(epoch, E, params.max_spikes_per_epoch, rng)
+    data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
+    K = min(params.max_atoms, x.shape[2])
+    sampler = Sampler(
+        data, K, params.max_clusters, params.drift, params.drift_sd, params.n_init_clusters, rng
+    )
+    trace, atoms = [], []
+    bar = tqdm(
+        total=params.n_burn + params.n_samples, desc="gibbs", disable=not progress, leave=False
+    )
+
+    def sweep():
+        st = sampler.sweep()
+        trace.append(st.log_lik)
+        atoms.append(int(st.z.sum()))
+        bar.update()
+        return st
+
+    for it in range(params.n_burn):
+        sweep()
+        if it % params.merge_every == params.merge_every - 1:
+            n = merge_move(sampler, data, params)
+            if n:
+                log.info("sweep %d: merged %d pairs of clusters", it + 1, n)
+    best, kept = None, []
+    for _ in range(params.n_samples):
+        st = sweep()
+        if best is None or st.log_lik > best.log_lik:
+            best = st.copy()
+        kept = (kept + [st.copy()])[-params.n_keep :]
+    bar.close()
+    return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
+
+
+def _data(x, samples, epoch, n_epochs, ref) -> Data:
+    lo, hi = kernels.refractory_neighbours(samples, ref)
+    return Data(
+        x=x,
+        epoch=epoch,
+        n_epochs=n_epochs,
+        classes=kernels.colour_classes(samples, ref),
+        lo=lo,
+        hi=hi,
+    )
+
+
+def log_posterior(x, epoch, state: State) -> np.ndarray:
+    weights, _ = epoch_weights(state.omega, state.pis)
+    return marginal_log_lik(x, epoch, state) + np.log(weights[epoch] + 1e-300)
