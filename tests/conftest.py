@@ -15,6 +15,7 @@ from neurodict.synth import SynthSpec, generate_session
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+LFPDICT = {"n_null": 3}
 TINY = SynthSpec(n_regions=2, units_per_region=3, duration_s=30.0, fs_hz=10000.0, seed=3)
 
 
@@ -74,7 +75,9 @@ def workflow_run(tmp_path_factory, tiny_session) -> tuple[Path, subprocess.Compl
     """
     work = tmp_path_factory.mktemp("workflow_run")
     write_yaml(
-        work / "config.yaml", {"sessions": {"tiny": str(tiny_session)}, "results_dir": "results"}
+        work / "config.yaml",
+        # three nulls keep the run short; the null distribution's size is tested elsewhere
+        {"sessions": {"tiny": str(tiny_session)}, "results_dir": "results", "lfpdict": LFPDICT},
     )
     return work, snakemake(work)
 

@@ -1,7 +1,10 @@
 """Functional importance: held-out R^2 of each region without one unit or one cluster.
 
-Coefficients are refitted per fold from the fold statistics with the final fit's atoms held
-fixed; the full model is refitted the same way, so the difference is like for like.
+For each outer fold k, the atoms learned without fold k and the penalty chosen on fold k's
+inner folds (both saved by the dictionary step: ``fold_atoms``, ``fold_fraction_all``) are
+held fixed, and the coefficients are refitted on the other folds with and without the unit or
+cluster; fold k is then scored. Nothing fitted on fold k enters its score, and the full model is
+refitted the same way, so the difference is like for like.
 """
 
 from __future__ import annotations
@@ -34,9 +37,8 @@ def importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params
     r2 = fold_mask_r2(
         CPU,
         stats,
-        cores,
-        d["atoms"].astype("float64"),
-        d["lam"].astype("float64"),
+        d["fold_atoms"].astype("float64"),
+        d["fold_fraction_all"].astype("float64"),
         float(dict_params["alpha"]),
         drops,
         dict_params["n_inner"],
@@ -56,16 +58,28 @@ def importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params
     ]
 
 
-def fold_mask_r2(be, stats, cores, D, lam, alpha, masks, n_iter):
-    """Pooled held-out R^2 per region for each mask, coefficients refit per fold, atoms fixed."""
+def fold_mask_r2(be, stats, fold_atoms, fold_fractions, alpha, masks, n_iter):
+    """Pooled held-out R^2 per region for each mask; per fold k, coefficients refitted on the
+    other folds with fold k's atoms and penalty (a fraction of lambda_max of its training set).
+
+    Parameters
+    ----------
+    stats : list (n_folds) of SegmentStats
+    fold_atoms : ndarray of shape (n_folds, n_atoms, n_lags)
+    fold_fractions : ndarray of shape (n_folds, n_regions)
+    masks : dict
+        Name -> ndarray of shape (n_units, n_regions) (1: the unit predicts the region).
+    """
     whole = total(stats)
-    out = {name: np.zeros(len(lam)) for name in masks}
-    sst_sum = np.zeros(len(lam))
-    for k in range(len(cores)):
+    n_regions = stats[0].S.shape[1]
+    out = {name: np.zeros(n_regions) for name in masks}
+    sst_sum = np.zeros(n_regions)
+    for k, D in enumerate(fold_atoms):
         train = whole - stats[k]
         problem = model.coef_problem(be, train, D)
+        lam = fold_fractions[k] * model.lambda_max(be, train, D, alpha)
         sst_sum += sst(stats[k])
-        shape = (1, train.S.shape[0], D.shape[0], train.S.shape[1])
+        shape = (1, train.S.shape[0], D.shape[0], n_regions)
         for name, mask in masks.items():
             B = model.fit_coef(
                 be, [problem], lam, alpha, np.zeros(shape, D.dtype), mask=mask, n_iter=n_iter

@@ -99,6 +99,57 @@ class Folds:
         return [total([fold[w] for fold in stats]) for w in range(len(self.segments[0]))]
 
 
+@dataclass
+class PathErrors:
+    """Held-out errors of one model along its hyper-parameter path, per outer fold.
+
+    Attributes
+    ----------
+    outer : ndarray of shape (n_folds, n_values, n_regions)
+        Fitted on the other folds, scored on fold k.
+    inner : ndarray of shape (n_folds, n_values, n_regions)
+        For the choice inside outer fold k's training data: summed over the inner folds j != k
+        (fitted without k and j, scored on j).
+    sst : ndarray of shape (n_folds, n_regions)
+        Each fold's total sum of squares about its mean.
+    inner_sst : ndarray of shape (n_folds, n_regions)
+        The inner folds' total, sum over j != k.
+    """
+
+    outer: np.ndarray
+    inner: np.ndarray
+    sst: np.ndarray
+    inner_sst: np.ndarray
+
+    def pooled_r2(self) -> np.ndarray:
+        """Held-out R^2 of each path value pooled over the outer folds, (n_values, n_regions).
+
+        Chooses the final fit's value (every fold's data is then training data)."""
+        return 1 - self.outer.sum(axis=0) / self.sst.sum(axis=0)
+
+    def nested(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The honest score: each outer fold at the value its own inner folds chose.
+
+        Returns
+        -------
+        r2 : ndarray of shape (n_regions,)
+            Pooled over outer folds: 1 - sum_k SSE_k / sum_k SST_k.
+        r2_fold : ndarray of shape (n_folds, n_regions)
+        chosen : ndarray of int, shape (n_folds, n_regions)
+            Index of the value each outer fold chose.
+        """
+        inner_r2 = 1 - self.inner / self.inner_sst[:, None, :]
+        chosen = np.argmax(np.nan_to_num(inner_r2, nan=-np.inf), axis=1)
+        sse = np.take_along_axis(self.outer, chosen[:, None, :], axis=1)[:, 0]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return 1 - sse.sum(axis=0) / self.sst.sum(axis=0), 1 - sse / self.sst, chosen
+
+
+def standard_error(r2_fold: np.ndarray) -> np.ndarray:
+    """Standard error across outer folds of per-fold values, (n_folds, ...) -> (...)."""
+    return np.std(r2_fold, axis=0, ddof=1) / np.sqrt(r2_fold.shape[0])
+
+
 class SpikeLFPDictionary:
     """Convolutional dictionary linking every unit's spikes to every region's LFP.
 
@@ -127,6 +178,9 @@ class SpikeLFPDictionary:
         Alternations of b | d and d | b; iterations of each inner solver.
     jitter_min_s : float
         Minimum circular shift of the null.
+    n_null : int
+        Circular-shift nulls, each through the same nested procedure
+        (:func:`neurodict.lfpdict.scoring.heldout_scores`).
     windows_s : sequence of (start_s, end_s), optional
         Time windows with their own coefficients (atoms shared); default one window.
     smoothness : float
@@ -152,11 +206,12 @@ class SpikeLFPDictionary:
         The final fit's objective after each half-step (never increasing).
     folds_ : Folds
         The cross-validation folds and their statistics (what the scoring reuses).
-    cv_r2_ : dict
-        Predictor set -> held-out R^2, ndarray of shape (n_fractions, n_regions), pooled over
-        folds.
+    paths_ : dict
+        Predictor set -> :class:`PathErrors`: outer and inner held-out errors along the penalty
+        path (nested cross-validation; :meth:`PathErrors.nested` gives the honest score).
     penalty_ : dict
-        Predictor set -> the chosen fraction of lambda_max per region, shape (n_regions,).
+        Predictor set -> the fraction of lambda_max per region of the final fit, shape
+        (n_regions,), chosen by cross-validation over all folds.
     fold_atoms_ : list of array
         The atoms learned on each fold's training data (at the middle penalty).
     n_atoms_used_ : int
@@ -178,6 +233,7 @@ class SpikeLFPDictionary:
         n_outer: int = 10,
         n_inner: int = 200,
         jitter_min_s: float = 10.0,
+        n_null: int = 20,
         windows_s=None,
         smoothness: float = 0.1,
         backend: str = "auto",
@@ -196,6 +252,7 @@ class SpikeLFPDictionary:
         self.n_outer = n_outer
         self.n_inner = n_inner
         self.jitter_min_s = jitter_min_s
+        self.n_null = n_null
         self.windows_s = windows_s
         self.smoothness = smoothness
         self.backend = backend
@@ -324,8 +381,12 @@ class SpikeLFPDictionary:
             [model.coef_problem(be, total(self.folds_.by_window), self.folds_.atoms0)]
         )
         clock = time.perf_counter()
-        self.cv_r2_, self.fold_atoms_ = self._cross_validate(self.folds_, y.shape[0])
-        self.penalty_ = {s: self.best_fractions(self.cv_r2_[s]) for s in PREDICTOR_SETS}
+        self.paths_, self.fold_atoms_ = self.cross_validate(
+            self.folds_, self.folds_.stats, self.folds_.by_window
+        )
+        self.penalty_ = {
+            s: self.best_fractions(path.pooled_r2()) for s, path in self.paths_.items()
+        }
         self.timings_["cross_validation"] = time.perf_counter() - clock
         clock = time.perf_counter()
         self._final_fit(be, self.folds_.by_window, self.folds_.atoms0, self.penalty_["all"])
@@ -348,22 +409,55 @@ class SpikeLFPDictionary:
         folds.by_window = folds.totals(stats)
         return folds
 
-    def _cross_validate(self, folds: Folds, n_regions: int):
-        """Pooled held-out R^2 along the penalty path per predictor set, and each fold's atoms."""
+    def cross_validate(self, folds: Folds, stats: list, by_window: list, desc: str = "folds"):
+        """Held-out errors along the penalty path, outer and inner, per predictor set.
+
+        For each outer fold k the atoms are learned on the other folds (at the path's middle
+        penalty); the path is then fitted on the other folds and scored on fold k (the outer
+        errors), and, for the choice of the penalty inside the training data, fitted without
+        folds k and j and scored on fold j for every j != k (the inner errors). The inner fits
+        reuse the outer training set's atoms: fold k is never seen; the choice may lean to weak
+        penalties, never the score.
+
+        Parameters
+        ----------
+        folds : Folds
+        stats : list (n_folds) of list (n_windows) of SegmentStats
+            The statistics to cross-validate (the data's, or a null's).
+        by_window : list (n_windows) of SegmentStats
+            `stats` summed over folds.
+
+        Returns
+        -------
+        paths : dict
+            Predictor set -> :class:`PathErrors`.
+        fold_atoms : list of array
+            The atoms of each outer training set.
+        """
         be = folds.backend
         fractions = np.asarray(self.lambda_fractions)
-        total_sst = np.zeros(n_regions)
-        path_sse = {s: np.zeros((fractions.size, n_regions)) for s in PREDICTOR_SETS}
+        K, R = self.n_folds, stats[0][0].S.shape[1]
+        outer = {s: np.zeros((K, fractions.size, R)) for s in PREDICTOR_SETS}
+        inner = {s: np.zeros((K, fractions.size, R)) for s in PREDICTOR_SETS}
+        fold_sst = np.zeros((K, R))
         fold_atoms = []
         mid = float(np.median(fractions))
-        for k in tqdm(range(self.n_folds), desc="lfpdict: folds", disable=not self.progress):
-            train, test = folds.train(k), folds.stats[k]
-            total_sst += be.to_numpy(sst(total(test)))
+        for k in tqdm(range(K), desc=f"lfpdict: {desc}", disable=not self.progress):
+            train = folds.train(k, stats, by_window)
+            fold_sst[k] = be.to_numpy(sst(total(stats[k])))
             D, *_ = self.learn(be, train, folds.atoms0, mid)
             fold_atoms.append(D)
             for name, mask in folds.masks.items():
-                path_sse[name] += self.path_sse(be, train, test, D, mask, fractions)
-        return {s: 1 - path_sse[s] / total_sst for s in PREDICTOR_SETS}, fold_atoms
+                outer[name][k] = self.path_sse(be, train, stats[k], D, mask, fractions)
+                for j in range(K):
+                    if j != k:
+                        inner_train = [t - stats[j][w] for w, t in enumerate(train)]
+                        inner[name][k] += self.path_sse(
+                            be, inner_train, stats[j], D, mask, fractions
+                        )
+        inner_sst = fold_sst.sum(axis=0) - fold_sst
+        paths = {s: PathErrors(outer[s], inner[s], fold_sst, inner_sst) for s in PREDICTOR_SETS}
+        return paths, fold_atoms
 
     def best_fractions(self, r2: np.ndarray) -> np.ndarray:
         """Per region, the penalty fraction of the path with the best held-out R^2."""

@@ -16,23 +16,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.signal
-from tqdm import tqdm
 
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ
-from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary, circular_jitter
-from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse, sst
+from neurodict.lfpdict.estimator import (
+    PREDICTOR_SETS,
+    PathErrors,
+    SpikeLFPDictionary,
+    circular_jitter,
+    standard_error,
+)
+from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse
 from neurodict.lfpdict.stats import total
 
 
 @dataclass
 class Evaluation:
-    """Held-out scores of a fitted dictionary.
+    """Held-out scores of a fitted dictionary, every one from nested cross-validation.
 
     Attributes
     ----------
     scores : list of dict
-        region, predictors, model (dictionary, wiener, sta, jitter), r2_heldout, penalty.
+        region, predictors, model (dictionary, wiener, sta, jitter), r2_heldout (pooled over
+        outer folds), r2_se (standard error across outer folds), n_folds, penalty (the median
+        over outer folds of the value each chose on its inner folds: a fraction of lambda_max,
+        or a ridge alpha), null_mean, null_p95 and p_value (dictionary rows: against the
+        null distribution; the jitter row is the null's mean).
+    fold_r2 : dict
+        Model -> ndarray of shape (n_sets, n_folds, n_regions), sets in PREDICTOR_SETS order.
+    null_r2 : ndarray of shape (n_sets, n_null, n_regions)
+        The nested R^2 of each null.
+    chosen : dict
+        Model -> ndarray of shape (n_sets, n_folds, n_regions): the value each outer fold chose.
     coherence : list of dict
         region, predictors, band, coherence (held-out, dictionary model).
     heldout : dict
@@ -42,15 +57,26 @@ class Evaluation:
     """
 
     scores: list
+    fold_r2: dict
+    null_r2: np.ndarray
+    chosen: dict
     coherence: list
     heldout: dict
     timings: dict = field(default_factory=dict)
 
 
+def p_value(observed: np.ndarray, null: np.ndarray) -> np.ndarray:
+    """(1 + #{null >= observed}) / (1 + N) along the first axis of `null` (N nulls).
+
+    A NaN observation (a flat region) gives NaN."""
+    p = (1 + np.sum(null >= observed, axis=0)) / (1 + null.shape[0])
+    return np.where(np.isnan(observed), np.nan, p)
+
+
 def heldout_scores(
     est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions
 ) -> Evaluation:
-    """Score a fitted `est` on the data it was fitted on, fold by fold.
+    """Score a fitted `est` on the data it was fitted on, by nested cross-validation.
 
     Parameters
     ----------
@@ -62,111 +88,134 @@ def heldout_scores(
     """
     timings = {}
     clock = time.perf_counter()
-    total_sst, wiener, sta = baseline_sse(est, spike_bins, *y.shape)
+    wiener, sta = baselines_cv(est, spike_bins, *y.shape)
     timings["baselines"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    null = null_r2(est, spike_bins, y, total_sst)
+    null = null_r2(est, spike_bins, y)
     timings["null"] = time.perf_counter() - clock
+    nested = {s: est.paths_[s].nested() for s in PREDICTOR_SETS}
     clock = time.perf_counter()
-    coherence, heldout = heldout_prediction(est, spike_bins, y, regions)
+    coherence, heldout = heldout_prediction(est, spike_bins, y, regions, nested)
     timings["heldout"] = time.perf_counter() - clock
-    fractions = np.asarray(est.lambda_fractions)
+    models = {
+        "dictionary": (nested, np.asarray(est.lambda_fractions)),
+        "wiener": ({s: wiener[s].nested() for s in PREDICTOR_SETS}, np.asarray(est.ridge_alphas)),
+    }
+    fold_r2 = {m: np.stack([v[s][1] for s in PREDICTOR_SETS]) for m, (v, _) in models.items()}
+    chosen = {m: np.stack([v[s][2] for s in PREDICTOR_SETS]) for m, (v, _) in models.items()}
+    fold_r2["sta"] = np.stack([1 - sta[s] / est.paths_[s].sst for s in PREDICTOR_SETS])
+    r2 = {m: np.stack([v[s][0] for s in PREDICTOR_SETS]) for m, (v, _) in models.items()}
+    r2["sta"] = np.stack([1 - sta[s].sum(0) / est.paths_[s].sst.sum(0) for s in PREDICTOR_SETS])
+    p = p_value(r2["dictionary"], np.swapaxes(null, 0, 1))
     scores = []
     for i, region in enumerate(regions):
-        for name in PREDICTOR_SETS:
-            best = int(np.argmax(np.nan_to_num(est.cv_r2_[name][:, i], nan=-np.inf)))
-            jitter_best = int(np.argmax(np.nan_to_num(null[name][:, i], nan=-np.inf)))
-            rows = {
-                "dictionary": (est.cv_r2_[name][best, i], fractions[best]),
-                "wiener": max(
-                    (1 - wiener[name][j, i] / total_sst[i], a)
-                    for j, a in enumerate(est.ridge_alphas)
-                ),
-                "sta": (1 - sta[name][i] / total_sst[i], np.nan),
-                "jitter": (null[name][jitter_best, i], fractions[jitter_best]),
-            }
-            scores += [
-                {
-                    "region": region,
-                    "predictors": name,
-                    "model": model_name,
-                    "r2_heldout": float(value),
-                    "penalty": float(pen),
-                }
-                for model_name, (value, pen) in rows.items()
-            ]
-    return Evaluation(scores, coherence, heldout, timings)
+        for si, name in enumerate(PREDICTOR_SETS):
+            null_i = null[si, :, i]
+            for m in ("dictionary", "wiener", "sta", "jitter"):
+                row = {"region": region, "predictors": name, "model": m}
+                if m == "jitter":  # the null distribution's mean and spread
+                    row |= {"r2_heldout": float(np.mean(null_i)), "r2_se": np.nan}
+                else:
+                    row |= {
+                        "r2_heldout": float(r2[m][si, i]),
+                        "r2_se": float(standard_error(fold_r2[m][si, :, i])),
+                    }
+                values = models[m][1][chosen[m][si, :, i]] if m in chosen else [np.nan]
+                tested = m == "dictionary"
+                scores.append(
+                    row
+                    | {
+                        "n_folds": est.n_folds,
+                        "penalty": float(np.median(values)),
+                        "null_mean": float(np.mean(null_i)) if tested else np.nan,
+                        "null_p95": float(np.quantile(null_i, 0.95)) if tested else np.nan,
+                        "p_value": float(p[si, i]) if tested else np.nan,
+                    }
+                )
+    return Evaluation(scores, fold_r2, null, chosen, coherence, heldout, timings)
 
 
-def baseline_sse(
+def baselines_cv(
     est: SpikeLFPDictionary, spike_bins: list[np.ndarray], n_regions: int, n_bins: int
 ):
-    """Pooled held-out total sum of squares, and the Wiener (per ridge alpha) and STA errors.
+    """The baselines in the estimator's folds: Wiener filters with their ridge alpha chosen on
+    inner folds, and scaled spike-triggered averages (no hyper-parameter).
 
     Returns
     -------
-    total_sst : ndarray of shape (n_regions,)
     wiener : dict
-        Predictor set -> ndarray of shape (n_ridge_alphas, n_regions).
+        Predictor set -> :class:`PathErrors` over ``ridge_alphas``.
     sta : dict
-        Predictor set -> ndarray of shape (n_regions,).
+        Predictor set -> ndarray of shape (n_folds, n_regions): each outer fold's error.
     """
     folds, be = est.folds_, est.folds_.backend
-    R = n_regions
+    R, K, A = n_regions, est.n_folds, len(est.ridge_alphas)
     scale = float(np.mean([len(s) for s in spike_bins])) / n_bins  # mean spikes per bin
-    total_sst = np.zeros(R)
-    wiener = {s: np.zeros((len(est.ridge_alphas), R)) for s in PREDICTOR_SETS}
-    sta = {s: np.zeros(R) for s in PREDICTOR_SETS}
-    for k in range(est.n_folds):
-        train_all, test_all = total(folds.train(k)), total(folds.stats[k])
-        total_sst += be.to_numpy(sst(test_all))
-        gram_train, gram_test = ToeplitzGram(be, train_all), ToeplitzGram(be, test_all)
+    outer = {s: np.zeros((K, A, R)) for s in PREDICTOR_SETS}
+    inner = {s: np.zeros((K, A, R)) for s in PREDICTOR_SETS}
+    sta = {s: np.zeros((K, R)) for s in PREDICTOR_SETS}
+    stats = [total(fold) for fold in folds.stats]
+    whole = total(stats)
+    for k in range(K):
+        train = whole - stats[k]
         for name, mask in folds.masks.items():
-            F = None
-            for i in np.argsort(est.ridge_alphas)[::-1]:  # strong to weak, warm-started
-                a = est.ridge_alphas[i]
-                F = baselines.wiener(
-                    be, train_all, be.xp.full(R, a * scale, dtype=est.dtype), mask, gram_train, F0=F
-                )
-                wiener[name][i] += be.to_numpy(
-                    sse(be, test_all, F, intercept(be, train_all, F), gram_test)
-                )
-            F = baselines.sta(be, train_all, mask, gram_train)
-            sta[name] += be.to_numpy(sse(be, test_all, F, intercept(be, train_all, F), gram_test))
-    return total_sst, wiener, sta
+            outer[name][k] = ridge_path(est, train, stats[k], mask, scale, R)
+            for j in range(K):
+                if j != k:
+                    inner[name][k] += ridge_path(est, train - stats[j], stats[j], mask, scale, R)
+            gram = ToeplitzGram(be, train)
+            F = baselines.sta(be, train, mask, gram)
+            sta[name][k] = be.to_numpy(
+                sse(be, stats[k], F, intercept(be, train, F), ToeplitzGram(be, stats[k]))
+            )
+    sst_fold = est.paths_["all"].sst
+    inner_sst = sst_fold.sum(axis=0) - sst_fold
+    wiener = {s: PathErrors(outer[s], inner[s], sst_fold, inner_sst) for s in PREDICTOR_SETS}
+    return wiener, sta
 
 
-def null_r2(
-    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, total_sst: np.ndarray
-) -> dict:
-    """Held-out R^2 along the penalty path of the whole procedure on circularly shifted spikes.
+def ridge_path(est, train, test, mask, scale: float, n_regions: int) -> np.ndarray:
+    """Test error of Wiener filters fitted on `train` for each ridge alpha, (n_alphas, R);
+    strong to weak, each warm-started from the one before."""
+    be = est.folds_.backend
+    gram_train, gram_test = ToeplitzGram(be, train), ToeplitzGram(be, test)
+    out = np.zeros((len(est.ridge_alphas), n_regions))
+    F = None
+    for i in np.argsort(est.ridge_alphas)[::-1]:
+        a = be.xp.full(n_regions, est.ridge_alphas[i] * scale, dtype=est.dtype)
+        F = baselines.wiener(be, train, a, mask, gram_train, F0=F)
+        out[i] = be.to_numpy(sse(be, test, F, intercept(be, train, F), gram_test))
+    return out
 
-    Returns predictor set -> ndarray of shape (n_fractions, n_regions); the null's penalty is
-    chosen on its own held-out error, as the model's is.
+
+def null_r2(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray) -> np.ndarray:
+    """Nested held-out R^2 of ``n_null`` circular-shift nulls, (n_sets, n_null, n_regions).
+
+    Each null shifts every unit's train independently by at least ``jitter_min_s`` (keeping
+    each train's statistics, breaking its timing to the LFP) and goes through the same nested
+    procedure as the data: atoms per outer training set, the penalty chosen on inner folds.
     """
     folds, be = est.folds_, est.folds_.backend
     rng = np.random.default_rng(est.random_state)
-    shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
-    stats = est.fold_stats(be, shifted, y, folds.segments)
-    by_window = folds.totals(stats)
-    fractions = np.asarray(est.lambda_fractions)
-    mid = float(np.median(fractions))
-    path_sse = {s: np.zeros((fractions.size, y.shape[0])) for s in PREDICTOR_SETS}
-    for k in tqdm(range(est.n_folds), desc="lfpdict: null", disable=not est.progress):
-        train = folds.train(k, stats, by_window)
-        D, *_ = est.learn(be, train, folds.atoms0, mid)
-        for name, mask in folds.masks.items():
-            path_sse[name] += est.path_sse(be, train, stats[k], D, mask, fractions)
-    return {s: 1 - path_sse[s] / total_sst for s in PREDICTOR_SETS}
+    out = np.zeros((len(PREDICTOR_SETS), est.n_null, y.shape[0]))
+    for n in range(est.n_null):
+        shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
+        stats = est.fold_stats(be, shifted, y, folds.segments)
+        paths, _ = est.cross_validate(folds, stats, folds.totals(stats), desc=f"null {n + 1}")
+        for si, name in enumerate(PREDICTOR_SETS):
+            out[si, n] = paths[name].nested()[0]
+    return out
 
 
 def heldout_prediction(
-    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions, nested: dict
 ) -> tuple[list[dict], dict]:
     """Each fold's core predicted by coefficients refitted on the other folds (the fold's atoms,
-    the chosen penalties): band coherence per region and predictor set, and a stretch of the
-    first fold (t_s, measured, predicted)."""
+    the penalty its inner folds chose, `nested`: predictor set -> :meth:`PathErrors.nested`):
+    band coherence per region and predictor set, and a stretch of the first fold (t_s,
+    measured, predicted)."""
     folds, be = est.folds_, est.folds_.backend
+    fractions = np.asarray(est.lambda_fractions)
     N, R = folds.stats[0][0].S.shape[:2]
     coh = {s: {b: [] for b in BANDS_HZ} for s in PREDICTOR_SETS}
     n_heldout, stretch = 0, {}
@@ -181,7 +230,7 @@ def heldout_prediction(
             B = model.fit_coef(
                 be,
                 problems,
-                lmax * be.asarray(est.penalty_[name], est.dtype),
+                lmax * be.asarray(fractions[nested[name][2][k]], est.dtype),
                 est.alpha,
                 be.xp.zeros((len(train), N, est.n_atoms, R), est.dtype),
                 mask=mask,

@@ -11,9 +11,11 @@ from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
 from neurodict.lfpdict.atoms import band_power
-from neurodict.lfpdict.estimator import SpikeLFPDictionary
+from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary
 from neurodict.lfpdict.inputs import dictionary_windows, load_lfpdict_inputs
 from neurodict.lfpdict.scoring import heldout_scores
+
+ROUNDED = ("r2_heldout", "r2_se", "null_mean", "null_p95")
 
 
 def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPDictionary:
@@ -66,6 +68,7 @@ def write_dictionaries(
         "n_outer",
         "n_inner",
         "jitter_min_s",
+        "n_null",
         "smoothness",
         "backend",
         "dtype",
@@ -100,10 +103,16 @@ def write_dictionaries(
             heldout_t_s=scored.heldout["t_s"],
             heldout_measured=scored.heldout["measured"],
             heldout_predicted=scored.heldout["predicted"],
+            predictor_sets=np.array(PREDICTOR_SETS),
+            **{f"fold_r2_{m}": v for m, v in scored.fold_r2.items()},
+            **{f"fold_choice_{m}": v for m, v in scored.chosen.items()},
+            null_r2=scored.null_r2,
+            fold_atoms=np.stack([est.folds_.backend.to_numpy(D) for D in est.fold_atoms_]),
+            fold_fraction_all=np.asarray(est.lambda_fractions)[scored.chosen["dictionary"][0]],
         )
     write_tsv(
         out_dir / "lfp_scores.tsv",
-        [{**row, "r2_heldout": round(row["r2_heldout"], 5)} for row in scored.scores],
+        [{k: round(v, 5) if k in ROUNDED else v for k, v in row.items()} for row in scored.scores],
     )
     power = band_power(est.window_filters_, fs)
     write_tsv(

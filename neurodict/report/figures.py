@@ -123,8 +123,15 @@ def atoms_and_spectra(atoms: np.ndarray, lags_ms: np.ndarray, fs_hz: float, used
     return fig
 
 
+def _number(value) -> float:
+    """A table cell as a float; an empty cell (None) is NaN."""
+    return np.nan if value is None else float(value)
+
+
 def r2_bars(rows: list[dict], regions: list[str]):
-    """Held-out R^2 per region for each model, one panel per predictor set."""
+    """Held-out R^2 per region for each model with its standard error across outer folds, and
+    the null distribution's 95th percentile over the dictionary bars; one panel per predictor
+    set."""
     models = ["dictionary", "wiener", "sta", "jitter"]
     sets = ["all", "outside", "inside"]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.5), sharey=True)
@@ -132,15 +139,26 @@ def r2_bars(rows: list[dict], regions: list[str]):
     x = np.arange(len(regions))
     for ax, pset in zip(axes, sets, strict=True):
         for i, m in enumerate(models):
-            vals = [
+            found = [
                 next(
-                    float(r["r2_heldout"])
+                    r
                     for r in rows
                     if r["region"] == reg and r["predictors"] == pset and r["model"] == m
                 )
                 for reg in regions
             ]
-            ax.bar(x + (i - 1.5) * width, vals, width, label=m)
+            vals, se = ([_number(r.get(k)) for r in found] for k in ("r2_heldout", "r2_se"))
+            ax.bar(x + (i - 1.5) * width, vals, width, yerr=se, capsize=2, label=m)
+            if m == "dictionary":  # the null distribution's 95th percentile
+                p95 = [_number(r.get("null_p95")) for r in found]
+                ax.hlines(
+                    p95,
+                    x + (i - 2) * width,
+                    x + (i - 1) * width,
+                    color="k",
+                    lw=1.5,
+                    label="null 95 %" if pset == sets[0] else None,
+                )
         ax.axhline(0, color="k", lw=0.6)
         ax.set_xticks(x, regions, rotation=45, fontsize=8)
         ax.set_title(f"predictors: {pset} units")

@@ -238,9 +238,13 @@ def dictionary_section(results: Path) -> dict:
                 "text": f"{len(d['unit_ids'])} units, {len(regions)} regions, "
                 f"{used.sum()} of {len(used)} atoms in use; lags "
                 f"{d['lags_ms'][0]:g} to {d['lags_ms'][-1]:g} ms. Held-out R^2 "
-                "from blocked cross-validation; jitter = the dictionary model "
-                "on circularly shifted spike trains (should be about 0).",
+                "from nested blocked cross-validation (every hyper-parameter chosen on "
+                "inner folds of the training data), ± its standard error across outer "
+                "folds; jitter = the mean of the null distribution (the same procedure on "
+                "circularly shifted spike trains).",
             },
+            *({"kind": "text", "text": t} for t in region_sentences(rows, d["null_r2"].shape[1])),
+            *excluded_units_blocks(d),
             figure_block(
                 figures.r2_bars(rows, regions),
                 "Held-out R^2 per region: dictionary model "
@@ -263,11 +267,82 @@ def dictionary_section(results: Path) -> dict:
             {
                 "kind": "table",
                 "id": "scores-table",
-                "columns": ["region", "predictors", "model", "r2_heldout", "penalty"],
+                "columns": [
+                    "region",
+                    "predictors",
+                    "model",
+                    "r2_heldout",
+                    "r2_se",
+                    "n_folds",
+                    "penalty",
+                    "null_p95",
+                    "p_value",
+                ],
                 "rows": table,
             },
         ],
     }
+
+
+def region_sentences(rows: list[dict], n_null: int) -> list[str]:
+    """One plain sentence per region and predictor set (outside, then inside): the dictionary's
+    held-out R^2, the null, the p-value, and where the Wiener filter does better, that too."""
+    score = {(r["region"], r["predictors"], r["model"]): r for r in rows}
+    out = []
+    for region in dict.fromkeys(r["region"] for r in rows):
+        for pset, words in (("outside", f"outside {region}"), ("inside", f"in {region}")):
+            d, w = score[(region, pset, "dictionary")], score[(region, pset, "wiener")]
+            if d["p_value"] is None:
+                out.append(f"{region}: its LFP is flat; nothing to predict.")
+                break
+            floor = " (the smallest possible)" if d["p_value"] <= 1 / (1 + n_null) + 1e-9 else ""
+            text = (
+                f"Spikes {words} predict its LFP: R^2 {d['r2_heldout']:.3f} ± {d['r2_se']:.3f}, "
+                f"null 95 % {d['null_p95']:.3f}, p = {d['p_value']:.3g} with {n_null} nulls"
+                f"{floor}."
+            )
+            if w["r2_heldout"] - w["r2_se"] > d["r2_heldout"]:
+                text += (
+                    f" The Wiener filter predicts it better: R^2 {w['r2_heldout']:.3f} ± "
+                    f"{w['r2_se']:.3f}."
+                )
+            out.append(text)
+    return out
+
+
+def excluded_units_blocks(d) -> list[dict]:
+    """The units ``lfpdict.units: single`` left out (``excluded_unit_ids`` of ``lfp_dict.npz``,
+    with ``excluded_reasons`` where present): a sentence and a table; nothing for results
+    written before units were left out."""
+    if "excluded_unit_ids" not in getattr(d, "files", d):
+        return []
+    ids = [str(u) for u in d["excluded_unit_ids"]]
+    if not ids:
+        return [
+            {
+                "kind": "text",
+                "text": "Units left out (multi-unit or noise, lfpdict.units: single): none.",
+            }
+        ]
+    reasons = (
+        [str(r) for r in d["excluded_reasons"]]
+        if "excluded_reasons" in getattr(d, "files", d) and len(d["excluded_reasons"]) == len(ids)
+        else ["multi-unit or noise"] * len(ids)
+    )
+    return [
+        {
+            "kind": "text",
+            "text": f"{len(ids)} unit{'s' if len(ids) > 1 else ''} left out of the dictionaries "
+            "and clusters (flagged multi-unit or noise; lfpdict.units: single): "
+            f"{', '.join(ids)}.",
+        },
+        {
+            "kind": "table",
+            "id": "excluded-units-table",
+            "columns": ["unit", "reason"],
+            "rows": [{"unit": u, "reason": r} for u, r in zip(ids, reasons, strict=True)],
+        },
+    ]
 
 
 def clusters_section(results: Path) -> dict:
@@ -311,7 +386,14 @@ def clusters_section(results: Path) -> dict:
             figure_block(
                 figures.phase_polar(phase, regions, bands),
                 "Spike-LFP phase locking: preferred phase and pairwise phase consistency of "
-                "significantly locked unit-region pairs, coloured by LFP region.",
+                "significantly locked unit-region pairs, coloured by LFP region."
+                + (
+                    " A unit's locking to its own region is measured on that region's LFP "
+                    "without the unit's electrode group (or, in a region of one group, with "
+                    "the group's spike kernels removed), so that its own spikes do not leak in."
+                    if phase and "lfp" in phase[0]
+                    else ""
+                ),
             ),
             figure_block(
                 figures.importance_bars(importance),

@@ -26,6 +26,7 @@ FAST = {
     "lambda_fractions": [0.05, 0.02],
     "ridge_alphas": [0.01],
     "jitter_min_s": 10.0,
+    "n_null": 2,
     "backend": "cpu",
 }
 

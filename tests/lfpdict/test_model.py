@@ -8,8 +8,13 @@ import pytest
 from neurodict.backend import CPU, get_backend
 from neurodict.lfpdict import baselines, evaluate, model
 from neurodict.lfpdict.atoms import wavelet_atoms
-from neurodict.lfpdict.estimator import SpikeLFPDictionary, circular_jitter, fold_cores
-from neurodict.lfpdict.scoring import heldout_scores
+from neurodict.lfpdict.estimator import (
+    PathErrors,
+    SpikeLFPDictionary,
+    circular_jitter,
+    fold_cores,
+)
+from neurodict.lfpdict.scoring import heldout_scores, p_value
 from neurodict.lfpdict.stats import segment_stats
 from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
 
@@ -212,6 +217,9 @@ def test_atom_gradient_matches_finite_differences():
 
 
 # ---------------------------------------------------------------- planted recovery
+N_NULL = 3  # nulls of the fitted fixture: enough to check the machinery, not a calibration
+
+
 def planted(seed=1, N=8, R=2, T=180_000, lag_ms=100.0, noise=1.0):
     rng = np.random.default_rng(seed)
     spec = SynthSpec(
@@ -236,7 +244,13 @@ def planted(seed=1, N=8, R=2, T=180_000, lag_ms=100.0, noise=1.0):
 def fitted():
     spikes, y, F, unit_regions, regions = planted()
     est = SpikeLFPDictionary(
-        1000.0, lag_minus_ms=100.0, lag_plus_ms=100.0, n_atoms=8, backend="cpu", jitter_min_s=10.0
+        1000.0,
+        lag_minus_ms=100.0,
+        lag_plus_ms=100.0,
+        n_atoms=8,
+        backend="cpu",
+        jitter_min_s=10.0,
+        n_null=N_NULL,
     )
     est.fit(spikes, y, unit_regions, regions)
     return est, F, regions, heldout_scores(est, spikes, y, regions)
@@ -280,6 +294,41 @@ def test_dictionary_beats_baselines_and_jitter_is_null(fitted):
     assert {r["predictors"] for r in scored.scores} == {"all", "outside", "inside"}
 
 
+def test_scores_are_nested_with_errors_and_the_null_distribution(fitted):
+    """Every score has its standard error across outer folds; the planted links beat every
+    null, so p is the smallest possible, 1 / (1 + n_null); the per-fold values are kept."""
+    est, _, regions, scored = fitted
+    rows = [r for r in scored.scores if r["model"] == "dictionary" and r["predictors"] == "all"]
+    assert len(rows) == len(regions)
+    for row in rows:
+        assert row["n_folds"] == est.n_folds and 0 < row["r2_se"] < 0.1
+        assert row["p_value"] == pytest.approx(1 / (1 + N_NULL))
+        assert row["null_p95"] < 0.05 < row["r2_heldout"]
+        assert row["penalty"] in est.lambda_fractions
+    assert scored.null_r2.shape == (3, N_NULL, len(regions))
+    assert scored.fold_r2["dictionary"].shape == (3, est.n_folds, len(regions))
+    assert scored.chosen["wiener"].max() < len(est.ridge_alphas)
+
+
+def test_nested_choice_never_looks_at_the_outer_fold():
+    """By construction: the outer fold's own errors favour another value than its inner folds;
+    the nested score takes the inner folds' choice (a poisoned outer fold cannot pick its own)."""
+    outer = np.array([[[1.0], [9.0]], [[1.0], [9.0]]])  # (folds, values, regions): value 0 best
+    inner = np.array([[[5.0], [2.0]], [[5.0], [2.0]]])  # inner folds prefer value 1
+    sst = np.full((2, 1), 10.0)
+    r2, r2_fold, chosen = PathErrors(outer, inner, sst, sst.sum(0) - sst).nested()
+    assert chosen.tolist() == [[1], [1]]
+    assert r2 == pytest.approx([0.1]) and r2_fold.ravel() == pytest.approx([0.1, 0.1])
+    assert PathErrors(outer, inner, sst, sst).pooled_r2()[:, 0] == pytest.approx([0.9, 0.1])
+
+
+def test_p_value_counts_nulls_at_or_above():
+    null = np.array([[0.1], [0.3], [0.2], [0.3]])
+    assert p_value(np.array([0.3]), null) == pytest.approx([3 / 5])
+    assert p_value(np.array([0.5]), null) == pytest.approx([1 / 5])
+    assert np.isnan(p_value(np.array([np.nan]), null)).all()
+
+
 def test_coherence_and_heldout_stretch(fitted):
     _, _, regions, scored = fitted
     assert len(scored.coherence) == len(regions) * 3 * 4
@@ -315,6 +364,7 @@ def test_cupy_fit_agrees_with_numpy():
         n_outer=3,
         lambda_fractions=(0.05,),
         ridge_alphas=(0.01,),
+        n_null=2,
     )
     cpu = SpikeLFPDictionary(1000.0, backend="cpu", **kw).fit(spikes, y, unit_regions, regions)
     dev = SpikeLFPDictionary(1000.0, backend="gpu", **kw).fit(spikes, y, unit_regions, regions)
@@ -351,3 +401,22 @@ def test_windows_follow_a_link_that_switches_off():
     )
     gap = np.abs(smooth.coef_[0] - smooth.coef_[1]).max() / np.abs(smooth.coef_).max()
     assert gap < 0.05
+
+
+def test_a_poisoned_outer_fold_changes_nothing_fitted_for_it():
+    """Fold 0's LFP replaced by huge noise: the atoms learned for fold 0 and the penalties its
+    inner folds chose stay the same (they never see it); only fold 0's score changes."""
+    spikes, y, _, unit_regions, regions = planted(seed=3, N=4, T=60_000)
+    kw = dict(lag_minus_ms=50.0, lag_plus_ms=50.0, n_atoms=4, n_outer=3, n_null=1, backend="cpu")
+    clean = SpikeLFPDictionary(1000.0, **kw).fit(spikes, y, unit_regions, regions)
+    a, b = clean.folds_.segments[0][0]
+    poisoned = y.copy()
+    poisoned[:, a:b] = np.random.default_rng(0).normal(0, 1e4, (y.shape[0], b - a))
+    dirty = SpikeLFPDictionary(1000.0, **kw).fit(spikes, poisoned, unit_regions, regions)
+    np.testing.assert_allclose(dirty.fold_atoms_[0], clean.fold_atoms_[0], rtol=1e-3, atol=1e-5)
+    for name in ("all", "outside", "inside"):
+        assert (dirty.paths_[name].nested()[2][0] == clean.paths_[name].nested()[2][0]).all()
+        np.testing.assert_allclose(
+            dirty.paths_[name].inner[0], clean.paths_[name].inner[0], rtol=1e-4
+        )
+    assert not np.allclose(dirty.paths_["all"].outer[0], clean.paths_["all"].outer[0])

@@ -22,6 +22,7 @@ PARAMS = apply_defaults({"sessions": {}}, load_schema("config"))["lfpdict"] | {
     "n_outer": 3,
     "n_inner": 50,
     "jitter_min_s": 5.0,
+    "n_null": 2,
     "backend": "cpu",
 }
 FS_LFP = 1000.0
@@ -77,7 +78,18 @@ def test_outputs_of_the_step(tmp_path):
     assert list(d["unit_ids"]) == ["u0", "u1", "u2"] and list(d["regions"]) == ["CA1", "PFC"]
     assert d["lags_ms"][0] == -50.0 and d["lags_ms"][-1] == 50.0
     rows = read_tsv(tmp_path / "out" / "lfp_scores.tsv")
-    assert list(rows[0]) == ["region", "predictors", "model", "r2_heldout", "penalty"]
+    assert list(rows[0]) == [
+        "region",
+        "predictors",
+        "model",
+        "r2_heldout",
+        "r2_se",
+        "n_folds",
+        "penalty",
+        "null_mean",
+        "null_p95",
+        "p_value",
+    ]
     assert len(rows) == 2 * 3 * 4
     bands = read_tsv(tmp_path / "out" / "lfp_bands.tsv")
     assert len(bands) == 3 * 2 * 4 and {b["band"] for b in bands} == {
