@@ -16,9 +16,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.signal
+import scipy.stats
 
 from neurodict.lfpdict import baselines, model
-from neurodict.lfpdict.atoms import BANDS_HZ
+from neurodict.lfpdict.atoms import BANDS_HZ, band_power
 from neurodict.lfpdict.estimator import (
     PREDICTOR_SETS,
     PathErrors,
@@ -52,6 +53,9 @@ class Evaluation:
         region, predictors, band, coherence (held-out, dictionary model).
     heldout : dict
         A held-out stretch: t_s, measured and predicted (n_regions, n_samples).
+    link_p, link_q : dict
+        Band -> ndarray of shape (n_windows, n_units, n_regions): each link's band power
+        against the nulls (p) and its Benjamini–Hochberg q over all links, bands and windows.
     timings : dict
         Wall seconds of each phase: baselines, null, held-out.
     """
@@ -62,6 +66,8 @@ class Evaluation:
     chosen: dict
     coherence: list
     heldout: dict
+    link_p: dict
+    link_q: dict
     timings: dict = field(default_factory=dict)
 
 
@@ -91,7 +97,7 @@ def heldout_scores(
     wiener, sta = baselines_cv(est, spike_bins, *y.shape)
     timings["baselines"] = time.perf_counter() - clock
     clock = time.perf_counter()
-    null = null_r2(est, spike_bins, y)
+    null, null_power = nulls(est, spike_bins, y)
     timings["null"] = time.perf_counter() - clock
     nested = {s: est.paths_[s].nested() for s in PREDICTOR_SETS}
     clock = time.perf_counter()
@@ -132,7 +138,8 @@ def heldout_scores(
                         "p_value": float(p[si, i]) if tested else np.nan,
                     }
                 )
-    return Evaluation(scores, fold_r2, null, chosen, coherence, heldout, timings)
+    link_p, link_q = link_tests(band_power(est.window_filters_, est.fs_hz), null_power)
+    return Evaluation(scores, fold_r2, null, chosen, coherence, heldout, link_p, link_q, timings)
 
 
 def baselines_cv(
@@ -188,23 +195,65 @@ def ridge_path(est, train, test, mask, scale: float, n_regions: int) -> np.ndarr
     return out
 
 
-def null_r2(est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray) -> np.ndarray:
-    """Nested held-out R^2 of ``n_null`` circular-shift nulls, (n_sets, n_null, n_regions).
+def nulls(
+    est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray
+) -> tuple[np.ndarray, dict]:
+    """``n_null`` circular-shift nulls through the same nested procedure as the data.
 
     Each null shifts every unit's train independently by at least ``jitter_min_s`` (keeping
-    each train's statistics, breaking its timing to the LFP) and goes through the same nested
-    procedure as the data: atoms per outer training set, the penalty chosen on inner folds.
+    each train's statistics, breaking its timing to the LFP): atoms per outer training set, the
+    penalty chosen on inner folds, then the final fit at the penalty chosen on all folds.
+
+    Returns
+    -------
+    r2 : ndarray of shape (n_sets, n_null, n_regions)
+        Each null's nested held-out R^2.
+    power : dict
+        Band -> ndarray of shape (n_null, n_windows, n_units, n_regions): the band power of
+        each link's filter in each null's final fit.
     """
     folds, be = est.folds_, est.folds_.backend
     rng = np.random.default_rng(est.random_state)
-    out = np.zeros((len(PREDICTOR_SETS), est.n_null, y.shape[0]))
+    r2 = np.zeros((len(PREDICTOR_SETS), est.n_null, y.shape[0]))
+    power = []
     for n in range(est.n_null):
         shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
         stats = est.fold_stats(be, shifted, y, folds.segments)
-        paths, _ = est.cross_validate(folds, stats, folds.totals(stats), desc=f"null {n + 1}")
+        by_window = folds.totals(stats)
+        paths, _ = est.cross_validate(folds, stats, by_window, desc=f"null {n + 1}")
         for si, name in enumerate(PREDICTOR_SETS):
-            out[si, n] = paths[name].nested()[0]
-    return out
+            r2[si, n] = paths[name].nested()[0]
+        D, B, *_ = est.learn(
+            be, by_window, folds.atoms0, est.best_fractions(paths["all"].pooled_r2())
+        )
+        power.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
+    return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
+
+
+def link_tests(observed: dict, null: dict) -> tuple[dict, dict]:
+    """Each link's band power against the same link in the nulls: p-values and
+    Benjamini–Hochberg q-values over every link, band and window.
+
+    Parameters
+    ----------
+    observed : dict
+        Band -> ndarray of shape (n_windows, n_units, n_regions).
+    null : dict
+        Band -> ndarray of shape (n_null, n_windows, n_units, n_regions).
+
+    Returns
+    -------
+    p, q : dict
+        Band -> ndarray of shape (n_windows, n_units, n_regions).
+    """
+    p = {band: p_value(observed[band], null[band]) for band in observed}
+    flat = np.concatenate([p[band].ravel() for band in observed])
+    q_flat = scipy.stats.false_discovery_control(flat, method="bh")
+    q, start = {}, 0
+    for band in observed:
+        q[band] = q_flat[start : start + p[band].size].reshape(p[band].shape)
+        start += p[band].size
+    return p, q
 
 
 def heldout_prediction(

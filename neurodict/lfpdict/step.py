@@ -48,8 +48,9 @@ def write_dictionaries(
 
     Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
     unit_ids, unit_regions, regions, lags_ms, intercept, lambda, objective, held-out stretch),
-    ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, penalty), ``lfp_bands.tsv``
-    (unit, unit_region, region, window, band, power) and ``lfp_coherence.tsv``.
+    ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, r2_se, n_folds, penalty,
+    null_mean, null_p95, p_value), ``lfp_bands.tsv`` (unit, unit_region, region, window, band,
+    power, p_value and Benjamini–Hochberg q_value against the nulls) and ``lfp_coherence.tsv``.
     A region whose LFP is flat gets R^2 = nan (no variance to explain) and zero filters.
     """
     started = time.time()
@@ -125,6 +126,8 @@ def write_dictionaries(
                 "window": window,
                 "band": band,
                 "power": float(f"{power[band][w, n, r]:.6g}"),
+                "p_value": round(float(scored.link_p[band][w, n, r]), 5),
+                "q_value": round(float(scored.link_q[band][w, n, r]), 5),
             }
             for w, window in enumerate(names)
             for n, u in enumerate(unit_ids)

@@ -7,7 +7,7 @@ import pytest
 
 from neurodict.backend import CPU, get_backend
 from neurodict.lfpdict import baselines, evaluate, model
-from neurodict.lfpdict.atoms import wavelet_atoms
+from neurodict.lfpdict.atoms import band_power, wavelet_atoms
 from neurodict.lfpdict.estimator import (
     PathErrors,
     SpikeLFPDictionary,
@@ -308,6 +308,22 @@ def test_scores_are_nested_with_errors_and_the_null_distribution(fitted):
     assert scored.null_r2.shape == (3, N_NULL, len(regions))
     assert scored.fold_r2["dictionary"].shape == (3, est.n_folds, len(regions))
     assert scored.chosen["wiener"].max() < len(est.ridge_alphas)
+
+
+def test_planted_links_beat_their_nulls(fitted):
+    """Per link: band power against the same link in the nulls. Planted links reach the
+    smallest p possible in their strongest band; links that do not exist mostly do not."""
+    est, F, _, scored = fitted
+    true_power = band_power(F, 1000.0)
+    bands = list(true_power)
+    strongest = np.argmax(np.stack([true_power[b] for b in bands]), axis=0)  # (N, R)
+    p = np.stack([scored.link_p[b][0] for b in bands])  # (bands, N, R)
+    p_top = np.take_along_axis(p, strongest[None], axis=0)[0]
+    planted = np.abs(F).max(axis=2) > 0
+    assert np.mean(p_top[planted] == pytest.approx(1 / (1 + N_NULL))) > 0.8
+    assert p[:, ~planted].mean() > 2 / (1 + N_NULL)
+    q = np.stack([scored.link_q[b][0] for b in bands])
+    assert (q >= p - 1e-12).all() and (q <= 1).all()
 
 
 def test_nested_choice_never_looks_at_the_outer_fold():
