@@ -2,6 +2,7 @@ rule clusters:
     input:
         sorting=spike_source,
         lfp=f"{RESULTS}/{{session}}/region_lfp",
+        clean=f"{RESULTS}/{{session}}/region_lfp_clean",
         dictionaries=f"{RESULTS}/{{session}}/lfp_dict.npz",
         info=f"{RESULTS}/{{session}}/session.json",
     output:

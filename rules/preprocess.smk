@@ -6,6 +6,7 @@ rule preprocess:
         spikeband=directory(f"{RESULTS}/{{session}}/spikeband"),
         lfp=directory(f"{RESULTS}/{{session}}/lfp"),
         region_lfp=directory(f"{RESULTS}/{{session}}/region_lfp"),
+        region_lfp_clean=directory(f"{RESULTS}/{{session}}/region_lfp_clean"),
         artefacts=f"{RESULTS}/{{session}}/artefacts.tsv",
     log:
         f"{RESULTS}/logs/{{session}}/preprocess.log",

@@ -3,7 +3,9 @@
 For each unit, region and band: the phase of the band-passed region LFP (zero-phase Butterworth,
 then the analytic signal) at each spike; the preferred phase (angle of the mean resultant),
 the pairwise phase consistency (unbiased in the spike count), the von Mises concentration and the
-Rayleigh test.
+Rayleigh test. A unit's locking to its own region is read, when given, on its clean home-region
+LFP (:func:`neurodict.lfpdict.inputs.load_clean_targets`): its own spikes leak into the LFP of
+its own channels and would lock it to the gamma band by themselves.
 
 References
 ----------
@@ -91,21 +93,55 @@ def phase_table(
     regions,
     fs_hz: float,
     bands: dict = BANDS_HZ,
+    home=None,
+    target_regions=None,
 ) -> list[dict]:
-    """One row per unit, region and band: the locking statistics of the unit's spikes."""
+    """One row per unit, region and band: the locking statistics of the unit's spikes.
+
+    Parameters
+    ----------
+    spike_bins, unit_ids, unit_regions : per unit
+    y : ndarray (n_targets, n_bins)
+    regions : sequence of str
+        The targets' names (the ``region`` column).
+    fs_hz : float
+    bands : dict
+    home : optional
+        Each unit's clean home-region LFP
+        (:class:`neurodict.lfpdict.inputs.CleanTargets`, or any object with ``y`` (n_rows,
+        n_bins), ``unit_row`` (n_units,) and ``methods`` (n_rows,)). When given, a unit's
+        locking to a target of its own region is measured on its clean row instead (the
+        unit's own spikes leak into the LFP of its own channels), and every row says which
+        signal was used in ``lfp``: ``region`` (the target as it is), ``other_groups`` or
+        ``despiked``.
+    target_regions : sequence of str, optional
+        The region of each target (default: `regions`, right when targets are regions). With
+        several targets per region (``lfp.region_reference: all``) every target of the unit's
+        own region is replaced by the same clean row.
+    """
+    target_regions = np.asarray(regions if target_regions is None else target_regions).astype(str)
+    unit_regions = np.asarray(unit_regions).astype(str)
     rows = []
     for band, edges in bands.items():
         phases = band_phase(y, fs_hz, edges)
+        home_phases = None if home is None else band_phase(home.y, fs_hz, edges)
         for n, uid in enumerate(unit_ids):
             for r, region in enumerate(regions):
-                stats = locking(phases[r, spike_bins[n]])
+                own = home is not None and target_regions[r] == unit_regions[n]
+                theta = home_phases[home.unit_row[n]] if own else phases[r]
+                stats = locking(theta[spike_bins[n]])
                 rows.append(
                     {
                         "unit": str(uid),
                         "unit_region": str(unit_regions[n]),
                         "region": str(region),
                         "band": band,
+                        **({} if home is None else {"lfp": _lfp_used(home, n, own)}),
                         **stats,
                     }
                 )
     return rows
+
+
+def _lfp_used(home, n: int, own: bool) -> str:
+    return str(home.methods[home.unit_row[n]]) if own else "region"

@@ -14,7 +14,11 @@ from neurodict.clusters.stability import half_split_ari
 from neurodict.common.files import write_json, write_tsv
 from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
-from neurodict.lfpdict.inputs import LFPDictInputError, load_lfpdict_inputs
+from neurodict.lfpdict.inputs import (
+    LFPDictInputError,
+    load_clean_targets,
+    load_lfpdict_inputs,
+)
 
 
 def run(results: str | Path, sorting_dir: str | Path | None = None) -> dict:
@@ -34,6 +38,7 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> dict:
         results,
         info["params"]["clusters"],
         info["params"]["lfpdict"],
+        clean_dir=results / "region_lfp_clean",
     )
 
 
@@ -44,19 +49,25 @@ def write_clusters(
     out_dir: str | Path,
     params: dict,
     dict_params: dict,
+    clean_dir: str | Path | None = None,
 ) -> dict:
     """Cluster units by signature, test stability, phase locking and functional importance.
 
     Writes ``clusters.tsv`` (unit_id, home_region, cluster, probability; cluster -1: a unit
     with no LFP link), ``clusters_summary.tsv`` (per cluster: size, units per home region, mean
     signature per region and band, and the session's stability figures and p-value),
-    ``phase.tsv`` and ``importance.tsv`` (held-out R^2 drop per region when a unit or a cluster
-    is left out; coefficients refit per fold from the statistics, atoms fixed).
+    ``phase.tsv`` (a unit's locking to its own region read on the LFP without its electrode
+    group, or despiked, from `clean_dir`: ``region_lfp_clean/``) and ``importance.tsv``
+    (held-out R^2 drop per region when a unit or a cluster is left out; per fold, the atoms and
+    penalty fitted without that fold).
     """
     started = time.time()
     out_dir = Path(out_dir)
-    spike_bins, y, targets, _, unit_regions, unit_ids, fs = load_lfpdict_inputs(
-        sorting_dir, lfp_dir
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        sorting_dir, lfp_dir, units=dict_params["units"]
+    )
+    home = (
+        None if clean_dir is None else load_clean_targets(sorting_dir, clean_dir, unit_ids, lfp_dir)
     )
     d = np.load(dict_npz)
     if list(d["unit_ids"]) != [str(u) for u in unit_ids]:
@@ -92,7 +103,16 @@ def write_clusters(
         out_dir / "phase.tsv",
         [
             {k: (round(v, 5) if isinstance(v, float) else v) for k, v in row.items()}
-            for row in phase_table(spike_bins, unit_ids, unit_regions, y, targets, fs)
+            for row in phase_table(
+                spike_bins,
+                unit_ids,
+                unit_regions,
+                y,
+                targets,
+                fs,
+                home=home,
+                target_regions=target_regions,
+            )
         ],
     )
     write_tsv(

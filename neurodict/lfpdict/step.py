@@ -55,8 +55,8 @@ def write_dictionaries(
     """
     started = time.time()
     out_dir = Path(out_dir)
-    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
-        sorting_dir, lfp_dir
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs, excluded = (
+        load_lfpdict_inputs(sorting_dir, lfp_dir, units=params["units"], return_excluded=True)
     )
     keys = (
         "lag_minus_ms",
@@ -105,6 +105,8 @@ def write_dictionaries(
             heldout_measured=scored.heldout["measured"],
             heldout_predicted=scored.heldout["predicted"],
             predictor_sets=np.array(PREDICTOR_SETS),
+            excluded_unit_ids=np.array(list(excluded), dtype=str),
+            excluded_reasons=np.array(list(excluded.values()), dtype=str),
             **{f"fold_r2_{m}": v for m, v in scored.fold_r2.items()},
             **{f"fold_choice_{m}": v for m, v in scored.chosen.items()},
             null_r2=scored.null_r2,

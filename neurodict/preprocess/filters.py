@@ -1,4 +1,5 @@
-"""Spike band, LFP band and region LFPs (MODELS.md section 0), lazily on spikeinterface.
+"""Spike band, LFP band, region LFPs and clean region LFPs (per electrode group, without its own
+channels: MODELS.md sections 0 and 2), lazily on spikeinterface.
 
 Dtype policy: raw samples are converted once to float32 microvolts (``return_in_uV``) by the
 first filter; every later step keeps float32.
@@ -147,21 +148,100 @@ def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRec
     return rec
 
 
-class RegionLFPRecording(sc.BaseRecording):
+LFP_RATE_FILTERS = "lfp_rate_filters"  # annotation of region_lfp_clean/: lfp_rate_chain()
+
+
+def lfp_rate_chain(params: dict, mains_hz: float) -> dict:
+    """The filters :func:`lfp_band` applies at the LFP rate (after the low-pass and the
+    decimation), as JSON-able data for :func:`apply_lfp_rate_chain`: ``fs_hz``,
+    ``highpass_hz``, ``filter_order``, ``notch_hz`` (mains and harmonics), ``notch_q``."""
+    return {
+        "fs_hz": float(params["fs_lfp_hz"]),
+        "highpass_hz": float(params["freq_min_hz"]),
+        "filter_order": int(params["filter_order"]),
+        "notch_hz": [float(f) for f in mains_harmonics_hz(mains_hz, params["freq_max_hz"])],
+        "notch_q": float(params["notch_q"]),
+    }
+
+
+def apply_lfp_rate_chain(x: np.ndarray, chain: dict) -> np.ndarray:
+    """`x` (..., n_samples) at the LFP rate through the filters of :func:`lfp_rate_chain`:
+    the zero-phase Butterworth high-pass, then each zero-phase mains notch, as :func:`lfp_band`
+    applies them (scipy's ``sosfiltfilt`` and ``filtfilt``; float64)."""
+    fs = chain["fs_hz"]
+    sos = scipy.signal.butter(
+        chain["filter_order"], chain["highpass_hz"], btype="highpass", fs=fs, output="sos"
+    )
+    out = scipy.signal.sosfiltfilt(sos, np.asarray(x, np.float64), axis=-1)
+    for freq in chain["notch_hz"]:
+        b, a = scipy.signal.iirnotch(freq, chain["notch_q"], fs=fs)
+        out = scipy.signal.filtfilt(b, a, out, axis=-1)
+    return out
+
+
+class _MedianRecording(sc.BaseRecording):
+    """Channels that are each the median, sample by sample, of a set of the parent's channels.
+
+    Pointwise in time, so chunked and whole results agree exactly.
+    """
+
+    def __init__(self, recording: sc.BaseRecording, names: list, indices: list[np.ndarray]):
+        super().__init__(recording.sampling_frequency, np.array(names), "float32")
+        for segment in recording._recording_segments:
+            self.add_recording_segment(_RegionMedianSegment(segment, indices))
+
+
+class RegionLFPRecording(_MedianRecording):
     """One channel per brain region: the median across that region's channels, sample by sample.
 
-    Channel ids are the region names; the property ``region`` repeats them. Pointwise in time,
-    so chunked and whole results agree exactly.
+    Channel ids are the region names; the property ``region`` repeats them.
     """
 
     def __init__(self, recording: sc.BaseRecording):
         regions = recording.get_property("region")
         names = list(dict.fromkeys(regions))
-        super().__init__(recording.sampling_frequency, np.array(names), "float32")
-        indices = [np.flatnonzero(regions == r) for r in names]
-        for segment in recording._recording_segments:
-            self.add_recording_segment(_RegionMedianSegment(segment, indices))
+        super().__init__(recording, names, [np.flatnonzero(regions == r) for r in names])
         self.set_property("region", np.array(names))
+        self._kwargs = {"recording": recording}
+
+
+CLEAN_OTHER_GROUPS = "other_groups"
+CLEAN_DESPIKED = "despiked"
+
+
+class CleanRegionLFPRecording(_MedianRecording):
+    """Per electrode group, its region's LFP without the spikes of the group's own units.
+
+    One channel per group (channel id = group name; properties ``group``, ``region`` and
+    ``clean_method``), in the order the groups first appear among the channels:
+
+    - ``other_groups``: the region has good channels outside the group; the channel is the
+      median of those channels (the group's own channels, which carry its units' spikes, are
+      left out).
+    - ``despiked``: the group is the only one of its region with good channels; the channel is
+      the median of the group's own channels, as in :class:`RegionLFPRecording`, still holding
+      the low-frequency part of its units' spikes. The units are only known after sorting, so
+      the despiking is done where they are read:
+      :func:`neurodict.lfpdict.inputs.load_clean_targets` removes from this channel each of the
+      group's units' short spike-triggered kernels (:func:`neurodict.lfpdict.inputs.despike`).
+    """
+
+    def __init__(self, recording: sc.BaseRecording):
+        groups = np.asarray(recording.get_property("group")).astype(str)
+        regions = np.asarray(recording.get_property("region")).astype(str)
+        names = list(dict.fromkeys(groups))
+        indices, region_of, methods = [], [], []
+        for g in names:
+            region = regions[groups == g][0]
+            others = np.flatnonzero((regions == region) & (groups != g))
+            own = np.flatnonzero(groups == g)
+            indices.append(others if others.size else own)
+            region_of.append(region)
+            methods.append(CLEAN_OTHER_GROUPS if others.size else CLEAN_DESPIKED)
+        super().__init__(recording, names, indices)
+        self.set_property("group", np.array(names))
+        self.set_property("region", np.array(region_of))
+        self.set_property("clean_method", np.array(methods))
         self._kwargs = {"recording": recording}
 
 
@@ -185,3 +265,17 @@ def region_lfp(lfp: sc.BaseRecording, reference: str) -> sc.BaseRecording:
     With ``all`` every good channel is kept and carries its ``region`` property.
     """
     return RegionLFPRecording(lfp) if reference == "median" else lfp
+
+
+def region_lfp_clean(lfp: sc.BaseRecording, chain: dict | None = None) -> sc.BaseRecording:
+    """Per electrode group, the LFP of its region without the group's own spikes: see
+    :class:`CleanRegionLFPRecording` (always a median, whatever ``lfp.region_reference``).
+
+    `chain` (:func:`lfp_rate_chain`, the LFP-rate filters the channels went through) is kept
+    as the annotation ``lfp_rate_filters``: the despiking models the spikes' bleed-through
+    through the same filters (their notch ringing and high-pass tails outlast the kernel).
+    """
+    rec = CleanRegionLFPRecording(lfp)
+    if chain is not None:
+        rec.annotate(**{LFP_RATE_FILTERS: chain})
+    return rec

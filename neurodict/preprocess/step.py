@@ -1,5 +1,6 @@
-"""``neurodict preprocess``: spike band (artefacts zeroed), channel LFPs and region LFPs, saved as
-folders, and the artefacts' table."""
+"""``neurodict preprocess``: spike band (artefacts zeroed), channel LFPs, region LFPs and clean
+region LFPs (per electrode group, without its own spikes), saved as folders, and the artefacts'
+table."""
 
 from __future__ import annotations
 
@@ -15,13 +16,16 @@ from neurodict.common.provenance import provenance
 from neurodict.preprocess import artefacts, filters
 
 ARTEFACTS_TSV = "artefacts.tsv"
+REGION_LFP_CLEAN = "region_lfp_clean"
 
 
 def run(results: str | Path, n_jobs: int = 1) -> None:
-    """Spike band, channel LFPs and region LFPs of an ingested session.
+    """Spike band, channel LFPs, region LFPs and clean region LFPs of an ingested session.
 
     Reads ``recording.json`` and ``session.json`` in `results`; writes ``spikeband/``,
-    ``lfp/`` and ``region_lfp/`` (spikeinterface binary folders, float32 microvolts) and
+    ``lfp/``, ``region_lfp/`` and ``region_lfp_clean/`` (spikeinterface binary folders, float32
+    microvolts; the last has one channel per electrode group, see
+    :class:`neurodict.preprocess.filters.CleanRegionLFPRecording`) and
     ``artefacts.tsv`` (group, kind, start_s, end_s, duration_ms: the stretches of
     :func:`neurodict.preprocess.artefacts.find_artefacts`, zeroed on their group's channels in
     ``spikeband/`` when ``spikeband.mask_artefacts`` is set; none are looked for otherwise).
@@ -50,6 +54,9 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     lfp = si.load(results / "lfp")
     with atomic_path(results / "region_lfp") as tmp:
         filters.region_lfp(lfp, p["lfp"]["region_reference"]).save(folder=tmp, **job)
+    with atomic_path(results / REGION_LFP_CLEAN) as tmp:
+        chain = filters.lfp_rate_chain(p["lfp"], session["mains_hz"])
+        filters.region_lfp_clean(lfp, chain).save(folder=tmp, **job)
     write_json(
         results / "preprocess.provenance.json",
         provenance(

@@ -146,3 +146,35 @@ def test_cli_names_the_problem(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "neurodict lfpdict: error:" in err and "unit 'u1' has region 'VTA'" in err
     assert not Path(tmp_path / "lfp_dict.npz").exists()
+
+
+def with_multi_unit(sorting_dir: Path) -> Path:
+    """The sorting of `write_inputs` with u1 flagged multi-unit, as the sorter flags them."""
+    import spikeinterface as si
+
+    sorting = si.load(sorting_dir)
+    sorting.set_property("multi_unit", np.array([False, True, False]))
+    sorting.save(folder=sorting_dir.parent / "sorting_mua")
+    return sorting_dir.parent / "sorting_mua"
+
+
+def test_multi_units_are_left_out_by_default(tmp_path):
+    """lfpdict.units defaults to single: the multi-unit u1 is in no output."""
+    sorting, lfp = write_inputs(tmp_path)
+    write_dictionaries(with_multi_unit(sorting), lfp, tmp_path / "out", PARAMS)
+    d = np.load(tmp_path / "out" / "lfp_dict.npz")
+    assert list(d["unit_ids"]) == ["u0", "u2"] and d["filters"].shape[0] == 2
+    assert {r["unit"] for r in read_tsv(tmp_path / "out" / "lfp_bands.tsv")} == {"u0", "u2"}
+
+
+def test_units_all_keeps_multi_units_and_single_records_the_excluded(tmp_path):
+    sorting, lfp = write_inputs(tmp_path)
+    mua = with_multi_unit(sorting)
+    write_dictionaries(mua, lfp, tmp_path / "single", PARAMS)
+    d = np.load(tmp_path / "single" / "lfp_dict.npz")
+    assert list(d["excluded_unit_ids"]) == ["u1"]
+    assert list(d["excluded_reasons"]) == ["multi_unit"]
+    write_dictionaries(mua, lfp, tmp_path / "all", PARAMS | {"units": "all"})
+    d = np.load(tmp_path / "all" / "lfp_dict.npz")
+    assert list(d["unit_ids"]) == ["u0", "u1", "u2"]
+    assert list(d["excluded_unit_ids"]) == []

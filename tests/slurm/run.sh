@@ -131,7 +131,7 @@ sessions:
   s2: $WORK/data/s2/session.yaml
 results_dir: results
 lfpdict: {lambda_fractions: [0.1, 0.01], ridge_alphas: [0.01, 1.0], n_folds: 3, n_outer: 3,
-          n_inner: 50}
+          n_inner: 50, n_null: 3}
 clusters: {n_boot: 5, n_perm: 50}
 EOF
 # The site profile a lab would keep in ~/.config/snakemake/: here no accounts and no accounting
