@@ -8,9 +8,10 @@ PCA (the components explaining ``variance_kept`` of the variance, reported) and 
 variational Dirichlet-process Gaussian mixture, which infers the number of clusters.
 
 Stability: the adjusted Rand index (ARI) between clusterings of signatures fitted on the two
-halves of the recording, and between the full clustering and refits on bootstrap resamples of
-units. Information beyond home region: a permutation test that shuffles cluster labels within
-each home region and asks how often the shuffled labels explain as much signature variance.
+halves of the recording (:mod:`neurodict.clusters.stability`), and between the full clustering
+and refits on bootstrap resamples of units. Structure beyond home region: a rotation test on the
+signatures' deviations from their region's mean direction, with the split refitted on every
+null draw (:mod:`neurodict.clusters.beyond`), calibrated in ``benchmarks/statistics.py``.
 
 References
 ----------
@@ -26,6 +27,7 @@ from sklearn.decomposition import PCA
 from sklearn.metrics import adjusted_rand_score
 from sklearn.mixture import BayesianGaussianMixture
 
+from neurodict.clusters.beyond import BeyondRegion, beyond_region_test
 from neurodict.common.errors import InputError
 from neurodict.lfpdict.atoms import band_power
 
@@ -117,35 +119,6 @@ def bootstrap_ari(
     return np.array(out)
 
 
-def explained_variance(sig: np.ndarray, labels: np.ndarray) -> float:
-    """Share of the signatures' total variance explained by the group means of `labels`."""
-    total = ((sig - sig.mean(axis=0)) ** 2).sum()
-    within = sum(
-        ((sig[labels == g] - sig[labels == g].mean(axis=0)) ** 2).sum() for g in np.unique(labels)
-    )
-    return float(1 - within / total) if total > 0 else 0.0
-
-
-def permutation_beyond_region(
-    sig: np.ndarray, labels: np.ndarray, home: np.ndarray, n_perm: int = 500, seed: int = 0
-) -> float:
-    """P-value that clusters explain no more signature variance than home region composition.
-
-    Null: cluster labels shuffled within each home region (each region keeps its mix of
-    cluster sizes, any link between cluster and signature beyond region is broken).
-    """
-    rng = np.random.default_rng(seed)
-    observed = explained_variance(sig, labels)
-    count = 0
-    for _ in range(n_perm):
-        shuffled = labels.copy()
-        for region in np.unique(home):
-            idx = np.flatnonzero(home == region)
-            shuffled[idx] = labels[rng.permutation(idx)]
-        count += explained_variance(sig, shuffled) >= observed - 1e-12
-    return (count + 1) / (n_perm + 1)
-
-
 def summary_rows(
     sig: np.ndarray, labels: np.ndarray, home: np.ndarray, regions: list[str], bands: list[str]
 ) -> list[dict]:
@@ -178,7 +151,8 @@ class UnitClusters:
         The clustering of the linked units.
     active : ndarray of bool, shape (n_units,)
     bootstrap_ari : ndarray
-    p_beyond_region : float
+    beyond : BeyondRegion
+        The test of structure beyond home region on the linked units.
     """
 
     labels: np.ndarray
@@ -186,7 +160,12 @@ class UnitClusters:
     fit: Clustering
     active: np.ndarray
     bootstrap_ari: np.ndarray
-    p_beyond_region: float
+    beyond: BeyondRegion
+
+    @property
+    def p_beyond_region(self) -> float:
+        """p-value of the test of structure beyond home region (nan when untestable)."""
+        return self.beyond.p_value
 
 
 def cluster_kwargs(params: dict) -> dict:
@@ -195,7 +174,9 @@ def cluster_kwargs(params: dict) -> dict:
 
 
 def cluster_units(sig: np.ndarray, home: np.ndarray, params: dict, source: str) -> UnitClusters:
-    """Cluster the linked units, then the bootstrap and beyond-region tests.
+    """Cluster the linked units, then the bootstrap and the beyond-home-region test.
+
+    ``params["n_perm"]`` is the number of null draws (random rotations) of that test.
 
     Raises
     ------
@@ -216,7 +197,7 @@ def cluster_units(sig: np.ndarray, home: np.ndarray, params: dict, source: str) 
     boot = bootstrap_ari(
         sig[active], fit.labels, n_boot=params["n_boot"], seed=params["seed"], **kw
     )
-    p_value = permutation_beyond_region(
-        sig[active], fit.labels, home[active], n_perm=params["n_perm"], seed=params["seed"]
+    beyond = beyond_region_test(
+        sig[active], np.asarray(home)[active], n_rotations=params["n_perm"], seed=params["seed"]
     )
-    return UnitClusters(labels, probability, fit, active, boot, p_value)
+    return UnitClusters(labels, probability, fit, active, boot, beyond)

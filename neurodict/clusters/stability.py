@@ -1,32 +1,108 @@
-"""Stability of the unit clusters across the two halves of a recording."""
+"""Stability of the unit clusters across the two halves of a recording, without leakage.
+
+Each half is fitted on its own, as if it were the whole recording: a fresh
+:class:`~neurodict.lfpdict.estimator.SpikeLFPDictionary` with the session's ``lfpdict``
+settings, started from the initial wavelet atoms, choosing its own penalty by its own
+cross-validation within the half, on that half's spikes and LFP only. Nothing learned on the
+other half (atoms, penalty, coefficients) enters. Each half's filters give signatures, the
+signatures are clustered with the session's ``clusters`` settings, and the adjusted Rand index
+compares the two clusterings on the units linked in both halves.
+
+Each half has one coefficient window (the session's behavioural windows, if any, are not split
+across halves) and the filters span the same lags as the full fit.
+"""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
+from sklearn.metrics import adjusted_rand_score
 
-from neurodict.backend import CPU
 from neurodict.clusters import mixture as cl
-from neurodict.lfpdict import model
-from neurodict.lfpdict.inputs import lag_bins
-from neurodict.lfpdict.stats import segment_stats
+from neurodict.common.errors import InputError
+from neurodict.lfpdict.estimator import SpikeLFPDictionary
+
+# Constructor arguments that a half sets itself rather than from the ``lfpdict`` settings.
+_OWN = {"fs_hz", "windows_s", "random_state", "progress"}
 
 
-def half_split_ari(spike_bins, y, fs, d, active, dict_params, seed, cluster_kw) -> float:
-    """ARI between the clusterings of dictionaries refitted on each half of the recording."""
-    lm, lp = lag_bins(dict_params, fs)
-    T = y.shape[1]
-    labels = []
-    for a, b in ((0, T // 2), (T // 2, T)):
-        st = segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64")
-        D, B, _, _ = model.learn(
-            CPU,
-            [st],
-            d["atoms"].astype("float64"),
-            d["lam"],
-            float(dict_params["alpha"]),
-            n_outer=dict_params["n_outer"],
-            n_inner=dict_params["n_inner"],
-        )
-        sig, _ = cl.signatures(model.filters_from(np, B[0], D), fs)
-        labels.append(cl.cluster(sig[active], seed=seed, **cluster_kw).labels)
-    return float(cl.adjusted_rand_score(*labels))
+def estimator_params(dict_params: dict) -> dict:
+    """The ``lfpdict`` settings that SpikeLFPDictionary's constructor takes (one window)."""
+    accepted = set(inspect.signature(SpikeLFPDictionary).parameters) - _OWN
+    return {k: v for k, v in dict_params.items() if k in accepted}
+
+
+def half_bounds(n_bins: int) -> list[tuple[int, int]]:
+    """The two halves ``[a, b)`` of a recording of `n_bins` bins."""
+    return [(0, n_bins // 2), (n_bins // 2, n_bins)]
+
+
+def fit_half(
+    spike_bins: list[np.ndarray],
+    y: np.ndarray,
+    fs: float,
+    unit_regions,
+    target_regions,
+    dict_params: dict,
+    bounds: tuple[int, int],
+) -> np.ndarray:
+    """Filters (n_units, n_regions, n_lags) fitted on the bins ``[a, b)`` of the recording alone.
+
+    Only ``y[:, a:b]`` and the spikes in ``[a, b)`` (re-timed from ``a``) reach the fit.
+    """
+    a, b = bounds
+    spikes = [np.asarray(s)[(s >= a) & (s < b)] - a for s in spike_bins]
+    est = SpikeLFPDictionary(
+        fs, **estimator_params(dict_params), random_state=int(dict_params.get("seed", 0))
+    )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        est.fit(spikes, np.ascontiguousarray(y[:, a:b]), unit_regions, target_regions)
+    return est.filters_
+
+
+def half_split_ari(
+    spike_bins: list[np.ndarray],
+    y: np.ndarray,
+    fs: float,
+    unit_regions,
+    target_regions,
+    dict_params: dict,
+    seed: int,
+    cluster_kw: dict,
+) -> float:
+    """ARI between the clusterings of dictionaries fitted on each half of the recording alone.
+
+    Parameters
+    ----------
+    spike_bins : list of ndarray of int
+        Per unit, the LFP bin of each spike.
+    y : ndarray of shape (n_regions, n_bins)
+    fs : float
+    unit_regions, target_regions : sequences of str
+        Home region of each unit; region of each LFP row.
+    dict_params : dict
+        The ``lfpdict`` settings.
+    seed : int
+        Seed of the clusterings.
+    cluster_kw : dict
+        :func:`neurodict.clusters.mixture.cluster_kwargs` of the ``clusters`` settings.
+
+    Returns
+    -------
+    float
+        nan when fewer than 3 units are linked in both halves, or when a half is too short for
+        the cross-validation folds.
+    """
+    sigs = []
+    for bounds in half_bounds(y.shape[1]):
+        try:
+            filters = fit_half(spike_bins, y, fs, unit_regions, target_regions, dict_params, bounds)
+        except InputError:
+            return float("nan")
+        sigs.append(cl.signatures(filters, fs)[0])
+    both = np.all([np.linalg.norm(s, axis=1) > 0 for s in sigs], axis=0)
+    if both.sum() < 3:
+        return float("nan")
+    labels = [cl.cluster(s[both], seed=seed, **cluster_kw).labels for s in sigs]
+    return float(adjusted_rand_score(*labels))

@@ -75,7 +75,14 @@ def write_clusters(
     sig, bands = cl.signatures(d["filters"], fs)
     units = cl.cluster_units(sig, unit_regions, params, str(dict_npz))
     ari_halves = half_split_ari(
-        spike_bins, y, fs, d, units.active, dict_params, params["seed"], cl.cluster_kwargs(params)
+        spike_bins,
+        y,
+        fs,
+        unit_regions,
+        target_regions,
+        dict_params,
+        params["seed"],
+        cl.cluster_kwargs(params),
     )
     figures = cluster_figures(units, ari_halves, params["stability_ari"])
     write_tsv(
@@ -127,8 +134,17 @@ def write_clusters(
 
 
 def cluster_figures(units: cl.UnitClusters, ari_halves: float, stability_ari: float) -> dict:
-    """The session's cluster figures: count, PCA, stability (halves and bootstrap), p-value."""
+    """The session's cluster figures: count, PCA, stability (halves and bootstrap), p-value.
+
+    ``ari_halves``: each half of the recording fitted alone (nan when a half is too short or
+    fewer than 3 units are linked in both). ``p_beyond_region``: the rotation test of structure
+    beyond home region (:mod:`neurodict.clusters.beyond`), named in ``beyond_test``, with its
+    statistic (share of the region-centred variance explained by the best split in two) and the
+    95th percentile of that statistic over the null draws.
+    """
     boot = units.bootstrap_ari
+    beyond = units.beyond
+    null_95 = float(np.quantile(beyond.null, 0.95)) if beyond.null.size else float("nan")
     return {
         "n_clusters": int(np.unique(units.fit.labels).size),
         "pca_components": units.fit.n_components,
@@ -136,5 +152,8 @@ def cluster_figures(units: cl.UnitClusters, ari_halves: float, stability_ari: fl
         "ari_halves": round(ari_halves, 4),
         "ari_bootstrap_median": round(float(np.median(boot)), 4),
         "p_beyond_region": round(units.p_beyond_region, 4),
+        "beyond_test": beyond.test,
+        "beyond_statistic": round(beyond.statistic, 4),
+        "beyond_null_95": round(null_95, 4),
         "stable": bool(ari_halves >= stability_ari and np.median(boot) >= stability_ari),
     }

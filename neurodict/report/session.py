@@ -371,7 +371,7 @@ def clusters_section(results: Path) -> dict:
                 f"variance). Stability: ARI between recording halves "
                 f"{s['ari_halves']}, median bootstrap ARI "
                 f"{s['ari_bootstrap_median']}: {verdict}. Information beyond "
-                f"home region: permutation p = {s['p_beyond_region']}.",
+                f"home region: rotation test p = {s['p_beyond_region']}.",
             },
             {
                 "kind": "table",

@@ -180,7 +180,7 @@ def summary_sections(
                     f"{', '.join(common)}: {figures_row['n_clusters']} "
                     f"clusters, median bootstrap ARI "
                     f"{figures_row['ari_bootstrap_median']} ({stable}), "
-                    f"permutation p = {figures_row['p_beyond_region']}.",
+                    f"rotation test p = {figures_row['p_beyond_region']}.",
                 },
                 {
                     "kind": "table",

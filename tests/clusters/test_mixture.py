@@ -8,6 +8,8 @@ import spikeinterface.core as sc
 from sklearn.metrics import adjusted_rand_score
 
 from neurodict.clusters import mixture as cl
+from neurodict.clusters.beyond import beyond_region_test
+from neurodict.clusters.stability import fit_half, half_bounds, half_split_ari
 from neurodict.clusters.step import write_clusters
 from neurodict.common.files import read_tsv
 from neurodict.config import apply_defaults, load_schema
@@ -61,8 +63,12 @@ def test_planted_clusters_recovered_from_learned_dictionaries():
     assert np.all(fit.probability > 0.5)
     boot = cl.bootstrap_ari(sig, fit.labels, n_boot=10)
     assert np.median(boot) >= 0.8
-    # families are spread across home regions: clusters carry information beyond region
-    assert cl.permutation_beyond_region(sig, fit.labels, np.array(home), n_perm=200) < 0.05
+    # families are spread across home regions: structure beyond region
+    assert beyond_region_test(sig, np.array(home), n_rotations=199).p_value < 0.05
+    # each half of the recording fitted alone finds the same clusters
+    kw = cl.cluster_kwargs(DEFAULTS["clusters"])
+    dict_params = DEFAULTS["lfpdict"] | FAST
+    assert half_split_ari(spikes, y, 1000.0, home, regions, dict_params, 0, kw) >= 0.8
 
 
 def test_no_structure_gives_one_cluster_or_unstable():
@@ -76,11 +82,14 @@ def test_no_structure_gives_one_cluster_or_unstable():
 
 
 def test_clusters_equal_to_regions_carry_nothing_beyond_region():
+    # three regions, each its own signature direction plus noise: the clusters are the regions
     rng = np.random.default_rng(2)
     home = np.repeat(["A", "B", "C"], 10)
-    labels = np.repeat([0, 1, 2], 10)
-    sig = rng.standard_normal((30, 6)) + labels[:, None]
-    assert cl.permutation_beyond_region(sig, labels, home, n_perm=100) == 1.0
+    sig = np.abs(np.repeat(np.eye(3, 6) * 3, 10, axis=0) + 0.3 * rng.standard_normal((30, 6)))
+    sig /= np.linalg.norm(sig, axis=1, keepdims=True)
+    units = cl.cluster_units(sig, home, DEFAULTS["clusters"] | {"n_perm": 199}, "test")
+    assert adjusted_rand_score(home, units.labels) > 0.9
+    assert units.p_beyond_region == units.beyond.p_value > 0.05
 
 
 def test_signature_is_gain_invariant_and_zero_for_silent_units():
@@ -116,8 +125,12 @@ def test_step_outputs_and_importance_of_a_strong_unit(tmp_path):
         "ari_halves",
         "ari_bootstrap_median",
         "p_beyond_region",
+        "beyond_test",
+        "beyond_statistic",
+        "beyond_null_95",
         "stable",
     }
+    assert 0 < figures["p_beyond_region"] <= 1 and figures["beyond_test"] == "rotation_2means"
     rows = read_tsv(tmp_path / "clusters.tsv")
     assert [r["unit_id"] for r in rows] == [f"u{n}" for n in range(12)]
     summary = read_tsv(tmp_path / "clusters_summary.tsv")
@@ -144,3 +157,21 @@ def test_too_few_linked_units_is_an_error(tmp_path):
         write_clusters(
             sorting, lfp, tmp_path / "lfp_dict.npz", tmp_path, DEFAULTS["clusters"], dict_params
         )
+
+
+def test_each_half_is_fitted_without_the_other(tmp_path):
+    """By construction: the other half poisoned (NaN LFP, extra spikes) changes nothing."""
+    spikes, y, F, family, home, regions = planted(seed=6, N=9, T=120_000)
+    dict_params = DEFAULTS["lfpdict"] | FAST
+    rng = np.random.default_rng(0)
+    for k, (a, b) in enumerate(half_bounds(y.shape[1])):
+        poisoned = y.copy()
+        poisoned[:, :a] = np.nan
+        poisoned[:, b:] = np.nan
+        outside = rng.integers(0, y.shape[1] - (b - a), (len(spikes), 100))
+        outside = np.where(outside < a, outside, outside + (b - a))
+        extra = [np.unique(np.concatenate([s, o])) for s, o in zip(spikes, outside, strict=True)]
+        clean = fit_half(spikes, y, 1000.0, home, regions, dict_params, (a, b))
+        dirty = fit_half(extra, poisoned, 1000.0, home, regions, dict_params, (a, b))
+        assert np.isfinite(dirty).all() and np.abs(clean).max() > 0, k
+        np.testing.assert_array_equal(dirty, clean)
