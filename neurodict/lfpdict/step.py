@@ -15,7 +15,7 @@ from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary
 from neurodict.lfpdict.inputs import dictionary_windows, load_lfpdict_inputs
 from neurodict.lfpdict.scoring import heldout_scores
 
-ROUNDED = ("r2_heldout", "r2_se", "null_mean", "null_p95")
+ROUNDED = ("r2_heldout", "r2_se", "null_mean", "null_p95", "p_value")
 
 
 def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPDictionary:
