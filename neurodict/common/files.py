@@ -118,10 +118,12 @@ def write_json(path: str | Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
-def write_tsv(path: str | Path, rows: list[dict]) -> None:
-    """Write dict rows as a tab-separated table with a header, atomically."""
+def write_tsv(path: str | Path, rows: list[dict], columns: list[str] | None = None) -> None:
+    """Write dict rows as a tab-separated table with a header, atomically.
+
+    `columns` (default: the first row's keys) keeps the header of a table with no rows."""
     with atomic_path(path) as tmp:
-        pd.DataFrame.from_records(rows).to_csv(tmp, sep="\t", index=False)
+        pd.DataFrame.from_records(rows, columns=columns).to_csv(tmp, sep="\t", index=False)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

@@ -121,7 +121,7 @@ def sort_recording_group(
             samples.size,
             MIN_LEARN_SPIKES,
         )
-        result = _one_unit(x, samples, fs, duration_s, params)
+        result = one_unit(x, samples, fs, duration_s, params)
     else:
         nb = neighbourhoods(
             rec.get_channel_locations(),
@@ -260,7 +260,7 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
     return t[keep], u[keep].astype(np.int64)
 
 
-def _one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
+def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
     """All of a tiny group's spikes as one multi-unit (none when there are no spikes)."""
     n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)

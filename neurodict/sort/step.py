@@ -24,20 +24,17 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import spikeinterface as si
 import spikeinterface.core as sc
 
 from neurodict.common.analyzer import QUALITY_METRICS, analyze_units, quality_metrics
-from neurodict.common.files import atomic_path, write_json
+from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.layout import group_recording, session_info
 from neurodict.common.provenance import provenance
 from neurodict.detect.step import group_peaks
-from neurodict.sort.assign import GroupSorting
 from neurodict.sort.combine import combine_groups, presence, refractory_violations
-from neurodict.sort.learn import epochs_of
 from neurodict.sort.params import SortParams
-from neurodict.sort.run import GroupResult, sort_recording_group
+from neurodict.sort.run import GroupResult, one_unit, sort_recording_group
 from neurodict.sort.snippets import window_samples
 
 log = logging.getLogger(__name__)
@@ -114,12 +111,12 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
             "no units in any group (no spikes were detected): empty units.tsv and metrics.tsv"
         )
         metrics = {name: np.zeros(0) for name in QUALITY_METRICS}
-    _write_table(
+    write_tsv(
         results / "units.tsv",
         _unit_rows(sorting, table, parts, metrics, params, rec.get_total_duration()),
         UNIT_COLUMNS,
     )
-    _write_table(
+    write_tsv(
         results / "metrics.tsv",
         [
             {"unit": u} | {k: _num(v[i]) for k, v in metrics.items()}
@@ -138,37 +135,16 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
 def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> GroupResult:
     """The result of a group without good channels: no spikes, no units, no model."""
     T = sum(window_samples(fs_hz, params.ms_before, params.ms_after))
-    E = epochs_of(np.zeros(0, np.int64), fs_hz, duration_s, params.epoch_s)[1]
-    empty = GroupSorting(
-        labels=np.zeros(0, np.int64),
-        probability=np.zeros((0, 0), np.float32),
-        multi_unit=np.zeros(0, bool),
-        presence=np.zeros((0, E), np.int64),
-        templates=np.zeros((0, E, 0, T), np.float32),
-        dictionary=np.zeros((T, 0), np.float32),
-        features=np.zeros((0, 0), np.float32),
-        feature_labels=np.zeros(0, np.int64),
-        feature_centres=np.zeros(0, np.int64),
-        centres=np.zeros(0, np.int64),
-        cluster_units=np.zeros((0, 0), np.int64),
-        trace=np.zeros(0),
-        n_atoms=np.zeros(0, np.int64),
-    )
+    empty = np.zeros(0, np.int64)
     return GroupResult(
-        samples=np.zeros(0, np.int64),
+        samples=empty,
         amplitudes_uv=np.zeros(0, np.float32),
-        sorting=empty,
+        sorting=one_unit(np.zeros((0, 0, T), np.float32), empty, fs_hz, duration_s, params),
         unwhiten=np.eye(T),
         noise_levels_uv=np.zeros(0),
         channel_ids=np.zeros(0, str),
         fs_hz=fs_hz,
     )
-
-
-def _write_table(path: Path, rows: list[dict], columns: list[str]) -> None:
-    """A TSV table with its header even when it has no rows (as ``write_tsv`` otherwise)."""
-    with atomic_path(path) as tmp:
-        pd.DataFrame.from_records(rows, columns=columns).to_csv(tmp, sep="\t", index=False)
 
 
 def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dict) -> None:
