@@ -2,7 +2,8 @@
 
 Contents: the electrodes (group, region, position, channel name, bad), the units (spike times,
 mean waveform on the main channel, quality metrics, region, posterior summary when the sorter
-gave per-spike probabilities), the region LFPs (processing module ``ecephys``) and the
+gave per-spike probabilities, and for the sorter's own units its model's posterior presence
+and drift per epoch), the region LFPs (processing module ``ecephys``) and the
 workflow's tables (processing module ``neurodict``: dictionaries, scores, clusters, phase,
 importance, detection).
 """
@@ -131,8 +132,17 @@ def _electrodes(nwb, info: dict, rec) -> dict:
     return {str(c): i for i, c in enumerate(rec.channel_ids)}
 
 
-def _units(nwb, sorting, analyzer, electrode_of: dict, columns: dict[str, np.ndarray]) -> None:
-    """Add each unit: spike times (s), main-channel mean waveform, `columns` (one per unit)."""
+def _units(
+    nwb,
+    sorting,
+    analyzer,
+    electrode_of: dict,
+    columns: dict[str, np.ndarray],
+    descriptions: dict[str, str] | None = None,
+) -> None:
+    """Add each unit: spike times (s), main-channel mean waveform, `columns` (one value per
+    unit, or one row of a 2-D array: a vector per unit) described by `descriptions` where given.
+    """
     from pynwb.misc import Units
 
     templates, channels = main_channel_templates(analyzer)
@@ -147,10 +157,13 @@ def _units(nwb, sorting, analyzer, electrode_of: dict, columns: dict[str, np.nda
     )
     nwb.add_unit_column(name="unit_name", description="Unit id in the sorting.")
     nwb.add_unit_column(name="region", description="The unit's home region.")
+    descriptions = descriptions or {}
     for name in columns:
         nwb.add_unit_column(
             name=name,
-            description=f"Quality metric or summary '{name}' (spikeinterface / neurodict).",
+            description=descriptions.get(
+                name, f"Quality metric or summary '{name}' (spikeinterface / neurodict)."
+            ),
         )
     regions = (
         sorting.get_property("region")
@@ -164,8 +177,14 @@ def _units(nwb, sorting, analyzer, electrode_of: dict, columns: dict[str, np.nda
             waveform_mean=templates[i],
             unit_name=str(unit),
             region=str(regions[i]),
-            **{name: float(values[i]) for name, values in columns.items()},
+            **{name: _cell(values[i]) for name, values in columns.items()},
         )
+
+
+def _cell(value):
+    """A unit's value of a column: a float, or a float vector for a vector column."""
+    value = np.asarray(value, dtype=float)
+    return float(value) if value.ndim == 0 else value
 
 
 def _region_lfp(nwb, region_lfp) -> None:
@@ -196,6 +215,7 @@ def write_session_nwb(
     analyzer,
     region_lfp,
     unit_columns: dict[str, np.ndarray],
+    unit_descriptions: dict[str, str] | None = None,
 ) -> Path:
     """Write ``session.nwb`` atomically.
 
@@ -216,7 +236,10 @@ def write_session_nwb(
     region_lfp : BaseRecording
         One channel per region (channel property region).
     unit_columns : dict
-        Name -> ndarray of shape (n_units,): quality metrics and posterior summary.
+        Name -> ndarray of shape (n_units,), quality metrics and posterior summary, or of
+        shape (n_units, n), a vector per unit (the sorter's model per epoch).
+    unit_descriptions : dict, optional
+        Name -> description of a column of `unit_columns` (default: a generic one).
     """
     from pynwb import NWBHDF5IO, NWBFile
 
@@ -233,7 +256,7 @@ def write_session_nwb(
         notes="session_start_time is the raw file's modification time.",
     )
     electrode_of = _electrodes(nwb, info, rec)
-    _units(nwb, sorting, analyzer, electrode_of, unit_columns)
+    _units(nwb, sorting, analyzer, electrode_of, unit_columns, unit_descriptions)
     _region_lfp(nwb, region_lfp)
     module = nwb.create_processing_module(
         name="neurodict",

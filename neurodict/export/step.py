@@ -15,6 +15,7 @@ from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
 from neurodict.export.nwb import write_session_nwb
 from neurodict.export.posteriors import posterior_summary
+from neurodict.sort.unit_model import descriptions, unit_model
 
 
 @contextlib.contextmanager
@@ -59,6 +60,18 @@ def write_phy(analyzer, folder: str | Path, n_jobs: int = 1) -> Path:
     return Path(folder)
 
 
+def sorter_model(results: Path, info: dict, sorting_dir: str | Path, n_units: int) -> dict:
+    """:func:`neurodict.sort.unit_model.unit_model` where the sorting exported is the sorter's
+    own (``<results>/sorting``, with ``sorter.npz`` and ``spikes.npz`` beside it); else {}."""
+    if Path(sorting_dir).resolve() != (results / "sorting").resolve() or not all(
+        (results / f).exists() for f in ("sorter.npz", "spikes.npz")
+    ):
+        return {}
+    groups = [g["name"] for g in info["groups"]]
+    model = unit_model(results / "sorter.npz", results / "spikes.npz", groups, n_units)
+    return model if model["presence"].size else {}  # no units, or no epochs
+
+
 def run(
     results: str | Path,
     sorting_dir: str | Path | None = None,
@@ -80,6 +93,10 @@ def run(
         The sorter's ``spikes.npz`` with per-spike posterior probabilities
         (:func:`neurodict.export.posteriors.posterior_summary`); adds ``posterior_mean`` and
         ``posterior_p05`` to the units.
+
+        Where the sorting is the sorter's own (``<results>/sorting``), the units also get its
+        model's ``presence``, ``drift_peak_uv`` and ``drift_peak_sd_uv`` per epoch
+        (:func:`neurodict.sort.unit_model.unit_model`, from ``sorter.npz`` and ``spikes.npz``).
     n_jobs : int, default: 1
         Worker processes of spikeinterface.
 
@@ -95,7 +112,8 @@ def run(
     posteriors = {} if probabilities is None else posterior_summary(sorting, probabilities)
     info = session_info(results)
     analyzer = analyze_units(sorting, si.load(results / "spikeband"), n_jobs=n_jobs)
-    columns = quality_metrics(analyzer) | posteriors
+    model = sorter_model(results, info, sorting_dir, len(sorting.unit_ids))
+    columns = quality_metrics(analyzer) | posteriors | model
     write_session_nwb(
         results / "session.nwb",
         info,
@@ -105,6 +123,7 @@ def run(
         analyzer,
         si.load(results / "region_lfp"),
         columns,
+        descriptions(info["params"]["sorting"]["epoch_s"]) if model else None,
     )
     write_phy(analyzer, results / "phy", n_jobs=n_jobs)
     figures = {

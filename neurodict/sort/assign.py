@@ -1,11 +1,20 @@
-"""Every spike of a group assigned by its posterior predictive under the refractory mask.
+"""Every spike of a group labelled by the model's posterior, and the posterior's summaries.
 
-:func:`sort_group` learns (:mod:`neurodict.sort.learn`) then assigns; :func:`relabel` follows
-the units a matching pass gave. Batches of ``BATCH_SPIKES`` bound the memory.
+:func:`sort_group` learns (:mod:`neurodict.sort.learn`) then assigns. A spike's label is its
+marginal posterior mode over the kept samples (the posterior probabilities averaged over them),
+under the refractory constraint: spikes are labelled in colour classes
+(:mod:`neurodict.sort.kernels`), and a spike whose mode is taken by a neighbour closer than
+``Δ_ref`` gets its next most probable cluster. Batches of ``BATCH_SPIKES`` bound the memory.
+
+Units are the clusters with at least ``min_unit_spikes`` spikes (clusters of adjacent
+neighbourhoods that are one neuron joined by :func:`neurodict.sort.join.join_units`), then one
+multi-unit that pools the smaller clusters. No spike is dropped: each has a reason code
+(:data:`REASONS`).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 import numpy as np
@@ -13,26 +22,30 @@ import numpy as np
 from neurodict.sort import kernels
 from neurodict.sort.join import join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
-from neurodict.sort.merges import residual_spread
+from neurodict.sort.model import dictionary, epoch_weights
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 from neurodict.sort.params import SortParams
 
+log = logging.getLogger(__name__)
 BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
+#: Why a spike is where it is: in a single unit, in a multi-unit (a cluster under
+#: ``min_unit_spikes`` or a unit broader than ``max_unit_variance``), or in no unit (two
+#: clusters joined as one neuron both held it and a spike closer than ``Δ_ref``).
+REASONS = ("single_unit", "multi_unit", "refractory_conflict")
 
 
 @dataclass
 class GroupSorting:
-    """One group's result. ``labels`` index the units; -1 marks spikes no unit may take.
-
-    Units are the clusters with at least ``min_unit_spikes`` spikes, then (when there are any)
-    one multi-unit that pools the smaller clusters. A unit whose snippets vary about their mean
-    more than ``max_unit_variance`` per whitened coordinate is flagged multi-unit too."""
+    """One group's result. ``labels`` index the units; -1 marks spikes left in no unit."""
 
     labels: np.ndarray  # (n,) index into units, -1 unassigned
+    reason: np.ndarray  # (n,) int8 index into REASONS
     probability: np.ndarray  # (n, U) posterior assignment probabilities (rows sum to 1)
     multi_unit: np.ndarray  # (U,) bool
-    presence: np.ndarray  # (U, E) spike counts per epoch
-    templates: np.ndarray  # (U, E, M, T) mean waveform per epoch, noise units
+    counts: np.ndarray  # (U, E) spikes per epoch
+    presence: np.ndarray  # (U, E) posterior P(epoch weight > presence_weight)
+    templates: np.ndarray  # (U, E, M, T) mean snippet per epoch, noise units
+    drift: np.ndarray  # (S, U, E, M, T) kept posterior samples of each unit's mean waveform
     dictionary: np.ndarray  # (T, K_active) atoms in use (all neighbourhoods), mean gain
     features: np.ndarray  # (n_learn, M_c·K_active) learning features for plots; each
     #                             neighbourhood's own space, zero-padded to the widest
@@ -41,7 +54,7 @@ class GroupSorting:
     centres: np.ndarray  # (C,) centre channel (index in the group) of each neighbourhood
     cluster_units: np.ndarray  # (C, H) unit of each neighbourhood's model cluster, -1 none
     trace: np.ndarray  # (n_sweeps,) joint log-likelihood per sweep (all chains)
-    n_atoms: np.ndarray  # (n_sweeps,) atoms in use per sweep (all chains)
+    n_atoms: np.ndarray  # (n_sweeps + 1,) atoms in use at the start and after each sweep
 
 
 def sort_group(
@@ -76,31 +89,21 @@ def sort_group(
     return assign(model, x, samples, fs_hz, duration_s, params)
 
 
-def posteriors(
+def posterior_probabilities(
     chain: Chain, x: np.ndarray, epoch: np.ndarray, batch_spikes: int = BATCH_SPIKES
-) -> tuple[np.ndarray, np.ndarray]:
-    """Log posterior of each cluster under the point estimate (n, H), and the posterior
-    probabilities averaged over the kept samples (n, H), computed in batches of spikes."""
+) -> np.ndarray:
+    """Each spike's posterior cluster probabilities averaged over the kept samples (n, H),
+    in batches of spikes."""
     n, H = x.shape[0], chain.best.mu.shape[0]
-    logp, prob = np.empty((n, H)), np.zeros((n, H))
+    prob = np.zeros((n, H))
     for start in range(0, n, batch_spikes):
         sl = slice(start, start + batch_spikes)
         xb = x[sl].astype(np.float64)
-        logp[sl] = log_posterior(xb, epoch[sl], chain.best)
         for st in chain.kept:
             lp = log_posterior(xb, epoch[sl], st)
             p = np.exp(lp - lp.max(1, keepdims=True))
             prob[sl] += p / p.sum(1, keepdims=True)
-    return logp, prob / len(chain.kept)
-
-
-def _by_neighbourhood(model: Model, x: np.ndarray, epoch: np.ndarray):
-    """Per neighbourhood: its spikes' indices and their posterior (log point-estimate, mean
-    probabilities) under its chain, on its channels."""
-    centre = model.nb.of_spikes(x)
-    for c, chain in enumerate(model.chains):
-        idx = np.flatnonzero(centre == c)
-        yield c, idx, *posteriors(chain, x[idx][:, model.nb.channels[c]], epoch[idx])
+    return prob / len(chain.kept)
 
 
 def assign(
@@ -111,22 +114,23 @@ def assign(
     duration_s: float,
     params: SortParams,
 ) -> GroupSorting:
-    """Posterior predictive labels of every spike (refractory mask), probabilities, summaries.
-
-    Each spike is labelled by its neighbourhood's chain. Clusters with at least
-    ``min_unit_spikes`` spikes become units (clusters that are one neuron join,
-    :func:`join_units`), in cluster order; smaller ones pool into one
-    multi-unit (``cluster_units`` records the map). A joined unit keeps the refractory
-    guarantee: a spike closer than ``refractory_ms`` to the one before it is left unassigned.
-    """
+    """Posterior labels of every spike (refractory constraint), probabilities, summaries."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
-    clusters, probs = np.full(x.shape[0], -1), []
-    for c, idx, logp, prob in _by_neighbourhood(model, x, epoch):
+    centre = model.nb.of_spikes(x)
+    clusters = np.full(x.shape[0], -1)
+    probs = []
+    for c, chain in enumerate(model.chains):
+        idx = np.flatnonzero(centre == c)
+        prob = posterior_probabilities(chain, x[idx][:, model.nb.channels[c]], epoch[idx])
         lo, hi = kernels.refractory_neighbours(samples[idx], ref)
         local = kernels.masked_labels(
-            logp, kernels.colour_classes(samples[idx], ref), lo, hi, np.full(idx.size, -1, np.int64)
+            np.log(prob + 1e-300),
+            kernels.colour_classes(samples[idx], ref),
+            lo,
+            hi,
+            np.full(idx.size, -1, np.int64),
         )
         clusters[idx] = np.where(local >= 0, c * H + local, -1)
         probs.append((idx, prob))
@@ -134,78 +138,42 @@ def assign(
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
     cluster_units = np.full(C * H, -1)
-    cluster_units[used] = join_units(
-        x, samples, epoch, E, clusters, used, used // H, model.nb, ref, params
-    )
+    cluster_units[used] = join_units(x, epoch, E, clusters, used, used // H, model.nb, params)
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single
-    labels = _refractory(
-        np.where(clusters >= 0, cluster_units[np.maximum(clusters, 0)], -1), samples, ref, n_single
-    )
+    cluster_units = cluster_units.reshape(C, H)
     n_units = n_single + int(small.size > 0)
-    return _summary(
-        model,
-        x,
-        epoch,
-        labels,
-        probs,
-        cluster_units.reshape(C, H),
-        np.arange(n_units) >= n_single,
-        params,
-    )
+    probability = np.zeros((x.shape[0], n_units))
+    for c, (idx, prob) in enumerate(probs):
+        for h in np.flatnonzero(cluster_units[c] >= 0):
+            probability[idx, cluster_units[c, h]] += prob[:, h]
+    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
+    labels = np.where(clusters >= 0, cluster_units.ravel()[np.maximum(clusters, 0)], -1)
+    labels = _joined_conflicts(labels, samples, probability, ref, n_single)
+    return _summary(model, x, epoch, labels, probability, cluster_units, n_single, params)
 
 
-def relabel(
-    model: Model,
-    first: GroupSorting,
-    x: np.ndarray,
-    samples: np.ndarray,
-    units: np.ndarray,
-    fs_hz: float,
-    duration_s: float,
-    params: SortParams,
-) -> GroupSorting:
-    """`first`'s units given to new spikes (template matching), labels `units`, then joined
-    once more (:func:`join_units` on the single units: matching gives every unit its
-    overlapping spikes, which may show two pieces of a drifting neuron to be one); posterior
-    probabilities from the chains through ``first.cluster_units``; units multi-unit in `first`
-    stay so."""
-    ref = params.refractory_samples(fs_hz)
-    epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    single = np.flatnonzero(~first.multi_unit)
-    home = model.nb.of_spikes(first.templates.mean(axis=1))
-    joined = join_units(x, samples, epoch, E, units, single, home[single], model.nb, ref, params)
-    new = np.empty(first.multi_unit.size, np.int64)
-    new[single] = joined
-    new[first.multi_unit] = joined.max(initial=-1) + 1 + np.arange(first.multi_unit.sum())
-    n_single = int(joined.max(initial=-1)) + 1
-    labels = _refractory(
-        np.where(units >= 0, new[np.maximum(units, 0)], -1), samples, ref, n_single
-    )
-    cluster_units = np.where(first.cluster_units >= 0, new[np.maximum(first.cluster_units, 0)], -1)
-    probs = [(idx, prob) for _, idx, _, prob in _by_neighbourhood(model, x, epoch)]
-    return _summary(
-        model,
-        x,
-        epoch,
-        labels,
-        probs,
-        cluster_units,
-        np.arange(new.max(initial=-1) + 1) >= n_single,
-        params,
-    )
+def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> np.ndarray:
+    """`labels` with, of two spikes closer than ``Δ_ref`` in one unit (they came from two
+    joined clusters, each free of conflicts), the less probable one left in no unit."""
+    labels = labels.copy()
+    for k in range(n_single):
+        idx = np.flatnonzero(labels == k)
+        close = np.flatnonzero(np.diff(samples[idx]) < ref)
+        if close.size == 0:
+            continue
+        pair = np.c_[idx[close], idx[close + 1]]
+        worse = pair[np.arange(len(pair)), probability[pair, k].argmin(1)]
+        labels[worse] = -1
+        log.info(
+            "unit %d: %d spikes left in no unit (refractory conflict after a join)",
+            k,
+            np.unique(worse).size,
+        )
+    return labels
 
 
-def _refractory(labels: np.ndarray, samples: np.ndarray, ref: int, n_single: int) -> np.ndarray:
-    """`labels` with each spike of a single unit (``< n_single``) closer than ``Δ_ref`` to the
-    one kept before it set to -1 (joined units keep the refractory guarantee)."""
-    keep = kernels.refractory_free_units(samples, labels, np.arange(n_single), ref)
-    return np.where(keep, labels, -1)
-
-
-def _templates(
-    x: np.ndarray, epoch: np.ndarray, labels: np.ndarray, n_units: int, n_epochs: int
-) -> np.ndarray:
+def _templates(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
     """Mean snippet of each unit per epoch (U, E, M, T); the unit's overall mean in epochs
     where it has no spikes."""
     out = np.zeros((n_units, n_epochs) + x.shape[1:])
@@ -223,16 +191,57 @@ def _templates(
     return out
 
 
+def residual_spread(x: np.ndarray, means: np.ndarray) -> float:
+    """Median over spikes of the mean squared residual per whitened coordinate about the
+    spike's epoch mean (`means`, one row per snippet) scaled to its amplitude: about 1 for a
+    single unit in white noise, however it drifts and whatever its amplitude jitter; a mixture
+    of units or of overlapping spikes gives more."""
+    if len(x) < 2:
+        return np.inf
+    x, means = x.reshape(len(x), -1), means.reshape(len(x), -1)
+    scale = np.einsum("id,id->i", x, means) / np.maximum(np.einsum("id,id->i", means, means), 1e-12)
+    return float(np.median(((x - scale[:, None] * means) ** 2).mean(1)))
+
+
+def dhdp_posterior(
+    model: Model, cluster_units: np.ndarray, n_units: int, n_channels: int, presence_weight: float
+):
+    """Presence and drift of each unit from the kept samples of the chains.
+
+    Presence: the posterior probability that the unit's epoch weight ``w_{e,c}`` (summed over
+    the clusters that make it up) exceeds `presence_weight`. Drift: the posterior mean and SD
+    of ``D_m μ_{c,m,e}``, the model's mean waveform, of the unit's largest cluster on its
+    neighbourhood's channels (NaN on the group's other channels), one per kept sample.
+    Returns (U, E) and (S, U, E, M, T).
+    """
+    chains = model.chains
+    E, T = chains[0].n_epochs, chains[0].best.A.shape[0]
+    S = min(len(ch.kept) for ch in chains)
+    weight = np.zeros((S, n_units, E))
+    waves = np.full((S, n_units, E, n_channels, T), np.nan)
+    sizes = [np.bincount(ch.best.labels, minlength=cluster_units.shape[1]) for ch in chains]
+    largest = {}  # unit -> (size, chain, cluster)
+    for c, h in zip(*np.nonzero(cluster_units >= 0), strict=True):
+        u = cluster_units[c, h]
+        largest[u] = max(largest.get(u, (-1, 0, 0)), (sizes[c][h], c, h))
+    for c, chain in enumerate(chains):
+        for s, st in enumerate(chain.kept[-S:]):
+            w, _ = epoch_weights(st.omega, st.pis)  # (E, H)
+            for h in np.flatnonzero(cluster_units[c] >= 0):
+                weight[s, cluster_units[c, h]] += w[:, h]
+    for u, (_, c, h) in largest.items():
+        chans = model.nb.channels[c]
+        for s, st in enumerate(chains[c].kept[-S:]):
+            mu = st.mu[h][..., st.z]  # (M_c, E, Ka)
+            waves[s, u][:, chans] = np.einsum("mtk,mek->emt", dictionary(st), mu)
+    return (weight > presence_weight).mean(0), waves
+
+
 def _summary(
-    model: Model, x, epoch, labels, probs, cluster_units, pooled, params: SortParams
+    model: Model, x, epoch, labels, probability, cluster_units, n_single: int, params: SortParams
 ) -> GroupSorting:
-    n_units = pooled.size
+    n_units = probability.shape[1]
     E = model.chains[0].n_epochs
-    probability = np.zeros((x.shape[0], n_units))
-    for c, (idx, prob) in enumerate(probs):
-        for h in np.flatnonzero(cluster_units[c] >= 0):
-            probability[idx, cluster_units[c, h]] += prob[:, h]
-    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
     counts = np.zeros((n_units, E), np.int64)
     np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
     templates = _templates(x, epoch, labels, n_units, E)
@@ -241,6 +250,13 @@ def _summary(
     for k in range(n_units):
         idx, chans = np.flatnonzero(labels == k), model.nb.channels[home[k]]
         spread[k] = residual_spread(x[idx][:, chans], templates[k, epoch[idx]][:, chans])
+    multi_unit = (np.arange(n_units) >= n_single) | (spread > params.max_unit_variance)
+    reason = np.where(labels < 0, 2, multi_unit[np.maximum(labels, 0)].astype(int))
+    presence, drift = dhdp_posterior(
+        model, cluster_units, n_units, x.shape[1], params.presence_weight
+    )
+    for r, name in enumerate(REASONS):
+        log.info("%d spikes: %s", int(np.sum(reason == r)), name)
     atoms, features, centres = [], [], []
     for c, chain in enumerate(model.chains):
         best = chain.best
@@ -251,10 +267,13 @@ def _summary(
     width = max(f.shape[1] for f in features)
     return GroupSorting(
         labels=labels,
+        reason=reason.astype(np.int8),
         probability=probability.astype(np.float32),
-        multi_unit=pooled | (spread > params.max_unit_variance),
-        presence=counts,
+        multi_unit=multi_unit,
+        counts=counts,
+        presence=presence.astype(np.float32),
         templates=templates.astype(np.float32),
+        drift=drift.astype(np.float32),
         dictionary=np.concatenate(atoms, axis=1).astype(np.float32),
         features=np.concatenate(
             [np.pad(f, ((0, 0), (0, width - f.shape[1]))) for f in features]

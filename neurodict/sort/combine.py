@@ -8,13 +8,6 @@ import spikeinterface.core as sc
 from neurodict.sort.run import GroupResult
 
 
-def presence(counts: np.ndarray, min_spikes: int = 3, min_fraction: float = 0.1) -> np.ndarray:
-    """Epochs where a unit is present: at least `min_spikes` spikes and `min_fraction` of its
-    busiest epoch's count. `counts` (U, E) -> bool (U, E)."""
-    top = counts.max(axis=1, keepdims=True) if counts.size else counts
-    return (counts >= min_spikes) & (counts >= min_fraction * top)
-
-
 def refractory_violations(samples: np.ndarray, fs_hz: float, refractory_ms: float) -> int:
     """Inter-spike intervals of one unit shorter than `refractory_ms`."""
     return int(np.sum(np.diff(np.sort(samples)) < refractory_ms * fs_hz / 1000))

@@ -1,59 +1,84 @@
-"""The final join of clusters that are one neuron (adjacent neighbourhoods, drifting pieces)."""
+"""Joining clusters of adjacent neighbourhoods that are one neuron, by the model's evidence.
+
+A neuron between two centres, or one that drifts from one to the next, is found by both
+neighbourhoods' chains. Two clusters of adjacent neighbourhoods are compared on the channels of
+both: their snippets are projected on the leading principal axes of the pooled spikes, and the
+Bayes factor of "one cluster" against "two clusters" is computed with the sorter's own conjugate
+random-walk cluster model (:mod:`neurodict.sort.walk`: drift across epochs included) and the
+Dirichlet process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``). Pairs with a
+Bayes factor over 1 join, most favoured first; joins are transitive.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 from scipy.cluster.hierarchy import DisjointSet
+from scipy.special import gammaln
 
-from neurodict.sort.merges import dprime_if_mergeable
+from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
+N_AXES = 6  # principal axes of the pooled snippets the Bayes factor is computed on
+
+
+def log_bayes_factor(
+    xa: np.ndarray,
+    ea: np.ndarray,
+    xb: np.ndarray,
+    eb: np.ndarray,
+    n_epochs: int,
+    params: SortParams,
+) -> float:
+    """``log p(one cluster) / p(two clusters)`` of two sets of flattened whitened snippets
+    (epochs `ea`, `eb`)."""
+    f = np.r_[xa, xb]
+    centred = f - f.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    P = min(N_AXES, vt.shape[0])
+    s = (centred @ vt[:P].T)[:, None]  # (n, 1, P)
+    e = np.r_[ea, eb] if params.drift else np.zeros(f.shape[0], np.int64)
+    pr = params.priors
+    nu0 = P + pr.wishart_dof_extra
+    prior = walk.WalkPrior(
+        mu0=np.zeros(P),
+        kappa0=pr.within_cluster_var / (pr.mean_var_scale * float(s.var(0).mean()) + 1.0),
+        q=params.drift_sd**2,
+        nu0=nu0,
+        W0_inv=np.eye(P) * (nu0 - P - 1) * pr.within_cluster_var,
+        n_epochs=n_epochs if params.drift else 1,
+    )
+    n_a = xa.shape[0]
+
+    def marginal(sl):
+        return float(walk.log_marginal(prior, walk.Stats.of(s[sl], e[sl], prior.n_epochs))[0])
+
+    n = f.shape[0]
+    log_prior = gammaln(n) - np.log(pr.alpha) - gammaln(n_a) - gammaln(n - n_a)
+    return marginal(slice(None)) - marginal(slice(0, n_a)) - marginal(slice(n_a, None)) + log_prior
+
 
 def join_units(
-    x,
-    samples,
-    epoch,
-    n_epochs,
-    clusters,
-    used,
-    centre,
-    nb: Neighbourhoods,
-    ref: int,
-    params: SortParams,
+    x, epoch, n_epochs, clusters, used, centre, nb: Neighbourhoods, params: SortParams
 ) -> np.ndarray:
-    """The unit of each cluster in `used` (neighbourhood `centre`) once clusters that are one
-    neuron are joined.
-
-    The final merge, on every spike's label: a neuron between two centres, or one that
-    drifts from one to the next, is found by both neighbourhoods' models, and a drifting
-    neuron may leave two clusters of one model (pieces that no merge move met while learning
-    on the subsample). Two clusters of one neighbourhood or of adjacent ones join when they
-    pass the merge test (:func:`dprime_if_mergeable`) on the channels of both neighbourhoods
-    and their joint spike train has almost no refractory violations (at most 0.2 %: two
-    neurons firing independently at 10 Hz would give about 3 %). Least separated pairs first;
-    joins are transitive.
-    """
+    """The unit of each cluster in `used` (of neighbourhood `centre`), clusters of adjacent
+    neighbourhoods joined when the evidence favours one neuron (:func:`log_bayes_factor` on the
+    channels of both)."""
     units = DisjointSet(range(used.size))
     members = [np.flatnonzero(clusters == k) for k in used]
     scored = []
     for i in range(used.size):
         for j in range(i + 1, used.size):
             ci, cj = centre[i], centre[j]
-            if not nb.adjacent[ci, cj]:
+            if ci == cj or not nb.adjacent[ci, cj]:
                 continue
             chans = np.union1d(nb.channels[ci], nb.channels[cj])
             xa = x[members[i]][:, chans].reshape(members[i].size, -1)
             xb = x[members[j]][:, chans].reshape(members[j].size, -1)
-            d = dprime_if_mergeable(xa, epoch[members[i]], xb, epoch[members[j]], n_epochs, params)
-            if np.isfinite(d):
-                scored.append((d, i, j))
+            bf = log_bayes_factor(xa, epoch[members[i]], xb, epoch[members[j]], n_epochs, params)
+            if bf > 0:
+                scored.append((-bf, i, j))
     for _, i, j in sorted(scored):
-        if units.connected(i, j):
-            continue
-        joint = units.subset(i) | units.subset(j)
-        spikes = np.sort(np.concatenate([samples[members[k]] for k in joint]))
-        if np.sum(np.diff(spikes) < ref) <= 0.002 * spikes.size:
-            units.merge(i, j)
+        units.merge(i, j)
     roots = np.array([min(units.subset(i)) for i in range(used.size)])
     return np.unique(roots, return_inverse=True)[1]

@@ -1,8 +1,10 @@
 """Learning one group's model on a bounded subsample per epoch (MODELS.md section 1).
 
-The chain starts from SVD features and k-means, alternates Gibbs sweeps with merge moves
-(:mod:`neurodict.sort.merges`), then samples: the highest-likelihood sample is the point
-estimate and the last ``n_keep`` samples give each spike's posterior assignment probabilities.
+The chain starts from SVD features and k-means; burn-in sweeps carry split–merge moves
+(:mod:`neurodict.sort.splitmerge`), which change which cluster slot holds a unit and so are
+left out of the sweeps that are kept (the Gibbs sweeps alone keep the same posterior). The
+highest-likelihood sample is the point estimate and the last ``n_keep`` samples give each
+spike's posterior assignment probabilities, presence and drift.
 A wide group is learned per channel neighbourhood, one chain each, in parallel processes.
 """
 
@@ -16,7 +18,6 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from neurodict.sort import kernels
-from neurodict.sort.merges import merge_move
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
@@ -51,7 +52,7 @@ class Chain:
     n_epochs: int
     learn_size: int
     trace: np.ndarray  # joint log-likelihood per sweep
-    n_atoms: np.ndarray  # atoms in use per sweep
+    n_atoms: np.ndarray  # atoms in use at the start and after each sweep
 
 
 @dataclass
@@ -118,26 +119,38 @@ def _learn_chain(
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
     K = min(params.max_atoms, x.shape[2])
     sampler = Sampler(
-        data, K, params.max_clusters, params.drift, params.drift_sd, params.n_init_clusters, rng
+        data,
+        K,
+        params.max_clusters,
+        params.drift,
+        params.drift_sd,
+        params.n_init_clusters,
+        rng,
+        params.priors,
     )
-    trace, atoms = [], []
+    trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(
         total=params.n_burn + params.n_samples, desc="gibbs", disable=not progress, leave=False
     )
 
-    def sweep():
-        st = sampler.sweep()
+    def sweep(split_merge=0):
+        st = sampler.sweep(split_merge)
         trace.append(st.log_lik)
         atoms.append(int(st.z.sum()))
         bar.update()
         return st
 
-    for it in range(params.n_burn):
-        sweep()
-        if it % params.merge_every == params.merge_every - 1:
-            n = merge_move(sampler, data, params)
-            if n:
-                log.info("sweep %d: merged %d pairs of clusters", it + 1, n)
+    moves = {"split": 0, "merge": 0}
+    for _ in range(params.n_burn):
+        sweep(params.split_merge_proposals)
+        moves = {k: v + sampler.accepted[k] for k, v in moves.items()}
+    log.info(
+        "burn-in: %d splits and %d merges accepted; %d atoms and %d clusters in use",
+        moves["split"],
+        moves["merge"],
+        int(sampler.state.z.sum()),
+        np.unique(sampler.state.labels).size,
+    )
     best, kept = None, []
     for _ in range(params.n_samples):
         st = sweep()
@@ -157,6 +170,8 @@ def _data(x, samples, epoch, n_epochs, ref) -> Data:
         classes=kernels.colour_classes(samples, ref),
         lo=lo,
         hi=hi,
+        samples=samples,
+        refractory_samples=ref,
     )
 
 

@@ -7,17 +7,21 @@ level)::
     x_{i,m} = A diag(z ∘ w_m) s_{i,m} + e_{i,m},      e_{i,m} ~ N(0, diag(φ_m)^{-1})
     z_k ~ Bernoulli(π_k),  π_k ~ Beta(a/K, b(K-1)/K)
     A_{tk} ~ N(0, 1/α_{tk}),  w_{mk} ~ N_+(0, σ_w²)
-    s_{i,m} | c_i = c, epoch e ~ N(μ_{c,m,e}, Λ_{c,m}^{-1})
+    s_{i,m} | c_i = c, epoch e ~ N(μ_{c,m,e}, Λ_{c,m}^{-1}),   Λ_{c,m} ~ Wishart(ν_0, W_0)
 
 Cluster weights of epoch `e` come from the dHDP: ``G_e = Σ_{j≤e} v_{e,j} H_j`` with ``H_0 = G_1``,
 ``v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)`` (``ω_0 = 1``), every ``H_j`` a truncated ``DP(α, G_0)``
 over the same `H` global atoms (weights ``π_j ~ Dir(α β)``), ``β ~ Dir(γ/H)`` (weak limit).
 Cluster means drift across epochs as a Gaussian random walk ``μ_{c,m,e} = μ_{c,m,e-1} + η``,
-``η ~ N(0, σ_drift² I)``, or stay fixed when drift is off.
+or stay fixed when drift is off.
 
-Choices of ours (documented as MODELS.md asks): the Normal–Wishart prior is used in its
-semi-conjugate form (``μ_{c,m,1} ~ N(μ_0, V_0)`` independent of ``Λ``) so that the random walk
-stays conjugate; labels are drawn with the features integrated out (a blocked step for
+Choices of ours (documented as MODELS.md asks): the Normal–Wishart prior is conjugate and the
+walk's steps are in units of the cluster's spread, ``μ_{c,m,1} ~ N(μ_0, (κ_0 Λ)^{-1})``,
+``η ~ N(0, σ_drift² Λ^{-1})``, so a cluster's marginal likelihood is closed-form
+(:mod:`neurodict.sort.walk`) and clusters split and merge by Metropolis–Hastings moves on it
+(:mod:`neurodict.sort.splitmerge`); atom usage ``z_k`` is drawn with atom k's features
+integrated out (a blocked step for ``(z_k, s_{·,·,k})``), so an atom that explains no structure
+switches off; labels are drawn with the features integrated out (a blocked step for
 ``(c, s)``: ``c ~ p(c | x)``, then ``s ~ p(s | c, x)``), which depends only on the atoms in use
 and mixes far better; the auxiliary table counts for ``β`` are Antoniak draws.
 """
@@ -31,28 +35,8 @@ import scipy.linalg
 import scipy.stats
 from scipy.cluster.vq import kmeans2
 
-from neurodict.sort import kernels
-
-
-@dataclass(frozen=True)
-class Priors:
-    """Hyperparameters (noise units). Defaults are ours; see the module docstring."""
-
-    a: float = 1.0  # beta–Bernoulli: π_k ~ Beta(a/K, b(K-1)/K)
-    b: float = 1.0
-    ard_shape: float = 1e-3  # α_tk ~ Gamma(shape, rate)
-    ard_rate: float = 1e-3
-    noise_shape: float = 1000.0  # φ_mt ~ Gamma(shape, rate): mean 1 (whitened noise), tight
-    noise_rate: float = 1000.0
-    gain_sd: float = 1.0  # w_mk ~ N_+(0, gain_sd²)
-    gamma: float = 1.0  # global DP concentration
-    alpha: float = 1.0  # epoch DP concentration
-    innovation_a: float = 1.0  # ω ~ Beta(innovation_a, innovation_b)
-    innovation_b: float = 4.0
-    wishart_dof_extra: float = 2.0  # ν_0 = K + extra; E[Λ^{-1}] = within_cluster_var · I
-    within_cluster_var: float = 1.0
-    mean_var_scale: float = 4.0  # V_0 = scale · Var(features) per dimension
-    init_atom_var: float = 2.0  # atoms whose SVD variance exceeds this (noise: 1) start in use
+from neurodict.sort import kernels, splitmerge, walk
+from neurodict.sort.params import Priors
 
 
 @dataclass
@@ -91,6 +75,8 @@ class Data:
     classes: list = field(default_factory=list)  # kernels.colour_classes
     lo: np.ndarray | None = None
     hi: np.ndarray | None = None
+    samples: np.ndarray | None = None  # (N,) sorted spike samples
+    refractory_samples: int = 0
 
 
 def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> np.ndarray:
@@ -168,9 +154,9 @@ class Sampler:
     n_atoms, n_clusters : int
         Truncations K and H.
     drift : bool
-        Cluster means follow a random walk across epochs (σ_drift per epoch) or stay fixed.
+        Cluster means follow a random walk across epochs or stay fixed.
     drift_sd : float
-        σ_drift in feature units per epoch.
+        σ_drift: the walk's step per epoch in units of the cluster's spread.
     n_init_clusters : int
         k-means clusters of the SVD features that start the chain.
     rng : numpy.random.Generator
@@ -186,11 +172,12 @@ class Sampler:
         drift_sd: float,
         n_init_clusters: int,
         rng: np.random.Generator,
-        priors: Priors = Priors(),
+        priors: Priors | None = None,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
         self.drift, self.q = drift, drift_sd**2
-        self.rng, self.p = rng, priors
+        self.rng, self.p = rng, priors if priors is not None else Priors()
+        self.accepted = {"split": 0, "merge": 0}  # split–merge moves of the last sweep
         self.state = self._initialise(n_init_clusters)
 
     # -- initialisation ---------------------------------------------------------------------
@@ -201,14 +188,16 @@ class Sampler:
         _, sv, vt = np.linalg.svd(x.reshape(N * M, T), full_matrices=False)
         A = vt[:K].T  # (T, K)
         s = np.einsum("imt,tk->imk", x, A)
-        # atoms whose variance exceeds the noise's (1 per coordinate) start in use
-        z = (sv[:K] ** 2 / (N * M)) > self.p.init_atom_var
-        z[:2] = True
-        feats = s[:, :, z].reshape(N, -1)
+        z = np.ones(K, bool)  # every atom starts in use; the sampler switches off the idle ones
+        # k-means, and the prior's spread of cluster means, on the atoms above the noise (1)
+        signal = sv[:K] ** 2 > N * M
+        signal |= ~signal.any()
+        feats = s[:, :, signal].reshape(N, -1)
         k = int(min(n_init, H, max(N // 10, 1)))
         _, labels = kmeans2(feats, k, minit="++", seed=self.rng)
         self.mu0 = s.reshape(-1, K).mean(0)
-        self.v0 = self.p.mean_var_scale * s.reshape(-1, K).var(0) + 1.0
+        spread = s.reshape(-1, K).var(0)[signal].mean()
+        self.kappa0 = self.p.within_cluster_var / (self.p.mean_var_scale * spread + 1.0)
         state = State(
             A=A,
             z=z,
@@ -229,14 +218,16 @@ class Sampler:
         return state
 
     # -- one sweep --------------------------------------------------------------------------
-    def sweep(self) -> State:
-        """One Gibbs sweep in MODELS.md's order; returns the new state (log_lik set)."""
+    def sweep(self, split_merge: int = 0) -> State:
+        """One Gibbs sweep in MODELS.md's order, with `split_merge` split–merge proposals after
+        the labels; returns the new state (log_lik set)."""
         st = self.state
         resid = self.data.x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
         self._sample_z(st, resid)
         self._sample_pi(st)
         self._sample_w(st, resid)
         self._sample_labels(st)
+        self.accepted = self._split_merge(st, split_merge)
         self._sample_sticks(st)
         self._sample_clusters(st)
         self._sample_features(st)
@@ -246,23 +237,61 @@ class Sampler:
         return st
 
     def _sample_z(self, st: State, resid: np.ndarray) -> None:
-        """``z_k`` from the change in Gaussian log-likelihood when atom k is switched."""
-        phi = st.phi
+        """A birth–death Metropolis–Hastings move on each ``z_k`` (random order), with the
+        cluster parameters integrated out; then the cluster parameters from their conditional.
+
+        The target is the posterior of ``(z, s)`` with ``μ`` and ``Λ`` integrated out: the
+        Gaussian likelihood of ``x``, the clusters' matrix-t marginal ``M`` of the features in
+        use (:func:`neurodict.sort.walk.log_marginal`), ``N(0, 1)`` for the features of unused
+        atoms and ``p(z | π)``. A birth proposes the features of atom k from
+        ``q(s_k) = N(h/P, 1/P)`` per spike and channel (``a = w_mk A_k``, ``r`` the residual
+        without the atom, ``h = a'Φr``, ``P = a'Φa + 1``), a death draws them from ``N(0, 1)``;
+        the birth is accepted with probability ``min(1, ρ)``, the death with ``min(1, 1/ρ)``
+        for the features it would remove, where
+        ``log ρ = Δ log-likelihood + log M(on) − log M(off) − log q(s_k) + log π_k/(1−π_k)``.
+        """
         for k in self.rng.permutation(self.K):
-            v = st.A[None, None, :, k] * (st.w[None, :, k] * st.s[:, :, k])[:, :, None]
-            r_minus = resid + st.z[k] * v
-            dll = np.einsum("imt,mt->", r_minus * v - 0.5 * v * v, phi)
-            logit = dll + np.log(st.pi[k]) - np.log1p(-st.pi[k])
-            new = self.rng.random() < 1.0 / (1.0 + np.exp(-np.clip(logit, -500, 500)))
-            if new != st.z[k]:
-                resid += (float(st.z[k]) - float(new)) * v
-                st.z[k] = new
+            a = st.A[None, :, k] * st.w[:, k, None]  # (M, T)
+            r = resid + st.z[k] * a[None] * st.s[:, :, k, None]
+            P = (st.phi * a * a).sum(1)[None] + 1.0  # (1, M)
+            h = np.einsum("imt,mt->im", r, st.phi * a)  # (N, M)
+            born = (
+                st.s[:, :, k] if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
+            )
+            log_rho = (
+                np.sum(h * born - 0.5 * (P - 1.0) * born**2)
+                - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2)
+                + self._log_marginal(st, born, k, on=True)
+                - self._log_marginal(st, born, k, on=False)
+                + np.log(st.pi[k])
+                - np.log1p(-st.pi[k])
+            )
+            if np.log(self.rng.random()) < (log_rho if not st.z[k] else -log_rho):
+                st.z[k] = not st.z[k]
+                st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(h.shape)
+            resid[:] = r - st.z[k] * a[None] * st.s[:, :, k, None]
         if not st.z.any():  # keep one atom: the prior's mass on K = 0 is negligible
             st.z[np.argmax(np.abs(st.A).sum(0))] = True
+        self._sample_clusters(st)
+
+    def _log_marginal(self, st: State, s_k: np.ndarray, k: int, on: bool) -> float:
+        """``log M``: every cluster's marginal of the features in use, with atom k in use
+        (features `s_k`) or not."""
+        z = st.z.copy()
+        z[k] = on
+        a = np.flatnonzero(z)
+        if a.size == 0:
+            return 0.0
+        s = st.s[:, :, a]
+        if on:
+            s[:, :, np.searchsorted(a, k)] = s_k
+        prior = self.walk_prior(a)
+        stats = walk.Stats.of_labels(s, st.labels, self.H, self._walk_epoch(), prior.n_epochs)
+        return float(walk.log_marginal(prior, stats).sum())
 
     def _sample_pi(self, st: State) -> None:
         K, p = self.K, self.p
-        st.pi = self.rng.beta(p.a / K + st.z, p.b * (K - 1) / K + 1 - st.z)
+        st.pi = self.rng.beta(p.atoms_a / K + st.z, p.atoms_b * (K - 1) / K + 1 - st.z)
 
     def _sample_w(self, st: State, resid: np.ndarray) -> None:
         """Non-negative gains from their truncated-normal conditionals."""
@@ -306,78 +335,97 @@ class Sampler:
         m = kernels.table_counts(n, p.alpha * st.beta, u)
         st.beta = self.rng.dirichlet(p.gamma / H + m.sum(0))
 
+    def walk_prior(self, active: np.ndarray) -> walk.WalkPrior:
+        """The conjugate prior of the clusters on the atoms in use: ``μ_0`` and ``κ_0`` from
+        the initial features (``Cov(μ_1) = scale · Var(features)`` on average over the
+        atoms above the noise), ``ν_0 = K_a +
+        extra``, ``E[Λ^{-1}] = within_cluster_var · I``, walk steps ``drift_sd² Λ^{-1}``."""
+        Ka, p = active.size, self.p
+        nu0 = Ka + p.wishart_dof_extra
+        return walk.WalkPrior(
+            mu0=self.mu0[active],
+            kappa0=self.kappa0,
+            q=self.q,
+            nu0=nu0,
+            W0_inv=np.eye(Ka) * (nu0 - Ka - 1) * p.within_cluster_var,
+            n_epochs=self.data.n_epochs if self.drift else 1,
+        )
+
+    def _walk_epoch(self) -> np.ndarray:
+        return self.data.epoch if self.drift else np.zeros_like(self.data.epoch)
+
+    def _split_merge(self, st: State, n_proposals: int) -> dict:
+        """`n_proposals` split–merge moves (:mod:`neurodict.sort.splitmerge`) on the labels.
+
+        The moves see each spike through the projection of its snippet on the atoms in use,
+        ``ŝ = (D'ΦD + I)^{-1} D'Φx`` per channel, not through the sampled features: those are
+        drawn given the spike's cluster and so pulled towards its mean, which would make any
+        partition look right to a move that conditions on them. And they see a cluster's
+        features on all channels as one Gaussian (one ``Λ`` over the ``M·K_a`` coordinates):
+        a neuron's amplitude varies on every channel at once (bursts, drift), which
+        independent channels can only explain as several clusters (measured: 10 units for 3
+        drifting neurons with independent channels, 3 with the joint covariance). So the
+        moves target the labels' posterior of a model close to the sampler's, not the
+        sampler's own, and run during burn-in only: they carry the chain to the right
+        partition, and the kept sweeps are plain Gibbs sweeps of the model.
+        """
+        accepted = {"split": 0, "merge": 0}
+        if n_proposals == 0:
+            return accepted
+        d, a = self.data, np.flatnonzero(st.z)
+        D = dictionary(st)  # (M, T, Ka)
+        G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D) + np.eye(a.size)
+        y = np.einsum("mtk,mt,imt->mki", D, st.phi, d.x)
+        s_hat = np.linalg.solve(G, y).transpose(2, 0, 1)  # ŝ = (D'ΦD + I)^{-1} D'Φx
+        f = s_hat.reshape(len(s_hat), -1)
+        f = f - f.mean(0)
+        P = f.shape[1]
+        nu0 = P + self.p.wishart_dof_extra
+        joint = walk.WalkPrior(
+            mu0=np.zeros(P),
+            kappa0=self.p.within_cluster_var / (self.p.mean_var_scale * f.var(0).mean() + 1.0),
+            q=self.q,
+            nu0=nu0,
+            W0_inv=np.eye(P) * (nu0 - P - 1) * self.p.within_cluster_var,
+            n_epochs=self.data.n_epochs if self.drift else 1,
+        )
+        target = splitmerge.Target(
+            s=f[:, None],
+            epoch=self._walk_epoch(),
+            r=st.r,
+            alpha_beta=self.p.alpha * st.beta,
+            n_components=d.n_epochs,
+            prior=joint,
+            samples=d.samples,
+            refractory_samples=d.refractory_samples,
+        )
+        for _ in range(n_proposals):
+            kind = splitmerge.move(self.rng, target, st.labels, self.H)
+            if kind:
+                accepted[kind] += 1
+        return accepted
+
     def _sample_clusters(self, st: State) -> None:
-        """``μ`` by forward filtering, backward sampling over epochs; then ``Λ`` (Wishart).
+        """``Λ`` and then the walk of means ``μ_{c,m,1..E}`` of every cluster from their
+        conditionals (:func:`neurodict.sort.walk.sample`; empty clusters from the prior).
 
         Cluster parameters live on the atoms in use; features of unused atoms have the fixed
         prior N(0, 1) (``μ = 0``, ``Λ = I`` there).
         """
         d, H = self.data, self.H
         a = np.flatnonzero(st.z)
-        Ka = a.size
-        E = d.n_epochs if self.drift else 1
-        epoch = d.epoch if self.drift else np.zeros_like(d.epoch)
-        s = st.s[:, :, a]
-        M = s.shape[1]
-        counts = np.zeros((H, E))
-        np.add.at(counts, (st.labels, epoch), 1)
-        sums = np.zeros((H, E, M, Ka))
-        np.add.at(sums, (st.labels, epoch), s)
-        lam = st.lam[:, :, a][:, :, :, a]
-        # clusters without spikes are drawn from the random-walk prior; the rest by FFBS
-        occupied = np.flatnonzero(counts.sum(1) > 0)
-        mu = self._prior_walk((H, M), E, a)  # (H, M, E, Ka)
-        mu[occupied] = self._ffbs(counts[occupied], sums[occupied], lam[occupied], a)
-        mu = mu if self.drift else np.repeat(mu, d.n_epochs, axis=2)
-        resid = s - mu[st.labels, :, d.epoch]  # (N, M, Ka)
-        nu0 = Ka + self.p.wishart_dof_extra
-        S0_inv = np.eye(Ka) * (nu0 - Ka - 1) * self.p.within_cluster_var
-        n_c = np.bincount(st.labels, minlength=H)
-        scatter = np.zeros((H, M, Ka, Ka))
-        for c in np.flatnonzero(n_c):
-            r = resid[st.labels == c]
-            scatter[c] = np.einsum("imk,iml->mkl", r, r)
-        lam = wishart(self.rng, nu0 + n_c[:, None], np.linalg.inv(S0_inv + scatter))
+        prior = self.walk_prior(a)
+        stats = walk.Stats.of_labels(
+            st.s[:, :, a], st.labels, H, self._walk_epoch(), prior.n_epochs
+        )
+        mu, lam = walk.sample(self.rng, prior, stats, wishart)  # (H, M, E, Ka), (H, M, Ka, Ka)
+        if not self.drift:
+            mu = np.repeat(mu, d.n_epochs, axis=2)
+        M = st.s.shape[1]
         st.mu = np.zeros_like(st.mu)
         st.mu[..., a] = mu
         st.lam = np.tile(np.eye(self.K), (H, M, 1, 1))
         st.lam[:, :, a[:, None], a] = lam
-
-    def _prior_walk(self, shape: tuple, E: int, active: np.ndarray) -> np.ndarray:
-        """Means drawn from their prior: ``μ_1 ~ N(μ0, V0)``, ``μ_e = μ_{e-1} + N(0, q I)``."""
-        K = active.size
-        start = self.mu0[active] + np.sqrt(self.v0[active]) * self.rng.standard_normal(
-            shape + (1, K)
-        )
-        steps = np.sqrt(self.q) * self.rng.standard_normal(shape + (E - 1, K))
-        return np.cumsum(np.concatenate([start, steps], axis=-2), axis=-2)
-
-    def _ffbs(self, counts, sums, lam, active):
-        """Sample means ``μ_{c,m,1..E}`` (active atoms) given per-epoch counts and sums."""
-        H, E = counts.shape
-        M, K = sums.shape[2], sums.shape[3]
-        V0 = np.diag(self.v0[active])
-        Q = self.q * np.eye(K)
-        means = np.zeros((E, H, M, K))
-        covs = np.zeros((E, H, M, K, K))
-        m_pred = np.broadcast_to(self.mu0[active], (H, M, K)).copy()
-        P_pred = np.broadcast_to(V0, (H, M, K, K)).copy()
-        for e in range(E):
-            prior_info = np.linalg.inv(P_pred)
-            P = np.linalg.inv(prior_info + counts[:, e, None, None, None] * lam)
-            h = np.einsum("hmkl,hml->hmk", prior_info, m_pred) + np.einsum(
-                "hmkl,hml->hmk", lam, sums[:, e]
-            )
-            means[e], covs[e] = np.einsum("hmkl,hml->hmk", P, h), _sym(P)
-            m_pred, P_pred = means[e], covs[e] + Q
-        out = np.zeros((E, H, M, K))
-        out[E - 1] = _mvn(self.rng, means[E - 1], covs[E - 1])
-        for e in range(E - 2, -1, -1):
-            J = covs[e] @ np.linalg.inv(covs[e] + Q)
-            m = means[e] + np.einsum("hmkl,hml->hmk", J, out[e + 1] - means[e])
-            C = covs[e] - J @ covs[e]
-            out[e] = _mvn(self.rng, m, _sym(C))
-        return out.transpose(1, 2, 0, 3)
 
     def _sample_features(self, st: State) -> None:
         """``s_{i,m} ~ N(P^{-1}(Λμ + w̃A'Φx), P^{-1})``, ``P = Λ_{c,m} + w̃A'ΦAw̃`` on the atoms
@@ -449,13 +497,6 @@ def wishart(rng: np.random.Generator, dof: np.ndarray, scale: np.ndarray) -> np.
 
 def _sym(a: np.ndarray) -> np.ndarray:
     return 0.5 * (a + np.swapaxes(a, -1, -2))
-
-
-def _mvn(rng, mean, cov):
-    """Draws from N(mean, cov) batched over leading axes (cov positive semi-definite)."""
-    vals, vecs = np.linalg.eigh(cov)
-    eps = rng.standard_normal(mean.shape)
-    return mean + np.einsum("...kl,...l->...k", vecs, np.sqrt(np.clip(vals, 0, None)) * eps)
 
 
 def _mvn_info(rng, P, h):

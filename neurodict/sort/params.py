@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from neurodict.common.units import ms_to_samples
 
 
 @dataclass(frozen=True)
+class Priors:
+    """The model's hyperparameters, in whitened noise units: the ``sorting.priors`` section
+    (described, with the same defaults, in the configuration schema)."""
+
+    atoms_a: float = 1.0
+    atoms_b: float = 1.0
+    ard_shape: float = 1e-3
+    ard_rate: float = 1e-3
+    noise_shape: float = 1000.0
+    noise_rate: float = 1000.0
+    gain_sd: float = 1.0
+    gamma: float = 1.0
+    alpha: float = 1.0
+    innovation_a: float = 1.0
+    innovation_b: float = 4.0
+    wishart_dof_extra: float = 2.0
+    within_cluster_var: float = 1.0
+    mean_var_scale: float = 4.0
+
+
+@dataclass(frozen=True)
 class SortParams:
     """The sorter's parameters: the ``sorting`` section of the configuration (described, with
-    the same defaults, in config/schemas/config.schema.yaml)."""
+    the same defaults, in the configuration schema)."""
 
     ms_before: float = 0.6
     ms_after: float = 1.0
@@ -22,19 +43,18 @@ class SortParams:
     max_clusters: int = 40
     n_init_clusters: int = 30
     drift: bool = True
-    drift_sd: float = 0.5
+    drift_sd: float = 0.2
     max_spikes_per_epoch: int = 1500
     n_burn: int = 40
     n_samples: int = 20
     n_keep: int = 10
-    merge_every: int = 5
-    merge_dprime: float = 4.0
-    merge_spread_ratio: float = 2.0
-    merge_dip: float = 0.3
+    split_merge_proposals: int = 50
+    presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
     template_matching: bool = True
     seed: int = 0
+    priors: Priors = field(default_factory=Priors)
 
     def refractory_samples(self, fs_hz: float) -> int:
         """Δ_ref in samples: two spikes of one group closer than this never share a unit."""
@@ -43,4 +63,6 @@ class SortParams:
     @classmethod
     def from_config(cls, section: dict) -> SortParams:
         """From the configuration's ``sorting`` section (keys as the fields)."""
-        return cls(**section)
+        section = dict(section)
+        priors = Priors(**section.pop("priors", {}))
+        return cls(**section, priors=priors)

@@ -19,8 +19,8 @@ from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
-from neurodict.sort import kernels, snippets
-from neurodict.sort.assign import GroupSorting, assign, relabel
+from neurodict.sort import snippets
+from neurodict.sort.assign import GroupSorting, assign
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
@@ -42,9 +42,18 @@ class GroupResult:
     fs_hz: float
 
     def templates_uv(self) -> np.ndarray:
-        """Mean waveform per unit and epoch in microvolts: (U, E, M, T)."""
-        t = np.einsum("st,uemt->uems", self.unwhiten, self.sorting.templates)
-        return t * self.noise_levels_uv[None, None, :, None]
+        """Mean snippet per unit and epoch in microvolts: (U, E, M, T)."""
+        return self._uv(self.sorting.templates)
+
+    def drift_uv(self) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and SD of each unit's mean waveform per epoch in microvolts (the
+        dHDP's random walk; NaN on channels the unit's model did not see): (U, E, M, T) each."""
+        samples = self._uv(self.sorting.drift)
+        return samples.mean(axis=0), samples.std(axis=0)
+
+    def _uv(self, whitened: np.ndarray) -> np.ndarray:
+        t = np.einsum("st,...mt->...ms", self.unwhiten, whitened)
+        return t * self.noise_levels_uv[:, None]
 
     def save(self, path: str | Path) -> None:
         """Write as one ``.npz``, atomically."""
@@ -138,19 +147,13 @@ def sort_recording_group(
         model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
         result = assign(model, x, samples, fs, duration_s, params)
         if params.template_matching:
-            templates = np.einsum("st,uemt->uems", unwhiten, result.templates).mean(axis=1)
-            found, units = _matched_or_detected(
-                rec,
-                templates * noise[None, :, None],
-                noise,
-                samples,
-                result.labels,
-                detection,
-                params,
-                n_jobs,
+            found, matched = _overlap_pass(
+                rec, result, unwhiten, noise, samples, detection, params, n_jobs
             )
-            x, samples, amplitudes = _whitened_snippets(rec, found, 0.0, noise, W, params, progress)
-            result = relabel(model, result, x, samples, units, fs, duration_s, params)
+            x, samples, amplitudes = _whitened_snippets(
+                rec, found, 0.0, noise, W, params, progress, peel=matched
+            )
+            result = assign(model, x, samples, fs, duration_s, params)
     log.info(
         "%d spikes, %d units (%d multi-unit)",
         samples.size,
@@ -168,76 +171,115 @@ def sort_recording_group(
     )
 
 
-def _whitened_snippets(rec, samples, align_ms, noise, W, params: SortParams, progress: bool):
-    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV)."""
+def _whitened_snippets(
+    rec, samples, align_ms, noise, W, params: SortParams, progress: bool, peel=None
+):
+    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV).
+
+    `peel`, optional: samples (k,) sorted and waveforms (k, M, T) in microvolts of matched
+    spikes; each snippet has those of the others that reach into its window subtracted."""
     x, aligned = snippets.extract(
         rec, samples, params.ms_before, params.ms_after, align_ms, noise, progress=progress
     )
     order = np.argsort(aligned, kind="stable")
     x, aligned = x[order], aligned[order]
+    if peel is not None:
+        x -= _neighbours(aligned, peel[0], peel[1] / noise[None, :, None])
     before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
     at_peak = x[:, :, before] * noise
     amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else np.zeros(0)
     return np.einsum("st,imt->ims", W, x), aligned, amplitudes
 
 
-def _matched_or_detected(
+def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray) -> np.ndarray:
+    """Sum, in the window of each spike at `t` (n,), of the waveforms `waves` (k, M, T) of the
+    matched spikes at `t_match` (k,, sorted) that reach into it, other than one at the same
+    sample: (n, M, T)."""
+    T = waves.shape[2]
+    out = np.zeros((t.size,) + waves.shape[1:], np.float32)
+    lo = np.searchsorted(t_match, t - T + 1)
+    hi = np.searchsorted(t_match, t + T)
+    k = np.arange(T)
+    for d in range(int((hi - lo).max(initial=0))):
+        j = lo + d
+        ok = j < hi
+        j = np.where(ok, j, 0)
+        ok &= t_match[j] != t
+        shift = t_match[j] - t
+        src = k[None] - shift[:, None]  # sample of the neighbour's waveform at each of ours
+        valid = ok[:, None] & (src >= 0) & (src < T)
+        picked = np.take_along_axis(waves[j], np.clip(src, 0, T - 1)[:, None, :], axis=2)
+        out += np.where(valid[:, None, :], picked, 0.0)
+    return out
+
+
+def _overlap_pass(
     rec,
-    templates_uv: np.ndarray,
+    result: GroupSorting,
+    unwhiten: np.ndarray,
     noise_uv: np.ndarray,
     samples: np.ndarray,
-    labels: np.ndarray,
     detection: dict,
     params: SortParams,
     n_jobs: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The spikes of units whose template peaks above the detection threshold, found again by
-    template matching; the detected spikes of the others (a template at the noise level would
-    match noise). Detected spikes within ``dead_time_ms`` of a matched one are left out.
-    Returns time-sorted samples and units."""
-    strong = np.flatnonzero(
-        (np.abs(templates_uv).max(axis=2) / noise_uv).max(axis=1) >= detection["threshold_sigma"]
-    )
-    found, units = (
-        _matched_spikes(rec, templates_uv[strong], params, n_jobs)
-        if strong.size
-        else (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    )
-    units = strong[units]
-    weak = np.flatnonzero((labels >= 0) & ~np.isin(labels, strong))
-    dead = ms_to_samples(detection["dead_time_ms"], rec.sampling_frequency)
-    near = np.searchsorted(found, samples[weak])
-    gap = (
-        np.minimum(
-            np.abs(samples[weak] - found[np.maximum(near - 1, 0)]),
-            np.abs(samples[weak] - found[np.minimum(near, found.size - 1)]),
+) -> np.ndarray:
+    """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
+    matching finds with each epoch's templates of the model's single units, and the detected
+    spikes no matched spike lies within ``dead_time_ms`` of. Time-sorted samples.
+
+    A unit's template in an epoch is the posterior mean of its mean waveform there (the
+    dHDP's random walk, so matching follows drift), on the channels the model saw, and the
+    mean snippet elsewhere. Units whose template peaks under the detection threshold are left
+    out (a template at the noise level matches noise). Matching subtracts each spike it finds
+    before looking again, so it finds spikes that overlap in time. It only says where spikes
+    are and what to peel: each spike's snippet is cut again with its matched neighbours'
+    templates subtracted (:func:`_neighbours`), and the model labels them all. Returns the
+    samples and, for peeling, the matched spikes' samples and templates (uV).
+    """
+    fs = rec.sampling_frequency
+    drift = result.drift.mean(axis=0)
+    whitened = np.where(np.isfinite(drift), drift, result.templates)
+    templates = np.einsum("st,uemt->uems", unwhiten, whitened) * noise_uv[None, None, :, None]
+    peak = (np.abs(templates).max(axis=3) / noise_uv[None, None]).max(axis=(1, 2))
+    units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
+    E = templates.shape[1]
+    epoch_samples = params.epoch_s * fs
+    bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
+    found, waves = [np.zeros(0, np.int64)], [np.zeros((0,) + templates.shape[2:])]
+    if units.size:
+        for e in range(E):
+            part = rec.frame_slice(bounds[e], bounds[e + 1])
+            t, u = _matched_spikes(part, templates[units, e], params, n_jobs)
+            found.append(bounds[e] + t)
+            waves.append(templates[units[u], e])
+    found, waves = np.concatenate(found), np.concatenate(waves)
+    order = np.argsort(found, kind="stable")
+    found, waves = found[order], waves[order]
+    dead = ms_to_samples(detection["dead_time_ms"], fs)
+    if found.size:
+        near = np.searchsorted(found, samples)
+        gap = np.minimum(
+            np.abs(samples - found[np.maximum(near - 1, 0)]),
+            np.abs(samples - found[np.minimum(near, found.size - 1)]),
         )
-        if found.size
-        else np.full(weak.size, np.inf)
-    )
-    weak = weak[gap > dead]
+        kept = samples[gap > dead]
+    else:
+        kept = samples
     log.info(
-        "template matching with %d of %d templates: %d spikes, and %d detected spikes of "
-        "the units under the threshold (detection found %d)",
-        strong.size,
-        templates_uv.shape[0],
+        "overlap pass with %d of %d units' per-epoch templates: %d spikes matched, %d "
+        "detected spikes away from them kept (detection found %d)",
+        units.size,
+        result.multi_unit.size,
         found.size,
-        weak.size,
+        kept.size,
         samples.size,
     )
-    t, u = np.r_[found, samples[weak]], np.r_[units, labels[weak]]
-    order = np.argsort(t, kind="stable")
-    return t[order], u[order]
+    return np.unique(np.r_[found, kept]), (found, waves)
 
 
 def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):
-    """Spikes found by spikeinterface's circus-omp matching with the units' templates.
-
-    Matching subtracts each found spike's template before looking again, so it finds the
-    overlapping spikes that a threshold detector merges or misses. Returns time-sorted samples
-    and units, after removing, within each unit, any spike closer than ``refractory_ms`` to the
-    one before it (the refractory guarantee holds after matching too).
-    """
+    """Samples and template indices of the spikes spikeinterface's circus-omp matching finds
+    with `templates_uv` (U, M, T) in `rec`."""
     fs = rec.sampling_frequency
     before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
     templates = sc.Templates(
@@ -254,10 +296,7 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
         method="circus-omp",
         job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},
     )
-    order = np.lexsort((spikes["cluster_index"], spikes["sample_index"]))
-    t, u = spikes["sample_index"][order].astype(np.int64), spikes["cluster_index"][order]
-    keep = kernels.refractory_free_units(t, u, np.unique(u), params.refractory_samples(fs))
-    return t[keep], u[keep].astype(np.int64)
+    return spikes["sample_index"].astype(np.int64), spikes["cluster_index"].astype(np.int64)
 
 
 def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
@@ -265,16 +304,19 @@ def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
     n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     U = int(n > 0)
-    presence = np.zeros((U, E), np.int64)
+    counts = np.zeros((U, E), np.int64)
     if U:
-        np.add.at(presence[0], epoch, 1)
+        np.add.at(counts[0], epoch, 1)
     template = x.mean(0)[None, None].repeat(E, axis=1) if U else np.zeros((0, E, M, T))
     return GroupSorting(
         labels=np.zeros(n, np.int64),
+        reason=np.ones(n, np.int8),
         probability=np.ones((n, U), np.float32),
         multi_unit=np.ones(U, bool),
-        presence=presence,
+        counts=counts,
+        presence=np.full((U, E), np.nan, np.float32),  # no model learned
         templates=template.astype(np.float32),
+        drift=np.full((1,) + template.shape, np.nan, np.float32),
         dictionary=np.zeros((T, 0), np.float32),
         features=np.zeros((0, 0), np.float32),
         feature_labels=np.zeros(0, np.int64),

@@ -95,7 +95,7 @@ class NeurodictSorter(BaseSorter):
             if "region" in rec.get_property_keys()
             else np.full(rec.get_num_channels(), "")
         )
-        sort_params = SortParams(**{k: params[k] for k in _SORT_DEFAULTS})
+        sort_params = SortParams.from_config({k: params[k] for k in _SORT_DEFAULTS})
         detection = {k: params[k] for k in _DETECTION_DEFAULTS}
         parts, region = {}, {}
         for g in dict.fromkeys(groups):

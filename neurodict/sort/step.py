@@ -7,14 +7,18 @@ session (``merge_sorting``).
 - ``sorting/``: a spikeinterface Sorting folder, unit properties ``group``, ``region``,
   ``peak_channel``, ``multi_unit``;
 - ``spikes.npz``: per spike, in ``sorting.to_spike_vector()`` order, ``sample_index``,
-  ``unit_index``, ``probability`` (posterior probability of its unit); per group ``g``,
-  ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and ``units_<g>``;
-- ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present, refractory
-  violations, snr, multi_unit;
+  ``unit_index``, ``probability`` (posterior probability of its unit), ``reason`` (index into
+  ``reasons``: in a single unit, in a multi-unit, or in no unit for a refractory conflict);
+  per group ``g``, ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and
+  ``units_<g>``;
+- ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present (posterior
+  presence over one half), refractory violations, snr, multi_unit, content (single unit,
+  multi-unit, or the group's spikes left in no unit by a refractory conflict);
 - ``metrics.tsv``: spikeinterface quality metrics (both tables keep their header when the
   session has no units: no spikes, flat groups, groups without good channels);
-- ``sorter.npz``: per group the learned dictionary, learning features and labels, presence
-  per epoch, templates per epoch (drift) and the sampler's trace, for the report.
+- ``sorter.npz``: per group the learned dictionary, learning features and labels, spike
+  counts and posterior presence per epoch, mean snippets and the posterior mean and SD of the
+  model's waveform per epoch (drift), and the sampler's trace, for the report and NWB.
 """
 
 from __future__ import annotations
@@ -32,7 +36,8 @@ from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.layout import group_recording, session_info
 from neurodict.common.provenance import provenance
 from neurodict.detect.step import group_peaks
-from neurodict.sort.combine import combine_groups, presence, refractory_violations
+from neurodict.sort.assign import REASONS
+from neurodict.sort.combine import combine_groups, refractory_violations
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import GroupResult, one_unit, sort_recording_group
 from neurodict.sort.snippets import window_samples
@@ -49,7 +54,9 @@ UNIT_COLUMNS = [
     "snr",
     "peak_channel",
     "multi_unit",
+    "content",
 ]
+PRESENT = 0.5  # an epoch is listed in epochs_present when the posterior presence exceeds this
 
 
 def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
@@ -151,6 +158,7 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
     samples = np.concatenate([p.samples for p in parts.values()])
     unit = np.concatenate([units[g][0] for g in parts])
     prob = np.concatenate([units[g][1] for g in parts])
+    reason = np.concatenate([p.sorting.reason for p in parts.values()])
     order = np.lexsort((unit, samples))
     vector = sorting.to_spike_vector()
     if not (
@@ -172,17 +180,20 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
             sample_index=samples[order],
             unit_index=unit[order],
             probability=prob[order].astype(np.float32),
+            reason=reason[order],
+            reasons=np.array(REASONS),
             **per_group,
         )
 
 
 def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
     fs = sorting.sampling_frequency
-    present = {g: presence(p.sorting.presence) for g, p in parts.items()}
     rows = []
     for i, (u, row) in enumerate(zip(sorting.unit_ids, table, strict=True)):
         train = sorting.get_unit_spike_train(u)
-        epochs = np.flatnonzero(present[row["group"]][row["local"]]) if row["local"] >= 0 else []
+        local = row["local"]
+        presence = parts[row["group"]].sorting.presence
+        epochs = np.flatnonzero(presence[local] > PRESENT) if local >= 0 else []
         rows.append(
             {
                 "unit": u,
@@ -195,6 +206,9 @@ def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: f
                 "snr": _num(metrics["snr"][i]),
                 "peak_channel": row["peak_channel"],
                 "multi_unit": row["multi_unit"],
+                "content": "refractory conflicts"
+                if local < 0
+                else ("multi-unit" if row["multi_unit"] else "single unit"),
             }
         )
     return rows
@@ -206,6 +220,7 @@ def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None
     for g, part in parts.items():
         s = part.sorting
         unit, prob, base = units[g]
+        drift, drift_sd = part.drift_uv()
         arrays |= {
             f"{g}/samples": part.samples,
             f"{g}/amplitudes_uv": part.amplitudes_uv,
@@ -217,8 +232,11 @@ def _write_model(path: Path, parts: dict[str, GroupResult], units: dict) -> None
             f"{g}/feature_units": np.where(s.feature_labels >= 0, base + s.feature_labels, -1),
             f"{g}/feature_centres": s.feature_centres,
             f"{g}/centre_channels": part.channel_ids[s.centres],
+            f"{g}/counts": s.counts,
             f"{g}/presence": s.presence,
             f"{g}/templates_uv": part.templates_uv(),
+            f"{g}/drift_uv": drift,
+            f"{g}/drift_sd_uv": drift_sd,
             f"{g}/trace": s.trace,
             f"{g}/n_atoms": s.n_atoms,
         }

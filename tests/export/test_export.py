@@ -11,8 +11,10 @@ import spikeinterface as si
 import spikeinterface.core as sc
 
 from neurodict.cli import main
+from neurodict.common.errors import InputError
 from neurodict.export import step as export_step
 from neurodict.export.posteriors import ExportInputError, posterior_summary
+from neurodict.sort.unit_model import descriptions, peak_drift, peak_point, unit_model
 
 # The session file has no subject metadata yet, so nwbinspector's subject check cannot pass.
 KNOWN = {"check_subject_exists"}
@@ -143,4 +145,88 @@ def test_export_step_adds_posteriors(workflow_results, tiny_session, tmp_path):
         units = io.read().units.to_dataframe()
     assert units["posterior_mean"].between(0, 1).all()
     assert (units["posterior_p05"] <= units["posterior_mean"]).all()
+    assert "presence" not in units.columns  # the sorter's model describes its own units only
     assert not list(results.glob(".*tmp-*"))
+
+
+def test_nwb_units_have_the_sorters_model(workflow_results):
+    """Each sorted unit's presence and drift columns are sorter.npz's posterior for that unit."""
+    from pynwb import NWBHDF5IO
+
+    tiny = workflow_results / "tiny"
+    model, spikes = np.load(tiny / "sorter.npz"), np.load(tiny / "spikes.npz")
+    with NWBHDF5IO(tiny / "session.nwb", "r") as io:
+        table = io.read().units
+        units = table.to_dataframe()
+        assert "posterior probability" in table["presence"].description
+        assert "posterior mean" in table["drift_peak_uv"].description
+    described = set()
+    for g in ("CA1_tt", "PFC_tt"):
+        for k, u in enumerate(spikes[f"units_{g}"]):
+            row = units.iloc[int(u)]
+            assert row["unit_name"] == str(u)
+            np.testing.assert_allclose(row["presence"], model[f"{g}/presence"][k])
+            templates = model[f"{g}/templates_uv"][k]
+            m, t = np.unravel_index(np.abs(templates.mean(0)).argmax(), templates.shape[1:])
+            np.testing.assert_allclose(row["drift_peak_uv"], model[f"{g}/drift_uv"][k][:, m, t])
+            np.testing.assert_allclose(
+                row["drift_peak_sd_uv"], model[f"{g}/drift_sd_uv"][k][:, m, t]
+            )
+            described.add(int(u))
+    assert described and all(np.isfinite(units["presence"].iloc[u]).all() for u in described)
+    for u in set(range(len(units))) - described:  # refractory-conflict units: not in the model
+        assert np.isnan(units["presence"].iloc[u]).all()
+
+
+def _sorter_files(folder):
+    """sorter.npz and spikes.npz of a session with units 0, 1 (group A), 2 (A's refractory
+    conflicts) and 3 (group B); 2 epochs, 3 channels, 4 samples."""
+    templates = np.zeros((2, 2, 3, 4))
+    templates[0, :, 0, 1] = -80.0  # unit 0 peaks on channel 0, which its model did not see
+    templates[0, :, 2, 3] = -30.0  # ... its largest seen value: channel 2, sample 3
+    templates[1, :, 1, 2] = -60.0
+    drift = templates + np.arange(2)[None, :, None, None]
+    drift[0, :, 0] = np.nan
+    np.savez(
+        folder / "sorter.npz",
+        **{
+            "A/presence": np.array([[0.95, 0.1], [0.7, 0.8]]),
+            "A/templates_uv": templates,
+            "A/drift_uv": drift,
+            "A/drift_sd_uv": np.full(drift.shape, 2.0),
+            "B/presence": np.full((1, 2), np.nan),
+            "B/templates_uv": np.ones((1, 2, 3, 4)),
+            "B/drift_uv": np.full((1, 2, 3, 4), np.nan),
+            "B/drift_sd_uv": np.full((1, 2, 3, 4), np.nan),
+        },
+    )
+    np.savez(folder / "spikes.npz", units_A=np.array([0, 1]), units_B=np.array([3]))
+    return folder / "sorter.npz", folder / "spikes.npz"
+
+
+def test_unit_model(tmp_path):
+    model = unit_model(*_sorter_files(tmp_path), ["A", "B"], n_units=4)
+    np.testing.assert_array_equal(model["presence"][:2], [[0.95, 0.1], [0.7, 0.8]])
+    assert np.isnan(model["presence"][2:]).all()  # A's refractory conflicts; B has no model
+    np.testing.assert_array_equal(model["drift_peak_uv"][:2], [[-30.0, -29.0], [-60.0, -59.0]])
+    np.testing.assert_array_equal(model["drift_peak_sd_uv"][:2], 2.0)
+    assert np.isnan(model["drift_peak_uv"][2:]).all()
+    assert set(descriptions(60.0)) == set(model)
+    assert "epoch of 60 s" in descriptions(60.0)["presence"]
+
+
+def test_unit_model_rejects_other_numbering(tmp_path):
+    with pytest.raises(InputError, match=r"'units_B' \(3\) does not fit a sorting of 3 units"):
+        unit_model(*_sorter_files(tmp_path), ["A", "B"], n_units=3)
+
+
+def test_peak_drift_skips_unseen_channels():
+    templates = np.zeros((2, 2, 3))
+    templates[:, 0, 1], templates[:, 1, 2] = 9.0, -4.0
+    drift = templates.copy()
+    drift[:, 0] = np.nan
+    assert peak_point(templates, drift) == (1, 2)
+    mean, sd = peak_drift(templates, drift, np.ones_like(drift))
+    np.testing.assert_array_equal(mean, [-4.0, -4.0])
+    assert peak_point(templates, np.full_like(drift, np.nan)) is None
+    assert np.isnan(peak_drift(templates, np.full_like(drift, np.nan), drift)[0]).all()

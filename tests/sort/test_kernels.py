@@ -57,18 +57,6 @@ def test_table_counts_kernel_equals_numpy_twin():
     assert np.all((m <= n) & ((m >= 1) | (n == 0)))  # the first customer always opens a table
 
 
-def test_refractory_free_kernel_equals_numpy_twin():
-    rng = np.random.default_rng(3)
-    t = np.sort(rng.integers(0, 3000, 800))  # dense: long runs of close spikes
-    keep = kernels.refractory_free(t, 45)
-    np.testing.assert_array_equal(keep, kernels.refractory_free_numpy(t, 45))
-    assert np.all(np.diff(t[keep]) >= 45)
-    # greedy: every dropped spike lies within 45 of the last kept one before it
-    last_kept = np.maximum.accumulate(np.where(keep, t, -(10**9)))
-    dropped = np.flatnonzero(~keep)
-    assert np.all(t[dropped] - last_kept[dropped - 1] < 45)
-
-
 def test_marginal_log_lik_equals_the_gaussian_it_integrates():
     rng = np.random.default_rng(3)
     N, M, T = 40, 2, 8

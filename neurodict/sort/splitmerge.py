@@ -1,0 +1,147 @@
+"""Split–merge Metropolis–Hastings moves on the sampler's labels (MODELS.md §1, "The model
+decides").
+
+The target is the labels' conditional with the cluster parameters and the dHDP component
+weights integrated out, given the features ``s`` (atoms in use), the components ``r`` and the
+global weights ``β``::
+
+    p(c | s, r, β) ∝ Π_j Π_h Γ(αβ_h + n_jh) / Γ(αβ_h) · Π_h Π_m p(S_{h,m})
+
+(``n_jh`` spikes of component ``j`` in cluster ``h``; ``p(S_{h,m})`` the matrix-t marginal of
+:mod:`neurodict.sort.walk`), and zero for labels under which two spikes closer than ``Δ_ref``
+share a cluster. A move picks an ordered pair of spikes ``(i, j)`` at random. If they share a
+cluster, it proposes to split it: ``j`` moves to an empty cluster drawn uniformly, and every
+other spike of the cluster follows ``i`` with probability ``p_k`` (below), independently. If they
+do not, it proposes to merge ``j``'s cluster into ``i``'s; the reverse split must draw ``j``'s
+cluster among the empty ones and the present partition, which gives the proposal ratio. The
+allocation probabilities ``p_k`` depend only on the merged set and the pair (two-means started
+at ``s_i`` and ``s_j``, then a logistic of the squared distances over the pooled within-side
+variance), so a split and the merge that undoes it see the same ones. The sampler then draws
+the cluster parameters and weights again from their conditionals (a partially collapsed Gibbs
+step), so the chain keeps the joint posterior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import expit, gammaln
+
+from neurodict.sort import walk
+
+N_TWO_MEANS = 3  # iterations of the two-means that shapes a split proposal
+MIN_ALLOCATION = 1e-3  # allocation probabilities stay in [this, 1 − this]
+
+
+@dataclass
+class Target:
+    """What the labels are conditioned on: features `s` (n, M, K) of the atoms in use, epochs
+    (n,) of the walk (zeros when the means do not drift), dHDP components `r` (n,), ``αβ``
+    (H,), spike samples (n,) sorted, and ``Δ_ref`` in samples."""
+
+    s: np.ndarray
+    epoch: np.ndarray
+    r: np.ndarray
+    alpha_beta: np.ndarray
+    n_components: int
+    prior: walk.WalkPrior
+    samples: np.ndarray
+    refractory_samples: int
+
+    def log_cluster(self, idx: np.ndarray, h: int) -> float:
+        """The factor of the target for cluster `h` holding spikes `idx`."""
+        n_j = np.bincount(self.r[idx], minlength=self.n_components)
+        ab = self.alpha_beta[h]
+        prior = float(np.sum(gammaln(ab + n_j) - gammaln(ab)))
+        if idx.size == 0:
+            return prior
+        stats = walk.Stats.of(self.s[idx], self.epoch[idx], self.prior.n_epochs)
+        return prior + float(walk.log_marginal(self.prior, stats).sum())
+
+    def log_target(self, labels: np.ndarray) -> float:
+        """``log p(c | s, r, β)`` up to a constant (``-inf`` under a refractory conflict)."""
+        if any(self.conflict(np.flatnonzero(labels == h)) for h in np.unique(labels)):
+            return -np.inf
+        return sum(
+            self.log_cluster(np.flatnonzero(labels == h), h) for h in range(self.alpha_beta.size)
+        )
+
+    def conflict(self, idx: np.ndarray) -> bool:
+        """Whether two of the spikes `idx` lie closer than ``Δ_ref``."""
+        t = np.sort(self.samples[idx])
+        return bool(np.any(np.diff(t) < self.refractory_samples))
+
+
+def allocation(f: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Probability that each row of `f` (n, d) goes with row `a` rather than row `b` in a split
+    proposal (1 for `a`, 0 for `b`)."""
+    m_a, m_b = f[a], f[b]
+    for _ in range(N_TWO_MEANS):
+        with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
+        with_a[[a, b]] = True, False
+        m_a, m_b = f[with_a].mean(0), f[~with_a].mean(0)
+    resid = np.where(with_a[:, None], f - m_a, f - m_b)
+    var = max(float((resid**2).mean()), 1e-12)
+    log_odds = 0.5 * (((f - m_b) ** 2).sum(1) - ((f - m_a) ** 2).sum(1)) / var
+    p = np.clip(expit(log_odds), MIN_ALLOCATION, 1 - MIN_ALLOCATION)
+    p[[a, b]] = 1.0, 0.0
+    return p
+
+
+def _log_q(p: np.ndarray, with_a: np.ndarray, a: int, b: int) -> float:
+    """Log probability of the split `with_a` under allocation `p` (the pair excluded)."""
+    chosen = np.where(with_a, p, 1 - p)
+    chosen[[a, b]] = 1.0
+    return float(np.log(chosen).sum())
+
+
+def move(rng: np.random.Generator, target: Target, labels: np.ndarray, n_clusters: int) -> str:
+    """One split or merge proposal on `labels` (updated in place when accepted). Returns
+    ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose)."""
+    n = labels.size
+    if n < 2:
+        return ""
+    i, j = rng.choice(n, 2, replace=False)
+    ci, cj = labels[i], labels[j]
+    occupied = np.bincount(labels, minlength=n_clusters) > 0
+    if ci == cj:
+        empty = np.flatnonzero(~occupied)
+        if empty.size == 0:
+            return ""
+        idx = np.flatnonzero(labels == ci)
+        a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
+        p = allocation(target.s[idx].reshape(idx.size, -1), a, b)
+        with_a = rng.random(idx.size) < p
+        with_a[[a, b]] = True, False
+        new = int(rng.choice(empty))
+        log_q = _log_q(p, with_a, a, b) - np.log(empty.size)
+        log_accept = (
+            target.log_cluster(idx[with_a], ci)
+            + target.log_cluster(idx[~with_a], new)
+            - target.log_cluster(idx, ci)
+            - target.log_cluster(idx[:0], new)
+            - log_q
+        )
+        if np.log(rng.random()) < log_accept:
+            labels[idx[~with_a]] = new
+            return "split"
+        return ""
+    idx = np.flatnonzero((labels == ci) | (labels == cj))
+    if target.conflict(idx):
+        return ""
+    a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
+    p = allocation(target.s[idx].reshape(idx.size, -1), a, b)
+    with_a = labels[idx] == ci
+    log_q = _log_q(p, with_a, a, b) - np.log(np.sum(~occupied) + 1)
+    log_accept = (
+        target.log_cluster(idx, ci)
+        + target.log_cluster(idx[:0], cj)
+        - target.log_cluster(idx[with_a], ci)
+        - target.log_cluster(idx[~with_a], cj)
+        + log_q
+    )
+    if np.log(rng.random()) < log_accept:
+        labels[idx] = ci
+        return "merge"
+    return ""

@@ -1,0 +1,141 @@
+"""Clusters whose means random-walk across epochs under a conjugate Normal–Wishart prior.
+
+The features ``s_i`` (one channel, ``K`` atoms in use) of the ``n`` spikes of one cluster, spike
+``i`` in epoch ``e_i``::
+
+    s_i = μ_{e_i} + ε_i,                  ε_i ~ N(0, Λ^{-1})
+    μ_1 ~ N(μ_0, (κ_0 Λ)^{-1}),           μ_e = μ_{e-1} + η_e,   η_e ~ N(0, q Λ^{-1})
+    Λ ~ Wishart(ν_0, W_0)
+
+The walk's steps are in units of the cluster's own spread (``q Λ^{-1}``), which keeps the whole
+model conjugate: stacking the spikes, ``S − 1μ_0' ~ MatrixNormal(0, C, Λ^{-1})`` with
+``C = I + Z B Z'``, ``Z`` (n, E) the epoch indicators and ``B_{ee'} = 1/κ_0 + q·min(e, e')``
+(epochs counted from 0). So the cluster's marginal likelihood (``μ`` and ``Λ`` integrated out)
+is a matrix-t in closed form, and ``Λ | S`` is Wishart and ``μ | Λ, S`` matrix-normal: this is
+what the sampler's split–merge moves (:mod:`neurodict.sort.splitmerge`) and its cluster update
+use. Everything depends on the data only through the counts ``n_e``, the sums ``Σ_{i∈e} s_i``
+and the scatter ``Σ_i s_i s_i'``; with ``N = diag(n_e)`` and ``R = S − 1μ_0'``,
+``C^{-1} = I − Z V Z'`` with ``V = B (I + N B)^{-1}`` (the posterior covariance factor of the
+walk), and ``|C| = |I + N B|``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.special import multigammaln
+
+
+@dataclass(frozen=True)
+class WalkPrior:
+    """The prior of one channel's clusters on `K` features: ``μ_0`` (K,), ``κ_0``, ``q``,
+    ``ν_0`` and ``W_0^{-1}`` (K, K), over `n_epochs` epochs (one when the means do not drift)."""
+
+    mu0: np.ndarray
+    kappa0: float
+    q: float
+    nu0: float
+    W0_inv: np.ndarray
+    n_epochs: int
+
+    def B(self) -> np.ndarray:
+        """The prior covariance factor of the walk ``B_{ee'} = 1/κ_0 + q·min(e, e')``: (E, E)."""
+        e = np.arange(self.n_epochs)
+        return 1.0 / self.kappa0 + self.q * np.minimum(e[:, None], e[None, :])
+
+
+@dataclass
+class Stats:
+    """Sufficient statistics of clusters, batched over leading axes ``(...)``: counts ``n_e``
+    (..., E), sums (..., E, K) and scatter ``Σ s s'`` (..., K, K)."""
+
+    counts: np.ndarray
+    sums: np.ndarray
+    scatter: np.ndarray
+
+    @classmethod
+    def of(cls, s: np.ndarray, epoch: np.ndarray, n_epochs: int) -> Stats:
+        """Of one set of spikes' features `s` (n, M, K) in epochs `epoch` (n,): shapes
+        (M, E), (M, E, K), (M, K, K), one cluster per channel."""
+        M = s.shape[1]
+        counts = np.bincount(epoch, minlength=n_epochs).astype(float)
+        sums = np.zeros((n_epochs,) + s.shape[1:])
+        np.add.at(sums, epoch, s)
+        return cls(
+            np.broadcast_to(counts, (M, n_epochs)),
+            sums.transpose(1, 0, 2),
+            np.einsum("imk,iml->mkl", s, s),
+        )
+
+    @classmethod
+    def of_labels(
+        cls, s: np.ndarray, labels: np.ndarray, n_clusters: int, epoch: np.ndarray, n_epochs: int
+    ) -> Stats:
+        """Of every cluster of `labels` (n,) in ``0..n_clusters-1``: shapes (H, M, E),
+        (H, M, E, K), (H, M, K, K)."""
+        H, M = n_clusters, s.shape[1]
+        counts = np.zeros((H, n_epochs))
+        np.add.at(counts, (labels, epoch), 1)
+        sums = np.zeros((H, n_epochs) + s.shape[1:])
+        np.add.at(sums, (labels, epoch), s)
+        scatter = np.zeros((H, M, s.shape[2], s.shape[2]))
+        for c in np.unique(labels):
+            sc = s[labels == c]
+            scatter[c] = np.einsum("imk,iml->mkl", sc, sc)
+        return cls(np.repeat(counts[:, None], M, axis=1), sums.transpose(0, 2, 1, 3), scatter)
+
+
+def posterior(prior: WalkPrior, stats: Stats):
+    """``V = B (I + N B)^{-1}`` (..., E, E), ``Z'R`` (..., E, K) and ``R'C^{-1}R`` (..., K, K)."""
+    B = prior.B()
+    E = B.shape[0]
+    I_NB = np.eye(E) + stats.counts[..., :, None] * B
+    V = B @ np.linalg.inv(I_NB)
+    ZR = stats.sums - stats.counts[..., None] * prior.mu0
+    total = stats.sums.sum(-2)
+    n = stats.counts.sum(-1)[..., None, None]
+    RR = (
+        stats.scatter
+        - prior.mu0[:, None] * total[..., None, :]
+        - total[..., :, None] * prior.mu0[None, :]
+        + n * np.outer(prior.mu0, prior.mu0)
+    )
+    RCR = RR - np.swapaxes(ZR, -1, -2) @ V @ ZR
+    return V, ZR, RCR, np.linalg.slogdet(I_NB)[1]
+
+
+def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
+    """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t)."""
+    K = prior.mu0.size
+    n = stats.counts.sum(-1)
+    _, _, RCR, logdet_C = posterior(prior, stats)
+    nu_n = prior.nu0 + n
+    return (
+        -0.5 * n * K * np.log(np.pi)
+        - 0.5 * K * logdet_C
+        + multigammaln(nu_n / 2, K)
+        - multigammaln(prior.nu0 / 2, K)
+        + 0.5 * prior.nu0 * np.linalg.slogdet(prior.W0_inv)[1]
+        - 0.5 * nu_n * np.linalg.slogdet(prior.W0_inv + RCR)[1]
+    )
+
+
+def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
+    """``Λ ~ p(Λ | S)`` (Wishart) and then ``μ ~ p(μ_{1..E} | Λ, S)`` (matrix-normal), batched:
+    returns ``μ`` (..., E, K) and ``Λ`` (..., K, K). `wishart` draws batched Wishart matrices."""
+    V, ZR, RCR, _ = posterior(prior, stats)
+    n = stats.counts.sum(-1)
+    scale = np.linalg.inv(_sym(prior.W0_inv + RCR))
+    lam = wishart(rng, prior.nu0 + n, scale)
+    mean = prior.mu0 + V @ ZR
+    L_V = np.linalg.cholesky(_sym(V))
+    L_lam = np.linalg.cholesky(_sym(lam))
+    G = rng.standard_normal(mean.shape)
+    # μ − mean = L_V G L_Σ' with Σ = Λ^{-1}: G L_Σ' solves L_Λ' X' = G'
+    right = np.swapaxes(np.linalg.solve(np.swapaxes(L_lam, -1, -2), np.swapaxes(G, -1, -2)), -1, -2)
+    return mean + L_V @ right, lam
+
+
+def _sym(a: np.ndarray) -> np.ndarray:
+    return 0.5 * (a + np.swapaxes(a, -1, -2))

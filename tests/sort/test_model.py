@@ -1,0 +1,95 @@
+"""The sampler's model decisions on snippets made from known atoms: atom usage inferred,
+clusters split and merged by the model's evidence, labels from the posterior."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodict.sort.learn import _data, _learn_chain, epochs_of
+from neurodict.sort.model import Sampler
+from neurodict.sort.params import SortParams
+
+FS = 30000.0
+
+
+def _atoms(T=30):
+    t = np.arange(T)
+    atoms = np.stack(
+        [
+            -np.exp(-((t - 10) ** 2) / 8),
+            np.sin(t / 3) * np.exp(-((t - 12) ** 2) / 30),
+            np.exp(-((t - 15) ** 2) / 20),
+        ],
+        1,
+    )
+    return atoms / np.linalg.norm(atoms, axis=0)
+
+
+def _snippets(coef, n_per_unit, seed, M=4):
+    """Snippets of len(coef) units built from the three atoms, unit noise, refractory trains."""
+    rng = np.random.default_rng(seed)
+    U = len(coef)
+    lab = np.repeat(np.arange(U), n_per_unit)
+    gain = rng.uniform(0.5, 1.5, (U, M))
+    x = np.einsum("tk,ik,im->imt", _atoms(), np.asarray(coef, float)[lab], gain[lab])
+    x += rng.standard_normal(x.shape)
+    samples = np.zeros(lab.size, np.int64)
+    for u in range(U):  # spikes of one unit at least 60 samples (2 ms) apart
+        idx = np.flatnonzero(lab == u)
+        grid = rng.choice(int(60 * FS) // 100, idx.size, replace=False)
+        samples[idx] = np.sort(grid) * 100 + rng.integers(0, 40, idx.size)
+    order = np.argsort(samples)
+    return x[order], samples[order], lab[order]
+
+
+def test_unused_atoms_switch_off():
+    """600 snippets made from 3 atoms, truncation 20: every atom starts in use and the
+    posterior keeps at most 5 (the chain's count falls from 20)."""
+    x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 200, seed=0)
+    params = SortParams(max_atoms=20, n_burn=20, n_samples=5, n_keep=3, epoch_s=20.0)
+    chain = _learn_chain(x, samples, FS, 60.0, params, False)
+    assert chain.n_atoms[0] == 20
+    assert chain.n_atoms[-1] <= 5, chain.n_atoms
+
+
+def _sampler(x, samples, labels, params, seed=0):
+    epoch, E = epochs_of(samples, FS, 60.0, params.epoch_s)
+    data = _data(x, samples, epoch, E, params.refractory_samples(FS))
+    sampler = Sampler(
+        data,
+        params.max_atoms,
+        params.max_clusters,
+        params.drift,
+        params.drift_sd,
+        2,
+        np.random.default_rng(seed),
+        params.priors,
+    )
+    sampler.state.labels = labels.copy()
+    sampler._sample_clusters(sampler.state)
+    return sampler
+
+
+def _clusters_of(labels, truth):
+    """For each true unit, the number of clusters holding at least 10 % of its spikes."""
+    return [
+        int(np.sum(np.bincount(labels[truth == u]) >= 0.1 * np.sum(truth == u)))
+        for u in np.unique(truth)
+    ]
+
+
+def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
+    """Three units, two of them close (their waveforms differ by 2.5 noise SDs on the largest
+    atom); the chain starts with the first unit cut in two at random and the two close units
+    in one cluster. Split–merge moves give one cluster per unit."""
+    x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3], [0, 7, 5.5]], 150, seed=1)
+    params = SortParams(max_atoms=10, epoch_s=20.0)
+    rng = np.random.default_rng(0)
+    start = np.where(truth == 0, rng.integers(0, 2, truth.size), 2)
+    sampler = _sampler(x, samples, start, params)
+    assert _clusters_of(sampler.state.labels, truth) == [2, 1, 1]
+    for _ in range(15):
+        sampler.sweep(params.split_merge_proposals)
+    assert _clusters_of(sampler.state.labels, truth) == [1, 1, 1]
+    purity = [np.bincount(sampler.state.labels[truth == u]).max() / 150 for u in range(3)]
+    assert min(purity) > 0.95, purity

@@ -1,0 +1,115 @@
+"""The split–merge moves and the conjugate random-walk clusters they integrate out."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import scipy.stats
+
+from neurodict.sort import splitmerge, walk
+
+
+def _prior(K=2, E=3, q=0.3):
+    return walk.WalkPrior(
+        mu0=np.array([0.5, -0.2])[:K],
+        kappa0=0.2,
+        q=q,
+        nu0=K + 3.0,
+        W0_inv=np.eye(K) * 1.5,
+        n_epochs=E,
+    )
+
+
+def test_walk_marginal_is_the_likelihood_times_prior_over_the_posterior():
+    """Chib's identity at an arbitrary Λ: p(S) = p(S | Λ) p(Λ) / p(Λ | S), with p(S | Λ) the
+    Gaussian of the stacked spikes (covariance C ⊗ Λ^{-1}) and both Wisharts from scipy."""
+    rng = np.random.default_rng(0)
+    prior = _prior()
+    n, K = 7, 2
+    epoch = np.array([0, 0, 1, 1, 1, 2, 2])
+    s = rng.normal(size=(n, 1, K)) + 0.4
+    stats = walk.Stats.of(s, epoch, prior.n_epochs)
+    Z = np.eye(prior.n_epochs)[epoch]
+    C = np.eye(n) + Z @ prior.B() @ Z.T
+    lam = np.array([[1.3, 0.2], [0.2, 0.8]])
+    # vec(S') ordered spike by spike: Cov = C ⊗ Λ^{-1}
+    lik = scipy.stats.multivariate_normal(
+        np.tile(prior.mu0, n), np.kron(C, np.linalg.inv(lam))
+    ).logpdf(s[:, 0].ravel())
+    p_lam = scipy.stats.wishart(prior.nu0, np.linalg.inv(prior.W0_inv)).logpdf(lam)
+    _, _, RCR, _ = walk.posterior(prior, stats)
+    post = scipy.stats.wishart(prior.nu0 + n, np.linalg.inv(prior.W0_inv + RCR[0])).logpdf(lam)
+    np.testing.assert_allclose(walk.log_marginal(prior, stats)[0], lik + p_lam - post, rtol=1e-9)
+
+
+def test_walk_draws_have_the_posterior_mean():
+    """The mean of many draws of μ_{1..E} | S is the Gaussian conditional mean
+    ``μ_0 + B Z' C^{-1} (S − 1μ_0')`` (computed directly here), which a drifting cluster
+    follows epoch by epoch."""
+    rng = np.random.default_rng(1)
+    prior = _prior(q=1.0)
+    epoch = np.repeat(np.arange(3), 40)
+    truth = np.array([[0.0, 0.0], [2.0, 1.0], [4.0, 2.0]])
+    s = (truth[epoch] + 0.3 * rng.normal(size=(120, 2)))[:, None]
+    stats = walk.Stats.of(s, epoch, 3)
+    batch = walk.Stats(
+        np.repeat(stats.counts, 4000, 0),
+        np.repeat(stats.sums, 4000, 0),
+        np.repeat(stats.scatter, 4000, 0),
+    )
+    from neurodict.sort.model import wishart
+
+    mu, _ = walk.sample(rng, prior, batch, wishart)
+    Z = np.eye(3)[epoch]
+    C = np.eye(120) + Z @ prior.B() @ Z.T
+    expected = prior.mu0 + prior.B() @ Z.T @ np.linalg.solve(C, s[:, 0] - prior.mu0)
+    np.testing.assert_allclose(mu.mean(0), expected, atol=0.02)
+    np.testing.assert_allclose(expected, truth, atol=0.15)
+
+
+def _tiny_target(rng, n=5, H=3):
+    samples = np.array([0, 100, 130, 400, 1000])[:n]  # spikes 1 and 2 closer than Δ_ref
+    return splitmerge.Target(
+        s=np.r_[rng.normal(0, 1, (3, 1, 2)), rng.normal(2.5, 1, (n - 3, 1, 2))],
+        epoch=np.array([0, 0, 1, 1, 1])[:n],
+        r=np.array([0, 0, 0, 1, 1])[:n],
+        alpha_beta=np.array([0.5, 0.3, 0.1, 0.1])[:H],
+        n_components=2,
+        prior=_prior(E=2),
+        samples=samples,
+        refractory_samples=45,
+    )
+
+
+def test_split_merge_moves_sample_the_enumerated_posterior():
+    """On 4 spikes and 4 cluster slots, the chain of split–merge moves alone visits every
+    labelling as often as the exact posterior (enumerated over all 4^4) says (total variation
+    0.04 at 100 000 moves; 0.18 without the proposal's choice among empty slots); labellings
+    with the two close spikes together have probability 0 and are never visited."""
+    rng = np.random.default_rng(2)
+    H, n = 4, 4
+    target = _tiny_target(rng, n, H)
+    labellings = np.array(list(itertools.product(range(H), repeat=n)))
+    logp = np.array([target.log_target(c) for c in labellings])
+    exact = np.exp(logp - logp.max())
+    exact /= exact.sum()
+    labels = np.zeros(n, np.int64)
+    labels[2] = 1
+    counts = np.zeros(len(labellings))
+    code = H ** np.arange(n)[::-1]
+    n_steps = 100000
+    for _ in range(n_steps):
+        splitmerge.move(rng, target, labels, H)
+        counts[labels @ code] += 1
+    visited = counts / n_steps
+    assert np.all(visited[exact == 0] == 0)
+    assert 0.5 * np.abs(visited - exact).sum() < 0.08, 0.5 * np.abs(visited - exact).sum()
+
+
+def test_allocation_follows_the_nearer_of_two_groups():
+    rng = np.random.default_rng(3)
+    f = np.r_[rng.normal(0, 0.3, (20, 2)), rng.normal(3, 0.3, (20, 2))]
+    p = splitmerge.allocation(f, 0, 39)
+    assert p[0] == 1 and p[39] == 0
+    assert np.all(p[:20] > 0.9) and np.all(p[20:] < 0.1)
