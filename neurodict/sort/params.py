@@ -43,7 +43,7 @@ class SortParams:
     max_clusters: int = 40
     n_init_clusters: int = 30
     drift: bool = True
-    drift_sd: float = 0.2
+    drift_sd: float = 0.5
     max_spikes_per_epoch: int = 1500
     n_burn: int = 40
     n_samples: int = 20
