@@ -153,6 +153,7 @@ def sort_recording_group(
             x, samples, amplitudes = _whitened_snippets(
                 rec, found, 0.0, noise, W, params, progress, peel=matched
             )
+            model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
             result = assign(model, x, samples, fs, duration_s, params)
     log.info(
         "%d spikes, %d units (%d multi-unit)",
@@ -233,8 +234,9 @@ def _overlap_pass(
     out (a template at the noise level matches noise). Matching subtracts each spike it finds
     before looking again, so it finds spikes that overlap in time. It only says where spikes
     are and what to peel: each spike's snippet is cut again with its matched neighbours'
-    templates subtracted (:func:`_neighbours`), and the model labels them all. Returns the
-    samples and, for peeling, the matched spikes' samples and templates (uV).
+    templates subtracted (:func:`_neighbours`), the model is learned again on those peeled
+    snippets (clusters of overlapping spikes no longer form), and it labels them all.
+    Returns the samples and, for peeling, the matched spikes' samples and templates (uV).
     """
     fs = rec.sampling_frequency
     drift = result.drift.mean(axis=0)

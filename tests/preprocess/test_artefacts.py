@@ -209,8 +209,6 @@ def test_one_saturation_keeps_the_single_units(tmp_path, tiny_session):
     best = cmp.hungarian_match_12
     accuracy = cmp.get_performance()["accuracy"]
     for unit in truth.unit_ids:
-        # 0.5, not 0.8: the sorter cuts one of CA1's units in two with or without the
-        # artefact (issue 14, open); the artefact's own failure was a unit of a few spikes
-        assert accuracy[unit] >= 0.5, (unit, accuracy[unit])
+        assert accuracy[unit] >= 0.8, (unit, accuracy[unit])
         assert not multi[int(best[unit])], f"{unit} is matched by a multi-unit"
     assert multi.sum() <= 1, f"{multi.sum()} multi-units"
