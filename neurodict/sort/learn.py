@@ -127,6 +127,7 @@ def _learn_chain(
         params.n_init_clusters,
         rng,
         params.priors,
+        params.split_merge_axes,
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(

@@ -161,6 +161,8 @@ class Sampler:
         k-means clusters of the SVD features that start the chain.
     rng : numpy.random.Generator
     priors : Priors
+    split_merge_axes : int
+        Principal axes of the spikes' projections the split–merge moves see.
     """
 
     def __init__(
@@ -173,10 +175,12 @@ class Sampler:
         n_init_clusters: int,
         rng: np.random.Generator,
         priors: Priors | None = None,
+        split_merge_axes: int = 16,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
         self.drift, self.q = drift, drift_sd**2
         self.rng, self.p = rng, priors if priors is not None else Priors()
+        self.n_axes = split_merge_axes
         self.accepted = {"split": 0, "merge": 0}  # split–merge moves of the last sweep
         self.state = self._initialise(n_init_clusters)
 
@@ -358,15 +362,19 @@ class Sampler:
         """`n_proposals` split–merge moves (:mod:`neurodict.sort.splitmerge`) on the labels.
 
         The moves see each spike through the projection of its snippet on the atoms in use,
-        ``ŝ = (D'ΦD + I)^{-1} D'Φx`` per channel, not through the sampled features: those are
-        drawn given the spike's cluster and so pulled towards its mean, which would make any
-        partition look right to a move that conditions on them. The target is therefore the
-        labels' posterior of the model with the projection noise folded into each cluster's
-        covariance, not exactly the sampler's own, which is why the moves run during burn-in
-        only: they carry the chain to a good partition, and the kept sweeps are plain Gibbs
-        sweeps of the model. (One covariance over all channels instead of one per channel was
-        measured too: its Occam penalty in ``M·K_a`` dimensions merged distinct units, 3 of 8
-        well detected on a dense tetrode against 8 of 8.)
+        ``ŝ = (D'ΦD + I)^{-1} D'Φx``, not through the sampled features: those are drawn given
+        the spike's cluster and so pulled towards its mean, which would make any partition
+        look right to a move that conditions on them. They see ``ŝ`` of all channels at once
+        on its ``split_merge_axes`` principal axes, one covariance per cluster there: a
+        neuron's amplitude varies on every channel together (bursts, drift), which one
+        covariance per channel can only explain as several clusters, while one covariance
+        over all ``M·K_a`` coordinates costs so much evidence per cluster that distinct
+        neurons merge. Measured on a dense tetrode and a drifting 16-channel shank
+        (benchmarks/sorting.py, well detected): per channel 7/8 and 0/8, all coordinates
+        3/8 and 3/8, 8 axes 8/8 and 2/8, 16 axes 8/8 and 3/8. The target is therefore the
+        labels' posterior of a model close to the sampler's, not the sampler's own, which is
+        why the moves run during burn-in only: they carry the chain to a good partition, and
+        the kept sweeps are plain Gibbs sweeps of the model.
         """
         accepted = {"split": 0, "merge": 0}
         if n_proposals == 0:
@@ -375,13 +383,28 @@ class Sampler:
         D = dictionary(st)  # (M, T, Ka)
         G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D) + np.eye(a.size)
         y = np.einsum("mtk,mt,imt->mki", D, st.phi, d.x)
+        s_hat = np.linalg.solve(G, y).transpose(2, 0, 1)  # ŝ = (D'ΦD + I)^{-1} D'Φx
+        f = s_hat.reshape(len(s_hat), -1)
+        f = f - f.mean(0)
+        _, _, vt = np.linalg.svd(f, full_matrices=False)
+        P = min(self.n_axes, vt.shape[0])
+        f = f @ vt[:P].T
+        nu0 = P + self.p.wishart_dof_extra
+        joint = walk.WalkPrior(
+            mu0=np.zeros(P),
+            kappa0=self.p.within_cluster_var / (self.p.mean_var_scale * f.var(0).mean() + 1.0),
+            q=self.q,
+            nu0=nu0,
+            W0_inv=np.eye(P) * (nu0 - P - 1) * self.p.within_cluster_var,
+            n_epochs=self.data.n_epochs if self.drift else 1,
+        )
         target = splitmerge.Target(
-            s=np.linalg.solve(G, y).transpose(2, 0, 1),  # ŝ = (D'ΦD + I)^{-1} D'Φx
+            s=f[:, None],
             epoch=self._walk_epoch(),
             r=st.r,
             alpha_beta=self.p.alpha * st.beta,
             n_components=d.n_epochs,
-            prior=self.walk_prior(a),
+            prior=joint,
             samples=d.samples,
             refractory_samples=d.refractory_samples,
         )

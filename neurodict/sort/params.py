@@ -49,6 +49,7 @@ class SortParams:
     n_samples: int = 20
     n_keep: int = 10
     split_merge_proposals: int = 50
+    split_merge_axes: int = 16
     presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5

@@ -64,6 +64,7 @@ def _sampler(x, samples, labels, params, seed=0):
         2,
         np.random.default_rng(seed),
         params.priors,
+        params.split_merge_axes,
     )
     sampler.state.labels = labels.copy()
     sampler._sample_clusters(sampler.state)
