@@ -33,20 +33,14 @@ def log_bayes_factor(
     """``log p(one cluster) / p(two clusters)`` of two sets of flattened whitened snippets
     (epochs `ea`, `eb`)."""
     f = np.r_[xa, xb]
-    centred = f - f.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    P = min(N_AXES, vt.shape[0])
-    s = (centred @ vt[:P].T)[:, None]  # (n, 1, P)
+    s = walk.principal_axes(f, N_AXES)[:, None]  # (n, 1, P)
     e = np.r_[ea, eb] if params.drift else np.zeros(f.shape[0], np.int64)
-    pr = params.priors
-    nu0 = P + pr.wishart_dof_extra
-    prior = walk.WalkPrior(
-        mu0=np.zeros(P),
-        kappa0=pr.within_cluster_var / (pr.mean_var_scale * float(s.var(0).mean()) + 1.0),
-        q=params.drift_sd**2,
-        nu0=nu0,
-        W0_inv=np.eye(P) * (nu0 - P - 1) * pr.within_cluster_var,
-        n_epochs=n_epochs if params.drift else 1,
+    prior = walk.WalkPrior.isotropic(
+        np.zeros(s.shape[2]),
+        float(s.var(0).mean()),
+        params.drift_sd**2,
+        n_epochs if params.drift else 1,
+        params.priors,
     )
     n_a = xa.shape[0]
 
@@ -54,7 +48,7 @@ def log_bayes_factor(
         return float(walk.log_marginal(prior, walk.Stats.of(s[sl], e[sl], prior.n_epochs))[0])
 
     n = f.shape[0]
-    log_prior = gammaln(n) - np.log(pr.alpha) - gammaln(n_a) - gammaln(n - n_a)
+    log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
     return marginal(slice(None)) - marginal(slice(0, n_a)) - marginal(slice(n_a, None)) + log_prior
 
 

@@ -200,8 +200,7 @@ class Sampler:
         k = int(min(n_init, H, max(N // 10, 1)))
         _, labels = kmeans2(feats, k, minit="++", seed=self.rng)
         self.mu0 = s.reshape(-1, K).mean(0)
-        spread = s.reshape(-1, K).var(0)[signal].mean()
-        self.kappa0 = self.p.within_cluster_var / (self.p.mean_var_scale * spread + 1.0)
+        self.spread = float(s.reshape(-1, K).var(0)[signal].mean())
         state = State(
             A=A,
             z=z,
@@ -344,16 +343,12 @@ class Sampler:
         the initial features (``Cov(μ_1) = scale · Var(features)`` on average over the
         atoms above the noise), ``ν_0 = K_a +
         extra``, ``E[Λ^{-1}] = within_cluster_var · I``, walk steps ``drift_sd² Λ^{-1}``."""
-        Ka, p = active.size, self.p
-        nu0 = Ka + p.wishart_dof_extra
-        return walk.WalkPrior(
-            mu0=self.mu0[active],
-            kappa0=self.kappa0,
-            q=self.q,
-            nu0=nu0,
-            W0_inv=np.eye(Ka) * (nu0 - Ka - 1) * p.within_cluster_var,
-            n_epochs=self.data.n_epochs if self.drift else 1,
+        return walk.WalkPrior.isotropic(
+            self.mu0[active], self.spread, self.q, self._walk_epochs(), self.p
         )
+
+    def _walk_epochs(self) -> int:
+        return self.data.n_epochs if self.drift else 1
 
     def _walk_epoch(self) -> np.ndarray:
         return self.data.epoch if self.drift else np.zeros_like(self.data.epoch)
@@ -384,19 +379,9 @@ class Sampler:
         G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D) + np.eye(a.size)
         y = np.einsum("mtk,mt,imt->mki", D, st.phi, d.x)
         s_hat = np.linalg.solve(G, y).transpose(2, 0, 1)  # ŝ = (D'ΦD + I)^{-1} D'Φx
-        f = s_hat.reshape(len(s_hat), -1)
-        f = f - f.mean(0)
-        _, _, vt = np.linalg.svd(f, full_matrices=False)
-        P = min(self.n_axes, vt.shape[0])
-        f = f @ vt[:P].T
-        nu0 = P + self.p.wishart_dof_extra
-        joint = walk.WalkPrior(
-            mu0=np.zeros(P),
-            kappa0=self.p.within_cluster_var / (self.p.mean_var_scale * f.var(0).mean() + 1.0),
-            q=self.q,
-            nu0=nu0,
-            W0_inv=np.eye(P) * (nu0 - P - 1) * self.p.within_cluster_var,
-            n_epochs=self.data.n_epochs if self.drift else 1,
+        f = walk.principal_axes(s_hat.reshape(len(s_hat), -1), self.n_axes)
+        joint = walk.WalkPrior.isotropic(
+            np.zeros(f.shape[1]), float(f.var(0).mean()), self.q, self._walk_epochs(), self.p
         )
         target = splitmerge.Target(
             s=f[:, None],

@@ -39,6 +39,23 @@ class WalkPrior:
     W0_inv: np.ndarray
     n_epochs: int
 
+    @classmethod
+    def isotropic(cls, mu0: np.ndarray, spread: float, q: float, n_epochs: int, priors):
+        """The sorter's prior on `K` = ``mu0.size`` features whose variance across spikes is
+        `spread` per coordinate: ``κ_0 = within / (scale · spread + 1)`` (``Cov(μ_1)`` about
+        `scale` times the features' spread), ``ν_0 = K + extra``, ``E[Λ^{-1}] = within · I``
+        (`priors`: :class:`neurodict.sort.params.Priors`)."""
+        K = mu0.size
+        nu0 = K + priors.wishart_dof_extra
+        return cls(
+            mu0=mu0,
+            kappa0=priors.within_cluster_var / (priors.mean_var_scale * spread + 1.0),
+            q=q,
+            nu0=nu0,
+            W0_inv=np.eye(K) * (nu0 - K - 1) * priors.within_cluster_var,
+            n_epochs=n_epochs,
+        )
+
     def B(self) -> np.ndarray:
         """The prior covariance factor of the walk ``B_{ee'} = 1/κ_0 + q·min(e, e')``: (E, E)."""
         e = np.arange(self.n_epochs)
@@ -84,6 +101,13 @@ class Stats:
             sc = s[labels == c]
             scatter[c] = np.einsum("imk,iml->mkl", sc, sc)
         return cls(np.repeat(counts[:, None], M, axis=1), sums.transpose(0, 2, 1, 3), scatter)
+
+
+def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
+    """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes)."""
+    centred = f - f.mean(0)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
+    return centred @ vt[:n_axes].T
 
 
 def posterior(prior: WalkPrior, stats: Stats):
