@@ -1,25 +1,42 @@
-"""Spike->LFP dictionaries: accuracy and speed by size, and the atom step against its peers.
+"""Spike->LFP dictionaries: accuracy and speed by size and by length; the atom step against peers.
 
 Usage:
     python benchmarks/lfpdict.py                 # sizes up to 16 regions x 200 units x 10 min
     python benchmarks/lfpdict.py --max           # adds 16 regions x 200 units x 60 min
+    python benchmarks/lfpdict.py --generator links   # the size table on the second generator
     python benchmarks/lfpdict.py --peers-only
-    python benchmarks/lfpdict.py --backend gpu   # the same table on a GPU (cupy)
+    python benchmarks/lfpdict.py --backend gpu   # the size table on a GPU (cupy)
+    python benchmarks/lfpdict.py --lengths       # only the length table (both generators)
+    python benchmarks/lfpdict.py --lengths --lengths-size 2,6 --lengths-min 1 2 --n-null 3
 
-Data: planted filters (MODELS.md section 5: prototype families across regions) driven by random
-spike trains at 3-20 Hz, plus theta, gamma and 1/f background, at 1 kHz. Each size runs in a
-child process so its peak memory is its own.
+Data, two generators at 1 kHz:
+- families (``planted``): filters from a few prototype families shared across units
+  (MODELS.md section 5) driven by random spike trains at 3-20 Hz, plus theta, gamma and 1/f
+  background;
+- links (:func:`neurodict.synth_links.planted_links`): an independent filter per existing link
+  (damped oscillations, causal or anti-causal exponential and biphasic kernels, log-normal
+  gains), links in one direction between regions, most unit-region pairs empty and some regions
+  reached by nobody; gamma-renewal trains at 1-30 Hz with a refractory period and a shared slow
+  modulation; AR(2) and 1/f^beta background with region-specific spectra.
+Each size or length runs in a child process so its peak memory is its own. --n-null sets the
+estimator's number of nulls (default its own, 20).
 
-Table 1, per size: wall time of one complete fit (statistics for data and null, blocked
-cross-validation with baselines, final fit, held-out predictions) and its phases, peak RSS and,
-with --backend gpu, the most cupy's memory pool held; held-out R^2 (mean over regions, all units)
-of the dictionary model, Wiener, STA and the jitter null, and the median correlation of learned
-and planted filters.
+Table 1, per size (on --generator, default families): wall time of one complete fit (statistics
+for data and null, blocked cross-validation with baselines, final fit, held-out predictions) and
+its phases, peak RSS and, with --backend gpu, the most cupy's memory pool held; held-out R^2
+(mean over regions, all units) of the dictionary model, Wiener and STA with the standard error
+of that mean across outer folds, the jitter null's mean, the number of regions k/R where the
+dictionary is at least Wiener minus Wiener's standard error (per region), and the median
+correlation of learned and planted filters over the planted links (a link learned as zero: 0).
 
-Table 2, the dictionary step with known codes (the same problem for every solver): starting from
-the same wavelet atoms, time until a solver's atoms reach 99 % of the objective decrease ours
-reach, evaluated by one exact evaluator. Peers: sporco's ConvCnstrMOD (ADMM in the FFT domain)
-and alphacsc's dictionary step (its ztz/ztX constants and its FISTA).
+Table 2 (--lengths), per generator and recording length (1, 2, 5, 10, 20 min at
+--lengths-size, default 4 regions x 30 units; --lengths-min chooses other lengths): the same
+R^2 columns, standard errors and k/R count as table 1, and the fit's wall time (on --backend).
+
+Table 3, the dictionary step with known codes (the same problem for every solver, families
+data): starting from the same wavelet atoms, time until a solver's atoms reach 99 % of the
+objective decrease ours reach, evaluated by one exact evaluator. Peers: sporco's ConvCnstrMOD
+(ADMM in the FFT domain) and alphacsc's dictionary step (its ztz/ztX constants and its FISTA).
 """
 
 from __future__ import annotations
@@ -31,25 +48,29 @@ import resource
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
 from neurodict.backend import CPU
 from neurodict.lfpdict import evaluate, model
 from neurodict.lfpdict.atoms import wavelet_atoms
-from neurodict.lfpdict.estimator import SpikeLFPDictionary
+from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary, standard_error
 from neurodict.lfpdict.scoring import heldout_scores
 from neurodict.lfpdict.stats import segment_stats
-from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
+from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters
+from neurodict.synth_links import planted_links, spike_lfp_chunked
 
 SIZES = [(4, 20, 10), (8, 50, 10), (16, 200, 10)]
 MAX_SIZE = (16, 200, 60)
+LENGTHS_MIN = (1, 2, 5, 10, 20)
+LENGTHS_SIZE = (4, 30)
 LAG = 200  # ms, each side
+MODELS = ("dictionary", "wiener", "sta")
+N_WORKERS = min(6, os.cpu_count() or 1)  # threads for the spike-driven LFP
 
 
 def planted(n_regions: int, n_units: int, minutes: float, seed: int = 0):
-    """Spike bins, region LFPs (float32), planted filters and region labels."""
+    """Spike bins, region LFPs (float32), planted filters and region labels (families)."""
     rng = np.random.default_rng(seed)
     T = int(minutes * 60_000)
     spec = SynthSpec(n_regions=n_regions, n_families=3, lag_ms=LAG)
@@ -59,59 +80,106 @@ def planted(n_regions: int, n_units: int, minutes: float, seed: int = 0):
         np.sort(rng.choice(T, size=int(rng.uniform(3, 20) * T / 1000), replace=False))
         for _ in range(n_units)
     ]
-    y = np.empty((n_regions, T), dtype="float32")
-    chunk = 600_000  # spike_lfp in chunks keeps the dense trains small; chunks run in threads
-
-    def block(a):
-        b = min(T, a + chunk + 2 * LAG)
-        part = [s[(s >= a) & (s < b)] - a for s in spikes]
-        return spike_lfp(bin_spikes(part, 1000.0, 1000.0, b - a), F)[:, : min(T, a + chunk) - a]
-
-    with ThreadPoolExecutor(min(6, os.cpu_count() or 1)) as pool:
-        for a, part in zip(range(0, T, chunk), pool.map(block, range(0, T, chunk)), strict=True):
-            y[:, a : a + part.shape[1]] = part
+    y = spike_lfp_chunked(spikes, F, T, n_workers=N_WORKERS)  # dense trains a chunk long
     y += background_lfp(spec, T, rng).astype("float32")
     regions = [f"R{i}" for i in range(n_regions)]
     return spikes, y, F, [regions[n % n_regions] for n in range(n_units)], regions
 
 
-def one_size(n_regions: int, n_units: int, minutes: float, backend: str = "cpu") -> dict:
-    """Fit one size; return timings, memory (host RSS; on a GPU also cupy's pool) and scores."""
-    spikes, y, F, unit_regions, regions = planted(n_regions, n_units, minutes)
+def planted_data(generator: str, n_regions: int, n_units: int, minutes: float, seed: int = 0):
+    """`planted` (generator "families") or `planted_links` ("links"): the same five outputs."""
+    if generator == "links":
+        return planted_links(n_regions, n_units, minutes, seed, lag_ms=LAG, n_workers=N_WORKERS)
+    return planted(n_regions, n_units, minutes, seed)
+
+
+def fit_scored(spikes, y, unit_regions, regions, backend: str = "cpu", n_null: int | None = None):
+    """Fit the estimator and score it held out; return both and the wall time."""
     t0 = time.perf_counter()
-    est = SpikeLFPDictionary(1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG)
+    extra = {} if n_null is None else {"n_null": n_null}
+    est = SpikeLFPDictionary(1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG, **extra)
     est.fit(spikes, y, unit_regions, regions)
     scored = heldout_scores(est, spikes, y, regions)
-    wall = time.perf_counter() - t0
+    return est, scored, time.perf_counter() - t0
+
+
+def r2_summary(scored) -> dict:
+    """Mean held-out R^2 over regions (all units) per model, its standard error, and k/R.
+
+    ``r2``: model -> mean over regions of ``r2_heldout`` (dictionary, wiener, sta, jitter).
+    ``r2_se``: model -> standard error across outer folds of the per-fold mean over regions
+    (the same formula as each row's ``r2_se``, applied to the mean, so regions that share folds
+    are not counted as independent). ``k_ge_wiener``: regions where the dictionary's R^2 is at
+    least Wiener's minus Wiener's ``r2_se``.
+    """
+    rows = {(r["region"], r["model"]): r for r in scored.scores if r["predictors"] == "all"}
+    regions = list(dict.fromkeys(region for region, _ in rows))
+    r2 = {
+        m: float(np.mean([rows[region, m]["r2_heldout"] for region in regions]))
+        for m in MODELS + ("jitter",)
+    }
+    i = PREDICTOR_SETS.index("all")
+    se = {m: float(standard_error(scored.fold_r2[m][i].mean(axis=1))) for m in MODELS}
+    k = sum(
+        rows[region, "dictionary"]["r2_heldout"]
+        >= rows[region, "wiener"]["r2_heldout"] - rows[region, "wiener"]["r2_se"]
+        for region in regions
+    )
+    return {"r2": r2, "r2_se": se, "k_ge_wiener": int(k), "n_regions": len(regions)}
+
+
+def one_size(
+    n_regions: int,
+    n_units: int,
+    minutes: float,
+    backend: str = "cpu",
+    generator: str = "families",
+    n_null: int | None = None,
+) -> dict:
+    """Fit one size; return timings, memory (host RSS; on a GPU also cupy's pool) and scores."""
+    spikes, y, F, unit_regions, regions = planted_data(generator, n_regions, n_units, minutes)
+    est, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, n_null)
     gpu_mb = None
     if backend == "gpu":  # the pool keeps freed blocks: its total is the most held at once
         import cupy
 
         gpu_mb = cupy.get_default_memory_pool().total_bytes() / 2**20
-    scores = {}
-    for model_name in ("dictionary", "wiener", "sta", "jitter"):
-        vals = [
-            r["r2_heldout"]
-            for r in scored.scores
-            if r["predictors"] == "all" and r["model"] == model_name
-        ]
-        scores[model_name] = float(np.mean(vals))
-    corr = [
-        np.corrcoef(est.filters_[n, r], F[n, r])[0, 1]
+    corr = [  # a planted link learned as exactly zero counts as no correlation
+        np.corrcoef(est.filters_[n, r], F[n, r])[0, 1] if np.abs(est.filters_[n, r]).any() else 0.0
         for n in range(n_units)
         for r in range(n_regions)
         if np.abs(F[n, r]).any()
     ]
     return {
         "size": f"{n_regions} x {n_units} x {minutes:g} min",
+        "generator": generator,
         "backend": backend,
         "wall_s": wall,
         "gpu_mb": gpu_mb,
         "phases": est.timings_ | scored.timings,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        "r2": scores,
         "filter_corr": float(np.median(corr)),
-    }
+    } | r2_summary(scored)
+
+
+def one_length(
+    n_regions: int,
+    n_units: int,
+    minutes: float,
+    generator: str,
+    backend: str = "cpu",
+    n_null: int | None = None,
+) -> dict:
+    """Fit one recording length; return the held-out R^2 summary and the wall time."""
+    spikes, y, _, unit_regions, regions = planted_data(generator, n_regions, n_units, minutes)
+    _, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, n_null)
+    return {
+        "generator": generator,
+        "size": f"{n_regions} x {n_units}",
+        "minutes": minutes,
+        "backend": backend,
+        "wall_s": wall,
+    } | r2_summary(scored)
 
 
 def atom_step_peers(
@@ -256,6 +324,84 @@ def _alphacsc(maps, y, D0, J, target, J0, J_star) -> dict:
     }
 
 
+def child(*args: str) -> dict:
+    """Run this script with `args` in a child process; return the JSON its last line holds."""
+    out = subprocess.run(
+        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def r2_cells(r: dict) -> str:
+    """``R2 | SE`` cells for dictionary, wiener and sta, then the k/R count."""
+    cells = [f"{r['r2'][m]:.3f} | {r['r2_se'][m]:.3f}" for m in MODELS]
+    return " | ".join(cells) + f" | {r['k_ge_wiener']}/{r['n_regions']}"
+
+
+R2_HEADER = "R2 dictionary | SE | R2 wiener | SE | R2 sta | SE | dictionary >= wiener - SE"
+
+
+def size_table(args) -> None:
+    """Table 1: one child process per size."""
+    rows = []
+    for size in SIZES + ([MAX_SIZE] if args.max else []):
+        extra = [] if args.n_null is None else ["--n-null", str(args.n_null)]
+        rows.append(
+            child(
+                "--one",
+                ",".join(map(str, size)),
+                "--backend",
+                args.backend,
+                "--generator",
+                args.generator,
+                *extra,
+            )
+        )
+        print(f"done {rows[-1]['size']}", file=sys.stderr)
+    print(
+        "\n| regions x units x length | generator | backend | fit s | stats s | CV s | null s | "
+        f"final s | held-out s | peak MB | GPU pool MB | {R2_HEADER} | R2 jitter | filter corr |"
+    )
+    print("|---" * 20 + "|")
+    for r in rows:
+        p = r["phases"]
+        gpu_mb = "" if r["gpu_mb"] is None else f"{r['gpu_mb']:.0f}"
+        cv_s = p["cross_validation"] + p["baselines"]
+        print(
+            f"| {r['size']} | {r['generator']} | {r['backend']} | {r['wall_s']:.1f} | "
+            f"{p['statistics']:.1f} | {cv_s:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
+            f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {r2_cells(r)} | "
+            f"{r['r2']['jitter']:.3f} | {r['filter_corr']:.3f} |"
+        )
+
+
+def length_table(args) -> None:
+    """Table 2: one child process per generator and length."""
+    n_regions, n_units = map(int, args.lengths_size.split(","))
+    rows = []
+    for generator in ("families", "links"):
+        for minutes in args.lengths_min:
+            extra = [] if args.n_null is None else ["--n-null", str(args.n_null)]
+            rows.append(
+                child(
+                    "--one-length",
+                    f"{n_regions},{n_units},{minutes:g},{generator}",
+                    "--backend",
+                    args.backend,
+                    *extra,
+                )
+            )
+            print(f"done {generator} {minutes:g} min", file=sys.stderr)
+    print(f"\n| generator | regions x units | length min | backend | fit s | {R2_HEADER} |")
+    print("|---" * 12 + "|")
+    for r in rows:
+        print(
+            f"| {r['generator']} | {r['size']} | {r['minutes']:g} | {r['backend']} | "
+            f"{r['wall_s']:.1f} | "
+            f"{r2_cells(r)} |"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--max", action="store_true", help="add 16 x 200 x 60 min")
@@ -265,49 +411,58 @@ def main() -> None:
         "--backend",
         choices=["cpu", "gpu"],
         default="cpu",
-        help="where the fits of table 1 run (gpu: cupy)",
+        help="where the fits of tables 1 and 2 run (gpu: cupy)",
+    )
+    ap.add_argument(
+        "--generator",
+        choices=["families", "links"],
+        default="families",
+        help="the data of table 1: prototype families (neurodict.synth) or independent links "
+        "(neurodict.synth_links)",
+    )
+    ap.add_argument(
+        "--lengths",
+        action="store_true",
+        help="only table 2: held-out R^2 against recording length, both generators",
+    )
+    ap.add_argument(
+        "--lengths-size", default="{},{}".format(*LENGTHS_SIZE), help="REGIONS,UNITS of table 2"
+    )
+    ap.add_argument(
+        "--lengths-min",
+        nargs="+",
+        type=float,
+        default=list(LENGTHS_MIN),
+        help="recording lengths of table 2, minutes",
+    )
+    ap.add_argument(
+        "--n-null", type=int, default=None, help="nulls per fit (default: the estimator's, 20)"
     )
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--one-length", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         regions, units, minutes = args.one.split(",")
-        print(json.dumps(one_size(int(regions), int(units), float(minutes), args.backend)))
+        out = one_size(
+            int(regions), int(units), float(minutes), args.backend, args.generator, args.n_null
+        )
+        print(json.dumps(out))
+        return
+    if args.one_length:
+        regions, units, minutes, generator = args.one_length.split(",")
+        print(
+            json.dumps(
+                one_length(
+                    int(regions), int(units), float(minutes), generator, args.backend, args.n_null
+                )
+            )
+        )
+        return
+    if args.lengths:
+        length_table(args)
         return
     if not args.peers_only:
-        rows = []
-        for size in SIZES + ([MAX_SIZE] if args.max else []):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--one",
-                    ",".join(map(str, size)),
-                    "--backend",
-                    args.backend,
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            )
-            rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"done {rows[-1]['size']}", file=sys.stderr)
-        print(
-            "\n| regions x units x length | backend | fit s | stats s | CV s | null s | "
-            "final s | held-out s | peak MB | GPU pool MB | R2 dictionary | R2 wiener | R2 sta | "
-            "R2 jitter | filter corr |"
-        )
-        print("|---" * 15 + "|")
-        for r in rows:
-            p, s = r["phases"], r["r2"]
-            gpu_mb = "" if r["gpu_mb"] is None else f"{r['gpu_mb']:.0f}"
-            cv_s = p["cross_validation"] + p["baselines"]
-            print(
-                f"| {r['size']} | {r['backend']} | {r['wall_s']:.1f} | {p['statistics']:.1f} | "
-                f"{cv_s:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
-                f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {s['dictionary']:.3f} | "
-                f"{s['wiener']:.3f} | {s['sta']:.3f} | {s['jitter']:.3f} | "
-                f"{r['filter_corr']:.3f} |"
-            )
+        size_table(args)
     peers = atom_step_peers(args.peers)
     ours = peers[0]["s"]
     print(

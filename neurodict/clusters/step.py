@@ -16,6 +16,7 @@ from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
 from neurodict.lfpdict.inputs import (
     LFPDictInputError,
+    despiked_targets,
     load_clean_targets,
     load_lfpdict_inputs,
 )
@@ -66,6 +67,7 @@ def write_clusters(
     spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
         sorting_dir, lfp_dir, units=dict_params["units"]
     )
+    y_dict = despiked_targets(sorting_dir, lfp_dir, y, target_regions)  # as lfpdict fits
     home = (
         None if clean_dir is None else load_clean_targets(sorting_dir, clean_dir, unit_ids, lfp_dir)
     )
@@ -76,7 +78,7 @@ def write_clusters(
     units = cl.cluster_units(sig, unit_regions, params, str(dict_npz))
     ari_halves = half_split_ari(
         spike_bins,
-        y,
+        y_dict,
         fs,
         unit_regions,
         target_regions,
@@ -124,7 +126,7 @@ def write_clusters(
     )
     write_tsv(
         out_dir / "importance.tsv",
-        importance_rows(spike_bins, y, fs, d, units.labels, unit_ids, targets, dict_params),
+        importance_rows(spike_bins, y_dict, fs, d, units.labels, unit_ids, targets, dict_params),
     )
     write_json(
         out_dir / "clusters.provenance.json",

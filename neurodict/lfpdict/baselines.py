@@ -31,7 +31,7 @@ def wiener(
     mask=None,
     gram: ToeplitzGram | None = None,
     n_iter: int = 300,
-    tol: float = 1e-5,
+    tol: float = 1e-4,
     F0=None,
 ):
     """Ridge filters: argmin_f ||y - c - sum_n u_n * f_n||^2 / n + alpha ||f||^2, per region.

@@ -79,6 +79,10 @@ class Folds:
         Predictor set -> mask of shape (n_units, n_regions) (1: the unit predicts the region).
     atoms0 : array of shape (n_atoms, n_lags)
         The atoms every fit starts from.
+
+    The predictor sets share the spikes' Gram matrix, so their fits run as one problem: the
+    regions repeated once per set (:meth:`stacked`), each copy with its set's mask
+    (:attr:`mask`, shape (n_units, n_sets * n_regions), sets in PREDICTOR_SETS order).
     """
 
     backend: Backend
@@ -87,6 +91,14 @@ class Folds:
     by_window: list
     masks: dict
     atoms0: object
+
+    @property
+    def mask(self):
+        return self.backend.xp.concatenate([self.masks[s] for s in PREDICTOR_SETS], axis=1)
+
+    def stacked(self, stats: list) -> list:
+        """Per window, `stats` with the regions repeated once per predictor set."""
+        return [s.tile_regions(self.backend.xp, len(PREDICTOR_SETS)) for s in stats]
 
     def train(self, k: int, stats: list | None = None, by_window: list | None = None) -> list:
         """Training statistics of fold k per window: each window's total minus fold k."""
@@ -299,9 +311,16 @@ class SpikeLFPDictionary:
         return {k: be.asarray(v, dtype=self.dtype) for k, v in masks.items()}
 
     def path_sse(self, be, train, test, D, mask, fractions):
-        """Test SSE (per fraction, region) of coefficient fits along the penalty path.
+        """Test SSE (per fraction, region) of coefficient fits along the penalty path, each
+        started from the one before it.
 
-        `train` and `test` are lists over windows."""
+        `train` and `test` are lists over windows; `fractions` a sequence of fractions of each
+        region's lambda_max, each a float or an array of shape (n_regions,).
+
+        Returns
+        -------
+        ndarray of shape (n_fractions, n_regions)
+        """
         problems = [model.coef_problem(be, s, D) for s in train]
         N, R = train[0].S.shape[:2]
         lmax = model.lambda_max(be, total(train), D, self.alpha, mask)
@@ -312,7 +331,7 @@ class SpikeLFPDictionary:
             B = model.fit_coef(
                 be,
                 problems,
-                lmax * fraction,
+                lmax * be.asarray(fraction, dtype=self.dtype),
                 self.alpha,
                 B,
                 mask=mask,
@@ -436,9 +455,9 @@ class SpikeLFPDictionary:
         """
         be = folds.backend
         fractions = np.asarray(self.lambda_fractions)
-        K, R = self.n_folds, stats[0][0].S.shape[1]
-        outer = {s: np.zeros((K, fractions.size, R)) for s in PREDICTOR_SETS}
-        inner = {s: np.zeros((K, fractions.size, R)) for s in PREDICTOR_SETS}
+        K, R, n_sets = self.n_folds, stats[0][0].S.shape[1], len(PREDICTOR_SETS)
+        outer = np.zeros((K, fractions.size, n_sets * R))
+        inner = np.zeros((K, fractions.size, n_sets * R))
         fold_sst = np.zeros((K, R))
         fold_atoms = []
         mid = float(np.median(fractions))
@@ -447,16 +466,27 @@ class SpikeLFPDictionary:
             fold_sst[k] = be.to_numpy(sst(total(stats[k])))
             D, *_ = self.learn(be, train, folds.atoms0, mid)
             fold_atoms.append(D)
-            for name, mask in folds.masks.items():
-                outer[name][k] = self.path_sse(be, train, stats[k], D, mask, fractions)
-                for j in range(K):
-                    if j != k:
-                        inner_train = [t - stats[j][w] for w, t in enumerate(train)]
-                        inner[name][k] += self.path_sse(
-                            be, inner_train, stats[j], D, mask, fractions
-                        )
+            outer[k] = self.path_sse(
+                be, folds.stacked(train), folds.stacked(stats[k]), D, folds.mask, fractions
+            )
+            for j in range(K):
+                if j != k:
+                    inner_train = [t - stats[j][w] for w, t in enumerate(train)]
+                    inner[k] += self.path_sse(
+                        be,
+                        folds.stacked(inner_train),
+                        folds.stacked(stats[j]),
+                        D,
+                        folds.mask,
+                        fractions,
+                    )
         inner_sst = fold_sst.sum(axis=0) - fold_sst
-        paths = {s: PathErrors(outer[s], inner[s], fold_sst, inner_sst) for s in PREDICTOR_SETS}
+        outer = outer.reshape(K, fractions.size, n_sets, R)
+        inner = inner.reshape(K, fractions.size, n_sets, R)
+        paths = {
+            s: PathErrors(outer[:, :, i], inner[:, :, i], fold_sst, inner_sst)
+            for i, s in enumerate(PREDICTOR_SETS)
+        }
         return paths, fold_atoms
 
     def best_fractions(self, r2: np.ndarray) -> np.ndarray:

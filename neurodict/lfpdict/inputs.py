@@ -161,6 +161,46 @@ def load_lfpdict_inputs(
     return (*out, excluded) if return_excluded else out
 
 
+def despiked_targets(
+    sorting_dir: str | Path,
+    lfp_dir: str | Path,
+    y: np.ndarray,
+    target_regions,
+    half_width_ms: float = DESPIKE_HALF_WIDTH_MS,
+    flank_ms: float = DESPIKE_FLANK_MS,
+) -> np.ndarray:
+    """The dictionaries' targets: each region LFP without its own units' spike bleed-through.
+
+    A unit's spikes leak into the LFP of its own channels, so a region's LFP (`y`, as
+    :func:`load_lfpdict_inputs` gives it from `lfp_dir`) carries a kernel at every spike of
+    the region's units that any model of the region from its own units would "predict". Each
+    row is despiked (:func:`despike`) of every unit of its region in the sorting (those left
+    out by ``lfpdict.units`` too: multi-units leak as well), through the LFP-rate filters
+    recorded in the folder's ``lfp_rate_filters`` annotation. One target serves all predictor
+    sets; spikes of other regions' units are not on these channels.
+
+    Returns
+    -------
+    ndarray of shape y.shape, float32
+    """
+    sorting, lfp = si.load(sorting_dir), si.load(lfp_dir)
+    fs = lfp.sampling_frequency
+    chain = (
+        lfp.get_annotation(LFP_RATE_FILTERS)
+        if LFP_RATE_FILTERS in lfp.get_annotation_keys()
+        else None
+    )
+    args = ms_to_samples(half_width_ms, fs), chain, ms_to_samples(flank_ms, fs)
+    bins = spike_bins_from_sorting(sorting, fs)
+    regions = np.asarray(sorting.get_property("region")).astype(str)
+    out = np.array(y, dtype="float32")
+    for row, region in enumerate(np.asarray(target_regions).astype(str)):
+        members = [b for b, r in zip(bins, regions, strict=True) if r == region]
+        if members:
+            out[row] = despike(out[row], members, *args)[0]
+    return out
+
+
 def despike(
     y: np.ndarray,
     spike_bins: list[np.ndarray],

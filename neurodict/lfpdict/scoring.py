@@ -4,8 +4,8 @@ All in the estimator's own folds (:attr:`SpikeLFPDictionary.folds_`):
 
 - baselines: ridge filters (Wiener) with their own ridge path, and spike-triggered averages
   scaled by least squares;
-- the null: the whole procedure (atoms, penalty path and its choice) rerun on spike trains
-  circularly shifted by at least ``jitter_min_s`` (R^2 near 0);
+- the null: spike trains circularly shifted by at least ``jitter_min_s``, scored as the data
+  were with the data's atoms and penalty choice of each outer training set (R^2 near 0);
 - the held-out prediction of each fold's core: band coherence and an example stretch.
 """
 
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.signal
 import scipy.stats
+from tqdm import tqdm
 
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ, band_power
@@ -156,35 +157,40 @@ def baselines_cv(
         Predictor set -> ndarray of shape (n_folds, n_regions): each outer fold's error.
     """
     folds, be = est.folds_, est.folds_.backend
-    R, K, A = n_regions, est.n_folds, len(est.ridge_alphas)
+    R, K, A, n_sets = n_regions, est.n_folds, len(est.ridge_alphas), len(PREDICTOR_SETS)
     scale = float(np.mean([len(s) for s in spike_bins])) / n_bins  # mean spikes per bin
-    outer = {s: np.zeros((K, A, R)) for s in PREDICTOR_SETS}
-    inner = {s: np.zeros((K, A, R)) for s in PREDICTOR_SETS}
-    sta = {s: np.zeros((K, R)) for s in PREDICTOR_SETS}
-    stats = [total(fold) for fold in folds.stats]
+    outer = np.zeros((K, A, n_sets * R))
+    inner = np.zeros((K, A, n_sets * R))
+    sta = np.zeros((K, n_sets * R))
+    stats = folds.stacked([total(fold) for fold in folds.stats])
     whole = total(stats)
     for k in range(K):
         train = whole - stats[k]
-        for name, mask in folds.masks.items():
-            outer[name][k] = ridge_path(est, train, stats[k], mask, scale, R)
-            for j in range(K):
-                if j != k:
-                    inner[name][k] += ridge_path(est, train - stats[j], stats[j], mask, scale, R)
-            gram = ToeplitzGram(be, train)
-            F = baselines.sta(be, train, mask, gram)
-            sta[name][k] = be.to_numpy(
-                sse(be, stats[k], F, intercept(be, train, F), ToeplitzGram(be, stats[k]))
-            )
+        outer[k] = ridge_path(est, train, stats[k], folds.mask, scale)
+        for j in range(K):
+            if j != k:
+                inner[k] += ridge_path(est, train - stats[j], stats[j], folds.mask, scale)
+        F = baselines.sta(be, train, folds.mask, ToeplitzGram(be, train))
+        sta[k] = be.to_numpy(
+            sse(be, stats[k], F, intercept(be, train, F), ToeplitzGram(be, stats[k]))
+        )
     sst_fold = est.paths_["all"].sst
     inner_sst = sst_fold.sum(axis=0) - sst_fold
-    wiener = {s: PathErrors(outer[s], inner[s], sst_fold, inner_sst) for s in PREDICTOR_SETS}
-    return wiener, sta
+    outer = outer.reshape(K, A, n_sets, R)
+    inner = inner.reshape(K, A, n_sets, R)
+    sta = sta.reshape(K, n_sets, R)
+    wiener = {
+        s: PathErrors(outer[:, :, i], inner[:, :, i], sst_fold, inner_sst)
+        for i, s in enumerate(PREDICTOR_SETS)
+    }
+    return wiener, {s: sta[:, i] for i, s in enumerate(PREDICTOR_SETS)}
 
 
-def ridge_path(est, train, test, mask, scale: float, n_regions: int) -> np.ndarray:
+def ridge_path(est, train, test, mask, scale: float) -> np.ndarray:
     """Test error of Wiener filters fitted on `train` for each ridge alpha, (n_alphas, R);
     strong to weak, each warm-started from the one before."""
     be = est.folds_.backend
+    n_regions = mask.shape[1]
     gram_train, gram_test = ToeplitzGram(be, train), ToeplitzGram(be, test)
     out = np.zeros((len(est.ridge_alphas), n_regions))
     F = None
@@ -198,34 +204,57 @@ def ridge_path(est, train, test, mask, scale: float, n_regions: int) -> np.ndarr
 def nulls(
     est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray
 ) -> tuple[np.ndarray, dict]:
-    """``n_null`` circular-shift nulls through the same nested procedure as the data.
+    """``n_null`` circular-shift nulls, each scored as the data were.
 
     Each null shifts every unit's train independently by at least ``jitter_min_s`` (keeping
-    each train's statistics, breaking its timing to the LFP): atoms per outer training set, the
-    penalty chosen on inner folds, then the final fit at the penalty chosen on all folds.
+    each train's statistics, breaking its timing to the LFP). Its held-out R^2: for each outer
+    fold k, coefficients fitted on the other folds with the atoms the data learned there
+    (:attr:`SpikeLFPDictionary.fold_atoms_`) at the penalty fold k chose on its inner folds
+    (per predictor set and region, a fraction of the null's own lambda_max), scored on fold k.
+    Its links: the model learned from the initial atoms at the data's final penalty (the data's
+    final fit, on the null's trains), the band power of each link's filter.
+
+    What the nulls reuse from the data, the atoms and the penalty of each outer training set,
+    never saw that outer fold: with no coupling it carries nothing about the fold, so the
+    null's held-out R^2 and the data's share their distribution (the size is measured by
+    ``benchmarks/statistics.py``). A null costs one statistics pass, one coefficient fit per
+    outer fold (all predictor sets at once) and one final fit, instead of the whole nested
+    search.
 
     Returns
     -------
     r2 : ndarray of shape (n_sets, n_null, n_regions)
-        Each null's nested held-out R^2.
+        Each null's held-out R^2, pooled over outer folds.
     power : dict
         Band -> ndarray of shape (n_null, n_windows, n_units, n_regions): the band power of
         each link's filter in each null's final fit.
     """
     folds, be = est.folds_, est.folds_.backend
     rng = np.random.default_rng(est.random_state)
-    r2 = np.zeros((len(PREDICTOR_SETS), est.n_null, y.shape[0]))
+    K, R, n_sets = est.n_folds, y.shape[0], len(PREDICTOR_SETS)
+    fractions = np.asarray(est.lambda_fractions)
+    # the penalty each outer fold chose on its inner folds, (n_folds, n_sets * n_regions)
+    chosen = fractions[np.concatenate([est.paths_[s].nested()[2] for s in PREDICTOR_SETS], 1)]
+    sst_total = est.paths_["all"].sst.sum(axis=0)
+    r2 = np.zeros((n_sets, est.n_null, R))
     power = []
-    for n in range(est.n_null):
+    for n in tqdm(range(est.n_null), desc="lfpdict: nulls", disable=not est.progress):
         shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
         stats = est.fold_stats(be, shifted, y, folds.segments)
         by_window = folds.totals(stats)
-        paths, _ = est.cross_validate(folds, stats, by_window, desc=f"null {n + 1}")
-        for si, name in enumerate(PREDICTOR_SETS):
-            r2[si, n] = paths[name].nested()[0]
-        D, B, *_ = est.learn(
-            be, by_window, folds.atoms0, est.best_fractions(paths["all"].pooled_r2())
+        sse_folds = sum(
+            est.path_sse(
+                be,
+                folds.stacked(folds.train(k, stats, by_window)),
+                folds.stacked(stats[k]),
+                est.fold_atoms_[k],
+                folds.mask,
+                [chosen[k]],
+            )[0]
+            for k in range(K)
         )
+        r2[:, n] = 1 - sse_folds.reshape(n_sets, R) / sst_total
+        D, B, *_ = est.learn(be, by_window, folds.atoms0, est.penalty_["all"])
         power.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
     return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
 

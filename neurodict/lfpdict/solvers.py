@@ -60,7 +60,7 @@ def fista(
     objective: Callable,
     step: float,
     n_iter: int,
-    tol: float = 1e-7,
+    tol: float = 1e-5,
 ):
     """Minimise ``smooth(x) + penalty(x)`` by FISTA with gradient-based adaptive restart.
 

@@ -57,6 +57,20 @@ class SegmentStats:
     def __sub__(self, other: SegmentStats) -> SegmentStats:
         return SegmentStats(*(getattr(self, f.name) - getattr(other, f.name) for f in fields(self)))
 
+    def tile_regions(self, xp, n: int) -> SegmentStats:
+        """The same statistics with the regions repeated `n` times (S, ysum, yy).
+
+        Fits of several predictor sets share the spikes' Gram matrix: stacked as extra region
+        columns (each with its own mask and penalty), they run as one problem."""
+        return SegmentStats(
+            self.R,
+            xp.concatenate([self.S] * n, axis=1),
+            self.g,
+            xp.concatenate([self.ysum] * n),
+            xp.concatenate([self.yy] * n),
+            self.n_samples,
+        )
+
 
 def total(stats: list[SegmentStats]) -> SegmentStats:
     """The statistics of the union of disjoint segments."""

@@ -12,7 +12,11 @@ from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
 from neurodict.lfpdict.atoms import band_power
 from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary
-from neurodict.lfpdict.inputs import dictionary_windows, load_lfpdict_inputs
+from neurodict.lfpdict.inputs import (
+    despiked_targets,
+    dictionary_windows,
+    load_lfpdict_inputs,
+)
 from neurodict.lfpdict.scoring import heldout_scores
 
 ROUNDED = ("r2_heldout", "r2_se", "null_mean", "null_p95", "p_value")
@@ -46,6 +50,8 @@ def write_dictionaries(
 ) -> SpikeLFPDictionary:
     """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
 
+    The targets are the region LFPs despiked of their own units (:func:`despiked_targets`).
+
     Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
     unit_ids, unit_regions, regions, lags_ms, intercept, lambda, objective, held-out stretch),
     ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, r2_se, n_folds, penalty,
@@ -58,6 +64,7 @@ def write_dictionaries(
     spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs, excluded = (
         load_lfpdict_inputs(sorting_dir, lfp_dir, units=params["units"], return_excluded=True)
     )
+    y = despiked_targets(sorting_dir, lfp_dir, y, target_regions)
     keys = (
         "lag_minus_ms",
         "lag_plus_ms",

@@ -148,7 +148,7 @@ def lfp_band(rec: sc.BaseRecording, params: dict, mains_hz: float) -> sc.BaseRec
     return rec
 
 
-LFP_RATE_FILTERS = "lfp_rate_filters"  # annotation of region_lfp_clean/: lfp_rate_chain()
+LFP_RATE_FILTERS = "lfp_rate_filters"  # annotation of region_lfp(_clean)/: lfp_rate_chain()
 
 
 def lfp_rate_chain(params: dict, mains_hz: float) -> dict:
@@ -259,12 +259,19 @@ class _RegionMedianSegment(sc.BaseRecordingSegment):
         return out.astype("float32")[:, channel_indices]
 
 
-def region_lfp(lfp: sc.BaseRecording, reference: str) -> sc.BaseRecording:
+def region_lfp(
+    lfp: sc.BaseRecording, reference: str, chain: dict | None = None
+) -> sc.BaseRecording:
     """Region LFPs from the channel LFPs: ``median`` (one channel per region) or ``all``.
 
-    With ``all`` every good channel is kept and carries its ``region`` property.
+    With ``all`` every good channel is kept and carries its ``region`` property. `chain`
+    (:func:`lfp_rate_chain`) is kept as the annotation ``lfp_rate_filters``, for the
+    despiking of the dictionaries' targets.
     """
-    return RegionLFPRecording(lfp) if reference == "median" else lfp
+    rec = RegionLFPRecording(lfp) if reference == "median" else lfp.select_channels(lfp.channel_ids)
+    if chain is not None:
+        rec.annotate(**{LFP_RATE_FILTERS: chain})
+    return rec
 
 
 def region_lfp_clean(lfp: sc.BaseRecording, chain: dict | None = None) -> sc.BaseRecording:

@@ -52,10 +52,10 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     with atomic_path(results / "lfp") as tmp:
         lfp.save(folder=tmp, **job)
     lfp = si.load(results / "lfp")
+    chain = filters.lfp_rate_chain(p["lfp"], session["mains_hz"])
     with atomic_path(results / "region_lfp") as tmp:
-        filters.region_lfp(lfp, p["lfp"]["region_reference"]).save(folder=tmp, **job)
+        filters.region_lfp(lfp, p["lfp"]["region_reference"], chain).save(folder=tmp, **job)
     with atomic_path(results / REGION_LFP_CLEAN) as tmp:
-        chain = filters.lfp_rate_chain(p["lfp"], session["mains_hz"])
         filters.region_lfp_clean(lfp, chain).save(folder=tmp, **job)
     write_json(
         results / "preprocess.provenance.json",

@@ -16,9 +16,11 @@ import spikeinterface.core as sc
 
 from neurodict.clusters.phase import band_phase, locking, phase_table
 from neurodict.config import apply_defaults, load_schema
+from neurodict.lfpdict.estimator import SpikeLFPDictionary
 from neurodict.lfpdict.inputs import (
     LFPDictInputError,
     despike,
+    despiked_targets,
     load_clean_targets,
     load_lfpdict_inputs,
     unit_exclusions,
@@ -88,8 +90,8 @@ def bleed(tmp_path_factory):
     rec.set_property("bad", np.zeros(len(GROUPS), bool))
     filters.lfp_band(rec, LFP_PARAMS, 50).save(folder=out / "lfp", **SAVE)
     lfp = si.load(out / "lfp")
-    filters.region_lfp(lfp, "median").save(folder=out / "region_lfp", **SAVE)
     chain = filters.lfp_rate_chain(LFP_PARAMS, 50)
+    filters.region_lfp(lfp, "median", chain).save(folder=out / "region_lfp", **SAVE)
     filters.region_lfp_clean(lfp, chain).save(folder=out / "region_lfp_clean", **SAVE)
     sorting = sc.NumpySorting.from_unit_dict([trains], FS)
     sorting.set_property("region", np.array(["CA1", "PFC", "PFC"]))
@@ -158,6 +160,32 @@ def test_spikes_predict_the_region_lfp_only_through_bleed_through(bleed):
         # spike-triggered average at the spike: tens of uV before, about nothing after
         assert own[spike_bins[n]].mean() < -30
         assert abs(clean[spike_bins[n]].mean() - clean.mean()) < 5
+
+
+def test_dictionary_targets_are_despiked_of_their_regions_units(bleed):
+    """What the dictionaries fit: each region's LFP without its units' bleed-through. Before,
+    a unit's spikes predict its region's LFP and the dictionary's inside R^2 is clearly
+    positive; after, about nothing; the multi-unit m, left out of the dictionaries, is removed
+    from PFC too."""
+    spike_bins, y, targets, target_regions, unit_regions, unit_ids, fs = load_lfpdict_inputs(
+        bleed / "sorting", bleed / "region_lfp"
+    )
+    clean = despiked_targets(bleed / "sorting", bleed / "region_lfp", y, target_regions)
+    for n in range(len(unit_ids)):
+        row = list(target_regions).index(unit_regions[n])
+        assert heldout_r2(y[row], spike_bins[n]) > 0.01
+        assert heldout_r2(clean[row], spike_bins[n]) < 0.001
+    m = np.floor(si.load(bleed / "sorting").get_unit_spike_train("m") / 10).astype(int)
+    assert y[1][m].mean() < -20
+    assert abs(clean[1][m].mean() - clean[1].mean()) < 3
+    inside = {}
+    for name, target in (("before", y), ("after", clean)):
+        est = SpikeLFPDictionary(
+            fs, lag_minus_ms=20, lag_plus_ms=20, n_atoms=4, n_folds=3, n_outer=3, n_null=0
+        ).fit(spike_bins, target, unit_regions, target_regions)
+        inside[name] = est.paths_["inside"].nested()[0]
+    assert (inside["before"] > 0.01).all(), inside
+    assert (inside["after"] < 0.002).all(), inside
 
 
 def test_excluded_units_are_despiked_too(bleed):
