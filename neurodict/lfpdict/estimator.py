@@ -21,7 +21,7 @@ from tqdm import tqdm
 from neurodict.backend import Backend, get_backend
 from neurodict.common.errors import InputError
 from neurodict.common.units import ms_to_samples
-from neurodict.lfpdict import model
+from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
 from neurodict.lfpdict.stats import SegmentStats, segment_stats, total
@@ -157,6 +157,16 @@ class PathErrors:
             return 1 - sse.sum(axis=0) / self.sst.sum(axis=0), 1 - sse / self.sst, chosen
 
 
+def best_size(r2: np.ndarray) -> int:
+    """The dictionary size whose best penalties predict best: r2 of shape (n_sizes,
+    n_fractions, n_regions) -> index of the size maximising the mean over regions of the best
+    R^2 over the path (regions without variance ignored)."""
+    best = np.nanmax(np.where(np.isnan(r2), -np.inf, r2), axis=1)  # (n_sizes, n_regions)
+    best = np.where(np.isfinite(best), best, np.nan)
+    score = np.nanmean(best, axis=1) if np.isfinite(best).any() else np.zeros(len(r2))
+    return int(np.argmax(np.nan_to_num(score, nan=-np.inf)))
+
+
 def standard_error(r2_fold: np.ndarray) -> np.ndarray:
     """Standard error across outer folds of per-fold values, (n_folds, ...) -> (...)."""
     return np.std(r2_fold, axis=0, ddof=1) / np.sqrt(r2_fold.shape[0])
@@ -177,8 +187,9 @@ class SpikeLFPDictionary:
         Rate of the binned spikes and the LFP.
     lag_minus_ms, lag_plus_ms : float
         Filters span -lag_minus_ms .. +lag_plus_ms (non-causal).
-    n_atoms : int
-        Dictionary size K; atoms with no non-zero coefficient are reported as unused.
+    n_atoms : int or sequence of int
+        Dictionary size K, or the sizes to choose from on inner folds; atoms with no non-zero
+        coefficient are reported as unused.
     alpha : float
         Share of the l1 penalty; the rest is the group (link on/off) penalty.
     lambda_fractions : sequence of float
@@ -223,9 +234,15 @@ class SpikeLFPDictionary:
         path (nested cross-validation; :meth:`PathErrors.nested` gives the honest score).
     penalty_ : dict
         Predictor set -> the fraction of lambda_max per region of the final fit, shape
-        (n_regions,), chosen by cross-validation over all folds.
+        (n_regions,), chosen by cross-validation over all folds at the final size.
+    size_ : int
+        The final fit's dictionary size, chosen by cross-validation over all folds.
+    size_r2_ : ndarray of shape (n_sizes, n_fractions, n_sets, n_regions)
+        Held-out R^2 per size, penalty and predictor set, pooled over outer folds.
     fold_atoms_ : list of array
-        The atoms learned on each fold's training data (at the middle penalty).
+        The atoms learned on each outer fold's training data (at the middle penalty), at the
+        size that fold chose on its inner folds.
+    fold_sizes_ : ndarray of int, shape (n_folds,)
     n_atoms_used_ : int
     timings_ : dict
         Wall seconds of each phase: statistics, cross-validation, final fit.
@@ -237,7 +254,7 @@ class SpikeLFPDictionary:
         *,
         lag_minus_ms: float = 200.0,
         lag_plus_ms: float = 200.0,
-        n_atoms: int = 12,
+        n_atoms=(12, 24),
         alpha: float = 0.5,
         lambda_fractions=(0.3, 0.1, 0.05, 0.02, 0.01, 0.005),
         ridge_alphas=(1e-3, 1e-2, 1e-1, 1.0),
@@ -324,7 +341,7 @@ class SpikeLFPDictionary:
         problems = [model.coef_problem(be, s, D) for s in train]
         N, R = train[0].S.shape[:2]
         lmax = model.lambda_max(be, total(train), D, self.alpha, mask)
-        B = be.xp.zeros((len(train), N, self.n_atoms, R), dtype=self.dtype)
+        B = be.xp.zeros((len(train), N, D.shape[0], R), dtype=self.dtype)
         grams = [ToeplitzGram(be, s) for s in test]
         out = []
         for fraction in fractions:
@@ -346,6 +363,25 @@ class SpikeLFPDictionary:
                 )
             )
         return np.array(out)
+
+    def start_atoms(self, be, stats: list, wavelets):
+        """The atoms a fit on `stats` (per window) starts from: the leading right singular
+        vectors of its Wiener filters (ridge at the middle of ``ridge_alphas``, all units
+        predicting every region), half the largest size of them, then the first wavelet
+        atoms.
+
+        The data's leading filter shapes give the learning a start near the solution (its
+        alternation only descends); the wavelets keep every band within reach."""
+        xp = be.xp
+        st = total(stats)
+        N, R, L = st.S.shape
+        rate = float(be.to_numpy(st.g[:, self.lag_minus_bins]).mean()) / max(st.n_samples, 1)
+        alpha = float(np.median(self.ridge_alphas)) * rate
+        F = baselines.wiener(be, st, xp.full(R, alpha, dtype=self.dtype))
+        size = self.atom_counts[-1]
+        _, _, vt = xp.linalg.svd(F.reshape(N * R, L), full_matrices=False)
+        k = min(size // 2, vt.shape[0])
+        return xp.concatenate([vt[:k].astype(self.dtype), wavelets[: size - k]])
 
     def learn(self, be, stats, D0, fraction):
         """Learn atoms and coefficients on a list of window statistics at lam = fraction x max.
@@ -400,15 +436,18 @@ class SpikeLFPDictionary:
             [model.coef_problem(be, total(self.folds_.by_window), self.folds_.atoms0)]
         )
         clock = time.perf_counter()
-        self.paths_, self.fold_atoms_ = self.cross_validate(
+        self.paths_, self.size_r2_, self.fold_atoms_, self.fold_sizes_ = self.cross_validate(
             self.folds_, self.folds_.stats, self.folds_.by_window
         )
+        chosen = best_size(self.size_r2_[:, :, 0])
+        self.size_ = self.atom_counts[chosen]
         self.penalty_ = {
-            s: self.best_fractions(path.pooled_r2()) for s, path in self.paths_.items()
+            s: self.best_fractions(self.size_r2_[chosen, :, i])
+            for i, s in enumerate(PREDICTOR_SETS)
         }
         self.timings_["cross_validation"] = time.perf_counter() - clock
         clock = time.perf_counter()
-        self._final_fit(be, self.folds_.by_window, self.folds_.atoms0, self.penalty_["all"])
+        self._final_fit(be, self.folds_.by_window, self.penalty_["all"])
         self.timings_["final_fit"] = time.perf_counter() - clock
         return self
 
@@ -423,79 +462,117 @@ class SpikeLFPDictionary:
             stats,
             [],
             self._masks(be, unit_regions, regions),
-            be.asarray(wavelet_atoms(self.n_atoms, self.lags_ms / 1000.0), dtype=self.dtype),
+            be.asarray(
+                wavelet_atoms(self.atom_counts[-1], self.lags_ms / 1000.0), dtype=self.dtype
+            ),
         )
         folds.by_window = folds.totals(stats)
         return folds
 
+    @property
+    def atom_counts(self) -> tuple[int, ...]:
+        """The dictionary sizes K to choose from (``n_atoms``: one size or several)."""
+        return tuple(sorted({int(k) for k in np.atleast_1d(self.n_atoms)}))
+
+    def learn_ordered(self, be, stats, fraction):
+        """Atoms learned on `stats` (per window) from :meth:`start_atoms` with the largest size
+        K, at lam = fraction x max, ordered by use (each atom's coefficients' squared norm, most
+        used first): the first K' of them are the dictionary of size K'."""
+        D0 = self.start_atoms(be, stats, self.folds_.atoms0)
+        D, B, *_ = self.learn(be, stats, D0, fraction)
+        use = be.to_numpy((B * B).sum(axis=(0, 1, 3)))
+        return D[be.asarray(np.argsort(-use, kind="stable"))]
+
     def cross_validate(self, folds: Folds, stats: list, by_window: list, desc: str = "folds"):
-        """Held-out errors along the penalty path, outer and inner, per predictor set.
+        """Held-out errors along the penalty path, outer and inner, per predictor set, and the
+        dictionary size of each outer fold chosen on its inner folds.
 
         For each outer fold k the atoms are learned on the other folds (at the path's middle
-        penalty); the path is then fitted on the other folds and scored on fold k (the outer
-        errors), and, for the choice of the penalty inside the training data, fitted without
-        folds k and j and scored on fold j for every j != k (the inner errors). The inner fits
-        reuse the outer training set's atoms: fold k is never seen; the choice may lean to weak
-        penalties, never the score.
+        penalty, :meth:`learn_ordered`); for every size K' in :attr:`atom_counts` the first K'
+        atoms are fitted along the penalty path on the other folds and scored on fold k (the
+        outer errors), and, for the choices inside the training data, fitted without folds k and
+        j and scored on fold j for every j != k (the inner errors). Fold k's size K' is the one
+        whose best penalties give the highest inner R^2 of all units, averaged over regions (one
+        dictionary serves all regions and predictor sets); its penalties are then chosen per
+        region and set (:meth:`PathErrors.nested`). The inner fits reuse the outer training set's
+        atoms: fold k is never seen; the choice may lean to weak penalties and large
+        dictionaries, never the score.
 
         Parameters
         ----------
         folds : Folds
         stats : list (n_folds) of list (n_windows) of SegmentStats
-            The statistics to cross-validate (the data's, or a null's).
+            The statistics to cross-validate.
         by_window : list (n_windows) of SegmentStats
             `stats` summed over folds.
 
         Returns
         -------
         paths : dict
-            Predictor set -> :class:`PathErrors`.
+            Predictor set -> :class:`PathErrors` (each fold at its chosen size).
+        size_r2 : ndarray of shape (n_sizes, n_fractions, n_sets, n_regions)
+            Held-out R^2 per size, penalty and predictor set, pooled over outer folds (chooses
+            the final fit's size, with all units, and penalties).
         fold_atoms : list of array
-            The atoms of each outer training set.
+            The atoms of each outer training set at its chosen size.
+        fold_sizes : ndarray of int, shape (n_folds,)
         """
         be = folds.backend
         fractions = np.asarray(self.lambda_fractions)
         K, R, n_sets = self.n_folds, stats[0][0].S.shape[1], len(PREDICTOR_SETS)
-        outer = np.zeros((K, fractions.size, n_sets * R))
-        inner = np.zeros((K, fractions.size, n_sets * R))
+        sizes = self.atom_counts
+        outer = np.zeros((K, len(sizes), fractions.size, n_sets, R))
+        inner = np.zeros((K, len(sizes), fractions.size, n_sets, R))
         fold_sst = np.zeros((K, R))
-        fold_atoms = []
+        learned = []
         mid = float(np.median(fractions))
         for k in tqdm(range(K), desc=f"lfpdict: {desc}", disable=not self.progress):
             train = folds.train(k, stats, by_window)
             fold_sst[k] = be.to_numpy(sst(total(stats[k])))
-            D, *_ = self.learn(be, train, folds.atoms0, mid)
-            fold_atoms.append(D)
-            outer[k] = self.path_sse(
-                be, folds.stacked(train), folds.stacked(stats[k]), D, folds.mask, fractions
-            )
-            for j in range(K):
-                if j != k:
-                    inner_train = [t - stats[j][w] for w, t in enumerate(train)]
-                    inner[k] += self.path_sse(
-                        be,
-                        folds.stacked(inner_train),
-                        folds.stacked(stats[j]),
-                        D,
-                        folds.mask,
-                        fractions,
-                    )
+            learned.append(self.learn_ordered(be, train, mid))
+            for c, size in enumerate(sizes):
+                D = learned[k][:size]
+                outer[k, c] = self.path_sse(
+                    be, folds.stacked(train), folds.stacked(stats[k]), D, folds.mask, fractions
+                ).reshape(fractions.size, n_sets, R)
+                for j in range(K):
+                    if j != k:
+                        inner_train = [t - stats[j][w] for w, t in enumerate(train)]
+                        inner[k, c] += self.path_sse(
+                            be,
+                            folds.stacked(inner_train),
+                            folds.stacked(stats[j]),
+                            D,
+                            folds.mask,
+                            fractions,
+                        ).reshape(fractions.size, n_sets, R)
         inner_sst = fold_sst.sum(axis=0) - fold_sst
-        outer = outer.reshape(K, fractions.size, n_sets, R)
-        inner = inner.reshape(K, fractions.size, n_sets, R)
+        inner_all = 1 - inner[:, :, :, 0] / inner_sst[:, None, None, :]  # (K, sizes, F, R)
+        chosen = np.array([best_size(r2) for r2 in inner_all])
+        pick = np.arange(K)
         paths = {
-            s: PathErrors(outer[:, :, i], inner[:, :, i], fold_sst, inner_sst)
+            s: PathErrors(outer[pick, chosen, :, i], inner[pick, chosen, :, i], fold_sst, inner_sst)
             for i, s in enumerate(PREDICTOR_SETS)
         }
-        return paths, fold_atoms
+        size_r2 = 1 - outer.sum(axis=0) / fold_sst.sum(axis=0)
+        fold_atoms = [D[: sizes[c]] for D, c in zip(learned, chosen, strict=True)]
+        return paths, size_r2, fold_atoms, np.asarray(sizes)[chosen]
 
     def best_fractions(self, r2: np.ndarray) -> np.ndarray:
         """Per region, the penalty fraction of the path with the best held-out R^2."""
         best = np.argmax(np.nan_to_num(r2, nan=-np.inf), axis=0)
         return np.asarray(self.lambda_fractions)[best]
 
-    def _final_fit(self, be, stats, D0, fractions):
-        D, B, c, trace, lam = self.learn(be, stats, D0, fractions)
+    def final_model(self, be, stats, fractions, size: int):
+        """The model of the whole recording (`stats`, per window) at penalties `fractions` (per
+        region) with `size` atoms: the atoms learned from :meth:`start_atoms` at the largest
+        size, the `size` most used kept (:meth:`learn_ordered`), and learned on from there.
+
+        Returns D, B, intercepts, objective trace and lam (:meth:`learn`)."""
+        return self.learn(be, stats, self.learn_ordered(be, stats, fractions)[:size], fractions)
+
+    def _final_fit(self, be, stats, fractions):
+        D, B, c, trace, lam = self.final_model(be, stats, fractions, self.size_)
         omega = np.array([s.n_samples for s in stats], dtype=float)
         omega /= max(omega.sum(), 1)
         self.atoms_ = be.to_numpy(D)

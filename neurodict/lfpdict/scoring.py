@@ -42,7 +42,8 @@ class Evaluation:
         region, predictors, model (dictionary, wiener, sta, jitter), r2_heldout (pooled over
         outer folds), r2_se (standard error across outer folds), n_folds, penalty (the median
         over outer folds of the value each chose on its inner folds: a fraction of lambda_max,
-        or a ridge alpha), null_mean, null_p95 and p_value (dictionary rows: against the
+        or a ridge alpha), n_atoms (dictionary rows: the median over outer folds of the size
+        each chose), null_mean, null_p95 and p_value (dictionary rows: against the
         null distribution; the jitter row is the null's mean).
     fold_r2 : dict
         Model -> ndarray of shape (n_sets, n_folds, n_regions), sets in PREDICTOR_SETS order.
@@ -134,6 +135,7 @@ def heldout_scores(
                     | {
                         "n_folds": est.n_folds,
                         "penalty": float(np.median(values)),
+                        "n_atoms": float(np.median(est.fold_sizes_)) if tested else np.nan,
                         "null_mean": float(np.mean(null_i)) if tested else np.nan,
                         "null_p95": float(np.quantile(null_i, 0.95)) if tested else np.nan,
                         "p_value": float(p[si, i]) if tested else np.nan,
@@ -211,8 +213,9 @@ def nulls(
     fold k, coefficients fitted on the other folds with the atoms the data learned there
     (:attr:`SpikeLFPDictionary.fold_atoms_`) at the penalty fold k chose on its inner folds
     (per predictor set and region, a fraction of the null's own lambda_max), scored on fold k.
-    Its links: the model learned from the initial atoms at the data's final penalty (the data's
-    final fit, on the null's trains), the band power of each link's filter.
+    Its links: the model of the whole recording at the data's final penalty and size
+    (:meth:`SpikeLFPDictionary.final_model`, the data's final fit on the null's trains), the band
+    power of each link's filter.
 
     What the nulls reuse from the data, the atoms and the penalty of each outer training set,
     never saw that outer fold: with no coupling it carries nothing about the fold, so the
@@ -254,7 +257,7 @@ def nulls(
             for k in range(K)
         )
         r2[:, n] = 1 - sse_folds.reshape(n_sets, R) / sst_total
-        D, B, *_ = est.learn(be, by_window, folds.atoms0, est.penalty_["all"])
+        D, B, *_ = est.final_model(be, by_window, est.penalty_["all"], est.size_)
         power.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
     return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
 
@@ -310,7 +313,7 @@ def heldout_prediction(
                 problems,
                 lmax * be.asarray(fractions[nested[name][2][k]], est.dtype),
                 est.alpha,
-                be.xp.zeros((len(train), N, est.n_atoms, R), est.dtype),
+                be.xp.zeros((len(train), N, est.fold_atoms_[k].shape[0], R), est.dtype),
                 mask=mask,
                 mu=est.mu_,
                 n_iter=est.n_inner,

@@ -41,6 +41,16 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPD
     )
 
 
+def fold_atoms_padded(est: SpikeLFPDictionary) -> np.ndarray:
+    """Each outer fold's atoms at its chosen size, zero rows up to the largest size (a zero
+    atom takes no coefficient), shape (n_folds, max size, n_lags)."""
+    atoms = [est.folds_.backend.to_numpy(D) for D in est.fold_atoms_]
+    out = np.zeros((len(atoms), est.atom_counts[-1], atoms[0].shape[1]), dtype=atoms[0].dtype)
+    for k, D in enumerate(atoms):
+        out[k, : D.shape[0]] = D
+    return out
+
+
 def write_dictionaries(
     sorting_dir: str | Path,
     lfp_dir: str | Path,
@@ -117,7 +127,8 @@ def write_dictionaries(
             **{f"fold_r2_{m}": v for m, v in scored.fold_r2.items()},
             **{f"fold_choice_{m}": v for m, v in scored.chosen.items()},
             null_r2=scored.null_r2,
-            fold_atoms=np.stack([est.folds_.backend.to_numpy(D) for D in est.fold_atoms_]),
+            fold_atoms=fold_atoms_padded(est),
+            fold_sizes=est.fold_sizes_,
             fold_fraction_all=np.asarray(est.lambda_fractions)[scored.chosen["dictionary"][0]],
         )
     write_tsv(
@@ -150,6 +161,10 @@ def write_dictionaries(
     )
     write_json(
         out_dir / "lfpdict.provenance.json",
-        provenance("lfpdict", dict(params) | {"n_atoms_used": est.n_atoms_used_}, started),
+        provenance(
+            "lfpdict",
+            dict(params) | {"n_atoms_chosen": est.size_, "n_atoms_used": est.n_atoms_used_},
+            started,
+        ),
     )
     return est

@@ -275,6 +275,7 @@ def dictionary_section(results: Path) -> dict:
                     "r2_se",
                     "n_folds",
                     "penalty",
+                    "n_atoms",
                     "null_p95",
                     "p_value",
                 ],

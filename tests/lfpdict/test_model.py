@@ -11,6 +11,7 @@ from neurodict.lfpdict.atoms import band_power, wavelet_atoms
 from neurodict.lfpdict.estimator import (
     PathErrors,
     SpikeLFPDictionary,
+    best_size,
     circular_jitter,
     fold_cores,
 )
@@ -338,6 +339,32 @@ def test_nested_choice_never_looks_at_the_outer_fold():
     assert PathErrors(outer, inner, sst, sst).pooled_r2()[:, 0] == pytest.approx([0.9, 0.1])
 
 
+def test_dictionary_size_chosen_by_its_best_penalties_over_regions():
+    """best_size: each size's best R^2 over the path, averaged over regions (a flat region,
+    NaN, is ignored)."""
+    r2 = np.array(
+        [
+            [[0.50, 0.20, np.nan], [0.40, 0.30, np.nan]],  # size 0: best 0.5 and 0.3
+            [[0.45, 0.10, np.nan], [0.10, 0.40, np.nan]],  # size 1: best 0.45 and 0.4
+        ]
+    )
+    assert best_size(r2) == 1
+    r2[1, :, 1] -= 0.2  # size 1's second region now best at 0.2
+    assert best_size(r2) == 0
+
+
+def test_too_few_atoms_lose_to_enough_on_inner_folds():
+    """Three families with region-specific lags and phases need several atoms: offered 1 or 6
+    atoms, every outer fold chooses 6 on its inner folds, and so does the final fit."""
+    spikes, y, _, unit_regions, regions = planted(seed=2, N=6, T=90_000, noise=0.5)
+    est = SpikeLFPDictionary(
+        1000.0, lag_minus_ms=50.0, lag_plus_ms=50.0, n_atoms=(1, 6), n_outer=3, n_null=0
+    ).fit(spikes, y, unit_regions, regions)
+    assert est.fold_sizes_.tolist() == [6] * est.n_folds
+    assert est.size_ == 6 and est.atoms_.shape[0] == 6
+    assert all(D.shape[0] == 6 for D in est.fold_atoms_)
+
+
 def test_p_value_counts_nulls_at_or_above():
     null = np.array([[0.1], [0.3], [0.2], [0.3]])
     assert p_value(np.array([0.3]), null) == pytest.approx([3 / 5])
@@ -423,13 +450,16 @@ def test_a_poisoned_outer_fold_changes_nothing_fitted_for_it():
     """Fold 0's LFP replaced by huge noise: the atoms learned for fold 0 and the penalties its
     inner folds chose stay the same (they never see it); only fold 0's score changes."""
     spikes, y, _, unit_regions, regions = planted(seed=3, N=4, T=60_000)
-    kw = dict(lag_minus_ms=50.0, lag_plus_ms=50.0, n_atoms=4, n_outer=3, n_null=1, backend="cpu")
+    kw = dict(
+        lag_minus_ms=50.0, lag_plus_ms=50.0, n_atoms=(2, 4), n_outer=3, n_null=1, backend="cpu"
+    )
     clean = SpikeLFPDictionary(1000.0, **kw).fit(spikes, y, unit_regions, regions)
     a, b = clean.folds_.segments[0][0]
     poisoned = y.copy()
     poisoned[:, a:b] = np.random.default_rng(0).normal(0, 1e4, (y.shape[0], b - a))
     dirty = SpikeLFPDictionary(1000.0, **kw).fit(spikes, poisoned, unit_regions, regions)
     np.testing.assert_allclose(dirty.fold_atoms_[0], clean.fold_atoms_[0], rtol=1e-3, atol=1e-5)
+    assert dirty.fold_sizes_[0] == clean.fold_sizes_[0]
     for name in ("all", "outside", "inside"):
         assert (dirty.paths_[name].nested()[2][0] == clean.paths_[name].nested()[2][0]).all()
         np.testing.assert_allclose(

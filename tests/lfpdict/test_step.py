@@ -86,6 +86,7 @@ def test_outputs_of_the_step(tmp_path):
         "r2_se",
         "n_folds",
         "penalty",
+        "n_atoms",
         "null_mean",
         "null_p95",
         "p_value",
