@@ -93,11 +93,13 @@ def planted_data(generator: str, n_regions: int, n_units: int, minutes: float, s
     return planted(n_regions, n_units, minutes, seed)
 
 
-def fit_scored(spikes, y, unit_regions, regions, backend: str = "cpu", n_null: int | None = None):
-    """Fit the estimator and score it held out; return both and the wall time."""
+def fit_scored(spikes, y, unit_regions, regions, backend: str = "cpu", settings=None):
+    """Fit the estimator (`settings`: estimator arguments other than the defaults) and score it
+    held out; return both and the wall time."""
     t0 = time.perf_counter()
-    extra = {} if n_null is None else {"n_null": n_null}
-    est = SpikeLFPDictionary(1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG, **extra)
+    est = SpikeLFPDictionary(
+        1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG, **(settings or {})
+    )
     est.fit(spikes, y, unit_regions, regions)
     scored = heldout_scores(est, spikes, y, regions)
     return est, scored, time.perf_counter() - t0
@@ -134,11 +136,11 @@ def one_size(
     minutes: float,
     backend: str = "cpu",
     generator: str = "families",
-    n_null: int | None = None,
+    settings: dict | None = None,
 ) -> dict:
     """Fit one size; return timings, memory (host RSS; on a GPU also cupy's pool) and scores."""
     spikes, y, F, unit_regions, regions = planted_data(generator, n_regions, n_units, minutes)
-    est, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, n_null)
+    est, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, settings)
     gpu_mb = None
     if backend == "gpu":  # the pool keeps freed blocks: its total is the most held at once
         import cupy
@@ -168,11 +170,11 @@ def one_length(
     minutes: float,
     generator: str,
     backend: str = "cpu",
-    n_null: int | None = None,
+    settings: dict | None = None,
 ) -> dict:
     """Fit one recording length; return the held-out R^2 summary and the wall time."""
     spikes, y, _, unit_regions, regions = planted_data(generator, n_regions, n_units, minutes)
-    _, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, n_null)
+    _, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, settings)
     return {
         "generator": generator,
         "size": f"{n_regions} x {n_units}",
@@ -345,7 +347,6 @@ def size_table(args) -> None:
     """Table 1: one child process per size."""
     rows = []
     for size in SIZES + ([MAX_SIZE] if args.max else []):
-        extra = [] if args.n_null is None else ["--n-null", str(args.n_null)]
         rows.append(
             child(
                 "--one",
@@ -354,7 +355,7 @@ def size_table(args) -> None:
                 args.backend,
                 "--generator",
                 args.generator,
-                *extra,
+                *settings_args(args),
             )
         )
         print(f"done {rows[-1]['size']}", file=sys.stderr)
@@ -381,14 +382,13 @@ def length_table(args) -> None:
     rows = []
     for generator in ("families", "links"):
         for minutes in args.lengths_min:
-            extra = [] if args.n_null is None else ["--n-null", str(args.n_null)]
             rows.append(
                 child(
                     "--one-length",
                     f"{n_regions},{n_units},{minutes:g},{generator}",
                     "--backend",
                     args.backend,
-                    *extra,
+                    *settings_args(args),
                 )
             )
             print(f"done {generator} {minutes:g} min", file=sys.stderr)
@@ -400,6 +400,18 @@ def length_table(args) -> None:
             f"{r['wall_s']:.1f} | "
             f"{r2_cells(r)} |"
         )
+
+
+def settings_of(args) -> dict:
+    """The estimator settings given on the command line (the rest: its defaults)."""
+    out = {} if args.n_null is None else {"n_null": args.n_null}
+    return out | ({} if args.n_atoms is None else {"n_atoms": tuple(args.n_atoms)})
+
+
+def settings_args(args) -> list[str]:
+    """The same settings as arguments for a child process."""
+    out = [] if args.n_null is None else ["--n-null", str(args.n_null)]
+    return out + ([] if args.n_atoms is None else ["--n-atoms", *map(str, args.n_atoms)])
 
 
 def main() -> None:
@@ -438,13 +450,25 @@ def main() -> None:
     ap.add_argument(
         "--n-null", type=int, default=None, help="nulls per fit (default: the estimator's, 20)"
     )
+    ap.add_argument(
+        "--n-atoms",
+        type=int,
+        nargs="+",
+        default=None,
+        help="dictionary sizes chosen on inner folds (default: the estimator's, 12 24)",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--one-length", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
         regions, units, minutes = args.one.split(",")
         out = one_size(
-            int(regions), int(units), float(minutes), args.backend, args.generator, args.n_null
+            int(regions),
+            int(units),
+            float(minutes),
+            args.backend,
+            args.generator,
+            settings_of(args),
         )
         print(json.dumps(out))
         return
@@ -453,7 +477,12 @@ def main() -> None:
         print(
             json.dumps(
                 one_length(
-                    int(regions), int(units), float(minutes), generator, args.backend, args.n_null
+                    int(regions),
+                    int(units),
+                    float(minutes),
+                    generator,
+                    args.backend,
+                    settings_of(args),
                 )
             )
         )

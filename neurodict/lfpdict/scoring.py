@@ -56,8 +56,9 @@ class Evaluation:
     heldout : dict
         A held-out stretch: t_s, measured and predicted (n_regions, n_samples).
     link_p, link_q : dict
-        Band -> ndarray of shape (n_windows, n_units, n_regions): each link's band power
-        against the nulls (p) and its Benjamini–Hochberg q over all links, bands and windows.
+        Band -> ndarray of shape (n_windows, n_units, n_regions): each link's statistic
+        (:func:`fold_link_power`) against the nulls' (p) and its Benjamini–Hochberg q over all
+        links, bands and windows.
     timings : dict
         Wall seconds of each phase: baselines, null, held-out.
     """
@@ -141,7 +142,8 @@ def heldout_scores(
                         "p_value": float(p[si, i]) if tested else np.nan,
                     }
                 )
-    link_p, link_q = link_tests(band_power(est.window_filters_, est.fs_hz), null_power)
+    chosen_all = np.asarray(est.lambda_fractions)[est.paths_["all"].nested()[2]]
+    link_p, link_q = link_tests(fold_link_power(est, est.folds_.stats, chosen_all), null_power)
     return Evaluation(scores, fold_r2, null, chosen, coherence, heldout, link_p, link_q, timings)
 
 
@@ -213,24 +215,22 @@ def nulls(
     fold k, coefficients fitted on the other folds with the atoms the data learned there
     (:attr:`SpikeLFPDictionary.fold_atoms_`) at the penalty fold k chose on its inner folds
     (per predictor set and region, a fraction of the null's own lambda_max), scored on fold k.
-    Its links: the model of the whole recording at the data's final penalty and size
-    (:meth:`SpikeLFPDictionary.final_model`, the data's final fit on the null's trains), the band
-    power of each link's filter.
+    Its links: :func:`fold_link_power` of its trains.
 
     What the nulls reuse from the data, the atoms and the penalty of each outer training set,
     never saw that outer fold: with no coupling it carries nothing about the fold, so the
     null's held-out R^2 and the data's share their distribution (the size is measured by
-    ``benchmarks/statistics.py``). A null costs one statistics pass, one coefficient fit per
-    outer fold (all predictor sets at once) and one final fit, instead of the whole nested
-    search.
+    ``benchmarks/statistics.py``). A null costs one statistics pass and two coefficient fits
+    per outer fold (all predictor sets at once; all units on the fold alone), instead of the
+    whole nested search.
 
     Returns
     -------
     r2 : ndarray of shape (n_sets, n_null, n_regions)
         Each null's held-out R^2, pooled over outer folds.
     power : dict
-        Band -> ndarray of shape (n_null, n_windows, n_units, n_regions): the band power of
-        each link's filter in each null's final fit.
+        Band -> ndarray of shape (n_null, n_windows, n_units, n_regions): each null's link
+        statistic (:func:`fold_link_power`).
     """
     folds, be = est.folds_, est.folds_.backend
     rng = np.random.default_rng(est.random_state)
@@ -238,6 +238,7 @@ def nulls(
     fractions = np.asarray(est.lambda_fractions)
     # the penalty each outer fold chose on its inner folds, (n_folds, n_sets * n_regions)
     chosen = fractions[np.concatenate([est.paths_[s].nested()[2] for s in PREDICTOR_SETS], 1)]
+    chosen_all = fractions[est.paths_["all"].nested()[2]]
     sst_total = est.paths_["all"].sst.sum(axis=0)
     r2 = np.zeros((n_sets, est.n_null, R))
     power = []
@@ -257,9 +258,46 @@ def nulls(
             for k in range(K)
         )
         r2[:, n] = 1 - sse_folds.reshape(n_sets, R) / sst_total
-        D, B, *_ = est.final_model(be, by_window, est.penalty_["all"], est.size_)
-        power.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
+        power.append(fold_link_power(est, stats, chosen_all))
     return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
+
+
+def fold_link_power(est: SpikeLFPDictionary, stats: list, fractions: np.ndarray) -> dict:
+    """The link statistic: each link's band power fitted on each outer fold alone, averaged.
+
+    On fold k, all units' coefficients are fitted on fold k's statistics alone with the atoms
+    learned without it (:attr:`SpikeLFPDictionary.fold_atoms_`), at the penalty fold k chose
+    for all units (`fractions`, (n_folds, n_regions), of fold k's own lambda_max). With no
+    coupling, fold k's spike timing is independent of atoms learned on the other folds, so the
+    data's statistic and a null's (its shifted trains, the same atoms) share a distribution: the
+    atoms are learned once, never per null. (The final fit's filters, learned on the whole
+    recording, have seen the data's trains: they are what is reported, not what is tested.)
+
+    Parameters
+    ----------
+    stats : list (n_folds) of list (n_windows) of SegmentStats
+
+    Returns
+    -------
+    dict
+        Band -> ndarray of shape (n_windows, n_units, n_regions).
+    """
+    be = est.folds_.backend
+    out = []
+    for k, fold in enumerate(stats):
+        D = est.fold_atoms_[k]
+        N, R = fold[0].S.shape[:2]
+        B = model.fit_coef(
+            be,
+            [model.coef_problem(be, s, D) for s in fold],
+            model.lambda_max(be, total(fold), D, est.alpha) * be.asarray(fractions[k], est.dtype),
+            est.alpha,
+            be.xp.zeros((len(fold), N, D.shape[0], R), est.dtype),
+            mu=est.mu_,
+            n_iter=est.n_inner,
+        )
+        out.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
+    return {band: np.mean([p[band] for p in out], axis=0) for band in BANDS_HZ}
 
 
 def link_tests(observed: dict, null: dict) -> tuple[dict, dict]:
@@ -292,9 +330,9 @@ def heldout_prediction(
     est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions, nested: dict
 ) -> tuple[list[dict], dict]:
     """Each fold's core predicted by coefficients refitted on the other folds (the fold's atoms,
-    the penalty its inner folds chose, `nested`: predictor set -> :meth:`PathErrors.nested`):
-    band coherence per region and predictor set, and a stretch of the first fold (t_s,
-    measured, predicted)."""
+    the penalty its inner folds chose, `nested`: predictor set -> :meth:`PathErrors.nested`;
+    the sets as one stacked problem): band coherence per region and predictor set, and a
+    stretch of the first fold (t_s, measured, predicted with all units)."""
     folds, be = est.folds_, est.folds_.backend
     fractions = np.asarray(est.lambda_fractions)
     N, R = folds.stats[0][0].S.shape[:2]
@@ -303,44 +341,45 @@ def heldout_prediction(
     for k, fold in enumerate(folds.segments):
         t = np.concatenate([np.arange(wa, wb) for wa, wb in fold])  # samples in windows
         measured = y[:, t]
-        train = folds.train(k)
-        problems = [model.coef_problem(be, s, est.fold_atoms_[k]) for s in train]
+        train = folds.stacked(folds.train(k))
+        D = est.fold_atoms_[k]
+        chosen = np.concatenate([fractions[nested[s][2][k]] for s in PREDICTOR_SETS])
+        B = model.fit_coef(
+            be,
+            [model.coef_problem(be, s, D) for s in train],
+            model.lambda_max(be, total(train), D, est.alpha, folds.mask)
+            * be.asarray(chosen, est.dtype),
+            est.alpha,
+            be.xp.zeros((len(train), N, D.shape[0], len(PREDICTOR_SETS) * R), est.dtype),
+            mask=folds.mask,
+            mu=est.mu_,
+            n_iter=est.n_inner,
+        )
+        F = model.filters_from(be.xp, B, D)
+        pred = np.concatenate(
+            [
+                predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, est.lag_minus_bins)
+                for (wa, wb), Fw, tr in zip(fold, F, train, strict=True)
+                if wb > wa
+            ],
+            axis=1,
+        ).reshape(len(PREDICTOR_SETS), R, -1)
         n_heldout += t.size
-        for name, mask in folds.masks.items():
-            lmax = model.lambda_max(be, total(train), est.fold_atoms_[k], est.alpha, mask)
-            B = model.fit_coef(
-                be,
-                problems,
-                lmax * be.asarray(fractions[nested[name][2][k]], est.dtype),
-                est.alpha,
-                be.xp.zeros((len(train), N, est.fold_atoms_[k].shape[0], R), est.dtype),
-                mask=mask,
-                mu=est.mu_,
-                n_iter=est.n_inner,
-            )
-            F = model.filters_from(be.xp, B, est.fold_atoms_[k])
-            pred = np.concatenate(
-                [
-                    predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, est.lag_minus_bins)
-                    for (wa, wb), Fw, tr in zip(fold, F, train, strict=True)
-                    if wb > wa
-                ],
-                axis=1,
-            )
-            nperseg = int(min(t.size, 2 * est.fs_hz))
+        nperseg = int(min(t.size, 2 * est.fs_hz))
+        for i, name in enumerate(PREDICTOR_SETS):
             freqs, c = scipy.signal.coherence(
-                measured, pred, fs=est.fs_hz, nperseg=nperseg, axis=-1
+                measured, pred[i], fs=est.fs_hz, nperseg=nperseg, axis=-1
             )
             for band, (lo, hi) in BANDS_HZ.items():
                 sel = (freqs >= lo) & (freqs < hi)
                 coh[name][band].append(t.size * c[:, sel].mean(axis=1))
-            if k == 0 and name == "all":
-                n_show = int(min(t.size, 10 * est.fs_hz))
-                stretch = {
-                    "t_s": t[:n_show] / est.fs_hz,
-                    "measured": measured[:, :n_show],
-                    "predicted": pred[:, :n_show],
-                }
+        if k == 0:
+            n_show = int(min(t.size, 10 * est.fs_hz))
+            stretch = {
+                "t_s": t[:n_show] / est.fs_hz,
+                "measured": measured[:, :n_show],
+                "predicted": pred[PREDICTOR_SETS.index("all"), :, :n_show],
+            }
     coherence = [
         {
             "region": region,
