@@ -5,8 +5,9 @@ neighbourhoods' chains. Two clusters of adjacent neighbourhoods are compared on 
 both: their snippets are projected on the leading principal axes of the pooled spikes, and the
 Bayes factor of "one cluster" against "two clusters" is computed with the sorter's own conjugate
 random-walk cluster model (:mod:`neurodict.sort.walk`: drift across epochs included) and the
-Dirichlet process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``). Pairs with a
-Bayes factor over 1 join, most favoured first; joins are transitive.
+Dirichlet process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``), on the
+``join_axes`` leading axes. Pairs with a Bayes factor over 1 (the more probable of the two
+hypotheses under the model) join, most favoured first; joins are transitive.
 """
 
 from __future__ import annotations
@@ -19,8 +20,6 @@ from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
-N_AXES = 6  # principal axes of the pooled snippets the Bayes factor is computed on
-
 
 def log_bayes_factor(
     xa: np.ndarray,
@@ -31,9 +30,10 @@ def log_bayes_factor(
     params: SortParams,
 ) -> float:
     """``log p(one cluster) / p(two clusters)`` of two sets of flattened whitened snippets
-    (epochs `ea`, `eb`)."""
+    `xa` (n_a, d) and `xb` (n_b, d) in epochs `ea`, `eb`, on the ``params.join_axes``
+    leading principal axes of the pooled snippets."""
     f = np.r_[xa, xb]
-    s = walk.principal_axes(f, N_AXES)[:, None]  # (n, 1, P)
+    s = walk.principal_axes(f, params.join_axes)[:, None]  # (n, 1, P)
     e = np.r_[ea, eb] if params.drift else np.zeros(f.shape[0], np.int64)
     prior = walk.WalkPrior.isotropic(
         np.zeros(s.shape[2]),

@@ -128,6 +128,8 @@ def _learn_chain(
         rng,
         params.priors,
         params.split_merge_axes,
+        params.split_merge_two_means_iterations,
+        params.split_merge_min_allocation,
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(

@@ -36,7 +36,9 @@ import scipy.stats
 from scipy.cluster.vq import kmeans2
 
 from neurodict.sort import kernels, splitmerge, walk
-from neurodict.sort.params import Priors
+from neurodict.sort.params import Priors, SortParams
+
+_DEFAULT = SortParams()  # keyword defaults below are the schema's (one registry)
 
 
 @dataclass
@@ -163,6 +165,10 @@ class Sampler:
     priors : Priors
     split_merge_axes : int
         Principal axes of the spikes' projections the split–merge moves see.
+    split_merge_two_means_iterations : int
+        Iterations of the two-means that shapes a split proposal.
+    split_merge_min_allocation : float
+        A split proposal's allocation probabilities stay in ``[this, 1 − this]``.
     """
 
     def __init__(
@@ -175,12 +181,18 @@ class Sampler:
         n_init_clusters: int,
         rng: np.random.Generator,
         priors: Priors | None = None,
-        split_merge_axes: int = 16,
+        split_merge_axes: int = _DEFAULT.split_merge_axes,
+        split_merge_two_means_iterations: int = _DEFAULT.split_merge_two_means_iterations,
+        split_merge_min_allocation: float = _DEFAULT.split_merge_min_allocation,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
         self.drift, self.q = drift, drift_sd**2
         self.rng, self.p = rng, priors if priors is not None else Priors()
         self.n_axes = split_merge_axes
+        self.proposal = {
+            "two_means_iterations": split_merge_two_means_iterations,
+            "min_allocation": split_merge_min_allocation,
+        }
         self.accepted = {"split": 0, "merge": 0}  # split–merge moves of the last sweep
         self.state = self._initialise(n_init_clusters)
 
@@ -197,7 +209,7 @@ class Sampler:
         signal = sv[:K] ** 2 > N * M
         signal |= ~signal.any()
         feats = s[:, :, signal].reshape(N, -1)
-        k = int(min(n_init, H, max(N // 10, 1)))
+        k = int(min(n_init, H, max(N // 10, 1)))  # at most one per 10 spikes (n_init_clusters)
         _, labels = kmeans2(feats, k, minit="++", seed=self.rng)
         self.mu0 = s.reshape(-1, K).mean(0)
         self.spread = float(s.reshape(-1, K).var(0)[signal].mean())
@@ -394,7 +406,7 @@ class Sampler:
             refractory_samples=d.refractory_samples,
         )
         for _ in range(n_proposals):
-            kind = splitmerge.move(self.rng, target, st.labels, self.H)
+            kind = splitmerge.move(self.rng, target, st.labels, self.H, **self.proposal)
             if kind:
                 accepted[kind] += 1
         return accepted

@@ -3,7 +3,8 @@
 A tetrode or a bundle of wires (every channel within ``radius_um`` of every other) is one
 neighbourhood holding all its channels. On a probe shank the sorter fits one model per
 neighbourhood so that its cost follows the spikes, not the channel count: centres are chosen
-among the channels where spikes peak, busiest first, no two closer than ``radius_um / 2``; each
+among the channels where spikes peak, busiest first, no two closer than ``spacing · radius_um``
+(``sorting.neighbourhood_spacing``, default one half); each
 spike goes to the centre nearest its peak channel and is modelled on the channels within
 ``radius_um`` of that centre (MODELS.md §1).
 """
@@ -51,7 +52,7 @@ def peak_channels(x: np.ndarray) -> np.ndarray:
 
 
 def neighbourhoods(
-    locations_um: np.ndarray, peaks: np.ndarray, radius_um: float, min_spikes: int
+    locations_um: np.ndarray, peaks: np.ndarray, radius_um: float, min_spikes: int, spacing: float
 ) -> Neighbourhoods:
     """Centres and neighbourhoods of a group.
 
@@ -66,6 +67,8 @@ def neighbourhoods(
     min_spikes : int
         A channel becomes a centre only where at least this many spikes peak (the busiest
         channel is a centre regardless).
+    spacing : float
+        No two centres are closer than ``spacing · radius_um``.
     """
     dist = cdist(locations_um, locations_um)
     if dist.max() <= radius_um:
@@ -75,7 +78,7 @@ def neighbourhoods(
     for m in np.argsort(-counts, kind="stable"):
         if centres and counts[m] < min_spikes:
             break
-        if all(dist[m, c] >= radius_um / 2 for c in centres):
+        if all(dist[m, c] >= spacing * radius_um for c in centres):
             centres.append(int(m))
     c = np.array(centres)
     near = dist[c] <= radius_um  # (C, M)

@@ -36,7 +36,13 @@ class SortParams:
     ms_before: float = 0.6
     ms_after: float = 1.0
     align_ms: float = 0.2
+    whiten_n_chunks: int = 10
+    whiten_chunk_s: float = 1.0
+    whiten_exclude_sigma: float = 5.0
+    whiten_min_eig: float = 0.01
     neighbourhood_um: float = 50.0
+    neighbourhood_spacing: float = 0.5
+    min_learn_spikes: int = 20
     epoch_s: float = 60.0
     refractory_ms: float = 1.5
     max_atoms: int = 40
@@ -50,6 +56,9 @@ class SortParams:
     n_keep: int = 10
     split_merge_proposals: int = 50
     split_merge_axes: int = 16
+    split_merge_two_means_iterations: int = 3
+    split_merge_min_allocation: float = 0.001
+    join_axes: int = 6
     presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5

@@ -26,7 +26,6 @@ from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
-MIN_LEARN_SPIKES = 20
 
 
 @dataclass
@@ -118,17 +117,26 @@ def sort_recording_group(
     if peak_samples is None:
         peak_samples = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)["sample_index"]
     T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
-    W, unwhiten = snippets.noise_whitener(rec, T, noise, seed=params.seed)
+    W, unwhiten = snippets.noise_whitener(
+        rec,
+        T,
+        noise,
+        n_chunks=params.whiten_n_chunks,
+        chunk_s=params.whiten_chunk_s,
+        exclude_sigma=params.whiten_exclude_sigma,
+        min_eig=params.whiten_min_eig,
+        seed=params.seed,
+    )
     x, samples, amplitudes = _whitened_snippets(
         rec, peak_samples, params.align_ms, noise, W, params, progress
     )
     duration_s = rec.get_total_duration()
-    if samples.size < MIN_LEARN_SPIKES:
+    if samples.size < params.min_learn_spikes:
         log.warning(
-            "group with %d spikes (fewer than %d): no model is learned; the spikes form "
-            "one multi-unit",
+            "group with %d spikes (fewer than min_learn_spikes, %d): no model is learned; "
+            "the spikes form one multi-unit",
             samples.size,
-            MIN_LEARN_SPIKES,
+            params.min_learn_spikes,
         )
         result = one_unit(x, samples, fs, duration_s, params)
     else:
@@ -136,7 +144,8 @@ def sort_recording_group(
             rec.get_channel_locations(),
             peak_channels(x),
             params.neighbourhood_um,
-            max(MIN_LEARN_SPIKES, params.min_unit_spikes),
+            max(params.min_learn_spikes, params.min_unit_spikes),
+            params.neighbourhood_spacing,
         )
         log.info(
             "%d spikes in %d neighbourhood(s) of %s channels",

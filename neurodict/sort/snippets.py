@@ -113,20 +113,23 @@ def noise_whitener(
     rec: sc.BaseRecording,
     n_samples: int,
     noise_levels: np.ndarray,
-    n_chunks: int = 10,
-    chunk_s: float = 1.0,
-    max_abs: float = 5.0,
-    min_eig: float = 1e-2,
+    *,
+    n_chunks: int,
+    chunk_s: float,
+    exclude_sigma: float,
+    min_eig: float,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Whitening of the noise over a snippet window, pooled over the group's channels.
 
-    ``C`` is the covariance of windows (in noise units) cut from `n_chunks` stretches spread
-    over the recording, leaving out windows that reach `max_abs` noise SDs (spikes). The
-    band-passed noise lives in fewer than `n_samples` dimensions: eigenvectors of ``C`` whose
-    eigenvalue is below `min_eig` of the largest are dropped. Returns ``W`` (T', T), which maps a
-    snippet to T' coordinates of unit white noise, and its inverse on that subspace (T, T'),
-    which maps features back to waveforms.
+    ``C`` is the covariance of windows (in noise units) cut from `n_chunks` stretches of
+    `chunk_s` seconds drawn at random over the recording (`seed`), leaving out windows that
+    reach `exclude_sigma` noise SDs (spikes). The band-passed noise lives in fewer than
+    `n_samples` dimensions: eigenvectors of ``C`` whose eigenvalue is not above `min_eig` times
+    the largest are dropped. Returns ``W`` (T', T), which maps a snippet to T' coordinates of
+    unit white noise, and its inverse on that subspace (T, T'), which maps features back to
+    waveforms (both the identity when fewer than ``2 n_samples`` windows are left). The
+    ``sorting.whiten_*`` parameters.
     """
     rng = np.random.default_rng(seed)
     n_total = rec.get_num_samples()
@@ -139,7 +142,7 @@ def noise_whitener(
             / noise_levels
         )
         cut = traces[: (length // n_samples) * n_samples].T.reshape(-1, n_samples)
-        windows.append(cut[np.abs(cut).max(1) < max_abs])
+        windows.append(cut[np.abs(cut).max(1) < exclude_sigma])
     w = np.concatenate(windows).astype(np.float64)
     if w.shape[0] < 2 * n_samples:
         return np.eye(n_samples), np.eye(n_samples)

@@ -15,8 +15,12 @@ other spike of the cluster follows ``i`` with probability ``p_k`` (below), indep
 do not, it proposes to merge ``j``'s cluster into ``i``'s; the reverse split must draw ``j``'s
 cluster among the empty ones and the present partition, which gives the proposal ratio. The
 allocation probabilities ``p_k`` depend only on the merged set and the pair (two-means started
-at ``s_i`` and ``s_j``, then a logistic of the squared distances over the pooled within-side
-variance), so a split and the merge that undoes it see the same ones. The sampler then draws
+at ``s_i`` and ``s_j`` and run ``two_means_iterations`` times, then a logistic of the squared
+distances over the pooled within-side variance, kept in ``[min_allocation, 1 − min_allocation]``
+so that every split can be proposed), so a split and the merge that undoes it see the same ones.
+These two settings (``sorting.split_merge_two_means_iterations`` and
+``sorting.split_merge_min_allocation``) shape the proposals only: the moves keep the same target
+whatever their values. The sampler then draws
 the cluster parameters and weights again from their conditionals (a partially collapsed Gibbs
 step), so the chain keeps the joint posterior.
 """
@@ -29,9 +33,6 @@ import numpy as np
 from scipy.special import expit, gammaln
 
 from neurodict.sort import walk
-
-N_TWO_MEANS = 3  # iterations of the two-means that shapes a split proposal
-MIN_ALLOCATION = 1e-3  # allocation probabilities stay in [this, 1 − this]
 
 
 @dataclass
@@ -73,20 +74,31 @@ class Target:
         return bool(np.any(np.diff(t) < self.refractory_samples))
 
 
-def allocation(f: np.ndarray, a: int, b: int) -> np.ndarray:
+def allocation(
+    f: np.ndarray, a: int, b: int, *, two_means_iterations: int, min_allocation: float
+) -> np.ndarray:
     """Probability that each row of `f` (n, d) goes with row `a` rather than row `b` in a split
-    proposal (1 for `a`, 0 for `b`)."""
+    proposal (1 for `a`, 0 for `b`, the others in ``[min_allocation, 1 − min_allocation]``):
+    a two-means started at the pair and run `two_means_iterations` times, then a logistic of
+    the squared distances to the two means over the pooled within-side variance."""
     m_a, m_b = f[a], f[b]
-    for _ in range(N_TWO_MEANS):
-        with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
-        with_a[[a, b]] = True, False
+    with_a = _nearer_a(f, m_a, m_b, a, b)  # the sides when there are no iterations
+    for _ in range(two_means_iterations):
+        with_a = _nearer_a(f, m_a, m_b, a, b)
         m_a, m_b = f[with_a].mean(0), f[~with_a].mean(0)
     resid = np.where(with_a[:, None], f - m_a, f - m_b)
     var = max(float((resid**2).mean()), 1e-12)
     log_odds = 0.5 * (((f - m_b) ** 2).sum(1) - ((f - m_a) ** 2).sum(1)) / var
-    p = np.clip(expit(log_odds), MIN_ALLOCATION, 1 - MIN_ALLOCATION)
+    p = np.clip(expit(log_odds), min_allocation, 1 - min_allocation)
     p[[a, b]] = 1.0, 0.0
     return p
+
+
+def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Rows of `f` nearer `m_a` than `m_b` (row `a` always, row `b` never)."""
+    with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
+    with_a[[a, b]] = True, False
+    return with_a
 
 
 def _log_q(p: np.ndarray, with_a: np.ndarray, a: int, b: int) -> float:
@@ -96,9 +108,19 @@ def _log_q(p: np.ndarray, with_a: np.ndarray, a: int, b: int) -> float:
     return float(np.log(chosen).sum())
 
 
-def move(rng: np.random.Generator, target: Target, labels: np.ndarray, n_clusters: int) -> str:
-    """One split or merge proposal on `labels` (updated in place when accepted). Returns
-    ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose)."""
+def move(
+    rng: np.random.Generator,
+    target: Target,
+    labels: np.ndarray,
+    n_clusters: int,
+    *,
+    two_means_iterations: int,
+    min_allocation: float,
+) -> str:
+    """One split or merge proposal on `labels` (updated in place when accepted), its
+    allocation shaped by `two_means_iterations` and `min_allocation` (:func:`allocation`).
+    Returns ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose)."""
+    shape = {"two_means_iterations": two_means_iterations, "min_allocation": min_allocation}
     n = labels.size
     if n < 2:
         return ""
@@ -111,7 +133,7 @@ def move(rng: np.random.Generator, target: Target, labels: np.ndarray, n_cluster
             return ""
         idx = np.flatnonzero(labels == ci)
         a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
-        p = allocation(target.s[idx].reshape(idx.size, -1), a, b)
+        p = allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
         with_a = rng.random(idx.size) < p
         with_a[[a, b]] = True, False
         new = int(rng.choice(empty))
@@ -131,7 +153,7 @@ def move(rng: np.random.Generator, target: Target, labels: np.ndarray, n_cluster
     if target.conflict(idx):
         return ""
     a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
-    p = allocation(target.s[idx].reshape(idx.size, -1), a, b)
+    p = allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
     with_a = labels[idx] == ci
     log_q = _log_q(p, with_a, a, b) - np.log(np.sum(~occupied) + 1)
     log_accept = (

@@ -65,6 +65,8 @@ def _sampler(x, samples, labels, params, seed=0):
         np.random.default_rng(seed),
         params.priors,
         params.split_merge_axes,
+        params.split_merge_two_means_iterations,
+        params.split_merge_min_allocation,
     )
     sampler.state.labels = labels.copy()
     sampler._sample_clusters(sampler.state)

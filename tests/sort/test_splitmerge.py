@@ -5,9 +5,16 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import pytest
 import scipy.stats
 
 from neurodict.sort import splitmerge, walk
+from neurodict.sort.params import SortParams
+
+SHAPE = {
+    "two_means_iterations": SortParams().split_merge_two_means_iterations,
+    "min_allocation": SortParams().split_merge_min_allocation,
+}
 
 
 def _prior(K=2, E=3, q=0.3):
@@ -100,7 +107,7 @@ def test_split_merge_moves_sample_the_enumerated_posterior():
     code = H ** np.arange(n)[::-1]
     n_steps = 100000
     for _ in range(n_steps):
-        splitmerge.move(rng, target, labels, H)
+        splitmerge.move(rng, target, labels, H, **SHAPE)
         counts[labels @ code] += 1
     visited = counts / n_steps
     assert np.all(visited[exact == 0] == 0)
@@ -110,6 +117,25 @@ def test_split_merge_moves_sample_the_enumerated_posterior():
 def test_allocation_follows_the_nearer_of_two_groups():
     rng = np.random.default_rng(3)
     f = np.r_[rng.normal(0, 0.3, (20, 2)), rng.normal(3, 0.3, (20, 2))]
-    p = splitmerge.allocation(f, 0, 39)
+    p = splitmerge.allocation(f, 0, 39, **SHAPE)
     assert p[0] == 1 and p[39] == 0
     assert np.all(p[:20] > 0.9) and np.all(p[20:] < 0.1)
+
+
+def test_allocation_is_shaped_by_its_iterations_and_floor():
+    """Spikes a and b both in the left group (at -0.5 and 0.5), a second group at 3: without
+    two-means iterations each spike follows the nearer of the pair, so the left group is cut
+    at 0; with them the means move to the groups and the whole left group follows a. The
+    floor keeps every other spike's probability in [floor, 1 - floor] and is reached."""
+    rng = np.random.default_rng(4)
+    f = np.r_[[[-0.5], [0.5]], rng.normal(0, 0.25, (30, 1)), rng.normal(3, 0.25, (30, 1))]
+    nearer_a = np.abs(f[:, 0] + 0.5) < np.abs(f[:, 0] - 0.5)
+    left = np.r_[True, True, np.ones(30, bool), np.zeros(30, bool)]
+    p0 = splitmerge.allocation(f, 0, 1, two_means_iterations=0, min_allocation=0.001)
+    np.testing.assert_array_equal((p0 > 0.5)[2:], nearer_a[2:])
+    p3 = splitmerge.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.001)
+    np.testing.assert_array_equal((p3 > 0.5)[2:], left[2:])
+    p = splitmerge.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.2)
+    assert p[0] == 1 and p[1] == 0
+    assert np.all((p[2:] >= 0.2) & (p[2:] <= 0.8))
+    assert p[2:].max() == 0.8 and p[2:].min() == pytest.approx(0.2)

@@ -1,0 +1,156 @@
+"""The sorter's settings that used to be constants: each is bounded by the schema and reaches
+the step it sets (the whitening, the minimum group to learn, the neighbourhoods' spacing, the
+join's Bayes factor)."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+import pytest
+import spikeinterface.core as sc
+
+from neurodict.config import load_schema, schema_problems
+from neurodict.sort import splitmerge, walk
+from neurodict.sort.join import log_bayes_factor
+from neurodict.sort.learn import _learn_chain
+from neurodict.sort.neighbourhoods import neighbourhoods
+from neurodict.sort.params import SortParams
+from neurodict.sort.run import sort_recording_group
+
+DETECTION = {"threshold_sigma": 8.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("whiten_n_chunks", 0, "an integer >= 1 and <= 10000"),
+        ("whiten_chunk_s", 0.0, "a number > 0 and <= 3600"),
+        ("whiten_exclude_sigma", -1.0, "a number > 0 and <= 1000"),
+        ("whiten_min_eig", 1.0, "a number > 0 and < 1"),
+        ("neighbourhood_spacing", 1.5, "a number > 0 and <= 1"),
+        ("min_learn_spikes", 1, "an integer >= 2 and <= 1000000000"),
+        ("split_merge_two_means_iterations", -1, "an integer >= 0 and <= 1000"),
+        ("split_merge_min_allocation", 0.6, "a number > 0 and <= 0.5"),
+        ("join_axes", 0, "an integer >= 1 and <= 10000"),
+    ],
+)
+def test_a_setting_out_of_its_range_is_refused_by_name(key, value, expected):
+    problems = schema_problems(
+        {"sessions": {"s": "s.yaml"}, "sorting": {key: value}}, load_schema("config"), "c.yaml"
+    )
+    assert problems == [f"c.yaml: 'sorting.{key}': expected {expected}; got {value}."]
+
+
+def test_split_proposal_settings_reach_the_moves(monkeypatch):
+    """The learner's burn-in moves get the split proposals' shape from the parameters."""
+    seen = []
+
+    def move(*args, **shape):
+        seen.append(shape)
+        return ""
+
+    monkeypatch.setattr(splitmerge, "move", move)
+    rng = np.random.default_rng(1)
+    x, samples = rng.standard_normal((60, 2, 8)), np.sort(rng.choice(10**6, 60, replace=False))
+    params = SortParams(
+        n_burn=1,
+        n_samples=1,
+        n_keep=1,
+        split_merge_proposals=3,
+        split_merge_two_means_iterations=5,
+        split_merge_min_allocation=0.25,
+    )
+    _learn_chain(x, samples, 20000.0, 60.0, params, False)
+    assert seen == [{"two_means_iterations": 5, "min_allocation": 0.25}] * 3
+
+
+def test_the_join_sees_join_axes_principal_axes():
+    """The Bayes factor on `join_axes` axes is the one on snippets already reduced to those
+    axes (the cluster model is invariant to rotations of its coordinates), and not the one
+    on more axes."""
+    rng = np.random.default_rng(0)
+    xa = rng.normal(0.0, 1.0, (30, 12)) + np.linspace(0, 3, 12)
+    xb = rng.normal(0.0, 1.0, (25, 12)) - np.linspace(0, 3, 12)
+    ea, eb = rng.integers(0, 2, 30), rng.integers(0, 2, 25)
+    two = dataclasses.replace(SortParams(), join_axes=2)
+    bf = log_bayes_factor(xa, ea, xb, eb, 2, two)
+    f = walk.principal_axes(np.r_[xa, xb], 2)
+    reduced = log_bayes_factor(f[:30], ea, f[30:], eb, 2, SortParams())
+    assert bf == pytest.approx(reduced, rel=1e-9)
+    assert bf != pytest.approx(log_bayes_factor(xa, ea, xb, eb, 2, SortParams()), rel=1e-3)
+
+
+def test_neighbourhood_centres_are_spacing_times_the_radius_apart():
+    """Eight channels 10 um apart, equally busy, radius 30 um: centres every 20 um at the
+    default spacing (one half), every 30 um at spacing 1."""
+    locations = np.c_[np.zeros(8), np.arange(8) * 10.0]
+    peaks = np.repeat(np.arange(8), 50)
+    half = neighbourhoods(locations, peaks, 30.0, 20, SortParams().neighbourhood_spacing)
+    np.testing.assert_array_equal(half.centres, [0, 2, 4, 6])
+    np.testing.assert_array_equal(
+        neighbourhoods(locations, peaks, 30.0, 20, 1.0).centres, [0, 3, 6]
+    )
+
+
+def _smooth_noise(fs=20000.0, duration=5.0, seed=0):
+    """Four channels of low-passed noise (a 4-sample moving average): its covariance over a
+    snippet window has small eigenvalues, so whitening keeps fewer dimensions."""
+    rng = np.random.default_rng(seed)
+    white = rng.normal(0, 10, (int(fs * duration) + 3, 4))
+    traces = (white[:-3] + white[1:-2] + white[2:-1] + white[3:]).astype(np.float32)
+    rec = sc.NumpyRecording([traces], fs)
+    rec.set_dummy_probe_from_locations(np.c_[np.zeros(4), np.arange(4) * 20.0])
+    return rec
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [
+        ("whiten_n_chunks", 3),
+        ("whiten_chunk_s", 0.3),
+        ("whiten_exclude_sigma", 2.0),
+        ("whiten_min_eig", 0.3),
+    ],
+)
+def test_whitening_settings_reach_the_whitener(key, value):
+    """Each whitening setting changes the group's whitening (its map back to waveforms)."""
+    rec, none = _smooth_noise(), np.zeros(0, np.int64)
+    base = SortParams()
+    default = sort_recording_group(rec, DETECTION, base, peak_samples=none).unwhiten
+    changed = sort_recording_group(
+        rec, DETECTION, dataclasses.replace(base, **{key: value}), peak_samples=none
+    ).unwhiten
+    assert default.shape[1] < default.shape[0], "the noise should live in fewer dimensions"
+    assert default.shape != changed.shape or not np.allclose(default, changed)
+
+
+def _noise_with_spikes(n_spikes, fs=20000.0, duration=10.0, seed=0):
+    rng = np.random.default_rng(seed)
+    traces = rng.normal(0, 10, (int(fs * duration), 4)).astype(np.float32)
+    shape = -np.hanning(12)[:, None] * np.array([300.0, 200.0, 150.0, 100.0])
+    for s in np.linspace(fs, (duration - 1) * fs, n_spikes).astype(int):
+        traces[s : s + 12] += shape.astype(np.float32)
+    rec = sc.NumpyRecording([traces], fs)
+    rec.set_dummy_probe_from_locations(np.c_[np.zeros(4), np.arange(4) * 20.0])
+    return rec
+
+
+def test_a_group_of_min_learn_spikes_learns_a_model(caplog):
+    """12 spikes: one multi-unit without a model at the default (20), a learned model (its
+    posterior presence defined) at min_learn_spikes 10."""
+    rec = _noise_with_spikes(12)
+    fast = SortParams(n_burn=2, n_samples=2, n_keep=1, template_matching=False)
+    with caplog.at_level(logging.INFO, logger="neurodict.sort.run"):
+        small = sort_recording_group(rec, DETECTION, fast)
+    assert "no model is learned" in caplog.text
+    assert np.all(np.isnan(small.sorting.presence))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="neurodict.sort.run"):
+        learned = sort_recording_group(
+            rec, DETECTION, dataclasses.replace(fast, min_learn_spikes=10)
+        )
+    assert "no model is learned" not in caplog.text
+    assert learned.samples.size == 12
+    assert np.all(np.isfinite(learned.sorting.presence))
