@@ -1,13 +1,14 @@
-"""The spike->LFP dictionary estimator: penalties chosen by blocked cross-validation, final fit.
+"""The spike->LFP dictionary estimator: size and penalties chosen by nested cross-validation.
 
 Cross-validation: the recording is cut into ``n_folds`` contiguous folds; each fold's core drops
 ``gap`` bins (the filter length) at both ends, so a test core and the nearest training core are
 at least two filter lengths apart. Statistics are computed once per core and summed for each
-training set. For every fold and predictor set (all units; units outside the region; units
-inside it) the model is fitted along a path of penalties (fractions of each region's
-``lambda_max``) and scored on the held-out core; the fraction with the best pooled held-out R^2
-is chosen per region and set. The baselines, the null and the held-out prediction use the same
-folds and live in :mod:`neurodict.lfpdict.scoring`.
+training set. For every outer fold, dictionary size and predictor set (all units; units outside
+the region; units inside it) the model is fitted along a path of penalties (fractions of each
+region's ``lambda_max``) and scored on the held-out core; the size and the penalties are chosen
+on inner folds of the training data (:meth:`SpikeLFPDictionary.cross_validate`). The baselines,
+the null and the held-out prediction use the same folds and live in
+:mod:`neurodict.lfpdict.scoring`.
 """
 
 from __future__ import annotations
@@ -77,8 +78,9 @@ class Folds:
         Each window's statistics summed over folds.
     masks : dict
         Predictor set -> mask of shape (n_units, n_regions) (1: the unit predicts the region).
-    atoms0 : array of shape (n_atoms, n_lags)
-        The atoms every fit starts from.
+    atoms0 : array of shape (largest size, n_lags)
+        Wavelet atoms: the part of every fit's start that does not come from the data
+        (:meth:`SpikeLFPDictionary.start_atoms`), and the scale of the smoothness penalty.
 
     The predictor sets share the spikes' Gram matrix, so their fits run as one problem: the
     regions repeated once per set (:meth:`stacked`), each copy with its set's mask
