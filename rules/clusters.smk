@@ -36,6 +36,7 @@ rule summary:
         reports=expand(f"{RESULTS}/{{session}}/report.html", session=SESSIONS),
     output:
         clusters=f"{RESULTS}/summary/clusters.tsv",
+        sessions=f"{RESULTS}/summary/sessions.tsv",
         summary=report(
             f"{RESULTS}/summary/clusters_summary.tsv",
             category="All sessions",

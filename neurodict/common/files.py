@@ -161,6 +161,7 @@ STRING_COLUMNS = (
     "condition",
     "session",
     "name",
+    "subject",
     "predictors",
     "model",
     "kind",

@@ -1,11 +1,11 @@
 """One NWB file per recording session, written with pynwb.
 
-Contents: the electrodes (group, region, position, channel name, bad), the units (spike times,
-mean waveform on the main channel, quality metrics, region, posterior summary when the sorter
-gave per-spike probabilities, and for the sorter's own units its model's posterior presence
-and drift per epoch), the region LFPs (processing module ``ecephys``) and the
-workflow's tables (processing module ``neurodict``: dictionaries, scores, clusters, phase,
-importance, detection).
+Contents: the subject (the session file's ``subject:``, where it has one), the electrodes
+(group, region, position, channel name, bad), the units (spike times, mean waveform on the main
+channel, quality metrics, region, posterior summary when the sorter gave per-spike
+probabilities, and for the sorter's own units its model's posterior presence and drift per
+epoch), the region LFPs (processing module ``ecephys``) and the workflow's tables (processing
+module ``neurodict``: dictionaries, scores, clusters, phase, importance, detection).
 """
 
 from __future__ import annotations
@@ -99,6 +99,53 @@ def dictionary_tables(npz: str | Path) -> list:
         ],
     )
     return [atoms, filters]
+
+
+# session.json's subject keys -> pynwb Subject's arguments (date_of_birth converted to a datetime).
+SUBJECT_FIELDS = {
+    "id": "subject_id",
+    "species": "species",
+    "sex": "sex",
+    "age": "age",
+    "date_of_birth": "date_of_birth",
+    "genotype": "genotype",
+    "strain": "strain",
+    "description": "description",
+}
+
+
+def nwb_subject(subject: dict | None):
+    """The pynwb ``Subject`` of session.json's `subject` (None without one).
+
+    ``date_of_birth`` (``YYYY-MM-DD``) becomes midnight UTC of that day: NWB stores a datetime.
+    """
+    if not subject:
+        return None
+    from pynwb.file import Subject
+
+    kwargs = {SUBJECT_FIELDS[k]: v for k, v in subject.items() if v is not None}
+    if "date_of_birth" in kwargs:
+        day = datetime.date.fromisoformat(kwargs["date_of_birth"])
+        kwargs["date_of_birth"] = datetime.datetime(
+            day.year, day.month, day.day, tzinfo=datetime.UTC
+        )
+    return Subject(**kwargs)
+
+
+def session_start(info: dict) -> tuple[datetime.datetime, str]:
+    """The session's start time and a note of where it comes from.
+
+    session.json's ``session_start_time`` (ingest records the raw file's modification time);
+    a session.json written before it had one: the raw file's modification time now.
+    """
+    if info.get("session_start_time"):
+        started = datetime.datetime.fromisoformat(info["session_start_time"])
+        source = info.get("session_start_time_source", "raw file's modification time")
+    else:
+        mtime = Path(info["raw_path"]).stat().st_mtime
+        started = datetime.datetime.fromtimestamp(mtime, tz=datetime.UTC)
+        source = "raw file's modification time"
+    return started, f"session_start_time is the {source}."
 
 
 def _electrodes(nwb, info: dict, rec) -> dict:
@@ -224,7 +271,8 @@ def write_session_nwb(
     path : path
         The file to write.
     info : dict
-        The resolved session (``session.json``).
+        The resolved session (``session.json``): its ``subject`` becomes the NWB Subject
+        (:func:`nwb_subject`), its ``session_start_time`` the file's (:func:`session_start`).
     results : path
         The session's results folder, whose ``*.tsv`` and ``lfp_dict.npz`` go into the
         ``neurodict`` processing module where present.
@@ -244,8 +292,7 @@ def write_session_nwb(
     from pynwb import NWBHDF5IO, NWBFile
 
     results = Path(results)
-    raw = Path(info["raw_path"])
-    started = datetime.datetime.fromtimestamp(raw.stat().st_mtime, tz=datetime.UTC)
+    started, start_note = session_start(info)
     regions = sorted({g["region"] for g in info["groups"]})
     nwb = NWBFile(
         session_description=f"neurodict session {info['name']} ({info['format']} "
@@ -253,7 +300,8 @@ def write_session_nwb(
         identifier=str(uuid.uuid4()),
         session_id=str(info["name"]),
         session_start_time=started,
-        notes="session_start_time is the raw file's modification time.",
+        notes=start_note,
+        subject=nwb_subject(info.get("subject")),
     )
     electrode_of = _electrodes(nwb, info, rec)
     _units(nwb, sorting, analyzer, electrode_of, unit_columns, unit_descriptions)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import time
 from pathlib import Path
 
@@ -11,6 +12,17 @@ from neurodict.common.files import atomic_path, write_json
 from neurodict.common.provenance import provenance
 from neurodict.config import load_config, load_session
 from neurodict.ingest.readers import open_recording
+from neurodict.ingest.subject import read_subject
+
+# Where session_start_time comes from: session files carry no date or time of the recording.
+START_TIME_SOURCE = "raw file's modification time"
+
+
+def session_start_time(raw_path: str | Path) -> str:
+    """The session's start as ISO 8601 text in UTC: the raw file's (or folder's) modification
+    time, the one date every format has (:data:`START_TIME_SOURCE`)."""
+    mtime = Path(raw_path).stat().st_mtime
+    return datetime.datetime.fromtimestamp(mtime, tz=datetime.UTC).isoformat()
 
 
 def run(
@@ -24,10 +36,15 @@ def run(
     Writes ``session.json`` (the resolved session and workflow parameters) and
     ``recording.json`` (the lazy recording with probe and channel properties ``group``,
     ``region``, ``bad``; ``spikeinterface.load`` reopens it). Raw data are only read.
+
+    ``session.json`` also carries the session file's ``subject`` (None without one,
+    :func:`neurodict.ingest.subject.read_subject`) and ``session_start_time``
+    (:func:`session_start_time`), which the NWB export and the summary read.
     """
     started = time.time()
     config = config or load_config()
     session = load_session(session_file, config=config, name=name)
+    subject = read_subject(session.file)
     rec = open_recording(session)
     results = Path(results)
     with atomic_path(results / "recording.json") as tmp:
@@ -36,6 +53,9 @@ def run(
         "num_channels_used": rec.get_num_channels(),
         "duration_s": rec.get_total_duration(),
         "sampling_frequency_hz": rec.sampling_frequency,
+        "subject": subject,
+        "session_start_time": session_start_time(session.raw_path),
+        "session_start_time_source": START_TIME_SOURCE,
     }
     write_json(results / "session.json", info)
     write_json(results / "ingest.provenance.json", provenance("ingest", info, started))

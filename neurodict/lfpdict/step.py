@@ -65,9 +65,9 @@ def write_dictionaries(
     Writes ``lfp_dict.npz`` (atoms, coef (n_windows, n_units, n_regions, n_atoms), filters,
     unit_ids, unit_regions, regions, lags_ms, intercept, lambda, objective, held-out stretch),
     ``lfp_scores.tsv`` (region, predictors, model, r2_heldout, r2_se, n_folds, penalty,
-    n_atoms, null_mean, null_p95, p_value), ``lfp_bands.tsv`` (unit, unit_region, region, window, band,
-    power of the final fit, p_value and Benjamini–Hochberg q_value of the link statistic
-    against the nulls, :func:`neurodict.lfpdict.scoring.fold_link_power`) and
+    n_atoms, null_mean, null_p95, p_value), ``lfp_bands.tsv`` (unit, unit_region, region,
+    window, band, power of the final fit, p_value and Benjamini–Hochberg q_value of the link
+    statistic against the nulls, :func:`neurodict.lfpdict.scoring.fold_link_power`) and
     ``lfp_coherence.tsv``.
     A region whose LFP is flat gets R^2 = nan (no variance to explain) and zero filters.
     """

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+import json
 import re
 import shutil
 
@@ -16,7 +18,8 @@ from neurodict.export import step as export_step
 from neurodict.export.posteriors import ExportInputError, posterior_summary
 from neurodict.sort.unit_model import descriptions, peak_drift, peak_point, unit_model
 
-# The session file has no subject metadata yet, so nwbinspector's subject check cannot pass.
+# The workflow's tiny session has no subject block, so its NWB file has no Subject
+# (test_nwb_subject_from_session_json: with one, this check passes too).
 KNOWN = {"check_subject_exists"}
 
 
@@ -230,3 +233,50 @@ def test_peak_drift_skips_unseen_channels():
     np.testing.assert_array_equal(mean, [-4.0, -4.0])
     assert peak_point(templates, np.full_like(drift, np.nan)) is None
     assert np.isnan(peak_drift(templates, np.full_like(drift, np.nan), drift)[0]).all()
+
+
+def test_nwb_subject_from_session_json(workflow_results, tiny_session, tmp_path):
+    """session.json's subject becomes the NWB Subject, field for field, and its start time the
+    file's; nwbinspector's subject checks then pass. A mouse's electrode locations are checked
+    against the Allen CCF, which knows CA1 but not the synthetic session's 'PFC'."""
+    from nwbinspector import Importance, inspect_nwbfile
+    from pynwb import NWBHDF5IO
+
+    results = tmp_path / "tiny"
+    shutil.copytree(
+        workflow_results / "tiny",
+        results,
+        ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"),
+    )
+    subject = {
+        "id": "M12",
+        "species": "Mus musculus",
+        "sex": "F",
+        "age": "P90D",
+        "date_of_birth": "2023-12-06",
+        "genotype": "Pvalb-IRES-Cre/wt",
+        "strain": "C57BL/6J",
+        "description": "Implanted in CA1 and PFC.",
+    }
+    info = json.loads((results / "session.json").read_text())
+    info |= {"subject": subject, "session_start_time": "2024-03-05T10:00:00+00:00"}
+    (results / "session.json").write_text(json.dumps(info))
+    export_step.run(results, tiny_session.parent / "truth_sorting")
+    with NWBHDF5IO(results / "session.nwb", "r") as io:
+        nwb = io.read()
+        s = nwb.subject
+        assert (s.subject_id, s.species, s.sex, s.age) == ("M12", "Mus musculus", "F", "P90D")
+        assert (s.genotype, s.strain, s.description) == (
+            "Pvalb-IRES-Cre/wt",
+            "C57BL/6J",
+            "Implanted in CA1 and PFC.",
+        )
+        assert s.date_of_birth == datetime.datetime(2023, 12, 6, tzinfo=datetime.UTC)
+        assert nwb.session_start_time == datetime.datetime(2024, 3, 5, 10, tzinfo=datetime.UTC)
+    messages = [
+        (m.check_function_name, m.message)
+        for m in inspect_nwbfile(nwbfile_path=results / "session.nwb")
+        if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
+    ]
+    assert [name for name, _ in messages] == ["check_electrodes_location_allen_ccf"]
+    assert "Electrode location 'PFC' is not a term in the Allen" in messages[0][1]
