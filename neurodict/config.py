@@ -52,6 +52,12 @@ PATTERN_TEXT = {
     r"^(?!-)[^\x00-\x1f\x7f]+$": (
         "a folder path that does not start with '-' and has no control characters"
     ),
+    "^[A-Z][a-z]+ [a-z]+$": "a Latin binomial such as 'Mus musculus'",
+    (
+        "^P(?!$)([0-9]+Y)?([0-9]+M)?([0-9]+W)?([0-9]+D)?"
+        "(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$"
+    ): "an ISO 8601 duration such as 'P90D' (90 days) or 'P12W'",
+    "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$": "a date written 'YYYY-MM-DD'",
 }
 
 
