@@ -161,6 +161,18 @@ def load_lfpdict_inputs(
     return (*out, excluded) if return_excluded else out
 
 
+def despike_args(recording, half_width_ms: float, flank_ms: float) -> tuple:
+    """:func:`despike`'s lags and chain for an LFP-rate folder: half width and flanks in bins,
+    and the LFP-rate filters of its ``lfp_rate_filters`` annotation (None without it)."""
+    fs = recording.sampling_frequency
+    chain = (
+        recording.get_annotation(LFP_RATE_FILTERS)
+        if LFP_RATE_FILTERS in recording.get_annotation_keys()
+        else None
+    )
+    return ms_to_samples(half_width_ms, fs), chain, ms_to_samples(flank_ms, fs)
+
+
 def despiked_targets(
     sorting_dir: str | Path,
     lfp_dir: str | Path,
@@ -185,12 +197,7 @@ def despiked_targets(
     """
     sorting, lfp = si.load(sorting_dir), si.load(lfp_dir)
     fs = lfp.sampling_frequency
-    chain = (
-        lfp.get_annotation(LFP_RATE_FILTERS)
-        if LFP_RATE_FILTERS in lfp.get_annotation_keys()
-        else None
-    )
-    args = ms_to_samples(half_width_ms, fs), chain, ms_to_samples(flank_ms, fs)
+    args = despike_args(lfp, half_width_ms, flank_ms)
     bins = spike_bins_from_sorting(sorting, fs)
     regions = np.asarray(sorting.get_property("region")).astype(str)
     out = np.array(y, dtype="float32")
@@ -413,12 +420,7 @@ def load_clean_targets(
     """
     sorting, clean = si.load(sorting_dir), si.load(clean_dir)
     fs = clean.sampling_frequency
-    chain = (
-        clean.get_annotation(LFP_RATE_FILTERS)
-        if LFP_RATE_FILTERS in clean.get_annotation_keys()
-        else None
-    )
-    despike_args = ms_to_samples(half_width_ms, fs), chain, ms_to_samples(flank_ms, fs)
+    args = despike_args(clean, half_width_ms, flank_ms)
     c_groups = np.asarray(clean.get_property("group")).astype(str)
     c_regions = np.asarray(clean.get_property("region")).astype(str)
     methods = np.asarray(clean.get_property("clean_method")).astype(str)
@@ -440,7 +442,7 @@ def load_clean_targets(
         if method == CLEAN_DESPIKED:
             members = [u for u, gu in zip(all_ids, s_groups, strict=True) if gu == g]
             if members:
-                y[row] = despike(y[row], [bins_of[u] for u in members], *despike_args)[0]
+                y[row] = despike(y[row], [bins_of[u] for u in members], *args)[0]
     index = {str(u): i for i, u in enumerate(all_ids)}
     wanted = [index[str(u)] for u in unit_ids]
     rows_of_group = {g: i for i, g in enumerate(c_groups)}
@@ -462,9 +464,7 @@ def load_clean_targets(
                     f"its region '{region}' has several: expected the region LFP folder "
                     "(lfp_dir) to despike the whole region's LFP."
                 )
-            extra_y.append(
-                _region_despiked(lfp_dir, region, s_regions, all_ids, bins_of, despike_args)
-            )
+            extra_y.append(_region_despiked(lfp_dir, region, s_regions, all_ids, bins_of, args))
             extra_regions.append(region)
         unit_row.append(len(c_groups) + extra_regions.index(region))
     n_extra = len(extra_regions)
@@ -477,13 +477,13 @@ def load_clean_targets(
     )
 
 
-def _region_despiked(lfp_dir, region, s_regions, all_ids, bins_of, despike_args) -> np.ndarray:
+def _region_despiked(lfp_dir, region, s_regions, all_ids, bins_of, args) -> np.ndarray:
     """The median of `region`'s channels in `lfp_dir`, despiked of all the region's units."""
     lfp = si.load(lfp_dir)
     channels = lfp.channel_ids[np.asarray(lfp.get_property("region")).astype(str) == region]
     y = np.median(lfp.get_traces(channel_ids=channels), axis=1).astype("float32")
     members = [u for u, r in zip(all_ids, s_regions, strict=True) if r == region]
-    return despike(y, [bins_of[u] for u in members], *despike_args)[0]
+    return despike(y, [bins_of[u] for u in members], *args)[0]
 
 
 def dictionary_windows(params: dict, session_windows: list[dict], duration_s: float):

@@ -17,6 +17,7 @@ from neurodict.common.errors import InputError
 from neurodict.export import step as export_step
 from neurodict.export.posteriors import ExportInputError, posterior_summary
 from neurodict.sort.unit_model import descriptions, peak_drift, peak_point, unit_model
+from tests.ingest.test_subject import SUBJECT
 
 # The workflow's tiny session has no subject block, so its NWB file has no Subject
 # (test_nwb_subject_from_session_json: with one, this check passes too).
@@ -248,16 +249,7 @@ def test_nwb_subject_from_session_json(workflow_results, tiny_session, tmp_path)
         results,
         ignore=shutil.ignore_patterns("phy", "session.nwb", "lfp"),
     )
-    subject = {
-        "id": "M12",
-        "species": "Mus musculus",
-        "sex": "F",
-        "age": "P90D",
-        "date_of_birth": "2023-12-06",
-        "genotype": "Pvalb-IRES-Cre/wt",
-        "strain": "C57BL/6J",
-        "description": "Implanted in CA1 and PFC.",
-    }
+    subject = SUBJECT
     info = json.loads((results / "session.json").read_text())
     info |= {"subject": subject, "session_start_time": "2024-03-05T10:00:00+00:00"}
     (results / "session.json").write_text(json.dumps(info))
