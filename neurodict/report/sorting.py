@@ -28,6 +28,8 @@ REASON_LABELS = {
     "single_unit": "in single units",
     "multi_unit": "in multi-units",
     "refractory_conflict": "left in no unit (refractory conflicts)",
+    "below_threshold": "detections below threshold once neighbouring spikes were peeled "
+    "(not spikes)",
 }
 
 
@@ -124,7 +126,9 @@ def drift_panel(ax, mean: np.ndarray, sd: np.ndarray, centres: np.ndarray) -> No
 
 def reason_rows(units: list[dict], spikes) -> list[dict]:
     """Per group of units.tsv: its units by content and its spikes by reason (``spikes.npz``'s
-    ``reason`` and ``reasons``; spike counts left out where it has no ``reason``)."""
+    ``reason`` and ``reasons``; spike counts left out where it has no ``reason``), and its
+    detections below threshold once their neighbours were peeled
+    (``below_threshold_group``)."""
     groups = list(dict.fromkeys(r["group"] for r in units))
     content = [r.get("content", "") for r in units]
     rows = [
@@ -150,6 +154,10 @@ def reason_rows(units: list[dict], spikes) -> list[dict]:
     for row in rows:
         counts = np.bincount(spikes["reason"][spike_group == row["group"]], minlength=len(reasons))
         row |= {f"spikes_{name}": int(n) for name, n in zip(reasons, counts, strict=True)}
+        if "below_threshold_group" in spikes:
+            row["spikes_below_threshold"] = int(
+                np.sum(spikes["below_threshold_group"] == row["group"])
+            )
     return rows
 
 

@@ -63,6 +63,7 @@ class SortParams:
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
     template_matching: bool = True
+    peel_ms_after: float = 3.0
     seed: int = 0
     priors: Priors = field(default_factory=Priors)
 

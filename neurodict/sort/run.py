@@ -8,7 +8,7 @@ from) give an empty or single-unit result with a log line, never an exception.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -39,6 +39,9 @@ class GroupResult:
     noise_levels_uv: np.ndarray  # (M,)
     channel_ids: np.ndarray  # (M,)
     fs_hz: float
+    below_threshold: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    # (k,) samples of detections that did not cross the detection threshold once their
+    # neighbouring spikes were peeled (the overlap pass): not spikes, in no unit
 
     def templates_uv(self) -> np.ndarray:
         """Mean snippet per unit and epoch in microvolts: (U, E, M, T)."""
@@ -66,6 +69,7 @@ class GroupResult:
                 noise_levels_uv=self.noise_levels_uv,
                 channel_ids=self.channel_ids,
                 fs_hz=self.fs_hz,
+                below_threshold=self.below_threshold,
                 **arrays,
             )
 
@@ -81,6 +85,7 @@ class GroupResult:
             noise_levels_uv=d["noise_levels_uv"],
             channel_ids=d["channel_ids"],
             fs_hz=float(d["fs_hz"]),
+            below_threshold=d["below_threshold"],
         )
 
 
@@ -127,10 +132,12 @@ def sort_recording_group(
         min_eig=params.whiten_min_eig,
         seed=params.seed,
     )
-    x, samples, amplitudes = _whitened_snippets(
-        rec, peak_samples, params.align_ms, noise, W, params, progress
+    peak_sign = detection["peak_sign"]
+    x, samples, amplitudes, _ = _whitened_snippets(
+        rec, peak_samples, params.align_ms, noise, W, params, peak_sign, progress
     )
     duration_s = rec.get_total_duration()
+    below = np.zeros(0, np.int64)
     if samples.size < params.min_learn_spikes:
         log.warning(
             "group with %d spikes (fewer than min_learn_spikes, %d): no model is learned; "
@@ -159,9 +166,17 @@ def sort_recording_group(
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, detection, params, n_jobs
             )
-            x, samples, amplitudes = _whitened_snippets(
-                rec, found, 0.0, noise, W, params, progress, peel=matched
+            x, samples, amplitudes, excursion = _whitened_snippets(
+                rec, found, 0.0, noise, W, params, peak_sign, progress, peel=matched
             )
+            spike = excursion >= detection["threshold_sigma"]
+            below = samples[~spike]
+            log.info(
+                "%d detections below the detection threshold once their neighbouring spikes "
+                "are peeled (left in no unit)",
+                below.size,
+            )
+            x, samples, amplitudes = x[spike], samples[spike], amplitudes[spike]
             model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
             result = assign(model, x, samples, fs, duration_s, params)
     log.info(
@@ -178,36 +193,44 @@ def sort_recording_group(
         noise_levels_uv=np.asarray(noise),
         channel_ids=rec.channel_ids,
         fs_hz=fs,
+        below_threshold=below,
     )
 
 
 def _whitened_snippets(
-    rec, samples, align_ms, noise, W, params: SortParams, progress: bool, peel=None
+    rec, samples, align_ms, noise, W, params: SortParams, peak_sign: str, progress: bool, peel=None
 ):
-    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV).
+    """Aligned, whitened snippets in time order, their samples, peak amplitudes (uV) and
+    excursions: the largest value in noise SDs of polarity `peak_sign` within ``align_ms`` of
+    the peak on any channel (what detection compares with its threshold).
 
     `peel`, optional: samples (k,) sorted and waveforms (k, M, T) in microvolts of matched
-    spikes; each snippet has those of the others that reach into its window subtracted."""
+    spikes; each snippet has those of the others that reach into its window subtracted, so
+    its excursion is that of the residual."""
     x, aligned = snippets.extract(
         rec, samples, params.ms_before, params.ms_after, align_ms, noise, progress=progress
     )
     order = np.argsort(aligned, kind="stable")
     x, aligned = x[order], aligned[order]
     if peel is not None:
-        x -= _neighbours(aligned, peel[0], peel[1] / noise[None, :, None])
+        x -= _neighbours(aligned, peel[0], peel[1] / noise[None, :, None], x.shape[2])
     before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
     at_peak = x[:, :, before] * noise
     amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else np.zeros(0)
-    return np.einsum("st,imt->ims", W, x), aligned, amplitudes
+    half = ms_to_samples(params.align_ms, rec.sampling_frequency)
+    near = x[:, :, max(before - half, 0) : before + half + 1]
+    signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
+    excursion = signed.max(axis=(1, 2)) if len(x) else np.zeros(0)
+    return np.einsum("st,imt->ims", W, x), aligned, amplitudes, excursion
 
 
-def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray) -> np.ndarray:
-    """Sum, in the window of each spike at `t` (n,), of the waveforms `waves` (k, M, T) of the
-    matched spikes at `t_match` (k,, sorted) that reach into it, other than one at the same
-    sample: (n, M, T)."""
-    T = waves.shape[2]
-    out = np.zeros((t.size,) + waves.shape[1:], np.float32)
-    lo = np.searchsorted(t_match, t - T + 1)
+def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray, T: int) -> np.ndarray:
+    """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms `waves`
+    (k, M, T_w) of the matched spikes at `t_match` (k,, sorted) that reach into it, other than
+    one at the same sample: (n, M, T). Both windows start ``ms_before`` before their peak."""
+    T_w = waves.shape[2]
+    out = np.zeros((t.size, waves.shape[1], T), np.float32)
+    lo = np.searchsorted(t_match, t - T_w + 1)
     hi = np.searchsorted(t_match, t + T)
     k = np.arange(T)
     for d in range(int((hi - lo).max(initial=0))):
@@ -217,8 +240,8 @@ def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray) -> np.nda
         ok &= t_match[j] != t
         shift = t_match[j] - t
         src = k[None] - shift[:, None]  # sample of the neighbour's waveform at each of ours
-        valid = ok[:, None] & (src >= 0) & (src < T)
-        picked = np.take_along_axis(waves[j], np.clip(src, 0, T - 1)[:, None, :], axis=2)
+        valid = ok[:, None] & (src >= 0) & (src < T_w)
+        picked = np.take_along_axis(waves[j], np.clip(src, 0, T_w - 1)[:, None, :], axis=2)
         out += np.where(valid[:, None, :], picked, 0.0)
     return out
 
@@ -239,12 +262,16 @@ def _overlap_pass(
 
     A unit's template in an epoch is the posterior mean of its mean waveform there (the
     dHDP's random walk, so matching follows drift), on the channels the model saw, and the
-    mean snippet elsewhere. Units whose template peaks under the detection threshold are left
-    out (a template at the noise level matches noise). Matching subtracts each spike it finds
-    before looking again, so it finds spikes that overlap in time. It only says where spikes
-    are and what to peel: each spike's snippet is cut again with its matched neighbours'
-    templates subtracted (:func:`_neighbours`), the model is learned again on those peeled
-    snippets (clusters of overlapping spikes no longer form), and it labels them all.
+    mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform
+    there (:func:`_tails`), so that peeling a spike also removes its after-potential, which
+    would otherwise cross the threshold again. Units whose template peaks under the
+    detection threshold are left out (a template at the noise level matches noise). Matching
+    subtracts each spike it finds before looking again, so it finds spikes that overlap in
+    time. It only says where spikes are and what to peel: each spike's snippet is cut again
+    with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection
+    whose residual no longer reaches the detection threshold is not a spike; the model is
+    learned again on the peeled snippets (clusters of overlapping spikes no longer form), and
+    it labels them all.
     Returns the samples and, for peeling, the matched spikes' samples and templates (uV).
     """
     fs = rec.sampling_frequency
@@ -254,15 +281,19 @@ def _overlap_pass(
     peak = (np.abs(templates).max(axis=3) / noise_uv[None, None]).max(axis=(1, 2))
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     E = templates.shape[1]
+    templates = np.concatenate(
+        [templates[units], _tails(rec, samples, result.labels, units, E, noise_uv, params)],
+        axis=3,
+    )
     epoch_samples = params.epoch_s * fs
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
     found, waves = [np.zeros(0, np.int64)], [np.zeros((0,) + templates.shape[2:])]
     if units.size:
         for e in range(E):
             part = rec.frame_slice(bounds[e], bounds[e + 1])
-            t, u = _matched_spikes(part, templates[units, e], params, n_jobs)
+            t, u = _matched_spikes(part, templates[:, e], params, n_jobs)
             found.append(bounds[e] + t)
-            waves.append(templates[units[u], e])
+            waves.append(templates[u, e])
     found, waves = np.concatenate(found), np.concatenate(waves)
     order = np.argsort(found, kind="stable")
     found, waves = found[order], waves[order]
@@ -286,6 +317,40 @@ def _overlap_pass(
         samples.size,
     )
     return np.unique(np.r_[found, kept]), (found, waves)
+
+
+def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams):
+    """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
+    ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
+    ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
+    over all epochs where it has no spikes."""
+    fs = rec.sampling_frequency
+    after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
+    before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
+    T_tail = max(long_after - after, 0)
+    out = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
+    if T_tail == 0 or units.size == 0:
+        return out
+    epoch, _ = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)
+    rng = np.random.default_rng(params.seed)
+    picked = [
+        rng.choice(idx, size=min(idx.size, params.max_spikes_per_epoch), replace=False)
+        for u in units
+        for e in range(n_epochs)
+        if (idx := np.flatnonzero((labels == u) & (epoch == e))).size
+    ]
+    idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+    x, _ = snippets.extract(
+        rec, samples[idx], params.ms_before, params.peel_ms_after, 0.0, noise_uv
+    )
+    tail = x[:, :, before + after :] * noise_uv[None, :, None]
+    row = np.searchsorted(units, labels[idx])
+    sums, counts = np.zeros_like(out), np.zeros((units.size, n_epochs))
+    np.add.at(sums, (row, epoch[idx]), tail)
+    np.add.at(counts, (row, epoch[idx]), 1)
+    overall = sums.sum(1) / np.maximum(counts.sum(1), 1)[:, None, None]
+    has = counts[:, :, None, None] > 0
+    return np.where(has, sums / np.maximum(counts, 1)[:, :, None, None], overall[:, None])
 
 
 def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):

@@ -10,7 +10,9 @@ session (``merge_sorting``).
   ``unit_index``, ``probability`` (posterior probability of its unit), ``reason`` (index into
   ``reasons``: in a single unit, in a multi-unit, or in no unit for a refractory conflict);
   per group ``g``, ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and
-  ``units_<g>``;
+  ``units_<g>``; ``below_threshold_sample_index`` and ``below_threshold_group``: the
+  detections that the overlap pass found below the detection threshold once their
+  neighbouring spikes were peeled (tails of other spikes, not spikes: in no unit);
 - ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present (posterior
   presence over one half), refractory violations, snr, multi_unit, content (single unit,
   multi-unit, or the group's spikes left in no unit by a refractory conflict);
@@ -174,9 +176,13 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
         n_units = part.sorting.probability.shape[1]
         per_group[f"probabilities_{g}"] = part.sorting.probability
         per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
+    below = np.concatenate([p.below_threshold for p in parts.values()])
+    below_group = np.concatenate([np.full(p.below_threshold.size, g) for g, p in parts.items()])
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
         np.savez(
             f,
+            below_threshold_sample_index=below,
+            below_threshold_group=below_group.astype(str),
             sample_index=samples[order],
             unit_index=unit[order],
             probability=prob[order].astype(np.float32),

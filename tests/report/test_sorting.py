@@ -68,6 +68,8 @@ def results(tmp_path):
         probability=np.ones(unit_index.size, np.float32),
         reason=reason[order],
         reasons=np.array(["single_unit", "multi_unit", "refractory_conflict"]),
+        below_threshold_sample_index=np.array([3, 8, 9]),
+        below_threshold_group=np.array(["A", "A", "A"]),
         units_A=np.array([0, 1]),
         units_B=np.array([3]),
     )
@@ -143,8 +145,10 @@ def test_spikes_by_reason_per_group(results):
     texts = [b["text"] for b in section["blocks"] if b["kind"] == "text"]
     assert (
         "Spikes by reason: A, 7 in single units, 4 in multi-units, 2 left in no unit "
-        "(refractory conflicts); B, 5 in single units, 0 in multi-units, 0 left in no "
-        "unit (refractory conflicts)." in texts
+        "(refractory conflicts), 3 detections below threshold once neighbouring spikes were "
+        "peeled (not spikes); B, 5 in single units, 0 in multi-units, 0 left in no "
+        "unit (refractory conflicts), 0 detections below threshold once neighbouring spikes "
+        "were peeled (not spikes)." in texts
     )
     assert any("1 multi-unit, 1 holding a group's spikes left in no unit" in t for t in texts)
     (table,) = [b for b in section["blocks"] if b.get("id") == "groups-units-table"]
@@ -157,6 +161,7 @@ def test_spikes_by_reason_per_group(results):
             "spikes_single_unit": 7,
             "spikes_multi_unit": 4,
             "spikes_refractory_conflict": 2,
+            "spikes_below_threshold": 3,
         },
         {
             "group": "B",
@@ -166,6 +171,7 @@ def test_spikes_by_reason_per_group(results):
             "spikes_single_unit": 5,
             "spikes_multi_unit": 0,
             "spikes_refractory_conflict": 0,
+            "spikes_below_threshold": 0,
         },
     ]
 
@@ -188,9 +194,10 @@ def test_workflow_report_counts_spikes_by_reason(workflow_results):
     for g in ("CA1_tt", "PFC_tt"):
         n = np.bincount(spikes["reason"][group_of[spikes["unit_index"]] == g], minlength=3)
         assert n.sum() > 0
+        below = int(np.sum(spikes["below_threshold_group"] == g))
         assert (
             f"{g}, {n[0]} in single units, {n[1]} in multi-units, {n[2]} left in no unit "
-            "(refractory conflicts)" in html
+            f"(refractory conflicts), {below} detections below threshold" in html
         )
     assert 'id="groups-units-table"' in html
     assert "posterior presence probability" in html and "drift posterior" in html

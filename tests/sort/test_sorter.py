@@ -51,14 +51,32 @@ def test_planted_units_are_recovered(tetrode):
         gt, _sorting(result, rec.sampling_frequency), exhaustive_gt=True
     )
     accuracy = cmp.get_performance()["accuracy"].to_numpy(float)
-    # measured 0.86-0.90 for five units; the sixth is barely above the detection threshold
-    assert np.sum(accuracy >= 0.85) >= 5, accuracy
+    # measured 0.92-0.95 for five units (0.87-0.95 when peeling leaves the after-potentials);
+    # the sixth is barely above the detection threshold
+    assert np.sum(accuracy >= 0.9) >= 5, accuracy
     single = _sorting(result, rec.sampling_frequency).select_units(
         np.flatnonzero(~result.sorting.multi_unit)
     )
     cmp = scmp.compare_sorter_to_ground_truth(gt, single, exhaustive_gt=True)
-    # measured 4: pieces of units that the Gaussian clusters keep apart (issue 14, open)
-    assert cmp.count_false_positive_units() <= 4
+    # measured 0; 1 when peeling leaves the after-potentials (their detections form a unit)
+    assert cmp.count_false_positive_units() == 0
+
+
+def test_detections_on_after_potentials_are_below_threshold_once_peeled(tetrode):
+    """Detections that peeling shows to be another spike's after-potential are listed as
+    below threshold: most lie 1-3 ms after a true spike (measured: quartiles 1.9-2.3 ms),
+    almost none on a true spike (measured 2 %)."""
+    rec, gt, result = tetrode
+    fs, below = rec.sampling_frequency, result.below_threshold
+    true = np.sort(gt.to_spike_vector()["sample_index"])
+    before = true[np.maximum(np.searchsorted(true, below, side="right") - 1, 0)]
+    after_ms = (below - before) / fs * 1e3
+    near = np.clip(np.searchsorted(true, below), 1, true.size - 1)
+    on_spike = np.minimum(np.abs(true[near] - below), np.abs(true[near - 1] - below)) < 0.4e-3 * fs
+    assert below.size >= 50
+    assert np.mean((after_ms >= 1.0) & (after_ms <= 3.0)) >= 0.7, after_ms
+    assert np.mean(on_spike) <= 0.05
+    assert np.intersect1d(below, result.samples).size == 0
 
 
 def test_no_unit_has_refractory_violations_on_data_with_close_spikes(tetrode):
