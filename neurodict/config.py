@@ -32,7 +32,16 @@ from neurodict.common.errors import InputError
 
 SCHEMA_DIR = resources.files("neurodict") / "schemas"
 # Sections of the workflow configuration that a session may override under `params:`.
-PARAM_SECTIONS = ("spikeband", "lfp", "detection", "sorting", "lfpdict", "clusters", "report")
+PARAM_SECTIONS = (
+    "bad_channel_detection",
+    "spikeband",
+    "lfp",
+    "detection",
+    "sorting",
+    "lfpdict",
+    "clusters",
+    "report",
+)
 # A configuration or session file is a few kB; anything larger is refused unread (parsing is
 # pure Python, about a second per 100 kB on a busy machine: the cap bounds the time).
 MAX_YAML_BYTES = 250_000
@@ -58,6 +67,7 @@ PATTERN_TEXT = {
         "(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$"
     ): "an ISO 8601 duration such as 'P90D' (90 days) or 'P12W'",
     "^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$": "a date written 'YYYY-MM-DD'",
+    "^auto$": "a channel index or 'auto'",
 }
 
 
@@ -120,6 +130,7 @@ class Session:
     offset_to_uv: float = 0.0
     probe: dict = field(default_factory=dict)
     bad_channels: tuple[int, ...] = ()
+    auto_bad_channels: bool = False
     windows: tuple[Window, ...] = ()
     ground_truth_sorting: Path | None = None
     overrides: dict = field(default_factory=dict)  # the session file's own `params:`
@@ -154,6 +165,7 @@ class Session:
                 for g in self.groups
             ],
             "bad_channels": list(self.bad_channels),
+            "auto_bad_channels": self.auto_bad_channels,
             "mains_hz": self.mains_hz,
             "windows": [vars(w) for w in self.windows],
             "ground_truth_sorting": (
@@ -744,7 +756,7 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
                             c,
                         )
                     )
-    bad = set(data.get("bad_channels", []))
+    bad = set(listed_bad_channels(data.get("bad_channels", [])))
     for c in sorted(bad - set(owner)):
         out.append(problem(file, "bad_channels", "channels that belong to a group", c))
     regions = dict.fromkeys(g["region"] for g in data["groups"])
@@ -896,6 +908,15 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
     return out
 
 
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def listed_bad_channels(value) -> list[int]:
+    """The channel indices of a session's ``bad_channels`` (``auto``, a list, or both)."""
+    return [c for c in _as_list(value) if c != "auto"]
+
+
 def load_session(path: str | Path, config: dict | None = None, name: str | None = None) -> Session:
     """Read and validate one recording-session file.
 
@@ -960,7 +981,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         gain_to_uv=data.get("gain_to_uv", 1.0),
         offset_to_uv=data.get("offset_to_uv", 0.0),
         probe=data.get("probe", {}),
-        bad_channels=tuple(data["bad_channels"]),
+        bad_channels=tuple(listed_bad_channels(data["bad_channels"])),
+        auto_bad_channels="auto" in _as_list(data["bad_channels"]),
         windows=tuple(Window(**w) for w in data["windows"]),
         ground_truth_sorting=(
             Path(data["ground_truth_sorting"]) if "ground_truth_sorting" in data else None

@@ -205,6 +205,7 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
             {"name": f"{r}_tt", "region": r, "channels": list(range(i * c, (i + 1) * c))}
             for i, r in enumerate(regions)
         ],
+        "bad_channels": "auto",
         "mains_hz": spec.mains_hz,
         "ground_truth_sorting": "truth_sorting",
         "windows": [

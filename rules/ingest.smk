@@ -5,6 +5,7 @@ rule ingest:
     output:
         recording=f"{RESULTS}/{{session}}/recording.json",
         info=f"{RESULTS}/{{session}}/session.json",
+        bad_channels=f"{RESULTS}/{{session}}/bad_channels.tsv",
     log:
         f"{RESULTS}/logs/{{session}}/ingest.log",
     benchmark:

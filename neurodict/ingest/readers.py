@@ -2,7 +2,8 @@
 
 Every format is read through spikeinterface's extractors (built on neo). The recording returned
 by :func:`open_recording` holds only the channels of the session's electrode groups, in group
-order, with the channel properties ``group`` (group name), ``region`` and ``bad``, and a probe.
+order, with the channel properties ``group`` (group name), ``region`` and ``bad`` (listed in the
+session, or found by :mod:`neurodict.ingest.bad_channels` with ``auto``), and a probe.
 
 :func:`open_recording` also refuses what would fail hours later: settings the recording's rate
 or length make impossible (:func:`neurodict.config.rate_problems`,
@@ -27,6 +28,7 @@ from neurodict.config import (
     problem,
     rate_problems,
 )
+from neurodict.ingest import bad_channels as bad_ch
 
 # check_samples reads this many stretches of this length, spread over the recording ...
 CHECK_STRETCHES = 3
@@ -174,20 +176,9 @@ def _listing(session: Session, channels) -> str:
     return ", ".join(f"{c} ({owner[c]})" for c in channels)
 
 
-def check_samples(session: Session, rec: sc.BaseRecording) -> None:
-    """Refuse samples that cannot be processed, judged on a few stretches of the recording.
-
-    Reads :data:`CHECK_STRETCHES` stretches of :data:`CHECK_STRETCH_S` (start, middle, end; the
-    whole recording when it is shorter) of `rec`, the grouped channels in group order, as stored.
-
-    Raises
-    ------
-    IngestError
-        When every sample read is 0 (an all-zero recording), or when a channel that is not in
-        ``bad_channels`` has non-finite samples, is all zero, constant, or has at least
-        :data:`SATURATED_SHARE` of its samples at the limits of an integer sample type. The
-        message names the session file, the raw data and the channels (with their groups).
-    """
+def _stretches(rec: sc.BaseRecording) -> tuple[np.ndarray, str]:
+    """:data:`CHECK_STRETCHES` stretches of :data:`CHECK_STRETCH_S` (start, middle, end; the
+    whole recording when it is shorter) of `rec` as stored, concatenated, and where they lie."""
     n, fs = rec.get_num_samples(), rec.sampling_frequency
     size = min(n, max(1, int(CHECK_STRETCH_S * fs)))
     starts = sorted({int(x) for x in np.linspace(0, n - size, CHECK_STRETCHES)})
@@ -196,6 +187,38 @@ def check_samples(session: Session, rec: sc.BaseRecording) -> None:
         f"{len(starts)} stretch{'es' if len(starts) > 1 else ''} of {size / fs:g} s "
         f"at {', '.join(f'{a / fs:g}' for a in starts)} s"
     )
+    return x, where
+
+
+def channel_faults(x: np.ndarray) -> dict[str, np.ndarray]:
+    """Channels (columns of `x`, samples as stored) that cannot be processed, one mask per
+    fault, each channel under at most one: ``non-finite`` (NaN or infinite samples),
+    ``zero`` (all zero), ``constant``, ``saturated`` (at least :data:`SATURATED_SHARE` of the
+    samples at the limits of an integer sample type)."""
+    finite = np.isfinite(x).all(axis=0) if x.dtype.kind == "f" else np.ones(x.shape[1], bool)
+    zero = finite & ~np.any(x, axis=0)
+    flat = finite & ~zero & (x.max(axis=0) == x.min(axis=0))
+    railed = np.zeros(x.shape[1], bool)
+    if x.dtype.kind in "iu":
+        info = np.iinfo(x.dtype)
+        railed = (
+            finite & ~flat & (((x == info.min) | (x == info.max)).mean(axis=0) >= SATURATED_SHARE)
+        )
+    return {"non-finite": ~finite, "zero": zero, "constant": flat, "saturated": railed}
+
+
+def check_samples(session: Session, rec: sc.BaseRecording, bad: set[int]) -> None:
+    """Refuse samples that cannot be processed, judged on a few stretches of the recording
+    (:func:`_stretches`) of `rec`, the grouped channels in group order.
+
+    Raises
+    ------
+    IngestError
+        When every sample read is 0 (an all-zero recording), or when a channel that is not in
+        `bad` has one of the faults of :func:`channel_faults`. The message names the session
+        file, the raw data and the channels (with their groups).
+    """
+    x, where = _stretches(rec)
     source = f"'{session.raw_path}' (from {session.file})"
     if not np.any(x):
         raise IngestError(
@@ -204,38 +227,79 @@ def check_samples(session: Session, rec: sc.BaseRecording) -> None:
             f"(check raw_path, dtype, num_channels and the channel indices)."
         )
     channels = np.asarray(session.channels)
-    good = ~np.isin(channels, session.bad_channels)
-    finite = np.isfinite(x) if x.dtype.kind == "f" else np.ones(x.shape, bool)
+    good = ~np.isin(channels, list(bad))
+    faults = {k: good & v for k, v in channel_faults(x).items()}
     found = []
-    bad = good & ~finite.all(axis=0)
-    if bad.any():
+    if faults["non-finite"].any():
         found.append(
-            f"channels {_listing(session, channels[bad])} have non-finite samples (NaN or infinite)"
+            f"channels {_listing(session, channels[faults['non-finite']])} have non-finite "
+            "samples (NaN or infinite)"
         )
-    ok = good & finite.all(axis=0)
-    zero = ok & ~np.any(x, axis=0)
-    if zero.any():
-        found.append(f"channels {_listing(session, channels[zero])} are all zero")
-    flat = ok & ~zero & (x.max(axis=0) == x.min(axis=0))
-    if flat.any():
-        values = ", ".join(f"{v:g}" for v in x[0, flat])
-        found.append(f"channels {_listing(session, channels[flat])} are constant (at {values})")
-    if x.dtype.kind in "iu":
+    if faults["zero"].any():
+        found.append(f"channels {_listing(session, channels[faults['zero']])} are all zero")
+    if faults["constant"].any():
+        values = ", ".join(f"{v:g}" for v in x[0, faults["constant"]])
+        found.append(
+            f"channels {_listing(session, channels[faults['constant']])} are constant (at {values})"
+        )
+    if faults["saturated"].any():
         info = np.iinfo(x.dtype)
-        share = ((x == info.min) | (x == info.max)).mean(axis=0)
-        railed = ok & ~flat & (share >= SATURATED_SHARE)
-        if railed.any():
-            found.append(
-                f"channels {_listing(session, channels[railed])} are saturated "
-                f"({', '.join(f'{v:.0%}' for v in share[railed])} of their samples at "
-                f"the {x.dtype} limits {info.min} or {info.max})"
-            )
+        share = ((x == info.min) | (x == info.max)).mean(axis=0)[faults["saturated"]]
+        found.append(
+            f"channels {_listing(session, channels[faults['saturated']])} are saturated "
+            f"({', '.join(f'{v:.0%}' for v in share)} of their samples at "
+            f"the {x.dtype} limits {info.min} or {info.max})"
+        )
     if found:
         raise IngestError(
             f"the recording {source}: {'; '.join(found)}, in the {where} read; "
             f"expected signal on every channel: list these channels under "
             f"bad_channels in {session.file} or check the recording."
         )
+
+
+def bad_channels(session: Session, rec: sc.BaseRecording) -> list[dict]:
+    """The session's bad channels, one row per grouped channel (``channel``, ``group``,
+    ``label``, ``method``, ``score``): those listed (label ``listed``), and with ``auto``
+    those with faults (:func:`channel_faults`, labelled by the fault) and those
+    :func:`neurodict.ingest.bad_channels.detect` finds; ``good`` for the others.
+
+    Raises
+    ------
+    IngestError
+        When a region is left without a good channel.
+    """
+    excluded = {c: bad_ch.LISTED for c in session.bad_channels}
+    if not session.auto_bad_channels:
+        return [
+            {
+                "channel": c,
+                "group": g.name,
+                "label": excluded.get(c, bad_ch.GOOD),
+                "method": "listed in the session",
+                "score": np.nan,
+            }
+            for g in session.groups
+            for c in g.channels
+        ]
+    x, _ = _stretches(rec)
+    for fault, mask in channel_faults(x).items():
+        excluded |= {c: fault for c in np.asarray(session.channels)[mask] if c not in excluded}
+    with_index = rec.clone()
+    with_index.set_property("channel_index", np.asarray(session.channels))
+    rows = bad_ch.detect(with_index, excluded, session.params["bad_channel_detection"])
+    bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
+    for region in session.regions:
+        mine = [c for g in session.groups if g.region == region for c in g.channels]
+        if set(mine) <= bad:
+            labels = {r["channel"]: r["label"] for r in rows}
+            raise IngestError(
+                f"region {region!r} has no good channel left (from {session.file}): channels "
+                f"{', '.join(f'{c} ({labels[c]})' for c in mine)} are bad; expected at least "
+                "one good channel per region: check the recording, or list the channels "
+                "of the region under bad_channels without auto."
+            )
+    return rows
 
 
 def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
@@ -301,7 +365,8 @@ def open_recording(session: Session) -> sc.BaseRecording:
     Returns
     -------
     BaseRecording
-        Lazy; channel properties ``group`` (str), ``region`` (str) and ``bad`` (bool).
+        Lazy; channel properties ``group`` (str), ``region`` (str), ``bad`` (bool), and
+        ``bad_label``, ``bad_method``, ``bad_score`` (:func:`bad_channels`).
 
     Raises
     ------
@@ -320,11 +385,16 @@ def open_recording(session: Session) -> sc.BaseRecording:
         rec.set_probegroup(_probe_from_file(session, rec))
     ids = rec.channel_ids[session.channels]
     rec = rec.select_channels(ids)
-    check_samples(session, rec)
     if not rec.has_probe():
         rec.set_probegroup(generic_probe(session))
     owner = {c: g for g in session.groups for c in g.channels}
     rec.set_property("group", np.array([owner[c].name for c in session.channels]))
     rec.set_property("region", np.array([owner[c].region for c in session.channels]))
-    rec.set_property("bad", np.array([c in session.bad_channels for c in session.channels]))
+    rows = bad_channels(session, rec)
+    bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
+    check_samples(session, rec, bad)
+    rec.set_property("bad", np.array([c in bad for c in session.channels]))
+    rec.set_property("bad_label", np.array([r["label"] for r in rows]))
+    rec.set_property("bad_method", np.array([r["method"] for r in rows]))
+    rec.set_property("bad_score", np.array([r["score"] for r in rows], float))
     return rec

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import spikeinterface.core as sc
 
-from neurodict.common.files import atomic_path, write_json
+from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.provenance import provenance
 from neurodict.config import load_config, load_session
 from neurodict.ingest.readers import open_recording
@@ -16,6 +16,7 @@ from neurodict.ingest.subject import read_subject
 
 # Where session_start_time comes from: session files carry no date or time of the recording.
 START_TIME_SOURCE = "raw file's modification time"
+BAD_CHANNEL_COLUMNS = ["channel", "group", "label", "method", "score"]
 
 
 def session_start_time(raw_path: str | Path) -> str:
@@ -33,9 +34,11 @@ def run(
 ) -> sc.BaseRecording:
     """Validate a session, open its recording and record both in `results`.
 
-    Writes ``session.json`` (the resolved session and workflow parameters) and
-    ``recording.json`` (the lazy recording with probe and channel properties ``group``,
-    ``region``, ``bad``; ``spikeinterface.load`` reopens it). Raw data are only read.
+    Writes ``session.json`` (the resolved session and workflow parameters; ``bad_channels_all``
+    the channels left out, listed or found), ``recording.json`` (the lazy recording with probe
+    and channel properties ``group``, ``region``, ``bad``, ``bad_label``, ``bad_method``,
+    ``bad_score``; ``spikeinterface.load`` reopens it) and ``bad_channels.tsv`` (those
+    properties, one row per grouped channel). Raw data are only read.
 
     ``session.json`` also carries the session file's ``subject`` (None without one,
     :func:`neurodict.ingest.subject.read_subject`) and ``session_start_time``
@@ -49,7 +52,23 @@ def run(
     results = Path(results)
     with atomic_path(results / "recording.json") as tmp:
         rec.dump_to_json(tmp, include_properties=True)
+    rows = [
+        {
+            "channel": c,
+            "group": g,
+            "label": label,
+            "method": method,
+            "score": score,
+        }
+        for c, g, label, method, score in zip(
+            session.channels,
+            *(rec.get_property(k) for k in ("group", "bad_label", "bad_method", "bad_score")),
+            strict=True,
+        )
+    ]
+    write_tsv(results / "bad_channels.tsv", rows, BAD_CHANNEL_COLUMNS)
     info = session.to_dict() | {
+        "bad_channels_all": [r["channel"] for r in rows if r["label"] != "good"],
         "num_channels_used": rec.get_num_channels(),
         "duration_s": rec.get_total_duration(),
         "sampling_frequency_hz": rec.sampling_frequency,

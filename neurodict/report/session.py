@@ -29,12 +29,14 @@ MAX_ARTEFACT_ROWS = 200  # artefact stretches listed in the report (artefacts.ts
 
 def recording_section(info: dict, rec) -> dict:
     """Configuration, region map and basic facts of the recording."""
+    bad = info.get("bad_channels_all", info["bad_channels"])
     facts = (
         f"{info['duration_s']:.1f} s at {info['sampling_frequency_hz']:.0f} Hz, "
         f"{info['num_channels_used']} channels in {len(info['groups'])} electrode groups "
         f"across {len({g['region'] for g in info['groups']})} regions; format "
-        f"{info['format']}; bad channels: {info['bad_channels'] or 'none'}; mains "
-        f"{info['mains_hz']} Hz."
+        f"{info['format']}; bad channels: {bad or 'none'}"
+        f"{' (listed, and found automatically)' if info.get('auto_bad_channels') else ''}; "
+        f"mains {info['mains_hz']} Hz."
     )
     group_of = np.asarray(rec.get_property("group")).astype(str)
     rows = [
@@ -69,9 +71,52 @@ def recording_section(info: dict, rec) -> dict:
                 "columns": ["group", "region", "channels", "channel_ids"],
                 "rows": rows,
             },
+            *bad_channel_blocks(info, rec),
             {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
         ],
     }
+
+
+def bad_channel_blocks(info: dict, rec) -> list[dict]:
+    """With ``auto`` bad channels: a sentence and every grouped channel's label, method and
+    score (the recording's ``bad_*`` properties, as in ``bad_channels.tsv``)."""
+    if not info.get("auto_bad_channels") or "bad_label" not in rec.get_property_keys():
+        return []
+    labels, methods, scores = (
+        rec.get_property(k) for k in ("bad_label", "bad_method", "bad_score")
+    )
+    rows = [
+        {"channel": c, "group": g, "label": str(lab), "method": str(m), "score": _score(v)}
+        for c, g, lab, m, v in zip(
+            [c for g in info["groups"] for c in g["channels"]],
+            rec.get_property("group"),
+            labels,
+            methods,
+            scores,
+            strict=True,
+        )
+    ]
+    found = [r for r in rows if r["label"] != "good"]
+    text = (
+        f"Bad channels found automatically (spikeinterface's detect_bad_channels per electrode "
+        f"group; score: the channel's deviation over its group's median): {len(found)} of "
+        f"{len(rows)} channels"
+        + (": " + ", ".join(f"{r['channel']} ({r['label']})" for r in found) if found else "")
+        + "."
+    )
+    return [
+        {"kind": "text", "text": text},
+        {
+            "kind": "table",
+            "id": "bad-channels-table",
+            "columns": ["channel", "group", "label", "method", "score"],
+            "rows": rows,
+        },
+    ]
+
+
+def _score(v: float) -> str:
+    return "" if not np.isfinite(v) else f"{v:.2f}"
 
 
 def preprocessing_section(
