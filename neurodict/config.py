@@ -132,6 +132,7 @@ class Session:
     bad_channels: tuple[int, ...] = ()
     auto_bad_channels: bool = False
     windows: tuple[Window, ...] = ()
+    events: Path | None = None
     ground_truth_sorting: Path | None = None
     overrides: dict = field(default_factory=dict)  # the session file's own `params:`
 
@@ -168,6 +169,7 @@ class Session:
             "auto_bad_channels": self.auto_bad_channels,
             "mains_hz": self.mains_hz,
             "windows": [vars(w) for w in self.windows],
+            "events": str(self.events) if self.events else None,
             "ground_truth_sorting": (
                 str(self.ground_truth_sorting) if self.ground_truth_sorting else None
             ),
@@ -908,6 +910,75 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
     return out
 
 
+# An events table's columns (the issue's names, and BIDS's) and its size limit.
+EVENT_COLUMNS = {"onset_s": "onset", "duration_s": "duration", "condition": "trial_type"}
+MAX_EVENT_BYTES = 2_000_000
+
+
+def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
+    """Windows (``start_s``, ``end_s``, ``condition``) from an events table, and the problems
+    found, each naming the table, its line and column.
+
+    The table is tab-separated with a header holding ``onset_s``, ``duration_s`` and
+    ``condition`` (or BIDS's ``onset``, ``duration``, ``trial_type``); other columns are
+    ignored. An onset is a number >= 0 (s from the recording start), a duration > 0, a
+    condition a non-empty label without control characters.
+    """
+    where = f"{path} (events of {file})"
+    if not path.is_file():
+        return [], [problem(file, "events", "an existing tab-separated events table", str(path))]
+    if path.stat().st_size > MAX_EVENT_BYTES:
+        return [], [
+            f"{where}: file of {path.stat().st_size} bytes; expected at most "
+            f"{MAX_EVENT_BYTES} bytes."
+        ]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        return [], [f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})."]
+    header = lines[0].split("\t") if lines else []
+    column = {}
+    for ours, bids in EVENT_COLUMNS.items():
+        name = ours if ours in header else bids
+        if name not in header:
+            return [], [
+                f"{where}: line 1: expected a header with the columns "
+                f"{list(EVENT_COLUMNS)} (or BIDS's {list(EVENT_COLUMNS.values())}); "
+                f"got {_short_repr(header)}."
+            ]
+        column[ours] = header.index(name)
+    out, problems = [], []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            problems.append(
+                f"{where}: line {n}: expected {len(header)} tab-separated cells; got {len(cells)}."
+            )
+            continue
+        row = {k: cells[i].strip() for k, i in column.items()}
+        try:
+            onset, duration = float(row["onset_s"]), float(row["duration_s"])
+        except ValueError:
+            onset = duration = np.nan
+        if not (np.isfinite(onset) and onset >= 0 and np.isfinite(duration) and duration > 0):
+            problems.append(
+                f"{where}: line {n}: expected onset_s a number >= 0 and duration_s "
+                f"a number > 0; got {row['onset_s']!r} and {row['duration_s']!r}."
+            )
+            continue
+        if not re.fullmatch(r"[^\x00-\x1f\x7f]{1,100}", row["condition"]):
+            problems.append(
+                f"{where}: line {n}: expected a condition label of 1-100 "
+                f"characters without control characters; got "
+                f"{_short_repr(row['condition'])}."
+            )
+            continue
+        out.append({"start_s": onset, "end_s": onset + duration, "condition": row["condition"]})
+    return out, problems
+
+
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -953,6 +1024,12 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         data["probe"]["file"] = str((file.parent / data["probe"]["file"]).resolve())
     if "ground_truth_sorting" in data:
         data["ground_truth_sorting"] = str((file.parent / data["ground_truth_sorting"]).resolve())
+    if "events" in data:
+        data["events"] = str((file.parent / data["events"]).resolve())
+        windows, problems = event_windows(Path(data["events"]), file)
+        if problems:
+            raise ConfigError(problems)
+        data["windows"] = data["windows"] + windows
     params, problems = _session_params(data, file, config)
     if problems:
         raise ConfigError(problems)
@@ -984,6 +1061,7 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         bad_channels=tuple(listed_bad_channels(data["bad_channels"])),
         auto_bad_channels="auto" in _as_list(data["bad_channels"]),
         windows=tuple(Window(**w) for w in data["windows"]),
+        events=Path(data["events"]) if "events" in data else None,
         ground_truth_sorting=(
             Path(data["ground_truth_sorting"]) if "ground_truth_sorting" in data else None
         ),

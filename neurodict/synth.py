@@ -192,7 +192,6 @@ def spike_lfp(u: np.ndarray, filters: np.ndarray) -> np.ndarray:
 
 def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
     c = spec.channels_per_group
-    half_s = spec.duration_s / 2
     return {
         "raw_path": "recording.raw",
         "format": "binary",
@@ -208,11 +207,18 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
         "bad_channels": "auto",
         "mains_hz": spec.mains_hz,
         "ground_truth_sorting": "truth_sorting",
-        "windows": [
-            {"start_s": 0.0, "end_s": half_s, "condition": "baseline"},
-            {"start_s": half_s, "end_s": spec.duration_s, "condition": "task"},
-        ],
+        "events": "events.tsv",
     }
+
+
+def _events_tsv(spec: SynthSpec) -> str:
+    """The behavioural conditions as an events table (BIDS-like): a baseline half, then a
+    task half."""
+    half_s = spec.duration_s / 2
+    return (
+        "onset_s\tduration_s\tcondition\n"
+        f"0\t{half_s:g}\tbaseline\n{half_s:g}\t{spec.duration_s - half_s:g}\ttask\n"
+    )
 
 
 def generate_session(
@@ -221,7 +227,8 @@ def generate_session(
     """Write a synthetic session with its truth into `out_dir`; return the session YAML path.
 
     Files: ``recording.raw`` (int16, interleaved), ``probe.json``, ``session.yaml``,
-    ``truth_sorting/`` (spikeinterface Sorting, unit properties region, group, family),
+    ``events.tsv`` (the conditions), ``truth_sorting/`` (spikeinterface Sorting, unit
+    properties region, group, family),
     ``truth.npz`` (filters, lags_ms, unit_ids, unit_region, unit_family, family_filters,
     unit_gain, regions, fs_lfp_hz, lfp_uv: the region LFPs of shape (n_regions, n_bins) before
     resampling) and ``spec.json``. The folder appears complete or not at all.
@@ -298,6 +305,7 @@ def generate_session(
             lfp_uv=lfp.astype("float32"),
         )
         (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
+        (tmp / "events.tsv").write_text(_events_tsv(spec))
         (tmp / "session.yaml").write_text(
             "# Synthetic session written by `neurodict synth`; truth in truth.npz.\n"
             + yaml.safe_dump(_session_yaml(spec, regions), sort_keys=False)

@@ -55,6 +55,14 @@ def test_truth_is_complete_and_consistent(tiny_session):
     session = load_session(tiny_session)
     assert session.regions == list(truth["regions"])
     assert session.num_channels == TINY.n_regions * TINY.channels_per_group
+    # the conditions come from the events table, the bad channels from the detection
+    assert session.events == folder / "events.tsv"
+    half = TINY.duration_s / 2
+    assert [(w.start_s, w.end_s, w.condition) for w in session.windows] == [
+        (0.0, half, "baseline"),
+        (half, TINY.duration_s, "task"),
+    ]
+    assert session.auto_bad_channels and session.bad_channels == ()
 
 
 def test_same_seed_same_bytes(tmp_path, tiny_session):

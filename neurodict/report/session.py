@@ -49,7 +49,8 @@ def recording_section(info: dict, rec) -> dict:
         for g in info["groups"]
     ]
     shown = {
-        k: info[k] for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz", "windows")
+        k: info.get(k)
+        for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz", "windows", "events")
     }
     return {
         "id": "recording",
