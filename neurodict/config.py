@@ -94,11 +94,19 @@ def problem(file: str | Path, key: str, expected: str, got: object) -> str:
 
 @dataclass(frozen=True)
 class Group:
-    """One electrode group: its name, the brain region it lies in and its channel indices."""
+    """One electrode group: its name, the brain region it lies in (or its regions by depth:
+    ``(from_um, to_um, region)`` ranges along the probe's y axis, region None) and its
+    channel indices."""
 
     name: str
-    region: str
+    region: str | None
     channels: tuple[int, ...]
+    regions_by_depth: tuple[tuple[float, float, str], ...] = ()
+
+    @property
+    def regions(self) -> list[str]:
+        """Its region, or the regions of its depth ranges in order."""
+        return [self.region] if self.region else [r for _, _, r in self.regions_by_depth]
 
 
 @dataclass(frozen=True)
@@ -139,7 +147,7 @@ class Session:
     @property
     def regions(self) -> list[str]:
         """Brain regions in order of first appearance among the groups."""
-        return list(dict.fromkeys(g.region for g in self.groups))
+        return list(dict.fromkeys(r for g in self.groups for r in g.regions))
 
     @property
     def channels(self) -> list[int]:
@@ -162,7 +170,15 @@ class Session:
             "offset_to_uv": self.offset_to_uv,
             "probe": self.probe,
             "groups": [
-                {"name": g.name, "region": g.region, "channels": list(g.channels)}
+                {
+                    "name": g.name,
+                    "region": g.region,
+                    "regions": g.regions,
+                    "regions_by_depth": [
+                        {"from_um": a, "to_um": b, "region": r} for a, b, r in g.regions_by_depth
+                    ],
+                    "channels": list(g.channels),
+                }
                 for g in self.groups
             ],
             "bad_channels": list(self.bad_channels),
@@ -761,12 +777,15 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
     bad = set(listed_bad_channels(data.get("bad_channels", [])))
     for c in sorted(bad - set(owner)):
         out.append(problem(file, "bad_channels", "channels that belong to a group", c))
-    regions = dict.fromkeys(g["region"] for g in data["groups"])
+    for i, g in enumerate(data["groups"]):
+        out.extend(_region_problems(g, f"groups[{i}]", file))
+    # regions by depth are only known with the probe: checked when the recording is opened
+    regions = dict.fromkeys(g["region"] for g in data["groups"] if "region" in g)
     for region in regions:
         good = [
             c
             for g in data["groups"]
-            if g["region"] == region
+            if g.get("region") == region
             for c in g["channels"]
             if c not in bad
         ]
@@ -979,6 +998,38 @@ def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
     return out, problems
 
 
+def _region_problems(group: dict, key: str, file: Path) -> list[str]:
+    """A group has exactly one of region and regions_by_depth; depth ranges are increasing
+    (from_um < to_um) and do not overlap."""
+    if ("region" in group) == ("regions_by_depth" in group):
+        return [
+            problem(
+                file,
+                key,
+                "exactly one of region and regions_by_depth",
+                sorted(k for k in ("region", "regions_by_depth") if k in group) or "neither",
+            )
+        ]
+    ranges = group.get("regions_by_depth", [])
+    out = [
+        problem(file, f"{key}.regions_by_depth[{j}]", "from_um < to_um", r)
+        for j, r in enumerate(ranges)
+        if not r["from_um"] < r["to_um"]
+    ]
+    ordered = sorted((r["from_um"], r["to_um"], j) for j, r in enumerate(ranges))
+    for (_, b, j), (a, _, k) in zip(ordered, ordered[1:], strict=False):
+        if a < b:
+            out.append(
+                problem(
+                    file,
+                    f"{key}.regions_by_depth",
+                    "ranges that do not overlap",
+                    f"ranges {j} and {k} overlap ({a:g} < {b:g} um)",
+                )
+            )
+    return out
+
+
 def _as_list(value) -> list:
     return value if isinstance(value, list) else [value]
 
@@ -1047,7 +1098,17 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         file=file,
         raw_path=Path(data["raw_path"]),
         format=data["format"],
-        groups=tuple(Group(g["name"], g["region"], tuple(g["channels"])) for g in data["groups"]),
+        groups=tuple(
+            Group(
+                g["name"],
+                g.get("region"),
+                tuple(g["channels"]),
+                tuple(
+                    (r["from_um"], r["to_um"], r["region"]) for r in g.get("regions_by_depth", [])
+                ),
+            )
+            for g in data["groups"]
+        ),
         mains_hz=data["mains_hz"],
         params=params,
         stream=data.get("stream"),

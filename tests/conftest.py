@@ -38,6 +38,7 @@ def relocated_session(session: Path, folder: Path, **changes) -> Path:
     data["raw_path"] = str(base / data["raw_path"])
     data["probe"]["file"] = str(base / data["probe"]["file"])
     data["ground_truth_sorting"] = str(base / data["ground_truth_sorting"])
+    data["events"] = str(base / data["events"])
     data.update(changes)
     return write_yaml(Path(folder) / "s.yaml", data)
 

@@ -207,25 +207,29 @@ def channel_faults(x: np.ndarray) -> dict[str, np.ndarray]:
     return {"non-finite": ~finite, "zero": zero, "constant": flat, "saturated": railed}
 
 
-def check_samples(session: Session, rec: sc.BaseRecording, bad: set[int]) -> None:
-    """Refuse samples that cannot be processed, judged on a few stretches of the recording
-    (:func:`_stretches`) of `rec`, the grouped channels in group order.
+def refuse_all_zero(session: Session, x: np.ndarray, where: str) -> None:
+    """Raise an IngestError naming the session and raw data when every sample of the
+    stretches `x` read (:func:`_stretches`, described by `where`) is 0."""
+    if not np.any(x):
+        raise IngestError(
+            f"the recording '{session.raw_path}' (from {session.file}) is all zero: every "
+            f"sample read ({where}) of channels {session.channels} is 0; expected a recording "
+            f"with signal (check raw_path, dtype, num_channels and the channel indices)."
+        )
+
+
+def check_samples(session: Session, x: np.ndarray, where: str, bad: set[int]) -> None:
+    """Refuse samples that cannot be processed, judged on the stretches `x` of the grouped
+    channels in group order (:func:`_stretches`, described by `where`).
 
     Raises
     ------
     IngestError
-        When every sample read is 0 (an all-zero recording), or when a channel that is not in
-        `bad` has one of the faults of :func:`channel_faults`. The message names the session
-        file, the raw data and the channels (with their groups).
+        When a channel that is not in `bad` has one of the faults of :func:`channel_faults`.
+        The message names the session file, the raw data and the channels (with their
+        groups).
     """
-    x, where = _stretches(rec)
     source = f"'{session.raw_path}' (from {session.file})"
-    if not np.any(x):
-        raise IngestError(
-            f"the recording {source} is all zero: every sample read ({where}) of "
-            f"channels {session.channels} is 0; expected a recording with signal "
-            f"(check raw_path, dtype, num_channels and the channel indices)."
-        )
     channels = np.asarray(session.channels)
     good = ~np.isin(channels, list(bad))
     faults = {k: good & v for k, v in channel_faults(x).items()}
@@ -258,11 +262,11 @@ def check_samples(session: Session, rec: sc.BaseRecording, bad: set[int]) -> Non
         )
 
 
-def bad_channels(session: Session, rec: sc.BaseRecording) -> list[dict]:
+def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list[dict]:
     """The session's bad channels, one row per grouped channel (``channel``, ``group``,
     ``label``, ``method``, ``score``): those listed (label ``listed``), and with ``auto``
-    those with faults (:func:`channel_faults`, labelled by the fault) and those
-    :func:`neurodict.ingest.bad_channels.detect` finds; ``good`` for the others.
+    those with faults in the stretches `x` (:func:`channel_faults`, labelled by the fault)
+    and those :func:`neurodict.ingest.bad_channels.detect` finds; ``good`` for the others.
 
     Raises
     ------
@@ -282,7 +286,6 @@ def bad_channels(session: Session, rec: sc.BaseRecording) -> list[dict]:
             for g in session.groups
             for c in g.channels
         ]
-    x, _ = _stretches(rec)
     for fault, mask in channel_faults(x).items():
         excluded |= {c: fault for c in np.asarray(session.channels)[mask] if c not in excluded}
     with_index = rec.clone()
@@ -390,9 +393,11 @@ def open_recording(session: Session) -> sc.BaseRecording:
     owner = {c: g for g in session.groups for c in g.channels}
     rec.set_property("group", np.array([owner[c].name for c in session.channels]))
     rec.set_property("region", np.array([owner[c].region for c in session.channels]))
-    rows = bad_channels(session, rec)
+    x, where = _stretches(rec)
+    refuse_all_zero(session, x, where)
+    rows = bad_channels(session, rec, x)
     bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
-    check_samples(session, rec, bad)
+    check_samples(session, x, where, bad)
     rec.set_property("bad", np.array([c in bad for c in session.channels]))
     rec.set_property("bad_label", np.array([r["label"] for r in rows]))
     rec.set_property("bad_method", np.array([r["method"] for r in rows]))
