@@ -61,6 +61,17 @@ def session_info(results: str | Path) -> dict:
     return json.loads(path.read_text())
 
 
+def group_regions(group: dict) -> list[str]:
+    """The regions of one of session.json's groups: its ``regions`` (several for a shank with
+    regions by depth), or its one ``region``."""
+    return group.get("regions") or [group["region"]]
+
+
+def session_regions(info: dict) -> list[str]:
+    """Every region of session.json's groups, in order of first appearance."""
+    return list(dict.fromkeys(r for g in info["groups"] for r in group_regions(g)))
+
+
 def spike_source(results: str | Path, info: dict) -> Path:
     """The spike trains that drive the dictionaries: the sorter's (``lfpdict.spikes: sorted``)
     or the session's ground truth (``truth``)."""

@@ -77,7 +77,7 @@ def peak_counts(rec: sc.BaseRecording, peaks: np.ndarray) -> list[dict]:
     return [
         {
             "group": name,
-            "region": regions[groups == name][0],
+            "region": ", ".join(dict.fromkeys(regions[groups == name])),
             "n_channels": int((groups == name).sum()),
             "n_peaks": int(counts[g]),
             "rate_hz": round(float(counts[g]) / duration_s, 3),

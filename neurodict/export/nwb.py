@@ -18,6 +18,7 @@ import numpy as np
 
 from neurodict.common.analyzer import main_channel_templates
 from neurodict.common.files import atomic_path, read_table
+from neurodict.common.layout import group_regions, session_regions
 
 # results/<session>/*.tsv copied into the `neurodict` processing module, with their meaning.
 TABLES = {
@@ -157,8 +158,8 @@ def _electrodes(nwb, info: dict, rec) -> dict:
     groups = {
         g["name"]: nwb.create_electrode_group(
             name=g["name"],
-            description=f"Electrode group {g['name']} in {g['region']}.",
-            location=g["region"],
+            description=f"Electrode group {g['name']} in {', '.join(group_regions(g))}.",
+            location=", ".join(group_regions(g)),
             device=device,
         )
         for g in info["groups"]
@@ -293,7 +294,7 @@ def write_session_nwb(
 
     results = Path(results)
     started, start_note = session_start(info)
-    regions = sorted({g["region"] for g in info["groups"]})
+    regions = sorted(session_regions(info))
     nwb = NWBFile(
         session_description=f"neurodict session {info['name']} ({info['format']} "
         f"recording, regions {regions}).",

@@ -290,19 +290,70 @@ def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list
         excluded |= {c: fault for c in np.asarray(session.channels)[mask] if c not in excluded}
     with_index = rec.clone()
     with_index.set_property("channel_index", np.asarray(session.channels))
-    rows = bad_ch.detect(with_index, excluded, session.params["bad_channel_detection"])
-    bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
-    for region in session.regions:
-        mine = [c for g in session.groups if g.region == region for c in g.channels]
-        if set(mine) <= bad:
-            labels = {r["channel"]: r["label"] for r in rows}
+    return bad_ch.detect(with_index, excluded, session.params["bad_channel_detection"])
+
+
+def refuse_regions_without_good_channels(session: Session, regions, rows: list[dict]) -> None:
+    """Raise an IngestError naming the region and its channels' labels when every channel of a
+    region (`regions`, one per grouped channel) is bad in `rows` (:func:`bad_channels`)."""
+    labels = [r["label"] for r in rows]
+    for region in dict.fromkeys(regions):
+        mine = [i for i, r in enumerate(regions) if r == region]
+        if all(labels[i] != bad_ch.GOOD for i in mine):
             raise IngestError(
                 f"region {region!r} has no good channel left (from {session.file}): channels "
-                f"{', '.join(f'{c} ({labels[c]})' for c in mine)} are bad; expected at least "
-                "one good channel per region: check the recording, or list the channels "
-                "of the region under bad_channels without auto."
+                f"{', '.join(f'{session.channels[i]} ({labels[i]})' for i in mine)} are bad; "
+                "expected at least one good channel per region: check the recording, the "
+                "bad channels (listed or auto) and the regions by depth."
             )
-    return rows
+
+
+def channel_regions(session: Session, rec: sc.BaseRecording) -> list[str]:
+    """The region of each grouped channel (group order): its group's, or for a group with
+    ``regions_by_depth`` the region of the range that holds the channel's depth (its probe y
+    coordinate, from_um inclusive, to_um exclusive).
+
+    Raises
+    ------
+    IngestError
+        A channel of such a group lies in no range, or a range holds no channel.
+    """
+    depth = rec.get_channel_locations()[:, 1]
+    owner = {c: g for g in session.groups for c in g.channels}
+    out = []
+    for c, y in zip(session.channels, depth, strict=True):
+        g = owner[c]
+        if g.region:
+            out.append(g.region)
+            continue
+        hit = [r for a, b, r in g.regions_by_depth if a <= y < b]
+        if not hit:
+            raise IngestError(
+                f"channel {c} of group {g.name} lies at depth {y:g} um, in none of its "
+                f"regions_by_depth ranges ({_ranges(g)}) (from {session.file}); expected "
+                "every channel of the group in one range (depth: the probe's y coordinate)."
+            )
+        out.append(hit[0])
+    for g in session.groups:
+        held = {r for c, r in zip(session.channels, out, strict=True) if owner[c] is g}
+        for a, b, r in g.regions_by_depth:
+            if r not in held:
+                raise IngestError(
+                    f"the regions_by_depth range {a:g}-{b:g} um ({r}) of group {g.name} holds "
+                    f"none of its channels (from {session.file}; their depths "
+                    f"{_depths(session, g, depth)} um); expected each range to hold a channel."
+                )
+    return out
+
+
+def _ranges(g) -> str:
+    return ", ".join(f"{a:g}-{b:g} um {r}" for a, b, r in g.regions_by_depth)
+
+
+def _depths(session: Session, g, depth: np.ndarray) -> str:
+    index = {c: i for i, c in enumerate(session.channels)}
+    values = sorted(depth[index[c]] for c in g.channels)
+    return f"{values[0]:g} to {values[-1]:g}"
 
 
 def _probe_from_file(session: Session, rec: sc.BaseRecording) -> pi.ProbeGroup:
@@ -392,10 +443,12 @@ def open_recording(session: Session) -> sc.BaseRecording:
         rec.set_probegroup(generic_probe(session))
     owner = {c: g for g in session.groups for c in g.channels}
     rec.set_property("group", np.array([owner[c].name for c in session.channels]))
-    rec.set_property("region", np.array([owner[c].region for c in session.channels]))
+    regions = channel_regions(session, rec)
+    rec.set_property("region", np.array(regions))
     x, where = _stretches(rec)
     refuse_all_zero(session, x, where)
     rows = bad_channels(session, rec, x)
+    refuse_regions_without_good_channels(session, regions, rows)
     bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
     check_samples(session, x, where, bad)
     rec.set_property("bad", np.array([c in bad for c in session.channels]))

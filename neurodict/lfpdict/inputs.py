@@ -393,7 +393,7 @@ def load_clean_targets(
     clean_dir : path
         ``region_lfp_clean/`` of preprocessing
         (:class:`neurodict.preprocess.filters.CleanRegionLFPRecording`): one channel per
-        electrode group, properties ``group``, ``region``, ``clean_method``.
+        (electrode group, region) pair, properties ``group``, ``region``, ``clean_method``.
     unit_ids : sequence
         The units wanted, in order (for example those of :func:`load_lfpdict_inputs`).
     lfp_dir : path, optional
@@ -445,7 +445,7 @@ def load_clean_targets(
                 y[row] = despike(y[row], [bins_of[u] for u in members], *args)[0]
     index = {str(u): i for i, u in enumerate(all_ids)}
     wanted = [index[str(u)] for u in unit_ids]
-    rows_of_group = {g: i for i, g in enumerate(c_groups)}
+    row_of = {(g, r): i for i, (g, r) in enumerate(zip(c_groups, c_regions, strict=True))}
     extra_y, extra_regions, unit_row = [], [], []
     for i in wanted:
         region, group = s_regions[i], s_groups[i]
@@ -455,7 +455,7 @@ def load_clean_targets(
                 f"no clean LFP in '{clean_dir}' (its regions: {sorted(set(c_regions))})."
             )
         if group:
-            unit_row.append(rows_of_group[group])
+            unit_row.append(row_of[group, region])
             continue
         if region not in extra_regions:
             if lfp_dir is None:

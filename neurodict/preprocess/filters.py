@@ -210,18 +210,21 @@ CLEAN_DESPIKED = "despiked"
 
 
 class CleanRegionLFPRecording(_MedianRecording):
-    """Per electrode group, its region's LFP without the spikes of the group's own units.
+    """Per electrode group and region of its channels, the region's LFP without the spikes of
+    the group's own units.
 
-    One channel per group (channel id = group name; properties ``group``, ``region`` and
-    ``clean_method``), in the order the groups first appear among the channels:
+    One channel per (group, region) pair (properties ``group``, ``region`` and
+    ``clean_method``; channel id the group name, or ``group:region`` for a group whose
+    channels lie in several regions by depth), in the order the pairs first appear among
+    the channels:
 
     - ``other_groups``: the region has good channels outside the group; the channel is the
       median of those channels (the group's own channels, which carry its units' spikes, are
       left out).
-    - ``despiked``: the group is the only one of its region with good channels; the channel is
-      the median of the group's own channels, as in :class:`RegionLFPRecording`, still holding
-      the low-frequency part of its units' spikes. The units are only known after sorting, so
-      the despiking is done where they are read:
+    - ``despiked``: the group is the only one with good channels in the region; the channel
+      is the median of the group's own channels there, as in :class:`RegionLFPRecording`,
+      still holding the low-frequency part of its units' spikes. The units are only known
+      after sorting, so the despiking is done where they are read:
       :func:`neurodict.lfpdict.inputs.load_clean_targets` removes from this channel each of the
       group's units' short spike-triggered kernels (:func:`neurodict.lfpdict.inputs.despike`).
     """
@@ -229,18 +232,18 @@ class CleanRegionLFPRecording(_MedianRecording):
     def __init__(self, recording: sc.BaseRecording):
         groups = np.asarray(recording.get_property("group")).astype(str)
         regions = np.asarray(recording.get_property("region")).astype(str)
-        names = list(dict.fromkeys(groups))
-        indices, region_of, methods = [], [], []
-        for g in names:
-            region = regions[groups == g][0]
+        pairs = list(dict.fromkeys(zip(groups, regions, strict=True)))
+        several = {g for g in groups if len({r for h, r in pairs if h == g}) > 1}
+        indices, methods = [], []
+        for g, region in pairs:
             others = np.flatnonzero((regions == region) & (groups != g))
-            own = np.flatnonzero(groups == g)
+            own = np.flatnonzero((regions == region) & (groups == g))
             indices.append(others if others.size else own)
-            region_of.append(region)
             methods.append(CLEAN_OTHER_GROUPS if others.size else CLEAN_DESPIKED)
+        names = [f"{g}:{r}" if g in several else g for g, r in pairs]
         super().__init__(recording, names, indices)
-        self.set_property("group", np.array(names))
-        self.set_property("region", np.array(region_of))
+        self.set_property("group", np.array([g for g, _ in pairs]))
+        self.set_property("region", np.array([r for _, r in pairs]))
         self.set_property("clean_method", np.array(methods))
         self._kwargs = {"recording": recording}
 

@@ -19,6 +19,7 @@ import yaml
 
 from neurodict._version import __version__
 from neurodict.common.files import atomic_path, read_tsv
+from neurodict.common.layout import group_regions, session_regions
 from neurodict.report import figures
 from neurodict.report.figures import figure_block
 
@@ -33,7 +34,7 @@ def recording_section(info: dict, rec) -> dict:
     facts = (
         f"{info['duration_s']:.1f} s at {info['sampling_frequency_hz']:.0f} Hz, "
         f"{info['num_channels_used']} channels in {len(info['groups'])} electrode groups "
-        f"across {len({g['region'] for g in info['groups']})} regions; format "
+        f"across {len(session_regions(info))} regions; format "
         f"{info['format']}; bad channels: {bad or 'none'}"
         f"{' (listed, and found automatically)' if info.get('auto_bad_channels') else ''}; "
         f"mains {info['mains_hz']} Hz."
@@ -42,7 +43,7 @@ def recording_section(info: dict, rec) -> dict:
     rows = [
         {
             "group": g["name"],
-            "region": g["region"],
+            "region": ", ".join(group_regions(g)),
             "channels": " ".join(map(str, g["channels"])),
             "channel_ids": " ".join(map(str, rec.channel_ids[group_of == g["name"]])),
         }
@@ -240,7 +241,7 @@ def group_notes(info: dict, spikeband, rows: list[dict]) -> list[str]:
 
 def detection_section(info: dict, rows: list[dict], notes: list[str] = ()) -> dict:
     """Detected spikes per electrode group and region, and :func:`group_notes`."""
-    regions = list(dict.fromkeys(g["region"] for g in info["groups"]))
+    regions = session_regions(info)
     d = info["params"]["detection"]
     return {
         "id": "detection",

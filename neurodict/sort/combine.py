@@ -36,7 +36,8 @@ def global_units(parts: dict[str, GroupResult]) -> dict[str, tuple[np.ndarray, n
 
 def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz: float):
     """One Sorting from the groups' results, a table with one dict per unit, and
-    :func:`global_units` of the groups."""
+    :func:`global_units` of the groups. `region` maps each channel id to its brain region: a
+    unit's region is that of its peak channel (a shank may cross several regions)."""
     table = []
     for g, part in parts.items():
         n_units = part.sorting.multi_unit.size
@@ -50,20 +51,21 @@ def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz:
             table.append(
                 {
                     "group": g,
-                    "region": region[g],
+                    "region": region[str(peak[k])],
                     "local": k,
                     "multi_unit": bool(part.sorting.multi_unit[k]),
                     "peak_channel": str(peak[k]),
                 }
             )
         if np.any(part.sorting.labels < 0):
+            channel = str(peak[0]) if n_units else str(part.channel_ids[0])
             table.append(
                 {
                     "group": g,
-                    "region": region[g],
+                    "region": region[channel],
                     "local": -1,
                     "multi_unit": True,
-                    "peak_channel": str(peak[0]) if n_units else str(part.channel_ids[0]),
+                    "peak_channel": channel,
                 }
             )
     units = global_units(parts)

@@ -97,13 +97,13 @@ class NeurodictSorter(BaseSorter):
         )
         sort_params = SortParams.from_config({k: params[k] for k in _SORT_DEFAULTS})
         detection = {k: params[k] for k in _DETECTION_DEFAULTS}
-        parts, region = {}, {}
+        parts = {}
         for g in dict.fromkeys(groups):
             sub = rec.select_channels(rec.channel_ids[groups == g])
             parts[str(g)] = sort_recording_group(
                 sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
             )
-            region[str(g)] = str(regions[groups == g][0])
+        region = dict(zip(map(str, rec.channel_ids), map(str, regions), strict=True))
         sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
         sorting.save(folder=sorter_output_folder / "sorting")
 

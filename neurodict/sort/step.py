@@ -107,7 +107,7 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     rec = si.load(results / "spikeband")
     params = SortParams.from_config(session["params"]["sorting"])
     groups = [g["name"] for g in session["groups"]]
-    region = {g["name"]: g["region"] for g in session["groups"]}
+    region = dict(zip(map(str, rec.channel_ids), map(str, rec.get_property("region")), strict=True))
     parts = {g: GroupResult.load(results / "sort" / f"{g}.npz") for g in groups}
     sorting, table, units = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
