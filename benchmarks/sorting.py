@@ -2,8 +2,10 @@
 
 Recordings (all generated or read by code outside this project): spikeinterface ground truth
 (a tetrode with 8 units and a 32-channel probe with 20 units, at the generator's default noise
-and at ``noise_levels`` 9, several seeds), a drifting recording, a hybrid recording (known units
-injected into the locust tetrode's noise) and the real locust tetrode (no ground truth).
+and at ``noise_levels`` 9, several seeds), a drifting recording, a MEArec biophysical tetrode
+(NEURON-simulated layer-5 cells; where MEArec, NEURON and LFPy are installed), a hybrid
+recording (known units injected into the locust tetrode's noise) and the real locust tetrode
+(no ground truth).
 
 Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak memory):
 neurodict (with its template-matching pass, and without it: neurodict-nomatch),
@@ -64,10 +66,58 @@ def recordings(quick: bool) -> dict[str, dict]:
             kind="gt", channels=4, units=8, duration=300.0, noise=5.0, seed=1
         )
         out["drift16"] = dict(kind="drift", seed=5)
+        if mearec_available():
+            out["mearec-tetrode"] = dict(kind="mearec", probe="tetrode-mea-l", units=8, seed=4)
         if LOCUST.exists():
             out["hybrid-locust"] = dict(kind="hybrid", seed=3)
             out["locust"] = dict(kind="locust")
     return out
+
+
+def mearec_available() -> bool:
+    """MEArec with NEURON and LFPy (``pip install MEArec 'neuron<9' LFPy``; the environment's
+    ``bin/`` on PATH for ``nrnivmodl``)."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) for m in ("MEArec", "neuron", "LFPy"))
+
+
+def mearec_recording(spec: dict, folder: Path):
+    """A biophysical recording: MEArec's templates of its 13 layer-5 cell models (NEURON,
+    15 positions each) on `spec["probe"]`, 60 s, 3/4 excitatory cells, noise 10 uV; read
+    back by spikeinterface. Templates are kept in `folder` and reused."""
+    import os
+
+    import MEArec as mr
+    import spikeinterface.extractors as se
+
+    os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+    templates = folder / f"templates-{spec['probe']}.h5"
+    if not templates.exists():
+        params = mr.get_default_templates_params() | {
+            "probe": spec["probe"],
+            "n": 15,
+            "seed": spec["seed"],
+            "min_amp": 30,
+        }
+        gen = mr.gen_templates(
+            mr.get_default_cell_models_folder(), params=params, n_jobs=2, verbose=False
+        )
+        mr.save_template_generator(gen, filename=str(templates))
+    params = mr.get_default_recordings_params()
+    params["spiketrains"] |= {
+        "n_exc": spec["units"] * 3 // 4,
+        "n_inh": spec["units"] - spec["units"] * 3 // 4,
+        "duration": 60.0,
+    }
+    params["templates"] |= {"min_amp": 30, "min_dist": 15}
+    params["recordings"] |= {"noise_level": 10}
+    params["seeds"] = {
+        k: spec["seed"] for k in ("spiketrains", "templates", "convolution", "noise")
+    }
+    gen = mr.gen_recordings(templates=str(templates), params=params, verbose=False)
+    mr.save_recording_generator(gen, filename=str(folder / "mearec.h5"))
+    return se.read_mearec(folder / "mearec.h5")
 
 
 def make_recording(spec: dict, folder: Path):
@@ -82,6 +132,8 @@ def make_recording(spec: dict, folder: Path):
             seed=spec["seed"],
             noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"},
         )
+    elif spec["kind"] == "mearec":
+        rec, gt = mearec_recording(spec, folder)
     elif spec["kind"] == "drift":
         from spikeinterface.generation import generate_drifting_recording
 
