@@ -6,6 +6,8 @@ Usage:
     python benchmarks/lfpdict.py --generator links   # the size table on the second generator
     python benchmarks/lfpdict.py --peers-only
     python benchmarks/lfpdict.py --backend gpu   # the size table on a GPU (cupy)
+    python benchmarks/lfpdict.py --compare --sizes 4,20,10 8,50,10 --limit-s 240
+                                                 # GPU and CPU side by side (gpu_check.sh)
     python benchmarks/lfpdict.py --lengths       # only the length table (both generators)
     python benchmarks/lfpdict.py --lengths --lengths-size 2,6 --lengths-min 1 2 --n-null 3
 
@@ -326,12 +328,57 @@ def _alphacsc(maps, y, D0, J, target, J0, J_star) -> dict:
     }
 
 
-def child(*args: str) -> dict:
-    """Run this script with `args` in a child process; return the JSON its last line holds."""
-    out = subprocess.run(
-        [sys.executable, __file__, *args], capture_output=True, text=True, check=True
-    )
+def child(*args: str, limit_s: float | None = None) -> dict:
+    """Run this script with `args` in a child process; return the JSON its last line holds
+    (``{"timed_out": limit_s}`` when it ran past `limit_s` seconds, ``{"failed": ...}`` with
+    the last line of its error when it failed and `limit_s` is given)."""
+    try:
+        out = subprocess.run(
+            [sys.executable, __file__, *args],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=limit_s,
+        )
+    except subprocess.TimeoutExpired:
+        return {"timed_out": limit_s}
+    except subprocess.CalledProcessError as err:
+        if limit_s is None:
+            raise
+        return {"failed": (err.stderr.strip().splitlines() or ["no output"])[-1]}
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def compare_table(args) -> None:
+    """Each of `args.sizes` on the GPU, on the CPU and with ``backend: auto``, one child
+    process each (at most `args.limit_s` seconds), side by side: wall time, the GPU/CPU
+    ratio, host peak RSS, the cupy pool and the held-out R^2 of the dictionary on each."""
+    print(
+        "\n| regions x units x length | GPU s | CPU s | GPU / CPU | auto s | host peak MB (GPU, "
+        "CPU) | GPU pool MB | R2 dictionary (GPU, CPU) |\n|---|---|---|---|---|---|---|---|"
+    )
+    for size in args.sizes:
+        runs = {
+            b: child("--one", size, "--backend", b, *settings_args(args), limit_s=args.limit_s)
+            for b in ("gpu", "cpu", "auto")
+        }
+        g, c = runs["gpu"], runs["cpu"]
+
+        def cell(r, key, fmt):
+            if "failed" in r:
+                return f"failed: {r['failed'][:80]}"
+            return f"> {r['timed_out']:g} s" if "timed_out" in r else format(r[key], fmt)
+
+        ratio = f"{g['wall_s'] / c['wall_s']:.2f}" if "wall_s" in g and "wall_s" in c else ""
+        r2 = ", ".join("" if "r2" not in r else f"{r['r2']['dictionary']:.3f}" for r in (g, c))
+        peak = ", ".join("" if "peak_mb" not in r else f"{r['peak_mb']:.0f}" for r in (g, c))
+        pool = "" if g.get("gpu_mb") is None else f"{g['gpu_mb']:.0f}"
+        print(
+            f"| {size.replace(',', ' x ')} min | {cell(g, 'wall_s', '.1f')} | "
+            f"{cell(c, 'wall_s', '.1f')} | {ratio} | {cell(runs['auto'], 'wall_s', '.1f')} | "
+            f"{peak} | {pool} | {r2} |",
+            flush=True,
+        )
 
 
 def r2_cells(r: dict) -> str:
@@ -421,9 +468,9 @@ def main() -> None:
     ap.add_argument("--peers", nargs="+", default=["sporco", "alphacsc"])
     ap.add_argument(
         "--backend",
-        choices=["cpu", "gpu"],
+        choices=["cpu", "gpu", "auto"],
         default="cpu",
-        help="where the fits of tables 1 and 2 run (gpu: cupy)",
+        help="where the fits of tables 1 and 2 run (gpu: cupy; auto: the estimator's choice)",
     )
     ap.add_argument(
         "--generator",
@@ -457,6 +504,20 @@ def main() -> None:
         default=None,
         help="dictionary sizes chosen on inner folds (default: the estimator's, 12 24)",
     )
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="only the GPU/CPU table of --sizes (benchmarks/gpu_check.sh)",
+    )
+    ap.add_argument(
+        "--sizes",
+        nargs="+",
+        default=[",".join(map(str, s)) for s in SIZES + [MAX_SIZE]],
+        help="REGIONS,UNITS,MINUTES of --compare",
+    )
+    ap.add_argument(
+        "--limit-s", type=float, default=None, help="--compare: seconds allowed per run"
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     ap.add_argument("--one-length", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -489,6 +550,9 @@ def main() -> None:
         return
     if args.lengths:
         length_table(args)
+        return
+    if args.compare:
+        compare_table(args)
         return
     if not args.peers_only:
         size_table(args)

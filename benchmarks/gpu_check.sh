@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# The dictionaries' GPU check, one prepared script for a lent GPU machine: the cupy tests, then
+# each size fitted on the GPU, on the CPU and with `backend: auto` side by side (one table),
+# the demo's size (4 regions x 5 units x 1 min) first. About 8 minutes of device time.
+#
+#   benchmarks/gpu_check.sh --wheels   # here: the wheels the GPU image lacks, into wheels/
+#   benchmarks/gpu_check.sh            # there, with the device tool's carry ["wheels"]
+#
+# GPU_CHECK_SIZES (default "4,5,1 4,20,10 8,50,10 16,200,10 16,200,60") and GPU_CHECK_LIMIT_S
+# (seconds per fit, default 120: a fit past it shows "> 120 s") bound the run. PYTHON picks
+# the interpreter (default python3, the image's, which has cupy).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+SIZES=${GPU_CHECK_SIZES:-"4,5,1 4,20,10 8,50,10 16,200,10 16,200,60"}
+LIMIT_S=${GPU_CHECK_LIMIT_S:-120}
+# what neurodict's dictionaries and their tests import beyond the GPU image's packages
+WHEELS=(asciitree==1.0.0 Deprecated==1.3.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
+  neo==0.14.6 numcodecs==0.15.2 probeinterface==0.4.2 quantities==0.16.4 referencing==0.37.0
+  rpds-py==2026.9.1 spikeinterface==0.105.3 zarr==2.18.7)
+
+if [[ ${1:-} == --wheels ]]; then
+  "$PY" -m pip download --quiet --dest wheels --no-deps --only-binary=:all: \
+    --python-version 3.12 --platform manylinux2014_x86_64 --platform manylinux_2_17_x86_64 \
+    "${WHEELS[@]}"
+  echo "wheels/: $(ls wheels | wc -l) wheels, $(du -sh wheels | cut -f1)"
+  exit 0
+fi
+if [[ -d wheels ]]; then
+  site=$(mktemp -d)
+  "$PY" -m pip install --quiet --no-deps --no-index --target "$site" wheels/*.whl
+  export PYTHONPATH="$site:$PWD${PYTHONPATH:+:$PYTHONPATH}"
+else
+  export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+"$PY" - <<'PY'
+import os, numpy
+try:
+    import cupy
+    name = cupy.cuda.runtime.getDeviceProperties(0)["name"].decode()
+    gpu = f"{name}, cupy {cupy.__version__}"
+except Exception as exc:  # reported, not fatal: the CPU columns still run
+    gpu = f"none ({type(exc).__name__}: {exc})"
+print(f"## machine: {os.cpu_count()} CPU cores, numpy {numpy.__version__}; GPU: {gpu}")
+PY
+echo "## cupy tests (numpy and cupy backends, the same tests)"
+"$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_backend.py tests/lfpdict/test_model.py 2>&1 | tail -3
+echo "## dictionaries: GPU, CPU and backend auto (benchmarks/lfpdict.py --compare)"
+# shellcheck disable=SC2086  # the sizes are separate arguments
+"$PY" benchmarks/lfpdict.py --compare --sizes $SIZES --limit-s "$LIMIT_S"
