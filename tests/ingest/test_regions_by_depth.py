@@ -13,7 +13,13 @@ import neurodict  # noqa: F401  (registers the sorter)
 from neurodict.config import ConfigError
 from neurodict.ingest.readers import IngestError, open_recording
 from neurodict.preprocess.filters import CleanRegionLFPRecording, RegionLFPRecording
-from tests.ingest.test_readers import binary_session, noise, session_of
+from tests.ingest.test_readers import (
+    binary_session,
+    needs_spikewrap,
+    noise,
+    session_of,
+    spikeglx_session,
+)
 
 RANGES = [
     {"from_um": 0, "to_um": 100, "region": "CA1"},
@@ -128,3 +134,29 @@ def test_a_units_region_is_its_peak_channels(tmp_path):
     peaks = sorting.get_property("peak_channel")
     assert list(sorting.get_property("region")) == [region_of[c] for c in peaks]
     assert set(sorting.get_property("region")) == {"CA1", "DG"}
+
+
+@needs_spikewrap
+def test_a_real_neuropixels_shank_takes_its_regions_by_depth(tmp_path):
+    """The spikewrap wheel's SpikeGLX sample (a Neuropixels 2.0 probe, 384 channels, 0 to
+    1425 um, its probe read from the meta file), one group over every channel: channels
+    take CA1 below 700 um and DG above, by the probe's own geometry."""
+    data = spikeglx_session(stream="imec0.ap")
+    data["groups"] = [
+        {
+            "name": "shank0",
+            "channels": list(range(384)),
+            "regions_by_depth": [
+                {"from_um": 0, "to_um": 700, "region": "CA1"},
+                {"from_um": 700, "to_um": 1500, "region": "DG"},
+            ],
+        }
+    ]
+    rec = open_recording(session_of(tmp_path, data))
+    depth = rec.get_channel_locations()[:, 1]
+    regions = rec.get_property("region")
+    assert rec.get_num_channels() == 384 and set(regions) == {"CA1", "DG"}
+    assert np.array_equal(regions == "CA1", depth < 700)
+    clean = CleanRegionLFPRecording(rec)
+    assert sorted(clean.channel_ids) == ["shank0:CA1", "shank0:DG"]
+    assert list(clean.get_property("clean_method")) == ["despiked", "despiked"]
