@@ -208,6 +208,13 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
         "mains_hz": spec.mains_hz,
         "ground_truth_sorting": "truth_sorting",
         "events": "events.tsv",
+        "subject": {
+            "id": "synth-rat",
+            "species": "Rattus norvegicus",
+            "sex": "U",
+            "age": "P90D",
+            "description": "Synthetic animal of `neurodict synth` (regions named as in a rat).",
+        },
     }
 
 

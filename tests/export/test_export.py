@@ -19,10 +19,6 @@ from neurodict.export.posteriors import ExportInputError, posterior_summary
 from neurodict.sort.unit_model import descriptions, peak_drift, peak_point, unit_model
 from tests.ingest.test_subject import SUBJECT
 
-# The workflow's tiny session has no subject block, so its NWB file has no Subject
-# (test_nwb_subject_from_session_json: with one, this check passes too).
-KNOWN = {"check_subject_exists"}
-
 
 def test_nwb_passes_nwbinspector(workflow_results):
     from nwbinspector import Importance, inspect_nwbfile
@@ -31,7 +27,6 @@ def test_nwb_passes_nwbinspector(workflow_results):
         m
         for m in inspect_nwbfile(nwbfile_path=workflow_results / "tiny" / "session.nwb")
         if m.importance.value >= Importance.BEST_PRACTICE_VIOLATION.value
-        and m.check_function_name not in KNOWN
     ]
     assert not messages, [(m.check_function_name, m.message) for m in messages]
 
