@@ -11,7 +11,8 @@ electrode group's other channels judged on random stretches of the high-passed s
   ``std_mad_threshold`` times the group's median is noisy (spikeinterface); one below the
   median divided by it is dead (the same rule mirrored: spikeinterface flags only the noisy);
 - ``auto``: ``coherence+psd`` for groups of at least ``coherence_min_channels`` channels,
-  ``mad`` for smaller ones (a tetrode has no neighbours to compare coherence with).
+  ``mad`` for smaller ones (a tetrode has no neighbours to compare coherence with), and for
+  recordings without gains to microvolts (coherence+psd's thresholds are in uV).
 
 Channels whose samples cannot be processed (:func:`neurodict.ingest.readers.channel_faults`:
 non-finite, all zero, constant, saturated) are bad with that label before detection. Every
@@ -31,11 +32,17 @@ GOOD = "good"
 LISTED = "listed"  # in the session's bad_channels
 
 
-def method_for(n_channels: int, params: dict) -> str:
-    """The detection method of a group of `n_channels` (``auto`` resolved)."""
-    if params["method"] != "auto":
-        return params["method"]
-    return "coherence+psd" if n_channels >= params["coherence_min_channels"] else "mad"
+def method_for(rec: sc.BaseRecording, params: dict) -> str:
+    """The detection method of a group's recording (``auto`` resolved): ``coherence+psd``
+    judges microvolts, so a recording without gains to microvolts gets ``mad`` (logged)."""
+    method = params["method"]
+    if method == "auto":
+        big = rec.get_num_channels() >= params["coherence_min_channels"]
+        method = "coherence+psd" if big else "mad"
+    if method == "coherence+psd" and not rec.has_scaleable_traces():
+        log.warning("no gains to microvolts: mad instead of coherence+psd (its thresholds are uV)")
+        return "mad"
+    return method
 
 
 def deviation_scores(rec: sc.BaseRecording, measure: str, params: dict) -> np.ndarray:
@@ -60,7 +67,7 @@ def deviation_scores(rec: sc.BaseRecording, measure: str, params: dict) -> np.nd
 def detect_group(rec: sc.BaseRecording, params: dict) -> tuple[np.ndarray, np.ndarray, str]:
     """Labels (``good``, ``dead``, ``noise``, ``out``) and scores of one group's channels, and
     the method used."""
-    method = method_for(rec.get_num_channels(), params)
+    method = method_for(rec, params)
     scores = deviation_scores(rec, "std" if method == "std" else "mad", params)
     labels = np.full(rec.get_num_channels(), GOOD, dtype=object)
     if method == "coherence+psd":

@@ -123,3 +123,20 @@ def test_bad_channels_other_than_indices_and_auto_are_refused(tmp_path):
     with pytest.raises(ConfigError) as err:
         session_of(tmp_path, session_data(tmp_path, wideband(duration_s=1.0), [3, "some"]))
     assert "'bad_channels[1]': expected a channel index or 'auto'; got 'some'." in str(err.value)
+
+
+def test_a_shank_without_gains_is_judged_by_mad(tmp_path):
+    """coherence+psd's thresholds are microvolts: a recording without gains gets mad, which
+    still finds a planted noisy channel."""
+    import spikeinterface.core as sc
+
+    from neurodict.config import load_config
+    from neurodict.ingest.bad_channels import detect_group
+
+    x = wideband(noisy=(20,), duration_s=2.0)[:, 8:].astype("float32")
+    rec = sc.NumpyRecording([x], FS)
+    rec.set_dummy_probe_from_locations(np.c_[np.zeros(N_SHANK), np.arange(N_SHANK) * 20.0])
+    assert not rec.has_scaleable_traces()
+    labels, scores, method = detect_group(rec, load_config()["bad_channel_detection"])
+    assert method == "mad"
+    assert np.flatnonzero(labels != "good").tolist() == [12] and scores[12] > 5
