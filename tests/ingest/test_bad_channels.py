@@ -9,9 +9,11 @@ import json
 import numpy as np
 import pytest
 import scipy.signal
+import spikeinterface.core as sc
 
 from neurodict.common.files import read_tsv
-from neurodict.config import ConfigError
+from neurodict.config import ConfigError, load_config
+from neurodict.ingest.bad_channels import detect_group
 from neurodict.ingest.readers import IngestError, open_recording
 from neurodict.ingest.step import run as ingest
 from tests.ingest.test_readers import session_of, write_session
@@ -128,11 +130,6 @@ def test_bad_channels_other_than_indices_and_auto_are_refused(tmp_path):
 def test_a_shank_without_gains_is_judged_by_mad(tmp_path):
     """coherence+psd's thresholds are microvolts: a recording without gains gets mad, which
     still finds a planted noisy channel."""
-    import spikeinterface.core as sc
-
-    from neurodict.config import load_config
-    from neurodict.ingest.bad_channels import detect_group
-
     x = wideband(noisy=(20,), duration_s=2.0)[:, 8:].astype("float32")
     rec = sc.NumpyRecording([x], FS)
     rec.set_dummy_probe_from_locations(np.c_[np.zeros(N_SHANK), np.arange(N_SHANK) * 20.0])
