@@ -94,19 +94,24 @@ def problem(file: str | Path, key: str, expected: str, got: object) -> str:
 
 @dataclass(frozen=True)
 class Group:
-    """One electrode group: its name, the brain region it lies in (or its regions by depth:
-    ``(from_um, to_um, region)`` ranges along the probe's y axis, region None) and its
-    channel indices."""
+    """One electrode group: its name, the brain region it lies in (or, region None, its
+    regions by depth: ``(from_um, to_um, region)`` ranges along the probe's y axis, or by
+    channel: ``(channel, region)`` pairs from a table) and its channel indices."""
 
     name: str
     region: str | None
     channels: tuple[int, ...]
     regions_by_depth: tuple[tuple[float, float, str], ...] = ()
+    regions_by_channel: tuple[tuple[int, str], ...] = ()
 
     @property
     def regions(self) -> list[str]:
-        """Its region, or the regions of its depth ranges in order."""
-        return [self.region] if self.region else [r for _, _, r in self.regions_by_depth]
+        """Its region, or the regions of its depth ranges or channels in order."""
+        if self.region:
+            return [self.region]
+        if self.regions_by_depth:
+            return [r for _, _, r in self.regions_by_depth]
+        return list(dict.fromkeys(r for _, r in self.regions_by_channel))
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,7 @@ class Session:
                     "regions_by_depth": [
                         {"from_um": a, "to_um": b, "region": r} for a, b, r in g.regions_by_depth
                     ],
+                    "regions_by_channel": {str(c): r for c, r in g.regions_by_channel},
                     "channels": list(g.channels),
                 }
                 for g in self.groups
@@ -929,9 +935,54 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
     return out
 
 
-# An events table's columns (the issue's names, and BIDS's) and its size limit.
+# An events table's columns (the issue's names, and BIDS's alternatives) and the size limit of
+# the tables a session names.
 EVENT_COLUMNS = {"onset_s": "onset", "duration_s": "duration", "condition": "trial_type"}
-MAX_EVENT_BYTES = 2_000_000
+MAX_TABLE_BYTES = 2_000_000
+LABEL_PATTERN = r"[^\x00-\x1f\x7f]{1,100}"
+REGION_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+
+
+def _table_rows(
+    path: Path, file: Path, key: str, what: str, columns: dict[str, str | None]
+) -> tuple[list[tuple[int, dict]], list[str]]:
+    """The rows of a tab-separated table a session names (`key` in `file`) as (line number,
+    {column: text}) for `columns` (each with an alternative name or None), and the problems
+    found, each naming the table and its line."""
+    where = f"{path} ({what} of {file})"
+    if not path.is_file():
+        return [], [problem(file, key, f"an existing tab-separated {what} table", str(path))]
+    if path.stat().st_size > MAX_TABLE_BYTES:
+        size = path.stat().st_size
+        return [], [f"{where}: file of {size} bytes; expected at most {MAX_TABLE_BYTES} bytes."]
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        return [], [f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})."]
+    header = lines[0].split("\t") if lines else []
+    column = {}
+    for ours, other in columns.items():
+        name = ours if ours in header or other is None else other
+        if name not in header:
+            alternative = [c for c in columns.values() if c]
+            also = f" (or {list(alternative)})" if alternative else ""
+            return [], [
+                f"{where}: line 1: expected a header with the columns {list(columns)}{also}; "
+                f"got {_short_repr(header)}."
+            ]
+        column[ours] = header.index(name)
+    rows, problems = [], []
+    for n, line in enumerate(lines[1:], start=2):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != len(header):
+            problems.append(
+                f"{where}: line {n}: expected {len(header)} tab-separated cells; got {len(cells)}."
+            )
+            continue
+        rows.append((n, {k: cells[i].strip() for k, i in column.items()}))
+    return rows, problems
 
 
 def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
@@ -944,39 +995,9 @@ def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
     condition a non-empty label without control characters.
     """
     where = f"{path} (events of {file})"
-    if not path.is_file():
-        return [], [problem(file, "events", "an existing tab-separated events table", str(path))]
-    if path.stat().st_size > MAX_EVENT_BYTES:
-        return [], [
-            f"{where}: file of {path.stat().st_size} bytes; expected at most "
-            f"{MAX_EVENT_BYTES} bytes."
-        ]
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        return [], [f"{where}: not UTF-8 text ({exc.reason} at byte {exc.start})."]
-    header = lines[0].split("\t") if lines else []
-    column = {}
-    for ours, bids in EVENT_COLUMNS.items():
-        name = ours if ours in header else bids
-        if name not in header:
-            return [], [
-                f"{where}: line 1: expected a header with the columns "
-                f"{list(EVENT_COLUMNS)} (or BIDS's {list(EVENT_COLUMNS.values())}); "
-                f"got {_short_repr(header)}."
-            ]
-        column[ours] = header.index(name)
-    out, problems = [], []
-    for n, line in enumerate(lines[1:], start=2):
-        if not line.strip():
-            continue
-        cells = line.split("\t")
-        if len(cells) != len(header):
-            problems.append(
-                f"{where}: line {n}: expected {len(header)} tab-separated cells; got {len(cells)}."
-            )
-            continue
-        row = {k: cells[i].strip() for k, i in column.items()}
+    rows, problems = _table_rows(path, file, "events", "events", EVENT_COLUMNS)
+    out = []
+    for n, row in rows:
         try:
             onset, duration = float(row["onset_s"]), float(row["duration_s"])
         except ValueError:
@@ -987,7 +1008,7 @@ def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
                 f"a number > 0; got {row['onset_s']!r} and {row['duration_s']!r}."
             )
             continue
-        if not re.fullmatch(r"[^\x00-\x1f\x7f]{1,100}", row["condition"]):
+        if not re.fullmatch(LABEL_PATTERN, row["condition"]):
             problems.append(
                 f"{where}: line {n}: expected a condition label of 1-100 "
                 f"characters without control characters; got "
@@ -998,18 +1019,47 @@ def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
     return out, problems
 
 
-def _region_problems(group: dict, key: str, file: Path) -> list[str]:
-    """A group has exactly one of region and regions_by_depth; depth ranges are increasing
-    (from_um < to_um) and do not overlap."""
-    if ("region" in group) == ("regions_by_depth" in group):
-        return [
-            problem(
-                file,
-                key,
-                "exactly one of region and regions_by_depth",
-                sorted(k for k in ("region", "regions_by_depth") if k in group) or "neither",
+def channel_regions_table(
+    path: Path, file: Path, key: str, channels: list[int]
+) -> tuple[dict[int, str], list[str]]:
+    """A group's channel -> region table (tab-separated, columns ``channel`` and ``region``;
+    others ignored), and the problems found: a channel that is not the group's, twice in the
+    table or missing from it, a region that is not a name of letters, digits, '_', '-', '.'."""
+    where = f"{path} (regions of {file})"
+    rows, problems = _table_rows(path, file, key, "regions", {"channel": None, "region": None})
+    out = {}
+    for n, row in rows:
+        c = int(row["channel"]) if row["channel"].isdigit() else None
+        if c not in channels or c in out:
+            seen = "listed twice" if c in out else "not a channel of the group"
+            problems.append(
+                f"{where}: line {n}: expected a channel of the group ({channels[0]} .. "
+                f"{channels[-1]}) once; got {row['channel']!r} ({seen})."
             )
-        ]
+        elif not re.fullmatch(REGION_PATTERN, row["region"]):
+            problems.append(
+                f"{where}: line {n}: expected a region name of letters, digits, '_', '-', "
+                f"'.'; got {_short_repr(row['region'])}."
+            )
+        else:
+            out[c] = row["region"]
+    missing = [c for c in channels if c not in out]
+    if missing and not problems:
+        problems.append(
+            f"{where}: expected every channel of the group; missing {_short_repr(missing)}."
+        )
+    return out, problems
+
+
+REGION_KEYS = ("region", "regions_by_depth", "regions_file")
+
+
+def _region_problems(group: dict, key: str, file: Path) -> list[str]:
+    """A group has exactly one of region, regions_by_depth and regions_file; depth ranges
+    are increasing (from_um < to_um) and do not overlap."""
+    given = sorted(k for k in REGION_KEYS if k in group)
+    if len(given) != 1:
+        return [problem(file, key, f"exactly one of {', '.join(REGION_KEYS)}", given or "none")]
     ranges = group.get("regions_by_depth", [])
     out = [
         problem(file, f"{key}.regions_by_depth[{j}]", "from_um < to_um", r)
@@ -1075,6 +1125,17 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         data["probe"]["file"] = str((file.parent / data["probe"]["file"]).resolve())
     if "ground_truth_sorting" in data:
         data["ground_truth_sorting"] = str((file.parent / data["ground_truth_sorting"]).resolve())
+    problems = []
+    for i, g in enumerate(data["groups"]):
+        if "regions_file" in g and "region" not in g and "regions_by_depth" not in g:
+            g["regions_file"] = str((file.parent / g["regions_file"]).resolve())
+            table, found = channel_regions_table(
+                Path(g["regions_file"]), file, f"groups[{i}].regions_file", g["channels"]
+            )
+            g["regions_by_channel"] = sorted(table.items())
+            problems += found
+    if problems:
+        raise ConfigError(problems)
     if "events" in data:
         data["events"] = str((file.parent / data["events"]).resolve())
         windows, problems = event_windows(Path(data["events"]), file)
@@ -1106,6 +1167,7 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
                 tuple(
                     (r["from_um"], r["to_um"], r["region"]) for r in g.get("regions_by_depth", [])
                 ),
+                tuple(map(tuple, g.get("regions_by_channel", []))),
             )
             for g in data["groups"]
         ),

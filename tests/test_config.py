@@ -68,7 +68,7 @@ def test_unknown_nested_key(tmp_path, valid):
     valid["groups"][1]["depth"] = 3
     assert (
         "'groups[1].depth': expected a known key (one of ['channels', 'name', 'region', "
-        "'regions_by_depth'])" in errors_of(tmp_path, valid)
+        "'regions_by_depth', 'regions_file'])" in errors_of(tmp_path, valid)
     )
 
 

@@ -309,9 +309,9 @@ def refuse_regions_without_good_channels(session: Session, regions, rows: list[d
 
 
 def channel_regions(session: Session, rec: sc.BaseRecording) -> list[str]:
-    """The region of each grouped channel (group order): its group's, or for a group with
-    ``regions_by_depth`` the region of the range that holds the channel's depth (its probe y
-    coordinate, from_um inclusive, to_um exclusive).
+    """The region of each grouped channel (group order): its group's, its own from the group's
+    ``regions_file``, or for a group with ``regions_by_depth`` the region of the range that
+    holds the channel's depth (its probe y coordinate, from_um inclusive, to_um exclusive).
 
     Raises
     ------
@@ -323,8 +323,8 @@ def channel_regions(session: Session, rec: sc.BaseRecording) -> list[str]:
     out = []
     for c, y in zip(session.channels, depth, strict=True):
         g = owner[c]
-        if g.region:
-            out.append(g.region)
+        if g.region or g.regions_by_channel:
+            out.append(g.region or dict(g.regions_by_channel)[c])
             continue
         hit = [r for a, b, r in g.regions_by_depth if a <= y < b]
         if not hit:

@@ -40,7 +40,7 @@ def test_bids_column_names_are_read(tmp_path):
         (
             "start\tlength\tcondition\n1\t2\trun\n",
             "line 1: expected a header with the columns ['onset_s', 'duration_s', "
-            "'condition'] (or BIDS's ['onset', 'duration', 'trial_type']); got "
+            "'condition'] (or ['onset', 'duration', 'trial_type']); got "
             "['start', 'length', 'condition'].",
         ),
         (

@@ -93,7 +93,7 @@ def test_a_range_without_channels_is_named(tmp_path):
     [
         (
             {"region": "CA1"},
-            "'groups[0]': expected exactly one of region and regions_by_depth; got "
+            "'groups[0]': expected exactly one of region, regions_by_depth, regions_file; got "
             "['region', 'regions_by_depth'].",
         ),
         (
@@ -160,3 +160,47 @@ def test_a_real_neuropixels_shank_takes_its_regions_by_depth(tmp_path):
     clean = CleanRegionLFPRecording(rec)
     assert sorted(clean.channel_ids) == ["shank0:CA1", "shank0:DG"]
     assert list(clean.get_property("clean_method")) == ["despiked", "despiked"]
+
+
+def table_session(tmp_path, table: str):
+    """The shank of :func:`shank_session` with its regions from a channel -> region table."""
+    (tmp_path / "regions.tsv").write_text(table)
+    data = shank_session(tmp_path)
+    del data["groups"][0]["regions_by_depth"]
+    data["groups"][0]["regions_file"] = "regions.tsv"
+    return data
+
+
+def test_regions_from_a_channel_table(tmp_path):
+    rows = "".join(f"{c}\t{'DG' if c % 2 else 'CA3'}\tx\n" for c in range(12))
+    s = session_of(tmp_path, table_session(tmp_path, "channel\tregion\tnote\n" + rows))
+    assert s.regions == ["CA3", "DG"]
+    rec = open_recording(s)
+    assert list(rec.get_property("region")[:12]) == ["CA3", "DG"] * 6
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        (
+            [(c, "CA1") for c in range(11)] + [(12, "CA1")],
+            "line 13: expected a channel of the group (0 .. 11) once; got '12' (not a channel "
+            "of the group).",
+        ),
+        (
+            [(c, "CA1") for c in range(12)] + [(3, "DG")],
+            "line 14: expected a channel of the group (0 .. 11) once; got '3' (listed twice).",
+        ),
+        ([(c, "CA1") for c in range(10)], "expected every channel of the group; missing [10, 11]."),
+        (
+            [(c, "CA 1") for c in range(12)][:1] + [(c, "CA1") for c in range(1, 12)],
+            "line 2: expected a region name of letters, digits, '_', '-', '.'; got 'CA 1'.",
+        ),
+    ],
+)
+def test_channel_table_mistakes_are_named(tmp_path, rows, message):
+    table = "channel\tregion\n" + "".join(f"{c}\t{r}\n" for c, r in rows)
+    with pytest.raises(ConfigError) as err:
+        session_of(tmp_path, table_session(tmp_path, table))
+    where = f"{tmp_path / 'regions.tsv'} (regions of {tmp_path / 'session.yaml'})"
+    assert str(err.value) == f"{where}: {message}"
