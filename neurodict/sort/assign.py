@@ -173,9 +173,9 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
     return labels
 
 
-def _templates(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
-    """Mean snippet of each unit per epoch (U, E, M, T); the unit's overall mean in epochs
-    where it has no spikes."""
+def epoch_means(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
+    """Mean snippet (x: (n, M, T)) of each unit per epoch (U, E, M, T); the unit's overall mean
+    in epochs where it has no spikes."""
     out = np.zeros((n_units, n_epochs) + x.shape[1:])
     for k in range(n_units):
         idx = np.flatnonzero(labels == k)
@@ -244,7 +244,7 @@ def _summary(
     E = model.chains[0].n_epochs
     counts = np.zeros((n_units, E), np.int64)
     np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
-    templates = _templates(x, epoch, labels, n_units, E)
+    templates = epoch_means(x, epoch, labels, n_units, E)
     home = model.nb.of_spikes(templates.mean(axis=1))
     spread = np.empty(n_units)
     for k in range(n_units):

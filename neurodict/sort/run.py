@@ -20,7 +20,7 @@ from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import snippets
-from neurodict.sort.assign import GroupSorting, assign
+from neurodict.sort.assign import GroupSorting, assign, epoch_means
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
@@ -328,9 +328,8 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
     after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
     before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
     T_tail = max(long_after - after, 0)
-    out = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     if T_tail == 0 or units.size == 0:
-        return out
+        return np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     epoch, _ = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)
     rng = np.random.default_rng(params.seed)
     picked = [
@@ -344,13 +343,7 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
         rec, samples[idx], params.ms_before, params.peel_ms_after, 0.0, noise_uv
     )
     tail = x[:, :, before + after :] * noise_uv[None, :, None]
-    row = np.searchsorted(units, labels[idx])
-    sums, counts = np.zeros_like(out), np.zeros((units.size, n_epochs))
-    np.add.at(sums, (row, epoch[idx]), tail)
-    np.add.at(counts, (row, epoch[idx]), 1)
-    overall = sums.sum(1) / np.maximum(counts.sum(1), 1)[:, None, None]
-    has = counts[:, :, None, None] > 0
-    return np.where(has, sums / np.maximum(counts, 1)[:, :, None, None], overall[:, None])
+    return epoch_means(tail, epoch[idx], np.searchsorted(units, labels[idx]), units.size, n_epochs)
 
 
 def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):
