@@ -86,16 +86,21 @@ def detect_group(rec: sc.BaseRecording, params: dict) -> tuple[np.ndarray, np.nd
     return labels.astype(str), scores, method
 
 
-def detect(rec: sc.BaseRecording, excluded: dict[int, str], params: dict) -> list[dict]:
-    """One row per channel of `rec` (properties ``group`` and ``channel_index``): ``channel``,
-    ``group``, ``label``, ``method``, ``score``.
+COLUMNS = ["channel", "group", "label", "method", "score"]
+
+
+def detect(
+    rec: sc.BaseRecording, channels: list[int], excluded: dict[int, str], params: dict
+) -> list[dict]:
+    """One row per channel of `rec` (property ``group``; session indices `channels`): the
+    :data:`COLUMNS`.
 
     `excluded` maps channel indices already bad to their label (listed in the session, or
     with samples that cannot be processed): they keep it and stay out of the detection.
     """
     rows = []
     groups = rec.get_property("group")
-    index = rec.get_property("channel_index")
+    index = np.asarray(channels)
     for g in dict.fromkeys(groups):
         mine = np.flatnonzero(groups == g)
         judged = [i for i in mine if int(index[i]) not in excluded]
@@ -120,3 +125,13 @@ def detect(rec: sc.BaseRecording, excluded: dict[int, str], params: dict) -> lis
         bad = [r["channel"] for r in rows[-len(mine) :] if r["label"] != GOOD]
         log.info("group %s (%s): bad channels %s", g, method, bad or "none")
     return rows
+
+
+def table_rows(rec: sc.BaseRecording, channels: list[int]) -> list[dict]:
+    """``bad_channels.tsv``'s rows (:data:`COLUMNS`) from an ingested recording's properties
+    ``group``, ``bad_label``, ``bad_method``, ``bad_score`` (session indices `channels`)."""
+    keys = ("group", "bad_label", "bad_method", "bad_score")
+    return [
+        dict(zip(COLUMNS, (c, str(g), str(lab), str(m), float(v)), strict=True))
+        for c, g, lab, m, v in zip(channels, *(rec.get_property(k) for k in keys), strict=True)
+    ]

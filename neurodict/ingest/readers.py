@@ -267,11 +267,6 @@ def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list
     ``label``, ``method``, ``score``): those listed (label ``listed``), and with ``auto``
     those with faults in the stretches `x` (:func:`channel_faults`, labelled by the fault)
     and those :func:`neurodict.ingest.bad_channels.detect` finds; ``good`` for the others.
-
-    Raises
-    ------
-    IngestError
-        When a region is left without a good channel.
     """
     excluded = {c: bad_ch.LISTED for c in session.bad_channels}
     if not session.auto_bad_channels:
@@ -288,9 +283,7 @@ def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list
         ]
     for fault, mask in channel_faults(x).items():
         excluded |= {c: fault for c in np.asarray(session.channels)[mask] if c not in excluded}
-    with_index = rec.clone()
-    with_index.set_property("channel_index", np.asarray(session.channels))
-    return bad_ch.detect(with_index, excluded, session.params["bad_channel_detection"])
+    return bad_ch.detect(rec, session.channels, excluded, session.params["bad_channel_detection"])
 
 
 def refuse_regions_without_good_channels(session: Session, regions, rows: list[dict]) -> None:

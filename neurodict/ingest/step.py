@@ -11,12 +11,12 @@ import spikeinterface.core as sc
 from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.provenance import provenance
 from neurodict.config import load_config, load_session
+from neurodict.ingest import bad_channels as bad_ch
 from neurodict.ingest.readers import open_recording
 from neurodict.ingest.subject import read_subject
 
 # Where session_start_time comes from: session files carry no date or time of the recording.
 START_TIME_SOURCE = "raw file's modification time"
-BAD_CHANNEL_COLUMNS = ["channel", "group", "label", "method", "score"]
 
 
 def session_start_time(raw_path: str | Path) -> str:
@@ -52,23 +52,10 @@ def run(
     results = Path(results)
     with atomic_path(results / "recording.json") as tmp:
         rec.dump_to_json(tmp, include_properties=True)
-    rows = [
-        {
-            "channel": c,
-            "group": g,
-            "label": label,
-            "method": method,
-            "score": score,
-        }
-        for c, g, label, method, score in zip(
-            session.channels,
-            *(rec.get_property(k) for k in ("group", "bad_label", "bad_method", "bad_score")),
-            strict=True,
-        )
-    ]
-    write_tsv(results / "bad_channels.tsv", rows, BAD_CHANNEL_COLUMNS)
+    rows = bad_ch.table_rows(rec, session.channels)
+    write_tsv(results / "bad_channels.tsv", rows, bad_ch.COLUMNS)
     info = session.to_dict() | {
-        "bad_channels_all": [r["channel"] for r in rows if r["label"] != "good"],
+        "bad_channels_all": [r["channel"] for r in rows if r["label"] != bad_ch.GOOD],
         "num_channels_used": rec.get_num_channels(),
         "duration_s": rec.get_total_duration(),
         "sampling_frequency_hz": rec.sampling_frequency,

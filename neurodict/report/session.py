@@ -20,6 +20,7 @@ import yaml
 from neurodict._version import __version__
 from neurodict.common.files import atomic_path, read_tsv
 from neurodict.common.layout import group_regions, session_regions
+from neurodict.ingest import bad_channels as bad_ch
 from neurodict.report import figures
 from neurodict.report.figures import figure_block
 
@@ -84,21 +85,9 @@ def bad_channel_blocks(info: dict, rec) -> list[dict]:
     score (the recording's ``bad_*`` properties, as in ``bad_channels.tsv``)."""
     if not info.get("auto_bad_channels") or "bad_label" not in rec.get_property_keys():
         return []
-    labels, methods, scores = (
-        rec.get_property(k) for k in ("bad_label", "bad_method", "bad_score")
-    )
-    rows = [
-        {"channel": c, "group": g, "label": str(lab), "method": str(m), "score": _score(v)}
-        for c, g, lab, m, v in zip(
-            [c for g in info["groups"] for c in g["channels"]],
-            rec.get_property("group"),
-            labels,
-            methods,
-            scores,
-            strict=True,
-        )
-    ]
-    found = [r for r in rows if r["label"] != "good"]
+    channels = [c for g in info["groups"] for c in g["channels"]]
+    rows = [r | {"score": _score(r["score"])} for r in bad_ch.table_rows(rec, channels)]
+    found = [r for r in rows if r["label"] != bad_ch.GOOD]
     text = (
         f"Bad channels found automatically (spikeinterface's detect_bad_channels per electrode "
         f"group; score: the channel's deviation over its group's median): {len(found)} of "
@@ -111,7 +100,7 @@ def bad_channel_blocks(info: dict, rec) -> list[dict]:
         {
             "kind": "table",
             "id": "bad-channels-table",
-            "columns": ["channel", "group", "label", "method", "score"],
+            "columns": bad_ch.COLUMNS,
             "rows": rows,
         },
     ]
