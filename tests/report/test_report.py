@@ -5,10 +5,13 @@ from __future__ import annotations
 import json
 import shutil
 
+import numpy as np
 import spikeinterface as si
+import spikeinterface.core as sc
 
 from neurodict.report import step as report_step
 from neurodict.report.provenance import benchmark_rows, package_versions
+from neurodict.report.session import bad_channel_blocks
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -55,3 +58,25 @@ def test_package_versions_names_every_package():
     versions = {r["package"]: r["version"] for r in package_versions(("numpy", "no-such-pkg"))}
     assert versions["numpy"][0].isdigit() and versions["no-such-pkg"] == "not installed"
     assert "python" in versions
+
+
+def test_bad_channel_block_lists_each_channel_with_its_label_and_score():
+    """With auto bad channels the recording section says which channels were found and lists
+    every grouped channel's label, method and score; without auto it adds nothing."""
+    rec = sc.NumpyRecording([np.zeros((10, 3), "float32")], 1000.0)
+    for key, values in {
+        "group": ["tt", "tt", "tt"],
+        "bad_label": ["good", "dead", "zero"],
+        "bad_method": ["mad", "mad", "before detection"],
+        "bad_score": [1.02, 0.013, np.nan],
+    }.items():
+        rec.set_property(key, np.array(values))
+    info = {"auto_bad_channels": True, "groups": [{"name": "tt", "channels": [4, 5, 6]}]}
+    text, table = bad_channel_blocks(info, rec)
+    assert text["text"].endswith("median): 2 of 3 channels: 5 (dead), 6 (zero).")
+    assert table["rows"] == [
+        {"channel": 4, "group": "tt", "label": "good", "method": "mad", "score": "1.02"},
+        {"channel": 5, "group": "tt", "label": "dead", "method": "mad", "score": "0.01"},
+        {"channel": 6, "group": "tt", "label": "zero", "method": "before detection", "score": ""},
+    ]
+    assert bad_channel_blocks(info | {"auto_bad_channels": False}, rec) == []
