@@ -785,7 +785,7 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
         out.append(problem(file, "bad_channels", "channels that belong to a group", c))
     for i, g in enumerate(data["groups"]):
         out.extend(_region_problems(g, f"groups[{i}]", file))
-    # regions by depth are only known with the probe: checked when the recording is opened
+    # regions by depth or by channel table: checked when the recording is opened
     regions = dict.fromkeys(g["region"] for g in data["groups"] if "region" in g)
     for region in regions:
         good = [
@@ -939,8 +939,15 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
 # the tables a session names.
 EVENT_COLUMNS = {"onset_s": "onset", "duration_s": "duration", "condition": "trial_type"}
 MAX_TABLE_BYTES = 2_000_000
-LABEL_PATTERN = r"[^\x00-\x1f\x7f]{1,100}"
-REGION_PATTERN = r"[A-Za-z0-9_.-]{1,64}"
+
+
+def _session_value_ok(value: str, *path: str) -> bool:
+    """Whether `value` satisfies the session schema's rule at `path` (the same rule as a value
+    written in the session file)."""
+    schema = load_schema("session")
+    for key in path:
+        schema = schema[key]
+    return Validator(schema).is_valid(value)
 
 
 def _table_rows(
@@ -1008,7 +1015,8 @@ def event_windows(path: Path, file: Path) -> tuple[list[dict], list[str]]:
                 f"a number > 0; got {row['onset_s']!r} and {row['duration_s']!r}."
             )
             continue
-        if not re.fullmatch(LABEL_PATTERN, row["condition"]):
+        condition_rule = ("properties", "windows", "items", "properties", "condition")
+        if not _session_value_ok(row["condition"], *condition_rule):
             problems.append(
                 f"{where}: line {n}: expected a condition label of 1-100 "
                 f"characters without control characters; got "
@@ -1036,7 +1044,9 @@ def channel_regions_table(
                 f"{where}: line {n}: expected a channel of the group ({channels[0]} .. "
                 f"{channels[-1]}) once; got {row['channel']!r} ({seen})."
             )
-        elif not re.fullmatch(REGION_PATTERN, row["region"]):
+        elif not _session_value_ok(
+            row["region"], "properties", "groups", "items", "properties", "region"
+        ):
             problems.append(
                 f"{where}: line {n}: expected a region name of letters, digits, '_', '-', "
                 f"'.'; got {_short_repr(row['region'])}."
@@ -1125,7 +1135,7 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         data["probe"]["file"] = str((file.parent / data["probe"]["file"]).resolve())
     if "ground_truth_sorting" in data:
         data["ground_truth_sorting"] = str((file.parent / data["ground_truth_sorting"]).resolve())
-    problems = []
+    problems = []  # the tables the session names: every problem of every table at once
     for i, g in enumerate(data["groups"]):
         if "regions_file" in g and "region" not in g and "regions_by_depth" not in g:
             g["regions_file"] = str((file.parent / g["regions_file"]).resolve())
@@ -1134,14 +1144,13 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
             )
             g["regions_by_channel"] = sorted(table.items())
             problems += found
-    if problems:
-        raise ConfigError(problems)
     if "events" in data:
         data["events"] = str((file.parent / data["events"]).resolve())
-        windows, problems = event_windows(Path(data["events"]), file)
-        if problems:
-            raise ConfigError(problems)
+        windows, found = event_windows(Path(data["events"]), file)
         data["windows"] = data["windows"] + windows
+        problems += found
+    if problems:
+        raise ConfigError(problems)
     params, problems = _session_params(data, file, config)
     if problems:
         raise ConfigError(problems)
