@@ -313,11 +313,12 @@ def channel_regions(session: Session, rec: sc.BaseRecording) -> list[str]:
     """
     depth = rec.get_channel_locations()[:, 1]
     owner = {c: g for g in session.groups for c in g.channels}
+    by_channel = {c: r for g in session.groups for c, r in g.regions_by_channel}
     out = []
     for c, y in zip(session.channels, depth, strict=True):
         g = owner[c]
-        if g.region or g.regions_by_channel:
-            out.append(g.region or dict(g.regions_by_channel)[c])
+        if g.region or c in by_channel:
+            out.append(g.region or by_channel[c])
             continue
         hit = [r for a, b, r in g.regions_by_depth if a <= y < b]
         if not hit:

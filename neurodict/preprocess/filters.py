@@ -215,8 +215,8 @@ class CleanRegionLFPRecording(_MedianRecording):
 
     One channel per (group, region) pair (properties ``group``, ``region`` and
     ``clean_method``; channel id the group name, or ``group:region`` for a group whose
-    channels lie in several regions by depth), in the order the pairs first appear among
-    the channels:
+    channels lie in several regions, by depth or by channel), in the order the pairs first
+    appear among the channels:
 
     - ``other_groups``: the region has good channels outside the group; the channel is the
       median of those channels (the group's own channels, which carry its units' spikes, are
