@@ -349,6 +349,13 @@ def child(*args: str, limit_s: float | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def wall_cell(run: dict) -> str:
+    """A :func:`child` run's wall time, or why there is none (failed, past the limit)."""
+    if "failed" in run:
+        return f"failed: {run['failed'][:80]}"
+    return f"> {run['timed_out']:g} s" if "timed_out" in run else f"{run['wall_s']:.1f}"
+
+
 def compare_table(args) -> None:
     """Each of `args.sizes` on the GPU, on the CPU and with ``backend: auto``, one child
     process each (at most `args.limit_s` seconds), side by side: wall time, the GPU/CPU
@@ -363,19 +370,13 @@ def compare_table(args) -> None:
             for b in ("gpu", "cpu", "auto")
         }
         g, c = runs["gpu"], runs["cpu"]
-
-        def cell(r, key, fmt):
-            if "failed" in r:
-                return f"failed: {r['failed'][:80]}"
-            return f"> {r['timed_out']:g} s" if "timed_out" in r else format(r[key], fmt)
-
         ratio = f"{g['wall_s'] / c['wall_s']:.2f}" if "wall_s" in g and "wall_s" in c else ""
         r2 = ", ".join("" if "r2" not in r else f"{r['r2']['dictionary']:.3f}" for r in (g, c))
         peak = ", ".join("" if "peak_mb" not in r else f"{r['peak_mb']:.0f}" for r in (g, c))
         pool = "" if g.get("gpu_mb") is None else f"{g['gpu_mb']:.0f}"
         print(
-            f"| {size.replace(',', ' x ')} min | {cell(g, 'wall_s', '.1f')} | "
-            f"{cell(c, 'wall_s', '.1f')} | {ratio} | {cell(runs['auto'], 'wall_s', '.1f')} | "
+            f"| {size.replace(',', ' x ')} min | {wall_cell(g)} | {wall_cell(c)} | {ratio} | "
+            f"{wall_cell(runs['auto'])} | "
             f"{peak} | {pool} | {r2} |",
             flush=True,
         )
