@@ -45,7 +45,7 @@ except Exception as exc:  # reported, not fatal: the CPU columns still run
 print(f"## machine: {os.cpu_count()} CPU cores, numpy {numpy.__version__}; GPU: {gpu}")
 PY
 echo "## cupy tests (numpy and cupy backends, the same tests)"
-"$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_backend.py tests/lfpdict/test_model.py 2>&1 | tail -3
+"$PY" -m pytest -q -p no:cacheprovider -o addopts="" tests/test_backend.py tests/lfpdict/test_model.py tests/sort/test_dbksvd.py 2>&1 | tail -3
 echo "## dictionaries: GPU, CPU and backend auto (benchmarks/lfpdict.py --compare)"
 # shellcheck disable=SC2086  # the sizes are separate arguments
 "$PY" benchmarks/lfpdict.py --compare --sizes $SIZES --limit-s "$LIMIT_S"

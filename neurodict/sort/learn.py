@@ -17,12 +17,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 from tqdm.auto import tqdm
 
-from neurodict.sort import kernels
+from neurodict.sort import dbksvd, kernels
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
+_DBKSVD_CHUNK_ROWS = 65536  # rows coded at once: memory, not results
 
 
 def epochs_of(samples: np.ndarray, fs_hz: float, duration_s: float, epoch_s: float):
@@ -130,6 +131,7 @@ def _learn_chain(
         params.split_merge_axes,
         params.split_merge_two_means_iterations,
         params.split_merge_min_allocation,
+        _start(x, subset, K, params),
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(
@@ -162,6 +164,27 @@ def _learn_chain(
         kept = (kept + [st.copy()])[-params.n_keep :]
     bar.close()
     return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
+
+
+def _start(x: np.ndarray, subset: np.ndarray, K: int, params: SortParams):
+    """``init_dictionary: dbksvd``: DB-KSVD's K atoms learned from every channel of every spike
+    in `x` and the sparse codes of the `subset`'s snippets as features, ((T, K), (n, M, K));
+    None for ``svd`` (the sampler starts from the SVD of its subsample)."""
+    if params.init_dictionary == "svd":
+        return None
+    N, M, T = x.shape
+    atoms = dbksvd.learn(
+        dbksvd.chunks_of(x.reshape(N * M, T), _DBKSVD_CHUNK_ROWS),
+        K,
+        params.dbksvd_nonzero,
+        params.dbksvd_iterations,
+        seed=params.seed,
+    ).atoms
+    rows = x[subset].reshape(-1, T)
+    support, coef = dbksvd.encode(atoms, rows, params.dbksvd_nonzero)
+    s = np.zeros((rows.shape[0], K))
+    s[np.arange(rows.shape[0])[:, None], support] = coef
+    return atoms, s.reshape(subset.size, M, K)
 
 
 def _data(x, samples, epoch, n_epochs, ref) -> Data:

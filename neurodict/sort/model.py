@@ -169,6 +169,10 @@ class Sampler:
         Iterations of the two-means that shapes a split proposal.
     split_merge_min_allocation : float
         A split proposal's allocation probabilities stay in ``[this, 1 − this]``.
+    start : (numpy.ndarray, numpy.ndarray), optional
+        The starting dictionary A (T, K) and features s (N, M, K), e.g. DB-KSVD's atoms learned
+        from every spike of the group and the subsample's sparse codes; by default the top K
+        right singular vectors of the subsample's snippets and the projections on them.
     """
 
     def __init__(
@@ -184,6 +188,7 @@ class Sampler:
         split_merge_axes: int = _DEFAULT.split_merge_axes,
         split_merge_two_means_iterations: int = _DEFAULT.split_merge_two_means_iterations,
         split_merge_min_allocation: float = _DEFAULT.split_merge_min_allocation,
+        start: tuple[np.ndarray, np.ndarray] | None = None,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
         self.drift, self.q = drift, drift_sd**2
@@ -194,19 +199,22 @@ class Sampler:
             "min_allocation": split_merge_min_allocation,
         }
         self.accepted = {"split": 0, "merge": 0}  # split–merge moves of the last sweep
-        self.state = self._initialise(n_init_clusters)
+        self.state = self._initialise(n_init_clusters, start)
 
     # -- initialisation ---------------------------------------------------------------------
-    def _initialise(self, n_init: int) -> State:
-        """SVD of the stacked snippets for A, s and z; k-means of the features for labels."""
+    def _initialise(self, n_init: int, start: tuple | None) -> State:
+        """A and s from `start` or else the SVD of the stacked snippets and the projections on
+        it; every z on; k-means of the features for labels."""
         x, K, H, E = self.data.x, self.K, self.H, self.data.n_epochs
         N, M, T = x.shape
-        _, sv, vt = np.linalg.svd(x.reshape(N * M, T), full_matrices=False)
-        A = vt[:K].T  # (T, K)
-        s = np.einsum("imt,tk->imk", x, A)
+        if start is None:
+            A = np.linalg.svd(x.reshape(N * M, T), full_matrices=False)[2][:K].T  # (T, K)
+            s = np.einsum("imt,tk->imk", x, A)
+        else:
+            A, s = (np.asarray(a, np.float64) for a in start)
         z = np.ones(K, bool)  # every atom starts in use; the sampler switches off the idle ones
         # k-means, and the prior's spread of cluster means, on the atoms above the noise (1)
-        signal = sv[:K] ** 2 > N * M
+        signal = np.einsum("imk,imk->k", s, s) > N * M
         signal |= ~signal.any()
         feats = s[:, :, signal].reshape(N, -1)
         k = int(min(n_init, H, max(N // 10, 1)))  # at most one per 10 spikes (n_init_clusters)

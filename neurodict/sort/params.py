@@ -46,6 +46,9 @@ class SortParams:
     epoch_s: float = 60.0
     refractory_ms: float = 1.5
     max_atoms: int = 40
+    init_dictionary: str = "svd"
+    dbksvd_nonzero: int = 3
+    dbksvd_iterations: int = 10
     max_clusters: int = 40
     n_init_clusters: int = 30
     drift: bool = True

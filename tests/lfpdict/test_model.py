@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from neurodict.backend import CPU, get_backend
+from neurodict.backend import CPU
 from neurodict.lfpdict import baselines, evaluate, model
 from neurodict.lfpdict.atoms import band_power, wavelet_atoms
 from neurodict.lfpdict.estimator import (
@@ -18,20 +18,7 @@ from neurodict.lfpdict.estimator import (
 from neurodict.lfpdict.scoring import heldout_scores, p_value
 from neurodict.lfpdict.stats import segment_stats
 from neurodict.synth import SynthSpec, background_lfp, bin_spikes, family_filters, spike_lfp
-
-
-def _gpu_or_skip():
-    try:
-        return get_backend("gpu")
-    except ValueError as exc:
-        pytest.skip(f"no GPU backend here: {exc}")
-
-
-BACKENDS = [pytest.param("cpu", id="numpy"), pytest.param("gpu", id="cupy", marks=pytest.mark.gpu)]
-
-
-def backend_of(name):
-    return CPU if name == "cpu" else _gpu_or_skip()
+from tests.backends import BACKENDS, backend_of
 
 
 # ---------------------------------------------------------------- small data and brute force
@@ -396,7 +383,7 @@ def test_fold_cores_and_jitter():
 @pytest.mark.gpu
 def test_cupy_fit_agrees_with_numpy():
     """The whole estimator on cupy against numpy, float32 tolerance (skips without a GPU)."""
-    gpu = _gpu_or_skip()
+    gpu = backend_of("gpu")
     assert gpu.name == "gpu"
     spikes, y, F, unit_regions, regions = planted(T=120_000)
     kw = dict(

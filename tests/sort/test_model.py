@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurodict.sort.learn import _data, _learn_chain, epochs_of
+from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
 from neurodict.sort.model import Sampler
 from neurodict.sort.params import SortParams
 
@@ -52,7 +52,7 @@ def test_unused_atoms_switch_off():
     assert chain.n_atoms[-1] <= 5, chain.n_atoms
 
 
-def _sampler(x, samples, labels, params, seed=0):
+def _sampler(x, samples, labels, params, seed=0, start=None):
     epoch, E = epochs_of(samples, FS, 60.0, params.epoch_s)
     data = _data(x, samples, epoch, E, params.refractory_samples(FS))
     sampler = Sampler(
@@ -67,6 +67,7 @@ def _sampler(x, samples, labels, params, seed=0):
         params.split_merge_axes,
         params.split_merge_two_means_iterations,
         params.split_merge_min_allocation,
+        start,
     )
     sampler.state.labels = labels.copy()
     sampler._sample_clusters(sampler.state)
@@ -96,3 +97,26 @@ def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
     assert _clusters_of(sampler.state.labels, truth) == [1, 1, 1]
     purity = [np.bincount(sampler.state.labels[truth == u]).max() / 150 for u in range(3)]
     assert min(purity) > 0.95, purity
+
+
+def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
+    """``init_dictionary: dbksvd``: the atoms learned from every spike span the three planted
+    atoms, the sampler starts from exactly them and the subsample's sparse codes, and the
+    posterior switches idle atoms off, though fewer than from the SVD start (10 of 20 stay on,
+    against at most 5: K-SVD atoms all carry some of the signal)."""
+    x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 200, seed=0)
+    params = SortParams(
+        max_atoms=20, n_burn=20, n_samples=5, n_keep=3, epoch_s=20.0, init_dictionary="dbksvd"
+    )
+    subset = np.arange(0, x.shape[0], 2)
+    atoms, s = _start(x, subset, 20, params)
+    fit = atoms @ np.linalg.lstsq(atoms, _atoms(), rcond=None)[0]
+    assert np.linalg.norm(fit - _atoms(), axis=0).max() < 0.05
+    assert s.shape == (subset.size, 4, 20) and (s != 0).sum(2).max() == params.dbksvd_nonzero
+    sampler = _sampler(
+        x[subset], samples[subset], np.zeros(subset.size, np.int64), params, start=(atoms, s)
+    )
+    np.testing.assert_array_equal(sampler.state.A, atoms)
+    chain = _learn_chain(x, samples, FS, 60.0, params, False)
+    assert chain.n_atoms[-1] <= 10, chain.n_atoms
+    assert _start(x, subset, 20, SortParams()) is None  # svd: the sampler's own start
