@@ -11,7 +11,8 @@ Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak
 neurodict (with its template-matching pass, and without it: neurodict-nomatch),
 spykingcircus2, tridesclous2, mountainsort5 and kilosort4 (where installed) through
 ``spikeinterface.sorters.run_sorter``, and the classic baselines k-means and a Gaussian mixture
-on 2 principal components per channel with neurodict's detection and alignment, given the true
+on 2 principal components per channel, and the mixture on DB-KSVD codes (dbksvd-gmm: the
+features baseline of MODELS.md 1b), with neurodict's detection and alignment, given the true
 number of units (an advantage the others do not get).
 
 Scores: ``compare_sorter_to_ground_truth`` with its defaults (mean accuracy over ground-truth
@@ -43,7 +44,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 LOCUST = REPO.parent / "shared" / "data" / "locust" / "locust_trial_01.raw"
 PEERS = ["spykingcircus2", "tridesclous2", "mountainsort5", "kilosort4"]
-BASELINES = ["kmeans", "gmm"]
+BASELINES = ["kmeans", "gmm", "dbksvd-gmm"]
 
 
 def recordings(quick: bool) -> dict[str, dict]:
@@ -226,14 +227,16 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
 
 
 def baseline(kind: str, rec, n_units: int):
-    """k-means or a Gaussian mixture on 2 PCs per channel, neurodict's detection."""
+    """k-means or a Gaussian mixture on 2 PCs per channel, or the mixture on DB-KSVD codes
+    (8 atoms learned from every channel of every spike, 2 per channel waveform), neurodict's
+    detection."""
     import spikeinterface.core as sc
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
     from spikeinterface.preprocessing import bandpass_filter
 
     from neurodict.detect import peaks as detect
-    from neurodict.sort import snippets
+    from neurodict.sort import dbksvd, snippets
 
     rec = bandpass_filter(rec, freq_min=300.0, freq_max=min(6000.0, 0.45 * rec.sampling_frequency))
     noise = sc.get_noise_levels(rec, return_in_uV=False)
@@ -241,11 +244,20 @@ def baseline(kind: str, rec, n_units: int):
         rec, {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
     )
     x, samples = snippets.extract(rec, peaks["sample_index"], 0.6, 1.0, 0.2, noise)
-    feats = []
-    for m in range(x.shape[1]):
-        xm = x[:, m] - x[:, m].mean(0)
-        feats.append(xm @ np.linalg.svd(xm, full_matrices=False)[2][:2].T)
-    f = np.concatenate(feats, axis=1)
+    if kind == "dbksvd-gmm":
+        N, M, T = x.shape
+        rows = x.reshape(N * M, T).astype(np.float32)
+        atoms = dbksvd.learn(dbksvd.chunks_of(rows, 65536), 8, 2, 10).atoms
+        support, coef = dbksvd.encode(atoms, rows, 2)
+        codes = np.zeros((N * M, 8))
+        codes[np.arange(N * M)[:, None], support] = coef
+        f = codes.reshape(N, M * 8)
+    else:
+        feats = []
+        for m in range(x.shape[1]):
+            xm = x[:, m] - x[:, m].mean(0)
+            feats.append(xm @ np.linalg.svd(xm, full_matrices=False)[2][:2].T)
+        f = np.concatenate(feats, axis=1)
     model = (
         KMeans(n_units, n_init=10, random_state=0)
         if kind == "kmeans"

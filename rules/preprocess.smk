@@ -8,6 +8,7 @@ rule preprocess:
         region_lfp=directory(f"{RESULTS}/{{session}}/region_lfp"),
         region_lfp_clean=directory(f"{RESULTS}/{{session}}/region_lfp_clean"),
         artefacts=f"{RESULTS}/{{session}}/artefacts.tsv",
+        motion=f"{RESULTS}/{{session}}/motion.npz",
     log:
         f"{RESULTS}/logs/{{session}}/preprocess.log",
     benchmark:

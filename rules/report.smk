@@ -5,6 +5,7 @@ rule report:
         region_lfp=f"{RESULTS}/{{session}}/region_lfp",
         counts=f"{RESULTS}/{{session}}/detection.tsv",
         artefacts=f"{RESULTS}/{{session}}/artefacts.tsv",
+        motion=f"{RESULTS}/{{session}}/motion.npz",
         units=f"{RESULTS}/{{session}}/units.tsv",
         model=f"{RESULTS}/{{session}}/sorter.npz",
         dictionaries=dictionary_outputs,

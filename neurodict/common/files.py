@@ -92,17 +92,7 @@ def atomic_path(final: str | Path, root: str | Path | None = None) -> Iterator[P
         before anything is created or removed.
     """
     final = Path(final)
-    root = root if root is not None else results_root()
-    if root is not None:
-        inside(final, root)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    prefix = f".{final.stem}.tmp-"
-    tmp = final.parent / f"{prefix}{_host_tag()}-{os.getpid()}{final.suffix}"
-    pattern = f"{glob.escape(prefix)}*{glob.escape(final.suffix)}"
-    for stale in final.parent.glob(pattern):
-        middle = stale.name[len(prefix) : len(stale.name) - len(final.suffix)]
-        if _writer_gone(middle):
-            _remove(stale)
+    tmp = _temporary(final, root)
     try:
         yield tmp
     except BaseException:
@@ -110,6 +100,34 @@ def atomic_path(final: str | Path, root: str | Path | None = None) -> Iterator[P
         raise
     _remove(final)
     os.replace(tmp, final)
+
+
+@contextlib.contextmanager
+def scratch_path(name: str | Path, root: str | Path | None = None) -> Iterator[Path]:
+    """Yield a temporary path for intermediate data, named as :func:`atomic_path` names the
+    temporary of `name` (so a killed writer's is cleaned up the same way), removed when the
+    block ends, whether it succeeds or not."""
+    tmp = _temporary(Path(name), root)
+    try:
+        yield tmp
+    finally:
+        _remove(tmp)
+
+
+def _temporary(final: Path, root) -> Path:
+    """``.<stem>.tmp-<host>-<pid><suffix>`` beside `final`, after removing those of writers
+    that are gone; `final` checked to lie inside `root`."""
+    root = root if root is not None else results_root()
+    if root is not None:
+        inside(final, root)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{final.stem}.tmp-"
+    pattern = f"{glob.escape(prefix)}*{glob.escape(final.suffix)}"
+    for stale in final.parent.glob(pattern):
+        middle = stale.name[len(prefix) : len(stale.name) - len(final.suffix)]
+        if _writer_gone(middle):
+            _remove(stale)
+    return final.parent / f"{prefix}{_host_tag()}-{os.getpid()}{final.suffix}"
 
 
 def write_json(path: str | Path, data: dict) -> None:

@@ -10,13 +10,14 @@ from pathlib import Path
 import numpy as np
 import spikeinterface as si
 
-from neurodict.common.files import atomic_path, write_json
+from neurodict.common.files import atomic_path, scratch_path, write_json
 from neurodict.common.layout import session_info
 from neurodict.common.provenance import provenance
-from neurodict.preprocess import artefacts, filters
+from neurodict.preprocess import artefacts, filters, motion
 
 ARTEFACTS_TSV = "artefacts.tsv"
 REGION_LFP_CLEAN = "region_lfp_clean"
+MOTION_NPZ = "motion.npz"
 
 
 def run(results: str | Path, n_jobs: int = 1) -> None:
@@ -38,14 +39,24 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     p = session["params"]
     lfp = filters.lfp_band(rec, p["lfp"], session["mains_hz"])
     spikeband = filters.spike_band(rec, p["spikeband"])
-    with atomic_path(results / "spikeband") as tmp:
-        spikeband.save(folder=tmp, **job)
+    groups = [str(g) for g in dict.fromkeys(spikeband.get_property("group"))]
+    with (
+        atomic_path(results / "spikeband") as tmp,
+        scratch_path(results / "spikeband-uncorrected") as scratch,
+    ):
+        kinds = motion.decisions(spikeband, p["spikeband"])
+        filtered = scratch if set(kinds.values()) != {"none"} else tmp
+        spikeband.save(folder=filtered, **job)
         periods = np.zeros(0, artefacts.PERIOD_DTYPE)
+        saved = si.load(filtered)
         if p["spikeband"]["mask_artefacts"]:
-            saved = si.load(tmp)
             periods = artefacts.find_artefacts(filters.good_channels(rec), saved, p["spikeband"])
             artefacts.zero_in_place(saved, periods)
-    groups = [str(g) for g in dict.fromkeys(spikeband.get_property("group"))]
+        corrected, estimates = motion.correct_groups(saved, p["spikeband"], n_jobs)
+        if filtered == scratch:
+            corrected.save(folder=tmp, **job)
+    with atomic_path(results / MOTION_NPZ) as tmp:
+        motion.save(tmp, estimates)
     artefacts.write_table(
         results / ARTEFACTS_TSV, artefacts.rows(periods, groups, spikeband.sampling_frequency)
     )

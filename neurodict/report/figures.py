@@ -88,6 +88,21 @@ def lfp_spectra(lfp: np.ndarray, fs_hz: float, regions: list[str]):
     return fig
 
 
+def motion(group: str, times_s: np.ndarray, depths_um: np.ndarray, displacement_um: np.ndarray):
+    """A group's estimated displacement over time, one line per depth bin."""
+    fig, ax = plt.subplots(figsize=(6, 3))
+    cmap = plt.get_cmap("viridis")
+    for j, depth in enumerate(depths_um):
+        color = cmap(j / max(len(depths_um) - 1, 1))
+        ax.plot(times_s, displacement_um[:, j], color=color, label=f"{depth:.0f} um")
+    ax.set_xlabel("time (s)")
+    ax.set_ylabel("displacement (um)")
+    ax.set_title(f"Motion estimate, group {group}")
+    if len(depths_um) <= 8:
+        ax.legend(fontsize=7, title="depth bin", title_fontsize=7)
+    return fig
+
+
 def detection_counts(rows: list[dict], regions: list[str]):
     """Detected-spike rate per electrode group, coloured by region."""
     colors = region_colors(regions)

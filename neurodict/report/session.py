@@ -111,10 +111,11 @@ def _score(v: float) -> str:
 
 
 def preprocessing_section(
-    info: dict, rec, spikeband, region_lfp, artefacts: list[dict] | None = None
+    info: dict, rec, spikeband, region_lfp, artefacts: list[dict] | None = None, motion=None
 ) -> dict:
     """A stretch of raw and spike-band traces, the artefacts masked (``artefacts.tsv``'s rows;
-    None where the session's results predate it) and the region LFP spectra."""
+    None where the session's results predate it), the motion correction per group (the
+    contents of ``motion.npz``, or None) and the region LFP spectra."""
     p = info["params"]["report"]
     fs = rec.sampling_frequency
     start = min(int(p["trace_start_s"] * fs), max(rec.get_num_samples() - 1, 0))
@@ -138,6 +139,7 @@ def preprocessing_section(
                 f"{info['params']['spikeband']['freq_max_hz']} Hz) traces.",
             ),
             *artefact_blocks(info, artefacts, rec.get_total_duration()),
+            *motion_blocks(motion),
             figure_block(
                 figures.lfp_spectra(lfp, region_lfp.sampling_frequency, regions),
                 f"Power spectra of the region LFPs at {region_lfp.sampling_frequency:.0f} Hz "
@@ -145,6 +147,42 @@ def preprocessing_section(
             ),
         ],
     }
+
+
+def motion_blocks(motion) -> list[dict]:
+    """Each group's motion correction (``spikeband.motion``: what was decided and why, the
+    range of the estimate) and, where corrected, its estimate over time."""
+    if motion is None:
+        return []
+    rows, figs = [], []
+    for g, kind, reason, span in zip(
+        motion["groups"], motion["kind"], motion["reason"], motion["span_um"], strict=True
+    ):
+        disp = motion[f"{g}/displacement_um"]
+        rows.append(
+            {
+                "group": str(g),
+                "motion": str(kind),
+                "why": str(reason),
+                "span_um": f"{span:.0f}",
+                "displacement_range_um": f"{np.ptp(disp):.1f}" if disp.size else "",
+            }
+        )
+        if disp.size:
+            figs.append(
+                figure_block(
+                    figures.motion(g, motion[f"{g}/times_s"], motion[f"{g}/depths_um"], disp),
+                    f"Group {g}: the {kind} motion estimate (spikeinterface's correct_motion); "
+                    "the spike band is interpolated to undo it before detection.",
+                )
+            )
+    table = {
+        "kind": "table",
+        "id": "motion-table",
+        "columns": ["group", "motion", "why", "span_um", "displacement_range_um"],
+        "rows": rows,
+    }
+    return [table, *figs]
 
 
 def artefact_blocks(info: dict, rows: list[dict] | None, duration_s: float) -> list[dict]:

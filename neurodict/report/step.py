@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import spikeinterface as si
 
 from neurodict.common.files import read_tsv
 from neurodict.common.layout import session_info
-from neurodict.preprocess.step import ARTEFACTS_TSV
+from neurodict.preprocess.step import ARTEFACTS_TSV, MOTION_NPZ
 from neurodict.report.provenance import provenance_section
 from neurodict.report.session import (
     clusters_section,
@@ -47,6 +48,7 @@ def run(
     rec = si.load(results / "recording.json")
     spikeband = si.load(results / "spikeband")
     artefacts = results / ARTEFACTS_TSV
+    motion = results / MOTION_NPZ
     detected = read_tsv(results / "detection.tsv")
     notes = group_notes(info, spikeband, detected)
     sections = [
@@ -57,6 +59,7 @@ def run(
             spikeband,
             si.load(results / "region_lfp"),
             read_tsv(artefacts) if artefacts.exists() else None,
+            np.load(motion) if motion.exists() else None,
         ),
         detection_section(info, detected, notes),
     ]

@@ -273,6 +273,7 @@ class Sampler:
         for the features it would remove, where
         ``log ρ = Δ log-likelihood + log M(on) − log M(off) − log q(s_k) + log π_k/(1−π_k)``.
         """
+        swap = walk.ColumnSwap(st.s, st.labels, self.H, self._walk_epoch(), self._walk_epochs())
         for k in self.rng.permutation(self.K):
             a = st.A[None, :, k] * st.w[:, k, None]  # (M, T)
             r = resid + st.z[k] * a[None] * st.s[:, :, k, None]
@@ -284,20 +285,23 @@ class Sampler:
             log_rho = (
                 np.sum(h * born - 0.5 * (P - 1.0) * born**2)
                 - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2)
-                + self._log_marginal(st, born, k, on=True)
-                - self._log_marginal(st, born, k, on=False)
+                + self._log_marginal(st, swap, born, k, on=True)
+                - self._log_marginal(st, swap, born, k, on=False)
                 + np.log(st.pi[k])
                 - np.log1p(-st.pi[k])
             )
             if np.log(self.rng.random()) < (log_rho if not st.z[k] else -log_rho):
                 st.z[k] = not st.z[k]
                 st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(h.shape)
+                swap.set(k)
             resid[:] = r - st.z[k] * a[None] * st.s[:, :, k, None]
         if not st.z.any():  # keep one atom: the prior's mass on K = 0 is negligible
             st.z[np.argmax(np.abs(st.A).sum(0))] = True
         self._sample_clusters(st)
 
-    def _log_marginal(self, st: State, s_k: np.ndarray, k: int, on: bool) -> float:
+    def _log_marginal(
+        self, st: State, swap: walk.ColumnSwap, s_k: np.ndarray, k: int, on: bool
+    ) -> float:
         """``log M``: every cluster's marginal of the features in use, with atom k in use
         (features `s_k`) or not."""
         z = st.z.copy()
@@ -305,12 +309,8 @@ class Sampler:
         a = np.flatnonzero(z)
         if a.size == 0:
             return 0.0
-        s = st.s[:, :, a]
-        if on:
-            s[:, :, np.searchsorted(a, k)] = s_k
-        prior = self.walk_prior(a)
-        stats = walk.Stats.of_labels(s, st.labels, self.H, self._walk_epoch(), prior.n_epochs)
-        return float(walk.log_marginal(prior, stats).sum())
+        stats = swap.stats(a, k, s_k if on else None)
+        return float(walk.log_marginal(self.walk_prior(a), stats).sum())
 
     def _sample_pi(self, st: State) -> None:
         K, p = self.K, self.p

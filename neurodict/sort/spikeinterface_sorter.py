@@ -16,13 +16,17 @@ from spikeinterface.preprocessing import bandpass_filter
 from spikeinterface.sorters import BaseSorter, sorterlist
 
 from neurodict.config import section_defaults, section_descriptions
+from neurodict.preprocess import motion
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
 # Every default and description comes from the configuration schema, as in the workflow.
 _SORT_DEFAULTS = section_defaults("sorting")
 _DETECTION_DEFAULTS = section_defaults("detection")
-_BAND = {k: section_defaults("spikeband")[k] for k in ("freq_min_hz", "freq_max_hz")}
+_BAND = {
+    k: section_defaults("spikeband")[k]
+    for k in ("freq_min_hz", "freq_max_hz", "motion", "motion_min_span_um")
+}
 
 
 class NeurodictSorter(BaseSorter):
@@ -45,8 +49,8 @@ class NeurodictSorter(BaseSorter):
     )
     _params_description = (
         {
-            "apply_preprocessing": "band-pass the recording first (false: it is a spike band "
-            "already)",
+            "apply_preprocessing": "band-pass the recording first and correct motion as "
+            "'motion' says (false: it is a spike band already)",
             "n_jobs": "worker processes for detection (never all cores by default)",
         }
         | {k: section_descriptions("spikeband")[k] for k in _BAND}
@@ -100,6 +104,8 @@ class NeurodictSorter(BaseSorter):
         parts = {}
         for g in dict.fromkeys(groups):
             sub = rec.select_channels(rec.channel_ids[groups == g])
+            if params["apply_preprocessing"]:
+                sub, _ = motion.correct(sub, str(g), params, params["n_jobs"])
             parts[str(g)] = sort_recording_group(
                 sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
             )

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import linalg, sparse
 from scipy.special import multigammaln
 
 
@@ -91,23 +92,78 @@ class Stats:
     ) -> Stats:
         """Of every cluster of `labels` (n,) in ``0..n_clusters-1``: shapes (H, M, E),
         (H, M, E, K), (H, M, K, K)."""
-        H, M = n_clusters, s.shape[1]
-        counts = np.zeros((H, n_epochs))
-        np.add.at(counts, (labels, epoch), 1)
-        sums = np.zeros((H, n_epochs) + s.shape[1:])
-        np.add.at(sums, (labels, epoch), s)
-        scatter = np.zeros((H, M, s.shape[2], s.shape[2]))
-        for c in np.unique(labels):
-            sc = s[labels == c]
-            scatter[c] = np.einsum("imk,iml->mkl", sc, sc)
+        H, (N, M, K) = n_clusters, s.shape
+        by_segment = _indicator(labels * n_epochs + epoch, H * n_epochs)
+        counts = np.asarray(by_segment.sum(1)).reshape(H, n_epochs)
+        sums = (by_segment @ s.reshape(N, M * K)).reshape(H, n_epochs, M, K)
+        scatter = np.zeros((H, M, K, K))
+        order = np.argsort(labels, kind="stable")
+        bounds = np.searchsorted(labels[order], np.arange(H + 1))
+        for c in np.flatnonzero(np.diff(bounds)):
+            sc = s[order[bounds[c] : bounds[c + 1]]].transpose(1, 0, 2)  # (M, n_c, K)
+            scatter[c] = np.swapaxes(sc, 1, 2) @ sc
         return cls(np.repeat(counts[:, None], M, axis=1), sums.transpose(0, 2, 1, 3), scatter)
+
+
+class ColumnSwap:
+    """The statistics of every cluster on all K feature columns under fixed labels, with one
+    column replaced in O(N·M·K): what the birth–death moves on ``z`` evaluate twice per atom.
+
+    `s` (N, M, K) is the sampler's feature array, held by reference: call :meth:`set` after
+    changing a column of it.
+    """
+
+    def __init__(self, s, labels, n_clusters, epoch, n_epochs):
+        self.s, self.H, self.E = s, n_clusters, n_epochs
+        self.by_cluster = _indicator(labels, n_clusters)
+        self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs)
+        self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs)
+
+    def _column(self, k: int, col: np.ndarray):
+        """Sums (H, M, E) and products with every column (H, M, K) of features `col` (N, M)
+        put in column k."""
+        N, M, K = self.s.shape
+        sums = (self.by_segment @ col).reshape(self.H, self.E, M).transpose(0, 2, 1)
+        cross = (self.by_cluster @ (col[:, :, None] * self.s).reshape(N, M * K)).reshape(
+            self.H, M, K
+        )
+        cross[:, :, k] = self.by_cluster @ (col * col)
+        return sums, cross
+
+    def stats(self, active: np.ndarray, k: int, col: np.ndarray | None) -> Stats:
+        """Of the columns `active` (sorted), column k holding `col` where k is among them."""
+        sums, scatter = self.full.sums, self.full.scatter
+        if col is not None and k in active:
+            col_sums, cross = self._column(k, col)
+            sums, scatter = sums.copy(), scatter.copy()
+            sums[..., k] = col_sums
+            scatter[:, :, k, :] = cross
+            scatter[:, :, :, k] = cross
+        return Stats(self.full.counts, sums[..., active], scatter[:, :, active][:, :, :, active])
+
+    def set(self, k: int) -> None:
+        """Column k of `s` has changed: update its statistics."""
+        col_sums, cross = self._column(k, self.s[:, :, k])
+        self.full.sums[..., k] = col_sums
+        self.full.scatter[:, :, k, :] = cross
+        self.full.scatter[:, :, :, k] = cross
+
+
+def _indicator(index: np.ndarray, n: int) -> sparse.csr_matrix:
+    """The (n, len(index)) 0/1 matrix with a one at (index[i], i)."""
+    return sparse.csr_matrix(
+        (np.ones(index.size), (index, np.arange(index.size))), shape=(n, index.size)
+    )
 
 
 def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
     """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes)."""
     centred = f - f.mean(0)
-    _, _, vt = np.linalg.svd(centred, full_matrices=False)
-    return centred @ vt[:n_axes].T
+    d = centred.shape[1]
+    _, vectors = linalg.eigh(  # only the top n_axes eigenpairs, ascending
+        centred.T @ centred, subset_by_index=[max(d - n_axes, 0), d - 1], driver="evr"
+    )
+    return centred @ vectors[:, ::-1]
 
 
 def posterior(prior: WalkPrior, stats: Stats):

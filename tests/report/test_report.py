@@ -9,9 +9,10 @@ import numpy as np
 import spikeinterface as si
 import spikeinterface.core as sc
 
+from neurodict.preprocess import motion
 from neurodict.report import step as report_step
 from neurodict.report.provenance import benchmark_rows, package_versions
-from neurodict.report.session import bad_channel_blocks
+from neurodict.report.session import bad_channel_blocks, motion_blocks
 
 SCRIPT = "<script>alert(1)</script>"
 
@@ -80,3 +81,48 @@ def test_bad_channel_block_lists_each_channel_with_its_label_and_score():
         {"channel": 6, "group": "tt", "label": "zero", "method": "before detection", "score": ""},
     ]
     assert bad_channel_blocks(info | {"auto_bad_channels": False}, rec) == []
+
+
+def test_motion_block_lists_every_group_and_plots_the_corrected_ones(tmp_path):
+    """motion.npz as the preprocess step writes it: one row per group (decision, reason, span,
+    range of the estimate) and a figure only for the corrected group."""
+    estimates = [
+        motion.Estimate(
+            "tt",
+            "none",
+            "auto: span 20 um < motion_min_span_um 300",
+            20.0,
+            np.zeros(0),
+            np.zeros(0),
+            np.zeros((0, 0)),
+        ),
+        motion.Estimate(
+            "shank",
+            "nonrigid",
+            "motion: nonrigid",
+            620.0,
+            np.arange(3.0),
+            np.array([100.0, 500.0]),
+            np.array([[0.0, 1.0], [4.0, 5.0], [-2.5, 0.0]]),
+        ),
+    ]
+    motion.save(tmp_path / "motion.npz", estimates)
+    table, *figs = motion_blocks(np.load(tmp_path / "motion.npz"))
+    assert table["rows"] == [
+        {
+            "group": "tt",
+            "motion": "none",
+            "why": "auto: span 20 um < motion_min_span_um 300",
+            "span_um": "20",
+            "displacement_range_um": "",
+        },
+        {
+            "group": "shank",
+            "motion": "nonrigid",
+            "why": "motion: nonrigid",
+            "span_um": "620",
+            "displacement_range_um": "7.5",
+        },
+    ]
+    assert len(figs) == 1 and figs[0]["caption"].startswith("Group shank: the nonrigid motion")
+    assert motion_blocks(None) == []

@@ -1,0 +1,134 @@
+"""Motion correction of the spike band per electrode group (MODELS.md §1b, "Motion").
+
+``spikeband.motion`` chooses, for every group: ``none``; ``rigid`` (spikeinterface's
+``correct_motion`` preset ``rigid_fast``: one displacement per time bin, from the peaks'
+centre-of-mass depths); ``nonrigid`` (preset ``dredge_fast``: DREDge, a displacement per time
+and depth bin, from monopolar-triangulated depths); or ``auto``: ``nonrigid`` where the group's
+contacts span at least ``motion_min_span_um`` along the probe and ``none`` elsewhere. DREDge
+registers the pattern of peak depths against itself over time, which needs that pattern to be
+wider than the drift and to hold several units: measured with ``benchmarks/motion.py``
+(docs/benchmarks.md, "When motion estimation pays") on generated drifting recordings.
+
+The corrected traces are spikeinterface's interpolation of every channel at its depth minus the
+displacement (kriging), channels kept at the probe's ends (``force_extrapolate``), so the
+group's channels, their order and ids are unchanged downstream.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+PRESET = "nonrigid_fast_and_accurate"  # decentralized registration (numpy; DREDge needs torch)
+CHOICES = ("none", "rigid", "nonrigid", "auto")
+
+
+@dataclass
+class Estimate:
+    """One group's motion: the choice, its reason, and (when corrected) the displacement in µm
+    (time bins, depth bins) at bin centres `times_s` and `depths_um`."""
+
+    group: str
+    kind: str
+    reason: str
+    span_um: float
+    times_s: np.ndarray
+    depths_um: np.ndarray
+    displacement_um: np.ndarray
+
+
+def span_um(rec) -> float:
+    """The contacts' extent along the probe's depth axis (y), in µm."""
+    depth = rec.get_channel_locations()[:, 1]
+    return float(depth.max() - depth.min())
+
+
+def decide(choice: str, span: float, min_span_um: float) -> tuple[str, str]:
+    """The correction for one group and why: `choice` itself unless ``auto``."""
+    if choice != "auto":
+        return choice, f"motion: {choice}"
+    if span >= min_span_um:
+        return "nonrigid", f"auto: span {span:.0f} um >= motion_min_span_um {min_span_um:g}"
+    return "none", f"auto: span {span:.0f} um < motion_min_span_um {min_span_um:g}"
+
+
+def decisions(rec, params: dict) -> dict[str, str]:
+    """Group -> the correction ``params["motion"]`` decides for it."""
+    return {
+        g: decide(params["motion"], span_um(part), params["motion_min_span_um"])[0]
+        for g, part in _groups(rec)
+    }
+
+
+def correct_groups(rec, params: dict, n_jobs: int):
+    """`rec` with every group corrected as decided (the same channels, ids, order and
+    properties; `rec` itself where no group is), and every group's :class:`Estimate`."""
+    import spikeinterface as si
+
+    pairs = [correct(part, g, params, n_jobs) for g, part in _groups(rec)]
+    estimates = [e for _, e in pairs]
+    if all(e.kind == "none" for e in estimates):
+        return rec, estimates
+    out = si.aggregate_channels([r for r, _ in pairs])
+    for key in rec.get_property_keys():  # aggregation renumbers "group"
+        out.set_property(key, rec.get_property(key))
+    return out, estimates
+
+
+def _groups(rec):
+    """(group, its channels' recording) in the order of the channels."""
+    parts = rec.split_by("group")
+    return [(str(g), parts[g]) for g in dict.fromkeys(rec.get_property("group"))]
+
+
+def correct(rec, group: str, params: dict, n_jobs: int):
+    """The group's recording `rec` corrected as ``params["motion"]`` decides, and its
+    :class:`Estimate` (the recording itself where nothing is corrected)."""
+    span = span_um(rec)
+    kind, reason = decide(params["motion"], span, params["motion_min_span_um"])
+    empty = np.zeros(0)
+    if kind == "none":
+        return rec, Estimate(group, kind, reason, span, empty, empty, np.zeros((0, 0)))
+    from spikeinterface.preprocessing import correct_motion
+
+    log.info("group %s: motion correction %s (%s)", group, kind, reason)
+    corrected, motion = correct_motion(
+        rec,
+        preset=PRESET,
+        estimate_motion_kwargs={"rigid": kind == "rigid"},
+        output_motion=True,
+        interpolate_motion_kwargs={"border_mode": "force_extrapolate"},
+        n_jobs=n_jobs,
+        progress_bar=False,
+    )
+    return corrected, Estimate(
+        group,
+        kind,
+        reason,
+        span,
+        np.asarray(motion.temporal_bins_s[0], float),
+        np.asarray(motion.spatial_bins_um, float),
+        np.asarray(motion.displacement[0], float),
+    )
+
+
+def save(path, estimates: list[Estimate]) -> None:
+    """Every group's estimate in one npz: ``groups``, ``kind``, ``reason``, ``span_um`` and per
+    group ``<group>/times_s``, ``<group>/depths_um``, ``<group>/displacement_um``."""
+    arrays = {
+        "groups": np.array([e.group for e in estimates]),
+        "kind": np.array([e.kind for e in estimates]),
+        "reason": np.array([e.reason for e in estimates]),
+        "span_um": np.array([e.span_um for e in estimates]),
+    }
+    for e in estimates:
+        arrays |= {
+            f"{e.group}/times_s": e.times_s,
+            f"{e.group}/depths_um": e.depths_um,
+            f"{e.group}/displacement_um": e.displacement_um,
+        }
+    np.savez(path, **arrays)

@@ -1,0 +1,102 @@
+"""Motion correction per electrode group: the rule of ``auto``, the estimate against a known
+drift, and a corrected recording with the same channels, ids and properties."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from spikeinterface.generation import generate_drifting_recording
+from spikeinterface.preprocessing import bandpass_filter
+
+from neurodict.preprocess import motion
+
+DRIFT = {  # ±20 um zigzag from 10 s, period 30 s
+    "displacement_sampling_frequency": 5.0,
+    "drift_start_um": [0, 20],
+    "drift_stop_um": [0, -20],
+    "drift_step_um": 1,
+    "motion_list": [
+        {
+            "drift_mode": "zigzag",
+            "non_rigid_gradient": None,
+            "t_start_drift": 10.0,
+            "t_end_drift": None,
+            "period_s": 30,
+        }
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    ("choice", "span", "want"),
+    [
+        ("auto", 300.0, "nonrigid"),
+        ("auto", 299.0, "none"),
+        ("rigid", 20.0, "rigid"),
+        ("none", 1000.0, "none"),
+    ],
+)
+def test_auto_corrects_groups_at_least_the_minimum_span_wide(choice, span, want):
+    assert motion.decide(choice, span, 300.0)[0] == want
+
+
+@pytest.fixture(scope="module")
+def two_groups():
+    """A drifting two-column probe of 18 rows: its first 32 channels one group ("shank": the
+    first column and 14 rows of the second, 340 um) and its last 4 another ("narrow": 60 um of
+    the second column), 50 s, and the true displacement."""
+    probe = {
+        "num_columns": 2,
+        "num_contact_per_column": 18,
+        "xpitch": 20,
+        "ypitch": 20,
+        "contact_shapes": "circle",
+        "contact_shape_params": {"radius": 6},
+    }
+    _, rec, _, extra = generate_drifting_recording(
+        num_units=12,
+        duration=50.0,
+        probe_name=None,
+        generate_probe_kwargs=probe,
+        generate_displacement_vector_kwargs=DRIFT,
+        extra_outputs=True,
+        seed=2,
+    )
+    rec = bandpass_filter(rec, freq_min=300.0, freq_max=6000.0)
+    group = np.array(["shank"] * 32 + ["narrow"] * 4)
+    rec.set_property("group", group)
+    rec.set_property("region", np.where(group == "shank", "CA1", "DG"))
+    return rec, extra
+
+
+def test_the_estimate_follows_the_drift_and_channels_stay_as_they_were(two_groups):
+    rec, extra = two_groups
+    out, estimates = motion.correct_groups(
+        rec, {"motion": "auto", "motion_min_span_um": 300.0}, n_jobs=2
+    )
+    by_group = {e.group: e for e in estimates}
+    assert [e.group for e in estimates] == ["shank", "narrow"]
+    assert by_group["narrow"].kind == "none" and by_group["shank"].kind == "nonrigid"
+    assert by_group["shank"].reason == "auto: span 340 um >= motion_min_span_um 300"
+    assert by_group["narrow"].reason == "auto: span 60 um < motion_min_span_um 300"
+    # the estimate at the shank's units against their true displacement, both centred
+    shank = by_group["shank"]
+    t = np.arange(extra["unit_displacements"].shape[0]) / extra["displacement_sampling_frequency"]
+    inside = extra["unit_locations"][:, 1] < 300
+    true = extra["unit_displacements"][:, inside, 1]
+    est = np.stack(
+        [np.array([np.interp(ti, shank.times_s, shank.displacement_um[:, 0]) for ti in t])]
+        * true.shape[1],
+        axis=1,
+    )
+    true, est = true - true.mean(0), est - est.mean(0)
+    assert np.sqrt(np.mean((est - true) ** 2)) < 0.3 * np.sqrt(np.mean(true**2))
+    # same channels, ids, order and properties; the narrow group's traces untouched
+    np.testing.assert_array_equal(out.channel_ids, rec.channel_ids)
+    for key in ("group", "region"):
+        np.testing.assert_array_equal(out.get_property(key), rec.get_property(key))
+    np.testing.assert_array_equal(out.get_channel_locations(), rec.get_channel_locations())
+    a = out.get_traces(start_frame=30000, end_frame=31000)
+    b = rec.get_traces(start_frame=30000, end_frame=31000)
+    np.testing.assert_array_equal(a[:, 32:], b[:, 32:])
+    assert np.abs(a[:, :32] - b[:, :32]).max() > 0  # the shank is interpolated
