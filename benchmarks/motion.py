@@ -11,7 +11,8 @@ both centred over time:
     error = RMS(estimate − truth) / RMS(truth)
 
 1 is what no correction leaves; below 0.5 the correction removes most of the drift. The rule of
-``spikeband.motion: auto`` (docs/motion.md) is read off this table.
+``spikeband.motion: auto`` is read off this table (docs/benchmarks.md, "When motion estimation
+pays").
 
 Usage::
 

@@ -221,7 +221,8 @@ def _whitened_snippets(
     near = x[:, :, max(before - half, 0) : before + half + 1]
     signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
     excursion = signed.max(axis=(1, 2)) if len(x) else np.zeros(0)
-    return np.einsum("st,imt->ims", W, x), aligned, amplitudes, excursion
+    whitened = np.einsum("st,imt->ims", W.astype(np.float32), x)  # float32: the one copy
+    return whitened, aligned, amplitudes, excursion
 
 
 def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray, T: int) -> np.ndarray:
