@@ -67,15 +67,25 @@ def stream(n_snippets: int, seed: int, tpl: np.ndarray):
     return chunks
 
 
-def run(method: str, n_snippets: int, queue) -> None:
-    """One method in this process; puts its row on `queue`."""
+def run(method: str, n_snippets: int, backend: str, queue) -> None:
+    """One method in this process; puts its row (or what stopped it) on `queue`."""
+    try:
+        queue.put(_run(method, n_snippets, backend))
+    except Exception as exc:  # e.g. no GPU here: the table says so
+        queue.put({"method": f"{method} ({backend})", "snippets": n_snippets, "failed": str(exc)})
+
+
+def _run(method: str, n_snippets: int, backend: str) -> dict:
+    from neurodict.backend import get_backend
     from neurodict.sort import dbksvd
 
     tpl = templates()
     chunks = stream(n_snippets, 1, tpl)
     started = time.perf_counter()
     if method == "dbksvd":
-        atoms = dbksvd.learn(chunks, N_ATOMS, N_NONZERO, N_PASSES, progress=True).atoms
+        be = get_backend(backend)
+        atoms = dbksvd.learn(chunks, N_ATOMS, N_NONZERO, N_PASSES, backend=be, progress=True).atoms
+        method = f"dbksvd ({be.name})"
         passes = N_PASSES
     else:
         from sklearn.decomposition import MiniBatchDictionaryLearning
@@ -99,20 +109,18 @@ def run(method: str, n_snippets: int, queue) -> None:
     rows = n_snippets * tpl.shape[2]
     read_s = rows * tpl.shape[1] * 4 * passes / 10e9  # at 10 GB/s
     flop_s = 2 * rows * tpl.shape[1] * N_ATOMS * passes / 50e9  # at 50 GFLOP/s
-    queue.put(
-        dict(
-            method=method,
-            snippets=n_snippets,
-            rows=rows,
-            passes=passes,
-            wall_s=wall,
-            s_per_pass=wall / passes,
-            rows_per_s=rows * passes / wall,
-            floor_ratio=wall / (read_s + flop_s),
-            peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-            error=error,
-            noise=float(held_out.size / np.sum(held_out**2)),
-        )
+    return dict(
+        method=method,
+        snippets=n_snippets,
+        rows=rows,
+        passes=passes,
+        wall_s=wall,
+        s_per_pass=wall / passes,
+        rows_per_s=rows * passes / wall,
+        floor_ratio=wall / (read_s + flop_s),
+        peak_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        error=error,
+        noise=float(held_out.size / np.sum(held_out**2)),
     )
 
 
@@ -121,6 +129,7 @@ def main() -> None:
     ap.add_argument("--snippets", type=int, nargs="+", default=[20_000, 1_000_000])
     ap.add_argument("--methods", nargs="+", default=["dbksvd", "sklearn-minibatch"])
     ap.add_argument("--peer-snippets", type=int, default=20_000, help="the peer's largest size")
+    ap.add_argument("--backend", default="cpu", choices=["cpu", "gpu"], help="for dbksvd")
     args = ap.parse_args()
     ctx = mp.get_context("spawn")
     rows = []
@@ -129,7 +138,7 @@ def main() -> None:
             if method != "dbksvd" and n > args.peer_snippets:
                 continue
             queue = ctx.Queue()
-            proc = ctx.Process(target=run, args=(method, n, queue))
+            proc = ctx.Process(target=run, args=(method, n, args.backend, queue))
             proc.start()
             rows.append(queue.get())
             proc.join()
@@ -139,6 +148,9 @@ def main() -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
+        if "failed" in r:
+            print(f"| {r['method']} | {r['snippets']:,} | {r['failed']} |")
+            continue
         print(
             f"| {r['method']} | {r['snippets']:,} | {r['rows']:,} | {r['passes']} "
             f"| {r['wall_s']:.1f} | {r['s_per_pass']:.2f} | {r['rows_per_s']:,.0f} "

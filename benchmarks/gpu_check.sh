@@ -1,19 +1,22 @@
 #!/usr/bin/env bash
 # The dictionaries' GPU check, one prepared script for a lent GPU machine: the cupy tests, then
 # each size fitted on the GPU, on the CPU and with `backend: auto` side by side (one table),
-# the demo's size (4 regions x 5 units x 1 min) first. About 8 minutes of device time.
+# the demo's size (4 regions x 5 units x 1 min) first, and the sorter's DB-KSVD on both.
+# About 10 minutes of device time.
 #
 #   benchmarks/gpu_check.sh --wheels   # here: the wheels the GPU image lacks, into wheels/
 #   benchmarks/gpu_check.sh            # there, with the device tool's carry ["wheels"]
 #
 # GPU_CHECK_SIZES (default "4,5,1 4,20,10 8,50,10 16,200,10 16,200,60") and GPU_CHECK_LIMIT_S
 # (seconds per fit, default 120: a fit past it shows "> 120 s") bound the run. PYTHON picks
-# the interpreter (default python3, the image's, which has cupy).
+# the interpreter (default python3, the image's, which has cupy). Then DB-KSVD on
+# GPU_CHECK_DBKSVD_SNIPPETS generated tetrode snippets (default a million) on GPU and CPU.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 SIZES=${GPU_CHECK_SIZES:-"4,5,1 4,20,10 8,50,10 16,200,10 16,200,60"}
 LIMIT_S=${GPU_CHECK_LIMIT_S:-120}
+SNIPPETS=${GPU_CHECK_DBKSVD_SNIPPETS:-1000000}
 # what neurodict's dictionaries and their tests import beyond the GPU image's packages
 WHEELS=(asciitree==1.0.0 Deprecated==1.3.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
   neo==0.14.6 numcodecs==0.15.2 probeinterface==0.4.2 quantities==0.16.4 referencing==0.37.0
@@ -49,3 +52,7 @@ echo "## cupy tests (numpy and cupy backends, the same tests)"
 echo "## dictionaries: GPU, CPU and backend auto (benchmarks/lfpdict.py --compare)"
 # shellcheck disable=SC2086  # the sizes are separate arguments
 "$PY" benchmarks/lfpdict.py --compare --sizes $SIZES --limit-s "$LIMIT_S"
+echo "## DB-KSVD on GPU and CPU (benchmarks/dbksvd.py, $SNIPPETS snippets)"
+for backend in gpu cpu; do
+  "$PY" benchmarks/dbksvd.py --snippets "$SNIPPETS" --methods dbksvd --backend "$backend" | tail -1
+done

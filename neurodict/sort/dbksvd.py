@@ -164,7 +164,7 @@ def _update_atoms(d, xtc, Q, worst, atom_batch, backend):
     unused = np.flatnonzero(backend.to_numpy(xp.diag(Q)) <= 0)
     unused = np.union1d(unused, _duplicates(backend.to_numpy(d)))
     if unused.size:
-        d[:, unused] = xp.asarray(_unit(worst[: unused.size].T, np))
+        d[:, xp.asarray(unused)] = xp.asarray(_unit(worst[: unused.size].T, np))
     return d
 
 
