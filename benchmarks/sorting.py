@@ -228,8 +228,9 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
 
 def baseline(kind: str, rec, n_units: int):
     """k-means or a Gaussian mixture on 2 PCs per channel, or the mixture on DB-KSVD codes
-    (8 atoms learned from every channel of every spike, 2 per channel waveform), neurodict's
-    detection."""
+    (2 atoms learned from every channel of every spike: as many features per channel as the
+    PCs; with 8 atoms, 2 or 3 per waveform, the mixture found 0-2 of 8 units on the tetrodes),
+    neurodict's detection."""
     import spikeinterface.core as sc
     from sklearn.cluster import KMeans
     from sklearn.mixture import GaussianMixture
@@ -247,11 +248,11 @@ def baseline(kind: str, rec, n_units: int):
     if kind == "dbksvd-gmm":
         N, M, T = x.shape
         rows = x.reshape(N * M, T).astype(np.float32)
-        atoms = dbksvd.learn(dbksvd.chunks_of(rows, 65536), 8, 2, 10).atoms
+        atoms = dbksvd.learn(dbksvd.chunks_of(rows, 65536), 2, 2, 10).atoms
         support, coef = dbksvd.encode(atoms, rows, 2)
-        codes = np.zeros((N * M, 8))
+        codes = np.zeros((N * M, 2))
         codes[np.arange(N * M)[:, None], support] = coef
-        f = codes.reshape(N, M * 8)
+        f = codes.reshape(N, M * 2)
     else:
         feats = []
         for m in range(x.shape[1]):

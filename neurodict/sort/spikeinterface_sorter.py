@@ -102,10 +102,16 @@ class NeurodictSorter(BaseSorter):
         sort_params = SortParams.from_config({k: params[k] for k in _SORT_DEFAULTS})
         detection = {k: params[k] for k in _DETECTION_DEFAULTS}
         parts = {}
-        for g in dict.fromkeys(groups):
+        for i, g in enumerate(dict.fromkeys(groups)):
             sub = rec.select_channels(rec.channel_ids[groups == g])
             if params["apply_preprocessing"]:
-                sub, _ = motion.correct(sub, str(g), params, params["n_jobs"])
+                sub, estimate = motion.correct(sub, str(g), params, params["n_jobs"])
+                if estimate.kind != "none":  # interpolated once here, not at every read
+                    sub = sub.save(
+                        folder=sorter_output_folder / f"motion-corrected-{i}",
+                        n_jobs=params["n_jobs"],
+                        progress_bar=False,
+                    )
             parts[str(g)] = sort_recording_group(
                 sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
             )
