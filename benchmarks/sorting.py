@@ -24,6 +24,7 @@ Usage::
 
     python benchmarks/sorting.py                      # the matrix below (about an hour, 2 cores)
     python benchmarks/sorting.py --quick              # tetrodes only, one seed
+    python benchmarks/sorting.py --large --recordings probe64-n5-s1 drift64 np384
     python benchmarks/sorting.py --sorters neurodict kmeans --recordings tetrode-n5-s1
 """
 
@@ -47,8 +48,8 @@ PEERS = ["spykingcircus2", "tridesclous2", "mountainsort5", "kilosort4"]
 BASELINES = ["kmeans", "gmm", "dbksvd-gmm"]
 
 
-def recordings(quick: bool) -> dict[str, dict]:
-    """Name -> how to make the recording."""
+def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
+    """Name -> how to make the recording (`large`: the probe-scale ones too)."""
     out = {}
     seeds = [1] if quick else [1, 2, 3]
     for noise in (5.0, 9.0):
@@ -67,6 +68,14 @@ def recordings(quick: bool) -> dict[str, dict]:
             kind="gt", channels=4, units=8, duration=300.0, noise=5.0, seed=1
         )
         out["drift16"] = dict(kind="drift", seed=5)
+    if large:  # probe scale (issue 16): 64 channels, a drifting dense shank, a Neuropixels 1.0
+        out["probe64-n5-s1"] = dict(
+            kind="gt", channels=64, units=50, duration=300.0, noise=5.0, seed=1
+        )
+        out["drift64"] = dict(kind="drift", seed=5, rows=32, units=25, duration=300.0)
+        out["np384"] = dict(
+            kind="gt", channels=384, units=150, duration=600.0, noise=5.0, seed=1, probe="np1"
+        )
         if mearec_available():
             out["mearec-tetrode"] = dict(kind="mearec", probe="tetrode-mea-l", units=8, seed=4)
         if LOCUST.exists():
@@ -121,6 +130,25 @@ def mearec_recording(spec: dict, folder: Path):
     return se.read_mearec(folder / "mearec.h5")
 
 
+def np1_probe():
+    """A Neuropixels 1.0 shank's geometry: 384 contacts, two per 20 um row alternating between
+    the columns at 11/43 and 27/59 um, 3820 um long (probeinterface's generator: its library
+    needs a download)."""
+    from probeinterface import generate_multi_columns_probe
+
+    probe = generate_multi_columns_probe(
+        num_columns=4,
+        num_contact_per_column=96,
+        xpitch=16,
+        ypitch=40,
+        y_shift_per_column=[0, 20, 0, 20],
+        contact_shapes="square",
+        contact_shape_params={"width": 12},
+    )
+    probe.set_device_channel_indices(np.arange(384))
+    return probe
+
+
 def make_recording(spec: dict, folder: Path):
     """Write the recording (binary folder) and its ground truth (or None); return both paths."""
     import spikeinterface.core as sc
@@ -128,6 +156,7 @@ def make_recording(spec: dict, folder: Path):
     if spec["kind"] == "gt":
         rec, gt = sc.generate_ground_truth_recording(
             durations=[spec["duration"]],
+            probe=np1_probe() if spec.get("probe") == "np1" else None,
             num_channels=spec["channels"],
             num_units=spec["units"],
             seed=spec["seed"],
@@ -139,13 +168,13 @@ def make_recording(spec: dict, folder: Path):
         from spikeinterface.generation import generate_drifting_recording
 
         _, rec, gt = generate_drifting_recording(
-            num_units=8,
-            duration=120.0,
+            num_units=spec.get("units", 8),
+            duration=spec.get("duration", 120.0),
             sampling_frequency=30000.0,
             probe_name=None,
             generate_probe_kwargs={
                 "num_columns": 2,
-                "num_contact_per_column": 8,
+                "num_contact_per_column": spec.get("rows", 8),
                 "xpitch": 20,
                 "ypitch": 20,
                 "contact_shapes": "circle",
@@ -344,6 +373,12 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument(
+        "--large",
+        action="store_true",
+        help="also probe64 (64 ch, 50 units, 5 min), drift64 (a drifting 2 x 32 shank, 5 min) "
+        "and np384 (a Neuropixels 1.0 shank, 150 units, 10 min)",
+    )
+    p.add_argument(
         "--sorters", nargs="+", default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES]
     )
     p.add_argument("--recordings", nargs="+", default=None)
@@ -360,7 +395,7 @@ def main() -> None:
     skipped = sorted(set(args.sorters) - set(sorters))
     if skipped:
         print(f"not installed, skipped: {', '.join(skipped)}")
-    specs = recordings(args.quick)
+    specs = recordings(args.quick, args.large)
     if args.recordings:
         specs = {k: v for k, v in specs.items() if k in args.recordings}
     work = args.work or Path(tempfile.mkdtemp(prefix="nd-sorting-"))
