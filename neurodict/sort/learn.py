@@ -178,6 +178,7 @@ def _start(x: np.ndarray, subset: np.ndarray, K: int, params: SortParams):
         K,
         params.dbksvd_nonzero,
         params.dbksvd_iterations,
+        params.dbksvd_atom_batch,
         seed=params.seed,
     ).atoms
     rows = x[subset].reshape(-1, T)

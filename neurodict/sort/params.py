@@ -49,6 +49,7 @@ class SortParams:
     init_dictionary: str = "svd"
     dbksvd_nonzero: int = 3
     dbksvd_iterations: int = 10
+    dbksvd_atom_batch: int = 8
     max_clusters: int = 40
     n_init_clusters: int = 30
     drift: bool = True

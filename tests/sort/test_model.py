@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
 from neurodict.sort.model import Sampler
 from neurodict.sort.params import SortParams
@@ -120,3 +121,23 @@ def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
     chain = _learn_chain(x, samples, FS, 60.0, params, False)
     assert chain.n_atoms[-1] <= 10, chain.n_atoms
     assert _start(x, subset, 20, SortParams()) is None  # svd: the sampler's own start
+
+
+def test_dbksvd_settings_reach_the_learner(monkeypatch):
+    """``dbksvd_nonzero``, ``dbksvd_iterations`` and ``dbksvd_atom_batch`` are what the
+    learner gets (codes at the same sparsity)."""
+    seen = {}
+    real = dbksvd.learn
+
+    def spy(chunks, n_atoms, n_nonzero, n_iterations, atom_batch, **kw):
+        seen.update(n_atoms=n_atoms, nonzero=n_nonzero, iterations=n_iterations, batch=atom_batch)
+        return real(chunks, n_atoms, n_nonzero, n_iterations, atom_batch, **kw)
+
+    monkeypatch.setattr(dbksvd, "learn", spy)
+    x, _, _ = _snippets([[8, 2, 0], [0, 7, 3]], 50, seed=1)
+    params = SortParams(
+        init_dictionary="dbksvd", dbksvd_nonzero=2, dbksvd_iterations=3, dbksvd_atom_batch=5
+    )
+    _, s = _start(x, np.arange(20), 6, params)
+    assert seen == {"n_atoms": 6, "nonzero": 2, "iterations": 3, "batch": 5}
+    assert (s != 0).sum(2).max() == 2
