@@ -161,7 +161,7 @@ def _learn_chain(
         st = sweep()
         if best is None or st.log_lik > best.log_lik:
             best = st.copy()
-        kept = (kept + [st.copy()])[-params.n_keep :]
+        kept = (kept + [st.predictive()])[-params.n_keep :]
     bar.close()
     return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
 

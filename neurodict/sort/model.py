@@ -66,6 +66,20 @@ class State:
             self, **{k: np.copy(v) for k, v in vars(self).items() if isinstance(v, np.ndarray)}
         )
 
+    def predictive(self) -> State:
+        """A copy without the learning subsample's per-spike parts (features, labels, dHDP
+        components, left empty): what a kept sample needs for the posterior predictive,
+        presence and drift."""
+        per_spike = {"s", "labels", "r"}
+        return replace(
+            self,
+            **{
+                k: v[:0].copy() if k in per_spike else np.copy(v)
+                for k, v in vars(self).items()
+                if isinstance(v, np.ndarray)
+            },
+        )
+
 
 @dataclass
 class Data:

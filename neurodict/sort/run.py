@@ -26,6 +26,7 @@ from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
+PEEL_BATCH = 4096  # snippets whose neighbours are peeled at once: memory, not results
 
 
 @dataclass
@@ -204,16 +205,19 @@ def _whitened_snippets(
     excursions: the largest value in noise SDs of polarity `peak_sign` within ``align_ms`` of
     the peak on any channel (what detection compares with its threshold).
 
-    `peel`, optional: samples (k,) sorted and waveforms (k, M, T) in microvolts of matched
-    spikes; each snippet has those of the others that reach into its window subtracted, so
-    its excursion is that of the residual."""
+    `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
+    (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
+    that reach into its window subtracted, so its excursion is that of the residual."""
     x, aligned = snippets.extract(
         rec, samples, params.ms_before, params.ms_after, align_ms, noise, progress=progress
     )
     order = np.argsort(aligned, kind="stable")
     x, aligned = x[order], aligned[order]
     if peel is not None:
-        x -= _neighbours(aligned, peel[0], peel[1] / noise[None, :, None], x.shape[2])
+        scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
+        for i in range(0, aligned.size, PEEL_BATCH):  # bounds the gathered waveforms' memory
+            sl = slice(i, i + PEEL_BATCH)
+            x[sl] -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
     before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
     at_peak = x[:, :, before] * noise
     amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else np.zeros(0)
@@ -225,10 +229,13 @@ def _whitened_snippets(
     return whitened, aligned, amplitudes, excursion
 
 
-def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray, T: int) -> np.ndarray:
-    """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms `waves`
-    (k, M, T_w) of the matched spikes at `t_match` (k,, sorted) that reach into it, other than
-    one at the same sample: (n, M, T). Both windows start ``ms_before`` before their peak."""
+def _neighbours(
+    t: np.ndarray, t_match: np.ndarray, which: np.ndarray, waves: np.ndarray, T: int
+) -> np.ndarray:
+    """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms
+    ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
+    `t_match` (k,, sorted) that reach into it, other than one at the same sample: (n, M, T).
+    Both windows start ``ms_before`` before their peak."""
     T_w = waves.shape[2]
     out = np.zeros((t.size, waves.shape[1], T), np.float32)
     lo = np.searchsorted(t_match, t - T_w + 1)
@@ -242,7 +249,7 @@ def _neighbours(t: np.ndarray, t_match: np.ndarray, waves: np.ndarray, T: int) -
         shift = t_match[j] - t
         src = k[None] - shift[:, None]  # sample of the neighbour's waveform at each of ours
         valid = ok[:, None] & (src >= 0) & (src < T_w)
-        picked = np.take_along_axis(waves[j], np.clip(src, 0, T_w - 1)[:, None, :], axis=2)
+        picked = np.take_along_axis(waves[which[j]], np.clip(src, 0, T_w - 1)[:, None, :], axis=2)
         out += np.where(valid[:, None, :], picked, 0.0)
     return out
 
@@ -273,7 +280,8 @@ def _overlap_pass(
     whose residual no longer reaches the detection threshold is not a spike; the model is
     learned again on the peeled snippets (clusters of overlapping spikes no longer form), and
     it labels them all.
-    Returns the samples and, for peeling, the matched spikes' samples and templates (uV).
+    Returns the samples and, for peeling, the matched spikes' samples, the row of each one's
+    template and the templates (uV, units x epochs rows).
     """
     fs = rec.sampling_frequency
     drift = result.drift.mean(axis=0)
@@ -288,16 +296,16 @@ def _overlap_pass(
     )
     epoch_samples = params.epoch_s * fs
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
-    found, waves = [np.zeros(0, np.int64)], [np.zeros((0,) + templates.shape[2:])]
+    found, which = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     if units.size:
         for e in range(E):
             part = rec.frame_slice(bounds[e], bounds[e + 1])
             t, u = _matched_spikes(part, templates[:, e], params, n_jobs)
             found.append(bounds[e] + t)
-            waves.append(templates[u, e])
-    found, waves = np.concatenate(found), np.concatenate(waves)
+            which.append(u * E + e)  # the template's row in `templates` flattened over epochs
+    found, which = np.concatenate(found), np.concatenate(which)
     order = np.argsort(found, kind="stable")
-    found, waves = found[order], waves[order]
+    found, which = found[order], which[order]
     dead = ms_to_samples(detection["dead_time_ms"], fs)
     if found.size:
         near = np.searchsorted(found, samples)
@@ -317,7 +325,11 @@ def _overlap_pass(
         kept.size,
         samples.size,
     )
-    return np.unique(np.r_[found, kept]), (found, waves)
+    return np.unique(np.r_[found, kept]), (
+        found,
+        which,
+        templates.reshape(-1, *templates.shape[2:]),
+    )
 
 
 def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams):
