@@ -1,0 +1,51 @@
+"""The walk model's sufficient statistics: per-cluster sums and scatter by direct sums, and
+the column swap of the z moves equal to recomputing them."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from neurodict.sort import walk
+
+
+def _direct(s, labels, H, epoch, E):
+    """Counts (H, M, E), sums (H, M, E, K), scatter (H, M, K, K) by loops over spikes."""
+    N, M, K = s.shape
+    counts, sums, scatter = np.zeros((H, M, E)), np.zeros((H, M, E, K)), np.zeros((H, M, K, K))
+    for i in range(N):
+        counts[labels[i], :, epoch[i]] += 1
+        sums[labels[i], :, epoch[i]] += s[i]
+        scatter[labels[i]] += np.einsum("mk,ml->mkl", s[i], s[i])
+    return counts, sums, scatter
+
+
+def _data(seed=0, N=300, M=3, K=6, H=5, E=3):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(N, M, K)), rng.integers(0, H, N), H, rng.integers(0, E, N), E
+
+
+def _assert_stats(got: walk.Stats, want):
+    for a, b in zip((got.counts, got.sums, got.scatter), want, strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_cluster_statistics_equal_direct_sums():
+    s, labels, H, epoch, E = _data()
+    _assert_stats(walk.Stats.of_labels(s, labels, H, epoch, E), _direct(s, labels, H, epoch, E))
+
+
+def test_column_swap_equals_recomputing_with_the_column_replaced():
+    """A proposed column (k among the active atoms or not) and a column set after a move."""
+    s, labels, H, epoch, E = _data(seed=1)
+    swap = walk.ColumnSwap(s, labels, H, epoch, E)
+    col = np.random.default_rng(2).normal(size=s.shape[:2])
+    active = np.array([0, 2, 3, 5])
+    replaced = s.copy()
+    replaced[:, :, 3] = col
+    want = _direct(replaced[:, :, active], labels, H, epoch, E)
+    _assert_stats(swap.stats(active, 3, col), want)
+    _assert_stats(swap.stats(active, 1, col), _direct(s[:, :, active], labels, H, epoch, E))
+    s[:, :, 3] = col  # the sampler's move, then the swap told
+    swap.set(3)
+    _assert_stats(swap.stats(active, 3, None), want)
+    _assert_stats(swap.stats(np.arange(6), 0, None), _direct(s, labels, H, epoch, E))
