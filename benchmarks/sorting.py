@@ -278,10 +278,7 @@ def baseline(kind: str, rec, n_units: int):
         N, M, T = x.shape
         rows = x.reshape(N * M, T).astype(np.float32)
         atoms = dbksvd.learn(dbksvd.chunks_of(rows, 65536), 2, 2, 10).atoms
-        support, coef = dbksvd.encode(atoms, rows, 2)
-        codes = np.zeros((N * M, 2))
-        codes[np.arange(N * M)[:, None], support] = coef
-        f = codes.reshape(N, M * 2)
+        f = dbksvd.dense_codes(*dbksvd.encode(atoms, rows, 2), 2).reshape(N, M * 2)
     else:
         feats = []
         for m in range(x.shape[1]):

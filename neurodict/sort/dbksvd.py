@@ -49,6 +49,20 @@ def encode(d, x, n_nonzero: int, backend: Backend = CPU):
     ``s = min(n_nonzero, K)`` atoms per row, chosen greedily by the largest correlation with
     the residual, the coefficients the least-squares fit on the support. Arrays on `backend`.
     """
+    return _omp(d, x, n_nonzero, backend)[:2]
+
+
+def dense_codes(support, coef, n_atoms: int, backend: Backend = CPU):
+    """The codes of :func:`encode` as an (n, n_atoms) array, zero off each row's support."""
+    xp = backend.xp
+    c = xp.zeros((support.shape[0], n_atoms), dtype=coef.dtype)
+    c[xp.arange(support.shape[0])[:, None], support] = coef
+    return c
+
+
+def _omp(d, x, n_nonzero: int, backend: Backend):
+    """:func:`encode`'s support and coefficients, and each row's correlations with its support's
+    atoms ``(X D)`` there (n, s): with the coefficients they give the coding error."""
     xp = backend.xp
     d = backend.asarray(d)
     x = backend.asarray(x, dtype=d.dtype)
@@ -60,15 +74,15 @@ def encode(d, x, n_nonzero: int, backend: Backend = CPU):
     support = xp.zeros((n, 0), dtype=xp.int64)
     coef = xp.zeros((n, 0), dtype=d.dtype)
     alpha = alpha0
-    for j in range(s):
+    for _ in range(s):
         score = xp.abs(alpha)
         score[rows, support] = -1.0
         support = xp.concatenate([support, xp.argmax(score, axis=1)[:, None]], axis=1)
         Gs = G[support[:, :, None], support[:, None, :]]  # (n, j+1, j+1)
-        Gs = Gs + 1e-10 * xp.eye(j + 1, dtype=d.dtype)  # duplicate atoms stay solvable
+        Gs = Gs + 1e-10 * xp.eye(support.shape[1], dtype=d.dtype)  # duplicate atoms solvable
         coef = xp.linalg.solve(Gs, alpha0[rows, support][..., None])[..., 0]
         alpha = alpha0 - xp.einsum("nj,njk->nk", coef, G[support])
-    return support, coef
+    return support, coef, alpha0[rows, support]
 
 
 def learn(
@@ -131,14 +145,13 @@ def _pass(chunks, d, n_nonzero, n_atoms, backend):
     d32 = d.astype(xp.float32)
     for chunk in chunks():
         x = backend.asarray(chunk, dtype=xp.float32)
-        support, coef = encode(d32, x, n_nonzero, backend)
-        c = xp.zeros((x.shape[0], n_atoms), dtype=xp.float32)
-        c[xp.arange(x.shape[0])[:, None], support] = coef
+        support, coef, alpha = _omp(d32, x, n_nonzero, backend)
+        c = dense_codes(support, coef, n_atoms, backend)
         xtc += (x.T @ c).astype(xp.float64)
         Q += (c.T @ c).astype(xp.float64)
         x_sq = xp.sum(x * x, axis=1)
         xx += float(xp.sum(x_sq))
-        err = x_sq - xp.sum(coef * (x @ d32)[xp.arange(x.shape[0])[:, None], support], axis=1)
+        err = x_sq - xp.sum(coef * alpha, axis=1)  # the least-squares fit's residual energy
         top = xp.argsort(err)[-n_atoms:]
         worst_err = np.r_[worst_err, backend.to_numpy(err[top])]
         worst_rows = np.r_[worst_rows, backend.to_numpy(x[top]).astype(np.float64)]

@@ -182,10 +182,8 @@ def _start(x: np.ndarray, subset: np.ndarray, K: int, params: SortParams):
         seed=params.seed,
     ).atoms
     rows = x[subset].reshape(-1, T)
-    support, coef = dbksvd.encode(atoms, rows, params.dbksvd_nonzero)
-    s = np.zeros((rows.shape[0], K))
-    s[np.arange(rows.shape[0])[:, None], support] = coef
-    return atoms, s.reshape(subset.size, M, K)
+    codes = dbksvd.dense_codes(*dbksvd.encode(atoms, rows, params.dbksvd_nonzero), K)
+    return atoms, codes.reshape(subset.size, M, K)
 
 
 def _data(x, samples, epoch, n_epochs, ref) -> Data:

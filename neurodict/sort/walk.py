@@ -132,21 +132,23 @@ class ColumnSwap:
 
     def stats(self, active: np.ndarray, k: int, col: np.ndarray | None) -> Stats:
         """Of the columns `active` (sorted), column k holding `col` where k is among them."""
-        sums, scatter = self.full.sums, self.full.scatter
+        sums = self.full.sums[..., active]
+        scatter = self.full.scatter[:, :, active][:, :, :, active]
         if col is not None and k in active:
             col_sums, cross = self._column(k, col)
-            sums, scatter = sums.copy(), scatter.copy()
-            sums[..., k] = col_sums
-            scatter[:, :, k, :] = cross
-            scatter[:, :, :, k] = cross
-        return Stats(self.full.counts, sums[..., active], scatter[:, :, active][:, :, :, active])
+            _put(sums, scatter, int(np.searchsorted(active, k)), col_sums, cross[..., active])
+        return Stats(self.full.counts, sums, scatter)
 
     def set(self, k: int) -> None:
         """Column k of `s` has changed: update its statistics."""
-        col_sums, cross = self._column(k, self.s[:, :, k])
-        self.full.sums[..., k] = col_sums
-        self.full.scatter[:, :, k, :] = cross
-        self.full.scatter[:, :, :, k] = cross
+        _put(self.full.sums, self.full.scatter, k, *self._column(k, self.s[:, :, k]))
+
+
+def _put(sums, scatter, j: int, col_sums, cross) -> None:
+    """Column j's sums (..., E) and its products with every column (..., K), in place."""
+    sums[..., j] = col_sums
+    scatter[:, :, j, :] = cross
+    scatter[:, :, :, j] = cross
 
 
 def _indicator(index: np.ndarray, n: int) -> sparse.csr_matrix:

@@ -9,22 +9,7 @@ from spikeinterface.generation import generate_drifting_recording
 from spikeinterface.preprocessing import bandpass_filter
 
 from neurodict.preprocess import motion
-
-DRIFT = {  # ±20 um zigzag from 10 s, period 30 s
-    "displacement_sampling_frequency": 5.0,
-    "drift_start_um": [0, 20],
-    "drift_stop_um": [0, -20],
-    "drift_step_um": 1,
-    "motion_list": [
-        {
-            "drift_mode": "zigzag",
-            "non_rigid_gradient": None,
-            "t_start_drift": 10.0,
-            "t_end_drift": None,
-            "period_s": 30,
-        }
-    ],
-}
+from tests.drift import two_columns, zigzag
 
 
 @pytest.mark.parametrize(
@@ -45,20 +30,12 @@ def two_groups():
     """A drifting two-column probe of 18 rows: its first 32 channels one group ("shank": the
     first column and 14 rows of the second, 340 um) and its last 4 another ("narrow": 60 um of
     the second column), 50 s, and the true displacement."""
-    probe = {
-        "num_columns": 2,
-        "num_contact_per_column": 18,
-        "xpitch": 20,
-        "ypitch": 20,
-        "contact_shapes": "circle",
-        "contact_shape_params": {"radius": 6},
-    }
     _, rec, _, extra = generate_drifting_recording(
         num_units=12,
         duration=50.0,
         probe_name=None,
-        generate_probe_kwargs=probe,
-        generate_displacement_vector_kwargs=DRIFT,
+        generate_probe_kwargs=two_columns(18),
+        generate_displacement_vector_kwargs=zigzag(20.0, 10.0, 30),  # ±20 um from 10 s
         extra_outputs=True,
         seed=2,
     )

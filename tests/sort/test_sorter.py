@@ -19,6 +19,7 @@ from neurodict.sort.assign import sort_group
 from neurodict.sort.combine import refractory_violations
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
+from tests.drift import two_columns, zigzag
 
 DETECTION = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
 FAST = SortParams(epoch_s=10.0, n_burn=30, n_samples=10, n_keep=5)
@@ -222,14 +223,7 @@ def test_a_drifting_unit_stays_one_unit(tmp_path):
         duration=60.0,
         sampling_frequency=20000.0,
         probe_name=None,
-        generate_probe_kwargs={
-            "num_columns": 2,
-            "num_contact_per_column": 6,
-            "xpitch": 20,
-            "ypitch": 20,
-            "contact_shapes": "circle",
-            "contact_shape_params": {"radius": 6},
-        },
+        generate_probe_kwargs=two_columns(6),
         generate_unit_locations_kwargs={
             "margin_um": 0.0,
             "minimum_z": 5.0,
@@ -238,21 +232,7 @@ def test_a_drifting_unit_stays_one_unit(tmp_path):
             "max_iteration": 100,
             "distance_strict": False,
         },
-        generate_displacement_vector_kwargs={
-            "displacement_sampling_frequency": 5.0,
-            "drift_start_um": [0, 15],
-            "drift_stop_um": [0, -15],
-            "drift_step_um": 1,
-            "motion_list": [
-                {
-                    "drift_mode": "zigzag",
-                    "non_rigid_gradient": None,
-                    "t_start_drift": 0.0,
-                    "t_end_drift": None,
-                    "period_s": 120,
-                }
-            ],
-        },
+        generate_displacement_vector_kwargs=zigzag(15.0, 0.0, 120),
         generate_templates_kwargs={
             "ms_before": 1.0,
             "ms_after": 2.0,
