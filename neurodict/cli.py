@@ -202,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duration-s", dest="duration_s", type=float)
     p.add_argument("--fs-hz", dest="fs_hz", type=float)
     p.add_argument("--n-families", dest="n_families", type=int)
+    p.add_argument("--n-segments", dest="n_segments", type=int, help="runs with pauses")
+    p.add_argument("--gap-s", dest="gap_s", type=float, help="pause between runs, in s")
     p.add_argument("--seed", type=int)
     p.set_defaults(func=_synth)
     return parser

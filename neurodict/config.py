@@ -146,6 +146,8 @@ class Session:
     auto_bad_channels: bool = False
     windows: tuple[Window, ...] = ()
     events: Path | None = None
+    event_channel: dict | None = None  # events from the recording: channel, conditions, duration_s
+    raw_paths: tuple[Path, ...] = ()  # binary: one file per segment (raw_path is the first)
     ground_truth_sorting: Path | None = None
     overrides: dict = field(default_factory=dict)  # the session file's own `params:`
 
@@ -165,6 +167,7 @@ class Session:
             "name": self.name,
             "file": str(self.file),
             "raw_path": str(self.raw_path),
+            "raw_paths": [str(p) for p in self.raw_paths],
             "format": self.format,
             "stream": self.stream,
             "segment_index": self.segment_index,
@@ -192,6 +195,7 @@ class Session:
             "mains_hz": self.mains_hz,
             "windows": [vars(w) for w in self.windows],
             "events": str(self.events) if self.events else None,
+            "event_channel": self.event_channel,
             "ground_truth_sorting": (
                 str(self.ground_truth_sorting) if self.ground_truth_sorting else None
             ),
@@ -805,9 +809,30 @@ def _semantic_problems(data: dict, file: Path, params: dict) -> list[str]:
                     region,
                 )
             )
-    raw = Path(data["raw_path"])
-    if not raw.exists():
-        out.append(problem(file, "raw_path", "an existing file or folder", str(raw)))
+    paths = _as_list(data["raw_path"])
+    for i, raw in enumerate(paths):
+        key = "raw_path" if isinstance(data["raw_path"], str) else f"raw_path[{i}]"
+        if not Path(raw).exists():
+            out.append(problem(file, key, "an existing file or folder", str(raw)))
+    if isinstance(data.get("events"), dict) and data["format"] not in EVENT_FORMATS:
+        out.append(
+            problem(
+                file,
+                "events.channel",
+                f"a recording whose format has event channels ({', '.join(EVENT_FORMATS)}); "
+                f"format {data['format']} has none here, use an events table",
+                data["events"]["channel"],
+            )
+        )
+    if len(paths) > 1 and data["format"] != "binary":
+        out.append(
+            problem(
+                file,
+                "raw_path",
+                "one path (a list of files, one per segment, is read for format binary only)",
+                paths,
+            )
+        )
     if data["format"] == "binary":
         for key in ("sampling_frequency_hz", "num_channels"):
             if key not in data:
@@ -937,6 +962,7 @@ def duration_problems(session: Session, fs_hz: float, n_samples: int) -> list[st
 
 # An events table's columns (the names, and BIDS's alternatives) and the size limit of
 # the tables a session names.
+EVENT_FORMATS = ("openephys", "spikeglx", "plexon2")  # formats whose event channels are read
 EVENT_COLUMNS = {"onset_s": "onset", "duration_s": "duration", "condition": "trial_type"}
 MAX_TABLE_BYTES = 2_000_000
 
@@ -1130,7 +1156,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     if problems:
         raise ConfigError(problems)
     data = apply_defaults(data, load_schema("session"))
-    data["raw_path"] = str((file.parent / data["raw_path"]).resolve())
+    raw_paths = [str((file.parent / p).resolve()) for p in _as_list(data["raw_path"])]
+    data["raw_path"] = raw_paths[0] if isinstance(data["raw_path"], str) else raw_paths
     if "file" in data.get("probe", {}):
         data["probe"]["file"] = str((file.parent / data["probe"]["file"]).resolve())
     if "ground_truth_sorting" in data:
@@ -1144,7 +1171,7 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
             )
             g["regions_by_channel"] = sorted(table.items())
             problems += found
-    if "events" in data:
+    if isinstance(data.get("events"), str):
         data["events"] = str((file.parent / data["events"]).resolve())
         windows, found = event_windows(Path(data["events"]), file)
         data["windows"] = data["windows"] + windows
@@ -1166,7 +1193,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
     return Session(
         name=name,
         file=file,
-        raw_path=Path(data["raw_path"]),
+        raw_path=Path(_as_list(data["raw_path"])[0]),
+        raw_paths=tuple(Path(p) for p in _as_list(data["raw_path"])),
         format=data["format"],
         groups=tuple(
             Group(
@@ -1193,7 +1221,8 @@ def load_session(path: str | Path, config: dict | None = None, name: str | None 
         bad_channels=tuple(listed_bad_channels(data["bad_channels"])),
         auto_bad_channels="auto" in _as_list(data["bad_channels"]),
         windows=tuple(Window(**w) for w in data["windows"]),
-        events=Path(data["events"]) if "events" in data else None,
+        events=Path(data["events"]) if isinstance(data.get("events"), str) else None,
+        event_channel=data["events"] if isinstance(data.get("events"), dict) else None,
         ground_truth_sorting=(
             Path(data["ground_truth_sorting"]) if "ground_truth_sorting" in data else None
         ),

@@ -81,6 +81,13 @@ class SynthSpec:
         50 or 60.
     firing_rate_hz : tuple of float
         Range of unit firing rates.
+    n_segments : int
+        Recording segments, as runs of one session with pauses: the generated ``duration_s``
+        is cut into equal parts, the last ``gap_s`` of each part but the last is not recorded
+        (its spikes and LFP are lost, as in a paused acquisition), and each segment is written
+        to its own raw file.
+    gap_s : float
+        The pause between consecutive segments, in s.
     seed : int
     """
 
@@ -100,6 +107,8 @@ class SynthSpec:
     mains_uv: float = 20.0
     mains_hz: int = 50
     firing_rate_hz: tuple[float, float] = (3.0, 20.0)
+    n_segments: int = 1
+    gap_s: float = 5.0
     seed: int = 0
 
 
@@ -192,8 +201,9 @@ def spike_lfp(u: np.ndarray, filters: np.ndarray) -> np.ndarray:
 
 def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
     c = spec.channels_per_group
+    segments = [f"recording_seg{i}.raw" for i in range(spec.n_segments)]
     return {
-        "raw_path": "recording.raw",
+        "raw_path": "recording.raw" if spec.n_segments == 1 else segments,
         "format": "binary",
         "sampling_frequency_hz": spec.fs_hz,
         "num_channels": spec.n_regions * c,
@@ -218,14 +228,53 @@ def _session_yaml(spec: SynthSpec, regions: list[str]) -> dict:
     }
 
 
-def _events_tsv(spec: SynthSpec) -> str:
+def _events_tsv(duration_s: float) -> str:
     """The behavioural conditions as an events table (BIDS-like): a baseline half, then a
-    task half."""
-    half_s = spec.duration_s / 2
+    task half of the recorded `duration_s`."""
+    half_s = duration_s / 2
     return (
         "onset_s\tduration_s\tcondition\n"
-        f"0\t{half_s:g}\tbaseline\n{half_s:g}\t{spec.duration_s - half_s:g}\ttask\n"
+        f"0\t{half_s:g}\tbaseline\n{half_s:g}\t{duration_s - half_s:g}\ttask\n"
     )
+
+
+def segment_ranges(spec: SynthSpec, n_samples: int) -> list[tuple[int, int]]:
+    """The recorded samples ``[a, b)`` of each segment of the generated `n_samples`: equal
+    parts, each but the last without its final ``gap_s``, cut to whole LFP samples."""
+    up = int(spec.fs_hz // spec.fs_lfp_hz)
+    edges = np.linspace(0, n_samples, spec.n_segments + 1).astype(int) // up * up
+    gap = int(round(spec.gap_s * spec.fs_lfp_hz)) * up
+    out = [
+        (int(a), int(b) - (gap if i < spec.n_segments - 1 else 0))
+        for i, (a, b) in enumerate(zip(edges[:-1], edges[1:], strict=True))
+    ]
+    if spec.n_segments > 1 and any(b - a <= 0 for a, b in out):
+        raise InputError(
+            f"'gap_s': expected pauses shorter than the {spec.n_segments} segments of "
+            f"{spec.duration_s:g} s; got {spec.gap_s!r}."
+        )
+    return [(a, b - (b - a) % up) for a, b in out]
+
+
+def _split_raw(folder: Path, spec: SynthSpec, kept: list[tuple[int, int]]) -> None:
+    """``recording.raw`` cut into ``recording_seg<i>.raw``, the recorded samples of each."""
+    n_channels = spec.n_regions * spec.channels_per_group
+    raw = np.memmap(folder / "recording.raw", dtype="<i2", mode="r").reshape(-1, n_channels)
+    for i, (a, b) in enumerate(kept):
+        np.asarray(raw[a:b]).tofile(folder / f"recording_seg{i}.raw")
+    del raw
+    (folder / "recording.raw").unlink()
+
+
+def _recorded(trains, lfp, kept, up: int):
+    """The spike trains and LFP bins of the recorded samples `kept`, segments back to back."""
+    out, start = [[] for _ in trains], 0
+    for a, b in kept:
+        for n, t in enumerate(trains):
+            out[n].append(t[(t >= a) & (t < b)] - a + start)
+        start += b - a
+    lfp = np.concatenate([lfp[:, a // up : b // up] for a, b in kept], axis=1)
+    return [np.concatenate(t) for t in out], lfp
 
 
 def generate_session(
@@ -233,7 +282,9 @@ def generate_session(
 ) -> Path:
     """Write a synthetic session with its truth into `out_dir`; return the session YAML path.
 
-    Files: ``recording.raw`` (int16, interleaved), ``probe.json``, ``session.yaml``,
+    Files: ``recording.raw`` (int16, interleaved; with several segments
+    ``recording_seg<i>.raw``, one per segment, :func:`segment_ranges`), ``probe.json``,
+    ``session.yaml``,
     ``events.tsv`` (the conditions), ``truth_sorting/`` (spikeinterface Sorting, unit
     properties region, group, family),
     ``truth.npz`` (filters, lags_ms, unit_ids, unit_region, unit_family, family_filters,
@@ -290,6 +341,10 @@ def generate_session(
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         _write_wideband(tmp / "recording.raw", recs, lfp, spec, rng, progress)
+        kept = segment_ranges(spec, recs[0].get_num_samples())
+        if spec.n_segments > 1:
+            _split_raw(tmp, spec, kept)
+            trains, lfp = _recorded(trains, lfp, kept, int(spec.fs_hz // spec.fs_lfp_hz))
         pi.write_probeinterface(tmp / "probe.json", probes)
         truth = sc.NumpySorting.from_unit_dict(
             [{uid: t for uid, t in zip(unit_ids, trains, strict=True)}], spec.fs_hz
@@ -312,7 +367,8 @@ def generate_session(
             lfp_uv=lfp.astype("float32"),
         )
         (tmp / "spec.json").write_text(json.dumps(asdict(spec), indent=2))
-        (tmp / "events.tsv").write_text(_events_tsv(spec))
+        recorded_s = sum(b - a for a, b in kept) / spec.fs_hz
+        (tmp / "events.tsv").write_text(_events_tsv(recorded_s))
         (tmp / "session.yaml").write_text(
             "# Synthetic session written by `neurodict synth`; truth in truth.npz.\n"
             + yaml.safe_dump(_session_yaml(spec, regions), sort_keys=False)

@@ -19,11 +19,16 @@ from neurodict.lfpdict.inputs import lag_bins
 from neurodict.lfpdict.stats import segment_stats, total
 
 
-def importance_rows(spike_bins, y, fs, d, labels, unit_ids, targets, dict_params) -> list[dict]:
-    """Held-out R^2 of each region without each unit and without each cluster."""
+def importance_rows(
+    spike_bins, y, fs, d, labels, unit_ids, targets, dict_params, bounds=()
+) -> list[dict]:
+    """Held-out R^2 of each region without each unit and without each cluster (`bounds`: the
+    recording's segment starts in bins, as the dictionaries were fitted)."""
     lm, lp = lag_bins(dict_params, fs)
     cores = fold_cores(y.shape[1], dict_params["n_folds"], lm + lp + 1)
-    stats = [segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64") for a, b in cores]
+    stats = [
+        segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64", bounds=bounds) for a, b in cores
+    ]
     base = np.ones((len(unit_ids), len(targets)))
     drops = {"all": base}
     drops |= {

@@ -20,15 +20,24 @@ from __future__ import annotations
 import numpy as np
 import scipy.signal
 
+from neurodict.common.timeline import pieces
 from neurodict.lfpdict.atoms import BANDS_HZ
 
 
 def band_phase(
-    y: np.ndarray, fs_hz: float, band_hz: tuple[float, float], order: int = 3
+    y: np.ndarray, fs_hz: float, band_hz: tuple[float, float], order: int = 3, bounds=()
 ) -> np.ndarray:
-    """Instantaneous phase (radians) of `y` (..., n_samples) band-passed to `band_hz`."""
+    """Instantaneous phase (radians) of `y` (..., n_samples) band-passed to `band_hz`, within
+    each recording segment (`bounds`: their starts in samples; no filter across a pause)."""
     sos = scipy.signal.butter(order, band_hz, btype="bandpass", fs=fs_hz, output="sos")
-    return np.angle(scipy.signal.hilbert(scipy.signal.sosfiltfilt(sos, y, axis=-1), axis=-1))
+    parts = pieces(0, y.shape[-1], list(bounds))
+    return np.concatenate(
+        [
+            np.angle(scipy.signal.hilbert(scipy.signal.sosfiltfilt(sos, y[..., a:b], axis=-1)))
+            for a, b in parts
+        ],
+        axis=-1,
+    )
 
 
 def ppc(theta: np.ndarray) -> float:
@@ -95,6 +104,7 @@ def phase_table(
     bands: dict = BANDS_HZ,
     home=None,
     target_regions=None,
+    bounds=(),
 ) -> list[dict]:
     """One row per unit, region and band: the locking statistics of the unit's spikes.
 
@@ -118,13 +128,15 @@ def phase_table(
         The region of each target (default: `regions`, right when targets are regions). With
         several targets per region (``lfp.region_reference: all``) every target of the unit's
         own region is replaced by the same clean row.
+    bounds : sequence of int
+        Starts of the recording's segments in bins (phases are filtered within each).
     """
     target_regions = np.asarray(regions if target_regions is None else target_regions).astype(str)
     unit_regions = np.asarray(unit_regions).astype(str)
     rows = []
     for band, edges in bands.items():
-        phases = band_phase(y, fs_hz, edges)
-        home_phases = None if home is None else band_phase(home.y, fs_hz, edges)
+        phases = band_phase(y, fs_hz, edges, bounds=bounds)
+        home_phases = None if home is None else band_phase(home.y, fs_hz, edges, bounds=bounds)
         for n, uid in enumerate(unit_ids):
             for r, region in enumerate(regions):
                 own = home is not None and target_regions[r] == unit_regions[n]

@@ -24,7 +24,7 @@ from neurodict.common.errors import InputError
 from neurodict.lfpdict.estimator import SpikeLFPDictionary
 
 # Constructor arguments that a half sets itself rather than from the ``lfpdict`` settings.
-_OWN = {"fs_hz", "windows_s", "random_state", "progress"}
+_OWN = {"fs_hz", "windows_s", "segment_starts_s", "random_state", "progress"}
 
 
 def estimator_params(dict_params: dict) -> dict:
@@ -46,15 +46,21 @@ def fit_half(
     target_regions,
     dict_params: dict,
     bounds: tuple[int, int],
+    segment_starts_s=None,
 ) -> np.ndarray:
     """Filters (n_units, n_regions, n_lags) fitted on the bins ``[a, b)`` of the recording alone.
 
-    Only ``y[:, a:b]`` and the spikes in ``[a, b)`` (re-timed from ``a``) reach the fit.
+    Only ``y[:, a:b]`` and the spikes in ``[a, b)`` (re-timed from ``a``) reach the fit; the
+    recording's segments (`segment_starts_s`) inside the half stay apart.
     """
     a, b = bounds
     spikes = [np.asarray(s)[(s >= a) & (s < b)] - a for s in spike_bins]
+    starts = [0.0] + [t - a / fs for t in segment_starts_s or [] if a < t * fs < b]
     est = SpikeLFPDictionary(
-        fs, **estimator_params(dict_params), random_state=int(dict_params.get("seed", 0))
+        fs,
+        **estimator_params(dict_params),
+        segment_starts_s=starts,
+        random_state=int(dict_params.get("seed", 0)),
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         est.fit(spikes, np.ascontiguousarray(y[:, a:b]), unit_regions, target_regions)
@@ -70,6 +76,7 @@ def half_split_ari(
     dict_params: dict,
     seed: int,
     cluster_kw: dict,
+    segment_starts_s=None,
 ) -> float:
     """ARI between the clusterings of dictionaries fitted on each half of the recording alone.
 
@@ -87,6 +94,8 @@ def half_split_ari(
         Seed of the clusterings.
     cluster_kw : dict
         :func:`neurodict.clusters.mixture.cluster_kwargs` of the ``clusters`` settings.
+    segment_starts_s : sequence of float, optional
+        The recording's segments on the timeline.
 
     Returns
     -------
@@ -97,7 +106,16 @@ def half_split_ari(
     sigs = []
     for bounds in half_bounds(y.shape[1]):
         try:
-            filters = fit_half(spike_bins, y, fs, unit_regions, target_regions, dict_params, bounds)
+            filters = fit_half(
+                spike_bins,
+                y,
+                fs,
+                unit_regions,
+                target_regions,
+                dict_params,
+                bounds,
+                segment_starts_s,
+            )
         except InputError:
             return float("nan")
         sigs.append(cl.signatures(filters, fs)[0])

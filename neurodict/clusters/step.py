@@ -11,6 +11,7 @@ from neurodict.clusters import mixture as cl
 from neurodict.clusters.importance import importance_rows
 from neurodict.clusters.phase import phase_table
 from neurodict.clusters.stability import half_split_ari
+from neurodict.common import timeline
 from neurodict.common.files import write_json, write_tsv
 from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
@@ -40,6 +41,7 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> dict:
         info["params"]["clusters"],
         info["params"]["lfpdict"],
         clean_dir=results / "region_lfp_clean",
+        segment_starts_s=timeline.starts_s(info),
     )
 
 
@@ -51,6 +53,7 @@ def write_clusters(
     params: dict,
     dict_params: dict,
     clean_dir: str | Path | None = None,
+    segment_starts_s: list[float] | None = None,
 ) -> dict:
     """Cluster units by signature, test stability, phase locking and functional importance.
 
@@ -60,7 +63,8 @@ def write_clusters(
     ``phase.tsv`` (a unit's locking to its own region read on the LFP without its electrode
     group, or despiked, from `clean_dir`: ``region_lfp_clean/``) and ``importance.tsv``
     (held-out R^2 drop per region when a unit or a cluster is left out; per fold, the atoms and
-    penalty fitted without that fold).
+    penalty fitted without that fold). `segment_starts_s`: the recording's segments on the
+    timeline; filters, phases and statistics stay within each.
     """
     started = time.time()
     out_dir = Path(out_dir)
@@ -68,6 +72,7 @@ def write_clusters(
         sorting_dir, lfp_dir, units=dict_params["units"]
     )
     y_dict = despiked_targets(sorting_dir, lfp_dir, y, target_regions)  # as lfpdict fits
+    bounds = [int(round(t * fs)) for t in segment_starts_s or [0.0]]
     home = (
         None if clean_dir is None else load_clean_targets(sorting_dir, clean_dir, unit_ids, lfp_dir)
     )
@@ -85,6 +90,7 @@ def write_clusters(
         dict_params,
         params["seed"],
         cl.cluster_kwargs(params),
+        segment_starts_s,
     )
     figures = cluster_figures(units, ari_halves, params["stability_ari"])
     write_tsv(
@@ -121,12 +127,15 @@ def write_clusters(
                 fs,
                 home=home,
                 target_regions=target_regions,
+                bounds=bounds,
             )
         ],
     )
     write_tsv(
         out_dir / "importance.tsv",
-        importance_rows(spike_bins, y_dict, fs, d, units.labels, unit_ids, targets, dict_params),
+        importance_rows(
+            spike_bins, y_dict, fs, d, units.labels, unit_ids, targets, dict_params, bounds
+        ),
     )
     write_json(
         out_dir / "clusters.provenance.json",

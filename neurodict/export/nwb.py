@@ -254,6 +254,25 @@ def _region_lfp(nwb, region_lfp) -> None:
     )
 
 
+def _segments(nwb, info: dict) -> None:
+    """A recording of several segments: one epoch per segment (tag ``segment<i>``), its start
+    and stop on the session's timeline, where every time in the file lies (segments back to
+    back)."""
+    segments = info.get("segments") or []
+    if len(segments) < 2:
+        return
+    fs = info["sampling_frequency_hz"]
+    nwb.add_epoch_column("t_start_s", "The segment's first sample on the recording's own clock.")
+    for r in segments:
+        start = r["start_sample"] / fs
+        nwb.add_epoch(
+            start_time=start,
+            stop_time=start + r["duration_s"],
+            tags=[f"segment{r['segment']}"],
+            t_start_s=float(r["t_start_s"]),
+        )
+
+
 def write_session_nwb(
     path: str | Path,
     info: dict,
@@ -273,7 +292,8 @@ def write_session_nwb(
         The file to write.
     info : dict
         The resolved session (``session.json``): its ``subject`` becomes the NWB Subject
-        (:func:`nwb_subject`), its ``session_start_time`` the file's (:func:`session_start`).
+        (:func:`nwb_subject`), its ``session_start_time`` the file's (:func:`session_start`),
+        its ``segments`` the epochs (:func:`_segments`).
     results : path
         The session's results folder, whose ``*.tsv`` and ``lfp_dict.npz`` go into the
         ``neurodict`` processing module where present.
@@ -307,6 +327,7 @@ def write_session_nwb(
     electrode_of = _electrodes(nwb, info, rec)
     _units(nwb, sorting, analyzer, electrode_of, unit_columns, unit_descriptions)
     _region_lfp(nwb, region_lfp)
+    _segments(nwb, info)
     module = nwb.create_processing_module(
         name="neurodict",
         description="Spike-to-LFP dictionaries, their scores and the unit clusters.",

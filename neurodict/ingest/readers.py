@@ -19,6 +19,7 @@ import probeinterface as pi
 import spikeinterface.core as sc
 import spikeinterface.extractors as se
 
+from neurodict.common import timeline
 from neurodict.common.errors import InputError
 from neurodict.config import (
     ConfigError,
@@ -43,22 +44,23 @@ class IngestError(InputError):
 
 
 def _read_binary(s: Session) -> sc.BaseRecording:
-    size = s.raw_path.stat().st_size
     frame = s.num_channels * np.dtype(s.dtype).itemsize
-    if size == 0:
-        raise IngestError(
-            f"binary file '{s.raw_path}' is empty; expected samples of "
-            f"{s.num_channels} channels x {s.dtype}."
-        )
-    if size % frame:
-        raise IngestError(
-            f"binary file '{s.raw_path}' is truncated or mis-described: {size} bytes is not a "
-            f"multiple of num_channels x itemsize = {s.num_channels} x "
-            f"{np.dtype(s.dtype).itemsize} = {frame} bytes (check num_channels and dtype in "
-            f"{s.file})."
-        )
+    for path in s.raw_paths or (s.raw_path,):
+        size = path.stat().st_size
+        if size == 0:
+            raise IngestError(
+                f"binary file '{path}' is empty; expected samples of "
+                f"{s.num_channels} channels x {s.dtype}."
+            )
+        if size % frame:
+            raise IngestError(
+                f"binary file '{path}' is truncated or mis-described: {size} bytes is not a "
+                f"multiple of num_channels x itemsize = {s.num_channels} x "
+                f"{np.dtype(s.dtype).itemsize} = {frame} bytes (check num_channels and dtype in "
+                f"{s.file})."
+            )
     return se.read_binary(
-        s.raw_path,
+        list(s.raw_paths or (s.raw_path,)),
         sampling_frequency=s.sampling_frequency_hz,
         dtype=s.dtype,
         num_channels=s.num_channels,
@@ -94,13 +96,15 @@ READERS = {
 
 
 def read_raw(session: Session) -> sc.BaseRecording:
-    """Open the raw data of `session` with its format's reader, as one segment.
+    """Open the raw data of `session` with its format's reader: every segment, or the one
+    ``segment_index`` names; several segments are each trimmed to whole LFP samples
+    (:func:`whole_lfp_samples`).
 
     Raises
     ------
     IngestError
         Naming the format and the path when the reader fails, the file is empty or truncated, or
-        the recording has several segments and ``segment_index`` is not set.
+        a segment is empty.
     """
     try:
         rec = READERS[session.format](session)
@@ -112,11 +116,6 @@ def read_raw(session: Session) -> sc.BaseRecording:
             f"(from {session.file}): {type(exc).__name__}: {exc}"
         ) from exc
     n_seg = rec.get_num_segments()
-    if session.segment_index is None and n_seg > 1:
-        raise IngestError(
-            f"'{session.raw_path}' holds {n_seg} recording segments; set "
-            f"segment_index (0..{n_seg - 1}) in {session.file}."
-        )
     if session.segment_index is not None:
         if session.segment_index >= n_seg:
             raise ConfigError(
@@ -130,17 +129,36 @@ def read_raw(session: Session) -> sc.BaseRecording:
                 ]
             )
         rec = rec.select_segments([session.segment_index])
-    if rec.get_num_samples() == 0:
-        raise IngestError(
-            f"the {session.format} recording '{session.raw_path}' (from "
-            f"{session.file}) is empty (0 samples)."
+    for i in range(rec.get_num_segments()):
+        if rec.get_num_samples(segment_index=i) == 0:
+            which = f" segment {i}" if rec.get_num_segments() > 1 else ""
+            raise IngestError(
+                f"the {session.format} recording '{session.raw_path}'{which} (from "
+                f"{session.file}) is empty (0 samples)."
+            )
+    return whole_lfp_samples(rec, session.params["lfp"]["fs_lfp_hz"])
+
+
+def whole_lfp_samples(rec: sc.BaseRecording, fs_lfp_hz: float) -> sc.BaseRecording:
+    """A multi-segment `rec` with each segment cut to a whole number of LFP samples (at most
+    one LFP sample's worth of wideband samples dropped at each segment's end), so that the
+    timeline's LFP bins and wideband samples agree in every segment
+    (:mod:`neurodict.common.timeline`). One segment is returned as it is."""
+    factor = int(round(rec.sampling_frequency / fs_lfp_hz))
+    if rec.get_num_segments() == 1 or factor <= 1:
+        return rec
+    parts = [
+        rec.select_segments([i]).frame_slice(
+            0, rec.get_num_samples(segment_index=i) // factor * factor
         )
-    return rec
+        for i in range(rec.get_num_segments())
+    ]
+    return sc.append_recordings(parts)
 
 
 def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
     n, duration_s = rec.get_num_channels(), rec.get_total_duration()
-    problems = []
+    problems = []  # windows lie on the timeline: segments back to back
     for i, g in enumerate(session.groups):
         for c in g.channels:
             if c >= n:
@@ -166,7 +184,7 @@ def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
         problems += rate_problems(
             session.file, session.params, rec.sampling_frequency, param_key(session.overrides)
         )
-    problems += duration_problems(session, rec.sampling_frequency, rec.get_num_samples())
+    problems += duration_problems(session, rec.sampling_frequency, rec.get_total_samples())
     if problems:
         raise ConfigError(problems)
 
@@ -179,6 +197,7 @@ def _listing(session: Session, channels) -> str:
 def _stretches(rec: sc.BaseRecording) -> tuple[np.ndarray, str]:
     """:data:`CHECK_STRETCHES` stretches of :data:`CHECK_STRETCH_S` (start, middle, end; the
     whole recording when it is shorter) of `rec` as stored, concatenated, and where they lie."""
+    rec = timeline.concatenate(rec)
     n, fs = rec.get_num_samples(), rec.sampling_frequency
     size = min(n, max(1, int(CHECK_STRETCH_S * fs)))
     starts = sorted({int(x) for x in np.linspace(0, n - size, CHECK_STRETCHES)})

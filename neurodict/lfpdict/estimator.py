@@ -208,6 +208,10 @@ class SpikeLFPDictionary:
         (:func:`neurodict.lfpdict.scoring.heldout_scores`).
     windows_s : sequence of (start_s, end_s), optional
         Time windows with their own coefficients (atoms shared); default one window.
+    segment_starts_s : sequence of float, optional
+        Starts of the recording's segments on the timeline (:mod:`neurodict.common.timeline`):
+        statistics and predictions are computed per piece between them, so no filter reaches
+        across a pause. Default: one segment.
     smoothness : float
         Penalty mu ||b^(w) - b^(w-1)||^2 between consecutive windows, relative to the mean
         curvature of the coefficient loss (0: independent windows).
@@ -266,6 +270,7 @@ class SpikeLFPDictionary:
         jitter_min_s: float = 10.0,
         n_null: int = 20,
         windows_s=None,
+        segment_starts_s=None,
         smoothness: float = 0.1,
         backend: str = "auto",
         dtype: str = "float32",
@@ -285,6 +290,7 @@ class SpikeLFPDictionary:
         self.jitter_min_s = jitter_min_s
         self.n_null = n_null
         self.windows_s = windows_s
+        self.segment_starts_s = segment_starts_s
         self.smoothness = smoothness
         self.backend = backend
         self.dtype = dtype
@@ -305,8 +311,14 @@ class SpikeLFPDictionary:
     def lag_plus_bins(self) -> int:
         return ms_to_samples(self.lag_plus_ms, self.fs_hz)
 
+    @property
+    def segment_bounds(self) -> list[int]:
+        """Starts of the recording's segments in bins (``segment_starts_s``)."""
+        return [int(round(t * self.fs_hz)) for t in self.segment_starts_s or [0.0]]
+
     def fold_stats(self, be, spike_bins, y, segments):
-        """Statistics per fold and window: segments[k][w] = (a, b), possibly empty."""
+        """Statistics per fold and window: segments[k][w] = (a, b), possibly empty, cut at the
+        recording's segment starts."""
         return [
             [
                 segment_stats(
@@ -318,6 +330,7 @@ class SpikeLFPDictionary:
                     self.lag_plus_bins,
                     backend=be,
                     dtype=self.dtype,
+                    bounds=self.segment_bounds,
                 )
                 for a, b in fold
             ]

@@ -486,21 +486,26 @@ def _region_despiked(lfp_dir, region, s_regions, all_ids, bins_of, args) -> np.n
     return despike(y, [bins_of[u] for u in members], *args)[0]
 
 
-def dictionary_windows(params: dict, session_windows: list[dict], duration_s: float):
+def dictionary_windows(
+    params: dict, session_windows: list[dict], duration_s: float, segment_starts_s=None
+):
     """The time windows of the dictionary model: (names, [(start_s, end_s), ...]).
 
     ``windows: none`` gives one window; ``fixed`` blocks of ``window_s``; ``session`` the
-    session's condition windows (samples outside every window are left out of the fit).
+    session's condition windows (samples outside every window are left out of the fit);
+    ``segments`` one window per recording segment (`segment_starts_s`, on the timeline).
     """
     if params["windows"] == "session" and session_windows:
         return (
             [f"{w['condition']}@{w['start_s']:g}s" for w in session_windows],
             [(w["start_s"], w["end_s"]) for w in session_windows],
         )
-    if params["windows"] == "fixed":
-        edges = list(np.arange(0.0, duration_s, params["window_s"])) + [duration_s]
-        return (
-            [f"{a:g}-{b:g}s" for a, b in zip(edges[:-1], edges[1:], strict=True)],
-            list(zip(edges[:-1], edges[1:], strict=True)),
-        )
+    if params["windows"] in ("fixed", "segments"):
+        if params["windows"] == "fixed":
+            edges = list(np.arange(0.0, duration_s, params["window_s"])) + [duration_s]
+            names = [f"{a:g}-{b:g}s" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        else:
+            edges = list(segment_starts_s or [0.0]) + [duration_s]
+            names = [f"segment{i}" for i in range(len(edges) - 1)]
+        return names, list(zip(edges[:-1], edges[1:], strict=True))
     return ["all"], None

@@ -19,6 +19,7 @@ import scipy.signal
 import scipy.stats
 from tqdm import tqdm
 
+from neurodict.common.timeline import pieces, segment_of
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ, band_power
 from neurodict.lfpdict.estimator import (
@@ -326,6 +327,17 @@ def link_tests(observed: dict, null: dict) -> tuple[dict, dict]:
     return p, q
 
 
+def segment_pieces(spike_bins: list[np.ndarray], a: int, b: int, bounds: list[int]):
+    """``[a, b)`` cut at the recording's segment starts `bounds`: (lo, hi, the spikes of the
+    piece's recording segment) for each piece, so that a prediction uses no spike across a
+    pause."""
+    ends = list(bounds[1:]) + [np.iinfo(np.int64).max]
+    for lo, hi in pieces(a, b, bounds):
+        i = int(segment_of(lo, bounds))
+        s0, s1 = bounds[i], ends[i]
+        yield lo, hi, [np.asarray(s)[(s >= s0) & (s < s1)] for s in spike_bins]
+
+
 def heldout_prediction(
     est: SpikeLFPDictionary, spike_bins: list[np.ndarray], y: np.ndarray, regions, nested: dict
 ) -> tuple[list[dict], dict]:
@@ -358,9 +370,9 @@ def heldout_prediction(
         F = model.filters_from(be.xp, B, D)
         pred = np.concatenate(
             [
-                predict(be, spike_bins, Fw, intercept(be, tr, Fw), wa, wb, est.lag_minus_bins)
+                predict(be, own, Fw, intercept(be, tr, Fw), lo, hi, est.lag_minus_bins)
                 for (wa, wb), Fw, tr in zip(fold, F, train, strict=True)
-                if wb > wa
+                for lo, hi, own in segment_pieces(spike_bins, wa, wb, est.segment_bounds)
             ],
             axis=1,
         ).reshape(len(PREDICTOR_SETS), R, -1)

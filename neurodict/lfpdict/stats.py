@@ -29,6 +29,7 @@ import numpy as np
 import scipy.fft
 
 from neurodict.backend import CPU, Backend
+from neurodict.common.timeline import pieces
 
 
 @dataclass
@@ -138,8 +139,12 @@ def segment_stats(
     dtype="float32",
     block_bins: int | None = None,
     batch_mb: float = 256.0,
+    bounds=(),
 ) -> SegmentStats:
     """Sufficient statistics of the segment ``[a, b)`` (see the module docstring).
+
+    Cut at the recording's segment starts `bounds`, it is the sum of its pieces' statistics:
+    no spike's filter reaches across a pause between recording segments.
 
     Parameters
     ----------
@@ -157,12 +162,29 @@ def segment_stats(
         Anchor block length.
     batch_mb : float
         Memory for one batch of blocks' dense spike arrays.
+    bounds : sequence of int
+        Starts of the recording's segments on the timeline, in bins
+        (:mod:`neurodict.common.timeline`).
 
     Returns
     -------
     SegmentStats
         Arrays on `backend`'s device, in `dtype`.
     """
+    parts = pieces(a, b, list(bounds))
+    if len(parts) > 1:
+        kwargs = {
+            "backend": backend,
+            "dtype": dtype,
+            "block_bins": block_bins,
+            "batch_mb": batch_mb,
+        }
+        return total(
+            [
+                segment_stats(spike_bins, y, lo, hi, lag_minus, lag_plus, **kwargs)
+                for lo, hi in parts
+            ]
+        )
     xp = backend.xp
     n_units, n_regions = len(spike_bins), y.shape[0]
     n_lags = lag_minus + lag_plus + 1

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from neurodict.common import timeline
 from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
@@ -38,6 +39,7 @@ def run(results: str | Path, sorting_dir: str | Path | None = None) -> SpikeLFPD
         results,
         info["params"]["lfpdict"],
         info.get("windows", []),
+        timeline.starts_s(info),
     )
 
 
@@ -57,6 +59,7 @@ def write_dictionaries(
     out_dir: str | Path,
     params: dict,
     session_windows: list[dict] | None = None,
+    segment_starts_s: list[float] | None = None,
 ) -> SpikeLFPDictionary:
     """Fit the spike->LFP dictionaries and write their outputs into `out_dir`.
 
@@ -70,6 +73,8 @@ def write_dictionaries(
     statistic against the nulls, :func:`neurodict.lfpdict.scoring.fold_link_power`) and
     ``lfp_coherence.tsv``.
     A region whose LFP is flat gets R^2 = nan (no variance to explain) and zero filters.
+    `segment_starts_s`: the recording's segments on the timeline (no filter reaches across a
+    pause; ``windows: segments`` gives each its own coefficients).
     """
     started = time.time()
     out_dir = Path(out_dir)
@@ -93,11 +98,14 @@ def write_dictionaries(
         "backend",
         "dtype",
     )
-    names, windows_s = dictionary_windows(params, session_windows or [], y.shape[1] / fs)
+    names, windows_s = dictionary_windows(
+        params, session_windows or [], y.shape[1] / fs, segment_starts_s
+    )
     est = SpikeLFPDictionary(
         fs,
         **{k: params[k] for k in keys},
         windows_s=windows_s,
+        segment_starts_s=segment_starts_s,
         random_state=params["seed"],
         progress=True,
     )

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import spikeinterface as si
 
+from neurodict.common import timeline
 from neurodict.common.files import atomic_path, scratch_path, write_json
 from neurodict.common.layout import session_info
 from neurodict.common.provenance import provenance
@@ -22,6 +23,10 @@ MOTION_NPZ = "motion.npz"
 
 def run(results: str | Path, n_jobs: int = 1) -> None:
     """Spike band, channel LFPs, region LFPs and clean region LFPs of an ingested session.
+
+    Every output holds one segment, the session's timeline: a multi-segment recording is
+    filtered within each segment, then its segments are laid end to end
+    (:mod:`neurodict.common.timeline`).
 
     Reads ``recording.json`` and ``session.json`` in `results`; writes ``spikeband/``,
     ``lfp/``, ``region_lfp/`` and ``region_lfp_clean/`` (spikeinterface binary folders, float32
@@ -37,8 +42,9 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     rec = si.load(results / "recording.json")
     job = {"n_jobs": n_jobs, "chunk_duration": "10s", "progress_bar": True}
     p = session["params"]
-    lfp = filters.lfp_band(rec, p["lfp"], session["mains_hz"])
-    spikeband = filters.spike_band(rec, p["spikeband"])
+    # filtered within each segment, then laid end to end (neurodict.common.timeline)
+    lfp = timeline.concatenate(filters.lfp_band(rec, p["lfp"], session["mains_hz"]))
+    spikeband = timeline.concatenate(filters.spike_band(rec, p["spikeband"]))
     groups = [str(g) for g in dict.fromkeys(spikeband.get_property("group"))]
     with (
         atomic_path(results / "spikeband") as tmp,
@@ -50,7 +56,8 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
         periods = np.zeros(0, artefacts.PERIOD_DTYPE)
         saved = si.load(filtered)
         if p["spikeband"]["mask_artefacts"]:
-            periods = artefacts.find_artefacts(filters.good_channels(rec), saved, p["spikeband"])
+            raw = timeline.concatenate(filters.good_channels(rec))
+            periods = artefacts.find_artefacts(raw, saved, p["spikeband"])
             artefacts.zero_in_place(saved, periods)
         corrected, estimates = motion.correct_groups(saved, p["spikeband"], n_jobs)
         if filtered == scratch:

@@ -18,6 +18,7 @@ import spikeinterface.core as sc
 import yaml
 
 from neurodict._version import __version__
+from neurodict.common import timeline
 from neurodict.common.files import atomic_path, read_tsv
 from neurodict.common.layout import group_regions, session_regions
 from neurodict.ingest import bad_channels as bad_ch
@@ -52,7 +53,16 @@ def recording_section(info: dict, rec) -> dict:
     ]
     shown = {
         k: info.get(k)
-        for k in ("raw_path", "format", "groups", "bad_channels", "mains_hz", "windows", "events")
+        for k in (
+            "raw_path",
+            "format",
+            "groups",
+            "bad_channels",
+            "mains_hz",
+            "windows",
+            "events",
+            "event_channel",
+        )
     }
     return {
         "id": "recording",
@@ -75,9 +85,58 @@ def recording_section(info: dict, rec) -> dict:
                 "rows": rows,
             },
             *bad_channel_blocks(info, rec),
+            *segment_blocks(info),
             {"kind": "pre", "text": yaml.safe_dump(shown, sort_keys=False)},
         ],
     }
+
+
+def segment_blocks(info: dict) -> list[dict]:
+    """A recording of several segments: a sentence and one row per segment (its place on the
+    session's timeline, its length and its start on the recording's own clock); with events
+    from an event channel, what became of them."""
+    segments = info.get("segments") or []
+    out = []
+    if len(segments) > 1:
+        fs = info["sampling_frequency_hz"]
+        out += [
+            {
+                "kind": "text",
+                "text": (
+                    f"{len(segments)} recording segments, filtered each on its own and laid end "
+                    "to end on the session's timeline (times in this report are on it); no "
+                    "snippet, filter or dictionary statistic reaches across a pause."
+                ),
+            },
+            {
+                "kind": "table",
+                "id": "segments-table",
+                "columns": ["segment", "timeline_start_s", "duration_s", "t_start_s"],
+                "rows": [
+                    {
+                        "segment": r["segment"],
+                        "timeline_start_s": f"{r['start_sample'] / fs:.3f}",
+                        "duration_s": f"{r['duration_s']:.3f}",
+                        "t_start_s": f"{r['t_start_s']:.3f}",
+                    }
+                    for r in segments
+                ],
+            },
+        ]
+    counts = info.get("event_counts")
+    if counts:
+        channel = info["event_channel"]["channel"]
+        out.append(
+            {
+                "kind": "text",
+                "text": (
+                    f"Conditions from event channel {channel!r}: {counts['n_events']} events "
+                    f"with a listed label; {counts['outside']} outside the recorded samples "
+                    f"(left out), {counts['cut']} windows cut at the end of their segment."
+                ),
+            }
+        )
+    return out
 
 
 def bad_channel_blocks(info: dict, rec) -> list[dict]:
@@ -118,6 +177,7 @@ def preprocessing_section(
     contents of ``motion.npz``, or None) and the region LFP spectra."""
     p = info["params"]["report"]
     fs = rec.sampling_frequency
+    rec = timeline.concatenate(rec)
     start = min(int(p["trace_start_s"] * fs), max(rec.get_num_samples() - 1, 0))
     end = min(start + int(p["trace_s"] * fs), rec.get_num_samples())
     good = ~rec.get_property("bad").astype(bool)

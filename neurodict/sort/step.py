@@ -6,9 +6,11 @@ session (``merge_sorting``).
 
 - ``sorting/``: a spikeinterface Sorting folder, unit properties ``group``, ``region``,
   ``peak_channel``, ``multi_unit``;
-- ``spikes.npz``: per spike, in ``sorting.to_spike_vector()`` order, ``sample_index``,
-  ``unit_index``, ``probability`` (posterior probability of its unit), ``reason`` (index into
-  ``reasons``: in a single unit, in a multi-unit, or in no unit for a refractory conflict);
+- ``spikes.npz``: per spike, in ``sorting.to_spike_vector()`` order, ``sample_index`` (on the
+  session's timeline, :mod:`neurodict.common.timeline`), ``segment_index`` and
+  ``segment_sample_index`` (its recording segment, and its sample there), ``unit_index``,
+  ``probability`` (posterior probability of its unit), ``reason`` (index into ``reasons``: in
+  a single unit, in a multi-unit, or in no unit for a refractory conflict);
   per group ``g``, ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and
   ``units_<g>``; ``below_threshold_sample_index`` and ``below_threshold_group``: the
   detections that the overlap pass found below the detection threshold once their
@@ -33,6 +35,7 @@ import numpy as np
 import spikeinterface as si
 import spikeinterface.core as sc
 
+from neurodict.common import timeline
 from neurodict.common.analyzer import QUALITY_METRICS, analyze_units, quality_metrics
 from neurodict.common.files import atomic_path, write_json, write_tsv
 from neurodict.common.layout import group_recording, session_info
@@ -112,7 +115,7 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     sorting, table, units = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
-    _write_spikes(results / "spikes.npz", sorting, parts, units)
+    _write_spikes(results / "spikes.npz", sorting, parts, units, timeline.starts(session))
     if sorting.get_num_units():
         metrics = quality_metrics(analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed))
     else:
@@ -156,7 +159,9 @@ def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> G
     )
 
 
-def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dict) -> None:
+def _write_spikes(
+    path: Path, sorting, parts: dict[str, GroupResult], units: dict, starts: list[int]
+) -> None:
     samples = np.concatenate([p.samples for p in parts.values()])
     unit = np.concatenate([units[g][0] for g in parts])
     prob = np.concatenate([units[g][1] for g in parts])
@@ -176,6 +181,7 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
         n_units = part.sorting.probability.shape[1]
         per_group[f"probabilities_{g}"] = part.sorting.probability
         per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
+    segment = timeline.segment_of(samples[order], starts)
     below = np.concatenate([p.below_threshold for p in parts.values()])
     below_group = np.concatenate([np.full(p.below_threshold.size, g) for g, p in parts.items()])
     with atomic_path(path) as tmp, open(tmp, "wb") as f:
@@ -184,6 +190,8 @@ def _write_spikes(path: Path, sorting, parts: dict[str, GroupResult], units: dic
             below_threshold_sample_index=below,
             below_threshold_group=below_group.astype(str),
             sample_index=samples[order],
+            segment_index=segment,
+            segment_sample_index=samples[order] - np.asarray(starts)[segment],
             unit_index=unit[order],
             probability=prob[order].astype(np.float32),
             reason=reason[order],

@@ -123,3 +123,19 @@ def test_phase_table_rows():
         "kappa",
         "rayleigh_p",
     }
+
+
+def test_band_phase_is_filtered_within_each_recording_segment():
+    rng = np.random.default_rng(7)
+    y = rng.standard_normal((2, 4000))
+    got = band_phase(y, 1000.0, (4.0, 12.0), bounds=[0, 2500])
+    want = np.concatenate(
+        [
+            band_phase(y[:, :2500], 1000.0, (4.0, 12.0)),
+            band_phase(y[:, 2500:], 1000.0, (4.0, 12.0)),
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(got, want, atol=1e-12)
+    across = band_phase(y, 1000.0, (4.0, 12.0))
+    assert np.abs(np.angle(np.exp(1j * (across - got)))[:, 2400:2600]).max() > 0.5

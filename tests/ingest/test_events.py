@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from neurodict.config import ConfigError
-from tests.ingest.test_readers import binary_session, noise, session_of
+from tests.ingest.test_readers import binary_session, needs_spikewrap, noise, session_of
 
 
 def events_session(tmp_path, table: str, **extra):
@@ -79,3 +79,107 @@ def test_a_missing_events_table_is_named(tmp_path):
         f"{tmp_path / 'session.yaml'}: 'events': expected an existing tab-separated events "
         f"table; got '{tmp_path / 'absent.tsv'}'."
     )
+
+
+# ---------------------------------------------------------------- events from the recording
+def openephys_with_ttl(tmp_path, seconds_after_start):
+    """The spikewrap wheel's real two-recording Open Ephys folder, its TTL events replaced by
+    on/off pairs at `seconds_after_start` (line, on, off) of each recording's synchronised
+    start; returns the folder."""
+    import shutil
+
+    import numpy as np
+
+    from tests.ingest.test_readers import SPIKEWRAP_DATA
+
+    folder = tmp_path / "ephys"
+    shutil.copytree(SPIKEWRAP_DATA / "openephys/rawdata/sub-001/ses-001/ephys", folder)
+    for rec in sorted((folder / "Record Node 104/experiment1").glob("recording*")):
+        stream = rec / "continuous/Neuropix-PXI-100.ProbeA-AP"
+        t0, n0 = np.load(stream / "timestamps.npy")[0], np.load(stream / "sample_numbers.npy")[0]
+        edges = sorted(
+            (t, state)
+            for line, on, off in seconds_after_start
+            for t, state in ((on, line), (off, -line))
+        )
+        ttl = rec / "events/Neuropix-PXI-100.ProbeA-AP/TTL"
+        times = np.array([t0 + t for t, _ in edges])
+        np.save(ttl / "timestamps.npy", times)
+        np.save(ttl / "sample_numbers.npy", n0 + np.round(np.array([t for t, _ in edges]) * 3e4))
+        np.save(ttl / "states.npy", np.array([s for _, s in edges], dtype=np.int16))
+        np.save(ttl / "full_words.npy", np.zeros(len(edges), dtype=np.uint64))
+    return folder
+
+
+def openephys_events_session(tmp_path, folder, events):
+    from tests.ingest.test_readers import NO_DICTIONARIES
+
+    return {
+        "raw_path": str(folder),
+        "format": "openephys",
+        "groups": [{"name": "shank", "region": "CA1", "channels": [0, 1, 2, 3]}],
+        "mains_hz": 50,
+        "params": NO_DICTIONARIES,
+        "events": events,
+    }
+
+
+@needs_spikewrap
+def test_ttl_events_of_an_open_ephys_recording_become_windows_on_the_timeline(tmp_path):
+    """Both recordings of the real Open Ephys folder, each with TTL pulses on line 1 (listed),
+    one on line 2 (not listed), one running past the recording's end (cut) and one after it
+    (outside); windows land on the session's timeline (the second recording 33 ms on)."""
+    import json
+
+    from neurodict.ingest import step as ingest_step
+
+    folder = openephys_with_ttl(
+        tmp_path, [(1, 0.005, 0.015), (2, 0.010, 0.012), (1, 0.025, 0.045), (1, 0.5, 0.6)]
+    )
+    data = openephys_events_session(
+        tmp_path, folder, {"channel": "Neuropixels PXI Sync", "conditions": {"1": "laser"}}
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(__import__("yaml").safe_dump(data))
+    ingest_step.run(tmp_path / "results", path)
+    info = json.loads((tmp_path / "results/session.json").read_text())
+    assert [r["n_samples"] for r in info["segments"]] == [990, 990]  # whole LFP samples
+    got = [(round(w["start_s"], 4), round(w["end_s"], 4), w["condition"]) for w in info["windows"]]
+    assert got == [
+        (0.005, 0.015, "laser"),
+        (0.025, 0.033, "laser"),
+        (0.038, 0.048, "laser"),
+        (0.058, 0.066, "laser"),
+    ]
+    assert info["event_counts"] == {"n_events": 6, "outside": 2, "cut": 2}
+
+
+@needs_spikewrap
+def test_event_channel_errors_name_the_channel_and_the_key(tmp_path):
+    from neurodict.ingest import step as ingest_step
+    from neurodict.ingest.readers import IngestError
+
+    folder = openephys_with_ttl(tmp_path, [(1, 0.005, 0.015)])
+    data = openephys_events_session(
+        tmp_path, folder, {"channel": "TTL line 9", "conditions": {"1": "laser"}}
+    )
+    path = tmp_path / "s.yaml"
+    path.write_text(__import__("yaml").safe_dump(data))
+    with pytest.raises(IngestError) as info:
+        ingest_step.run(tmp_path / "results", path)
+    assert str(info.value) == (
+        f"{path}: 'events.channel': expected one of the recording's event channels "
+        "['Messages', 'Neuropixels PXI Sync']; got 'TTL line 9'."
+    )
+
+
+def test_event_channel_of_a_format_without_events_is_refused(tmp_path):
+    data = binary_session(
+        tmp_path, noise(2000, 4), events={"channel": "1", "conditions": {"1": "laser"}}
+    )
+    with pytest.raises(ConfigError) as info:
+        session_of(tmp_path, data)
+    assert (
+        "'events.channel': expected a recording whose format has event channels (openephys, "
+        "spikeglx, plexon2); format binary has none here, use an events table; got '1'."
+    ) in str(info.value)

@@ -16,6 +16,7 @@ import pytest
 import spikeinterface.core as sc
 import yaml
 
+from neurodict.common import timeline
 from neurodict.config import ConfigError, load_session
 from neurodict.ingest.readers import IngestError, open_recording, read_raw
 
@@ -149,13 +150,45 @@ def openephys_session(segment_index: int | None = None) -> dict:
 
 
 @needs_spikewrap
-def test_openephys_with_two_segments_requires_segment_index(tmp_path):
+def test_openephys_with_two_segments_opens_both_on_one_timeline(tmp_path):
     s = session_of(tmp_path, openephys_session())
-    with pytest.raises(IngestError) as info:
-        open_recording(s)
-    assert str(info.value) == (
-        f"'{s.raw_path}' holds 2 recording segments; set segment_index (0..1) in {s.file}."
+    rec = open_recording(s)
+    assert rec.get_num_segments() == 2
+    # each recording cut to whole LFP samples (30 kHz -> 1 kHz: 1000 -> 990 samples)
+    assert [rec.get_num_samples(segment_index=i) for i in range(2)] == [990, 990]
+    full = read_raw(load_session(write_session(tmp_path, openephys_session(1), "one.yaml")))
+    np.testing.assert_array_equal(
+        rec.get_traces(segment_index=1), full.get_traces(end_frame=990)[:, :8]
     )
+    rows = timeline.segments_table(rec)
+    assert [(r["start_sample"], r["n_samples"]) for r in rows] == [(0, 990), (990, 990)]
+    assert rows[1]["t_start_s"] == pytest.approx(727.8748, abs=1e-4)
+
+
+def test_binary_files_one_per_segment(tmp_path):
+    first, second = noise(3000, 4, seed=1), noise(2000, 4, seed=2)
+    second.tofile(tmp_path / "run2.bin")
+    data = binary_session(tmp_path, first, raw_path=["raw.bin", "run2.bin"])
+    rec = open_recording(session_of(tmp_path, data))
+    assert [rec.get_num_samples(segment_index=i) for i in range(2)] == [3000, 2000]
+    np.testing.assert_array_equal(rec.get_traces(segment_index=1), second)
+    (tmp_path / "run2.bin").write_bytes(second.tobytes()[:-3])
+    with pytest.raises(IngestError) as info:
+        open_recording(session_of(tmp_path, data))
+    assert str(info.value).startswith(
+        f"binary file '{tmp_path / 'run2.bin'}' is truncated or mis-described: 15997 bytes"
+    )
+
+
+def test_several_raw_paths_only_for_binary(tmp_path):
+    data = binary_session(tmp_path, noise(100, 4), raw_path=["raw.bin", "raw.bin"])
+    data["format"] = "intan"
+    with pytest.raises(ConfigError) as info:
+        session_of(tmp_path, data)
+    assert (
+        "'raw_path': expected one path (a list of files, one per segment, is read for format "
+        "binary only)"
+    ) in str(info.value)
 
 
 @needs_spikewrap

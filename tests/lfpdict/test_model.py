@@ -453,3 +453,74 @@ def test_a_poisoned_outer_fold_changes_nothing_fitted_for_it():
             dirty.paths_[name].inner[0], clean.paths_[name].inner[0], rtol=1e-4
         )
     assert not np.allclose(dirty.paths_["all"].outer[0], clean.paths_["all"].outer[0])
+
+
+# ---------------------------------------------------------------- recordings of several segments
+def _dense_data(seed):
+    """Spike trains dense enough (about one spike in 6 bins per unit) that filters meet across
+    any boundary."""
+    rng = np.random.default_rng(seed)
+    spikes = [np.sort(rng.integers(0, 3000, size=500)) for _ in range(4)]
+    return spikes, rng.standard_normal((2, 3000)), rng
+
+
+def _separate(spikes, y, bounds):
+    """Each recording segment of the timeline `bounds` as a recording of its own."""
+    ends = list(bounds[1:]) + [y.shape[1]]
+    return [
+        ([np.asarray(s)[(s >= a) & (s < b)] - a for s in spikes], y[:, a:b])
+        for a, b in zip(bounds, ends, strict=True)
+    ]
+
+
+def test_statistics_across_segments_are_those_of_the_segments_alone():
+    """A fold core that straddles a pause: its statistics are the sum of each segment's, as if
+    each were its own recording (no spike's filter reaches across the pause)."""
+    spikes, y, _ = _dense_data(4)
+    bounds, (a, b), lm, lp = [0, 1300, 2100], (500, 2600), 7, 5
+    got = segment_stats(spikes, y, a, b, lm, lp, dtype="float64", bounds=bounds)
+    parts = []
+    for (sp, yy), start in zip(_separate(spikes, y, bounds), bounds, strict=True):
+        lo, hi = max(a, start) - start, min(b, start + yy.shape[1]) - start
+        parts.append(segment_stats(sp, yy, lo, hi, lm, lp, dtype="float64"))
+    want = parts[0] + parts[1] + parts[2]
+    plain = segment_stats(spikes, y, a, b, lm, lp, dtype="float64")
+    for field in ("R", "S", "g", "ysum", "yy"):
+        np.testing.assert_allclose(getattr(got, field), getattr(want, field), atol=1e-9)
+    assert got.n_samples == want.n_samples == b - a
+    assert np.abs(plain.R - want.R).max() > 0.5  # across the pause the trains would meet
+
+
+def test_heldout_prediction_uses_no_spike_across_a_pause():
+    from neurodict.lfpdict.scoring import segment_pieces
+
+    spikes, y, rng = _dense_data(5)
+    bounds, lm, lp = [0, 1400], 6, 4
+    F = rng.standard_normal((len(spikes), 2, lm + lp + 1))
+    c = rng.standard_normal(2)
+    got = np.concatenate(
+        [
+            evaluate.predict(CPU, own, F, c, lo, hi, lm)
+            for lo, hi, own in segment_pieces(spikes, 1000, 2000, bounds)
+        ],
+        axis=1,
+    )
+    (s0, y0), (s1, y1) = _separate(spikes, y, bounds)
+    want = np.concatenate(
+        [
+            evaluate.predict(CPU, s0, F, c, 1000, 1400, lm),
+            evaluate.predict(CPU, s1, F, c, 0, 600, lm),
+        ],
+        axis=1,
+    )
+    np.testing.assert_allclose(got, want, atol=1e-9)
+    plain = evaluate.predict(CPU, spikes, F, c, 1000, 2000, lm)
+    assert np.abs(plain - got).max() > 1e-3
+
+
+def test_segments_as_dictionary_windows():
+    from neurodict.lfpdict.inputs import dictionary_windows
+
+    names, windows = dictionary_windows({"windows": "segments"}, [], 40.0, [0.0, 17.5])
+    assert names == ["segment0", "segment1"]
+    assert windows == [(0.0, 17.5), (17.5, 40.0)]
