@@ -10,6 +10,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import spikeinterface.core as sc
 
 from neurodict.common.errors import InputError
@@ -86,11 +87,11 @@ def spike_source(results: str | Path, info: dict) -> Path:
 
 
 def group_recording(rec: sc.BaseRecording, group: str) -> sc.BaseRecording:
-    """The channels of electrode group `group` (a ValueError names the groups there are)."""
-    parts = rec.split_by("group")
-    if group not in parts:
+    """The channels of electrode group `group` (an InputError names the groups there are)."""
+    groups = np.asarray(rec.get_property("group")).astype(str)
+    if group not in groups:
         raise InputError(
             f"electrode group '{group}' is not in the recording; expected one of "
-            f"{sorted(map(str, parts))}"
+            f"{sorted(set(groups))}"
         )
-    return parts[group]
+    return rec.select_channels(rec.channel_ids[groups == group])

@@ -80,9 +80,13 @@ def correct_groups(rec, params: dict, n_jobs: int):
 
 
 def _groups(rec):
-    """(group, its channels' recording) in the order of the channels."""
-    parts = rec.split_by("group")
-    return [(str(g), parts[g]) for g in dict.fromkeys(rec.get_property("group"))]
+    """(group, its channels' recording) in the order of the channels (selected, not split:
+    spikeinterface's split_by marks its parts, and a recording aggregated from one part cannot
+    be split again)."""
+    groups = rec.get_property("group")
+    return [
+        (str(g), rec.select_channels(rec.channel_ids[groups == g])) for g in dict.fromkeys(groups)
+    ]
 
 
 def correct(rec, group: str, params: dict, n_jobs: int):

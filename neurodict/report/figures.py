@@ -103,14 +103,18 @@ def motion(group: str, times_s: np.ndarray, depths_um: np.ndarray, displacement_
     return fig
 
 
+SEVERAL_REGIONS_COLOR = (0.6, 0.6, 0.6, 1.0)  # a shank with regions by depth or by channel
+
+
 def detection_counts(rows: list[dict], regions: list[str]):
-    """Detected-spike rate per electrode group, coloured by region."""
+    """Detected-spike rate per electrode group, coloured by its region (grey for a group whose
+    channels lie in several regions: ``region`` lists them, comma-separated)."""
     colors = region_colors(regions)
     fig, ax = plt.subplots(figsize=(max(4, 0.5 * len(rows) + 2), 3))
     ax.bar(
         [r["group"] for r in rows],
         [float(r["rate_hz"]) for r in rows],
-        color=[colors[r["region"]] for r in rows],
+        color=[colors.get(r["region"], SEVERAL_REGIONS_COLOR) for r in rows],
     )
     ax.set_ylabel("detected spikes / s")
     ax.set_title("Spike detection per electrode group")

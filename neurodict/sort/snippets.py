@@ -47,7 +47,8 @@ def extract(
     noise_levels : ndarray (M,)
         Per-channel noise SD in microvolts; snippets are divided by it.
     chunk_s : float
-        Traces are read in chunks of this length (memory is bounded by the chunk).
+        Traces are read in chunks of at most this length and :data:`CHUNK_VALUES` values
+        (memory is bounded by the chunk, whatever the number of channels).
 
     Returns
     -------
@@ -65,7 +66,7 @@ def extract(
     M = rec.get_num_channels()
     out = np.zeros((samples.size, M, before + after), np.float32)
     aligned = samples.astype(np.int64).copy()
-    chunk = int(chunk_s * fs)
+    chunk = max(1, min(int(chunk_s * fs), CHUNK_VALUES // max(M, 1)))
     starts = range(0, n_total, chunk)
     for start in tqdm(starts, desc="snippets", disable=not progress, leave=False):
         stop = min(start + chunk, n_total)
@@ -76,7 +77,12 @@ def extract(
         traces = rec.get_traces(start_frame=lo, end_frame=hi, return_in_uV=True)
         traces = np.pad(traces, ((pad_before - (start - lo), pad_after - (hi - stop)), (0, 0)))
         base = lo - (pad_before - (start - lo))  # sample of traces[0]
-        energy = (traces.astype(np.float64) ** 2).sum(1)
+        energy = np.concatenate(
+            [
+                (traces[i : i + ENERGY_ROWS].astype(np.float64) ** 2).sum(1)
+                for i in range(0, traces.shape[0], ENERGY_ROWS)
+            ]
+        )
         centre = samples[sel] - base
         offsets = np.arange(-shift, shift + 1)
         best = np.argmax(energy[centre[:, None] + offsets], axis=1) - shift
@@ -87,26 +93,40 @@ def extract(
             np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0), -0.5, 0.5
         )
         aligned[sel] = peak + base
-        out[sel] = _resample(traces, peak, frac, before, after) / noise_levels[None, :, None]
+        out[sel] = _resample(traces, peak, frac, before, after, noise_levels)
     return out, np.clip(aligned, 0, n_total - 1)
 
 
 TAPS = 4
+CHUNK_VALUES = 2**26  # samples x channels of one chunk of traces (256 MB in float32)
+ENERGY_ROWS = 2**16  # rows of the float64 energy computed at once
+RESAMPLE_SPIKES = 1024  # snippets interpolated at once (bounds the gathered taps)
 
 
 def _resample(
-    traces: np.ndarray, peak: np.ndarray, frac: np.ndarray, before: int, after: int
+    traces: np.ndarray,
+    peak: np.ndarray,
+    frac: np.ndarray,
+    before: int,
+    after: int,
+    noise_levels: np.ndarray,
 ) -> np.ndarray:
-    """Windows ``x(peak + frac + k)``, ``k = -before..after-1``, by Hann-windowed sinc.
+    """Windows ``x(peak + frac + k) / noise``, ``k = -before..after-1``, by Hann-windowed sinc.
 
-    Returns (n, M, T).
+    Returns (n, M, T), computed :data:`RESAMPLE_SPIKES` snippets at a time (the gathered taps,
+    (n, T, taps, M), would otherwise hold taps times the snippets).
     """
     j = np.arange(-TAPS + 1, TAPS + 1)  # taps around each sample
     weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
     weights /= weights.sum(1, keepdims=True)
     k = np.arange(-before, after)
-    idx = peak[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
-    return np.einsum("ntjm,nj->nmt", traces[idx], weights)
+    out = np.empty((peak.size, traces.shape[1], k.size), np.float32)
+    for s in range(0, peak.size, RESAMPLE_SPIKES):
+        p = peak[s : s + RESAMPLE_SPIKES]
+        idx = p[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
+        windows = np.einsum("ntjm,nj->nmt", traces[idx], weights[s : s + p.size])
+        out[s : s + p.size] = windows / noise_levels[None, :, None]
+    return out
 
 
 def noise_whitener(

@@ -77,3 +77,25 @@ def test_the_estimate_follows_the_drift_and_channels_stay_as_they_were(two_group
     b = rec.get_traces(start_frame=30000, end_frame=31000)
     np.testing.assert_array_equal(a[:, 32:], b[:, 32:])
     assert np.abs(a[:, :32] - b[:, :32]).max() > 0  # the shank is interpolated
+
+
+def test_a_corrected_recording_of_one_group_is_split_by_group_again(monkeypatch):
+    """One group corrected: the aggregated result still opens per group (the sort step's
+    group_recording), with the same channels."""
+    from spikeinterface.core import generate_recording
+
+    from neurodict.common.layout import group_recording
+
+    rec = generate_recording(num_channels=6, durations=[1.0], seed=0)
+    rec.set_property("group", np.array(["shank"] * 6))
+    monkeypatch.setattr(
+        motion,
+        "correct",
+        lambda part, g, params, n_jobs: (
+            part,
+            motion.Estimate(g, "rigid", "test", 100.0, np.zeros(0), np.zeros(0), np.zeros((0, 0))),
+        ),
+    )
+    out, _ = motion.correct_groups(rec, {"motion": "rigid", "motion_min_span_um": 0.0}, n_jobs=1)
+    part = group_recording(out, "shank")
+    np.testing.assert_array_equal(part.channel_ids, rec.channel_ids)

@@ -126,3 +126,17 @@ def test_motion_block_lists_every_group_and_plots_the_corrected_ones(tmp_path):
     ]
     assert len(figs) == 1 and figs[0]["caption"].startswith("Group shank: the nonrigid motion")
     assert motion_blocks(None) == []
+
+
+def test_detection_figure_of_a_group_across_regions():
+    """A shank with regions by depth (detection.tsv's region lists them): grey, not a crash."""
+    from neurodict.report import figures
+
+    rows = [
+        {"group": "tt", "region": "CA1", "rate_hz": "12.5"},
+        {"group": "shank", "region": "DG, TH, CA1", "rate_hz": "40"},
+    ]
+    fig = figures.detection_counts(rows, ["CA1", "DG", "TH"])
+    bars = fig.axes[0].patches
+    assert [tuple(b.get_facecolor()) for b in bars][1] == figures.SEVERAL_REGIONS_COLOR
+    assert tuple(bars[0].get_facecolor()) == figures.region_colors(["CA1", "DG", "TH"])["CA1"]
