@@ -36,8 +36,8 @@ def prox_sparse_group(xp, B, t_l1, t_group, mask=None):
     Parameters
     ----------
     B : array of shape (n_units, n_atoms, n_regions)
-    t_l1, t_group : array of shape (n_regions,) or float
-        Step size times the penalties, per region.
+    t_l1, t_group : float, or array of shape (n_regions,) or (n_units, 1, n_regions)
+        Step size times the penalties, per region (and per unit).
     mask : array of shape (n_units, n_regions), optional
         Which unit-region links may be non-zero.
     """

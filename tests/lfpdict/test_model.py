@@ -524,3 +524,46 @@ def test_segments_as_dictionary_windows():
     names, windows = dictionary_windows({"windows": "segments"}, [], 40.0, [0.0, 17.5])
     assert names == ["segment0", "segment1"]
     assert windows == [(0.0, 17.5), (17.5, 40.0)]
+
+
+def test_unit_scaling_reaches_the_same_minimum_in_fewer_iterations():
+    """Units firing from 0.5 to 40 Hz: FISTA in the rescaled coordinates (fit_coef) and plain
+    FISTA on the coefficients reach the same minimum; after 40 iterations the rescaled one is
+    far closer to it (measured: 2.6e-7 against 2.5e-5 above it)."""
+    from neurodict.lfpdict.solvers import fista, power_iteration, prox_sparse_group
+
+    rng = np.random.default_rng(11)
+    T, lm = 20000, 20
+    rates_hz = [0.5, 2.0, 10.0, 40.0, 1.0, 20.0]
+    spikes = [np.sort(rng.integers(0, T, size=int(r * T / 1000))) for r in rates_hz]
+    u = dense_u(spikes, T)
+    kernel = np.hanning(2 * lm + 1)
+    y = np.stack([np.convolve(u[1] + u[3], kernel, "same"), np.convolve(u[0], kernel, "same")])
+    y = y + rng.standard_normal(y.shape)
+    st = segment_stats(spikes, y, 0, T, lm, lm, dtype="float64")
+    D = wavelet_atoms(6, np.arange(-lm, lm + 1) / 1000.0)
+    p = model.coef_problem(CPU, st, D)
+    lam = model.lambda_max(CPU, st, D, 0.5) * 0.02
+    B0 = np.zeros((1, len(spikes), 6, 2))
+
+    def plain(n_iter):
+        step = 1.0 / power_iteration(np, lambda v: p.H @ v, (p.q.size,), B0.dtype)
+        return fista(
+            np,
+            B0,
+            lambda B: (p.H @ B[0].reshape(-1, 2) - p.Z).reshape(B.shape),
+            lambda V, t: prox_sparse_group(np, V[0], t * 0.5 * lam, t * 0.5 * lam)[None],
+            lambda B: model.objective(CPU, [p], B, lam, 0.5, 0.0),
+            step,
+            n_iter,
+            tol=0.0,
+        )[0]
+
+    def objective(B):
+        return model.objective(CPU, [p], B, lam, 0.5, 0.0)
+
+    best = objective(plain(20000))
+    assert abs(objective(model.fit_coef(CPU, [p], lam, 0.5, B0, n_iter=20000)) - best) < 1e-8
+    gap_scaled = objective(model.fit_coef(CPU, [p], lam, 0.5, B0, n_iter=40)) - best
+    gap_plain = objective(plain(40)) - best
+    assert gap_scaled < 0.05 * gap_plain
