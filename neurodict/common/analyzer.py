@@ -10,6 +10,7 @@ import numpy as np
 import spikeinterface.core as sc
 
 from neurodict.common.errors import InputError
+from neurodict.common.jobs import job_kwargs
 
 MAX_SPIKES_PER_UNIT = 200
 QUALITY_METRICS = (
@@ -50,7 +51,7 @@ def analyze_units(sorting, recording, n_jobs: int = 1, seed: int = 0) -> sc.Sort
             f"the sorting is at {sorting.sampling_frequency:g} Hz but the spike band at "
             f"{recording.sampling_frequency:g} Hz: expected the same recording."
         )
-    job = {"n_jobs": n_jobs, "chunk_duration": "10s", "progress_bar": False}
+    job = job_kwargs(recording, n_jobs)
     analyzer = sc.create_sorting_analyzer(
         sorting, recording, format="memory", sparse=True, seed=seed, job_kwargs=job
     )

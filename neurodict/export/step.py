@@ -11,6 +11,7 @@ import spikeinterface as si
 
 from neurodict.common.analyzer import analyze_units, quality_metrics
 from neurodict.common.files import atomic_path, write_json
+from neurodict.common.jobs import job_kwargs
 from neurodict.common.layout import session_info, spike_source
 from neurodict.common.provenance import provenance
 from neurodict.export.nwb import write_session_nwb
@@ -53,9 +54,7 @@ def write_phy(analyzer, folder: str | Path, n_jobs: int = 1) -> Path:
             copy_binary=False,
             add_template_metrics=False,
             verbose=False,
-            n_jobs=n_jobs,
-            chunk_duration="10s",
-            progress_bar=False,
+            **job_kwargs(analyzer.recording, n_jobs),
         )
     return Path(folder)
 

@@ -12,6 +12,7 @@ import spikeinterface as si
 
 from neurodict.common import timeline
 from neurodict.common.files import atomic_path, scratch_path, write_json
+from neurodict.common.jobs import job_kwargs
 from neurodict.common.layout import session_info
 from neurodict.common.provenance import provenance
 from neurodict.preprocess import artefacts, filters, motion
@@ -40,7 +41,6 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     results = Path(results)
     session = session_info(results)
     rec = si.load(results / "recording.json")
-    job = {"n_jobs": n_jobs, "chunk_duration": "10s", "progress_bar": True}
     p = session["params"]
     # filtered within each segment, then laid end to end (neurodict.common.timeline)
     lfp = timeline.concatenate(filters.lfp_band(rec, p["lfp"], session["mains_hz"]))
@@ -52,6 +52,7 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
     ):
         kinds = motion.decisions(spikeband, p["spikeband"])
         filtered = scratch if set(kinds.values()) != {"none"} else tmp
+        job = job_kwargs(spikeband, n_jobs, progress_bar=True)
         spikeband.save(folder=filtered, **job)
         periods = np.zeros(0, artefacts.PERIOD_DTYPE)
         saved = si.load(filtered)
@@ -68,8 +69,9 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
         results / ARTEFACTS_TSV, artefacts.rows(periods, groups, spikeband.sampling_frequency)
     )
     with atomic_path(results / "lfp") as tmp:
-        lfp.save(folder=tmp, **job)
+        lfp.save(folder=tmp, **job_kwargs(lfp, n_jobs, progress_bar=True, source=spikeband))
     lfp = si.load(results / "lfp")
+    job = job_kwargs(lfp, n_jobs, progress_bar=True)
     chain = filters.lfp_rate_chain(p["lfp"], session["mains_hz"])
     with atomic_path(results / "region_lfp") as tmp:
         filters.region_lfp(lfp, p["lfp"]["region_reference"], chain).save(folder=tmp, **job)

@@ -1,0 +1,31 @@
+"""spikeinterface's job settings for the steps that stream a whole recording.
+
+Chunks last at most ``chunk_s`` seconds and hold at most :data:`CHUNK_VALUES` samples x
+channels, so that a worker's memory (the chunk, its filter margins and each filter's float64
+copy) does not grow with the channel count: 10 s on a tetrode, 1.5 s on 384 channels at 30 kHz.
+"""
+
+from __future__ import annotations
+
+import spikeinterface.core as sc
+
+CHUNK_VALUES = 2**24  # samples x channels read for one chunk (64 MB in float32)
+
+
+def job_kwargs(
+    rec: sc.BaseRecording,
+    n_jobs: int,
+    chunk_s: float = 10.0,
+    progress_bar: bool = False,
+    source: sc.BaseRecording | None = None,
+) -> dict:
+    """``n_jobs``, ``chunk_duration`` and ``progress_bar`` for spikeinterface's chunked jobs on
+    `rec`, computed lazily from `source` (default `rec` itself): a chunk of `rec` reads
+    ``source``'s channels over the same time (the LFP from the wideband signal). (A duration,
+    not a size: spikeinterface passes a ``chunk_size`` on to its noise levels as the size of
+    their random chunks.)"""
+    source = rec if source is None else source
+    values_per_s = source.get_num_channels() * source.sampling_frequency
+    seconds = min(chunk_s, CHUNK_VALUES / max(values_per_s, 1.0))
+    seconds = max(seconds, 1.0 / rec.sampling_frequency)
+    return {"n_jobs": n_jobs, "chunk_duration": f"{seconds:.6g}s", "progress_bar": progress_bar}
