@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -35,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
-REGIONS = (("CA1", 0, 1000), ("DG", 1000, 2000), ("TH", 2000, 4000))  # (name, from_um, to_um)
+REGIONS = ("CA1", "DG", "TH")  # along the shank, each a third of its contacts' span
 
 
 def sample_meta() -> Path:
@@ -47,6 +48,12 @@ def sample_meta() -> Path:
         sys.exit("spikewrap (its example Neuropixels .meta) is not installed")
     root = Path(spec.submodule_search_locations[0]) / "examples/example_tiny_data/spikeglx"
     return next(root.rglob("*imec0.ap.meta"))
+
+
+def depth_ranges(depth_um: np.ndarray) -> list[tuple[str, float, float]]:
+    """(region, from_um, to_um): :data:`REGIONS` on equal thirds of the contacts' span."""
+    edges = np.linspace(depth_um.min(), depth_um.max() + 1.0, len(REGIONS) + 1)
+    return [(r, float(a), float(b)) for r, a, b in zip(REGIONS, edges[:-1], edges[1:], strict=True)]
 
 
 def write_spikeglx(folder: Path, minutes: float, units: int, seed: int) -> tuple[Path, Path]:
@@ -83,7 +90,7 @@ def write_spikeglx(folder: Path, minutes: float, units: int, seed: int) -> tuple
     filters = family[np.arange(units) % family.shape[0]]  # each unit drives its family's regions
     lfp = synth.spike_lfp(u, filters) + synth.background_lfp(spec, n_bins, rng)
     channel_region = np.array(
-        [next(i for i, (_, a, b) in enumerate(REGIONS) if a <= y < b) for y in depth]
+        [next(i for i, (_, a, b) in enumerate(depth_ranges(depth)) if a <= y < b) for y in depth]
     )
     run = folder / "run_g0_imec0"
     run.mkdir(parents=True)
@@ -108,8 +115,10 @@ def write_spikeglx(folder: Path, minutes: float, units: int, seed: int) -> tuple
 
 
 def write_session(folder: Path, run: Path) -> Path:
+    import spikeinterface.extractors as se
     import yaml
 
+    depth = se.read_spikeglx(run.parent, stream_name="imec0.ap").get_channel_locations()[:, 1]
     session = {
         "raw_path": str(run.parent),
         "format": "spikeglx",
@@ -119,7 +128,7 @@ def write_session(folder: Path, run: Path) -> Path:
                 "name": "shank",
                 "channels": list(range(384)),
                 "regions_by_depth": [
-                    {"from_um": a, "to_um": b, "region": r} for r, a, b in REGIONS
+                    {"from_um": a, "to_um": b, "region": r} for r, a, b in depth_ranges(depth)
                 ],
             }
         ],
@@ -174,6 +183,7 @@ def main() -> None:
         ],
         capture_output=True,
         text=True,
+        env=dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"),
     )
     wall = time.time() - clock
     (args.out / "snakemake.log").write_text(done.stdout + done.stderr)
