@@ -37,7 +37,7 @@ def segments_table(rec: sc.BaseRecording) -> list[dict]:
     fs = rec.sampling_frequency
     for i in range(rec.get_num_segments()):
         n = rec.get_num_samples(segment_index=i)
-        t0 = rec.get_start_time(segment_index=i) if hasattr(rec, "get_start_time") else 0.0
+        t0 = rec.get_start_time(segment_index=i)
         rows.append(
             {
                 "segment": i,
@@ -51,17 +51,16 @@ def segments_table(rec: sc.BaseRecording) -> list[dict]:
     return rows
 
 
-def starts(info: dict, factor: int = 1) -> list[int]:
-    """Segment starts on the timeline (session.json's ``segments``), in samples divided by
-    `factor` (the LFP's decimation factor: segments hold whole LFP samples)."""
+def starts(info: dict) -> list[int]:
+    """Segment starts on the timeline in samples (session.json's ``segments``; one segment for
+    results ingested before segments were recorded)."""
     rows = info.get("segments") or [{"start_sample": 0}]
-    return [int(r["start_sample"]) // factor for r in rows]
+    return [int(r["start_sample"]) for r in rows]
 
 
 def starts_s(info: dict) -> list[float]:
     """Segment starts on the timeline in seconds (session.json's ``segments``)."""
-    fs = info.get("sampling_frequency_hz") or 1.0
-    return [s / fs for s in starts(info)]
+    return [s / info["sampling_frequency_hz"] for s in starts(info)]
 
 
 def pieces(a: int, b: int, bounds: list[int]) -> list[tuple[int, int]]:

@@ -64,7 +64,14 @@ def write_inputs(
 def write_session_json(results, lfpdict_params: dict) -> None:
     """The ``session.json`` ingest would write: the parameters the later stages read."""
     (results / "session.json").write_text(
-        json.dumps({"params": {"lfpdict": lfpdict_params}, "windows": []})
+        json.dumps(
+            {
+                "params": {"lfpdict": lfpdict_params},
+                "windows": [],
+                "sampling_frequency_hz": 1000.0,
+                "segments": [{"segment": 0, "start_sample": 0}],
+            }
+        )
     )
 
 
