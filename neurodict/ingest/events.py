@@ -3,7 +3,7 @@
 Events are read by the format's event reader (spikeinterface's, built on neo) on the clock that
 reader gives them: Open Ephys (0.6 and later) writes event times on its synchronised clock, the
 continuous stream's ``timestamps.npy``, not its sample numbers, so a segment's start is read on
-that clock too (:func:`event_clock_start`). An event of segment ``i`` at time ``t`` lies at
+that clock too (:func:`event_clock_starts`). An event of segment ``i`` at time ``t`` lies at
 ``start_i / fs + (t - t0_i)`` on the session's timeline (:mod:`neurodict.common.timeline`); an
 event with an on and an off edge opens a window until its off edge, one with a single edge a
 window of ``duration_s``. A window is cut at the end of its segment; events outside every
@@ -65,12 +65,15 @@ def channel_windows(session: Session, segments: list[dict], fs_hz: float) -> tup
             f"channels {channels}; got {spec['channel']!r}."
         )
     windows, counts = [], {"n_events": 0, "outside": 0, "cut": 0}
-    for seg in segments:
-        source = session.segment_index if session.segment_index is not None else seg["segment"]
+    sources = [
+        session.segment_index if session.segment_index is not None else seg["segment"]
+        for seg in segments
+    ]
+    clock = event_clock_starts(session, sources, [seg["t_start_s"] for seg in segments])
+    for seg, source, t0 in zip(segments, sources, clock, strict=True):
         found = events.get_events(channel_id=spec["channel"], segment_index=source)
         labels = np.asarray(found["label"]).astype(str)
         keep = np.isin(labels, list(spec["conditions"]))
-        t0 = event_clock_start(session, source, seg["t_start_s"])
         onset = np.asarray(found["time"], dtype=float)[keep] - t0
         duration = _durations(session, np.asarray(found["duration"], dtype=float)[keep])
         counts["n_events"] += int(keep.sum())
@@ -86,15 +89,15 @@ def channel_windows(session: Session, segments: list[dict], fs_hz: float) -> tup
     return sorted(windows, key=lambda w: w["start_s"]), counts
 
 
-def event_clock_start(session: Session, segment: int, t_start_s: float) -> float:
-    """The start of recording segment `segment` on the clock of the format's event times:
-    Open Ephys's synchronised timestamps (the continuous stream's ``timestamps.npy``,
-    memory-mapped), otherwise the segment's own `t_start_s`."""
+def event_clock_starts(session: Session, segments: list[int], t_start_s: list[float]) -> list:
+    """The start of each recording segment of `segments` on the clock of the format's event
+    times: Open Ephys's synchronised timestamps (the continuous stream's ``timestamps.npy``,
+    memory-mapped, the recording opened once), otherwise each segment's own `t_start_s`."""
     if session.format != "openephys":
-        return t_start_s
+        return list(t_start_s)
     kwargs = {"stream_name": session.stream} if session.stream else {}
     rec = se.read_openephys(session.raw_path, load_sync_timestamps=True, **kwargs)
-    return float(rec.get_start_time(segment_index=segment))
+    return [float(rec.get_start_time(segment_index=i)) for i in segments]
 
 
 def _durations(session: Session, duration: np.ndarray) -> np.ndarray:
