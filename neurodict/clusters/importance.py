@@ -9,21 +9,25 @@ refitted the same way, so the difference is like for like.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+from tqdm import tqdm
 
 from neurodict.backend import CPU
 from neurodict.lfpdict import model
 from neurodict.lfpdict.estimator import fold_cores
-from neurodict.lfpdict.evaluate import intercept, sse, sst
+from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
 from neurodict.lfpdict.inputs import lag_bins
 from neurodict.lfpdict.stats import segment_stats, total
 
 
 def importance_rows(
-    spike_bins, y, fs, d, labels, unit_ids, targets, dict_params, bounds=()
+    spike_bins, y, fs, d, labels, unit_ids, targets, dict_params, bounds=(), progress=False
 ) -> list[dict]:
     """Held-out R^2 of each region without each unit and without each cluster (`bounds`: the
-    recording's segment starts in bins, as the dictionaries were fitted)."""
+    recording's segment starts in bins, as the dictionaries were fitted; `progress`: a bar over
+    the folds)."""
     lm, lp = lag_bins(dict_params, fs)
     cores = fold_cores(y.shape[1], dict_params["n_folds"], lm + lp + 1)
     stats = [
@@ -47,6 +51,7 @@ def importance_rows(
         float(dict_params["alpha"]),
         drops,
         dict_params["n_inner"],
+        progress,
     )
     return [
         {
@@ -63,9 +68,15 @@ def importance_rows(
     ]
 
 
-def fold_mask_r2(be, stats, fold_atoms, fold_fractions, alpha, masks, n_iter):
+def fold_mask_r2(be, stats, fold_atoms, fold_fractions, alpha, masks, n_iter, progress=False):
     """Pooled held-out R^2 per region for each mask; per fold k, coefficients refitted on the
     other folds with fold k's atoms and penalty (a fraction of lambda_max of its training set).
+
+    Per fold, the full model is fitted from zero, then every mask (the full one included, so
+    each is fitted the same way) continues from that fit in one stacked problem: the masks
+    share the Gram H, so their regions are columns of one problem whose products are single
+    GEMMs (the sparse-group penalty is separable by region, so the minimiser of each column
+    block is that of its mask's own problem).
 
     Parameters
     ----------
@@ -74,21 +85,38 @@ def fold_mask_r2(be, stats, fold_atoms, fold_fractions, alpha, masks, n_iter):
     fold_fractions : ndarray of shape (n_folds, n_regions)
     masks : dict
         Name -> ndarray of shape (n_units, n_regions) (1: the unit predicts the region).
+    progress : bool
+        A bar over the folds.
     """
+    xp = be.xp
     whole = total(stats)
-    n_regions = stats[0].S.shape[1]
-    out = {name: np.zeros(n_regions) for name in masks}
+    n_units, n_regions = stats[0].S.shape[:2]
+    names = list(masks)
+    out = xp.zeros((len(names), n_regions))
     sst_sum = np.zeros(n_regions)
-    for k, D in enumerate(fold_atoms):
+    stacked_mask = xp.concatenate([xp.asarray(masks[m], dtype=fold_atoms.dtype) for m in names], 1)
+    bar = tqdm(fold_atoms, desc=f"importance: {len(names)} predictor sets", disable=not progress)
+    for k, D in enumerate(bar):
         train = whole - stats[k]
         problem = model.coef_problem(be, train, D)
         lam = fold_fractions[k] * model.lambda_max(be, train, D, alpha)
         sst_sum += sst(stats[k])
-        shape = (1, train.S.shape[0], D.shape[0], n_regions)
-        for name, mask in masks.items():
-            B = model.fit_coef(
-                be, [problem], lam, alpha, np.zeros(shape, D.dtype), mask=mask, n_iter=n_iter
-            )
-            F = model.filters_from(np, B[0], D)
-            out[name] += sse(be, stats[k], F, intercept(be, train, F))
-    return {name: 1 - v / sst_sum for name, v in out.items()}
+        shape = (1, n_units, D.shape[0], n_regions)
+        full = model.fit_coef(be, [problem], lam, alpha, xp.zeros(shape, D.dtype), n_iter=n_iter)
+        stacked = replace(
+            problem, Z=xp.tile(problem.Z, (1, len(names))), var=xp.tile(problem.var, len(names))
+        )
+        B = model.fit_coef(
+            be,
+            [stacked],
+            xp.tile(lam, len(names)),
+            alpha,
+            xp.tile(full, (1, 1, 1, len(names))),
+            mask=stacked_mask,
+            n_iter=n_iter,
+        )[0]
+        gram = ToeplitzGram(be, stats[k])
+        for i in range(len(names)):
+            F = model.filters_from(xp, B[..., i * n_regions : (i + 1) * n_regions], D)
+            out[i] += sse(be, stats[k], F, intercept(be, train, F), gram)
+    return {name: 1 - be.to_numpy(out[i]) / sst_sum for i, name in enumerate(names)}

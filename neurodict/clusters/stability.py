@@ -47,11 +47,13 @@ def fit_half(
     dict_params: dict,
     bounds: tuple[int, int],
     segment_starts_s=None,
+    progress: bool = False,
 ) -> np.ndarray:
     """Filters (n_units, n_regions, n_lags) fitted on the bins ``[a, b)`` of the recording alone.
 
     Only ``y[:, a:b]`` and the spikes in ``[a, b)`` (re-timed from ``a``) reach the fit; the
-    recording's segments (`segment_starts_s`) inside the half stay apart.
+    recording's segments (`segment_starts_s`) inside the half stay apart; `progress` shows the
+    fit's progress bars.
     """
     a, b = bounds
     spikes = [np.asarray(s)[(s >= a) & (s < b)] - a for s in spike_bins]
@@ -61,6 +63,7 @@ def fit_half(
         **estimator_params(dict_params),
         segment_starts_s=starts,
         random_state=int(dict_params.get("seed", 0)),
+        progress=progress,
     )
     with np.errstate(invalid="ignore", divide="ignore"):
         est.fit(spikes, np.ascontiguousarray(y[:, a:b]), unit_regions, target_regions)
@@ -77,6 +80,7 @@ def half_split_ari(
     seed: int,
     cluster_kw: dict,
     segment_starts_s=None,
+    progress: bool = False,
 ) -> float:
     """ARI between the clusterings of dictionaries fitted on each half of the recording alone.
 
@@ -96,6 +100,8 @@ def half_split_ari(
         :func:`neurodict.clusters.mixture.cluster_kwargs` of the ``clusters`` settings.
     segment_starts_s : sequence of float, optional
         The recording's segments on the timeline.
+    progress : bool
+        Show each half's fit's progress bars.
 
     Returns
     -------
@@ -115,6 +121,7 @@ def half_split_ari(
                 dict_params,
                 bounds,
                 segment_starts_s,
+                progress,
             )
         except InputError:
             return float("nan")

@@ -72,7 +72,7 @@ def write_clusters(
         sorting_dir, lfp_dir, units=dict_params["units"]
     )
     y_dict = despiked_targets(sorting_dir, lfp_dir, y, target_regions)  # as lfpdict fits
-    bounds = [int(round(t * fs)) for t in segment_starts_s or [0.0]]
+    bounds = timeline.in_bins(segment_starts_s, fs)
     home = (
         None if clean_dir is None else load_clean_targets(sorting_dir, clean_dir, unit_ids, lfp_dir)
     )
@@ -91,6 +91,7 @@ def write_clusters(
         params["seed"],
         cl.cluster_kwargs(params),
         segment_starts_s,
+        progress=True,
     )
     figures = cluster_figures(units, ari_halves, params["stability_ari"])
     write_tsv(
@@ -134,7 +135,16 @@ def write_clusters(
     write_tsv(
         out_dir / "importance.tsv",
         importance_rows(
-            spike_bins, y_dict, fs, d, units.labels, unit_ids, targets, dict_params, bounds
+            spike_bins,
+            y_dict,
+            fs,
+            d,
+            units.labels,
+            unit_ids,
+            targets,
+            dict_params,
+            bounds,
+            progress=True,
         ),
     )
     write_json(

@@ -63,6 +63,12 @@ def starts_s(info: dict) -> list[float]:
     return [s / info["sampling_frequency_hz"] for s in starts(info)]
 
 
+def in_bins(starts_s, fs_hz: float) -> list[int]:
+    """Segment starts given in seconds (`starts_s`; one segment at 0 when None) as bins at
+    `fs_hz`."""
+    return [int(round(t * fs_hz)) for t in starts_s or [0.0]]
+
+
 def pieces(a: int, b: int, bounds: list[int]) -> list[tuple[int, int]]:
     """``[a, b)`` cut at the segment starts `bounds`: the non-empty parts, each inside one
     segment."""

@@ -20,6 +20,7 @@ import numpy as np
 from tqdm import tqdm
 
 from neurodict.backend import Backend, get_backend
+from neurodict.common import timeline
 from neurodict.common.errors import InputError
 from neurodict.common.units import ms_to_samples
 from neurodict.lfpdict import baselines, model
@@ -314,7 +315,7 @@ class SpikeLFPDictionary:
     @property
     def segment_bounds(self) -> list[int]:
         """Starts of the recording's segments in bins (``segment_starts_s``)."""
-        return [int(round(t * self.fs_hz)) for t in self.segment_starts_s or [0.0]]
+        return timeline.in_bins(self.segment_starts_s, self.fs_hz)
 
     def fold_stats(self, be, spike_bins, y, segments):
         """Statistics per fold and window: segments[k][w] = (a, b), possibly empty, cut at the

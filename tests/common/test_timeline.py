@@ -45,3 +45,8 @@ def test_concatenate_and_split_round_trip():
         )
     one, _ = sc.generate_ground_truth_recording(durations=[0.2], num_channels=2, seed=2)
     assert timeline.concatenate(one) is one and timeline.split(one, [0]) is one
+
+
+def test_segment_starts_in_bins():
+    assert timeline.in_bins([0.0, 12.3456, 30.0], 1000.0) == [0, 12346, 30000]
+    assert timeline.in_bins(None, 1000.0) == [0]
