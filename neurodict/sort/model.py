@@ -38,6 +38,8 @@ from scipy.cluster.vq import kmeans2
 from neurodict.sort import kernels, splitmerge, walk
 from neurodict.sort.params import Priors, SortParams
 
+LIK_BATCH = 4096  # spikes whose likelihoods are computed at once: memory, not results
+
 _DEFAULT = SortParams()  # keyword defaults below are the schema's (one registry)
 
 
@@ -118,24 +120,21 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
     Woodbury in the space of the active atoms: with ``G = D'ΦD``, ``y = D'Φx`` and
     ``P = Λ̃ + G`` (``Λ̃`` the precision of the active coordinates), the quadratic form
     is ``x'Φx − y'P^{-1}y + y'(2P^{-1}Gμ − 2μ) + μ'Gμ − μ'GP^{-1}Gμ`` and
-    ``log|Σ| = log|P| − log|Λ̃| − log|Φ|``. The spike-dependent parts are two GEMMs per channel.
+    ``log|Σ| = log|P| − log|Λ̃| − log|Φ|``. The spike-dependent parts are two GEMMs per channel,
+    in batches of :data:`LIK_BATCH` spikes (their (spikes, H, K_a) products bound the memory).
     """
     N, M, T = x.shape
     H = state.mu.shape[0]
     active = np.flatnonzero(state.z)
     phi = state.phi
-    xphi = x * phi
-    out = np.repeat(
-        (-0.5 * (xphi * x).sum((1, 2)) + 0.5 * np.log(phi).sum() - 0.5 * M * T * np.log(2 * np.pi))[
-            :, None
-        ],
-        H,
-        axis=1,
-    )
+    const_x = 0.5 * np.log(phi).sum() - 0.5 * M * T * np.log(2 * np.pi)
+    out = np.empty((N, H))
     if active.size == 0:
+        for i in range(0, N, LIK_BATCH):
+            xb = x[i : i + LIK_BATCH]
+            out[i : i + LIK_BATCH] = (-0.5 * (xb * phi * xb).sum((1, 2)) + const_x)[:, None]
         return out
     D = dictionary(state)  # (M, T, Ka)
-    y = np.stack([xphi[:, m] @ D[m] for m in range(M)])  # (M, N, Ka)
     G = np.einsum("mtk,mt,mtl->mkl", D, phi, D)  # (M, Ka, Ka)
     lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
     P = lam_t + G[None]
@@ -149,15 +148,22 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
     PiGmu = np.linalg.solve(P[:, :, None], Gmu[..., None])[..., 0]  # (H, M, E, Ka)
     v = 2 * (PiGmu - mu)
     const = np.einsum("hmek,hmek->he", mu, Gmu) - np.einsum("hmek,hmek->he", Gmu, PiGmu)
-    quad = np.zeros((N, H))
-    for m in range(M):
-        z = y[m] @ Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1)  # L^{-1} y per h
-        quad -= (z.reshape(N, H, active.size) ** 2).sum(2)
-        for e in np.unique(epoch):
-            sel = epoch == e
-            quad[sel] += y[m][sel] @ v[:, m, e].T
-    quad += const.T[epoch]
-    return out - 0.5 * quad - 0.5 * logdet[None]
+    Lrows = [Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1) for m in range(M)]
+    for i in range(0, N, LIK_BATCH):
+        xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
+        xphi = xb * phi
+        quad = np.zeros((xb.shape[0], H))
+        for m in range(M):
+            y = xphi[:, m] @ D[m]  # (n, Ka)
+            z = y @ Lrows[m]  # L^{-1} y per h
+            quad -= (z.reshape(-1, H, active.size) ** 2).sum(2)
+            for e in np.unique(eb):
+                sel = eb == e
+                quad[sel] += y[sel] @ v[:, m, e].T
+        quad += const.T[eb]
+        base = -0.5 * (xphi * xb).sum((1, 2)) + const_x
+        out[i : i + LIK_BATCH] = base[:, None] - 0.5 * quad - 0.5 * logdet[None]
+    return out
 
 
 class Sampler:

@@ -26,7 +26,7 @@ from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
-PEEL_BATCH = 4096  # snippets whose neighbours are peeled at once: memory, not results
+SNIPPET_BATCH = 4096  # snippets peeled or whitened at once: memory, not results
 
 
 @dataclass
@@ -164,6 +164,7 @@ def sort_recording_group(
         model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
         result = assign(model, x, samples, fs, duration_s, params)
         if params.template_matching:
+            del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, detection, params, n_jobs
             )
@@ -212,11 +213,12 @@ def _whitened_snippets(
         rec, samples, params.ms_before, params.ms_after, align_ms, noise, progress=progress
     )
     order = np.argsort(aligned, kind="stable")
-    x, aligned = x[order], aligned[order]
+    moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
+    x[moved], aligned[moved] = x[order[moved]], aligned[order[moved]]
     if peel is not None:
         scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
-        for i in range(0, aligned.size, PEEL_BATCH):  # bounds the gathered waveforms' memory
-            sl = slice(i, i + PEEL_BATCH)
+        for i in range(0, aligned.size, SNIPPET_BATCH):  # bounds the gathered waveforms' memory
+            sl = slice(i, i + SNIPPET_BATCH)
             x[sl] -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
     before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
     at_peak = x[:, :, before] * noise
@@ -225,7 +227,11 @@ def _whitened_snippets(
     near = x[:, :, max(before - half, 0) : before + half + 1]
     signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
     excursion = signed.max(axis=(1, 2)) if len(x) else np.zeros(0)
-    whitened = np.einsum("st,imt->ims", W.astype(np.float32), x)  # float32: the one copy
+    whitened = np.empty((len(x), x.shape[1], W.shape[0]), np.float32)  # float32: the one copy
+    for i in range(0, len(x), SNIPPET_BATCH):
+        whitened[i : i + SNIPPET_BATCH] = np.einsum(
+            "st,imt->ims", W.astype(np.float32), x[i : i + SNIPPET_BATCH]
+        )
     return whitened, aligned, amplitudes, excursion
 
 

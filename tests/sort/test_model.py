@@ -4,6 +4,7 @@ clusters split and merged by the model's evidence, labels from the posterior."""
 from __future__ import annotations
 
 import numpy as np
+from scipy.stats import norm
 
 from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
@@ -141,3 +142,23 @@ def test_dbksvd_settings_reach_the_learner(monkeypatch):
     _, s = _start(x, np.arange(20), 6, params)
     assert seen == {"n_atoms": 6, "nonzero": 2, "iterations": 3, "batch": 5}
     assert (s != 0).sum(2).max() == 2
+
+
+def test_likelihood_batches_change_nothing(monkeypatch):
+    """The marginal likelihood in batches of spikes equals it in one batch, with atoms in use
+    and with none (a state with every atom off)."""
+    from neurodict.sort import model
+
+    x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3]], 150, seed=2)
+    params = SortParams(max_atoms=10, epoch_s=20.0)
+    st = _sampler(x, samples, truth, params).state
+    epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
+    off = st.copy()
+    off.z = np.zeros_like(st.z)
+    whole = [model.marginal_log_lik(x, epoch, s) for s in (st, off)]
+    monkeypatch.setattr(model, "LIK_BATCH", 7)
+    for s, expected in zip((st, off), whole, strict=True):
+        np.testing.assert_allclose(model.marginal_log_lik(x, epoch, s), expected, rtol=1e-12)
+    assert np.ptp(whole[0], axis=1).min() > 0  # the clusters' likelihoods differ
+    noise = norm.logpdf(x, 0, 1 / np.sqrt(off.phi)).sum((1, 2))  # no atoms: the noise alone
+    np.testing.assert_allclose(whole[1], np.repeat(noise[:, None], whole[1].shape[1], 1))

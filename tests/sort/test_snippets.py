@@ -33,3 +33,33 @@ def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
     i = samples.size // 2
     raw = rec.get_traces(start_frame=aligned[i] - 20, end_frame=aligned[i] + 30) / 5.0
     assert np.corrcoef(raw.T.ravel(), x[i].ravel())[0, 1] > 0.9
+
+
+def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch):
+    """The sorter's snippets come out in time order, each row with its own spike, whitened,
+    the same whatever the batches they are whitened in."""
+    from neurodict.sort import run
+    from neurodict.sort.params import SortParams
+
+    rec, sorting = sc.generate_ground_truth_recording(
+        durations=[3.0], num_channels=4, num_units=3, sampling_frequency=20000.0, seed=2
+    )
+    samples = np.sort(np.concatenate([sorting.get_unit_spike_train(u) for u in sorting.unit_ids]))
+    noise = np.full(4, 5.0)
+    params = SortParams()
+    x, aligned = snippets.extract(rec, samples, params.ms_before, params.ms_after, 0.2, noise)
+    W = np.random.default_rng(0).standard_normal((x.shape[2] - 3, x.shape[2]))
+    perm = np.random.default_rng(1).permutation(samples.size)  # as if alignment reordered all
+    monkeypatch.setattr(snippets, "extract", lambda *a, **k: (x[perm].copy(), aligned[perm]))
+
+    def whitened():
+        return run._whitened_snippets(rec, samples, 0.2, noise, W, params, "neg", False)
+
+    white, t, amplitudes, excursion = whitened()
+    order = np.argsort(aligned, kind="stable")
+    np.testing.assert_array_equal(t, aligned[order])
+    expected = np.einsum("st,imt->ims", W.astype(np.float32), x[order])
+    np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
+    monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
+    white_small, *_ = whitened()
+    np.testing.assert_array_equal(white_small, white)
