@@ -20,7 +20,7 @@ from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import snippets
-from neurodict.sort.assign import GroupSorting, assign, epoch_means
+from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
@@ -168,17 +168,23 @@ def sort_recording_group(
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, detection, params, n_jobs
             )
-            x, samples, amplitudes, excursion = _whitened_snippets(
-                rec, found, 0.0, noise, W, params, peak_sign, progress, peel=matched
+            x, samples, amplitudes, below = _whitened_snippets(
+                rec,
+                found,
+                0.0,
+                noise,
+                W,
+                params,
+                peak_sign,
+                progress,
+                peel=matched,
+                min_excursion=detection["threshold_sigma"],
             )
-            spike = excursion >= detection["threshold_sigma"]
-            below = samples[~spike]
             log.info(
                 "%d detections below the detection threshold once their neighbouring spikes "
                 "are peeled (left in no unit)",
                 below.size,
             )
-            x, samples, amplitudes = x[spike], samples[spike], amplitudes[spike]
             model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
             result = assign(model, x, samples, fs, duration_s, params)
     log.info(
@@ -200,11 +206,22 @@ def sort_recording_group(
 
 
 def _whitened_snippets(
-    rec, samples, align_ms, noise, W, params: SortParams, peak_sign: str, progress: bool, peel=None
+    rec,
+    samples,
+    align_ms,
+    noise,
+    W,
+    params: SortParams,
+    peak_sign: str,
+    progress: bool,
+    peel=None,
+    min_excursion: float | None = None,
 ):
-    """Aligned, whitened snippets in time order, their samples, peak amplitudes (uV) and
-    excursions: the largest value in noise SDs of polarity `peak_sign` within ``align_ms`` of
-    the peak on any channel (what detection compares with its threshold).
+    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV), and
+    the samples of the detections whose excursion is under `min_excursion` (none when it is
+    None), which are left out of the others. A detection's excursion is the largest value in
+    noise SDs of polarity `peak_sign` within ``align_ms`` of the peak on any channel (what
+    detection compares with its threshold).
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
@@ -223,16 +240,19 @@ def _whitened_snippets(
     before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
     at_peak = x[:, :, before] * noise
     amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else np.zeros(0)
-    half = ms_to_samples(params.align_ms, rec.sampling_frequency)
-    near = x[:, :, max(before - half, 0) : before + half + 1]
-    signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
-    excursion = signed.max(axis=(1, 2)) if len(x) else np.zeros(0)
-    whitened = np.empty((len(x), x.shape[1], W.shape[0]), np.float32)  # float32: the one copy
-    for i in range(0, len(x), SNIPPET_BATCH):
+    keep = np.ones(len(x), bool)
+    if min_excursion is not None and len(x):
+        half = ms_to_samples(params.align_ms, rec.sampling_frequency)
+        near = x[:, :, max(before - half, 0) : before + half + 1]
+        signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
+        keep = signed.max(axis=(1, 2)) >= min_excursion
+    rows = np.flatnonzero(keep)
+    whitened = np.empty((rows.size, x.shape[1], W.shape[0]), np.float32)  # float32: one copy
+    for i in range(0, rows.size, SNIPPET_BATCH):
         whitened[i : i + SNIPPET_BATCH] = np.einsum(
-            "st,imt->ims", W.astype(np.float32), x[i : i + SNIPPET_BATCH]
+            "st,imt->ims", W.astype(np.float32), x[rows[i : i + SNIPPET_BATCH]]
         )
-    return whitened, aligned, amplitudes, excursion
+    return whitened, aligned[keep], amplitudes[keep], aligned[~keep]
 
 
 def _neighbours(
@@ -358,11 +378,16 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
         if (idx := np.flatnonzero((labels == u) & (epoch == e))).size
     ]
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    x, _ = snippets.extract(
-        rec, samples[idx], params.ms_before, params.peel_ms_after, 0.0, noise_uv
-    )
-    tail = x[:, :, before + after :] * noise_uv[None, :, None]
-    return epoch_means(tail, epoch[idx], np.searchsorted(units, labels[idx]), units.size, n_epochs)
+    sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
+    counts = np.zeros((units.size, n_epochs), np.int64)
+    for i in range(0, idx.size, SNIPPET_BATCH):  # the long snippets' memory: one batch
+        batch = idx[i : i + SNIPPET_BATCH]
+        x, _ = snippets.extract(
+            rec, samples[batch], params.ms_before, params.peel_ms_after, 0.0, noise_uv
+        )
+        tail = x[:, :, before + after :] * noise_uv[None, :, None]
+        add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))
+    return means_of(sums, counts)
 
 
 def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):

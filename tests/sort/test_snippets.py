@@ -55,11 +55,50 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     def whitened():
         return run._whitened_snippets(rec, samples, 0.2, noise, W, params, "neg", False)
 
-    white, t, amplitudes, excursion = whitened()
+    white, t, amplitudes, below = whitened()
     order = np.argsort(aligned, kind="stable")
     np.testing.assert_array_equal(t, aligned[order])
+    assert below.size == 0
     expected = np.einsum("st,imt->ims", W.astype(np.float32), x[order])
     np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
+    # with a floor on the excursion (the overlap pass's): the detections under it are listed
+    # apart and left out of the snippets
+    before, half = 12, 4  # ms_before 0.6 and align_ms 0.2 at 20 kHz
+    excursion = (-x[order][:, :, before - half : before + half + 1]).max(axis=(1, 2))
+    floor = float(np.median(excursion))
+    kept = run._whitened_snippets(
+        rec, samples, 0.2, noise, W, params, "neg", False, min_excursion=floor
+    )
+    np.testing.assert_array_equal(kept[1], aligned[order][excursion >= floor])
+    np.testing.assert_array_equal(kept[3], aligned[order][excursion < floor])
+    np.testing.assert_array_equal(kept[0], white[excursion >= floor])
     monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
     white_small, *_ = whitened()
     np.testing.assert_array_equal(white_small, white)
+
+
+def test_tails_in_batches_are_the_means_of_all(monkeypatch):
+    """The overlap pass's template tails (each unit's mean waveform per epoch after the snippet
+    window) from long snippets cut batch by batch equal the means over all at once."""
+    from neurodict.sort import run
+    from neurodict.sort.params import SortParams
+
+    rec, sorting = sc.generate_ground_truth_recording(
+        durations=[4.0], num_channels=4, num_units=3, sampling_frequency=20000.0, seed=3
+    )
+    trains = [sorting.get_unit_spike_train(u) for u in sorting.unit_ids]
+    samples = np.concatenate(trains)
+    labels = np.repeat(np.arange(len(trains)), [t.size for t in trains])
+    order = np.argsort(samples, kind="stable")
+    samples, labels = samples[order], labels[order]
+    params = SortParams(epoch_s=1.0)
+    noise = np.full(4, 5.0)
+    units = np.array([0, 2])
+
+    def tails():
+        return run._tails(rec, samples, labels, units, 4, noise, params)
+
+    whole = tails()
+    assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
+    monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
+    np.testing.assert_array_equal(tails(), whole)
