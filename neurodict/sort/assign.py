@@ -90,17 +90,23 @@ def sort_group(
 
 
 def posterior_probabilities(
-    chain: Chain, x: np.ndarray, epoch: np.ndarray, batch_spikes: int = BATCH_SPIKES
+    chain: Chain,
+    x: np.ndarray,
+    idx: np.ndarray,
+    channels: np.ndarray,
+    epoch: np.ndarray,
+    batch_spikes: int = BATCH_SPIKES,
 ) -> np.ndarray:
-    """Each spike's posterior cluster probabilities averaged over the kept samples (n, H),
-    in batches of spikes."""
-    n, H = x.shape[0], chain.best.mu.shape[0]
-    prob = np.zeros((n, H))
-    for start in range(0, n, batch_spikes):
+    """The posterior cluster probabilities of the spikes `idx` of `x` on their neighbourhood's
+    `channels`, averaged over the kept samples (len(idx), H), in batches of spikes (each batch's
+    snippets gathered alone: the group's snippets are never copied whole)."""
+    H = chain.best.mu.shape[0]
+    prob = np.zeros((idx.size, H))
+    for start in range(0, idx.size, batch_spikes):
         sl = slice(start, start + batch_spikes)
-        xb = x[sl].astype(np.float64)
+        xb = x[idx[sl]][:, channels].astype(np.float64)
         for st in chain.kept:
-            lp = log_posterior(xb, epoch[sl], st)
+            lp = log_posterior(xb, epoch[idx[sl]], st)
             p = np.exp(lp - lp.max(1, keepdims=True))
             prob[sl] += p / p.sum(1, keepdims=True)
     return prob / len(chain.kept)
@@ -123,10 +129,11 @@ def assign(
     probs = []
     for c, chain in enumerate(model.chains):
         idx = np.flatnonzero(centre == c)
-        prob = posterior_probabilities(chain, x[idx][:, model.nb.channels[c]], epoch[idx])
+        prob = posterior_probabilities(chain, x, idx, model.nb.channels[c], epoch)
         lo, hi = kernels.refractory_neighbours(samples[idx], ref)
+        log_prob = prob + 1e-300
         local = kernels.masked_labels(
-            np.log(prob + 1e-300),
+            np.log(log_prob, out=log_prob),
             kernels.colour_classes(samples[idx], ref),
             lo,
             hi,
@@ -199,16 +206,22 @@ def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     return np.where(counts[:, :, None, None] > 0, per_epoch, overall[:, None])
 
 
-def residual_spread(x: np.ndarray, means: np.ndarray) -> float:
-    """Median over spikes of the mean squared residual per whitened coordinate about the
-    spike's epoch mean (`means`, one row per snippet) scaled to its amplitude: about 1 for a
-    single unit in white noise, however it drifts and whatever its amplitude jitter; a mixture
-    of units or of overlapping spikes gives more."""
-    if len(x) < 2:
+def residual_spread(x: np.ndarray, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
+    """Median over the spikes `idx` of the mean squared residual per whitened coordinate of their
+    snippets (`x` on `channels`) about their epoch's mean (`means` (E, M, T)) scaled to its
+    amplitude: about 1 for a single unit in white noise, however it drifts and whatever its
+    amplitude jitter; a mixture of units or of overlapping spikes gives more. In batches of
+    spikes (the unit's snippets are never copied whole)."""
+    if idx.size < 2:
         return np.inf
-    x, means = x.reshape(len(x), -1), means.reshape(len(x), -1)
-    scale = np.einsum("id,id->i", x, means) / np.maximum(np.einsum("id,id->i", means, means), 1e-12)
-    return float(np.median(((x - scale[:, None] * means) ** 2).mean(1)))
+    values = np.empty(idx.size)
+    for i in range(0, idx.size, BATCH_SPIKES):
+        rows = idx[i : i + BATCH_SPIKES]
+        xb = x[np.ix_(rows, channels)].reshape(rows.size, -1)
+        mb = means[epoch[rows]][:, channels].reshape(rows.size, -1)
+        scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
+        values[i : i + BATCH_SPIKES] = ((xb - scale[:, None] * mb) ** 2).mean(1)
+    return float(np.median(values))
 
 
 def dhdp_posterior(
@@ -256,8 +269,8 @@ def _summary(
     home = model.nb.of_spikes(templates.mean(axis=1))
     spread = np.empty(n_units)
     for k in range(n_units):
-        idx, chans = np.flatnonzero(labels == k), model.nb.channels[home[k]]
-        spread[k] = residual_spread(x[idx][:, chans], templates[k, epoch[idx]][:, chans])
+        idx = np.flatnonzero(labels == k)
+        spread[k] = residual_spread(x, idx, model.nb.channels[home[k]], templates[k], epoch)
     multi_unit = (np.arange(n_units) >= n_single) | (spread > params.max_unit_variance)
     reason = np.where(labels < 0, 2, multi_unit[np.maximum(labels, 0)].astype(int))
     presence, drift = dhdp_posterior(

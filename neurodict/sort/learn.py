@@ -78,9 +78,9 @@ def learn(
     :func:`sort_group`; `n_jobs` processes run neighbourhoods in parallel). Neighbourhood ``c``
     is seeded ``seed + c``."""
     centre = nb.of_spikes(x)
-    jobs = [
+    jobs = (  # one neighbourhood's snippets at a time when the chains run here
         (
-            x[centre == c][:, nb.channels[c]],
+            _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),
             samples[centre == c],
             fs_hz,
             duration_s,
@@ -88,7 +88,7 @@ def learn(
             progress and nb.n_centres == 1,
         )
         for c in range(nb.n_centres)
-    ]
+    )
     if n_jobs > 1 and nb.n_centres > 1:
         with ProcessPoolExecutor(min(n_jobs, nb.n_centres)) as pool:
             chains = list(
@@ -102,6 +102,14 @@ def learn(
     else:
         chains = [_learn_chain(*job) for job in jobs]
     return Model(chains, nb)
+
+
+def _neighbourhood_snippets(x: np.ndarray, rows: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """The snippets `rows` of `x` (n, M, T) on `channels`: `x` itself when that is all of it,
+    else one copy."""
+    if rows.size == x.shape[0] and np.array_equal(channels, np.arange(x.shape[1])):
+        return x
+    return x[np.ix_(rows, channels)]
 
 
 def _learn_chain(

@@ -162,3 +162,60 @@ def test_likelihood_batches_change_nothing(monkeypatch):
     assert np.ptp(whole[0], axis=1).min() > 0  # the clusters' likelihoods differ
     noise = norm.logpdf(x, 0, 1 / np.sqrt(off.phi)).sum((1, 2))  # no atoms: the noise alone
     np.testing.assert_allclose(whole[1], np.repeat(noise[:, None], whole[1].shape[1], 1))
+
+
+def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
+    """A neighbourhood's spikes and channels gathered batch by batch give the probabilities of
+    the same spikes copied out whole."""
+    from neurodict.sort.assign import posterior_probabilities
+
+    x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 100, seed=4)
+    params = SortParams(max_atoms=10, n_burn=5, n_samples=3, n_keep=2, epoch_s=20.0)
+    channels = np.array([0, 2, 3])
+    chain = _learn_chain(x[:, channels], samples, FS, 60.0, params, False)
+    epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
+    idx = np.flatnonzero(np.arange(samples.size) % 3 != 1)  # the neighbourhood's spikes
+    copied = posterior_probabilities(
+        chain, x[idx][:, channels], np.arange(idx.size), np.arange(3), epoch[idx], 10**9
+    )
+    np.testing.assert_allclose(
+        posterior_probabilities(chain, x, idx, channels, epoch, batch_spikes=7), copied, rtol=1e-12
+    )
+    assert copied.max(axis=1).mean() > 0.8  # not uniform: the clusters are told apart
+
+
+def test_a_neighbourhood_of_everything_is_not_copied():
+    from neurodict.sort.learn import _neighbourhood_snippets
+
+    x = np.random.default_rng(0).standard_normal((10, 4, 6)).astype(np.float32)
+    assert _neighbourhood_snippets(x, np.arange(10), np.arange(4)) is x
+    rows, channels = np.array([1, 4, 9]), np.array([0, 3])
+    np.testing.assert_array_equal(_neighbourhood_snippets(x, rows, channels), x[rows][:, channels])
+    np.testing.assert_array_equal(
+        _neighbourhood_snippets(x, np.arange(10), np.array([3, 2, 1, 0])), x[:, ::-1]
+    )
+
+
+def test_residual_spread_of_a_unit_by_batch(monkeypatch):
+    """About 1 for one unit in white noise, more for two units taken as one; the same in
+    batches of spikes."""
+    from neurodict.sort import assign
+
+    rng = np.random.default_rng(5)
+    wave = 30 * _atoms()[:, :2].T  # two units' waveforms (2, T), on 4 channels below
+    lab = rng.integers(0, 2, 3000)
+    gains = np.array([[1, 0.5, 0.2, 0.1], [0.1, 0.2, 0.5, 1]])
+    x = (wave[lab][:, None, :] * gains[lab][:, :, None]).astype(np.float32)
+    x += rng.standard_normal(x.shape).astype(np.float32)
+    epoch = rng.integers(0, 3, lab.size)
+    one = np.flatnonzero(lab == 0)
+    both = np.arange(lab.size)
+
+    def spread(idx):
+        means = np.stack([x[idx][epoch[idx] == e].mean(0) for e in range(3)])
+        return assign.residual_spread(x, idx, np.array([0, 1, 2]), means, epoch)
+
+    single, mixed = spread(one), spread(both)
+    assert 0.9 < single < 1.1 and mixed > 1.5, (single, mixed)
+    monkeypatch.setattr(assign, "BATCH_SPIKES", 7)
+    assert spread(one) == single and spread(both) == mixed
