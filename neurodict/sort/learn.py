@@ -94,7 +94,7 @@ def learn(
             chains = list(
                 tqdm(
                     pool.map(_learn_chain, *zip(*jobs, strict=True)),
-                    total=len(jobs),
+                    total=nb.n_centres,
                     desc="neighbourhoods",
                     disable=not progress,
                 )

@@ -219,3 +219,27 @@ def test_residual_spread_of_a_unit_by_batch(monkeypatch):
     assert 0.9 < single < 1.1 and mixed > 1.5, (single, mixed)
     monkeypatch.setattr(assign, "BATCH_SPIKES", 7)
     assert spread(one) == single and spread(both) == mixed
+
+
+def test_neighbourhoods_learned_in_processes_as_here():
+    """Two neighbourhoods: chains run in worker processes equal those run here (each is
+    seeded by its neighbourhood), and each sees only its spikes and channels."""
+    from neurodict.sort.learn import learn
+    from neurodict.sort.neighbourhoods import Neighbourhoods
+
+    x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3]], 100, seed=6)
+    x[::2, 2:] *= 0.1  # every other spike peaks on channels 0-1, the rest on 2-3
+    x[1::2, :2] *= 0.1
+    nb = Neighbourhoods(
+        centres=np.array([0, 2]),
+        channels=[np.array([0, 1]), np.array([2, 3])],
+        nearest=np.array([0, 0, 1, 1]),
+        adjacent=np.eye(2, dtype=bool),
+    )
+    params = SortParams(max_atoms=6, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
+    here = learn(x, samples, FS, 60.0, params, nb, n_jobs=1)
+    there = learn(x, samples, FS, 60.0, params, nb, n_jobs=2)
+    for a, b in zip(here.chains, there.chains, strict=True):
+        assert a.learn_size == b.learn_size == 100
+        assert a.best.s.shape[1] == 2
+        np.testing.assert_array_equal(a.trace, b.trace)
