@@ -104,7 +104,7 @@ def posterior_probabilities(
     prob = np.zeros((idx.size, H))
     for start in range(0, idx.size, batch_spikes):
         sl = slice(start, start + batch_spikes)
-        xb = x[idx[sl]][:, channels].astype(np.float64)
+        xb = x[np.ix_(idx[sl], channels)].astype(np.float64)
         for st in chain.kept:
             lp = log_posterior(xb, epoch[idx[sl]], st)
             p = np.exp(lp - lp.max(1, keepdims=True))

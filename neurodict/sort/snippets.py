@@ -48,7 +48,8 @@ def extract(
         Per-channel noise SD in microvolts; snippets are divided by it.
     chunk_s : float
         Traces are read in chunks of at most this length and :data:`CHUNK_VALUES` values
-        (memory is bounded by the chunk, whatever the number of channels).
+        (memory is bounded by the chunk, whatever the number of channels), each only over the
+        span of its spikes (so a few spikes, a batch, read only their own stretch).
 
     Returns
     -------
@@ -73,10 +74,13 @@ def extract(
         sel = np.flatnonzero((samples >= start) & (samples < stop))
         if sel.size == 0:
             continue
-        lo, hi = max(start - pad_before, 0), min(stop + pad_after, n_total)
+        # the span read: the chunk's spikes and the interpolation's taps beside them
+        first = max(int(samples[sel[0]]) - TAPS - 1, start)
+        last = min(int(samples[sel[-1]]) + TAPS + 2, stop)
+        lo, hi = max(first - pad_before, 0), min(last + pad_after, n_total)
         traces = rec.get_traces(start_frame=lo, end_frame=hi, return_in_uV=True)
-        traces = np.pad(traces, ((pad_before - (start - lo), pad_after - (hi - stop)), (0, 0)))
-        base = lo - (pad_before - (start - lo))  # sample of traces[0]
+        traces = np.pad(traces, ((pad_before - (first - lo), pad_after - (hi - last)), (0, 0)))
+        base = first - pad_before  # sample of traces[0]
         energy = np.concatenate(
             [
                 (traces[i : i + ENERGY_ROWS].astype(np.float64) ** 2).sum(1)
