@@ -6,8 +6,9 @@ Usage:
     python benchmarks/lfpdict.py --generator links   # the size table on the second generator
     python benchmarks/lfpdict.py --peers-only
     python benchmarks/lfpdict.py --backend gpu   # the size table on a GPU (cupy)
-    python benchmarks/lfpdict.py --compare --sizes 4,20,10 8,50,10 --limit-s 240
-                                                 # GPU and CPU side by side (gpu_check.sh)
+    python benchmarks/lfpdict.py --compare --sizes 4,20,10 8,50,10 --limit-s 240 \
+        --gpu-only-sizes 16,200,60               # GPU and CPU side by side, and what
+                                                 # backend auto chooses (gpu_check.sh)
     python benchmarks/lfpdict.py --lengths       # only the length table (both generators)
     python benchmarks/lfpdict.py --lengths --lengths-size 2,6 --lengths-min 1 2 --n-null 3
 
@@ -54,7 +55,7 @@ import time
 import numpy as np
 
 from neurodict.backend import CPU
-from neurodict.lfpdict import evaluate, model
+from neurodict.lfpdict import cost, evaluate, model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.estimator import PREDICTOR_SETS, SpikeLFPDictionary, standard_error
 from neurodict.lfpdict.scoring import heldout_scores
@@ -356,27 +357,65 @@ def wall_cell(run: dict) -> str:
     return f"> {run['timed_out']:g} s" if "timed_out" in run else f"{run['wall_s']:.1f}"
 
 
-def compare_table(args) -> None:
-    """Each of `args.sizes` on the GPU, on the CPU and with ``backend: auto``, one child
-    process each (at most `args.limit_s` seconds), side by side: wall time, the GPU/CPU
-    ratio, host peak RSS, the cupy pool and the held-out R^2 of the dictionary on each."""
-    print(
-        "\n| regions x units x length | GPU s | CPU s | GPU / CPU | auto s | host peak MB (GPU, "
-        "CPU) | GPU pool MB | R2 dictionary (GPU, CPU) |\n|---|---|---|---|---|---|---|---|"
+def auto_choice(n_regions: int, n_units: int, minutes: float, settings: dict | None) -> dict:
+    """What ``backend: auto`` chooses for this size (the cost model alone: no data, no fit)."""
+    est = SpikeLFPDictionary(
+        1000.0, backend="auto", lag_minus_ms=LAG, lag_plus_ms=LAG, **(settings or {})
     )
-    for size in args.sizes:
+    clock = time.perf_counter()
+    be, expected = cost.choose(est, n_units, n_regions, int(minutes * 60_000))
+    return {"backend": be.name, "expected_s": expected, "model_s": time.perf_counter() - clock}
+
+
+def compare_table(args) -> None:
+    """Each of `args.sizes` on the GPU and on the CPU, one child process each (at most
+    `args.limit_s` seconds; `args.gpu_only_sizes` on the GPU alone), side by side: wall time,
+    fit phases on the GPU, the GPU/CPU ratio, what ``backend: auto`` chooses (the cost model's
+    expected seconds and whether its choice was the faster measured), host peak RSS, the cupy
+    pool and the held-out R^2 of the dictionary on each."""
+    print(
+        "\n| regions x units x length | GPU s | GPU stats / CV / null / final / held-out s | "
+        "CPU s | GPU / CPU | auto: expected GPU, CPU s (model s) | auto's choice | "
+        "host peak MB (GPU, CPU) | GPU pool MB | R2 dictionary (GPU, CPU) |\n" + "|---" * 10 + "|"
+    )
+    for size in args.sizes + args.gpu_only_sizes:
+        backends = ("gpu",) if size in args.gpu_only_sizes else ("gpu", "cpu")
         runs = {
             b: child("--one", size, "--backend", b, *settings_args(args), limit_s=args.limit_s)
-            for b in ("gpu", "cpu", "auto")
+            for b in backends
         }
-        g, c = runs["gpu"], runs["cpu"]
+        g, c = runs["gpu"], runs.get("cpu", {"failed": "not run"})
+        auto = child("--choose", size, *settings_args(args), limit_s=args.limit_s)
         ratio = f"{g['wall_s'] / c['wall_s']:.2f}" if "wall_s" in g and "wall_s" in c else ""
         r2 = ", ".join("" if "r2" not in r else f"{r['r2']['dictionary']:.3f}" for r in (g, c))
         peak = ", ".join("" if "peak_mb" not in r else f"{r['peak_mb']:.0f}" for r in (g, c))
         pool = "" if g.get("gpu_mb") is None else f"{g['gpu_mb']:.0f}"
+        phases = ""
+        if "phases" in g:
+            p = g["phases"]
+            phases = " / ".join(
+                f"{x:.1f}"
+                for x in (
+                    p["statistics"],
+                    p["cross_validation"] + p["baselines"],
+                    p["null"],
+                    p["final_fit"],
+                    p["heldout"],
+                )
+            )
+        expected, choice = "", wall_cell(auto) if "backend" not in auto else auto["backend"]
+        if "expected_s" in auto and auto["expected_s"]:
+            e = auto["expected_s"]
+            expected = f"{e['gpu']:.0f}, {e['cpu']:.0f} ({auto['model_s']:.1f})"
+            walls = {
+                b: r.get("wall_s", np.inf if "timed_out" in r else np.nan) for b, r in runs.items()
+            }
+            if len(walls) == 2 and not np.isnan(list(walls.values())).any():
+                faster = min(walls, key=walls.get)
+                choice += " (the faster)" if faster == auto["backend"] else f" ({faster} faster)"
         print(
-            f"| {size.replace(',', ' x ')} min | {wall_cell(g)} | {wall_cell(c)} | {ratio} | "
-            f"{wall_cell(runs['auto'])} | "
+            f"| {size.replace(',', ' x ')} min | {wall_cell(g)} | {phases} | "
+            f"{wall_cell(c) if 'cpu' in runs else ''} | {ratio} | {expected} | {choice} | "
             f"{peak} | {pool} | {r2} |",
             flush=True,
         )
@@ -519,7 +558,14 @@ def main() -> None:
     ap.add_argument(
         "--limit-s", type=float, default=None, help="--compare: seconds allowed per run"
     )
+    ap.add_argument(
+        "--gpu-only-sizes",
+        nargs="+",
+        default=[],
+        help="REGIONS,UNITS,MINUTES of --compare fitted on the GPU only (too long on the CPU)",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
+    ap.add_argument("--choose", help=argparse.SUPPRESS)
     ap.add_argument("--one-length", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -533,6 +579,10 @@ def main() -> None:
             settings_of(args),
         )
         print(json.dumps(out))
+        return
+    if args.choose:
+        regions, units, minutes = args.choose.split(",")
+        print(json.dumps(auto_choice(int(regions), int(units), float(minutes), settings_of(args))))
         return
     if args.one_length:
         regions, units, minutes, generator = args.one_length.split(",")

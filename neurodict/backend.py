@@ -22,11 +22,16 @@ CHOICES = ("auto", "cpu", "gpu")
 
 @dataclass(frozen=True)
 class Backend:
-    """An array module and its FFT module; `name` is "cpu" or "gpu"."""
+    """An array module and its FFT module; `name` is "cpu" or "gpu".
+
+    `sync_every`: iterations an iterative solver runs between host reads of its stopping test.
+    A read is free on the CPU (1); on a GPU it waits for the device's queue to drain, and the
+    device then idles while the host issues the next kernels (16)."""
 
     name: str
     xp: ModuleType
     fft: ModuleType
+    sync_every: int = 1
 
     def asarray(self, a, dtype=None):
         """`a` on this backend's device."""
@@ -49,7 +54,7 @@ def _gpu() -> Backend | None:
             return None
     except Exception:  # cupy missing, or no driver / device
         return None
-    return Backend("gpu", cupy, cupyx.scipy.fft)
+    return Backend("gpu", cupy, cupyx.scipy.fft, sync_every=16)
 
 
 def get_backend(choice: str = "auto") -> Backend:

@@ -37,7 +37,8 @@ def wiener(
     """Ridge filters: argmin_f ||y - c - sum_n u_n * f_n||^2 / n + alpha ||f||^2, per region.
 
     Solved by conjugate gradients on (G~ / n + alpha I) f = S~ / n, one independent system per
-    region (columns solved together).
+    region (columns solved together); the stopping test is read every ``be.sync_every``
+    iterations.
 
     Parameters
     ----------
@@ -65,13 +66,13 @@ def wiener(
     p = r
     rs = (r * r).sum(axis=(0, 2))
     b_norm = xp.sqrt((b * b).sum(axis=(0, 2))) + 1e-30
-    for _ in range(n_iter):
+    for it in range(1, n_iter + 1):
         Ap = op(p)
         step = rs / ((p * Ap).sum(axis=(0, 2)) + 1e-30)
         F = F + step[None, :, None] * p
         r = r - step[None, :, None] * Ap
         rs_new = (r * r).sum(axis=(0, 2))
-        if bool((xp.sqrt(rs_new) <= tol * b_norm).all()):
+        if it % be.sync_every == 0 and bool((xp.sqrt(rs_new) <= tol * b_norm).all()):
             break
         p = r + (rs_new / (rs + 1e-30))[None, :, None] * p
         rs = rs_new

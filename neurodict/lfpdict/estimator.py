@@ -23,7 +23,7 @@ from neurodict.backend import Backend, get_backend
 from neurodict.common import timeline
 from neurodict.common.errors import InputError
 from neurodict.common.units import ms_to_samples
-from neurodict.lfpdict import baselines, model
+from neurodict.lfpdict import baselines, cost, model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
 from neurodict.lfpdict.stats import SegmentStats, segment_stats, total
@@ -217,6 +217,8 @@ class SpikeLFPDictionary:
         Penalty mu ||b^(w) - b^(w-1)||^2 between consecutive windows, relative to the mean
         curvature of the coefficient loss (0: independent windows).
     backend : {"auto", "cpu", "gpu"}
+        ``auto``: the backend :mod:`neurodict.lfpdict.cost` expects to finish first (timed
+        here at the fit's size; the CPU without a GPU).
     dtype : {"float32", "float64"}
     random_state : int
     progress : bool
@@ -253,6 +255,10 @@ class SpikeLFPDictionary:
     n_atoms_used_ : int
     timings_ : dict
         Wall seconds of each phase: statistics, cross-validation, final fit.
+    backend_ : str
+        Where the fit ran: "cpu" or "gpu".
+    backend_costs_ : dict
+        With ``backend: auto`` and a GPU: backend -> the cost model's expected seconds.
     """
 
     def __init__(
@@ -374,11 +380,11 @@ class SpikeLFPDictionary:
             F = model.filters_from(be.xp, B, D)
             out.append(
                 sum(
-                    be.to_numpy(sse(be, te, Fw, intercept(be, tr, Fw), g))
+                    sse(be, te, Fw, intercept(be, tr, Fw), g)
                     for tr, te, Fw, g in zip(train, test, F, grams, strict=True)
                 )
             )
-        return np.array(out)
+        return be.to_numpy(be.xp.stack(out)).astype(float)
 
     def start_atoms(self, be, stats: list, wavelets):
         """The atoms a fit on `stats` (per window) starts from: the leading right singular
@@ -443,7 +449,11 @@ class SpikeLFPDictionary:
         -------
         self
         """
-        be = get_backend(self.backend)
+        if self.backend == "auto":
+            be, self.backend_costs_ = cost.choose(self, len(spike_bins), *y.shape)
+        else:
+            be, self.backend_costs_ = get_backend(self.backend), {}
+        self.backend_ = be.name
         self.timings_ = {}
         clock = time.perf_counter()
         self.folds_ = self._folds(be, spike_bins, y, unit_regions, regions)

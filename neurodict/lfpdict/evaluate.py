@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import numpy as np
 import scipy.fft
+import scipy.signal
 
 from neurodict.backend import Backend
-from neurodict.lfpdict.stats import SegmentStats, fft_length, spike_arrays
+from neurodict.lfpdict.stats import SegmentStats, fft_length, scatter_add, spike_arrays
 
 
 class ToeplitzGram:
@@ -58,31 +59,79 @@ def sst(test: SegmentStats):
 
 
 def predict(
-    be: Backend, spike_bins: list[np.ndarray], F, c, a: int, b: int, lag_minus: int
-) -> np.ndarray:
-    """c_r + sum_n (u_n * f_{n,r})(t) for t in [a, b), using every spike, shape (R, b - a).
+    be: Backend,
+    spike_bins: list[np.ndarray],
+    F,
+    c,
+    a: int,
+    b: int,
+    lag_minus: int,
+    batch_mb: float = 256.0,
+):
+    """c_r + sum_n (u_n * f_{n,r})(t) for t in [a, b), using every spike, shape (R, b - a), on
+    `be`'s device.
 
-    Blocked FFT convolution: spike blocks (with the filters' reach on both sides) times the
-    filters' spectra, one batched matrix product per frequency bin, overlap-added.
+    FFT overlap-add: the spikes from ``a - lag_plus`` on, cut into blocks of ``P - L + 1``
+    bins, each block's dense trains transformed at length P, times the filters' spectra (one
+    batched matrix product per frequency bin over a batch of blocks), transformed back and
+    added into place; batches of blocks bounded by `batch_mb` (the dense trains and their
+    spectra), all on the device.
     """
     xp = be.xp
     N, R, L = F.shape
     lag_plus = L - 1 - lag_minus
     P = fft_length(L - 1)
-    B = P - L + 1
+    step = P - L + 1  # a block's length; its output reaches L - 1 bins into the next block
     Ff = be.fft.rfft(F, n=P, axis=-1).transpose(2, 1, 0)  # (F, R, N)
     bins, units, counts = spike_arrays(spike_bins)
-    out = np.zeros((R, b - a))
-    # u on [a - lag_plus, b + lag_minus) reaches every output sample in [a, b)
-    for start in range(a - lag_plus, b + lag_minus, B):
-        i0, i1 = np.searchsorted(bins, [start, start + B])
-        u = np.zeros((N, P))
-        np.add.at(u, (units[i0:i1], bins[i0:i1] - start), counts[i0:i1])
-        uf = be.fft.rfft(be.asarray(u, dtype=F.dtype), axis=-1).T[:, :, None]  # (F, N, 1)
-        block = be.to_numpy(be.fft.irfft(xp.matmul(Ff, uf)[:, :, 0], n=P, axis=0)).T
-        # output index t = start + j - lag_minus for block column j
-        t0 = start - lag_minus
-        lo, hi = max(a, t0), min(b, t0 + P)
-        if hi > lo:
-            out[:, lo - a : hi - a] += block[:, lo - t0 : hi - t0]
-    return out + be.to_numpy(c)[:, None]
+    first = a - lag_plus  # u on [a - lag_plus, b + lag_minus) reaches every t in [a, b)
+    n_blocks = -(-(b + lag_minus - first) // step)
+    # canvas position p is time t = first - lag_minus + p
+    out = xp.zeros((R, (n_blocks + 1) * step), dtype=F.dtype)
+    per_batch = max(1, int(batch_mb * 2**20 / (3 * 4 * N * P)))
+    for j0 in range(0, n_blocks, per_batch):
+        nb = min(per_batch, n_blocks - j0)
+        start = first + j0 * step
+        i0, i1 = np.searchsorted(bins, [start, start + nb * step])
+        offset = bins[i0:i1] - start
+        u = xp.zeros((nb, N, P), dtype=F.dtype)
+        index = (offset // step, units[i0:i1], offset % step)
+        scatter_add(be, u, tuple(be.asarray(i) for i in index), be.asarray(counts[i0:i1], F.dtype))
+        uf = be.fft.rfft(u, axis=-1).transpose(2, 1, 0)  # (F, N, blocks)
+        blocks = be.fft.irfft(xp.matmul(Ff, uf), n=P, axis=0)  # (P, R, blocks)
+        head = blocks[:step].transpose(1, 2, 0).reshape(R, nb * step)
+        tail = xp.zeros((R, nb, step), dtype=F.dtype)
+        tail[:, :, : L - 1] = blocks[step:].transpose(1, 2, 0)
+        lo = j0 * step
+        out[:, lo : lo + nb * step] += head
+        out[:, lo + step : lo + (nb + 1) * step] += tail.reshape(R, nb * step)
+    return out[:, L - 1 : L - 1 + b - a] + c[:, None]
+
+
+def coherence(be: Backend, x, y, nperseg: int, batch_segments: int = 256):
+    """Magnitude-squared coherence of x (R, n) with each row set of y (..., R, n) along time,
+    on `be`'s device: Welch's estimate as ``scipy.signal.coherence`` computes it by default
+    (Hann window, half-overlapping segments, each segment's mean removed), segments summed in
+    batches.
+
+    Returns
+    -------
+    freqs : ndarray of shape (nperseg // 2 + 1,)
+        In cycles per sample.
+    C : array of shape (..., R, nperseg // 2 + 1)
+    """
+    xp = be.xp
+    hop = nperseg - nperseg // 2
+    starts = np.arange(0, x.shape[-1] - nperseg + 1, hop)
+    window = be.asarray(scipy.signal.get_window("hann", nperseg), dtype=x.dtype)
+    sxx = syy = sxy = 0
+    for k in range(0, starts.size, batch_segments):
+        idx = be.asarray(starts[k : k + batch_segments, None] + np.arange(nperseg))
+        fx, fy = (
+            be.fft.rfft(window * (s - s.mean(axis=-1, keepdims=True)), axis=-1)
+            for s in (x[..., idx], y[..., idx])
+        )
+        sxx = sxx + (fx.real**2 + fx.imag**2).sum(axis=-2)
+        syy = syy + (fy.real**2 + fy.imag**2).sum(axis=-2)
+        sxy = sxy + (xp.conj(fx) * fy).sum(axis=-2)
+    return np.fft.rfftfreq(nperseg), (sxy.real**2 + sxy.imag**2) / (sxx * syy)

@@ -235,6 +235,7 @@ def fit_coef(
         lambda C: objective(be, problems, C * inv_b, lam, alpha, mu),
         step,
         n_iter,
+        check_every=be.sync_every,
     )
     return C * inv_b
 
@@ -299,7 +300,14 @@ def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 10
         return float(0.5 * (D * Q(D)).sum() - (E * D).sum())
 
     D, _ = fista(
-        xp, D0, lambda D: Q(D) - E, lambda V, t: project_unit_ball(xp, V), objective, step, n_iter
+        xp,
+        D0,
+        lambda D: Q(D) - E,
+        lambda V, t: project_unit_ball(xp, V),
+        objective,
+        step,
+        n_iter,
+        check_every=be.sync_every,
     )
     return D
 

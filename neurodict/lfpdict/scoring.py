@@ -15,7 +15,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.signal
 import scipy.stats
 from tqdm import tqdm
 
@@ -29,7 +28,7 @@ from neurodict.lfpdict.estimator import (
     circular_jitter,
     standard_error,
 )
-from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, predict, sse
+from neurodict.lfpdict.evaluate import ToeplitzGram, coherence, intercept, predict, sse
 from neurodict.lfpdict.stats import total
 
 
@@ -197,13 +196,13 @@ def ridge_path(est, train, test, mask, scale: float) -> np.ndarray:
     be = est.folds_.backend
     n_regions = mask.shape[1]
     gram_train, gram_test = ToeplitzGram(be, train), ToeplitzGram(be, test)
-    out = np.zeros((len(est.ridge_alphas), n_regions))
+    out = [None] * len(est.ridge_alphas)
     F = None
     for i in np.argsort(est.ridge_alphas)[::-1]:
         a = be.xp.full(n_regions, est.ridge_alphas[i] * scale, dtype=est.dtype)
         F = baselines.wiener(be, train, a, mask, gram_train, F0=F)
-        out[i] = be.to_numpy(sse(be, test, F, intercept(be, train, F), gram_test))
-    return out
+        out[i] = sse(be, test, F, intercept(be, train, F), gram_test)
+    return be.to_numpy(be.xp.stack(out)).astype(float)
 
 
 def nulls(
@@ -352,7 +351,7 @@ def heldout_prediction(
     n_heldout, stretch = 0, {}
     for k, fold in enumerate(folds.segments):
         t = np.concatenate([np.arange(wa, wb) for wa, wb in fold])  # samples in windows
-        measured = y[:, t]
+        measured = be.asarray(y[:, t], dtype=est.dtype)
         train = folds.stacked(folds.train(k))
         D = est.fold_atoms_[k]
         chosen = np.concatenate([fractions[nested[s][2][k]] for s in PREDICTOR_SETS])
@@ -368,7 +367,7 @@ def heldout_prediction(
             n_iter=est.n_inner,
         )
         F = model.filters_from(be.xp, B, D)
-        pred = np.concatenate(
+        pred = be.xp.concatenate(
             [
                 predict(be, own, Fw, intercept(be, tr, Fw), lo, hi, est.lag_minus_bins)
                 for (wa, wb), Fw, tr in zip(fold, F, train, strict=True)
@@ -377,22 +376,22 @@ def heldout_prediction(
             axis=1,
         ).reshape(len(PREDICTOR_SETS), R, -1)
         n_heldout += t.size
-        nperseg = int(min(t.size, 2 * est.fs_hz))
-        for i, name in enumerate(PREDICTOR_SETS):
-            freqs, c = scipy.signal.coherence(
-                measured, pred[i], fs=est.fs_hz, nperseg=nperseg, axis=-1
-            )
-            for band, (lo, hi) in BANDS_HZ.items():
-                sel = (freqs >= lo) & (freqs < hi)
-                coh[name][band].append(t.size * c[:, sel].mean(axis=1))
+        freqs, c = coherence(be, measured, pred, int(min(t.size, 2 * est.fs_hz)))
+        freqs = freqs * est.fs_hz
+        for band, (lo, hi) in BANDS_HZ.items():
+            in_band = be.to_numpy(c[..., be.asarray((freqs >= lo) & (freqs < hi))].mean(axis=-1))
+            for i, name in enumerate(PREDICTOR_SETS):
+                coh[name][band].append(t.size * in_band[i])
         if k == 0:
             n_show = int(min(t.size, 10 * est.fs_hz))
             stretch = {
                 "t_s": t[:n_show] / est.fs_hz,
-                "measured": measured[:, :n_show],
-                "predicted": pred[PREDICTOR_SETS.index("all"), :, :n_show],
+                "measured": y[:, t[:n_show]],
+                "predicted": be.to_numpy(pred[PREDICTOR_SETS.index("all"), :, :n_show]).astype(
+                    float
+                ),
             }
-    coherence = [
+    rows = [
         {
             "region": region,
             "predictors": name,
@@ -403,4 +402,4 @@ def heldout_prediction(
         for name in PREDICTOR_SETS
         for band in BANDS_HZ
     ]
-    return coherence, stretch
+    return rows, stretch

@@ -105,8 +105,9 @@ def fft_length(max_lag: int, block_bins: int | None = None) -> int:
     return scipy.fft.next_fast_len(block_bins + 2 * max_lag, real=True)
 
 
-def _scatter_add(be: Backend, target, index, values) -> None:
-    if be.name == "cpu":
+def scatter_add(be: Backend, target, index, values) -> None:
+    """``target[index] += values`` with repeated indices summed, on either backend."""
+    if be.xp is np:
         np.add.at(target, index, values)
     else:
         import cupyx
@@ -116,7 +117,7 @@ def _scatter_add(be: Backend, target, index, values) -> None:
 
 def _rfft0(be: Backend, x):
     """Real FFT along axis 0, with the CPU's threads on numpy."""
-    if be.name == "cpu":
+    if be.xp is np:
         return scipy.fft.rfft(x, axis=0, workers=_threads())
     return be.fft.rfft(x, axis=0)
 
@@ -221,7 +222,7 @@ def segment_stats(
         for index, w in ((index_p, w_p), (index_a, w_a)):
             dense = xp.zeros((P, s0.size, n_units), dtype=dtype)
             ix = tuple(backend.asarray(np.concatenate([i[k] for i in index])) for k in range(3))
-            _scatter_add(backend, dense, ix, backend.asarray(np.concatenate(w), dtype=dtype))
+            scatter_add(backend, dense, ix, backend.asarray(np.concatenate(w), dtype=dtype))
             U.append(_rfft0(backend, dense))
         Up, Ua = U
         Ua_h = xp.conj(Ua).transpose(0, 2, 1)  # (F, units, blocks), a view BLAS transposes

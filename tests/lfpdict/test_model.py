@@ -139,8 +139,23 @@ def test_heldout_error_and_prediction_equal_brute_force(backend):
         )
         + c[:, None]
     )
-    got = evaluate.predict(be, spikes, be.asarray(F), be.asarray(c), a, b, lm)
-    np.testing.assert_allclose(got, want[:, a:b], atol=1e-9)
+    got = evaluate.predict(be, spikes, be.asarray(F), be.asarray(c), a, b, lm, batch_mb=0.01)
+    np.testing.assert_allclose(be.to_numpy(got), want[:, a:b], atol=1e-9)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_coherence_on_the_device_equals_scipy(backend):
+    """Welch coherence of one signal set against several, batched on the device: scipy's."""
+    import scipy.signal
+
+    be = backend_of(backend)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((3, 5003))
+    y = 0.5 * x[None] + rng.standard_normal((2, 3, 5003)) + 2.0  # an offset per segment removed
+    freqs, got = evaluate.coherence(be, be.asarray(x), be.asarray(y), 400, batch_segments=7)
+    want_f, want = scipy.signal.coherence(x[None], y, fs=1.0, nperseg=400, axis=-1)
+    np.testing.assert_allclose(freqs, want_f)
+    np.testing.assert_allclose(be.to_numpy(got), want, rtol=1e-9, atol=1e-12)
 
 
 def test_wiener_on_statistics_equals_the_design_matrix_solution():
@@ -567,3 +582,36 @@ def test_unit_scaling_reaches_the_same_minimum_in_fewer_iterations():
     gap_scaled = objective(model.fit_coef(CPU, [p], lam, 0.5, B0, n_iter=40)) - best
     gap_plain = objective(plain(40)) - best
     assert gap_scaled < 0.05 * gap_plain
+
+
+def test_stopping_tests_read_every_16_iterations_reach_the_same_minimum():
+    """A GPU's solvers read their stopping test every `sync_every` iterations (restart and
+    momentum on the device): the same minimum as reading it every iteration, the iterations
+    run a multiple of 16."""
+    import dataclasses
+
+    from neurodict.lfpdict.solvers import fista, prox_sparse_group
+
+    spikes, y, _ = small_data(6, N=5, R=3, T=6000)
+    st = segment_stats(spikes, y, 0, 6000, 10, 10, dtype="float64")
+    D = wavelet_atoms(4, np.arange(-10, 11) / 1000.0)
+    p = model.coef_problem(CPU, st, D)
+    lam = model.lambda_max(CPU, st, D, 0.5) * 0.05
+    B0 = np.zeros((1, 5, 4, 3))
+    gpu_like = dataclasses.replace(CPU, sync_every=16)
+    objective = [
+        model.objective(CPU, [p], model.fit_coef(be, [p], lam, 0.5, B0, n_iter=5000), lam, 0.5, 0)
+        for be in (CPU, gpu_like)
+    ]
+    assert objective[1] == pytest.approx(objective[0], rel=1e-7)
+    _, n_iter = fista(
+        np,
+        B0[0],
+        lambda B: (p.H @ B.reshape(-1, 3) - p.Z).reshape(B.shape),
+        lambda V, t: prox_sparse_group(np, V, t * 0.5 * lam, t * 0.5 * lam),
+        lambda B: 0.0,
+        0.1 / float(np.trace(p.H)),
+        5000,
+        check_every=16,
+    )
+    assert n_iter % 16 == 0 and n_iter < 5000
