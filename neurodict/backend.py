@@ -26,12 +26,17 @@ class Backend:
 
     `sync_every`: iterations an iterative solver runs between host reads of its stopping test.
     A read is free on the CPU (1); on a GPU it waits for the device's queue to drain, and the
-    device then idles while the host issues the next kernels (16)."""
+    device then idles while the host issues the next kernels (16).
+
+    `batch_problems`: independent problems solved as one batch. A GPU's small problems are
+    bound by the host issuing kernels, so a batch costs about what one problem costs (16); on
+    the CPU a batch would run each problem until the slowest has converged (1)."""
 
     name: str
     xp: ModuleType
     fft: ModuleType
     sync_every: int = 1
+    batch_problems: int = 1
 
     def asarray(self, a, dtype=None):
         """`a` on this backend's device."""
@@ -54,7 +59,7 @@ def _gpu() -> Backend | None:
             return None
     except Exception:  # cupy missing, or no driver / device
         return None
-    return Backend("gpu", cupy, cupyx.scipy.fft, sync_every=16)
+    return Backend("gpu", cupy, cupyx.scipy.fft, sync_every=16, batch_problems=16)
 
 
 def get_backend(choice: str = "auto") -> Backend:

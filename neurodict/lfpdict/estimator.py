@@ -65,6 +65,16 @@ def circular_jitter(
     ]
 
 
+def size_batches(atoms: list, batch_problems: int) -> list[list[int]]:
+    """Indices of problems grouped by their number of atoms, at most `batch_problems` a group
+    (the problems one batched coefficient fit can take)."""
+    out = []
+    for size in sorted({D.shape[0] for D in atoms}):
+        same = [i for i, D in enumerate(atoms) if D.shape[0] == size]
+        out += [same[a : a + batch_problems] for a in range(0, len(same), batch_problems)]
+    return out
+
+
 @dataclass
 class Folds:
     """The cross-validation folds of one fit and their statistics.
@@ -349,42 +359,102 @@ class SpikeLFPDictionary:
         masks = {"all": np.ones_like(home), "outside": ~home, "inside": home}
         return {k: be.asarray(v, dtype=self.dtype) for k, v in masks.items()}
 
-    def path_sse(self, be, train, test, D, mask, fractions):
-        """Test SSE (per fraction, region) of coefficient fits along the penalty path, each
-        started from the one before it.
+    def path_sse(self, be, trains, tests, atoms, mask, fractions):
+        """Test SSE of coefficient fits along the penalty path, for each of a batch of
+        problems (each fit started from the one before it on the path; problems with atoms of
+        one size solved together, ``be.batch_problems`` at a time).
 
-        `train` and `test` are lists over windows; `fractions` a sequence of fractions of each
-        region's lambda_max, each a float or an array of shape (n_regions,).
+        Parameters
+        ----------
+        trains, tests : list (P) of list (n_windows) of SegmentStats
+        atoms : list (P) of array of shape (K_p, n_lags)
+        mask : array of shape (n_units, n_regions)
+        fractions : array broadcasting to (n_fractions, P, n_regions)
+            Fractions of each problem's and region's lambda_max.
 
         Returns
         -------
-        ndarray of shape (n_fractions, n_regions)
+        ndarray of shape (P, n_fractions, n_regions)
         """
-        problems = [model.coef_problem(be, s, D) for s in train]
-        N, R = train[0].S.shape[:2]
-        lmax = model.lambda_max(be, total(train), D, self.alpha, mask)
-        B = be.xp.zeros((len(train), N, D.shape[0], R), dtype=self.dtype)
-        grams = [ToeplitzGram(be, s) for s in test]
-        out = []
-        for fraction in fractions:
-            B = model.fit_coef(
+        xp = be.xp
+        n_units, n_regions = trains[0][0].S.shape[:2]
+        fractions = np.broadcast_to(fractions, (len(fractions), len(trains), n_regions))
+        out = np.zeros((len(trains), len(fractions), n_regions))
+        for batch in size_batches(atoms, be.batch_problems):
+            problems = [[model.coef_problem(be, s, atoms[i]) for s in trains[i]] for i in batch]
+            lmax = xp.stack(
+                [model.lambda_max(be, total(trains[i]), atoms[i], self.alpha, mask) for i in batch]
+            )
+            shape = (len(batch), len(trains[0]), n_units, atoms[batch[0]].shape[0], n_regions)
+            B = xp.zeros(shape, dtype=self.dtype)
+            grams = [[ToeplitzGram(be, s) for s in tests[i]] for i in batch]
+            errors = []
+            for fraction in fractions:
+                B = model.fit_coef_batch(
+                    be,
+                    problems,
+                    lmax * be.asarray(fraction[batch], dtype=self.dtype),
+                    self.alpha,
+                    B,
+                    mask=mask,
+                    mu=self.mu_,
+                    n_iter=self.n_inner,
+                )
+                errors.append(
+                    [
+                        sum(
+                            sse(be, te, Fw, intercept(be, tr, Fw), g)
+                            for tr, te, Fw, g in zip(
+                                trains[i],
+                                tests[i],
+                                model.filters_from(xp, Bi, atoms[i]),
+                                grams[c],
+                                strict=True,
+                            )
+                        )
+                        for c, (i, Bi) in enumerate(zip(batch, B, strict=True))
+                    ]
+                )
+            out[batch] = be.to_numpy(xp.stack([xp.stack(e) for e in errors], axis=1))
+        return out
+
+    def refit(self, be, stats, atoms, fractions, mask=None) -> list:
+        """Coefficients of a batch of problems at fixed penalties (each from zero; problems
+        with atoms of one size solved together, ``be.batch_problems`` at a time).
+
+        Parameters
+        ----------
+        stats : list (P) of list (n_windows) of SegmentStats
+        atoms : list (P) of array of shape (K_p, n_lags)
+        fractions : array of shape (P, n_regions)
+            Fractions of each problem's and region's lambda_max.
+        mask : array of shape (n_units, n_regions), optional
+
+        Returns
+        -------
+        list (P) of array of shape (n_windows, n_units, K_p, n_regions)
+        """
+        xp = be.xp
+        n_units, n_regions = stats[0][0].S.shape[:2]
+        out = [None] * len(stats)
+        for batch in size_batches(atoms, be.batch_problems):
+            lam = xp.stack(
+                [model.lambda_max(be, total(stats[i]), atoms[i], self.alpha, mask) for i in batch]
+            ) * be.asarray(np.asarray(fractions)[batch], dtype=self.dtype)
+            shape = (len(batch), len(stats[0]), n_units, atoms[batch[0]].shape[0], n_regions)
+            B = model.fit_coef_batch(
                 be,
-                problems,
-                lmax * be.asarray(fraction, dtype=self.dtype),
+                [[model.coef_problem(be, s, atoms[i]) for s in stats[i]] for i in batch],
+                lam,
                 self.alpha,
-                B,
+                xp.zeros(shape, dtype=self.dtype),
                 mask=mask,
                 mu=self.mu_,
                 n_iter=self.n_inner,
             )
-            F = model.filters_from(be.xp, B, D)
-            out.append(
-                sum(
-                    sse(be, te, Fw, intercept(be, tr, Fw), g)
-                    for tr, te, Fw, g in zip(train, test, F, grams, strict=True)
-                )
-            )
-        return be.to_numpy(be.xp.stack(out)).astype(float)
+            for i, Bi in zip(batch, B, strict=True):
+                out[i] = Bi
+        return out
 
     def start_atoms(self, be, stats: list, wavelets):
         """The atoms a fit on `stats` (per window) starts from: the leading right singular
@@ -556,22 +626,16 @@ class SpikeLFPDictionary:
             train = folds.train(k, stats, by_window)
             fold_sst[k] = be.to_numpy(sst(total(stats[k])))
             learned.append(self.learn_ordered(be, train, mid))
+            others = [j for j in range(K) if j != k]
+            # the outer problem (train on the other folds, test on k), then the inner ones
+            trains = [train] + [[t - stats[j][w] for w, t in enumerate(train)] for j in others]
+            trains = [folds.stacked(t) for t in trains]
+            tests = [folds.stacked(stats[j]) for j in [k] + others]
             for c, size in enumerate(sizes):
-                D = learned[k][:size]
-                outer[k, c] = self.path_sse(
-                    be, folds.stacked(train), folds.stacked(stats[k]), D, folds.mask, fractions
-                ).reshape(fractions.size, n_sets, R)
-                for j in range(K):
-                    if j != k:
-                        inner_train = [t - stats[j][w] for w, t in enumerate(train)]
-                        inner[k, c] += self.path_sse(
-                            be,
-                            folds.stacked(inner_train),
-                            folds.stacked(stats[j]),
-                            D,
-                            folds.mask,
-                            fractions,
-                        ).reshape(fractions.size, n_sets, R)
+                errors = self.path_sse(
+                    be, trains, tests, [learned[k][:size]] * K, folds.mask, fractions[:, None, None]
+                ).reshape(K, fractions.size, n_sets, R)
+                outer[k, c], inner[k, c] = errors[0], errors[1:].sum(axis=0)
         inner_sst = fold_sst.sum(axis=0) - fold_sst
         inner_all = 1 - inner[:, :, :, 0] / inner_sst[:, None, None, :]  # (K, sizes, F, R)
         chosen = np.array([best_size(r2) for r2 in inner_all])

@@ -131,12 +131,22 @@ def smoothness_scale(problems: list[CoefProblem]) -> float:
 
 def objective(be: Backend, problems: list[CoefProblem], B, lam, alpha: float, mu: float):
     """sum_w omega_w (loss_w + penalty_w) + mu sum_w ||B_w - B_{w-1}||^2 (a float)."""
+    lam = be.xp.asarray(lam, dtype=B.dtype)
+    return float(objective_batch(be, [problems], B[None], lam[None], alpha, mu)[0])
+
+
+def objective_batch(be: Backend, problems: list[list[CoefProblem]], B, lam, alpha, mu):
+    """:func:`objective` of each problem of a batch: B of shape (P, W, N, K, R), lam (P, R);
+    returns an ndarray of shape (P,) on the host."""
     xp = be.xp
-    total = sum(
-        w * float((p.loss(Bw) + penalty(xp, Bw, lam, alpha)).sum())
-        for w, p, Bw in zip(window_weights(problems), problems, B, strict=True)
-    )
-    return total + mu * float(((B[1:] - B[:-1]) ** 2).sum())
+    out = []
+    for windows, Bp, lam_p in zip(problems, B, lam, strict=True):
+        terms = [
+            w * (p.loss(Bw) + penalty(xp, Bw, lam_p, alpha)).sum()
+            for w, p, Bw in zip(window_weights(windows), windows, Bp, strict=True)
+        ]
+        out.append(sum(terms) + mu * ((Bp[1:] - Bp[:-1]) ** 2).sum())
+    return be.to_numpy(xp.stack(out)).astype(float)
 
 
 def unit_scales(xp, problems: list[CoefProblem], n_units: int) -> object:
@@ -164,11 +174,8 @@ def fit_coef(
     mu: float = 0.0,
     n_iter: int = 300,
 ):
-    """Minimise the coefficient objective for fixed atoms by FISTA, all windows at once.
-
-    FISTA runs in the coordinates ``C = s B`` of :func:`unit_scales` (the same objective and
-    minimiser; each unit's penalty weighted by ``1 / s_n`` there, so the prox stays the sparse
-    group lasso's, group by group), with the step ``1 / L`` of the rescaled Hessian.
+    """Minimise the coefficient objective for fixed atoms by FISTA, all windows at once
+    (:func:`fit_coef_batch` for one problem).
 
     Parameters
     ----------
@@ -187,44 +194,89 @@ def fit_coef(
     -------
     B : array of shape (W, N, K, R)
     """
+    lam = be.xp.asarray(lam, dtype=B0.dtype)
+    return fit_coef_batch(be, [problems], lam[None], alpha, B0[None], mask, mu, n_iter)[0]
+
+
+def fit_coef_batch(
+    be: Backend,
+    problems: list[list[CoefProblem]],
+    lam,
+    alpha: float,
+    B0,
+    mask=None,
+    mu: float = 0.0,
+    n_iter: int = 300,
+):
+    """Minimise the coefficient objectives of a batch of independent problems (each its own
+    statistics and penalties, the same atoms' size, mask and mu) by one batched FISTA.
+
+    FISTA runs in the coordinates ``C = s B`` of :func:`unit_scales` (the same objective and
+    minimiser; each unit's penalty weighted by ``1 / s_n`` there, so the prox stays the sparse
+    group lasso's, group by group), with the step ``1 / L`` of each problem's rescaled Hessian.
+    A batch runs until its last problem has converged; each iteration is one batched Gram
+    product per window and one prox for the whole batch, so a GPU issues the same kernels for
+    a batch as for one problem.
+
+    Parameters
+    ----------
+    problems : list (P) of list (W) of CoefProblem
+    lam : array of shape (P, R)
+    B0 : array of shape (P, W, N, K, R)
+
+    Returns
+    -------
+    B : array of shape (P, W, N, K, R)
+    """
     xp = be.xp
-    W, N, K, R = B0.shape
-    omega = window_weights(problems)
+    P, W, N, K, R = B0.shape
     lam = xp.asarray(lam, dtype=B0.dtype)
-    inv = (1.0 / unit_scales(xp, problems, N)).astype(B0.dtype)  # b = c / s
-    inv_b = inv[None, :, None, None]
-    inv_rows = xp.repeat(inv, K)
-    lip = max(
-        w
-        * power_iteration(xp, lambda v, p=p: inv_rows * (p.H @ (inv_rows * v)), (N * K,), B0.dtype)
-        for w, p in zip(omega, problems, strict=True)
+    H = [xp.stack([p[w].H for p in problems]) for w in range(W)]  # (P, N K, N K) per window
+    Z = [xp.stack([p[w].Z for p in problems]) for w in range(W)]  # (P, N K, R)
+    omega = be.asarray([window_weights(p) for p in problems], dtype=B0.dtype)  # (P, W)
+    inv = 1.0 / xp.stack([unit_scales(xp, p, N) for p in problems]).astype(B0.dtype)  # (P, N)
+    inv_b = inv[:, None, :, None, None]  # b = c / s
+    inv_rows = xp.repeat(inv, K, axis=1)[:, :, None]  # (P, N K, 1)
+    lip = np.max(
+        [
+            be.to_numpy(omega[:, w])
+            * power_iteration(
+                xp,
+                lambda v, w=w: inv_rows * (H[w] @ (inv_rows * v)),
+                (P, N * K, 1),
+                B0.dtype,
+                batch_ndim=1,
+            )
+            for w in range(W)
+        ],
+        axis=0,
     )
-    step = 1.0 / max(lip + 8 * mu * float((inv * inv).max()), 1e-30)
+    smooth = 8 * mu * be.to_numpy((inv * inv).max(axis=1))
+    step = be.asarray(1.0 / np.maximum(lip + smooth, 1e-30), dtype=B0.dtype)[
+        :, None, None, None, None
+    ]
+    weight = omega[:, :, None, None, None] * inv_b * lam[:, None, None, None, :]  # (P, W, N, 1, R)
 
     def grad(C):
         B = C * inv_b
-        g = xp.stack(
-            [
-                w * (p.H @ Bw.reshape(N * K, R) - p.Z).reshape(N, K, R)
-                for w, p, Bw in zip(omega, problems, B, strict=True)
-            ]
+        g = (
+            xp.stack(
+                [
+                    (H[w] @ B[:, w].reshape(P, N * K, R) - Z[w]).reshape(P, N, K, R)
+                    for w in range(W)
+                ],
+                axis=1,
+            )
+            * omega[:, :, None, None, None]
         )
         if mu > 0 and W > 1:
-            diff = B[1:] - B[:-1]
-            g[1:] += 2 * mu * diff
-            g[:-1] -= 2 * mu * diff
+            diff = B[:, 1:] - B[:, :-1]
+            g[:, 1:] += 2 * mu * diff
+            g[:, :-1] -= 2 * mu * diff
         return g * inv_b
 
     def prox(V, t):
-        weight = inv[:, None, None] * lam[None, None, :]
-        return xp.stack(
-            [
-                prox_sparse_group(
-                    xp, Vw, t * w * alpha * weight, t * w * (1 - alpha) * weight, mask
-                )
-                for w, Vw in zip(omega, V, strict=True)
-            ]
-        )
+        return prox_sparse_group(xp, V, t * alpha * weight, t * (1 - alpha) * weight, mask)
 
     C0 = prox(B0 / inv_b, 0.0)
     C, _ = fista(
@@ -232,10 +284,11 @@ def fit_coef(
         C0,
         grad,
         prox,
-        lambda C: objective(be, problems, C * inv_b, lam, alpha, mu),
+        lambda C: objective_batch(be, problems, C * inv_b, lam, alpha, mu),
         step,
         n_iter,
         check_every=be.sync_every,
+        batch_ndim=1,
     )
     return C * inv_b
 
@@ -294,7 +347,7 @@ def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 10
     def Q(D):
         return sum(q @ D for q in Qs) / n
 
-    step = 1.0 / max(power_iteration(xp, Q, D0.shape, D0.dtype), 1e-30)
+    step = 1.0 / max(float(power_iteration(xp, Q, D0.shape, D0.dtype)), 1e-30)
 
     def objective(D):
         return float(0.5 * (D * Q(D)).sum() - (E * D).sum())

@@ -246,17 +246,14 @@ def nulls(
         shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
         stats = est.fold_stats(be, shifted, y, folds.segments)
         by_window = folds.totals(stats)
-        sse_folds = sum(
-            est.path_sse(
-                be,
-                folds.stacked(folds.train(k, stats, by_window)),
-                folds.stacked(stats[k]),
-                est.fold_atoms_[k],
-                folds.mask,
-                [chosen[k]],
-            )[0]
-            for k in range(K)
-        )
+        sse_folds = est.path_sse(
+            be,
+            [folds.stacked(folds.train(k, stats, by_window)) for k in range(K)],
+            [folds.stacked(stats[k]) for k in range(K)],
+            est.fold_atoms_,
+            folds.mask,
+            chosen[None],
+        )[:, 0].sum(axis=0)
         r2[:, n] = 1 - sse_folds.reshape(n_sets, R) / sst_total
         power.append(fold_link_power(est, stats, chosen_all))
     return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
@@ -283,20 +280,11 @@ def fold_link_power(est: SpikeLFPDictionary, stats: list, fractions: np.ndarray)
         Band -> ndarray of shape (n_windows, n_units, n_regions).
     """
     be = est.folds_.backend
-    out = []
-    for k, fold in enumerate(stats):
-        D = est.fold_atoms_[k]
-        N, R = fold[0].S.shape[:2]
-        B = model.fit_coef(
-            be,
-            [model.coef_problem(be, s, D) for s in fold],
-            model.lambda_max(be, total(fold), D, est.alpha) * be.asarray(fractions[k], est.dtype),
-            est.alpha,
-            be.xp.zeros((len(fold), N, D.shape[0], R), est.dtype),
-            mu=est.mu_,
-            n_iter=est.n_inner,
-        )
-        out.append(band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz))
+    coefs = est.refit(be, stats, est.fold_atoms_, fractions)
+    out = [
+        band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz)
+        for B, D in zip(coefs, est.fold_atoms_, strict=True)
+    ]
     return {band: np.mean([p[band] for p in out], axis=0) for band in BANDS_HZ}
 
 
@@ -346,27 +334,17 @@ def heldout_prediction(
     stretch of the first fold (t_s, measured, predicted with all units)."""
     folds, be = est.folds_, est.folds_.backend
     fractions = np.asarray(est.lambda_fractions)
-    N, R = folds.stats[0][0].S.shape[:2]
+    R = folds.stats[0][0].S.shape[1]
     coh = {s: {b: [] for b in BANDS_HZ} for s in PREDICTOR_SETS}
     n_heldout, stretch = 0, {}
+    trains = [folds.stacked(folds.train(k)) for k in range(est.n_folds)]
+    chosen = np.concatenate([fractions[nested[s][2]] for s in PREDICTOR_SETS], axis=1)
+    coefs = est.refit(be, trains, est.fold_atoms_, chosen, folds.mask)
     for k, fold in enumerate(folds.segments):
         t = np.concatenate([np.arange(wa, wb) for wa, wb in fold])  # samples in windows
         measured = be.asarray(y[:, t], dtype=est.dtype)
-        train = folds.stacked(folds.train(k))
-        D = est.fold_atoms_[k]
-        chosen = np.concatenate([fractions[nested[s][2][k]] for s in PREDICTOR_SETS])
-        B = model.fit_coef(
-            be,
-            [model.coef_problem(be, s, D) for s in train],
-            model.lambda_max(be, total(train), D, est.alpha, folds.mask)
-            * be.asarray(chosen, est.dtype),
-            est.alpha,
-            be.xp.zeros((len(train), N, D.shape[0], len(PREDICTOR_SETS) * R), est.dtype),
-            mask=folds.mask,
-            mu=est.mu_,
-            n_iter=est.n_inner,
-        )
-        F = model.filters_from(be.xp, B, D)
+        train = trains[k]
+        F = model.filters_from(be.xp, coefs[k], est.fold_atoms_[k])
         pred = be.xp.concatenate(
             [
                 predict(be, own, Fw, intercept(be, tr, Fw), lo, hi, est.lag_minus_bins)

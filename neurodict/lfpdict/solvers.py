@@ -12,37 +12,49 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 
 def power_iteration(
-    xp, matvec: Callable, shape: tuple, dtype, n_iter: int = 50, seed: int = 0
-) -> float:
-    """Largest eigenvalue of a symmetric positive semi-definite operator (overestimated by 1 %).
+    xp, matvec: Callable, shape: tuple, dtype, n_iter: int = 50, seed: int = 0, batch_ndim=0
+):
+    """Largest eigenvalue of a symmetric positive semi-definite operator (overestimated by 1 %),
+    for each of a batch of operators: the first `batch_ndim` axes of `shape` index them.
 
-    The iterate stays on the device: one host read, at the end."""
+    The iterate stays on the device: one host read, at the end.
+
+    Returns
+    -------
+    ndarray of shape ``shape[:batch_ndim]`` (a 0-d array for one operator)
+    """
+    axes = tuple(range(batch_ndim, len(shape)))
     rng = xp.random.default_rng(seed) if hasattr(xp.random, "default_rng") else xp.random
     x = rng.standard_normal(shape).astype(dtype)
-    x /= xp.sqrt((x * x).sum())
-    value = xp.zeros((), dtype=dtype)
+    x /= xp.sqrt((x * x).sum(axis=axes, keepdims=True))
+    value = xp.zeros(shape[:batch_ndim] + (1,) * len(axes), dtype=dtype)
     for _ in range(n_iter):
         y = matvec(x)
-        value = xp.sqrt((y * y).sum())
+        value = xp.sqrt((y * y).sum(axis=axes, keepdims=True))
         x = y / xp.maximum(value, xp.finfo(dtype).tiny)
-    return 1.01 * float(value)
+    return 1.01 * np.asarray(value.get() if hasattr(value, "get") else value).reshape(
+        shape[:batch_ndim]
+    )
 
 
 def prox_sparse_group(xp, B, t_l1, t_group, mask=None):
-    """Prox of ``t_l1 ||B||_1 + t_group sum_{n,r} ||B[n, :, r]||_2`` (then zero outside `mask`).
+    """Prox of ``t_l1 ||B||_1 + t_group sum_{n,r} ||B[..., n, :, r]||_2`` (then zero outside
+    `mask`).
 
     Parameters
     ----------
-    B : array of shape (n_units, n_atoms, n_regions)
-    t_l1, t_group : float, or array of shape (n_regions,) or (n_units, 1, n_regions)
-        Step size times the penalties, per region (and per unit).
+    B : array of shape (..., n_units, n_atoms, n_regions)
+    t_l1, t_group : float, or array broadcasting to (..., n_units, 1, n_regions)
+        Step size times the penalties, per region (and per unit, problem, window).
     mask : array of shape (n_units, n_regions), optional
         Which unit-region links may be non-zero.
     """
-    B = xp.sign(B) * xp.maximum(xp.abs(B) - t_l1, 0)
-    norm = xp.linalg.norm(B, axis=1, keepdims=True)
+    B = B - xp.clip(B, -t_l1, t_l1)  # soft threshold
+    norm = xp.sqrt((B * B).sum(axis=-2, keepdims=True))
     B = B * xp.maximum(1 - t_group / xp.maximum(norm, 1e-30), 0)
     return B if mask is None else B * mask[:, None, :]
 
@@ -58,34 +70,39 @@ def fista(
     grad: Callable,
     prox: Callable,
     objective: Callable,
-    step: float,
+    step,
     n_iter: int,
     tol: float = 1e-5,
     check_every: int = 1,
+    batch_ndim: int = 0,
 ):
-    """Minimise ``smooth(x) + penalty(x)`` by FISTA with gradient-based adaptive restart.
+    """Minimise ``smooth(x) + penalty(x)`` by FISTA with gradient-based adaptive restart, for
+    one problem or a batch of independent problems (the first `batch_ndim` axes of x).
 
-    The restart test and the momentum stay on the device; the stopping test (a host read,
-    which on a GPU waits for the device's queue to drain) runs every `check_every` iterations.
+    The restart test and the momentum stay on the device, per problem; the stopping test (a
+    host read, which on a GPU waits for the device's queue to drain) runs every
+    `check_every` iterations and stops when every problem has converged.
 
     Parameters
     ----------
     x0 : array
-        Start; returned unchanged if no iterate has a lower `objective` (so a call never
+        Start; a problem whose `objective` is not lowered keeps it (so a call never
         increases the objective).
     grad : callable
         Gradient of the smooth part.
     prox : callable
         ``prox(v, step)``: the proximal operator of ``step * penalty``.
     objective : callable
-        The whole objective, evaluated at the start and the end only.
-    step : float
-        1 / Lipschitz constant of the gradient.
+        The whole objective (per problem: shape ``x.shape[:batch_ndim]``), evaluated at the
+        start and the end only.
+    step : float or array
+        1 / Lipschitz constant of the gradient (per problem: broadcasting against x).
     tol : float
-        Stop when an iteration moves x by at most ``tol * ||x||``.
+        A problem has converged when an iteration moves x by at most ``tol * ||x||``.
     check_every : int
         Iterations between stopping tests (1 on the CPU; more on a GPU,
         :attr:`neurodict.backend.Backend.sync_every`).
+    batch_ndim : int
 
     Returns
     -------
@@ -93,22 +110,27 @@ def fista(
     n_iter : int
         Iterations run.
     """
+    axes = tuple(range(batch_ndim, x0.ndim))
+
+    def per_problem(v):  # a value per problem, broadcasting against x
+        return v.reshape(v.shape + (1,) * len(axes))
+
     x, z = x0, x0
-    t = xp.ones((), dtype=x0.dtype)
+    t = xp.ones(x0.shape[:batch_ndim], dtype=x0.dtype)
     it = 0
     while it < n_iter:
         it += 1
         x_new = prox(z - step * grad(z), step)
         change = x_new - x
-        uphill = xp.sum((z - x_new) * change) > 0  # momentum points uphill: restart
+        uphill = ((z - x_new) * change).sum(axis=axes) > 0  # momentum points uphill: restart
         t = xp.where(uphill, xp.ones_like(t), t)
         t_new = (1 + xp.sqrt(1 + 4 * t * t)) / 2
-        z = x_new + ((t - 1) / t_new) * change
+        z = x_new + per_problem((t - 1) / t_new) * change
         x, t = x_new, t_new
         if it % check_every == 0 or it == n_iter:
-            moved = xp.linalg.norm(change) <= tol * xp.maximum(xp.linalg.norm(x), 1e-30)
-            if bool(moved):
+            moved = xp.sqrt((change * change).sum(axis=axes))
+            size = xp.maximum(xp.sqrt((x * x).sum(axis=axes)), 1e-30)
+            if bool((moved <= tol * size).all()):
                 break
-    if objective(x) > objective(x0):
-        return x0, it
-    return x, it
+    rose = xp.asarray(np.asarray(objective(x)) > np.asarray(objective(x0)))
+    return xp.where(per_problem(rose), x0, x), it

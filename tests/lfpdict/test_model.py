@@ -615,3 +615,62 @@ def test_stopping_tests_read_every_16_iterations_reach_the_same_minimum():
         check_every=16,
     )
     assert n_iter % 16 == 0 and n_iter < 5000
+
+
+def test_a_batch_of_coefficient_problems_solves_each_as_alone():
+    """Problems with their own statistics, penalties and windows, solved as one batch: each
+    reaches the minimum it reaches alone (objectives to 1e-5; a batch runs every problem until
+    the last has converged, so it ends at least as low)."""
+    spikes, y, _ = small_data(8, N=5, R=3, T=9000)
+    D = wavelet_atoms(4, np.arange(-10, 11) / 1000.0)
+    mask = (np.arange(5)[:, None] != np.arange(3)[None, :]).astype(float)  # a predictor set
+    problems, lams = [], []
+    for a, b, fraction in [(0, 9000, 0.05), (0, 5000, 0.2), (3000, 9000, 0.02)]:
+        windows = [
+            segment_stats(spikes, y, lo, hi, 10, 10, dtype="float64")
+            for lo, hi in [(a, (a + b) // 2), ((a + b) // 2, b)]
+        ]
+        problems.append([model.coef_problem(CPU, s, D) for s in windows])
+        lams.append(model.lambda_max(CPU, windows[0] + windows[1], D, 0.5, mask) * fraction)
+    B0 = np.zeros((3, 2, 5, 4, 3))
+    batch = model.fit_coef_batch(CPU, problems, np.stack(lams), 0.5, B0, mask, 0.3, 3000)
+    for p, lam, got in zip(problems, lams, batch, strict=True):
+        alone = model.fit_coef(CPU, p, lam, 0.5, B0[0], mask, 0.3, 3000)
+        assert np.abs(alone).max() > 0
+        J_batch, J_alone = (model.objective(CPU, p, B, lam, 0.5, 0.3) for B in (got, alone))
+        assert J_batch <= J_alone + 1e-12
+        assert J_batch == pytest.approx(J_alone, rel=1e-5)
+
+
+def test_batched_problems_give_the_estimator_its_scores(monkeypatch):
+    """The estimator with a GPU's batching and stopping tests (numpy standing in for cupy):
+    the scores and filters of one problem at a time."""
+    import dataclasses
+
+    from neurodict import backend
+
+    monkeypatch.setattr(
+        backend, "_gpu", lambda: dataclasses.replace(CPU, sync_every=16, batch_problems=16)
+    )
+    spikes, y, F, unit_regions, regions = planted(T=90_000)
+    kw = dict(
+        lag_minus_ms=100.0,
+        lag_plus_ms=100.0,
+        n_atoms=(4, 8),
+        n_folds=3,
+        n_outer=3,
+        lambda_fractions=(0.1, 0.02),
+        ridge_alphas=(0.01,),
+        n_null=2,
+    )
+    one = SpikeLFPDictionary(1000.0, backend="cpu", **kw).fit(spikes, y, unit_regions, regions)
+    batched = SpikeLFPDictionary(1000.0, backend="gpu", **kw).fit(spikes, y, unit_regions, regions)
+    np.testing.assert_allclose(
+        batched.filters_, one.filters_, atol=1e-3 * np.abs(one.filters_).max()
+    )
+    for a, b in zip(
+        heldout_scores(one, spikes, y, regions).scores,
+        heldout_scores(batched, spikes, y, regions).scores,
+        strict=True,
+    ):
+        assert a["r2_heldout"] == pytest.approx(b["r2_heldout"], abs=1e-3)
