@@ -11,7 +11,7 @@
 # "16,200,60") and GPU_CHECK_LIMIT_S (seconds per fit, default 100: a fit past it shows
 # "> 100 s") bound the run. PYTHON picks the interpreter (default python3, the image's, which
 # has cupy). Then DB-KSVD on GPU_CHECK_DBKSVD_SNIPPETS generated tetrode snippets (default a
-# million) on GPU and CPU, each at most GPU_CHECK_LIMIT_S.
+# million) on GPU_CHECK_DBKSVD_ON (default "gpu cpu"), each at most GPU_CHECK_LIMIT_S.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -20,6 +20,7 @@ GPU_ONLY=${GPU_CHECK_GPU_ONLY:-"16,200,60"}
 LIMIT_S=${GPU_CHECK_LIMIT_S:-100}
 export PYTHONUNBUFFERED=1
 SNIPPETS=${GPU_CHECK_DBKSVD_SNIPPETS:-1000000}
+DBKSVD_ON=${GPU_CHECK_DBKSVD_ON:-"gpu cpu"}
 # what neurodict's dictionaries and their tests import beyond the GPU image's packages
 WHEELS=(asciitree==1.0.0 Deprecated==1.3.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
   neo==0.14.6 numcodecs==0.15.2 probeinterface==0.4.2 quantities==0.16.4 referencing==0.37.0
@@ -57,7 +58,7 @@ echo "## dictionaries: GPU, CPU and what backend auto chooses (benchmarks/lfpdic
 # shellcheck disable=SC2086  # the sizes are separate arguments
 "$PY" benchmarks/lfpdict.py --compare --sizes $SIZES --gpu-only-sizes $GPU_ONLY --limit-s "$LIMIT_S"
 echo "## DB-KSVD on GPU and CPU (benchmarks/dbksvd.py, $SNIPPETS snippets)"
-for backend in gpu cpu; do
+for backend in $DBKSVD_ON; do
   timeout "$LIMIT_S" "$PY" benchmarks/dbksvd.py --snippets "$SNIPPETS" --methods dbksvd \
     --backend "$backend" 2>/dev/null | tail -1 || echo "| dbksvd $backend | > $LIMIT_S s |"
 done

@@ -17,6 +17,7 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from neurodict.backend import Backend, get_backend
@@ -269,6 +270,9 @@ class SpikeLFPDictionary:
         Where the fit ran: "cpu" or "gpu".
     backend_costs_ : dict
         With ``backend: auto`` and a GPU: backend -> the cost model's expected seconds.
+    cpu_threads_ : int or None
+        On the CPU, the BLAS threads the fit ran with (:func:`neurodict.lfpdict.cost.cpu_threads`:
+        1, or None for every core); its scoring runs with them too (:meth:`threads`).
     """
 
     def __init__(
@@ -524,6 +528,17 @@ class SpikeLFPDictionary:
         else:
             be, self.backend_costs_ = get_backend(self.backend), {}
         self.backend_ = be.name
+        self.cpu_threads_ = None
+        if be.name == "cpu":
+            self.cpu_threads_ = cost.cpu_threads(self, len(spike_bins), y.shape[0])
+        with self.threads():
+            return self._fit(be, spike_bins, y, unit_regions, regions)
+
+    def threads(self):
+        """A context in which the CPU's BLAS runs with :attr:`cpu_threads_` threads."""
+        return threadpool_limits(limits=self.cpu_threads_, user_api="blas")
+
+    def _fit(self, be, spike_bins, y, unit_regions, regions):
         self.timings_ = {}
         clock = time.perf_counter()
         self.folds_ = self._folds(be, spike_bins, y, unit_regions, regions)
@@ -570,14 +585,36 @@ class SpikeLFPDictionary:
         """The dictionary sizes K to choose from (``n_atoms``: one size or several)."""
         return tuple(sorted({int(k) for k in np.atleast_1d(self.n_atoms)}))
 
-    def learn_ordered(self, be, stats, fraction):
-        """Atoms learned on `stats` (per window) from :meth:`start_atoms` with the largest size
-        K, at lam = fraction x max, ordered by use (each atom's coefficients' squared norm, most
-        used first): the first K' of them are the dictionary of size K'."""
-        D0 = self.start_atoms(be, stats, self.folds_.atoms0)
-        D, B, *_ = self.learn(be, stats, D0, fraction)
-        use = be.to_numpy((B * B).sum(axis=(0, 1, 3)))
-        return D[be.asarray(np.argsort(-use, kind="stable"))]
+    def learn_ordered(self, be, stats: list, fraction) -> list:
+        """Atoms learned on each of `stats` (a list of problems, each per window) from
+        :meth:`start_atoms` with the largest size K, at lam = fraction x max, ordered by use
+        (each atom's coefficients' squared norm, most used first): the first K' of them are
+        the dictionary of size K'. The problems are learned ``be.batch_problems`` at a time
+        (:func:`neurodict.lfpdict.model.learn_batch`).
+
+        Returns
+        -------
+        list of array of shape (K, n_lags)
+        """
+        xp = be.xp
+        out = []
+        for a in range(0, len(stats), be.batch_problems):
+            batch = stats[a : a + be.batch_problems]
+            D0 = xp.stack([self.start_atoms(be, st, self.folds_.atoms0) for st in batch])
+            lam = xp.stack(
+                [
+                    model.lambda_max(be, total(st), D, self.alpha)
+                    for st, D in zip(batch, D0, strict=True)
+                ]
+            ) * be.asarray(fraction, dtype=self.dtype)
+            D, B, *_ = model.learn_batch(
+                be, batch, D0, lam, self.alpha, self.mu_, self.n_outer, self.n_inner
+            )
+            use = be.to_numpy((B * B).sum(axis=(1, 2, 4)))  # (P, K)
+            out += [
+                Dp[be.asarray(np.argsort(-u, kind="stable"))] for Dp, u in zip(D, use, strict=True)
+            ]
+        return out
 
     def cross_validate(self, folds: Folds, stats: list, by_window: list, desc: str = "folds"):
         """Held-out errors along the penalty path, outer and inner, per predictor set, and the
@@ -620,12 +657,11 @@ class SpikeLFPDictionary:
         outer = np.zeros((K, len(sizes), fractions.size, n_sets, R))
         inner = np.zeros((K, len(sizes), fractions.size, n_sets, R))
         fold_sst = np.zeros((K, R))
-        learned = []
         mid = float(np.median(fractions))
+        learned = self.learn_ordered(be, [folds.train(k, stats, by_window) for k in range(K)], mid)
         for k in tqdm(range(K), desc=f"lfpdict: {desc}", disable=not self.progress):
             train = folds.train(k, stats, by_window)
             fold_sst[k] = be.to_numpy(sst(total(stats[k])))
-            learned.append(self.learn_ordered(be, train, mid))
             others = [j for j in range(K) if j != k]
             # the outer problem (train on the other folds, test on k), then the inner ones
             trains = [train] + [[t - stats[j][w] for w, t in enumerate(train)] for j in others]
@@ -659,7 +695,9 @@ class SpikeLFPDictionary:
         size, the `size` most used kept (:meth:`learn_ordered`), and learned on from there.
 
         Returns D, B, intercepts, objective trace and lam (:meth:`learn`)."""
-        return self.learn(be, stats, self.learn_ordered(be, stats, fractions)[:size], fractions)
+        return self.learn(
+            be, stats, self.learn_ordered(be, [stats], fractions)[0][:size], fractions
+        )
 
     def _final_fit(self, be, stats, fractions):
         D, B, c, trace, lam = self.final_model(be, stats, fractions, self.size_)

@@ -231,59 +231,55 @@ def fit_coef_batch(
     xp = be.xp
     P, W, N, K, R = B0.shape
     lam = xp.asarray(lam, dtype=B0.dtype)
-    H = [xp.stack([p[w].H for p in problems]) for w in range(W)]  # (P, N K, N K) per window
-    Z = [xp.stack([p[w].Z for p in problems]) for w in range(W)]  # (P, N K, R)
     omega = be.asarray([window_weights(p) for p in problems], dtype=B0.dtype)  # (P, W)
     inv = 1.0 / xp.stack([unit_scales(xp, p, N) for p in problems]).astype(B0.dtype)  # (P, N)
     inv_b = inv[:, None, :, None, None]  # b = c / s
     inv_rows = xp.repeat(inv, K, axis=1)[:, :, None]  # (P, N K, 1)
+    # in the coordinates C: per window, Hs = omega S^-1 H S^-1 and Zs = omega S^-1 Z, so the
+    # gradient of the loss is one batched product and a difference, Hs C - Zs
+    Hs, Zs = [], []
+    for w in range(W):
+        H = xp.stack([p[w].H for p in problems])  # (P, N K, N K): a copy, scaled in place
+        H *= inv_rows
+        H *= inv_rows.transpose(0, 2, 1)
+        H *= omega[:, w, None, None]
+        Hs.append(H)
+        Zs.append(xp.stack([p[w].Z for p in problems]) * inv_rows * omega[:, w, None, None])
     lip = np.max(
         [
-            be.to_numpy(omega[:, w])
-            * power_iteration(
-                xp,
-                lambda v, w=w: inv_rows * (H[w] @ (inv_rows * v)),
-                (P, N * K, 1),
-                B0.dtype,
-                batch_ndim=1,
-            )
-            for w in range(W)
+            power_iteration(xp, lambda v, H=H: H @ v, (P, N * K, 1), B0.dtype, batch_ndim=1)
+            for H in Hs
         ],
         axis=0,
     )
+    inv2 = inv_b * inv_b
     smooth = 8 * mu * be.to_numpy((inv * inv).max(axis=1))
-    step = be.asarray(1.0 / np.maximum(lip + smooth, 1e-30), dtype=B0.dtype)[
-        :, None, None, None, None
-    ]
+    step = be.asarray(1.0 / np.maximum(lip + smooth, 1e-30), dtype=B0.dtype)
+    step = step[:, None, None, None, None]
     weight = omega[:, :, None, None, None] * inv_b * lam[:, None, None, None, :]  # (P, W, N, 1, R)
+    t_l1, t_group = step * alpha * weight, step * (1 - alpha) * weight
 
     def grad(C):
-        B = C * inv_b
-        g = (
-            xp.stack(
-                [
-                    (H[w] @ B[:, w].reshape(P, N * K, R) - Z[w]).reshape(P, N, K, R)
-                    for w in range(W)
-                ],
-                axis=1,
-            )
-            * omega[:, :, None, None, None]
+        if W == 1:
+            return (Hs[0] @ C.reshape(P, N * K, R) - Zs[0]).reshape(C.shape)
+        g = xp.stack(
+            [
+                (H @ C[:, w].reshape(P, N * K, R) - Z).reshape(P, N, K, R)
+                for w, (H, Z) in enumerate(zip(Hs, Zs, strict=True))
+            ],
+            axis=1,
         )
-        if mu > 0 and W > 1:
-            diff = B[:, 1:] - B[:, :-1]
-            g[:, 1:] += 2 * mu * diff
-            g[:, :-1] -= 2 * mu * diff
-        return g * inv_b
+        if mu > 0:
+            diff = 2 * mu * inv2 * (C[:, 1:] - C[:, :-1])  # smoothness, in C's coordinates
+            g[:, 1:] += diff
+            g[:, :-1] -= diff
+        return g
 
-    def prox(V, t):
-        return prox_sparse_group(xp, V, t * alpha * weight, t * (1 - alpha) * weight, mask)
-
-    C0 = prox(B0 / inv_b, 0.0)
     C, _ = fista(
         xp,
-        C0,
+        B0 / inv_b * (1.0 if mask is None else mask[:, None, :]),
         grad,
-        prox,
+        lambda V: prox_sparse_group(xp, V, t_l1, t_group, mask),
         lambda C: objective_batch(be, problems, C * inv_b, lam, alpha, mu),
         step,
         n_iter,
@@ -294,7 +290,8 @@ def fit_coef_batch(
 
 
 class AtomHessian:
-    """Q, the Hessian of the squared error in the atoms for fixed B, as an operator on D (K, L).
+    """Q, the Hessian of the squared error in the atoms for fixed B, as an operator on D (K, L)
+    (or on a batch of problems' atoms, (P, K, L), for a batch made by :meth:`combine`).
 
     ``(Q D)[k, tau] = sum_j sum_tau' M[tau - tau', k, j] D[j, tau']`` with
     ``M[delta] = sum_r B_r^T R(delta) B_r`` (two GEMMs); the product is a convolution in tau,
@@ -312,15 +309,27 @@ class AtomHessian:
         self.P = scipy.fft.next_fast_len(3 * self.L - 2, real=True)
         self.Mf = be.fft.rfft(M, n=self.P, axis=0)  # (F, K, K)
 
+    @classmethod
+    def combine(cls, hessians: list[list[AtomHessian]], weights) -> AtomHessian:
+        """``weights[p] sum_w Q_{p,w}`` for each problem p of a batch: one operator on (P, K, L)."""
+        first = hessians[0][0]
+        out = cls.__new__(cls)
+        out.be, out.L, out.P = first.be, first.L, first.P
+        out.Mf = first.be.xp.stack(
+            [w * sum(q.Mf for q in qs) for qs, w in zip(hessians, weights, strict=True)]
+        )
+        return out
+
     def __matmul__(self, D):
         be, L = self.be, self.L
-        Df = be.fft.rfft(D, n=self.P, axis=1).T[:, :, None]  # (F, K, 1)
-        out = be.fft.irfft(be.xp.matmul(self.Mf, Df)[:, :, 0], n=self.P, axis=0)
-        return out[L - 1 : 2 * L - 1].T.astype(D.dtype)
+        Df = be.xp.swapaxes(be.fft.rfft(D, n=self.P, axis=-1), -1, -2)[..., None]  # (F, K, 1)
+        out = be.fft.irfft(be.xp.matmul(self.Mf, Df)[..., 0], n=self.P, axis=-2)  # (P, K)
+        return be.xp.swapaxes(out[..., L - 1 : 2 * L - 1, :], -1, -2).astype(D.dtype)
 
 
 def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 100):
-    """Minimise the squared error over atoms (unit-ball constraint) for fixed B and intercepts.
+    """Minimise the squared error over atoms (unit-ball constraint) for fixed B and intercepts
+    (:func:`fit_atoms_batch` for one problem).
 
     Parameters
     ----------
@@ -333,34 +342,58 @@ def fit_atoms(be: Backend, stats: list[SegmentStats], B, c, D0, n_iter: int = 10
     -------
     D : array of shape (K, L)
     """
+    return fit_atoms_batch(be, [stats], B[None], c[None], D0[None], n_iter)[0]
+
+
+def fit_atoms_batch(be: Backend, stats: list[list[SegmentStats]], B, c, D0, n_iter: int = 100):
+    """:func:`fit_atoms` for a batch of independent problems by one batched projected FISTA.
+
+    Parameters
+    ----------
+    stats : list (P) of list (W) of SegmentStats
+    B : array of shape (P, W, N, K, R)
+    c : array of shape (P, W, R)
+    D0 : array of shape (P, K, L)
+
+    Returns
+    -------
+    D : array of shape (P, K, L)
+    """
     xp = be.xp
-    n = max(sum(s.n_samples for s in stats), 1)
-    Qs = [AtomHessian(be, s, Bw) for s, Bw in zip(stats, B, strict=True)]
-    E = (
-        sum(
-            xp.einsum("nkr,nrl->kl", Bw, s.S) - xp.einsum("nkr,r,nl->kl", Bw, cw, s.g)
-            for s, Bw, cw in zip(stats, B, c, strict=True)
-        )
-        / n
+    n = [max(sum(s.n_samples for s in windows), 1) for windows in stats]
+    Q = AtomHessian.combine(
+        [
+            [AtomHessian(be, s, Bw) for s, Bw in zip(windows, Bp, strict=True)]
+            for windows, Bp in zip(stats, B, strict=True)
+        ],
+        [1.0 / k for k in n],
     )
-
-    def Q(D):
-        return sum(q @ D for q in Qs) / n
-
-    step = 1.0 / max(float(power_iteration(xp, Q, D0.shape, D0.dtype)), 1e-30)
+    E = xp.stack(
+        [
+            sum(
+                xp.einsum("nkr,nrl->kl", Bw, s.S) - xp.einsum("nkr,r,nl->kl", Bw, cw, s.g)
+                for s, Bw, cw in zip(windows, Bp, cp, strict=True)
+            )
+            / k
+            for windows, Bp, cp, k in zip(stats, B, c, n, strict=True)
+        ]
+    )
+    lip = power_iteration(xp, Q.__matmul__, D0.shape, D0.dtype, batch_ndim=1)
+    step = be.asarray(1.0 / np.maximum(lip, 1e-30), dtype=D0.dtype)[:, None, None]
 
     def objective(D):
-        return float(0.5 * (D * Q(D)).sum() - (E * D).sum())
+        return be.to_numpy(0.5 * (D * (Q @ D)).sum(axis=(1, 2)) - (E * D).sum(axis=(1, 2)))
 
     D, _ = fista(
         xp,
         D0,
-        lambda D: Q(D) - E,
-        lambda V, t: project_unit_ball(xp, V),
+        lambda D: Q @ D - E,
+        lambda V: project_unit_ball(xp, V),
         objective,
         step,
         n_iter,
         check_every=be.sync_every,
+        batch_ndim=1,
     )
     return D
 
@@ -398,7 +431,8 @@ def learn(
     n_inner: int = 200,
     mask=None,
 ):
-    """Alternate b | d and d | b from atoms D0; return D, B, intercepts and the objective trace.
+    """Alternate b | d and d | b from atoms D0; return D, B, intercepts and the objective trace
+    (:func:`learn_batch` for one problem).
 
     Parameters
     ----------
@@ -414,22 +448,68 @@ def learn(
     trace : list of float
         The objective after each half-step (never increasing).
     """
+    lam = be.xp.asarray(lam, dtype=D0.dtype)
+    D, B, c, traces = learn_batch(
+        be, [stats], D0[None], lam[None], alpha, mu, n_outer, n_inner, mask
+    )
+    return D[0], B[0], c[0], traces[0]
+
+
+def learn_batch(
+    be: Backend,
+    stats: list[list[SegmentStats]],
+    D0,
+    lam,
+    alpha: float,
+    mu: float = 0.0,
+    n_outer: int = 15,
+    n_inner: int = 200,
+    mask=None,
+):
+    """:func:`learn` for a batch of independent problems (each its own statistics, start and
+    penalties): each half-step one batched fit; the alternation stops when every problem's
+    objective has stopped falling.
+
+    Parameters
+    ----------
+    stats : list (P) of list (W) of SegmentStats
+    D0 : array of shape (P, K, L)
+    lam : array of shape (P, R)
+
+    Returns
+    -------
+    D : array of shape (P, K, L)
+    B : array of shape (P, W, N, K, R)
+    c : array of shape (P, W, R)
+    traces : list (P) of list of float
+    """
     xp = be.xp
-    N, R = stats[0].S.shape[:2]
+    N, R = stats[0][0].S.shape[:2]
     D = D0
-    B = xp.zeros((len(stats), N, D0.shape[0], R), dtype=D0.dtype)
+    B = xp.zeros((len(stats), len(stats[0]), N, D0.shape[1], R), dtype=D0.dtype)
     lam = xp.asarray(lam, dtype=D0.dtype)
-    trace = []
+    traces = []
+
+    def problems_of(D):
+        return [
+            [coef_problem(be, s, Dp) for s in windows] for windows, Dp in zip(stats, D, strict=True)
+        ]
+
+    def intercepts(problems, B):
+        return xp.stack(
+            [
+                xp.stack([p.intercept(Bw) for p, Bw in zip(windows, Bp, strict=True)])
+                for windows, Bp in zip(problems, B, strict=True)
+            ]
+        )
+
     for _ in range(n_outer):
-        problems = [coef_problem(be, s, D) for s in stats]
-        B = fit_coef(be, problems, lam, alpha, B, mask=mask, mu=mu, n_iter=n_inner)
-        trace.append(objective(be, problems, B, lam, alpha, mu))
-        c = xp.stack([p.intercept(Bw) for p, Bw in zip(problems, B, strict=True)])
-        D = fit_atoms(be, stats, B, c, D, n_iter=n_inner)
-        problems = [coef_problem(be, s, D) for s in stats]
-        trace.append(objective(be, problems, B, lam, alpha, mu))
-        if len(trace) > 2 and trace[-3] - trace[-1] <= 1e-6 * abs(trace[-1]):
+        problems = problems_of(D)
+        B = fit_coef_batch(be, problems, lam, alpha, B, mask=mask, mu=mu, n_iter=n_inner)
+        traces.append(objective_batch(be, problems, B, lam, alpha, mu))
+        D = fit_atoms_batch(be, stats, B, intercepts(problems, B), D, n_iter=n_inner)
+        traces.append(objective_batch(be, problems_of(D), B, lam, alpha, mu))
+        if len(traces) > 2 and np.all(traces[-3] - traces[-1] <= 1e-6 * np.abs(traces[-1])):
             break
-    problems = [coef_problem(be, s, D) for s in stats]
-    c = xp.stack([p.intercept(Bw) for p, Bw in zip(problems, B, strict=True)])
-    return D, B, c, trace
+    c = intercepts(problems_of(D), B)
+    return D, B, c, [list(t) for t in np.transpose(traces)]

@@ -60,8 +60,8 @@ def prox_sparse_group(xp, B, t_l1, t_group, mask=None):
 
 
 def project_unit_ball(xp, D):
-    """Each row of D (an atom) scaled into the unit ball: d_k / max(1, ||d_k||)."""
-    return D / xp.maximum(1, xp.linalg.norm(D, axis=1, keepdims=True))
+    """Each row of D (..., K, L) (an atom) scaled into the unit ball: d_k / max(1, ||d_k||)."""
+    return D / xp.maximum(1, xp.linalg.norm(D, axis=-1, keepdims=True))
 
 
 def fista(
@@ -91,7 +91,7 @@ def fista(
     grad : callable
         Gradient of the smooth part.
     prox : callable
-        ``prox(v, step)``: the proximal operator of ``step * penalty``.
+        ``prox(v)``: the proximal operator of ``step * penalty``.
     objective : callable
         The whole objective (per problem: shape ``x.shape[:batch_ndim]``), evaluated at the
         start and the end only.
@@ -115,18 +115,23 @@ def fista(
     def per_problem(v):  # a value per problem, broadcasting against x
         return v.reshape(v.shape + (1,) * len(axes))
 
+    # the momentum after m iterations without a restart: t_0 = 1, t_{m+1} = (1 + sqrt(1 +
+    # 4 t_m^2)) / 2, beta_m = (t_m - 1) / t_{m+1}; per problem only m lives on the device
+    t = [1.0]
+    for _ in range(n_iter):
+        t.append((1 + (1 + 4 * t[-1] ** 2) ** 0.5) / 2)
+    beta = xp.asarray(np.subtract(t[:-1], 1) / np.asarray(t[1:]), dtype=x0.dtype)
+    since = xp.full(x0.shape[:batch_ndim], -1, dtype=np.int64)
     x, z = x0, x0
-    t = xp.ones(x0.shape[:batch_ndim], dtype=x0.dtype)
     it = 0
     while it < n_iter:
         it += 1
-        x_new = prox(z - step * grad(z), step)
+        x_new = prox(z - step * grad(z))
         change = x_new - x
         uphill = ((z - x_new) * change).sum(axis=axes) > 0  # momentum points uphill: restart
-        t = xp.where(uphill, xp.ones_like(t), t)
-        t_new = (1 + xp.sqrt(1 + 4 * t * t)) / 2
-        z = x_new + per_problem((t - 1) / t_new) * change
-        x, t = x_new, t_new
+        since = xp.where(uphill, 0, since + 1)
+        z = x_new + per_problem(beta[since]) * change
+        x = x_new
         if it % check_every == 0 or it == n_iter:
             moved = xp.sqrt((change * change).sum(axis=axes))
             size = xp.maximum(xp.sqrt((x * x).sum(axis=axes)), 1e-30)

@@ -567,7 +567,7 @@ def test_unit_scaling_reaches_the_same_minimum_in_fewer_iterations():
             np,
             B0,
             lambda B: (p.H @ B[0].reshape(-1, 2) - p.Z).reshape(B.shape),
-            lambda V, t: prox_sparse_group(np, V[0], t * 0.5 * lam, t * 0.5 * lam)[None],
+            lambda V: prox_sparse_group(np, V[0], step * 0.5 * lam, step * 0.5 * lam)[None],
             lambda B: model.objective(CPU, [p], B, lam, 0.5, 0.0),
             step,
             n_iter,
@@ -604,13 +604,14 @@ def test_stopping_tests_read_every_16_iterations_reach_the_same_minimum():
         for be in (CPU, gpu_like)
     ]
     assert objective[1] == pytest.approx(objective[0], rel=1e-7)
+    step = 0.1 / float(np.trace(p.H))
     _, n_iter = fista(
         np,
         B0[0],
         lambda B: (p.H @ B.reshape(-1, 3) - p.Z).reshape(B.shape),
-        lambda V, t: prox_sparse_group(np, V, t * 0.5 * lam, t * 0.5 * lam),
+        lambda V: prox_sparse_group(np, V, step * 0.5 * lam, step * 0.5 * lam),
         lambda B: 0.0,
-        0.1 / float(np.trace(p.H)),
+        step,
         5000,
         check_every=16,
     )
