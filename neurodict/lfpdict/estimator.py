@@ -486,19 +486,10 @@ class SpikeLFPDictionary:
         lam = model.lambda_max(be, total(stats), D0, self.alpha) * be.asarray(
             fraction, dtype=self.dtype
         )
-        return (
-            *model.learn(
-                be,
-                stats,
-                D0,
-                lam,
-                self.alpha,
-                mu=self.mu_,
-                n_outer=self.n_outer,
-                n_inner=self.n_inner,
-            ),
-            lam,
+        D, B, c, traces = model.learn_batch(
+            be, [stats], D0[None], lam[None], self.alpha, self.mu_, self.n_outer, self.n_inner
         )
+        return D[0], B[0], c[0], traces[0], lam
 
     def _segments(self, cores, n_bins):
         """Per fold, per window: the part of the fold's core inside the window."""

@@ -420,41 +420,6 @@ def lambda_max(be: Backend, stats: SegmentStats, D, alpha: float, mask=None):
     return hi
 
 
-def learn(
-    be: Backend,
-    stats: list[SegmentStats],
-    D0,
-    lam,
-    alpha: float,
-    mu: float = 0.0,
-    n_outer: int = 15,
-    n_inner: int = 200,
-    mask=None,
-):
-    """Alternate b | d and d | b from atoms D0; return D, B, intercepts and the objective trace
-    (:func:`learn_batch` for one problem).
-
-    Parameters
-    ----------
-    stats : list of SegmentStats, one per window (atoms shared, coefficients per window)
-    mu : float
-        Smoothness of the coefficients across windows.
-
-    Returns
-    -------
-    D : array of shape (K, L)
-    B : array of shape (W, N, K, R)
-    c : array of shape (W, R)
-    trace : list of float
-        The objective after each half-step (never increasing).
-    """
-    lam = be.xp.asarray(lam, dtype=D0.dtype)
-    D, B, c, traces = learn_batch(
-        be, [stats], D0[None], lam[None], alpha, mu, n_outer, n_inner, mask
-    )
-    return D[0], B[0], c[0], traces[0]
-
-
 def learn_batch(
     be: Backend,
     stats: list[list[SegmentStats]],
@@ -466,7 +431,8 @@ def learn_batch(
     n_inner: int = 200,
     mask=None,
 ):
-    """:func:`learn` for a batch of independent problems (each its own statistics, start and
+    """Alternate b | d and d | b from atoms D0 (atoms shared by the windows, coefficients per
+    window), for a batch of independent problems (each its own statistics, start and
     penalties): each half-step one batched fit; the alternation stops when every problem's
     objective has stopped falling.
 
@@ -475,6 +441,8 @@ def learn_batch(
     stats : list (P) of list (W) of SegmentStats
     D0 : array of shape (P, K, L)
     lam : array of shape (P, R)
+    mu : float
+        Smoothness of the coefficients across windows.
 
     Returns
     -------
@@ -482,6 +450,7 @@ def learn_batch(
     B : array of shape (P, W, N, K, R)
     c : array of shape (P, W, R)
     traces : list (P) of list of float
+        Each problem's objective after each half-step (never increasing).
     """
     xp = be.xp
     N, R = stats[0][0].S.shape[:2]
