@@ -16,11 +16,11 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 SIZES=${GPU_CHECK_SIZES:-"4,5,1 4,20,10 16,200,10"}
-GPU_ONLY=${GPU_CHECK_GPU_ONLY:-"16,200,60"}
+GPU_ONLY=${GPU_CHECK_GPU_ONLY-"16,200,60"}
 LIMIT_S=${GPU_CHECK_LIMIT_S:-100}
 export PYTHONUNBUFFERED=1
 SNIPPETS=${GPU_CHECK_DBKSVD_SNIPPETS:-1000000}
-DBKSVD_ON=${GPU_CHECK_DBKSVD_ON:-"gpu cpu"}
+DBKSVD_ON=${GPU_CHECK_DBKSVD_ON-"gpu cpu"}
 # what neurodict's dictionaries and their tests import beyond the GPU image's packages
 WHEELS=(asciitree==1.0.0 Deprecated==1.3.1 jsonschema==4.26.0 jsonschema-specifications==2025.9.1
   neo==0.14.6 numcodecs==0.15.2 probeinterface==0.4.2 quantities==0.16.4 referencing==0.37.0
