@@ -56,7 +56,7 @@ echo "## cupy tests (numpy and cupy backends, the same tests)"
   tests/lfpdict/test_model.py tests/lfpdict/test_cost.py tests/sort/test_dbksvd.py 2>&1 | tail -3 || true
 echo "## dictionaries: GPU, CPU and what backend auto chooses (benchmarks/lfpdict.py --compare)"
 # shellcheck disable=SC2086  # the sizes are separate arguments
-"$PY" benchmarks/lfpdict.py --compare --sizes $SIZES --gpu-only-sizes $GPU_ONLY --limit-s "$LIMIT_S"
+"$PY" benchmarks/lfpdict.py --compare --sizes $SIZES ${GPU_ONLY:+--gpu-only-sizes $GPU_ONLY} --limit-s "$LIMIT_S"
 echo "## DB-KSVD on GPU and CPU (benchmarks/dbksvd.py, $SNIPPETS snippets)"
 for backend in $DBKSVD_ON; do
   timeout "$LIMIT_S" "$PY" benchmarks/dbksvd.py --snippets "$SNIPPETS" --methods dbksvd \
