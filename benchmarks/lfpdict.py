@@ -26,7 +26,8 @@ estimator's number of nulls (default its own, 20).
 
 Table 1, per size (on --generator, default families): wall time of one complete fit (statistics
 for data and null, blocked cross-validation with baselines, final fit, held-out predictions) and
-its phases, peak RSS and, with --backend gpu, the most cupy's memory pool held; held-out R^2
+its phases, peak RSS (of the process, and of the fit alone: data generation excluded) and,
+with --backend gpu, the most cupy's memory pool held; held-out R^2
 (mean over regions, all units) of the dictionary model, Wiener and STA with the standard error
 of that mean across outer folds, the jitter null's mean, the number of regions k/R where the
 dictionary is at least Wiener minus Wiener's standard error (per region), and the median
@@ -133,6 +134,18 @@ def r2_summary(scored) -> dict:
     return {"r2": r2, "r2_se": se, "k_ge_wiener": int(k), "n_regions": len(regions)}
 
 
+def reset_peak_rss() -> None:
+    """Start this process's peak resident memory (VmHWM) afresh (Linux >= 4.0)."""
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident memory since the last :func:`reset_peak_rss`, MB."""
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM")) / 1024
+
+
 def one_size(
     n_regions: int,
     n_units: int,
@@ -143,7 +156,9 @@ def one_size(
 ) -> dict:
     """Fit one size; return timings, memory (host RSS; on a GPU also cupy's pool) and scores."""
     spikes, y, F, unit_regions, regions = planted_data(generator, n_regions, n_units, minutes)
+    reset_peak_rss()  # the fit's own peak, not the data generation's
     est, scored, wall = fit_scored(spikes, y, unit_regions, regions, backend, settings)
+    fit_peak_mb = peak_rss_mb()
     gpu_mb = None
     if backend == "gpu":  # the pool keeps freed blocks: its total is the most held at once
         import cupy
@@ -164,6 +179,7 @@ def one_size(
         "gpu_mb": gpu_mb,
         "phases": est.timings_ | scored.timings,
         "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "fit_peak_mb": fit_peak_mb,
         "filter_corr": float(np.median(corr)),
     } | r2_summary(scored)
 
@@ -385,7 +401,9 @@ def compare_table(args) -> None:
     print(
         "\n| regions x units x length | GPU s | GPU stats / CV / null / final / held-out s | "
         "CPU s | GPU / CPU | auto: expected GPU, CPU s (model s) | auto's choice | "
-        "host peak MB (GPU, CPU) | GPU pool MB | R2 dictionary (GPU, CPU) |\n" + "|---" * 10 + "|"
+        "host peak MB of the fit (GPU, CPU) | GPU pool MB | R2 dictionary (GPU, CPU) |\n"
+        + "|---" * 10
+        + "|"
     )
     for size in args.sizes + args.gpu_only_sizes:
         backends = ("gpu",) if size in args.gpu_only_sizes else ("gpu", "cpu")
@@ -397,7 +415,9 @@ def compare_table(args) -> None:
         auto = child("--choose", size, *settings_args(args), limit_s=args.limit_s)
         ratio = f"{g['wall_s'] / c['wall_s']:.2f}" if "wall_s" in g and "wall_s" in c else ""
         r2 = ", ".join("" if "r2" not in r else f"{r['r2']['dictionary']:.3f}" for r in (g, c))
-        peak = ", ".join("" if "peak_mb" not in r else f"{r['peak_mb']:.0f}" for r in (g, c))
+        peak = ", ".join(
+            "" if "fit_peak_mb" not in r else f"{r['fit_peak_mb']:.0f}" for r in (g, c)
+        )
         pool = "" if g.get("gpu_mb") is None else f"{g['gpu_mb']:.0f}"
         phases = ""
         if "phases" in g:
@@ -419,7 +439,8 @@ def compare_table(args) -> None:
             walls = {
                 b: r.get("wall_s", np.inf if "timed_out" in r else np.nan) for b, r in runs.items()
             }
-            if len(walls) == 2 and not np.isnan(list(walls.values())).any():
+            known = np.array(list(walls.values()))
+            if len(walls) == 2 and not np.isnan(known).any() and np.isfinite(known).any():
                 faster = min(walls, key=walls.get)
                 choice += " (the faster)" if faster == auto["backend"] else f" ({faster} faster)"
         print(
@@ -457,9 +478,10 @@ def size_table(args) -> None:
         print(f"done {rows[-1]['size']}", file=sys.stderr)
     print(
         "\n| regions x units x length | generator | backend | fit s | stats s | CV s | null s | "
-        f"final s | held-out s | peak MB | GPU pool MB | {R2_HEADER} | R2 jitter | filter corr |"
+        f"final s | held-out s | peak MB | fit peak MB | GPU pool MB | {R2_HEADER} | R2 jitter | "
+        "filter corr |"
     )
-    print("|---" * 20 + "|")
+    print("|---" * 21 + "|")
     for r in rows:
         p = r["phases"]
         gpu_mb = "" if r["gpu_mb"] is None else f"{r['gpu_mb']:.0f}"
@@ -467,7 +489,8 @@ def size_table(args) -> None:
         print(
             f"| {r['size']} | {r['generator']} | {r['backend']} | {r['wall_s']:.1f} | "
             f"{p['statistics']:.1f} | {cv_s:.1f} | {p['null']:.1f} | {p['final_fit']:.1f} | "
-            f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {gpu_mb} | {r2_cells(r)} | "
+            f"{p['heldout']:.1f} | {r['peak_mb']:.0f} | {r['fit_peak_mb']:.0f} | {gpu_mb} | "
+            f"{r2_cells(r)} | "
             f"{r['r2']['jitter']:.3f} | {r['filter_corr']:.3f} |"
         )
 

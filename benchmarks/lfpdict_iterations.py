@@ -1,7 +1,9 @@
 """How many FISTA iterations the coefficient fits of one spike->LFP fit take.
 
 Iteration counts do not depend on the machine's load, so two versions of the solver can be
-compared on a shared machine: run this script from each source tree on the same data.
+compared on a shared machine: run this script from each source tree on the same data. Also
+the flops of their Gram products and the seconds the fits take (their rate, against the
+machine's GEMM rate, says how far the coefficient fits are from their floor).
 
 Usage::
 
@@ -17,17 +19,23 @@ import time
 import neurodict.lfpdict.model as model
 from neurodict.lfpdict.estimator import SpikeLFPDictionary
 
-COUNTS = {"fits": 0, "iterations": 0, "stopped_at_n_inner": 0}
+COUNTS = {"fits": 0, "iterations": 0, "stopped_at_n_inner": 0, "gram_gflop": 0.0, "fits_s": 0.0}
 _FISTA = model.fista
 
 
-def _counted(xp, x0, grad, prox, objective, step, n_iter, tol=1e-5):
-    """model.fista, counting the iterations of the coefficient fits (`fit_coef`'s)."""
-    x, it = _FISTA(xp, x0, grad, prox, objective, step, n_iter, tol)
+def _counted(xp, x0, grad, prox, objective, step, n_iter, **kwargs):
+    """model.fista, counting the iterations of the coefficient fits (`fit_coef_batch`'s), the
+    flops of their Gram products (2 (N K)^2 R per problem, window and iteration) and the time
+    they take."""
+    clock = time.perf_counter()
+    x, it = _FISTA(xp, x0, grad, prox, objective, step, n_iter, **kwargs)
     if grad.__qualname__.startswith("fit_coef"):
-        COUNTS["fits"] += 1
-        COUNTS["iterations"] += it
-        COUNTS["stopped_at_n_inner"] += it >= n_iter
+        P, W, N, K, R = x0.shape
+        COUNTS["fits"] += P
+        COUNTS["iterations"] += it * P
+        COUNTS["stopped_at_n_inner"] += P * (it >= n_iter)
+        COUNTS["gram_gflop"] += it * P * W * 2 * (N * K) ** 2 * R / 1e9
+        COUNTS["fits_s"] += time.perf_counter() - clock
     return x, it
 
 
@@ -47,6 +55,7 @@ def main() -> None:
     SpikeLFPDictionary(1000.0, backend="cpu", lag_minus_ms=LAG, lag_plus_ms=LAG).fit(
         spikes, y, unit_regions, regions
     )
+    COUNTS["gram_gflop_per_s"] = COUNTS["gram_gflop"] / max(COUNTS["fits_s"], 1e-9)
     print(json.dumps(COUNTS | {"fit_s": round(time.perf_counter() - clock, 1)}))
 
 
