@@ -91,12 +91,19 @@ def centred_target(be: Backend, stats: SegmentStats, D):
 
 
 def coef_problem(be: Backend, stats: SegmentStats, D) -> CoefProblem:
-    """Build the coefficient problem for atoms D of shape (K, L) from segment statistics."""
+    """Build the coefficient problem for atoms D of shape (K, L) from segment statistics
+    (H in N (N + 1) K^2 (2L - 1) flops)."""
     xp = be.xp
     N = stats.R.shape[0]
     K = D.shape[0]
     A = atom_correlations(be, D)
-    H = (stats.R.reshape(N * N, -1) @ A.reshape(K * K, -1).T).reshape(N, N, K, K)
+    # H[(n, k), (m, j)] = sum_delta R[n, m, delta] A[k, j, delta]: one GEMM over the pairs
+    # n <= m; the rest is the transpose (R[m, n, d] = R[n, m, -d], A[j, k, d] = A[k, j, -d])
+    n, m = (be.asarray(i) for i in np.triu_indices(N))
+    upper = (stats.R[n, m] @ A.reshape(K * K, -1).T).reshape(-1, K, K)
+    H = xp.empty((N, N, K, K), dtype=upper.dtype)
+    H[n, m] = upper
+    H[m, n] = upper.transpose(0, 2, 1)
     H = H.transpose(0, 2, 1, 3).reshape(N * K, N * K)
     Z, q = centred_target(be, stats, D)
     n = max(stats.n_samples, 1)
@@ -472,13 +479,13 @@ def learn_batch(
             ]
         )
 
+    problems = problems_of(D)  # each built once per atoms: H costs 2 N^2 K^2 (2L - 1) flops
     for _ in range(n_outer):
-        problems = problems_of(D)
         B = fit_coef_batch(be, problems, lam, alpha, B, mask=mask, mu=mu, n_iter=n_inner)
         traces.append(objective_batch(be, problems, B, lam, alpha, mu))
         D = fit_atoms_batch(be, stats, B, intercepts(problems, B), D, n_iter=n_inner)
-        traces.append(objective_batch(be, problems_of(D), B, lam, alpha, mu))
+        problems = problems_of(D)
+        traces.append(objective_batch(be, problems, B, lam, alpha, mu))
         if len(traces) > 2 and np.all(traces[-3] - traces[-1] <= 1e-6 * np.abs(traces[-1])):
             break
-    c = intercepts(problems_of(D), B)
-    return D, B, c, [list(t) for t in np.transpose(traces)]
+    return D, B, intercepts(problems, B), [list(t) for t in np.transpose(traces)]

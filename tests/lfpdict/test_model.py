@@ -178,7 +178,7 @@ def test_wiener_on_statistics_equals_the_design_matrix_solution():
 def test_coefficient_gradient_matches_finite_differences():
     spikes, y, rng = small_data(5)
     st = segment_stats(spikes, y, 0, 3000, 8, 8, dtype="float64")
-    D = wavelet_atoms(3, np.arange(-8, 9) / 1000.0)
+    D = rng.standard_normal((3, 17))  # no symmetry in time (wavelets' would hide a transpose)
     problem = model.coef_problem(CPU, st, D)
     B = rng.standard_normal((4, 3, 2))
     grad = (problem.H @ B.reshape(12, 2) - problem.Z).reshape(B.shape)
