@@ -233,12 +233,12 @@ def segment_stats(
     lags_R = np.arange(-max_lag, max_lag + 1) % P
     lags_S = np.arange(-lag_minus, lag_plus + 1) % P
     g = intercept_counts(spike_bins, a, b, np.arange(-lag_minus, lag_plus + 1))
-    y_seg = y[:, a:b].astype(np.float64)
+    y_seg = y[:, a:b]  # summed in float64 without a float64 copy
     return SegmentStats(
         R=xp.ascontiguousarray(corr_R[backend.asarray(lags_R)].transpose(1, 2, 0)).astype(dtype),
         S=xp.ascontiguousarray(corr_S[backend.asarray(lags_S)].transpose(1, 2, 0)).astype(dtype),
         g=backend.asarray(g, dtype=dtype),
-        ysum=backend.asarray(y_seg.sum(axis=1), dtype=dtype),
-        yy=backend.asarray((y_seg**2).sum(axis=1), dtype=dtype),
+        ysum=backend.asarray(y_seg.sum(axis=1, dtype=np.float64), dtype=dtype),
+        yy=backend.asarray(np.einsum("rt,rt->r", y_seg, y_seg, dtype=np.float64), dtype=dtype),
         n_samples=b - a,
     )
