@@ -48,8 +48,12 @@ def iteration_s(be: Backend, n_units: int, n_atoms: int, n_columns: int, dtype, 
     xp = be.xp
     rng = np.random.default_rng(0)
     size = n_units * n_atoms
-    A = rng.standard_normal((size, size)).astype(dtype)
-    H = be.asarray(np.eye(size, dtype=dtype) + (A + A.T) / (8 * np.sqrt(size)))  # well posed
+    A = rng.standard_normal((size, size), dtype=np.float32)
+    H = A + A.T  # symmetric with eigenvalues in 1 +- 1/2: well posed
+    del A
+    H *= 1 / (8 * np.sqrt(size))
+    H[np.diag_indices(size)] += 1
+    H = be.asarray(H, dtype=dtype)
     Z = be.asarray(rng.standard_normal((size, n_columns)), dtype=dtype)
     lam = xp.full(n_columns, 1e-3, dtype=dtype)
 
