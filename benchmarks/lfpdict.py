@@ -176,7 +176,6 @@ def one_size(
         "generator": generator,
         "backend": backend,
         "wall_s": wall,
-        "cpu_threads": est.cpu_threads_,
         "gpu_mb": gpu_mb,
         "phases": est.timings_ | scored.timings,
         "peak_mb": max(generation_peak_mb, fit_peak_mb),
@@ -385,20 +384,12 @@ def auto_choice(n_regions: int, n_units: int, minutes: float, settings: dict | N
     return {"backend": be.name, "expected_s": expected, "model_s": time.perf_counter() - clock}
 
 
-def cpu_cell(run: dict) -> str:
-    """A CPU run's wall time and the BLAS threads the estimator chose for it."""
-    if "cpu_threads" not in run:
-        return wall_cell(run)
-    threads = "1 BLAS thread" if run["cpu_threads"] == 1 else "all cores"
-    return f"{wall_cell(run)} ({threads})"
-
-
 def compare_table(args) -> None:
     """Each of `args.sizes` on the GPU and on the CPU, one child process each (at most
     `args.limit_s` seconds; `args.gpu_only_sizes` on the GPU alone), side by side: wall time,
     fit phases on the GPU, the GPU/CPU ratio, what ``backend: auto`` chooses (the cost model's
-    expected seconds and whether its choice was the faster measured), the BLAS threads the CPU
-    fit chose, host peak RSS, the cupy pool and the held-out R^2 of the dictionary on each."""
+    expected seconds and whether its choice was the faster measured), host peak RSS, the cupy
+    pool and the held-out R^2 of the dictionary on each."""
     print(
         "\n| regions x units x length | GPU s | GPU stats / CV / null / final / held-out s | "
         "CPU s | GPU / CPU | auto: expected GPU, CPU s (model s) | auto's choice | "
@@ -446,7 +437,7 @@ def compare_table(args) -> None:
                 choice += " (the faster)" if faster == auto["backend"] else f" ({faster} faster)"
         print(
             f"| {size.replace(',', ' x ')} min | {wall_cell(g)} | {phases} | "
-            f"{cpu_cell(c) if 'cpu' in runs else ''} | {ratio} | {expected} | {choice} | "
+            f"{wall_cell(c) if 'cpu' in runs else ''} | {ratio} | {expected} | {choice} | "
             f"{peak} | {pool} | {r2} |",
             flush=True,
         )

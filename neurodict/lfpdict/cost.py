@@ -20,7 +20,6 @@ import logging
 import time
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 
 from neurodict.backend import CPU, Backend, get_backend
 from neurodict.lfpdict.solvers import fista, prox_sparse_group
@@ -95,27 +94,11 @@ def bin_s(be: Backend, n_units: int, n_regions: int, lag_minus: int, lag_plus: i
     return (time.perf_counter() - clock) / n_bins
 
 
-def cpu_threads(est, n_units: int, n_regions: int) -> int | None:
-    """The BLAS threads the CPU runs this fit's solver iterations fastest with, timed here:
-    one, or every core (None). On many cores, small matrix products lose more to starting
-    threads than they gain from them."""
-    seconds = {}
-    for limit in (1, None):
-        with threadpool_limits(limits=limit, user_api="blas"):
-            seconds[limit] = iteration_s(
-                CPU, n_units, est.atom_counts[-1], 3 * n_regions, est.dtype
-            )
-    return min(seconds, key=seconds.get)
-
-
 def expected_s(be: Backend, est, n_units: int, n_regions: int, n_bins: int) -> float:
-    """The cost model's seconds for fitting and scoring `est` on `be` (on the CPU, with the
-    BLAS threads of :func:`cpu_threads`)."""
+    """The cost model's seconds for fitting and scoring `est` on `be`."""
     iterations, pass_bins = fit_counts(est, n_bins)
-    threads = cpu_threads(est, n_units, n_regions) if be.name == "cpu" else None
-    with threadpool_limits(limits=threads, user_api="blas"):
-        per_iteration = iteration_s(be, n_units, est.atom_counts[-1], 3 * n_regions, est.dtype)
-        per_bin = bin_s(be, n_units, n_regions, est.lag_minus_bins, est.lag_plus_bins, est.dtype)
+    per_iteration = iteration_s(be, n_units, est.atom_counts[-1], 3 * n_regions, est.dtype)
+    per_bin = bin_s(be, n_units, n_regions, est.lag_minus_bins, est.lag_plus_bins, est.dtype)
     return iterations * per_iteration + pass_bins * per_bin
 
 

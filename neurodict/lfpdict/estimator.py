@@ -17,7 +17,6 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 from neurodict.backend import Backend, get_backend
@@ -270,9 +269,6 @@ class SpikeLFPDictionary:
         Where the fit ran: "cpu" or "gpu".
     backend_costs_ : dict
         With ``backend: auto`` and a GPU: backend -> the cost model's expected seconds.
-    cpu_threads_ : int or None
-        On the CPU, the BLAS threads the fit ran with (:func:`neurodict.lfpdict.cost.cpu_threads`:
-        1, or None for every core); its scoring runs with them too (:meth:`threads`).
     """
 
     def __init__(
@@ -519,17 +515,6 @@ class SpikeLFPDictionary:
         else:
             be, self.backend_costs_ = get_backend(self.backend), {}
         self.backend_ = be.name
-        self.cpu_threads_ = None
-        if be.name == "cpu":
-            self.cpu_threads_ = cost.cpu_threads(self, len(spike_bins), y.shape[0])
-        with self.threads():
-            return self._fit(be, spike_bins, y, unit_regions, regions)
-
-    def threads(self):
-        """A context in which the CPU's BLAS runs with :attr:`cpu_threads_` threads."""
-        return threadpool_limits(limits=self.cpu_threads_, user_api="blas")
-
-    def _fit(self, be, spike_bins, y, unit_regions, regions):
         self.timings_ = {}
         clock = time.perf_counter()
         self.folds_ = self._folds(be, spike_bins, y, unit_regions, regions)

@@ -95,11 +95,6 @@ def heldout_scores(
     y : ndarray of shape (n_regions, n_bins)
     regions : sequence of str, length n_regions
     """
-    with est.threads():
-        return _heldout_scores(est, spike_bins, y, regions)
-
-
-def _heldout_scores(est, spike_bins, y, regions) -> Evaluation:
     timings = {}
     clock = time.perf_counter()
     wiener, sta = baselines_cv(est, spike_bins, *y.shape)

@@ -70,26 +70,3 @@ def test_unit_costs_are_measured_at_the_fit_size():
     be = backend.CPU
     assert 0 < cost.iteration_s(be, 10, 6, 9, "float32") < 1
     assert 0 < cost.bin_s(be, 10, 3, 50, 50, "float32") < 1e-3
-
-
-def test_the_fit_and_its_scoring_run_with_the_blas_threads_chosen(monkeypatch):
-    """Every coefficient fit of the estimator and of its scoring runs with the BLAS threads
-    the CPU was timed fastest with (here made one)."""
-    from threadpoolctl import threadpool_info
-
-    threads = []
-    fit = model.fit_coef_batch
-
-    def recording(*args, **kwargs):
-        threads.append({p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"})
-        return fit(*args, **kwargs)
-
-    monkeypatch.setattr(model, "fit_coef_batch", recording)
-    monkeypatch.setattr(cost, "cpu_threads", lambda *args: 1)
-    spikes, y, _, unit_regions, regions = planted(N=3, T=30_000)
-    est = SpikeLFPDictionary(1000.0, backend="cpu", **SMALL | {"n_atoms": 4})
-    est.fit(spikes, y, unit_regions, regions)
-    n_fit = len(threads)
-    heldout_scores(est, spikes, y, regions)
-    assert est.cpu_threads_ == 1 and 0 < n_fit < len(threads)
-    assert all(t == {1} for t in threads)
