@@ -359,37 +359,39 @@ class SpikeLFPDictionary:
         masks = {"all": np.ones_like(home), "outside": ~home, "inside": home}
         return {k: be.asarray(v, dtype=self.dtype) for k, v in masks.items()}
 
-    def path_sse(self, be, trains, tests, atoms, mask, fractions):
-        """Test SSE of coefficient fits along the penalty path, for each of a batch of
-        problems (each fit started from the one before it on the path; problems with atoms of
-        one size solved together, ``be.batch_problems`` at a time).
+    def path(self, be, stats, atoms, mask, fractions):
+        """Coefficient fits along the penalty path for each of a batch of problems, each fit
+        started from the one before it (the first from zero); problems with atoms of one size
+        solved together, ``be.batch_problems`` at a time.
 
         Parameters
         ----------
-        trains, tests : list (P) of list (n_windows) of SegmentStats
+        stats : list (P) of list (n_windows) of SegmentStats
+            Each problem's training statistics.
         atoms : list (P) of array of shape (K_p, n_lags)
-        mask : array of shape (n_units, n_regions)
+        mask : array of shape (n_units, n_regions), optional
         fractions : array broadcasting to (n_fractions, P, n_regions)
             Fractions of each problem's and region's lambda_max.
 
-        Returns
-        -------
-        ndarray of shape (P, n_fractions, n_regions)
+        Yields
+        ------
+        batch : list of int
+            The problems of this fit.
+        f : int
+            The fraction along the path.
+        B : array of shape (len(batch), n_windows, n_units, K, n_regions)
         """
         xp = be.xp
-        n_units, n_regions = trains[0][0].S.shape[:2]
-        fractions = np.broadcast_to(fractions, (len(fractions), len(trains), n_regions))
-        out = np.zeros((len(trains), len(fractions), n_regions))
+        n_units, n_regions = stats[0][0].S.shape[:2]
+        fractions = np.broadcast_to(fractions, (len(fractions), len(stats), n_regions))
         for batch in size_batches(atoms, be.batch_problems):
-            problems = [[model.coef_problem(be, s, atoms[i]) for s in trains[i]] for i in batch]
+            problems = [[model.coef_problem(be, s, atoms[i]) for s in stats[i]] for i in batch]
             lmax = xp.stack(
-                [model.lambda_max(be, total(trains[i]), atoms[i], self.alpha, mask) for i in batch]
+                [model.lambda_max(be, total(stats[i]), atoms[i], self.alpha, mask) for i in batch]
             )
-            shape = (len(batch), len(trains[0]), n_units, atoms[batch[0]].shape[0], n_regions)
+            shape = (len(batch), len(stats[0]), n_units, atoms[batch[0]].shape[0], n_regions)
             B = xp.zeros(shape, dtype=self.dtype)
-            grams = [[ToeplitzGram(be, s) for s in tests[i]] for i in batch]
-            errors = []
-            for fraction in fractions:
+            for f, fraction in enumerate(fractions):
                 B = model.fit_coef_batch(
                     be,
                     problems,
@@ -400,58 +402,50 @@ class SpikeLFPDictionary:
                     mu=self.mu_,
                     n_iter=self.n_inner,
                 )
-                errors.append(
-                    [
-                        sum(
-                            sse(be, te, Fw, intercept(be, tr, Fw), g)
-                            for tr, te, Fw, g in zip(
-                                trains[i],
-                                tests[i],
-                                model.filters_from(xp, Bi, atoms[i]),
-                                grams[c],
-                                strict=True,
-                            )
-                        )
-                        for c, (i, Bi) in enumerate(zip(batch, B, strict=True))
-                    ]
+                yield batch, f, B
+
+    def path_sse(self, be, trains, tests, atoms, mask, fractions):
+        """Test SSE of the coefficient fits of :meth:`path` (fitted on `trains`, scored on
+        `tests`, both lists (P) of lists (n_windows) of SegmentStats).
+
+        Returns
+        -------
+        ndarray of shape (P, n_fractions, n_regions)
+        """
+        xp = be.xp
+        out = np.zeros((len(trains), len(fractions), trains[0][0].S.shape[1]))
+        grams, errors = {}, {}
+        for batch, f, B in self.path(be, trains, atoms, mask, fractions):
+            for i, Bi in zip(batch, B, strict=True):
+                if f == 0:
+                    grams[i], errors[i] = [ToeplitzGram(be, s) for s in tests[i]], []
+                F = model.filters_from(xp, Bi, atoms[i])
+                errors[i].append(
+                    sum(
+                        sse(be, te, Fw, intercept(be, tr, Fw), g)
+                        for tr, te, Fw, g in zip(trains[i], tests[i], F, grams[i], strict=True)
+                    )
                 )
-            out[batch] = be.to_numpy(xp.stack([xp.stack(e) for e in errors], axis=1))
+            if f == len(fractions) - 1:  # the batch's path is done: one read from the device
+                for i in batch:
+                    out[i] = be.to_numpy(xp.stack(errors.pop(i)))
+                    del grams[i]
         return out
 
     def refit(self, be, stats, atoms, fractions, mask=None) -> list:
-        """Coefficients of a batch of problems at fixed penalties (each from zero; problems
-        with atoms of one size solved together, ``be.batch_problems`` at a time).
+        """Coefficients of a batch of problems at fixed penalties, each from zero (:meth:`path`
+        with one step).
 
         Parameters
         ----------
-        stats : list (P) of list (n_windows) of SegmentStats
-        atoms : list (P) of array of shape (K_p, n_lags)
         fractions : array of shape (P, n_regions)
-            Fractions of each problem's and region's lambda_max.
-        mask : array of shape (n_units, n_regions), optional
 
         Returns
         -------
         list (P) of array of shape (n_windows, n_units, K_p, n_regions)
         """
-        xp = be.xp
-        n_units, n_regions = stats[0][0].S.shape[:2]
         out = [None] * len(stats)
-        for batch in size_batches(atoms, be.batch_problems):
-            lam = xp.stack(
-                [model.lambda_max(be, total(stats[i]), atoms[i], self.alpha, mask) for i in batch]
-            ) * be.asarray(np.asarray(fractions)[batch], dtype=self.dtype)
-            shape = (len(batch), len(stats[0]), n_units, atoms[batch[0]].shape[0], n_regions)
-            B = model.fit_coef_batch(
-                be,
-                [[model.coef_problem(be, s, atoms[i]) for s in stats[i]] for i in batch],
-                lam,
-                self.alpha,
-                xp.zeros(shape, dtype=self.dtype),
-                mask=mask,
-                mu=self.mu_,
-                n_iter=self.n_inner,
-            )
+        for batch, _, B in self.path(be, stats, atoms, mask, np.asarray(fractions)[None]):
             for i, Bi in zip(batch, B, strict=True):
                 out[i] = Bi
         return out
