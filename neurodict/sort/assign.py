@@ -6,7 +6,7 @@ under the refractory constraint: spikes are labelled in colour classes
 (:mod:`neurodict.sort.kernels`), and a spike whose mode is taken by a neighbour closer than
 ``Δ_ref`` gets its next most probable cluster. Batches of ``BATCH_SPIKES`` bound the memory.
 
-Units are the clusters with at least ``min_unit_spikes`` spikes (clusters of adjacent
+Units are the clusters with at least ``min_unit_spikes`` spikes (clusters of the same or adjacent
 neighbourhoods that are one neuron joined by :func:`neurodict.sort.join.join_units`), then one
 multi-unit that pools the smaller clusters. No spike is dropped: each has a reason code
 (:data:`REASONS`).
@@ -145,7 +145,8 @@ def assign(
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
     cluster_units = np.full(C * H, -1)
-    cluster_units[used] = join_units(x, epoch, E, clusters, used, used // H, model.nb, params)
+    bins, n_bins = epochs_of(samples, fs_hz, duration_s, params.join_epoch_s)
+    cluster_units[used] = join_units(x, bins, n_bins, clusters, used, used // H, model.nb, params)
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single
     cluster_units = cluster_units.reshape(C, H)

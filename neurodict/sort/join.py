@@ -1,19 +1,22 @@
-"""Joining clusters of adjacent neighbourhoods that are one neuron, by the model's evidence.
+"""Joining clusters that are one neuron, by the model's evidence.
 
 A neuron between two centres, or one that drifts from one to the next, is found by both
-neighbourhoods' chains. Two clusters of adjacent neighbourhoods are compared on the channels of
-both: their snippets are projected on the leading principal axes of the pooled spikes, and the
-Bayes factor of "one cluster" against "two clusters" is computed with the sorter's own conjugate
-random-walk cluster model (:mod:`neurodict.sort.walk`: drift across epochs included) and the
-Dirichlet process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``), on the
-``join_axes`` leading axes. Pairs with a Bayes factor over 1 (the more probable of the two
-hypotheses under the model) join, most favoured first; joins are transitive.
+neighbourhoods' chains; within one chain, a neuron whose amplitude varies on every channel
+together (drift, bursts) is more than one cluster to the sampler's per-channel covariances,
+and one whose waveform drifts within an epoch is cut where its mean moved. Two clusters of the
+same or adjacent neighbourhoods are compared on the channels of both: their snippets are
+projected on the leading principal axes of the pooled spikes (one covariance over all of them),
+and the Bayes factor of "one cluster" against "two clusters" is computed with the sorter's own
+conjugate random-walk cluster model (:mod:`neurodict.sort.walk`), its walk stepping every
+``join_epoch_s``, and the Dirichlet process prior on the partition (``Γ(n)`` against
+``α Γ(n_a) Γ(n_b)``), on the ``join_axes`` leading axes. The most favoured pair joins while
+its Bayes factor exceeds 1 (the more probable of the two hypotheses under the model), and the
+joined cluster is then one cluster to the next comparisons.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.cluster.hierarchy import DisjointSet
 from scipy.special import gammaln
 
 from neurodict.sort import walk
@@ -53,26 +56,38 @@ def log_bayes_factor(
 
 
 def join_units(
-    x, epoch, n_epochs, clusters, used, centre, nb: Neighbourhoods, params: SortParams
+    x, bins, n_bins, clusters, used, centre, nb: Neighbourhoods, params: SortParams
 ) -> np.ndarray:
-    """The unit of each cluster in `used` (of neighbourhood `centre`), clusters of adjacent
-    neighbourhoods joined when the evidence favours one neuron (:func:`log_bayes_factor` on the
-    channels of both)."""
-    units = DisjointSet(range(used.size))
-    members = [np.flatnonzero(clusters == k) for k in used]
-    scored = []
-    for i in range(used.size):
-        for j in range(i + 1, used.size):
-            ci, cj = centre[i], centre[j]
-            if ci == cj or not nb.adjacent[ci, cj]:
-                continue
-            chans = np.union1d(nb.channels[ci], nb.channels[cj])
-            xa = x[members[i]][:, chans].reshape(members[i].size, -1)
-            xb = x[members[j]][:, chans].reshape(members[j].size, -1)
-            bf = log_bayes_factor(xa, epoch[members[i]], xb, epoch[members[j]], n_epochs, params)
-            if bf > 0:
-                scored.append((-bf, i, j))
-    for _, i, j in sorted(scored):
-        units.merge(i, j)
-    roots = np.array([min(units.subset(i)) for i in range(used.size)])
-    return np.unique(roots, return_inverse=True)[1]
+    """The unit of each cluster in `used` (of neighbourhood `centre`): clusters of the same or
+    adjacent neighbourhoods joined, one pair at a time, while the evidence favours one neuron.
+
+    Agglomerative: the pair with the largest Bayes factor (:func:`log_bayes_factor` on the
+    channels of both, the walk over `n_bins` time bins `bins` of ``join_epoch_s``) joins when
+    it exceeds 1, and the joined cluster is compared again with the others as one cluster, so a
+    chain of pairwise joins never carries two distinct neurons into one unit. This is the
+    greedy ascent of the model's evidence over partitions of the clusters.
+    """
+    members = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
+    homes = {i: {int(centre[i])} for i in range(used.size)}
+
+    def near(i: int, j: int) -> bool:
+        return any(nb.adjacent[a, b] for a in homes[i] for b in homes[j])
+
+    def score(i: int, j: int) -> float:
+        chans = np.unique(np.concatenate([nb.channels[c] for c in homes[i] | homes[j]]))
+        xa = x[np.ix_(members[i], chans)].reshape(members[i].size, -1)
+        xb = x[np.ix_(members[j], chans)].reshape(members[j].size, -1)
+        return log_bayes_factor(xa, bins[members[i]], xb, bins[members[j]], n_bins, params)
+
+    scores = {(i, j): score(i, j) for i in members for j in members if i < j and near(i, j)}
+    unit = np.arange(used.size)
+    while scores:
+        (i, j), best = max(scores.items(), key=lambda kv: kv[1])
+        if best <= 0:
+            break
+        members[i] = np.sort(np.r_[members[i], members.pop(j)])
+        homes[i] |= homes.pop(j)
+        unit[unit == j] = i
+        scores = {k: v for k, v in scores.items() if i not in k and j not in k}
+        scores |= {(min(i, k), max(i, k)): score(i, k) for k in members if k != i and near(i, k)}
+    return np.unique(unit, return_inverse=True)[1]

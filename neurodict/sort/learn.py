@@ -1,4 +1,6 @@
-"""Learning one group's model on a bounded subsample per epoch (MODELS.md section 1).
+"""Learning one group's model on a bounded subsample (MODELS.md section 1): at most
+``max_spikes_per_epoch`` spikes per epoch and ``max_learn_spikes`` in all, drawn at random, so
+that learning holds the same memory however long the recording.
 
 The chain starts from SVD features and k-means; burn-in sweeps carry split–merge moves
 (:mod:`neurodict.sort.splitmerge`), which change which cluster slot holds a unit and so are
@@ -120,11 +122,12 @@ def _learn_chain(
     params: SortParams,
     progress: bool,
 ) -> Chain:
-    """The chain of one neighbourhood, on a bounded subsample per epoch."""
+    """The chain of one neighbourhood, on its bounded subsample."""
     rng = np.random.default_rng(params.seed)
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    subset = subsample(epoch, E, params.max_spikes_per_epoch, rng)
+    per_epoch = min(params.max_spikes_per_epoch, -(-params.max_learn_spikes // E))
+    subset = subsample(epoch, E, per_epoch, rng)
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
     K = min(params.max_atoms, x.shape[2])
     sampler = Sampler(

@@ -55,6 +55,7 @@ class SortParams:
     drift: bool = True
     drift_sd: float = 0.5
     max_spikes_per_epoch: int = 1500
+    max_learn_spikes: int = 15000
     n_burn: int = 40
     n_samples: int = 20
     n_keep: int = 10
@@ -63,6 +64,7 @@ class SortParams:
     split_merge_two_means_iterations: int = 3
     split_merge_min_allocation: float = 0.001
     join_axes: int = 6
+    join_epoch_s: float = 10.0
     presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5

@@ -168,6 +168,7 @@ def sort_recording_group(
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, detection, params, n_jobs
             )
+            del result, model  # the first pass's outputs: not held through the second learning
             x, samples, amplitudes, below = _whitened_snippets(
                 rec,
                 found,

@@ -34,6 +34,8 @@ DETECTION = {"threshold_sigma": 8.0, "peak_sign": "neg", "dead_time_ms": 1.0, "r
         ("split_merge_two_means_iterations", -1, "an integer >= 0 and <= 1000"),
         ("split_merge_min_allocation", 0.6, "a number > 0 and <= 0.5"),
         ("join_axes", 0, "an integer >= 1 and <= 10000"),
+        ("join_epoch_s", 0.0, "a number > 0 and <= 100000"),
+        ("max_learn_spikes", 5, "an integer >= 10 and <= 100000000"),
     ],
 )
 def test_a_setting_out_of_its_range_is_refused_by_name(key, value, expected):
@@ -64,6 +66,27 @@ def test_split_proposal_settings_reach_the_moves(monkeypatch):
     )
     _learn_chain(x, samples, 20000.0, 60.0, params, False)
     assert seen == [{"two_means_iterations": 5, "min_allocation": 0.25}] * 3
+
+
+@pytest.mark.parametrize("max_learn_spikes, learned", [(10**6, 10 * 30), (120, 10 * 12)])
+def test_learning_is_bounded_per_epoch_and_in_all(max_learn_spikes, learned):
+    """Ten epochs of 50 spikes, at most 30 per epoch: 300 learned, or 12 per epoch (120 in
+    all) when at most 120 in all."""
+    rng = np.random.default_rng(2)
+    fs, E = 20000.0, 10
+    samples = (np.arange(E)[:, None] * fs + np.arange(50) * 300).ravel().astype(np.int64)
+    x = rng.standard_normal((samples.size, 2, 8))
+    params = SortParams(
+        epoch_s=1.0,
+        max_spikes_per_epoch=30,
+        max_learn_spikes=max_learn_spikes,
+        n_burn=1,
+        n_samples=1,
+        n_keep=1,
+        split_merge_proposals=0,
+    )
+    chain = _learn_chain(x, samples, fs, float(E), params, False)
+    assert chain.learn_size == learned
 
 
 def test_the_join_sees_join_axes_principal_axes():
