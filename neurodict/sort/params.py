@@ -55,7 +55,7 @@ class SortParams:
     drift: bool = True
     drift_sd: float = 0.5
     max_spikes_per_epoch: int = 1500
-    max_learn_spikes: int = 15000
+    max_learn_spikes: int = 10000
     n_burn: int = 40
     n_samples: int = 20
     n_keep: int = 10
