@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import spikeinterface.core as sc
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
+from tqdm.auto import tqdm
 
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
@@ -226,34 +227,43 @@ def _whitened_snippets(
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
-    that reach into its window subtracted, so its excursion is that of the residual."""
-    x, aligned = snippets.extract(
-        rec, samples, params.ms_before, params.ms_after, align_ms, noise, progress=progress
-    )
-    order = np.argsort(aligned, kind="stable")
-    moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
-    x[moved], aligned[moved] = x[order[moved]], aligned[order[moved]]
-    if peel is not None:
-        scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
-        for i in range(0, aligned.size, SNIPPET_BATCH):  # bounds the gathered waveforms' memory
-            sl = slice(i, i + SNIPPET_BATCH)
-            x[sl] -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
-    before = snippets.window_samples(rec.sampling_frequency, params.ms_before, params.ms_after)[0]
-    at_peak = x[:, :, before] * noise
-    amplitudes = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)] if len(x) else np.zeros(0)
-    keep = np.ones(len(x), bool)
-    if min_excursion is not None and len(x):
-        half = ms_to_samples(params.align_ms, rec.sampling_frequency)
-        near = x[:, :, max(before - half, 0) : before + half + 1]
-        signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
-        keep = signed.max(axis=(1, 2)) >= min_excursion
-    rows = np.flatnonzero(keep)
-    whitened = np.empty((rows.size, x.shape[1], W.shape[0]), np.float32)  # float32: one copy
-    for i in range(0, rows.size, SNIPPET_BATCH):
-        whitened[i : i + SNIPPET_BATCH] = np.einsum(
-            "st,imt->ims", W.astype(np.float32), x[rows[i : i + SNIPPET_BATCH]]
+    that reach into its window subtracted, so its excursion is that of the residual.
+
+    Snippets are cut, peeled and whitened :data:`SNIPPET_BATCH` at a time into one float32
+    array, so each is held once: the unwhitened windows of a batch, never of all.
+    """
+    fs = rec.sampling_frequency
+    before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
+    half = ms_to_samples(params.align_ms, fs)
+    scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
+    W32 = W.astype(np.float32)
+    n = samples.size
+    whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
+    aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
+    batches = range(0, n, SNIPPET_BATCH)
+    for i in tqdm(batches, desc="snippets", disable=not progress, leave=False):
+        sl = slice(i, i + SNIPPET_BATCH)
+        x, aligned[sl] = snippets.extract(
+            rec, samples[sl], params.ms_before, params.ms_after, align_ms, noise
         )
-    return whitened, aligned[keep], amplitudes[keep], aligned[~keep]
+        if peel is not None:
+            x -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
+        at_peak = x[:, :, before] * noise
+        amplitudes[sl] = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)]
+        if min_excursion is not None:
+            near = x[:, :, max(before - half, 0) : before + half + 1]
+            signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
+            keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
+        whitened[sl] = np.einsum("st,imt->ims", W32, x)
+    rows = np.flatnonzero(keep)
+    for i in range(0, rows.size, SNIPPET_BATCH):  # in place: rows[j] >= j, read before written
+        batch = rows[i : i + SNIPPET_BATCH]
+        whitened[i : i + batch.size] = whitened[batch]
+    whitened = whitened[: rows.size]
+    order = np.argsort(aligned[rows], kind="stable")
+    moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
+    whitened[moved] = whitened[order[moved]]
+    return whitened, aligned[rows][order], amplitudes[rows][order], np.sort(aligned[~keep])
 
 
 def _neighbours(

@@ -37,7 +37,8 @@ def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
 
 def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch):
     """The sorter's snippets come out in time order, each row with its own spike, whitened,
-    the same whatever the batches they are whitened in."""
+    the same whatever the batches they are cut and whitened in (alignment may carry a spike
+    across a batch's boundary)."""
     from neurodict.sort import run
     from neurodict.sort.params import SortParams
 
@@ -50,7 +51,14 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     x, aligned = snippets.extract(rec, samples, params.ms_before, params.ms_after, 0.2, noise)
     W = np.random.default_rng(0).standard_normal((x.shape[2] - 3, x.shape[2]))
     perm = np.random.default_rng(1).permutation(samples.size)  # as if alignment reordered all
-    monkeypatch.setattr(snippets, "extract", lambda *a, **k: (x[perm].copy(), aligned[perm]))
+    asked = []
+
+    def extract(rec, at, *args, **kwargs):
+        asked.append(at.size)
+        rows = perm[np.searchsorted(samples, at)]
+        return x[rows].copy(), aligned[rows]
+
+    monkeypatch.setattr(snippets, "extract", extract)
 
     def whitened():
         return run._whitened_snippets(rec, samples, 0.2, noise, W, params, "neg", False)
@@ -72,9 +80,19 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_array_equal(kept[1], aligned[order][excursion >= floor])
     np.testing.assert_array_equal(kept[3], aligned[order][excursion < floor])
     np.testing.assert_array_equal(kept[0], white[excursion >= floor])
+    assert max(asked) == samples.size  # one batch: all cut at once
     monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
-    white_small, *_ = whitened()
+    asked.clear()
+    white_small, t_small, amplitudes_small, _ = whitened()
+    assert max(asked) == 7  # cut, like whitened, a batch at a time: never all unwhitened
     np.testing.assert_array_equal(white_small, white)
+    np.testing.assert_array_equal(t_small, t)
+    np.testing.assert_array_equal(amplitudes_small, amplitudes)
+    kept_small = run._whitened_snippets(
+        rec, samples, 0.2, noise, W, params, "neg", False, min_excursion=floor
+    )
+    for small, whole in zip(kept_small, kept, strict=True):
+        np.testing.assert_array_equal(small, whole)
 
 
 def test_tails_in_batches_are_the_means_of_all(monkeypatch):
