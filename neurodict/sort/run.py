@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import spikeinterface.core as sc
+from scipy.spatial.distance import cdist
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 from tqdm.auto import tqdm
 
@@ -135,8 +136,9 @@ def sort_recording_group(
         seed=params.seed,
     )
     peak_sign = detection["peak_sign"]
+    near = alignment_channels(rec, detection["radius_um"])
     x, samples, amplitudes, _ = _whitened_snippets(
-        rec, peak_samples, params.align_ms, noise, W, params, peak_sign, progress
+        rec, peak_samples, params.align_ms, noise, W, params, peak_sign, progress, near
     )
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
@@ -179,6 +181,7 @@ def sort_recording_group(
                 params,
                 peak_sign,
                 progress,
+                near,
                 peel=matched,
                 min_excursion=detection["threshold_sigma"],
             )
@@ -216,6 +219,7 @@ def _whitened_snippets(
     params: SortParams,
     peak_sign: str,
     progress: bool,
+    neighbours: np.ndarray | None = None,
     peel=None,
     min_excursion: float | None = None,
 ):
@@ -223,7 +227,7 @@ def _whitened_snippets(
     the samples of the detections whose excursion is under `min_excursion` (none when it is
     None), which are left out of the others. A detection's excursion is the largest value in
     noise SDs of polarity `peak_sign` within ``align_ms`` of the peak on any channel (what
-    detection compares with its threshold).
+    detection compares with its threshold). `neighbours`: :func:`alignment_channels`.
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
@@ -244,7 +248,13 @@ def _whitened_snippets(
     for i in tqdm(batches, desc="snippets", disable=not progress, leave=False):
         sl = slice(i, i + SNIPPET_BATCH)
         x, aligned[sl] = snippets.extract(
-            rec, samples[sl], params.ms_before, params.ms_after, align_ms, noise
+            rec,
+            samples[sl],
+            params.ms_before,
+            params.ms_after,
+            align_ms,
+            noise,
+            neighbours=neighbours,
         )
         if peel is not None:
             x -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
@@ -264,6 +274,15 @@ def _whitened_snippets(
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]
     return whitened, aligned[rows][order], amplitudes[rows][order], np.sort(aligned[~keep])
+
+
+def alignment_channels(rec, radius_um: float) -> np.ndarray | None:
+    """(M, M) bool: the channels within `radius_um` (the detection radius) of each channel,
+    over which a spike largest there is aligned (:func:`neurodict.sort.snippets.extract`);
+    None when every channel is within it of every other (a tetrode: all of them)."""
+    locations = rec.get_channel_locations()
+    near = cdist(locations, locations) <= radius_um
+    return None if near.all() else near
 
 
 def _neighbours(
@@ -328,7 +347,10 @@ def _overlap_pass(
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     E = templates.shape[1]
     templates = np.concatenate(
-        [templates[units], _tails(rec, samples, result.labels, units, E, noise_uv, params)],
+        [
+            templates[units],
+            _tails(rec, samples, result.labels, units, E, noise_uv, params, detection),
+        ],
         axis=3,
     )
     epoch_samples = params.epoch_s * fs
@@ -369,7 +391,7 @@ def _overlap_pass(
     )
 
 
-def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams):
+def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams, detection):
     """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
     ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
     ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
@@ -394,7 +416,13 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
     for i in range(0, idx.size, SNIPPET_BATCH):  # the long snippets' memory: one batch
         batch = idx[i : i + SNIPPET_BATCH]
         x, _ = snippets.extract(
-            rec, samples[batch], params.ms_before, params.peel_ms_after, 0.0, noise_uv
+            rec,
+            samples[batch],
+            params.ms_before,
+            params.peel_ms_after,
+            0.0,
+            noise_uv,
+            neighbours=alignment_channels(rec, detection["radius_um"]),
         )
         tail = x[:, :, before + after :] * noise_uv[None, :, None]
         add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))

@@ -31,6 +31,7 @@ def extract(
     noise_levels: np.ndarray,
     chunk_s: float = 30.0,
     progress: bool = False,
+    neighbours: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Aligned snippets at `samples` of a single-segment recording.
 
@@ -50,6 +51,11 @@ def extract(
         Traces are read in chunks of at most this length and :data:`CHUNK_VALUES` values
         (memory is bounded by the chunk, whatever the number of channels), each only over the
         span of its spikes (so a few spikes, a batch, read only their own stretch).
+    neighbours : ndarray (M, M) bool, optional
+        The channels whose energy aligns a spike that is largest on each channel at its
+        detected sample (those within the detection radius: on a long probe, the channels
+        far from the spike carry only noise and other neurons' spikes, which would move its
+        alignment); by default every channel of the group.
 
     Returns
     -------
@@ -81,17 +87,12 @@ def extract(
         traces = rec.get_traces(start_frame=lo, end_frame=hi, return_in_uV=True)
         traces = np.pad(traces, ((pad_before - (first - lo), pad_after - (hi - last)), (0, 0)))
         base = first - pad_before  # sample of traces[0]
-        energy = np.concatenate(
-            [
-                (traces[i : i + ENERGY_ROWS].astype(np.float64) ** 2).sum(1)
-                for i in range(0, traces.shape[0], ENERGY_ROWS)
-            ]
-        )
         centre = samples[sel] - base
+        energy = _energy(traces, centre, neighbours)
         offsets = np.arange(-shift, shift + 1)
-        best = np.argmax(energy[centre[:, None] + offsets], axis=1) - shift
+        best = np.argmax(energy(centre[:, None] + offsets), axis=1) - shift
         peak = np.clip(centre + best, before + TAPS, traces.shape[0] - after - TAPS)
-        e0, em, ep = energy[peak], energy[peak - 1], energy[peak + 1]
+        e0, em, ep = energy(peak[:, None] + np.array([0, -1, 1])).T
         curve = em - 2 * e0 + ep
         frac = np.clip(
             np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0), -0.5, 0.5
@@ -99,6 +100,33 @@ def extract(
         aligned[sel] = peak + base
         out[sel] = _resample(traces, peak, frac, before, after, noise_levels)
     return out, np.clip(aligned, 0, n_total - 1)
+
+
+def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | None):
+    """``rows (n, k) -> Σ_m x_m(t)²`` at those rows of `traces` for each spike (rows of spike
+    i in row i), summed over the channels `neighbours` gives the channel where the spike at
+    `centre` is largest, or over all channels (then computed once for the whole chunk,
+    :data:`ENERGY_ROWS` rows at a time)."""
+    if neighbours is None:
+        total = np.concatenate(
+            [
+                (traces[i : i + ENERGY_ROWS].astype(np.float64) ** 2).sum(1)
+                for i in range(0, traces.shape[0], ENERGY_ROWS)
+            ]
+        )
+        return lambda rows: total[rows]
+    local = neighbours[np.abs(traces[centre]).argmax(1)].astype(np.float64)  # (n, M)
+
+    def at(rows):  # RESAMPLE_SPIKES spikes at a time: the gathered rows' memory
+        out = np.empty(rows.shape)
+        for s in range(0, rows.shape[0], RESAMPLE_SPIKES):
+            block = traces[rows[s : s + RESAMPLE_SPIKES]].astype(np.float64) ** 2
+            out[s : s + RESAMPLE_SPIKES] = np.einsum(
+                "nkm,nm->nk", block, local[s : s + RESAMPLE_SPIKES]
+            )
+        return out
+
+    return at
 
 
 TAPS = 4
