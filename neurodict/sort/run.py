@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import spikeinterface.core as sc
-from scipy.spatial.distance import cdist
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 from tqdm.auto import tqdm
 
@@ -136,7 +135,7 @@ def sort_recording_group(
         seed=params.seed,
     )
     peak_sign = detection["peak_sign"]
-    near = alignment_channels(rec, detection["radius_um"])
+    near = snippets.alignment_channels(rec, detection["radius_um"])
     x, samples, amplitudes, _ = _whitened_snippets(
         rec, peak_samples, params.align_ms, noise, W, params, peak_sign, progress, near
     )
@@ -169,7 +168,7 @@ def sort_recording_group(
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
-                rec, result, unwhiten, noise, samples, detection, params, n_jobs
+                rec, result, unwhiten, noise, samples, detection, params, n_jobs, near
             )
             del result, model  # the first pass's outputs: not held through the second learning
             x, samples, amplitudes, below = _whitened_snippets(
@@ -227,7 +226,8 @@ def _whitened_snippets(
     the samples of the detections whose excursion is under `min_excursion` (none when it is
     None), which are left out of the others. A detection's excursion is the largest value in
     noise SDs of polarity `peak_sign` within ``align_ms`` of the peak on any channel (what
-    detection compares with its threshold). `neighbours`: :func:`alignment_channels`.
+    detection compares with its threshold). `neighbours`:
+    :func:`neurodict.sort.snippets.alignment_channels`.
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
@@ -276,15 +276,6 @@ def _whitened_snippets(
     return whitened, aligned[rows][order], amplitudes[rows][order], np.sort(aligned[~keep])
 
 
-def alignment_channels(rec, radius_um: float) -> np.ndarray | None:
-    """(M, M) bool: the channels within `radius_um` (the detection radius) of each channel,
-    over which a spike largest there is aligned (:func:`neurodict.sort.snippets.extract`);
-    None when every channel is within it of every other (a tetrode: all of them)."""
-    locations = rec.get_channel_locations()
-    near = cdist(locations, locations) <= radius_um
-    return None if near.all() else near
-
-
 def _neighbours(
     t: np.ndarray, t_match: np.ndarray, which: np.ndarray, waves: np.ndarray, T: int
 ) -> np.ndarray:
@@ -319,6 +310,7 @@ def _overlap_pass(
     detection: dict,
     params: SortParams,
     n_jobs: int,
+    neighbours: np.ndarray | None,
 ) -> np.ndarray:
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
     matching finds with each epoch's templates of the model's single units, and the detected
@@ -349,7 +341,7 @@ def _overlap_pass(
     templates = np.concatenate(
         [
             templates[units],
-            _tails(rec, samples, result.labels, units, E, noise_uv, params, detection),
+            _tails(rec, samples, result.labels, units, E, noise_uv, params, neighbours),
         ],
         axis=3,
     )
@@ -391,7 +383,7 @@ def _overlap_pass(
     )
 
 
-def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams, detection):
+def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams, neighbours):
     """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
     ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
     ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
@@ -422,7 +414,7 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
             params.peel_ms_after,
             0.0,
             noise_uv,
-            neighbours=alignment_channels(rec, detection["radius_um"]),
+            neighbours=neighbours,
         )
         tail = x[:, :, before + after :] * noise_uv[None, :, None]
         add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import spikeinterface.core as sc
+from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
 from neurodict.common.units import ms_to_samples
@@ -100,6 +101,15 @@ def extract(
         aligned[sel] = peak + base
         out[sel] = _resample(traces, peak, frac, before, after, noise_levels)
     return out, np.clip(aligned, 0, n_total - 1)
+
+
+def alignment_channels(rec: sc.BaseRecording, radius_um: float) -> np.ndarray | None:
+    """(M, M) bool: the channels within `radius_um` (the detection radius) of each channel,
+    over which a spike largest there is aligned (:func:`extract`'s `neighbours`); None when
+    every channel is within it of every other (a tetrode: all of them)."""
+    locations = rec.get_channel_locations()
+    near = cdist(locations, locations) <= radius_um
+    return None if near.all() else near
 
 
 def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | None):

@@ -114,7 +114,9 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     units = np.array([0, 2])
 
     def tails():
-        return run._tails(rec, samples, labels, units, 4, noise, params, {"radius_um": 100.0})
+        return run._tails(
+            rec, samples, labels, units, 4, noise, params, snippets.alignment_channels(rec, 100.0)
+        )
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
@@ -127,7 +129,6 @@ def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():
     radius of the one where it is largest at its detected sample: a spike far along the
     probe 3 samples later, with more energy over its channels, does not move it (it does
     when every channel's energy counts, as on a tetrode)."""
-    from neurodict.sort import run
 
     fs, n = 30000.0, 3000
     t = np.arange(n)
@@ -137,7 +138,7 @@ def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():
     traces[:, 6], traces[:, 7] = 50 * bump(1503, 4), 45 * bump(1503, 4)
     rec = sc.NumpyRecording(traces, fs)
     rec.set_channel_locations(np.c_[np.zeros(8), 100.0 * np.arange(8)])
-    near = run.alignment_channels(rec, 150.0)
+    near = snippets.alignment_channels(rec, 150.0)
     assert near[0].tolist() == [True, True, False, False, False, False, False, False]
     noise = np.ones(8)
     _, local = snippets.extract(rec, np.array([1500]), 0.5, 0.5, 0.2, noise, neighbours=near)
@@ -145,4 +146,4 @@ def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():
     assert local.tolist() == [1500] and every[0] > 1500
     tetrode = sc.NumpyRecording(traces[:, :4], fs)
     tetrode.set_channel_locations(np.c_[np.zeros(4), 20.0 * np.arange(4)])
-    assert run.alignment_channels(tetrode, 150.0) is None
+    assert snippets.alignment_channels(tetrode, 150.0) is None
