@@ -225,6 +225,11 @@ def residual_spread(x: np.ndarray, idx: np.ndarray, channels: np.ndarray, means,
     return float(np.median(values))
 
 
+def reasons(labels: np.ndarray, multi_unit: np.ndarray) -> np.ndarray:
+    """Each spike's index into :data:`REASONS` from its unit and the units' multi-unit flags."""
+    return np.where(labels < 0, 2, multi_unit[np.maximum(labels, 0)]).astype(np.int8)
+
+
 def dhdp_posterior(
     model: Model, cluster_units: np.ndarray, n_units: int, n_channels: int, presence_weight: float
 ):
@@ -273,7 +278,7 @@ def _summary(
         idx = np.flatnonzero(labels == k)
         spread[k] = residual_spread(x, idx, model.nb.channels[home[k]], templates[k], epoch)
     multi_unit = (np.arange(n_units) >= n_single) | (spread > params.max_unit_variance)
-    reason = np.where(labels < 0, 2, multi_unit[np.maximum(labels, 0)].astype(int))
+    reason = reasons(labels, multi_unit)
     presence, drift = dhdp_posterior(
         model, cluster_units, n_units, x.shape[1], params.presence_weight
     )
@@ -289,7 +294,7 @@ def _summary(
     width = max(f.shape[1] for f in features)
     return GroupSorting(
         labels=labels,
-        reason=reason.astype(np.int8),
+        reason=reason,
         probability=probability.astype(np.float32),
         multi_unit=multi_unit,
         counts=counts,

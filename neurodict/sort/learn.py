@@ -142,7 +142,9 @@ def _learn_chain(
         params.split_merge_axes,
         params.split_merge_two_means_iterations,
         params.split_merge_min_allocation,
+        params.split_merge_neighbours,
         _start(x, subset, K, params),
+        params.heavy_tails,
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(
@@ -161,11 +163,13 @@ def _learn_chain(
         sweep(params.split_merge_proposals)
         moves = {k: v + sampler.accepted[k] for k, v in moves.items()}
     log.info(
-        "burn-in: %d splits and %d merges accepted; %d atoms and %d clusters in use",
+        "burn-in: %d splits and %d merges accepted; %d atoms and %d clusters in use; "
+        "clusters' degrees of freedom ν = %.3g",
         moves["split"],
         moves["merge"],
         int(sampler.state.z.sum()),
         np.unique(sampler.state.labels).size,
+        sampler.state.nu,
     )
     best, kept = None, []
     for _ in range(params.n_samples):

@@ -4,10 +4,11 @@ MODELS.md §1 (Chen, Carlson, Carin, NeurIPS 2011; Carlson et al., IEEE TBME 201
 on channel `m` of one electrode group, in noise units (snippets divided by each channel's noise
 level)::
 
-    x_{i,m} = A diag(z ∘ w_m) s_{i,m} + e_{i,m},      e_{i,m} ~ N(0, diag(φ_m)^{-1})
+    x_{i,m} = A diag(z ∘ w_m) s_{i,m} + e_{i,m},      e_{i,m} ~ N(0, (u_i diag(φ_m))^{-1})
     z_k ~ Bernoulli(π_k),  π_k ~ Beta(a/K, b(K-1)/K)
     A_{tk} ~ N(0, 1/α_{tk}),  w_{mk} ~ N_+(0, σ_w²)
-    s_{i,m} | c_i = c, epoch e ~ N(μ_{c,m,e}, Λ_{c,m}^{-1}),   Λ_{c,m} ~ Wishart(ν_0, W_0)
+    s_{i,m} | c_i = c, epoch e ~ N(μ_{c,m,e}, (u_i Λ_{c,m})^{-1}),   Λ_{c,m} ~ Wishart(ν_0, W_0)
+    u_i ~ Gamma(ν/2, ν/2),   ν uniform on a grid
 
 Cluster weights of epoch `e` come from the dHDP: ``G_e = Σ_{j≤e} v_{e,j} H_j`` with ``H_0 = G_1``,
 ``v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)`` (``ω_0 = 1``), every ``H_j`` a truncated ``DP(α, G_0)``
@@ -24,6 +25,16 @@ integrated out (a blocked step for ``(z_k, s_{·,·,k})``), so an atom that expl
 switches off; labels are drawn with the features integrated out (a blocked step for
 ``(c, s)``: ``c ~ p(c | x)``, then ``s ~ p(s | c, x)``), which depends only on the atoms in use
 and mixes far better; the auxiliary table counts for ``β`` are Antoniak draws.
+
+Student-t clusters (``sorting.heavy_tails``, on by default; ``u_i = 1`` and Gaussian clusters
+when off): the precision scale ``u_i`` that a spike's features and noise share makes each
+cluster's snippets a multivariate t once it is integrated out. A spike that a collision or an
+artefact moves far from its neuron's mean (its distance ``δ_i`` many times the snippet's
+dimension) is then likely under its neuron's cluster, at a small ``u_i`` that weighs it little in
+the cluster's statistics, where a Gaussian mixture can only explain such spikes by a broad
+cluster of their own beside the neuron's. Labels are drawn with ``u`` integrated out (blocked
+with ``(c, s)``), then ``u_i | c_i, x_i`` (Gamma) and ``ν | u`` on its grid; given ``u`` every
+other conditional is the Gaussian one with spike i weighted by ``u_i``.
 """
 
 from __future__ import annotations
@@ -34,11 +45,14 @@ import numpy as np
 import scipy.linalg
 import scipy.stats
 from scipy.cluster.vq import kmeans2
+from scipy.spatial import cKDTree
+from scipy.special import gammaln
 
 from neurodict.sort import kernels, splitmerge, walk
 from neurodict.sort.params import Priors, SortParams
 
 LIK_BATCH = 4096  # spikes whose likelihoods are computed at once: memory, not results
+DOF_GRID_POINTS = 25  # values of ν, evenly spaced in log between the priors' bounds
 
 _DEFAULT = SortParams()  # keyword defaults below are the schema's (one registry)
 
@@ -61,6 +75,8 @@ class State:
     omega: np.ndarray  # (E,) innovation weights; omega[0] = 1 by definition
     mu: np.ndarray  # (H, M, E, K)
     lam: np.ndarray  # (H, M, K, K)
+    u: np.ndarray  # (N,) precision scale of each spike (ones for Gaussian clusters)
+    nu: float  # their degrees of freedom (inf for Gaussian clusters)
     log_lik: float = -np.inf
 
     def copy(self) -> State:
@@ -70,9 +86,9 @@ class State:
 
     def predictive(self) -> State:
         """A copy without the learning subsample's per-spike parts (features, labels, dHDP
-        components, left empty): what a kept sample needs for the posterior predictive,
-        presence and drift."""
-        per_spike = {"s", "labels", "r"}
+        components, precision scales, left empty): what a kept sample needs for the
+        posterior predictive, presence and drift."""
+        per_spike = {"s", "labels", "r", "u"}
         return replace(
             self,
             **{
@@ -114,12 +130,38 @@ def dictionary(state: State) -> np.ndarray:
 
 
 def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarray:
-    """``log p(x_i | c_i = c)`` with the features integrated out: (N, H).
+    """``log p(x_i | c_i = c)`` with the features and the precision scale integrated out:
+    (N, H). A multivariate t with ``ν`` degrees of freedom (a Gaussian when ``ν = ∞``) of the
+    forms :func:`quadratic_forms`."""
+    delta, logdet = quadratic_forms(x, epoch, state)
+    return log_density(delta, logdet, x.shape[1] * x.shape[2], state.nu)
 
-    Per channel ``x_{i,m} ~ N(D_m μ_{c,m,e}, D_m Λ_{c,m}^{-1} D_m' + Φ_m^{-1})``, evaluated by
-    Woodbury in the space of the active atoms: with ``G = D'ΦD``, ``y = D'Φx`` and
-    ``P = Λ̃ + G`` (``Λ̃`` the precision of the active coordinates), the quadratic form
-    is ``x'Φx − y'P^{-1}y + y'(2P^{-1}Gμ − 2μ) + μ'Gμ − μ'GP^{-1}Gμ`` and
+
+def log_density(delta: np.ndarray, logdet: np.ndarray, d: int, nu: float) -> np.ndarray:
+    """``log t_ν(x; m, Σ)`` in `d` dimensions from ``δ = (x−m)'Σ^{-1}(x−m)`` (N, H) and
+    ``log|Σ|`` (H,), computed in place of `delta`: ``∫ N(x; m, Σ/u) Gamma(u; ν/2, ν/2) du =
+    Γ((ν+d)/2) / Γ(ν/2) (νπ)^{-d/2} |Σ|^{-1/2} (1 + δ/ν)^{-(ν+d)/2}``; the Gaussian when
+    ``ν = ∞``."""
+    if np.isinf(nu):
+        delta *= -0.5
+        delta -= 0.5 * (logdet + d * np.log(2 * np.pi))
+        return delta
+    const = gammaln((nu + d) / 2) - gammaln(nu / 2) - 0.5 * d * np.log(nu * np.pi)
+    np.log1p(delta / nu, out=delta)
+    delta *= -0.5 * (nu + d)
+    delta += const - 0.5 * logdet
+    return delta
+
+
+def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
+    """``δ_{i,c}`` (N, H), the squared Mahalanobis distance of each spike from each cluster's
+    mean with the features integrated out, and ``log|Σ_c|`` (H,).
+
+    Per channel ``x_{i,m} ~ N(D_m μ_{c,m,e}, D_m Λ_{c,m}^{-1} D_m' + Φ_m^{-1})`` (given the
+    spike's precision scale, both parts divided by it), evaluated by Woodbury in the space of
+    the active atoms: with ``G = D'ΦD``, ``y = D'Φx`` and ``P = Λ̃ + G`` (``Λ̃`` the precision
+    of the active coordinates), the quadratic form is
+    ``x'Φx − y'P^{-1}y + y'(2P^{-1}Gμ − 2μ) + μ'Gμ − μ'GP^{-1}Gμ`` and
     ``log|Σ| = log|P| − log|Λ̃| − log|Φ|``. The spike-dependent parts are two GEMMs per channel,
     in batches of :data:`LIK_BATCH` spikes (their (spikes, H, K_a) products bound the memory).
     """
@@ -127,13 +169,13 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
     H = state.mu.shape[0]
     active = np.flatnonzero(state.z)
     phi = state.phi
-    const_x = 0.5 * np.log(phi).sum() - 0.5 * M * T * np.log(2 * np.pi)
+    log_phi = np.log(phi).sum()
     out = np.empty((N, H))
     if active.size == 0:
         for i in range(0, N, LIK_BATCH):
             xb = x[i : i + LIK_BATCH]
-            out[i : i + LIK_BATCH] = (-0.5 * (xb * phi * xb).sum((1, 2)) + const_x)[:, None]
-        return out
+            out[i : i + LIK_BATCH] = (xb * phi * xb).sum((1, 2))[:, None]
+        return out, np.full(H, -log_phi)
     D = dictionary(state)  # (M, T, Ka)
     G = np.einsum("mtk,mt,mtl->mkl", D, phi, D)  # (M, Ka, Ka)
     lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
@@ -161,9 +203,8 @@ def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarr
                 sel = eb == e
                 quad[sel] += y[sel] @ v[:, m, e].T
         quad += const.T[eb]
-        base = -0.5 * (xphi * xb).sum((1, 2)) + const_x
-        out[i : i + LIK_BATCH] = base[:, None] - 0.5 * quad - 0.5 * logdet[None]
-    return out
+        out[i : i + LIK_BATCH] = (xphi * xb).sum((1, 2))[:, None] + quad
+    return out, logdet - log_phi
 
 
 class Sampler:
@@ -189,10 +230,17 @@ class Sampler:
         Iterations of the two-means that shapes a split proposal.
     split_merge_min_allocation : float
         A split proposal's allocation probabilities stay in ``[this, 1 − this]``.
+    split_merge_neighbours : int
+        Half the split–merge pairs are a spike and one of its this many nearest neighbours
+        on the moves' principal axes (0: every pair uniform).
     start : (numpy.ndarray, numpy.ndarray), optional
         The starting dictionary A (T, K) and features s (N, M, K), e.g. DB-KSVD's atoms learned
         from every spike of the group and the subsample's sparse codes; by default the top K
         right singular vectors of the subsample's snippets and the projections on them.
+    heavy_tails : bool
+        Student-t clusters: each spike has a precision scale ``u_i ~ Gamma(ν/2, ν/2)`` that
+        divides both its features' covariance and its noise, and ``ν`` is drawn from the grid
+        of ``priors.scale_dof_min .. scale_dof_max``; otherwise Gaussian clusters (``u = 1``).
     """
 
     def __init__(
@@ -208,17 +256,24 @@ class Sampler:
         split_merge_axes: int = _DEFAULT.split_merge_axes,
         split_merge_two_means_iterations: int = _DEFAULT.split_merge_two_means_iterations,
         split_merge_min_allocation: float = _DEFAULT.split_merge_min_allocation,
+        split_merge_neighbours: int = _DEFAULT.split_merge_neighbours,
         start: tuple[np.ndarray, np.ndarray] | None = None,
+        heavy_tails: bool = _DEFAULT.heavy_tails,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
         self.drift, self.q = drift, drift_sd**2
         self.rng, self.p = rng, priors if priors is not None else Priors()
-        self.n_axes = split_merge_axes
+        self.n_axes, self.n_neighbours = split_merge_axes, split_merge_neighbours
         self.proposal = {
             "two_means_iterations": split_merge_two_means_iterations,
             "min_allocation": split_merge_min_allocation,
         }
         self.accepted = {"split": 0, "merge": 0}  # split–merge moves of the last sweep
+        self.dof_grid = (
+            np.geomspace(self.p.scale_dof_min, self.p.scale_dof_max, DOF_GRID_POINTS)
+            if heavy_tails
+            else None
+        )
         self.state = self._initialise(n_init_clusters, start)
 
     # -- initialisation ---------------------------------------------------------------------
@@ -256,6 +311,8 @@ class Sampler:
             omega=np.r_[1.0, np.full(E - 1, 0.1)],
             mu=np.zeros((H, M, E, K)),
             lam=np.tile(np.eye(K), (H, M, 1, 1)),
+            u=np.ones(N),
+            nu=np.inf if self.dof_grid is None else float(self.dof_grid[0]),
         )
         self._sample_clusters(state)
         return state
@@ -292,13 +349,18 @@ class Sampler:
         the birth is accepted with probability ``min(1, ρ)``, the death with ``min(1, 1/ρ)``
         for the features it would remove, where
         ``log ρ = Δ log-likelihood + log M(on) − log M(off) − log q(s_k) + log π_k/(1−π_k)``.
+        With Student-t clusters, given the precision scales ``u_i``: ``h`` and ``P − 1`` of
+        spike i are multiplied by ``u_i`` and ``M`` weights each spike by ``u_i``.
         """
-        swap = walk.ColumnSwap(st.s, st.labels, self.H, self._walk_epoch(), self._walk_epochs())
+        u = st.u[:, None]
+        swap = walk.ColumnSwap(
+            st.s, st.labels, self.H, self._walk_epoch(), self._walk_epochs(), self._scales(st)
+        )
         for k in self.rng.permutation(self.K):
             a = st.A[None, :, k] * st.w[:, k, None]  # (M, T)
             r = resid + st.z[k] * a[None] * st.s[:, :, k, None]
-            P = (st.phi * a * a).sum(1)[None] + 1.0  # (1, M)
-            h = np.einsum("imt,mt->im", r, st.phi * a)  # (N, M)
+            P = u * (st.phi * a * a).sum(1)[None] + 1.0  # (N, M)
+            h = u * np.einsum("imt,mt->im", r, st.phi * a)  # (N, M)
             born = (
                 st.s[:, :, k] if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
             )
@@ -341,8 +403,9 @@ class Sampler:
         for k in np.flatnonzero(st.z):
             v = st.A[None, None, :, k] * st.s[:, :, k][:, :, None]  # (N, M, T)
             r_minus = resid + st.w[None, :, k, None] * v
-            prec = np.einsum("imt,mt->m", v * v, st.phi) + 1.0 / self.p.gain_sd**2
-            mean = np.einsum("imt,imt,mt->m", r_minus, v, st.phi) / prec
+            uv = v * st.u[:, None, None]
+            prec = np.einsum("imt,mt->m", uv * v, st.phi) + 1.0 / self.p.gain_sd**2
+            mean = np.einsum("imt,imt,mt->m", r_minus, uv, st.phi) / prec
             sd = 1.0 / np.sqrt(prec)
             new = scipy.stats.truncnorm.rvs(
                 (0 - mean) / sd, np.inf, loc=mean, scale=sd, random_state=self.rng
@@ -351,18 +414,42 @@ class Sampler:
             st.w[:, k] = new
 
     def _sample_labels(self, st: State) -> None:
-        """Labels with the refractory mask; then each spike's dHDP component ``r_i``."""
+        """Labels with the refractory mask and the features and precision scales integrated
+        out; then each spike's precision scale, ``u_i | c_i, x_i ~ Gamma((ν+d)/2, (ν+δ_i)/2)``
+        (``d`` the snippet's dimension, ``δ_i`` its distance from its cluster,
+        :func:`quadratic_forms`), ``ν`` from its grid, and each spike's dHDP component ``r_i``."""
         d = self.data
+        N, M, T = d.x.shape
         weights, v = epoch_weights(st.omega, st.pis)
-        logp = marginal_log_lik(d.x, d.epoch, st) + np.log(weights[d.epoch] + 1e-300)
-        u = self.rng.random(logp.shape[0])
-        labels = np.full(logp.shape[0], -1, np.int64)
-        st.labels = kernels.masked_labels(logp, d.classes, d.lo, d.hi, labels, u)
-        st.log_lik = float(logp[np.arange(st.labels.size), st.labels].sum())
+        delta, logdet = quadratic_forms(d.x, d.epoch, st)
+        logp = log_density(delta.copy(), logdet, M * T, st.nu) + np.log(weights[d.epoch] + 1e-300)
+        labels = np.full(N, -1, np.int64)
+        st.labels = kernels.masked_labels(logp, d.classes, d.lo, d.hi, labels, self.rng.random(N))
+        st.log_lik = float(logp[np.arange(N), st.labels].sum())
+        if self.dof_grid is not None:
+            own = delta[np.arange(N), st.labels]
+            st.u = self.rng.gamma((st.nu + M * T) / 2, 2.0 / (st.nu + own))
+            st.nu = self._sample_dof(st.u)
         # r_i | c_i ∝ v_{e,j} π_{j,c}
         pr = v[d.epoch] * st.pis[:, st.labels].T  # (N, E)
         cum = np.cumsum(pr, axis=1)
         st.r = (cum < self.rng.random(pr.shape[0])[:, None] * cum[:, -1:]).sum(1)
+
+    def _sample_dof(self, u: np.ndarray) -> float:
+        """``ν | u`` on its grid (uniform prior): ``Π_i Gamma(u_i; ν/2, ν/2)``."""
+        half = self.dof_grid / 2
+        log_p = (
+            u.size * (half * np.log(half) - gammaln(half))
+            + (half - 1) * np.log(u).sum()
+            - half * u.sum()
+        )
+        p = np.exp(log_p - log_p.max())
+        return float(self.rng.choice(self.dof_grid, p=p / p.sum()))
+
+    def _scales(self, st: State) -> np.ndarray | None:
+        """The spikes' precision scales as weights of the clusters' statistics (None for
+        Gaussian clusters)."""
+        return None if self.dof_grid is None else st.u
 
     def _sample_sticks(self, st: State) -> None:
         """``π_j``, ``ω`` and ``β`` given labels and components (Antoniak tables for β)."""
@@ -432,9 +519,14 @@ class Sampler:
             prior=joint,
             samples=d.samples,
             refractory_samples=d.refractory_samples,
+            u=self._scales(st),
         )
+        k = min(self.n_neighbours, len(f) - 1)
+        neighbours = cKDTree(f).query(f, k + 1)[1][:, 1:] if k > 0 else None
         for _ in range(n_proposals):
-            kind = splitmerge.move(self.rng, target, st.labels, self.H, **self.proposal)
+            kind = splitmerge.move(
+                self.rng, target, st.labels, self.H, **self.proposal, neighbours=neighbours
+            )
             if kind:
                 accepted[kind] += 1
         return accepted
@@ -450,7 +542,7 @@ class Sampler:
         a = np.flatnonzero(st.z)
         prior = self.walk_prior(a)
         stats = walk.Stats.of_labels(
-            st.s[:, :, a], st.labels, H, self._walk_epoch(), prior.n_epochs
+            st.s[:, :, a], st.labels, H, self._walk_epoch(), prior.n_epochs, self._scales(st)
         )
         mu, lam = walk.sample(self.rng, prior, stats, wishart)  # (H, M, E, Ka), (H, M, Ka, Ka)
         if not self.drift:
@@ -462,8 +554,8 @@ class Sampler:
         st.lam[:, :, a[:, None], a] = lam
 
     def _sample_features(self, st: State) -> None:
-        """``s_{i,m} ~ N(P^{-1}(Λμ + w̃A'Φx), P^{-1})``, ``P = Λ_{c,m} + w̃A'ΦAw̃`` on the atoms
-        in use; the others from their N(0, 1) prior."""
+        """``s_{i,m} ~ N(P^{-1}(Λμ + w̃A'Φx), (u_i P)^{-1})``, ``P = Λ_{c,m} + w̃A'ΦAw̃`` on
+        the atoms in use; the others from their N(0, 1) prior."""
         x, epoch = self.data.x, self.data.epoch
         a = np.flatnonzero(st.z)
         D = dictionary(st)  # (M, T, Ka)
@@ -480,20 +572,23 @@ class Sampler:
             )
             mean = np.einsum("mkl,iml->imk", P_inv, h)
             chol = np.linalg.cholesky(P_inv)
-            s_a = mean + np.einsum("mkl,iml->imk", chol, self.rng.standard_normal(mean.shape))
+            noise = np.einsum("mkl,iml->imk", chol, self.rng.standard_normal(mean.shape))
+            s_a = mean + noise / np.sqrt(st.u[idx])[:, None, None]
             block = s[idx]
             block[:, :, a] = s_a
             s[idx] = block
         st.s = s
 
     def _sample_atoms(self, st: State) -> None:
-        """Rows of A: ``A_t ~ N(P_t^{-1} Σ_m φ_mt U_m'x_{·mt}, P_t^{-1})`` with ``U = z∘w∘s``."""
+        """Rows of A: ``A_t ~ N(P_t^{-1} Σ_m φ_mt U_m'diag(u)x_{·mt}, P_t^{-1})`` with
+        ``U = z∘w∘s`` and ``P_t = Σ_m φ_mt U_m'diag(u)U_m + diag(α_t)``."""
         x = self.data.x
         active = np.flatnonzero(st.z)
         T = x.shape[2]
         U = st.s[:, :, active] * st.w[None, :, active]  # (N, M, Ka)
-        UU = np.einsum("imk,iml->mkl", U, U)
-        Ux = np.einsum("imk,imt->mkt", U, x)
+        Uu = U * st.u[:, None, None]
+        UU = np.einsum("imk,iml->mkl", Uu, U)
+        Ux = np.einsum("imk,imt->mkt", Uu, x)
         P = np.einsum("mt,mkl->tkl", st.phi, UU) + np.eye(active.size) * st.ard[:, None, active]
         h = np.einsum("mt,mkt->tk", st.phi, Ux)
         A = self.rng.standard_normal((T, self.K)) / np.sqrt(st.ard)
@@ -508,8 +603,9 @@ class Sampler:
     def _sample_noise(self, st: State) -> None:
         p, x = self.p, self.data.x
         resid = x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
+        scatter = np.einsum("i,imt->mt", st.u, resid**2, optimize=True)
         st.phi = self.rng.gamma(
-            p.noise_shape + 0.5 * x.shape[0], 1.0 / (p.noise_rate + 0.5 * (resid**2).sum(0))
+            p.noise_shape + 0.5 * x.shape[0], 1.0 / (p.noise_rate + 0.5 * scatter)
         )
 
 

@@ -26,6 +26,8 @@ class Priors:
     wishart_dof_extra: float = 2.0
     within_cluster_var: float = 1.0
     mean_var_scale: float = 4.0
+    scale_dof_min: float = 1.0
+    scale_dof_max: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class SortParams:
     n_init_clusters: int = 30
     drift: bool = True
     drift_sd: float = 0.5
+    heavy_tails: bool = True
     max_spikes_per_epoch: int = 1500
     max_learn_spikes: int = 10000
     n_burn: int = 40
@@ -63,6 +66,7 @@ class SortParams:
     split_merge_axes: int = 16
     split_merge_two_means_iterations: int = 3
     split_merge_min_allocation: float = 0.001
+    split_merge_neighbours: int = 10
     join_axes: int = 6
     join_epoch_s: float = 10.0
     presence_weight: float = 0.005

@@ -8,7 +8,7 @@ from) give an empty or single-unit result with a log line, never an exception.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import snippets
-from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of
+from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of, reasons
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
@@ -191,6 +191,8 @@ def sort_recording_group(
             )
             model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
             result = assign(model, x, samples, fs, duration_s, params)
+        peak = template_peaks(result, unwhiten, noise)[1]
+        result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
         "%d spikes, %d units (%d multi-unit)",
         samples.size,
@@ -332,10 +334,7 @@ def _overlap_pass(
     template and the templates (uV, units x epochs rows).
     """
     fs = rec.sampling_frequency
-    drift = result.drift.mean(axis=0)
-    whitened = np.where(np.isfinite(drift), drift, result.templates)
-    templates = np.einsum("st,uemt->uems", unwhiten, whitened) * noise_uv[None, None, :, None]
-    peak = (np.abs(templates).max(axis=3) / noise_uv[None, None]).max(axis=(1, 2))
+    templates, peak = template_peaks(result, unwhiten, noise_uv)
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     E = templates.shape[1]
     templates = np.concatenate(
@@ -441,6 +440,34 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
         job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},
     )
     return spikes["sample_index"].astype(np.int64), spikes["cluster_index"].astype(np.int64)
+
+
+def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndarray):
+    """Each unit's template per epoch in microvolts (U, E, samples, channels) — the posterior
+    mean of its mean waveform (the dHDP's walk) on the channels its model saw, its mean
+    snippet elsewhere — and its largest excursion over epochs and channels in noise SDs (U,)."""
+    drift = result.drift.mean(axis=0)
+    whitened = np.where(np.isfinite(drift), drift, result.templates)
+    templates = np.einsum("st,uemt->uems", unwhiten, whitened) * noise_uv[None, None, :, None]
+    peak = (np.abs(templates).max(axis=3) / noise_uv[None, None]).max(axis=(1, 2))
+    return templates, peak
+
+
+def below_threshold_units(result: GroupSorting, peak: np.ndarray, threshold_sigma: float):
+    """`result` with the single units whose template peaks under the detection threshold
+    (`peak` from :func:`template_peaks`) made multi-units: a neuron whose mean waveform does
+    not reach the threshold is not what was detected; its detections are noise crossings, or
+    the largest spikes of a neuron too small to be detected whole."""
+    low = ~result.multi_unit & (peak < threshold_sigma)
+    if not low.any():
+        return result
+    log.info(
+        "%d unit(s) whose template peaks under the detection threshold (%g SD): multi-unit",
+        int(low.sum()),
+        threshold_sigma,
+    )
+    multi_unit = result.multi_unit | low
+    return replace(result, multi_unit=multi_unit, reason=reasons(result.labels, multi_unit))
 
 
 def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:

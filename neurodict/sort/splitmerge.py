@@ -39,7 +39,8 @@ from neurodict.sort import walk
 class Target:
     """What the labels are conditioned on: features `s` (n, M, K) of the atoms in use, epochs
     (n,) of the walk (zeros when the means do not drift), dHDP components `r` (n,), ``αβ``
-    (H,), spike samples (n,) sorted, and ``Δ_ref`` in samples."""
+    (H,), spike samples (n,) sorted, ``Δ_ref`` in samples, and the spikes' precision scales
+    `u` (n,) of Student-t clusters (None: Gaussian)."""
 
     s: np.ndarray
     epoch: np.ndarray
@@ -49,6 +50,7 @@ class Target:
     prior: walk.WalkPrior
     samples: np.ndarray
     refractory_samples: int
+    u: np.ndarray | None = None
 
     def log_cluster(self, idx: np.ndarray, h: int) -> float:
         """The factor of the target for cluster `h` holding spikes `idx`."""
@@ -57,7 +59,8 @@ class Target:
         prior = float(np.sum(gammaln(ab + n_j) - gammaln(ab)))
         if idx.size == 0:
             return prior
-        stats = walk.Stats.of(self.s[idx], self.epoch[idx], self.prior.n_epochs)
+        u = None if self.u is None else self.u[idx]
+        stats = walk.Stats.of(self.s[idx], self.epoch[idx], self.prior.n_epochs, u)
         return prior + float(walk.log_marginal(self.prior, stats).sum())
 
     def log_target(self, labels: np.ndarray) -> float:
@@ -116,15 +119,28 @@ def move(
     *,
     two_means_iterations: int,
     min_allocation: float,
+    neighbours: np.ndarray | None = None,
 ) -> str:
     """One split or merge proposal on `labels` (updated in place when accepted), its
     allocation shaped by `two_means_iterations` and `min_allocation` (:func:`allocation`).
-    Returns ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose)."""
+    Returns ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose).
+
+    The pair is drawn uniformly, or, with probability 1/2 when `neighbours` (n, k) is given,
+    as a spike ``i`` and one of its `k` nearest neighbours ``j`` (in the features, whatever
+    the labels): a small cluster beside a large one is then proposed for merging as often as
+    its spikes are drawn, not once in many thousand uniform pairs. The pair's probability
+    depends on the data only, so it is the same for a split and the merge that undoes it and
+    leaves the acceptance ratio as it is.
+    """
     shape = {"two_means_iterations": two_means_iterations, "min_allocation": min_allocation}
     n = labels.size
     if n < 2:
         return ""
-    i, j = rng.choice(n, 2, replace=False)
+    if neighbours is not None and rng.random() < 0.5:
+        i = int(rng.integers(n))
+        j = int(neighbours[i, rng.integers(neighbours.shape[1])])
+    else:
+        i, j = rng.choice(n, 2, replace=False)
     ci, cj = labels[i], labels[j]
     occupied = np.bincount(labels, minlength=n_clusters) > 0
     if ci == cj:

@@ -21,7 +21,7 @@ walk), and ``|C| = |I + N B|``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg, sparse
@@ -66,43 +66,86 @@ class WalkPrior:
 @dataclass
 class Stats:
     """Sufficient statistics of clusters, batched over leading axes ``(...)``: counts ``n_e``
-    (..., E), sums (..., E, K) and scatter ``Σ s s'`` (..., K, K)."""
+    (..., E), sums (..., E, K) and scatter ``Σ s s'`` (..., K, K).
+
+    With a precision scale ``u_i`` per spike (``ε_i ~ N(0, (u_i Λ)^{-1})``, the sorter's
+    Student-t clusters), counts, sums and scatter are weighted by ``u_i``, `n` (...) holds the
+    spike counts and `log_weight` (...) ``Σ log u_i``; without weights both follow from
+    `counts`.
+    """
 
     counts: np.ndarray
     sums: np.ndarray
     scatter: np.ndarray
+    n: np.ndarray | None = None
+    log_weight: np.ndarray | float = 0.0
+
+    @property
+    def spikes(self) -> np.ndarray:
+        """The number of spikes of each batch: (...)."""
+        return self.counts.sum(-1) if self.n is None else self.n
 
     @classmethod
-    def of(cls, s: np.ndarray, epoch: np.ndarray, n_epochs: int) -> Stats:
-        """Of one set of spikes' features `s` (n, M, K) in epochs `epoch` (n,): shapes
-        (M, E), (M, E, K), (M, K, K), one cluster per channel."""
+    def of(
+        cls, s: np.ndarray, epoch: np.ndarray, n_epochs: int, u: np.ndarray | None = None
+    ) -> Stats:
+        """Of one set of spikes' features `s` (n, M, K) in epochs `epoch` (n,), weighted by
+        the precision scales `u` (n,) when given: shapes (M, E), (M, E, K), (M, K, K), one
+        cluster per channel."""
         M = s.shape[1]
-        counts = np.bincount(epoch, minlength=n_epochs).astype(float)
+        weight = np.ones(len(s)) if u is None else u
+        counts = np.bincount(epoch, weight, minlength=n_epochs)
         sums = np.zeros((n_epochs,) + s.shape[1:])
-        np.add.at(sums, epoch, s)
+        np.add.at(sums, epoch, s * weight[:, None, None])
+        if u is None:
+            return cls(
+                np.broadcast_to(counts, (M, n_epochs)),
+                sums.transpose(1, 0, 2),
+                np.einsum("imk,iml->mkl", s, s),
+            )
         return cls(
             np.broadcast_to(counts, (M, n_epochs)),
             sums.transpose(1, 0, 2),
-            np.einsum("imk,iml->mkl", s, s),
+            np.einsum("imk,iml->mkl", s * u[:, None, None], s),
+            np.full(M, float(len(s))),
+            np.full(M, float(np.log(u).sum())),
         )
 
     @classmethod
     def of_labels(
-        cls, s: np.ndarray, labels: np.ndarray, n_clusters: int, epoch: np.ndarray, n_epochs: int
+        cls,
+        s: np.ndarray,
+        labels: np.ndarray,
+        n_clusters: int,
+        epoch: np.ndarray,
+        n_epochs: int,
+        u: np.ndarray | None = None,
     ) -> Stats:
-        """Of every cluster of `labels` (n,) in ``0..n_clusters-1``: shapes (H, M, E),
-        (H, M, E, K), (H, M, K, K)."""
+        """Of every cluster of `labels` (n,) in ``0..n_clusters-1``, weighted by the precision
+        scales `u` (n,) when given: shapes (H, M, E), (H, M, E, K), (H, M, K, K)."""
         H, (N, M, K) = n_clusters, s.shape
-        by_segment = _indicator(labels * n_epochs + epoch, H * n_epochs)
+        weight = np.ones(N) if u is None else u
+        by_segment = _indicator(labels * n_epochs + epoch, H * n_epochs, weight)
         counts = np.asarray(by_segment.sum(1)).reshape(H, n_epochs)
         sums = (by_segment @ s.reshape(N, M * K)).reshape(H, n_epochs, M, K)
         scatter = np.zeros((H, M, K, K))
         order = np.argsort(labels, kind="stable")
         bounds = np.searchsorted(labels[order], np.arange(H + 1))
         for c in np.flatnonzero(np.diff(bounds)):
-            sc = s[order[bounds[c] : bounds[c + 1]]].transpose(1, 0, 2)  # (M, n_c, K)
-            scatter[c] = np.swapaxes(sc, 1, 2) @ sc
-        return cls(np.repeat(counts[:, None], M, axis=1), sums.transpose(0, 2, 1, 3), scatter)
+            rows = order[bounds[c] : bounds[c + 1]]
+            sc = s[rows].transpose(1, 0, 2)  # (M, n_c, K)
+            scatter[c] = np.swapaxes(sc * weight[rows, None], 1, 2) @ sc
+        n = log_weight = None
+        if u is not None:
+            n = np.repeat(np.bincount(labels, minlength=H)[:, None], M, axis=1).astype(float)
+            log_weight = np.repeat(np.bincount(labels, np.log(u), minlength=H)[:, None], M, axis=1)
+        return cls(
+            np.repeat(counts[:, None], M, axis=1),
+            sums.transpose(0, 2, 1, 3),
+            scatter,
+            n,
+            0.0 if log_weight is None else log_weight,
+        )
 
 
 class ColumnSwap:
@@ -110,14 +153,15 @@ class ColumnSwap:
     column replaced in O(N·M·K): what the birth–death moves on ``z`` evaluate twice per atom.
 
     `s` (N, M, K) is the sampler's feature array, held by reference: call :meth:`set` after
-    changing a column of it.
+    changing a column of it. `u` (N,): the spikes' precision scales (weights), or None.
     """
 
-    def __init__(self, s, labels, n_clusters, epoch, n_epochs):
+    def __init__(self, s, labels, n_clusters, epoch, n_epochs, u=None):
         self.s, self.H, self.E = s, n_clusters, n_epochs
-        self.by_cluster = _indicator(labels, n_clusters)
-        self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs)
-        self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs)
+        weight = np.ones(labels.size) if u is None else u
+        self.by_cluster = _indicator(labels, n_clusters, weight)
+        self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs, weight)
+        self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs, u)
 
     def _column(self, k: int, col: np.ndarray):
         """Sums (H, M, E) and products with every column (H, M, K) of features `col` (N, M)
@@ -137,7 +181,7 @@ class ColumnSwap:
         if col is not None and k in active:
             col_sums, cross = self._column(k, col)
             _put(sums, scatter, int(np.searchsorted(active, k)), col_sums, cross[..., active])
-        return Stats(self.full.counts, sums, scatter)
+        return replace(self.full, sums=sums, scatter=scatter)
 
     def set(self, k: int) -> None:
         """Column k of `s` has changed: update its statistics."""
@@ -151,11 +195,10 @@ def _put(sums, scatter, j: int, col_sums, cross) -> None:
     scatter[:, :, :, j] = cross
 
 
-def _indicator(index: np.ndarray, n: int) -> sparse.csr_matrix:
-    """The (n, len(index)) 0/1 matrix with a one at (index[i], i)."""
-    return sparse.csr_matrix(
-        (np.ones(index.size), (index, np.arange(index.size))), shape=(n, index.size)
-    )
+def _indicator(index: np.ndarray, n: int, weight: np.ndarray | None = None) -> sparse.csr_matrix:
+    """The (n, len(index)) matrix with `weight[i]` (default one) at (index[i], i)."""
+    values = np.ones(index.size) if weight is None else weight
+    return sparse.csr_matrix((values, (index, np.arange(index.size))), shape=(n, index.size))
 
 
 def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
@@ -188,14 +231,15 @@ def posterior(prior: WalkPrior, stats: Stats):
 
 
 def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
-    """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t)."""
+    """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t);
+    with precision scales, ``|C| = |I + N_u B| / Π u_i``."""
     K = prior.mu0.size
-    n = stats.counts.sum(-1)
+    n = stats.spikes
     _, _, RCR, logdet_C = posterior(prior, stats)
     nu_n = prior.nu0 + n
     return (
         -0.5 * n * K * np.log(np.pi)
-        - 0.5 * K * logdet_C
+        - 0.5 * K * (logdet_C - stats.log_weight)
         + multigammaln(nu_n / 2, K)
         - multigammaln(prior.nu0 / 2, K)
         + 0.5 * prior.nu0 * np.linalg.slogdet(prior.W0_inv)[1]
@@ -207,7 +251,7 @@ def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
     """``Λ ~ p(Λ | S)`` (Wishart) and then ``μ ~ p(μ_{1..E} | Λ, S)`` (matrix-normal), batched:
     returns ``μ`` (..., E, K) and ``Λ`` (..., K, K). `wishart` draws batched Wishart matrices."""
     V, ZR, RCR, _ = posterior(prior, stats)
-    n = stats.counts.sum(-1)
+    n = stats.spikes
     scale = np.linalg.inv(_sym(prior.W0_inv + RCR))
     lam = wishart(rng, prior.nu0 + n, scale)
     mean = prior.mu0 + V @ ZR

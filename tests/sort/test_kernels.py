@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from scipy.stats import multivariate_normal
+import scipy.linalg
+from scipy.stats import multivariate_normal, multivariate_t
 
 from neurodict.sort import kernels
 from neurodict.sort.learn import _data
@@ -57,7 +58,11 @@ def test_table_counts_kernel_equals_numpy_twin():
     assert np.all((m <= n) & ((m >= 1) | (n == 0)))  # the first customer always opens a table
 
 
-def test_marginal_log_lik_equals_the_gaussian_it_integrates():
+@pytest.mark.parametrize("nu", [np.inf, 3.0])
+def test_marginal_log_lik_equals_the_density_it_integrates(nu):
+    """Features integrated out: per channel a Gaussian; with a precision scale shared by the
+    channels and integrated out too (Student-t clusters, ν finite): the multivariate t of all
+    channels at once with the same block-diagonal shape."""
     rng = np.random.default_rng(3)
     N, M, T = 40, 2, 8
     x = rng.standard_normal((N, M, T)) * 2
@@ -68,14 +73,23 @@ def test_marginal_log_lik_equals_the_gaussian_it_integrates():
     st.z[:] = [1, 1, 0, 1, 0, 1]
     st.w = rng.random((M, 6)) + 0.5
     st.phi = rng.random((M, T)) + 0.5
+    st.nu = nu
     sampler._sample_clusters(st)  # cluster parameters on the atoms in use
     ll = marginal_log_lik(x, epoch, st)
     for i, c in [(0, 0), (7, 2), (31, 3)]:
-        direct = 0.0
+        means, covs = [], []
         for m in range(M):
             D = st.A * (st.w[m] * st.z)
-            S = D @ np.linalg.inv(st.lam[c, m]) @ D.T + np.diag(1 / st.phi[m])
-            direct += multivariate_normal(D @ st.mu[c, m, epoch[i]], S).logpdf(x[i, m])
+            covs.append(D @ np.linalg.inv(st.lam[c, m]) @ D.T + np.diag(1 / st.phi[m]))
+            means.append(D @ st.mu[c, m, epoch[i]])
+        if np.isinf(nu):
+            direct = sum(
+                multivariate_normal(mean, S).logpdf(x[i, m])
+                for m, (mean, S) in enumerate(zip(means, covs, strict=True))
+            )
+        else:
+            shape = scipy.linalg.block_diag(*covs)
+            direct = multivariate_t(np.concatenate(means), shape, df=nu).logpdf(x[i].ravel())
         assert ll[i, c] == pytest.approx(direct, rel=1e-9)
 
 

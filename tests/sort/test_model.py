@@ -69,6 +69,7 @@ def _sampler(x, samples, labels, params, seed=0, start=None):
         params.split_merge_axes,
         params.split_merge_two_means_iterations,
         params.split_merge_min_allocation,
+        params.split_merge_neighbours,
         start,
     )
     sampler.state.labels = labels.copy()
@@ -99,6 +100,27 @@ def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
     assert _clusters_of(sampler.state.labels, truth) == [1, 1, 1]
     purity = [np.bincount(sampler.state.labels[truth == u]).max() / 150 for u in range(3)]
     assert min(purity) > 0.95, purity
+
+
+def test_student_t_clusters_learn_each_spike_s_scale_and_the_tails():
+    """Two units, 10 % of the spikes with five times the noise variance: the sampler gives
+    those spikes precision scales near 1/5 and the others near 1, and draws ν small (heavy
+    tails); on the same units without them, ν goes to the Gaussian end of its grid."""
+    params = SortParams(max_atoms=10, epoch_s=20.0)
+    for fraction in (0.1, 0.0):
+        x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3]], 300, seed=0)
+        rng = np.random.default_rng(0)
+        wide = rng.random(truth.size) < fraction
+        x[wide] += 2.0 * rng.standard_normal(x[wide].shape)
+        sampler = _sampler(x, samples, truth, params)
+        for _ in range(10):
+            st = sampler.sweep()
+        if fraction:
+            assert 0.1 < np.median(st.u[wide]) < 0.35, np.median(st.u[wide])
+            assert 0.9 < np.median(st.u[~wide]) < 1.1, np.median(st.u[~wide])
+            assert st.nu < 30, st.nu
+        else:
+            assert st.nu > 100, st.nu
 
 
 def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
@@ -153,8 +175,10 @@ def test_likelihood_batches_change_nothing(monkeypatch):
     params = SortParams(max_atoms=10, epoch_s=20.0)
     st = _sampler(x, samples, truth, params).state
     epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
+    st.nu = 5.0  # Student-t clusters
     off = st.copy()
     off.z = np.zeros_like(st.z)
+    off.nu = np.inf  # Gaussian: the noise's density alone
     whole = [model.marginal_log_lik(x, epoch, s) for s in (st, off)]
     monkeypatch.setattr(model, "LIK_BATCH", 7)
     for s, expected in zip((st, off), whole, strict=True):

@@ -46,11 +46,13 @@ def test_a_setting_out_of_its_range_is_refused_by_name(key, value, expected):
 
 
 def test_split_proposal_settings_reach_the_moves(monkeypatch):
-    """The learner's burn-in moves get the split proposals' shape from the parameters."""
-    seen = []
+    """The learner's burn-in moves get the split proposals' shape from the parameters, and
+    each spike's nearest neighbours (itself left out) as many as asked."""
+    seen, near = [], []
 
-    def move(*args, **shape):
+    def move(*args, neighbours, **shape):
         seen.append(shape)
+        near.append(neighbours)
         return ""
 
     monkeypatch.setattr(splitmerge, "move", move)
@@ -63,9 +65,12 @@ def test_split_proposal_settings_reach_the_moves(monkeypatch):
         split_merge_proposals=3,
         split_merge_two_means_iterations=5,
         split_merge_min_allocation=0.25,
+        split_merge_neighbours=4,
     )
     _learn_chain(x, samples, 20000.0, 60.0, params, False)
     assert seen == [{"two_means_iterations": 5, "min_allocation": 0.25}] * 3
+    assert near[0].shape == (60, 4)
+    assert not np.any(near[0] == np.arange(60)[:, None])
 
 
 @pytest.mark.parametrize("max_learn_spikes, learned", [(10**6, 10 * 30), (120, 10 * 12)])

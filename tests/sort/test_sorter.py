@@ -202,17 +202,47 @@ def test_run_sorter_finds_the_registered_sorter(tmp_path):
     assert set(sorting.get_property_keys()) >= {"group", "region", "peak_channel", "multi_unit"}
 
 
+def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
+    """Templates peaking at 6, 2 and 1 noise SDs (the last already a multi-unit), detection
+    at 4 SDs: the second unit becomes a multi-unit and its spikes' reason with it; the
+    first stays a single unit, the unassigned spike stays unassigned."""
+    from neurodict.sort.assign import REASONS, GroupSorting
+    from neurodict.sort.run import below_threshold_units, template_peaks
+
+    E, M, T = 2, 3, 10
+    templates = np.zeros((3, E, M, T))
+    templates[0, :, 1, 4], templates[1, :, 0, 4], templates[2, :, 2, 4] = -6.0, 2.0, -1.0
+    labels = np.array([0, 1, 1, 2, -1])
+    empty = {f.name: np.zeros(0) for f in dataclasses.fields(GroupSorting)}
+    result = GroupSorting(
+        **empty
+        | {
+            "labels": labels,
+            "reason": np.array([0, 0, 0, 1, 2], np.int8),
+            "multi_unit": np.array([False, False, True]),
+            "templates": templates,
+            "drift": np.full((1, 3, E, M, T), np.nan),
+        }
+    )
+    _, peak = template_peaks(result, np.eye(T), np.full(M, 5.0))
+    np.testing.assert_allclose(peak, [6.0, 2.0, 1.0])
+    out = below_threshold_units(result, peak, 4.0)
+    np.testing.assert_array_equal(out.multi_unit, [False, True, True])
+    assert [REASONS[r] for r in out.reason] == [
+        "single_unit",
+        "multi_unit",
+        "multi_unit",
+        "multi_unit",
+        "refractory_conflict",
+    ]
+
+
 def test_sort_params_defaults_are_the_schema_defaults():
     import dataclasses
 
     assert dataclasses.asdict(SortParams()) == section_defaults("sorting")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 14, open: with the join's walk stepping every join_epoch_s two of the three "
-    "zigzag-drifting units are one unit each; the third is still cut (recall 0.62)",
-)
 def test_a_drifting_unit_stays_one_unit(tmp_path):
     """Units drift 30 um along a 12-channel shank over the recording (fitted per
     neighbourhood): each is one unit, present in every epoch."""

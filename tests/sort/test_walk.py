@@ -8,14 +8,16 @@ import numpy as np
 from neurodict.sort import walk
 
 
-def _direct(s, labels, H, epoch, E):
-    """Counts (H, M, E), sums (H, M, E, K), scatter (H, M, K, K) by loops over spikes."""
+def _direct(s, labels, H, epoch, E, u=None):
+    """Counts (H, M, E), sums (H, M, E, K), scatter (H, M, K, K) by loops over spikes, each
+    weighted by its precision scale `u` when given."""
     N, M, K = s.shape
+    u = np.ones(N) if u is None else u
     counts, sums, scatter = np.zeros((H, M, E)), np.zeros((H, M, E, K)), np.zeros((H, M, K, K))
     for i in range(N):
-        counts[labels[i], :, epoch[i]] += 1
-        sums[labels[i], :, epoch[i]] += s[i]
-        scatter[labels[i]] += np.einsum("mk,ml->mkl", s[i], s[i])
+        counts[labels[i], :, epoch[i]] += u[i]
+        sums[labels[i], :, epoch[i]] += u[i] * s[i]
+        scatter[labels[i]] += u[i] * np.einsum("mk,ml->mkl", s[i], s[i])
     return counts, sums, scatter
 
 
@@ -32,6 +34,24 @@ def _assert_stats(got: walk.Stats, want):
 def test_cluster_statistics_equal_direct_sums():
     s, labels, H, epoch, E = _data()
     _assert_stats(walk.Stats.of_labels(s, labels, H, epoch, E), _direct(s, labels, H, epoch, E))
+
+
+def test_weighted_cluster_statistics_equal_direct_sums():
+    """With precision scales: weighted counts, sums and scatter, the spike counts and
+    ``Σ log u`` of each cluster, and the same from the column swap."""
+    s, labels, H, epoch, E = _data(seed=3)
+    u = np.random.default_rng(4).gamma(2.0, 0.5, labels.size)
+    want = _direct(s, labels, H, epoch, E, u)
+    got = walk.Stats.of_labels(s, labels, H, epoch, E, u)
+    _assert_stats(got, want)
+    np.testing.assert_array_equal(got.spikes[:, 0], np.bincount(labels, minlength=H))
+    np.testing.assert_allclose(got.log_weight[:, 0], np.bincount(labels, np.log(u), minlength=H))
+    swap = walk.ColumnSwap(s, labels, H, epoch, E, u)
+    col = np.random.default_rng(5).normal(size=s.shape[:2])
+    replaced = s.copy()
+    replaced[:, :, 2] = col
+    _assert_stats(swap.stats(np.arange(6), 2, col), _direct(replaced, labels, H, epoch, E, u))
+    np.testing.assert_array_equal(swap.stats(np.arange(6), 2, col).spikes, got.spikes)
 
 
 def test_column_swap_equals_recomputing_with_the_column_replaced():
