@@ -92,14 +92,18 @@ def _tiny_target(rng, n=5, H=3):
     )
 
 
-@pytest.mark.parametrize("near", [False, True])
-def test_split_merge_moves_sample_the_enumerated_posterior(near):
+@pytest.mark.parametrize(
+    "near, n_steps, tolerance",
+    [pytest.param(False, 100000, 0.06, marks=pytest.mark.slow), (True, 60000, 0.07)],
+)
+def test_split_merge_moves_sample_the_enumerated_posterior(near, n_steps, tolerance):
     """On 4 spikes and 4 cluster slots, the chain of split–merge moves alone visits every
     labelling as often as the exact posterior (enumerated over all 4^4) says (total variation
     0.044 at 100 000 moves; 0.18 without the proposal's choice among empty slots); labellings
     with the two close spikes together have probability 0 and are never visited. The same
-    with half the pairs drawn among each spike's nearest neighbours (0.049; 0.079 when the
-    neighbour pair is redrawn whenever it shares a cluster, a choice that looks at labels)."""
+    with half the pairs drawn among each spike's nearest neighbours, the other half uniform
+    (0.054 at 60 000 moves; 0.086 when the neighbour pair is redrawn whenever it shares a
+    cluster, a choice that looks at labels). The uniform chain alone is the slow variant."""
     rng = np.random.default_rng(2)
     H, n = 4, 4
     target = _tiny_target(rng, n, H)
@@ -112,13 +116,12 @@ def test_split_merge_moves_sample_the_enumerated_posterior(near):
     labels[2] = 1
     counts = np.zeros(len(labellings))
     code = H ** np.arange(n)[::-1]
-    n_steps = 100000
     for _ in range(n_steps):
         splitmerge.move(rng, target, labels, H, **SHAPE, neighbours=neighbours)
         counts[labels @ code] += 1
     visited = counts / n_steps
     assert np.all(visited[exact == 0] == 0)
-    assert 0.5 * np.abs(visited - exact).sum() < 0.06, 0.5 * np.abs(visited - exact).sum()
+    assert 0.5 * np.abs(visited - exact).sum() < tolerance, 0.5 * np.abs(visited - exact).sum()
 
 
 def test_allocation_follows_the_nearer_of_two_groups():
