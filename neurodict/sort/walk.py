@@ -93,22 +93,19 @@ class Stats:
         the precision scales `u` (n,) when given: shapes (M, E), (M, E, K), (M, K, K), one
         cluster per channel."""
         M = s.shape[1]
-        weight = np.ones(len(s)) if u is None else u
-        counts = np.bincount(epoch, weight, minlength=n_epochs)
+        su = s if u is None else s * u[:, None, None]
+        counts = np.bincount(epoch, u, minlength=n_epochs).astype(float)
         sums = np.zeros((n_epochs,) + s.shape[1:])
-        np.add.at(sums, epoch, s * weight[:, None, None])
-        if u is None:
-            return cls(
-                np.broadcast_to(counts, (M, n_epochs)),
-                sums.transpose(1, 0, 2),
-                np.einsum("imk,iml->mkl", s, s),
-            )
-        return cls(
+        np.add.at(sums, epoch, su)
+        stats = cls(
             np.broadcast_to(counts, (M, n_epochs)),
             sums.transpose(1, 0, 2),
-            np.einsum("imk,iml->mkl", s * u[:, None, None], s),
-            np.full(M, float(len(s))),
-            np.full(M, float(np.log(u).sum())),
+            np.einsum("imk,iml->mkl", su, s),
+        )
+        if u is None:
+            return stats
+        return replace(
+            stats, n=np.full(M, float(len(s))), log_weight=np.full(M, float(np.log(u).sum()))
         )
 
     @classmethod
