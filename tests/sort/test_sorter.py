@@ -243,6 +243,7 @@ def test_sort_params_defaults_are_the_schema_defaults():
     assert dataclasses.asdict(SortParams()) == section_defaults("sorting")
 
 
+@pytest.mark.slow
 def test_a_drifting_unit_stays_one_unit(tmp_path):
     """Units drift 30 um along a 12-channel shank over the recording (fitted per
     neighbourhood): each is one unit, present in every epoch."""
