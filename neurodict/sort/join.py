@@ -12,16 +12,29 @@ conjugate random-walk cluster model (:mod:`neurodict.sort.walk`), its walk stepp
 ``α Γ(n_a) Γ(n_b)``), on the ``join_axes`` leading axes. The most favoured pair joins while
 its Bayes factor exceeds 1 (the more probable of the two hypotheses under the model), and the
 joined cluster is then one cluster to the next comparisons.
+
+"One neuron" allows the two clusters different spreads about the one mean: the spikes of the
+second have the precision scale ``g`` relative to the first (``ε_i ~ N(0, (g Λ)^{-1})``, the
+weighted cluster of :class:`neurodict.sort.walk.Stats`), ``g`` uniform a priori on
+:data:`SPREAD_GRID_POINTS` values evenly spaced in log between ``1/r²`` and ``r²``
+(``r = priors.join_spread_ratio_max``, the largest ratio of standard deviations), ``g = 1``
+among them. A neuron's spikes that collided with another neuron's scatter several times more
+widely about its mean than its clean spikes, and the sampler's Gaussian clusters give them a
+cluster of their own: a single Gaussian of both is far less likely than two, but one mean with
+two spreads is as likely as two clusters and simpler, so the evidence joins them; two neurons
+keep their distinct means.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import gammaln
+from scipy.special import gammaln, logsumexp
 
 from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
+
+SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
 
 
 def log_bayes_factor(
@@ -32,9 +45,10 @@ def log_bayes_factor(
     n_epochs: int,
     params: SortParams,
 ) -> float:
-    """``log p(one cluster) / p(two clusters)`` of two sets of flattened whitened snippets
+    """``log p(one neuron) / p(two clusters)`` of two sets of flattened whitened snippets
     `xa` (n_a, d) and `xb` (n_b, d) in epochs `ea`, `eb`, on the ``params.join_axes``
-    leading principal axes of the pooled snippets."""
+    leading principal axes of the pooled snippets; one neuron is one mean (walk) and one
+    covariance, `xb`'s spikes scaled by ``g`` on its grid and ``g`` integrated out."""
     f = np.r_[xa, xb]
     s = walk.principal_axes(f, params.join_axes)[:, None]  # (n, 1, P)
     e = np.r_[ea, eb] if params.drift else np.zeros(f.shape[0], np.int64)
@@ -45,14 +59,20 @@ def log_bayes_factor(
         n_epochs if params.drift else 1,
         params.priors,
     )
-    n_a = xa.shape[0]
+    n_a, n = xa.shape[0], f.shape[0]
 
-    def marginal(sl):
-        return float(walk.log_marginal(prior, walk.Stats.of(s[sl], e[sl], prior.n_epochs))[0])
+    def marginal(sl, u=None):
+        stats = walk.Stats.of(s[sl], e[sl], prior.n_epochs, u)
+        return float(walk.log_marginal(prior, stats)[0])
 
-    n = f.shape[0]
+    r2 = params.priors.join_spread_ratio_max**2
+    one = [
+        marginal(slice(None), np.r_[np.ones(n_a), np.full(n - n_a, g)])
+        for g in np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
+    ]
+    log_one = logsumexp(one) - np.log(SPREAD_GRID_POINTS)
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
-    return marginal(slice(None)) - marginal(slice(0, n_a)) - marginal(slice(n_a, None)) + log_prior
+    return log_one - marginal(slice(0, n_a)) - marginal(slice(n_a, None)) + log_prior
 
 
 def join_units(

@@ -3,11 +3,13 @@ again, within a neighbourhood and across adjacent ones, and the walk's time step
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
 from neurodict.sort.join import join_units, log_bayes_factor
 from neurodict.sort.neighbourhoods import whole_group
-from neurodict.sort.params import SortParams
+from neurodict.sort.params import Priors, SortParams
 
 M, T = 2, 6
 
@@ -70,3 +72,40 @@ def test_a_neuron_drifting_within_an_epoch_joins_at_the_walks_time_step():
     coarse = _join([x[:cut], x[cut:]], np.zeros(len(x), np.int64), 1)
     assert fine[0] == fine[1]
     assert coarse[0] != coarse[1]
+
+
+def _spike(t: np.ndarray, amplitudes) -> np.ndarray:
+    """A spike peaking at sample 10 on each channel with the given amplitudes: (M, T)."""
+    shape = -np.exp(-0.5 * ((t - 10) / 1.5) ** 2) + 0.4 * np.exp(-0.5 * ((t - 15) / 3) ** 2)
+    return np.asarray(amplitudes, float)[:, None] * shape
+
+
+def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
+    """A neuron's clean spikes, its spikes collided with another neuron's at random lags
+    (one mean, several times the spread: a cluster of their own to a Gaussian mixture) and a
+    neuron of the same footprint at half the amplitude: the collided spikes are the first
+    neuron (one mean, two spreads), the smaller neuron is not; one spread for both (ratio 1)
+    leaves the collided spikes apart."""
+    rng = np.random.default_rng(3)
+    t = np.arange(30)
+    mean, other = _spike(t, [8, 5, 3, 1]), _spike(t, [2, 4, 7, 5])
+    clean = mean + rng.normal(size=(400, 4, 30))
+    lags = rng.integers(-12, 13, 60)
+    collided = np.stack([mean + np.roll(other, lag, axis=1) for lag in lags])
+    collided += rng.normal(size=collided.shape)
+    smaller = mean * 0.5 * (1 + 0.2 * rng.normal(size=(200, 1, 1))) + rng.normal(size=(200, 4, 30))
+    parts = [p.reshape(len(p), -1) for p in (clean, collided, smaller)]
+    x = np.concatenate(parts)[:, None]
+    clusters = np.repeat(np.arange(3), [len(p) for p in parts])
+    zeros = np.zeros(len(x), np.int64)
+
+    def units(params):
+        return join_units(
+            x, zeros, 1, clusters, np.arange(3), np.zeros(3, np.int64), whole_group(1), params
+        )
+
+    joined = units(SortParams())
+    assert joined[0] == joined[1] != joined[2]
+    one_spread = dataclasses.replace(SortParams(), priors=Priors(join_spread_ratio_max=1.0))
+    apart = units(one_spread)
+    assert apart[0] != apart[1] and apart[0] != apart[2]
