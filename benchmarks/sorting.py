@@ -3,9 +3,9 @@
 Recordings (all generated or read by code outside this project): spikeinterface ground truth
 (a tetrode with 8 units and a 32-channel probe with 20 units, at the generator's default noise
 and at ``noise_levels`` 9, several seeds), a drifting recording, a MEArec biophysical tetrode
-(NEURON-simulated layer-5 cells; where MEArec, NEURON and LFPy are installed), a hybrid
-recording (known units injected into the locust tetrode's noise) and the real locust tetrode
-(no ground truth).
+(NEURON-simulated layer-5 cells) and a MEArec Neuronexus-32 with 20 cells (where MEArec, NEURON
+and LFPy are installed), a hybrid recording (known units injected into the locust tetrode's
+noise) and the real locust tetrode (no ground truth).
 
 Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak memory):
 neurodict (with its template-matching pass, and without it: neurodict-nomatch),
@@ -78,6 +78,7 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
         )
         if mearec_available():
             out["mearec-tetrode"] = dict(kind="mearec", probe="tetrode-mea-l", units=8, seed=4)
+            out["mearec-nn32"] = dict(kind="mearec", probe="Neuronexus-32", units=20, seed=4)
         if LOCUST.exists():
             out["hybrid-locust"] = dict(kind="hybrid", seed=3)
             out["locust"] = dict(kind="locust")

@@ -113,6 +113,34 @@ class Data:
     refractory_samples: int = 0
 
 
+class Residual:
+    """The residual ``r = x − Σ_k z_k D_k s_k`` (N, M, T), changed in place, with its
+    projections ``a_{m,j}'Φ_m r_{i,m}`` on every atom j (N, M, K) kept beside it as atoms
+    switch on and off: the birth–death moves read one column of these per atom instead of
+    a pass over the snippets.
+
+    Parameters
+    ----------
+    r : numpy.ndarray (N, M, T)
+        The residual, held by reference and updated by :meth:`add`.
+    atoms : numpy.ndarray (M, T, K)
+        ``a_{m,k} = w_{mk} A_k``.
+    phi : numpy.ndarray (M, T)
+        Noise precisions.
+    """
+
+    def __init__(self, r: np.ndarray, atoms: np.ndarray, phi: np.ndarray):
+        self.r, self.atoms = r, atoms
+        phi_atoms = phi[:, :, None] * atoms
+        self.gram = np.einsum("mtk,mtl->mkl", atoms, phi_atoms)  # (M, K, K)
+        self.projected = np.matmul(r.transpose(1, 0, 2), phi_atoms).transpose(1, 0, 2)
+
+    def add(self, k: int, s_k: np.ndarray) -> None:
+        """``r += a_k s_k`` for features `s_k` (N, M), projections updated alike."""
+        self.r += self.atoms[None, :, :, k] * s_k[:, :, None]
+        self.projected += s_k[:, :, None] * self.gram[None, :, k, :]
+
+
 def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> np.ndarray:
     """``w_{e,c} = Σ_{j≤e} v_{e,j} π_{j,c}`` and the mixing matrix ``v`` (E, E)."""
     E = omega.size
@@ -356,43 +384,51 @@ class Sampler:
         swap = walk.ColumnSwap(
             st.s, st.labels, self.H, self._walk_epoch(), self._walk_epochs(), self._scales(st)
         )
+        current = self._log_marginal(swap, st.z)  # of the z in force, updated on each flip
+        res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
         for k in self.rng.permutation(self.K):
-            a = st.A[None, :, k] * st.w[:, k, None]  # (M, T)
-            r = resid + st.z[k] * a[None] * st.s[:, :, k, None]
-            P = u * (st.phi * a * a).sum(1)[None] + 1.0  # (N, M)
-            h = u * np.einsum("imt,mt->im", r, st.phi * a)  # (N, M)
+            aa = res.gram[None, :, k, k]  # (1, M)
+            # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom
+            h = res.projected[:, :, k] + st.z[k] * st.s[:, :, k] * aa
+            h *= u
+            P = u * aa + 1.0  # (N, M)
             born = (
                 st.s[:, :, k] if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
             )
+            other = st.z.copy()
+            other[k] = not st.z[k]
+            if st.z[k]:
+                log_on, log_off = current, self._log_marginal(swap, other)
+            else:
+                log_on, log_off = self._log_marginal(swap, other, k, born), current
             log_rho = (
                 np.sum(h * born - 0.5 * (P - 1.0) * born**2)
                 - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2)
-                + self._log_marginal(st, swap, born, k, on=True)
-                - self._log_marginal(st, swap, born, k, on=False)
+                + log_on
+                - log_off
                 + np.log(st.pi[k])
                 - np.log1p(-st.pi[k])
             )
             if np.log(self.rng.random()) < (log_rho if not st.z[k] else -log_rho):
+                # the residual gains the atom's part when it dies, loses the born one's
+                res.add(k, born if st.z[k] else -born)
                 st.z[k] = not st.z[k]
                 st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(h.shape)
                 swap.set(k)
-            resid[:] = r - st.z[k] * a[None] * st.s[:, :, k, None]
+                current = log_on if st.z[k] else log_off
         if not st.z.any():  # keep one atom: the prior's mass on K = 0 is negligible
             st.z[np.argmax(np.abs(st.A).sum(0))] = True
         self._sample_clusters(st)
 
     def _log_marginal(
-        self, st: State, swap: walk.ColumnSwap, s_k: np.ndarray, k: int, on: bool
+        self, swap: walk.ColumnSwap, z: np.ndarray, k: int = -1, s_k: np.ndarray | None = None
     ) -> float:
-        """``log M``: every cluster's marginal of the features in use, with atom k in use
-        (features `s_k`) or not."""
-        z = st.z.copy()
-        z[k] = on
+        """``log M``: every cluster's marginal of the features of the atoms in use `z`, with
+        column k holding `s_k` when given."""
         a = np.flatnonzero(z)
         if a.size == 0:
             return 0.0
-        stats = swap.stats(a, k, s_k if on else None)
-        return float(walk.log_marginal(self.walk_prior(a), stats).sum())
+        return float(walk.log_marginal(self.walk_prior(a), swap.stats(a, k, s_k)).sum())
 
     def _sample_pi(self, st: State) -> None:
         K, p = self.K, self.p

@@ -8,7 +8,7 @@ from scipy.stats import norm
 
 from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
-from neurodict.sort.model import Sampler
+from neurodict.sort.model import Residual, Sampler
 from neurodict.sort.params import SortParams
 
 FS = 30000.0
@@ -83,6 +83,24 @@ def _clusters_of(labels, truth):
         int(np.sum(np.bincount(labels[truth == u]) >= 0.1 * np.sum(truth == u)))
         for u in np.unique(truth)
     ]
+
+
+def test_the_residual_keeps_its_projections_on_every_atom():
+    """The birth–death moves read ``a_j'Φr`` from the residual's kept projections: after
+    atoms switch on and off they equal the projections of the residual computed afresh."""
+    rng = np.random.default_rng(0)
+    N, M, T, K = 40, 3, 8, 5
+    x = rng.normal(size=(N, M, T))
+    atoms, phi = rng.normal(size=(M, T, K)), rng.gamma(2.0, size=(M, T))
+    res = Residual(x.copy(), atoms, phi)
+    added = np.zeros((N, M, T))
+    for k in (1, 3, 1, 0):
+        s_k = rng.normal(size=(N, M))
+        res.add(k, s_k)
+        added += atoms[None, :, :, k] * s_k[:, :, None]
+    np.testing.assert_allclose(res.r, x + added, atol=1e-12)
+    direct = np.einsum("imt,mt,mtk->imk", x + added, phi, atoms)
+    np.testing.assert_allclose(res.projected, direct, atol=1e-10)
 
 
 def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
