@@ -299,3 +299,44 @@ def test_the_sampler_alone_recovers_the_detectable_units(tetrode):
     )
     accuracy = np.sort(cmp.get_performance()["accuracy"].to_numpy(float))
     assert np.all(accuracy[1:] >= 0.6), accuracy
+
+
+@pytest.mark.slow
+def test_a_unit_between_two_neighbourhood_centres_is_one_unit(tmp_path):
+    """An 8-contact shank (20 um apart, neighbourhoods of 50 um): two units under contacts 2
+    and 5 make those the centres, and a third sits exactly between contacts 3 and 4, so its
+    spikes peak on either and go to either neighbourhood's model. Both models find it, and
+    the join by the model's evidence makes it one unit that holds its spikes."""
+    from probeinterface import generate_linear_probe
+    from spikeinterface.core.generate import generate_templates
+
+    fs = 25000.0
+    probe = generate_linear_probe(num_elec=8, ypitch=20)
+    probe.set_device_channel_indices(np.arange(8))
+    y = probe.contact_positions[:, 1]
+    units = np.array([[0.0, y[2], 20.0], [0.0, y[5], 20.0], [0.0, (y[3] + y[4]) / 2, 20.0]])
+    templates = generate_templates(
+        probe.contact_positions, units, fs, 1.0, 3.0, seed=0,
+        unit_params={"alpha": (500.0, 500.0), "spatial_decay": (25.0, 25.0)},
+    )  # fmt: skip
+    rec, gt = sc.generate_ground_truth_recording(
+        durations=[40.0],
+        sampling_frequency=fs,
+        num_units=3,
+        probe=probe,
+        templates=templates,
+        generate_sorting_kwargs={"firing_rates": [12.0, 12.0, 8.0], "refractory_period_ms": 4.0},
+        seed=4,
+    )
+    rec = _spike_band(rec, tmp_path / "rec")
+    params = dataclasses.replace(FAST, neighbourhood_um=50.0)
+    result = sort_recording_group(rec, DETECTION, params)
+    cmp = scmp.compare_sorter_to_ground_truth(
+        gt, _sorting(result, rec.sampling_frequency), exhaustive_gt=True
+    )
+    accuracy = cmp.get_performance()["accuracy"].to_numpy(float)
+    middle = int(cmp.best_match_12.to_numpy()[2])
+    centres = np.unique(np.argwhere(result.sorting.cluster_units == middle)[:, 0])
+    assert result.sorting.cluster_units.shape[0] == 2  # the two neighbourhoods
+    assert centres.size == 2, centres  # found by both models
+    assert accuracy[2] >= 0.8, accuracy
