@@ -289,9 +289,11 @@ def baseline(kind: str, rec, n_units: int):
     model = (
         KMeans(n_units, n_init=10, random_state=0)
         if kind == "kmeans"
-        else GaussianMixture(n_units, random_state=0)
+        # float64 and a covariance floor of 1e-3 noise units squared: with 64 features (32
+        # channels) a component's full covariance otherwise collapses and the fit fails
+        else GaussianMixture(n_units, reg_covar=1e-3, random_state=0)
     )
-    labels = model.fit_predict(f)
+    labels = model.fit_predict(f.astype(np.float64))
     return sc.NumpySorting.from_samples_and_labels([samples], [labels], rec.sampling_frequency)
 
 
