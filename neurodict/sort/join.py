@@ -60,19 +60,13 @@ def log_bayes_factor(
         params.priors,
     )
     n_a, n = xa.shape[0], f.shape[0]
-
-    def marginal(sl, u=None):
-        stats = walk.Stats.of(s[sl], e[sl], prior.n_epochs, u)
-        return float(walk.log_marginal(prior, stats)[0])
-
+    a, b = (walk.Stats.of(s[sl], e[sl], prior.n_epochs) for sl in (slice(0, n_a), slice(n_a, n)))
     r2 = params.priors.join_spread_ratio_max**2
-    one = [
-        marginal(slice(None), np.r_[np.ones(n_a), np.full(n - n_a, g)])
-        for g in np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
-    ]
-    log_one = logsumexp(one) - np.log(SPREAD_GRID_POINTS)
+    g = np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
+    log_one = logsumexp(walk.log_marginal(prior, walk.Stats.scaled_union(a, b, g))) - np.log(g.size)
+    log_two = float(walk.log_marginal(prior, a)[0] + walk.log_marginal(prior, b)[0])
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
-    return log_one - marginal(slice(0, n_a)) - marginal(slice(n_a, None)) + log_prior
+    return float(log_one - log_two + log_prior)
 
 
 def join_units(
