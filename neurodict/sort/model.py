@@ -132,7 +132,7 @@ class Residual:
     def __init__(self, r: np.ndarray, atoms: np.ndarray, phi: np.ndarray):
         self.r, self.atoms = r, atoms
         phi_atoms = phi[:, :, None] * atoms
-        self.gram = np.einsum("mtk,mtl->mkl", atoms, phi_atoms)  # (M, K, K)
+        self.gram = gram(atoms, phi)  # (M, K, K)
         self.projected = np.matmul(r.transpose(1, 0, 2), phi_atoms).transpose(1, 0, 2)
 
     def add(self, k: int, s_k: np.ndarray) -> None:
@@ -155,6 +155,23 @@ def dictionary(state: State) -> np.ndarray:
     """``D_m = A diag(z ∘ w_m)`` restricted to the atoms in use: (M, T, K_active)."""
     active = np.flatnonzero(state.z)
     return state.A[None, :, active] * state.w[:, None, active]
+
+
+def reconstruction(state: State) -> np.ndarray:
+    """``Σ_k z_k w_{mk} A_k s_{i,m,k}`` of every spike and channel: (N, M, T), one GEMM."""
+    return (state.s * state.w) @ (state.A * state.z).T
+
+
+def projections(x: np.ndarray, D: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``D_m'Φ_m x_{i,m}`` of snippets `x` (N, M, T) on each channel's atoms `D` (M, T, K)
+    under the noise precisions `phi` (M, T): (M, N, K), one GEMM per channel."""
+    return np.matmul((x * phi).transpose(1, 0, 2), D)
+
+
+def gram(D: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``D_m'Φ_m D_m`` of each channel's atoms `D` (M, T, K) under the noise precisions `phi`
+    (M, T): (M, K, K)."""
+    return np.einsum("mtk,mt,mtl->mkl", D, phi, D)
 
 
 def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarray:
@@ -205,7 +222,7 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
             out[i : i + LIK_BATCH] = (xb * phi * xb).sum((1, 2))[:, None]
         return out, np.full(H, -log_phi)
     D = dictionary(state)  # (M, T, Ka)
-    G = np.einsum("mtk,mt,mtl->mkl", D, phi, D)  # (M, Ka, Ka)
+    G = gram(D, phi)  # (M, Ka, Ka)
     lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
     P = lam_t + G[None]
     L = np.linalg.cholesky(P)
@@ -350,7 +367,7 @@ class Sampler:
         """One Gibbs sweep in MODELS.md's order, with `split_merge` split–merge proposals after
         the labels; returns the new state (log_lik set)."""
         st = self.state
-        resid = self.data.x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
+        resid = self.data.x - reconstruction(st)
         self._sample_z(st, resid)
         self._sample_pi(st)
         self._sample_w(st, resid)
@@ -381,8 +398,10 @@ class Sampler:
         spike i are multiplied by ``u_i`` and ``M`` weights each spike by ``u_i``.
         """
         u = st.u[:, None]
+        # the clusters that hold spikes (an empty one's marginal is 1 whatever z)
+        occupied, cluster = np.unique(st.labels, return_inverse=True)
         swap = walk.ColumnSwap(
-            st.s, st.labels, self.H, self._walk_epoch(), self._walk_epochs(), self._scales(st)
+            st.s, cluster, occupied.size, self._walk_epoch(), self._walk_epochs(), self._scales(st)
         )
         current = self._log_marginal(swap, st.z)  # of the z in force, updated on each flip
         res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
@@ -435,18 +454,23 @@ class Sampler:
         st.pi = self.rng.beta(p.atoms_a / K + st.z, p.atoms_b * (K - 1) / K + 1 - st.z)
 
     def _sample_w(self, st: State, resid: np.ndarray) -> None:
-        """Non-negative gains from their truncated-normal conditionals."""
+        """Non-negative gains from their truncated-normal conditionals: for channel m and atom
+        k, with ``v_i = A_k s_{i,m,k}``, ``r_i`` the residual without ``w_{mk} v_i`` and
+        ``a = A_k'Φ_m A_k``, precision ``Σ_i u_i s_{i,m,k}² a + 1/σ_w²`` and mean
+        ``Σ_i u_i s_{i,m,k} A_k'Φ_m r_i`` over it."""
         for k in np.flatnonzero(st.z):
-            v = st.A[None, None, :, k] * st.s[:, :, k][:, :, None]  # (N, M, T)
-            r_minus = resid + st.w[None, :, k, None] * v
-            uv = v * st.u[:, None, None]
-            prec = np.einsum("imt,mt->m", uv * v, st.phi) + 1.0 / self.p.gain_sd**2
-            mean = np.einsum("imt,imt,mt->m", r_minus, uv, st.phi) / prec
+            phi_a = st.phi * st.A[:, k]  # (M, T)
+            aa = phi_a @ st.A[:, k]  # (M,)
+            s_k = st.s[:, :, k]  # (N, M)
+            us = st.u[:, None] * s_k
+            projected = np.einsum("imt,mt->im", resid, phi_a) + st.w[:, k] * s_k * aa
+            prec = (us * s_k).sum(0) * aa + 1.0 / self.p.gain_sd**2
+            mean = (us * projected).sum(0) / prec
             sd = 1.0 / np.sqrt(prec)
             new = scipy.stats.truncnorm.rvs(
                 (0 - mean) / sd, np.inf, loc=mean, scale=sd, random_state=self.rng
             )
-            resid -= (new - st.w[:, k])[None, :, None] * v
+            resid -= (s_k * (new - st.w[:, k]))[:, :, None] * st.A[:, k]
             st.w[:, k] = new
 
     def _sample_labels(self, st: State) -> None:
@@ -539,8 +563,8 @@ class Sampler:
             return accepted
         d, a = self.data, np.flatnonzero(st.z)
         D = dictionary(st)  # (M, T, Ka)
-        G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D) + np.eye(a.size)
-        y = np.einsum("mtk,mt,imt->mki", D, st.phi, d.x)
+        G = gram(D, st.phi) + np.eye(a.size)
+        y = projections(d.x, D, st.phi).transpose(0, 2, 1)  # (M, Ka, N)
         s_hat = np.linalg.solve(G, y).transpose(2, 0, 1)  # ŝ = (D'ΦD + I)^{-1} D'Φx
         f = walk.principal_axes(s_hat.reshape(len(s_hat), -1), self.n_axes)
         joint = walk.WalkPrior.isotropic(
@@ -595,8 +619,8 @@ class Sampler:
         x, epoch = self.data.x, self.data.epoch
         a = np.flatnonzero(st.z)
         D = dictionary(st)  # (M, T, Ka)
-        G = np.einsum("mtk,mt,mtl->mkl", D, st.phi, D)
-        y = np.einsum("mtk,mt,imt->imk", D, st.phi, x)
+        G = gram(D, st.phi)
+        y = projections(x, D, st.phi).transpose(1, 0, 2)  # (N, M, Ka)
         s = self.rng.standard_normal(st.s.shape)
         for c in np.unique(st.labels):
             idx = np.flatnonzero(st.labels == c)
@@ -638,7 +662,7 @@ class Sampler:
 
     def _sample_noise(self, st: State) -> None:
         p, x = self.p, self.data.x
-        resid = x - np.einsum("tk,mk,imk->imt", st.A * st.z, st.w, st.s)
+        resid = x - reconstruction(st)
         scatter = np.einsum("i,imt->mt", st.u, resid**2, optimize=True)
         st.phi = self.rng.gamma(
             p.noise_shape + 0.5 * x.shape[0], 1.0 / (p.noise_rate + 0.5 * scatter)

@@ -27,7 +27,7 @@ step), so the chain keeps the joint posterior.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from scipy.special import expit, gammaln
@@ -40,7 +40,9 @@ class Target:
     """What the labels are conditioned on: features `s` (n, M, K) of the atoms in use, epochs
     (n,) of the walk (zeros when the means do not drift), dHDP components `r` (n,), ``αβ``
     (H,), spike samples (n,) sorted, ``Δ_ref`` in samples, and the spikes' precision scales
-    `u` (n,) of Student-t clusters (None: Gaussian)."""
+    `u` (n,) of Student-t clusters (None: Gaussian). `current` keeps :meth:`log_cluster`
+    of the clusters of the labels that :func:`move` changes (those labels must change only
+    through it while the target is used)."""
 
     s: np.ndarray
     epoch: np.ndarray
@@ -51,6 +53,13 @@ class Target:
     samples: np.ndarray
     refractory_samples: int
     u: np.ndarray | None = None
+    current: dict[int, float] = field(default_factory=dict, repr=False)
+
+    def log_current(self, labels: np.ndarray, h: int) -> float:
+        """:meth:`log_cluster` of cluster `h` of `labels`, computed once until a move changes it."""
+        if h not in self.current:
+            self.current[h] = self.log_cluster(np.flatnonzero(labels == h), h)
+        return self.current[h]
 
     def log_cluster(self, idx: np.ndarray, h: int) -> float:
         """The factor of the target for cluster `h` holding spikes `idx`."""
@@ -154,15 +163,17 @@ def move(
         with_a[[a, b]] = True, False
         new = int(rng.choice(empty))
         log_q = _log_q(p, with_a, a, b) - np.log(empty.size)
+        log_a, log_b = target.log_cluster(idx[with_a], ci), target.log_cluster(idx[~with_a], new)
         log_accept = (
-            target.log_cluster(idx[with_a], ci)
-            + target.log_cluster(idx[~with_a], new)
-            - target.log_cluster(idx, ci)
+            log_a
+            + log_b
+            - target.log_current(labels, ci)
             - target.log_cluster(idx[:0], new)
             - log_q
         )
         if np.log(rng.random()) < log_accept:
             labels[idx[~with_a]] = new
+            target.current |= {int(ci): log_a, int(new): log_b}
             return "split"
         return ""
     idx = np.flatnonzero((labels == ci) | (labels == cj))
@@ -172,14 +183,16 @@ def move(
     p = allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
     with_a = labels[idx] == ci
     log_q = _log_q(p, with_a, a, b) - np.log(np.sum(~occupied) + 1)
+    log_merged, log_empty = target.log_cluster(idx, ci), target.log_cluster(idx[:0], cj)
     log_accept = (
-        target.log_cluster(idx, ci)
-        + target.log_cluster(idx[:0], cj)
-        - target.log_cluster(idx[with_a], ci)
-        - target.log_cluster(idx[~with_a], cj)
+        log_merged
+        + log_empty
+        - target.log_current(labels, ci)
+        - target.log_current(labels, cj)
         + log_q
     )
     if np.log(rng.random()) < log_accept:
         labels[idx] = ci
+        target.current |= {int(ci): log_merged, int(cj): log_empty}
         return "merge"
     return ""

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy import linalg, sparse
-from scipy.special import multigammaln
+from scipy.special import gammaln
 
 
 @dataclass(frozen=True)
@@ -95,12 +95,13 @@ class Stats:
         M = s.shape[1]
         su = s if u is None else s * u[:, None, None]
         counts = np.bincount(epoch, u, minlength=n_epochs).astype(float)
-        sums = np.zeros((n_epochs,) + s.shape[1:])
-        np.add.at(sums, epoch, su)
+        columns = su.reshape(len(s), -1).T
+        sums = np.stack([np.bincount(epoch, c, minlength=n_epochs) for c in columns], -1)
+        sums = sums.reshape((n_epochs,) + s.shape[1:])
         stats = cls(
             np.broadcast_to(counts, (M, n_epochs)),
             sums.transpose(1, 0, 2),
-            np.einsum("imk,iml->mkl", su, s),
+            np.matmul(su.transpose(1, 2, 0), s.transpose(1, 0, 2)),
         )
         if u is None:
             return stats
@@ -174,15 +175,14 @@ class ColumnSwap:
         self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs, weight)
         self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs, u)
 
-    def _column(self, k: int, col: np.ndarray):
-        """Sums (H, M, E) and products with every column (H, M, K) of features `col` (N, M)
-        put in column k."""
-        N, M, K = self.s.shape
+    def _column(self, k: int, col: np.ndarray, columns: np.ndarray):
+        """Sums (H, M, E) and products with the feature columns `columns` (H, M, len(columns))
+        of features `col` (N, M) put in column k."""
+        N, M, _ = self.s.shape
         sums = (self.by_segment @ col).reshape(self.H, self.E, M).transpose(0, 2, 1)
-        cross = (self.by_cluster @ (col[:, :, None] * self.s).reshape(N, M * K)).reshape(
-            self.H, M, K
-        )
-        cross[:, :, k] = self.by_cluster @ (col * col)
+        products = (col[:, :, None] * self.s[:, :, columns]).reshape(N, -1)
+        cross = (self.by_cluster @ products).reshape(self.H, M, columns.size)
+        cross[:, :, columns == k] = (self.by_cluster @ (col * col))[:, :, None]
         return sums, cross
 
     def stats(self, active: np.ndarray, k: int, col: np.ndarray | None) -> Stats:
@@ -190,13 +190,14 @@ class ColumnSwap:
         sums = self.full.sums[..., active]
         scatter = self.full.scatter[:, :, active][:, :, :, active]
         if col is not None and k in active:
-            col_sums, cross = self._column(k, col)
-            _put(sums, scatter, int(np.searchsorted(active, k)), col_sums, cross[..., active])
+            col_sums, cross = self._column(k, col, active)
+            _put(sums, scatter, int(np.searchsorted(active, k)), col_sums, cross)
         return replace(self.full, sums=sums, scatter=scatter)
 
     def set(self, k: int) -> None:
         """Column k of `s` has changed: update its statistics."""
-        _put(self.full.sums, self.full.scatter, k, *self._column(k, self.s[:, :, k]))
+        every = np.arange(self.s.shape[2])
+        _put(self.full.sums, self.full.scatter, k, *self._column(k, self.s[:, :, k], every))
 
 
 def _put(sums, scatter, j: int, col_sums, cross) -> None:
@@ -213,12 +214,21 @@ def _indicator(index: np.ndarray, n: int, weight: np.ndarray | None = None) -> s
 
 
 def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
-    """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes)."""
+    """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes).
+
+    Only the top eigenpairs are computed (LAPACK's ``syevx``), of the smaller of the two
+    Gram matrices: ``F'F`` (d, d), or, with fewer rows than columns (and at least `n_axes`),
+    ``FF'`` (n, n), whose eigenvectors ``u`` give the projections ``F v = u σ`` directly."""
     centred = f - f.mean(0)
-    d = centred.shape[1]
-    _, vectors = linalg.eigh(  # only the top n_axes eigenpairs, ascending
-        centred.T @ centred, subset_by_index=[max(d - n_axes, 0), d - 1], driver="evr"
+    n, d = centred.shape
+    few_rows = n_axes <= n < d
+    gram = centred @ centred.T if few_rows else centred.T @ centred
+    m = gram.shape[0]
+    values, vectors = linalg.eigh(  # ascending
+        gram, subset_by_index=[max(m - n_axes, 0), m - 1], driver="evx"
     )
+    if few_rows:
+        return vectors[:, ::-1] * np.sqrt(np.maximum(values[::-1], 0.0))
     return centred @ vectors[:, ::-1]
 
 
@@ -251,8 +261,8 @@ def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
     return (
         -0.5 * n * K * np.log(np.pi)
         - 0.5 * K * (logdet_C - stats.log_weight)
-        + multigammaln(nu_n / 2, K)
-        - multigammaln(prior.nu0 / 2, K)
+        + _log_multigamma(nu_n / 2, K)
+        - _log_multigamma(prior.nu0 / 2, K)
         + 0.5 * prior.nu0 * np.linalg.slogdet(prior.W0_inv)[1]
         - 0.5 * nu_n * np.linalg.slogdet(prior.W0_inv + RCR)[1]
     )
@@ -272,6 +282,12 @@ def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
     # μ − mean = L_V G L_Σ' with Σ = Λ^{-1}: G L_Σ' solves L_Λ' X' = G'
     right = np.swapaxes(np.linalg.solve(np.swapaxes(L_lam, -1, -2), np.swapaxes(G, -1, -2)), -1, -2)
     return mean + L_V @ right, lam
+
+
+def _log_multigamma(a, K: int) -> np.ndarray:
+    """``log Γ_K(a) = K(K−1)/4 log π + Σ_{j<K} log Γ(a − j/2)``, elementwise over `a`."""
+    a = np.asarray(a, float)
+    return K * (K - 1) / 4 * np.log(np.pi) + gammaln(a[..., None] - 0.5 * np.arange(K)).sum(-1)
 
 
 def _sym(a: np.ndarray) -> np.ndarray:

@@ -91,3 +91,15 @@ def test_scaled_union_equals_the_weighted_statistics_of_both_sets():
         np.testing.assert_allclose(
             walk.log_marginal(prior, union)[j], walk.log_marginal(prior, want), rtol=1e-12
         )
+
+
+def test_principal_axes_equal_the_projections_on_the_top_singular_vectors():
+    """With more rows than columns and with fewer (the small Gram's eigenvectors scaled by
+    the singular values), as the SVD of the centred rows gives them, up to each axis' sign."""
+    rng = np.random.default_rng(7)
+    for n, d in [(200, 30), (30, 200)]:
+        f = rng.normal(size=(n, d)) * np.linspace(3.0, 0.5, d)
+        u, sv, _ = np.linalg.svd(f - f.mean(0), full_matrices=False)
+        want = u[:, :4] * sv[:4]
+        got = walk.principal_axes(f, 4)
+        np.testing.assert_allclose(got * np.sign(got[0] / want[0]), want, atol=1e-9)
