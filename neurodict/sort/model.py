@@ -168,6 +168,12 @@ def projections(x: np.ndarray, D: np.ndarray, phi: np.ndarray) -> np.ndarray:
     return np.matmul((x * phi).transpose(1, 0, 2), D)
 
 
+def per_channel(mats: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """``mats_m v_{i,m}`` for matrices `mats` (M, K, L) and vectors `v` (N, M, L): (N, M, K),
+    one batched GEMM."""
+    return np.matmul(v.transpose(1, 0, 2), np.swapaxes(mats, 1, 2)).transpose(1, 0, 2)
+
+
 def gram(D: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """``D_m'Φ_m D_m`` of each channel's atoms `D` (M, T, K) under the noise precisions `phi`
     (M, T): (M, K, K)."""
@@ -242,8 +248,8 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
         quad = np.zeros((xb.shape[0], H))
         for m in range(M):
             y = xphi[:, m] @ D[m]  # (n, Ka)
-            z = y @ Lrows[m]  # L^{-1} y per h
-            quad -= (z.reshape(-1, H, active.size) ** 2).sum(2)
+            z = (y @ Lrows[m]).reshape(-1, H, active.size)  # L^{-1} y per h
+            quad -= np.einsum("nhk,nhk->nh", z, z)
             for e in np.unique(eb):
                 sel = eb == e
                 quad[sel] += y[sel] @ v[:, m, e].T
@@ -626,13 +632,10 @@ class Sampler:
             idx = np.flatnonzero(st.labels == c)
             lam = st.lam[c][:, a[:, None], a]
             P_inv = np.linalg.inv(lam + G)  # (M, Ka, Ka)
-            h = (
-                np.einsum("mkl,iml->imk", lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2))
-                + y[idx]
-            )
-            mean = np.einsum("mkl,iml->imk", P_inv, h)
+            h = per_channel(lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2)) + y[idx]
+            mean = per_channel(P_inv, h)
             chol = np.linalg.cholesky(P_inv)
-            noise = np.einsum("mkl,iml->imk", chol, self.rng.standard_normal(mean.shape))
+            noise = per_channel(chol, self.rng.standard_normal(mean.shape))
             s_a = mean + noise / np.sqrt(st.u[idx])[:, None, None]
             block = s[idx]
             block[:, :, a] = s_a
