@@ -127,22 +127,23 @@ def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | Non
         return lambda rows: total[rows]
     local = neighbours[np.abs(traces[centre]).argmax(1)].astype(np.float64)  # (n, M)
 
-    def at(rows):  # RESAMPLE_SPIKES spikes at a time: the gathered rows' memory
+    def at(rows):  # GATHER_VALUES at a time: the gathered rows' memory
         out = np.empty(rows.shape)
-        for s in range(0, rows.shape[0], RESAMPLE_SPIKES):
-            block = traces[rows[s : s + RESAMPLE_SPIKES]].astype(np.float64) ** 2
-            out[s : s + RESAMPLE_SPIKES] = np.einsum(
-                "nkm,nm->nk", block, local[s : s + RESAMPLE_SPIKES]
-            )
+        step = max(GATHER_VALUES // (rows.shape[1] * traces.shape[1]), 1)
+        for s in range(0, rows.shape[0], step):
+            block = traces[rows[s : s + step]].astype(np.float64) ** 2
+            out[s : s + step] = np.einsum("nkm,nm->nk", block, local[s : s + step])
         return out
 
     return at
 
 
 TAPS = 4
-CHUNK_VALUES = 2**26  # samples x channels of one chunk of traces (256 MB in float32)
+# samples x channels of one chunk of traces: 16 MB in float32, and each float64 copy the
+# spike-band filter makes of it (about four) 32 MB
+CHUNK_VALUES = 2**22
 ENERGY_ROWS = 2**16  # rows of the float64 energy computed at once
-RESAMPLE_SPIKES = 1024  # snippets interpolated at once (bounds the gathered taps)
+GATHER_VALUES = 2**21  # values of trace rows gathered at once (snippets x samples x taps x M)
 
 
 def _resample(
@@ -155,16 +156,18 @@ def _resample(
 ) -> np.ndarray:
     """Windows ``x(peak + frac + k) / noise``, ``k = -before..after-1``, by Hann-windowed sinc.
 
-    Returns (n, M, T), computed :data:`RESAMPLE_SPIKES` snippets at a time (the gathered taps,
-    (n, T, taps, M), would otherwise hold taps times the snippets).
+    Returns (n, M, T), computed a block of snippets at a time whose gathered taps, (n, T,
+    taps, M), hold at most :data:`GATHER_VALUES` values (all at once they would hold taps
+    times the snippets, and their float64 product twice that).
     """
     j = np.arange(-TAPS + 1, TAPS + 1)  # taps around each sample
     weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
     weights /= weights.sum(1, keepdims=True)
     k = np.arange(-before, after)
     out = np.empty((peak.size, traces.shape[1], k.size), np.float32)
-    for s in range(0, peak.size, RESAMPLE_SPIKES):
-        p = peak[s : s + RESAMPLE_SPIKES]
+    step = max(GATHER_VALUES // (k.size * j.size * traces.shape[1]), 1)
+    for s in range(0, peak.size, step):
+        p = peak[s : s + step]
         idx = p[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
         windows = np.einsum("ntjm,nj->nmt", traces[idx], weights[s : s + p.size])
         out[s : s + p.size] = windows / noise_levels[None, :, None]

@@ -23,7 +23,7 @@ def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
     x, aligned = run()
     monkeypatch.setattr(snippets, "CHUNK_VALUES", 8 * 3001)  # 3001-sample chunks
     monkeypatch.setattr(snippets, "ENERGY_ROWS", 97)
-    monkeypatch.setattr(snippets, "RESAMPLE_SPIKES", 7)
+    monkeypatch.setattr(snippets, "GATHER_VALUES", 7 * 50 * 8 * 8)  # 7 snippets
     x_small, aligned_small = run()
     assert x.shape == (samples.size, 8, 50) and x.dtype == np.float32
     np.testing.assert_array_equal(aligned_small, aligned)
