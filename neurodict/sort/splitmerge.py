@@ -148,6 +148,8 @@ def move(
     if neighbours is not None and rng.random() < 0.5:
         i = int(rng.integers(n))
         j = int(neighbours[i, rng.integers(neighbours.shape[1])])
+        if j == i:  # a spike among its own neighbours (duplicate rows): no pair, no move
+            return ""
     else:
         i, j = rng.choice(n, 2, replace=False)
     ci, cj = labels[i], labels[j]

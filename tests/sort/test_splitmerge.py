@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 import pytest
@@ -122,6 +123,22 @@ def test_split_merge_moves_sample_the_enumerated_posterior(near, n_steps, tolera
     visited = counts / n_steps
     assert np.all(visited[exact == 0] == 0)
     assert 0.5 * np.abs(visited - exact).sum() < tolerance, 0.5 * np.abs(visited - exact).sum()
+
+
+def test_a_spike_drawn_as_its_own_neighbour_proposes_nothing():
+    """Spikes with identical features can list a spike among its own nearest neighbours: the
+    pair (i, i) proposes no move (a split of one spike from itself would allocate from an
+    empty side) and warns of nothing, while uniform pairs still move."""
+    rng = np.random.default_rng(5)
+    target = _tiny_target(rng)
+    labels = np.array([0, 1, 0, 0, 1])
+    own = np.arange(5)[:, None]
+    moved = set()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for _ in range(300):
+            moved.add(splitmerge.move(rng, target, labels, 3, **SHAPE, neighbours=own))
+    assert "split" in moved or "merge" in moved
 
 
 def test_allocation_follows_the_nearer_of_two_groups():
