@@ -131,9 +131,8 @@ class Residual:
 
     def __init__(self, r: np.ndarray, atoms: np.ndarray, phi: np.ndarray):
         self.r, self.atoms = r, atoms
-        phi_atoms = phi[:, :, None] * atoms
         self.gram = gram(atoms, phi)  # (M, K, K)
-        self.projected = np.matmul(r.transpose(1, 0, 2), phi_atoms).transpose(1, 0, 2)
+        self.projected = projections(r, atoms, phi).transpose(1, 0, 2)
 
     def add(self, k: int, s_k: np.ndarray) -> None:
         """``r += a_k s_k`` for features `s_k` (N, M), projections updated alike."""
@@ -244,17 +243,16 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     Lrows = [Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1) for m in range(M)]
     for i in range(0, N, LIK_BATCH):
         xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
-        xphi = xb * phi
+        ys = projections(xb, D, phi)  # (M, n, Ka)
         quad = np.zeros((xb.shape[0], H))
-        for m in range(M):
-            y = xphi[:, m] @ D[m]  # (n, Ka)
+        for m, y in enumerate(ys):
             z = (y @ Lrows[m]).reshape(-1, H, active.size)  # L^{-1} y per h
             quad -= np.einsum("nhk,nhk->nh", z, z)
             for e in np.unique(eb):
                 sel = eb == e
                 quad[sel] += y[sel] @ v[:, m, e].T
         quad += const.T[eb]
-        out[i : i + LIK_BATCH] = (xphi * xb).sum((1, 2))[:, None] + quad
+        out[i : i + LIK_BATCH] = (xb * phi * xb).sum((1, 2))[:, None] + quad
     return out, logdet - log_phi
 
 

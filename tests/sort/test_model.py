@@ -4,12 +4,12 @@ clusters split and merged by the model's evidence, labels from the posterior."""
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, truncnorm
 
 from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
 from neurodict.sort.model import Residual, Sampler
-from neurodict.sort.params import SortParams
+from neurodict.sort.params import Priors, SortParams
 
 FS = 30000.0
 
@@ -137,6 +137,34 @@ def test_gains_are_drawn_from_their_conditional_and_the_residual_follows():
     mean = np.einsum("jimt,imt,i,mt->jm", r, v, u, phi) / prec
     assert np.all(np.abs(draws[:, :, k].mean(0) - mean.mean(0)) < 4 / np.sqrt(prec * 200))
     np.testing.assert_allclose(draws.mean(0), w_true, rtol=0.05)
+
+
+def test_gains_with_little_data_follow_their_prior():
+    """Five spikes with features near zero: the gains' conditional is mostly the prior's
+    ``N(0, σ_w²)`` cut at zero, and the draws' mean and spread equal that truncated normal's
+    (from the data's precision and mean by brute force, plus the prior's precision)."""
+    rng = np.random.default_rng(2)
+    N, M, T = 5, 2, 30
+    A = _atoms(T)[:, :1]
+    s = rng.normal(0, 0.1, (N, M, 1))
+    x = rng.standard_normal((N, M, T))
+    params = SortParams(max_atoms=1, priors=Priors(gain_sd=0.5))
+    sampler = _sampler(x, np.arange(N) * 100, np.zeros(N, np.int64), params)
+    st = sampler.state
+    st.A, st.s, st.phi, st.u, st.z = A, s, np.ones((M, T)), np.ones(N), np.ones(1, bool)
+    draws = []
+    for _ in range(4000):
+        st.w = np.ones((M, 1))
+        sampler._sample_w(st, x - np.einsum("tk,mk,imk->imt", A, st.w, s))
+        draws.append(st.w[:, 0].copy())
+    draws = np.array(draws)
+    v = A[None, None, :, 0] * s  # (N, M, T)
+    prec = np.einsum("imt,imt->m", v, v) + 1.0 / 0.5**2
+    mean = np.einsum("imt,imt->m", x, v) / prec
+    sd = 1.0 / np.sqrt(prec)
+    expected = truncnorm((0 - mean) / sd, np.inf, loc=mean, scale=sd)
+    np.testing.assert_allclose(draws.mean(0), expected.mean(), rtol=0.05)
+    np.testing.assert_allclose(draws.std(0), expected.std(), rtol=0.05)
 
 
 def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
