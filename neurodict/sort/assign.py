@@ -29,8 +29,10 @@ from neurodict.sort.params import SortParams
 log = logging.getLogger(__name__)
 BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
 #: Why a spike is where it is: in a single unit, in a multi-unit (a cluster under
-#: ``min_unit_spikes`` or a unit broader than ``max_unit_variance``), or in no unit (two
-#: clusters joined as one neuron both held it and a spike closer than ``Δ_ref``).
+#: ``min_unit_spikes``, a unit broader than ``max_unit_variance``, or, after the overlap pass,
+#: a unit whose template peaks under the detection threshold:
+#: :func:`neurodict.sort.run.below_threshold_units`), or in no unit (two clusters joined as one
+#: neuron both held it and a spike closer than ``Δ_ref``).
 REASONS = ("single_unit", "multi_unit", "refractory_conflict")
 
 

@@ -175,7 +175,7 @@ def _learn_chain(
     for _ in range(params.n_samples):
         st = sweep()
         if best is None or st.log_lik > best.log_lik:
-            best = st.copy()
+            best = st.predictive(labelled=True)
         kept = (kept + [st.predictive()])[-params.n_keep :]
     bar.close()
     return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))

@@ -285,21 +285,22 @@ def _neighbours(
     ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
     `t_match` (k,, sorted) that reach into it, other than one at the same sample: (n, M, T).
     Both windows start ``ms_before`` before their peak."""
-    T_w = waves.shape[2]
-    out = np.zeros((t.size, waves.shape[1], T), np.float32)
+    M, T_w = waves.shape[1:]
+    out = np.zeros((t.size, M, T), np.float32)
     lo = np.searchsorted(t_match, t - T_w + 1)
     hi = np.searchsorted(t_match, t + T)
-    k = np.arange(T)
+    k, channel = np.arange(T), np.arange(M)[None, :, None]
     for d in range(int((hi - lo).max(initial=0))):
         j = lo + d
         ok = j < hi
         j = np.where(ok, j, 0)
         ok &= t_match[j] != t
-        shift = t_match[j] - t
-        src = k[None] - shift[:, None]  # sample of the neighbour's waveform at each of ours
+        src = k[None] - (t_match[j] - t)[:, None]  # the neighbour's sample at each of ours
         valid = ok[:, None] & (src >= 0) & (src < T_w)
-        picked = np.take_along_axis(waves[which[j]], np.clip(src, 0, T_w - 1)[:, None, :], axis=2)
-        out += np.where(valid[:, None, :], picked, 0.0)
+        # only the T samples each snippet needs: (n, M, T), not the waveforms' (n, M, T_w)
+        picked = waves[which[j][:, None, None], channel, np.clip(src, 0, T_w - 1)[:, None, :]]
+        picked *= valid[:, None, :]
+        out += picked
     return out
 
 

@@ -340,3 +340,26 @@ def test_a_unit_between_two_neighbourhood_centres_is_one_unit(tmp_path):
     assert result.sorting.cluster_units.shape[0] == 2  # the two neighbourhoods
     assert centres.size == 2, centres  # found by both models
     assert accuracy[2] >= 0.8, accuracy
+
+
+def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
+    """:func:`neurodict.sort.run._neighbours` against a loop over spikes and matched spikes:
+    each snippet receives, sample by sample, the waveforms of the matched spikes whose windows
+    reach into its own, except one at its own sample."""
+    from neurodict.sort.run import _neighbours
+
+    rng = np.random.default_rng(3)
+    M, T, T_w = 3, 12, 20
+    waves = rng.standard_normal((4, M, T_w)).astype(np.float32)
+    t_match = np.sort(rng.choice(400, 60, replace=False))
+    which = rng.integers(0, 4, t_match.size)
+    t = np.r_[t_match[:10], rng.integers(0, 400, 30)]
+    expected = np.zeros((t.size, M, T), np.float32)
+    for i, ti in enumerate(t):
+        for tm, w in zip(t_match, which, strict=True):
+            if tm == ti:
+                continue
+            for k in range(T):
+                if 0 <= ti + k - tm < T_w:
+                    expected[i, :, k] += waves[w, :, ti + k - tm]
+    np.testing.assert_allclose(_neighbours(t, t_match, which, waves, T), expected, atol=1e-5)
