@@ -27,7 +27,9 @@ from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
-SNIPPET_BATCH = 4096  # snippets peeled or whitened at once: memory, not results
+#: Values of the snippets cut, peeled or whitened at once: memory, not results (a batch's
+#: boundaries change the template tails' sums by rounding only).
+SNIPPET_VALUES = 2**21
 
 
 @dataclass
@@ -235,20 +237,20 @@ def _whitened_snippets(
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
     that reach into its window subtracted, so its excursion is that of the residual.
 
-    Snippets are cut, peeled and whitened :data:`SNIPPET_BATCH` at a time into one float32
-    array, so each is held once: the unwhitened windows of a batch, never of all.
+    Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
+    float32 array, so each is held once: the unwhitened windows of a batch, never of all.
     """
     fs = rec.sampling_frequency
-    before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
+    before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
     half = ms_to_samples(params.align_ms, fs)
     scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
     W32 = W.astype(np.float32)
     n = samples.size
     whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
-    batches = range(0, n, SNIPPET_BATCH)
-    for i in tqdm(batches, desc="snippets", disable=not progress, leave=False):
-        sl = slice(i, i + SNIPPET_BATCH)
+    batch = batch_spikes(rec.get_num_channels(), before + after)
+    for i in tqdm(range(0, n, batch), desc="snippets", disable=not progress, leave=False):
+        sl = slice(i, i + batch)
         x, aligned[sl] = snippets.extract(
             rec,
             samples[sl],
@@ -268,14 +270,20 @@ def _whitened_snippets(
             keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
         whitened[sl] = np.einsum("st,imt->ims", W32, x)
     rows = np.flatnonzero(keep)
-    for i in range(0, rows.size, SNIPPET_BATCH):  # in place: rows[j] >= j, read before written
-        batch = rows[i : i + SNIPPET_BATCH]
-        whitened[i : i + batch.size] = whitened[batch]
+    for i in range(0, rows.size, batch):  # in place: rows[j] >= j, read before written
+        kept = rows[i : i + batch]
+        whitened[i : i + kept.size] = whitened[kept]
     whitened = whitened[: rows.size]
     order = np.argsort(aligned[rows], kind="stable")
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]
     return whitened, aligned[rows][order], amplitudes[rows][order], np.sort(aligned[~keep])
+
+
+def batch_spikes(n_channels: int, n_samples: int) -> int:
+    """Snippets of `n_channels` x `n_samples` values cut at once: :data:`SNIPPET_VALUES` values
+    (their float64 intermediates bound the memory whatever the probe), at least one."""
+    return max(1, SNIPPET_VALUES // (n_channels * n_samples))
 
 
 def _neighbours(
@@ -405,8 +413,9 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
     sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
-    for i in range(0, idx.size, SNIPPET_BATCH):  # the long snippets' memory: one batch
-        batch = idx[i : i + SNIPPET_BATCH]
+    step = batch_spikes(rec.get_num_channels(), before + long_after)
+    for i in range(0, idx.size, step):  # the long snippets' memory: one batch
+        batch = idx[i : i + step]
         x, _ = snippets.extract(
             rec,
             samples[batch],

@@ -81,7 +81,7 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_array_equal(kept[3], aligned[order][excursion < floor])
     np.testing.assert_array_equal(kept[0], white[excursion >= floor])
     assert max(asked) == samples.size  # one batch: all cut at once
-    monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
+    monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 32)  # 4 channels, 32 samples
     asked.clear()
     white_small, t_small, amplitudes_small, _ = whitened()
     assert max(asked) == 7  # cut, like whitened, a batch at a time: never all unwhitened
@@ -120,7 +120,7 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
-    monkeypatch.setattr(run, "SNIPPET_BATCH", 7)
+    monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 72)  # 7 long snippets (72 samples)
     np.testing.assert_array_equal(tails(), whole)
 
 
