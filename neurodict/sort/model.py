@@ -79,11 +79,6 @@ class State:
     nu: float  # their degrees of freedom (inf for Gaussian clusters)
     log_lik: float = -np.inf
 
-    def copy(self) -> State:
-        return replace(
-            self, **{k: np.copy(v) for k, v in vars(self).items() if isinstance(v, np.ndarray)}
-        )
-
     def predictive(self, labelled: bool = False) -> State:
         """What a kept sample needs for the posterior predictive, presence and drift: a copy
         restricted to the atoms in use (``z`` all true; an unused atom enters none of them),
@@ -173,8 +168,14 @@ def reconstruction(state: State) -> np.ndarray:
 
 def projections(x: np.ndarray, D: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """``D_m'Φ_m x_{i,m}`` of snippets `x` (N, M, T) on each channel's atoms `D` (M, T, K)
-    under the noise precisions `phi` (M, T): (M, N, K), one GEMM per channel."""
-    return np.matmul((x * phi).transpose(1, 0, 2), D)
+    under the noise precisions `phi` (M, T): (M, N, K), one GEMM per channel on the small
+    ``Φ_m D_m`` (the snippets are read once, not multiplied by ``Φ`` first)."""
+    return np.matmul(x.transpose(1, 0, 2), phi[:, :, None] * D)
+
+
+def noise_energy(x: np.ndarray, phi: np.ndarray) -> np.ndarray:
+    """``Σ_m x_{i,m}'Φ_m x_{i,m}`` of snippets `x` (N, M, T): (N,), one GEMV on the squares."""
+    return np.square(x).reshape(len(x), -1) @ phi.ravel()
 
 
 def per_channel(mats: np.ndarray, v: np.ndarray) -> np.ndarray:
@@ -234,7 +235,7 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     if active.size == 0:
         for i in range(0, N, LIK_BATCH):
             xb = x[i : i + LIK_BATCH]
-            out[i : i + LIK_BATCH] = (xb * phi * xb).sum((1, 2))[:, None]
+            out[i : i + LIK_BATCH] = noise_energy(xb, phi)[:, None]
         return out, np.full(H, -log_phi)
     D = dictionary(state)  # (M, T, Ka)
     G = gram(D, phi)  # (M, Ka, Ka)
@@ -262,7 +263,7 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
                 sel = eb == e
                 quad[sel] += y[sel] @ v[:, m, e].T
         quad += const.T[eb]
-        out[i : i + LIK_BATCH] = (xb * phi * xb).sum((1, 2))[:, None] + quad
+        out[i : i + LIK_BATCH] = noise_energy(xb, phi)[:, None] + quad
     return out, logdet - log_phi
 
 
