@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from neurodict.sort import kernels
-from neurodict.sort.join import join_units
+from neurodict.sort import kernels, snippets
+from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.model import dictionary, epoch_weights
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
@@ -73,7 +73,9 @@ def sort_group(
     Parameters
     ----------
     x : ndarray (n, M, T)
-        Snippets in whitened noise units (:mod:`neurodict.sort.snippets`), time order.
+        Snippets in noise units, one coordinate per sample (the joins' delays re-cut them
+        sample by sample; :func:`neurodict.sort.run.sort_recording_group` sorts whitened
+        ones), time order.
     samples : ndarray (n,)
         Their aligned peak samples, sorted.
     fs_hz, duration_s : float
@@ -88,7 +90,9 @@ def sort_group(
     params = params if params is not None else SortParams()
     nb = nb if nb is not None else whole_group(x.shape[1])
     model = learn(x, samples, fs_hz, duration_s, params, nb, progress=progress)
-    return assign(model, x, samples, fs_hz, duration_s, params)
+    T = x.shape[2]
+    delays = snippets.delay_operators(delay_grid(params, fs_hz), np.eye(T), np.eye(T))
+    return assign(model, x, samples, fs_hz, duration_s, params, delays)
 
 
 def posterior_probabilities(
@@ -121,8 +125,11 @@ def assign(
     fs_hz: float,
     duration_s: float,
     params: SortParams,
+    delays: np.ndarray,
 ) -> GroupSorting:
-    """Posterior labels of every spike (refractory constraint), probabilities, summaries."""
+    """Posterior labels of every spike (refractory constraint), probabilities, summaries;
+    `delays`: the joins' delay operators in the snippets' coordinates
+    (:func:`neurodict.sort.join.log_bayes_factor`)."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
@@ -148,7 +155,9 @@ def assign(
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
     cluster_units = np.full(C * H, -1)
     bins, n_bins = epochs_of(samples, fs_hz, duration_s, params.join_epoch_s)
-    cluster_units[used] = join_units(x, bins, n_bins, clusters, used, used // H, model.nb, params)
+    cluster_units[used] = join_units(
+        x, bins, n_bins, clusters, used, used // H, model.nb, params, delays
+    )
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single
     cluster_units = cluster_units.reshape(C, H)

@@ -23,6 +23,19 @@ widely about its mean than its clean spikes, and the sampler's Gaussian clusters
 cluster of their own: a single Gaussian of both is far less likely than two, but one mean with
 two spreads is as likely as two clusters and simpler, so the evidence joins them; two neurons
 keep their distinct means.
+
+"One neuron" also allows one cluster's spikes to be cut ``δ`` samples later than the other's
+(uniform a priori on :data:`DELAY_GRID_POINTS` values evenly spaced on ``±join_max_delay_ms``,
+0 among them): alignment on a broad energy peak, or on a spike that collided with another,
+lands some of a neuron's spikes a fraction of a sample off, and a fraction of a sample on a
+large spike is a mean of its own to the sampler. The delay is a change of variables by an
+orthogonal map ``U_δ`` (:func:`neurodict.sort.snippets.delay_operators`; no Jacobian): the
+delayed cluster's snippets re-cut by it join the other on the pooled principal axes, and off
+those axes the snippets are the unit white noise they are under both hypotheses, which adds
+``−½ Σ_i (‖P⊥(U_δ x_i − m)‖² − ‖P⊥(x_i − m)‖²)`` (``P⊥`` off the axes, ``m`` the pooled mean)
+to the log evidence of that delay. Which of the two clusters is the reference (spread 1, no
+delay) is itself uniform a priori, so the Bayes factor of a pair does not depend on the
+order in which it is named.
 """
 
 from __future__ import annotations
@@ -35,6 +48,14 @@ from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
 SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
+DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
+
+
+def delay_grid(params: SortParams, fs_hz: float) -> np.ndarray:
+    """The delays of "one neuron" in samples: :data:`DELAY_GRID_POINTS` evenly spaced on
+    ``±join_max_delay_ms``."""
+    most = params.join_max_delay_ms * fs_hz / 1000.0
+    return np.linspace(-most, most, DELAY_GRID_POINTS)
 
 
 def log_bayes_factor(
@@ -44,39 +65,65 @@ def log_bayes_factor(
     eb: np.ndarray,
     n_epochs: int,
     params: SortParams,
+    delays: np.ndarray,
 ) -> float:
-    """``log p(one neuron) / p(two clusters)`` of two sets of flattened whitened snippets
-    `xa` (n_a, d) and `xb` (n_b, d) in epochs `ea`, `eb`, on the ``params.join_axes``
-    leading principal axes of the pooled snippets; one neuron is one mean (walk) and one
-    covariance, `xb`'s spikes scaled by ``g`` on its grid and ``g`` integrated out."""
-    f = np.r_[xa, xb]
-    s = walk.principal_axes(f, params.join_axes)[:, None]  # (n, 1, P)
-    e = np.r_[ea, eb] if params.drift else np.zeros(f.shape[0], np.int64)
+    """``log p(one neuron) / p(two clusters)`` of two sets of whitened snippets `xa` (n_a, M,
+    T) and `xb` (n_b, M, T) in epochs `ea`, `eb`, on the ``params.join_axes`` leading
+    principal axes of the pooled snippets; one neuron is one mean (walk) and one covariance,
+    either cluster's spikes scaled by ``g`` on its grid and delayed by each orthogonal
+    operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators`, the
+    identity among them), the reference cluster, ``g`` and the delay integrated out."""
+    n_a, n_b = len(xa), len(xb)
+    centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
+    on_axes = axes.reshape(*xa.shape[1:], -1)  # (M, T, P)
+    if not params.drift:
+        ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
+
+    def delayed(x):  # (n, S, P) on the axes under every delay; (S,) Σ squared distance off them
+        flat = x.reshape(len(x), -1).astype(np.float64)
+        moved_axes = np.einsum("dst,msp->mtdp", delays, on_axes).reshape(flat.shape[1], -1)
+        p = (flat @ moved_axes).reshape(len(x), len(delays), -1) - centre @ axes
+        # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal)
+        moved_total = np.einsum("dst,mt->dms", delays, flat.sum(0).reshape(x.shape[1:]))
+        spread = np.einsum("ij,ij->", flat, flat) + len(x) * centre @ centre
+        spread -= 2 * moved_total.reshape(len(delays), -1) @ centre
+        return p, spread - np.einsum("idp,idp->d", p, p)
+
+    (pa, off_a), (pb, off_b) = delayed(xa), delayed(xb)
+    still = delays.shape[0] // 2  # the identity: the delays' grid is symmetric about 0
+    a = walk.Stats.of(pa[:, still : still + 1], ea, n_epochs)
+    b = walk.Stats.of(pb[:, still : still + 1], eb, n_epochs)
     prior = walk.WalkPrior.isotropic(
-        np.zeros(s.shape[2]),
-        float(s.var(0).mean()),
+        np.zeros(axes.shape[1]),
+        float((pa[:, still] ** 2).sum() + (pb[:, still] ** 2).sum())
+        / ((n_a + n_b) * axes.shape[1]),
         params.drift_sd**2,
-        n_epochs if params.drift else 1,
+        n_epochs,
         params.priors,
     )
-    n_a, n = xa.shape[0], f.shape[0]
-    a, b = (walk.Stats.of(s[sl], e[sl], prior.n_epochs) for sl in (slice(0, n_a), slice(n_a, n)))
     r2 = params.priors.join_spread_ratio_max**2
     g = np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
-    log_one = logsumexp(walk.log_marginal(prior, walk.Stats.scaled_union(a, b, g))) - np.log(g.size)
+    log_one = [
+        walk.log_marginal(prior, walk.Stats.scaled_union(ref, walk.Stats.of(p, e, n_epochs), g))
+        - 0.5 * (off - off[still])
+        for ref, p, e, off in ((a, pb, eb, off_b), (b, pa, ea, off_a))
+    ]
+    log_one = logsumexp(log_one) - np.log(2 * g.size * delays.shape[0])
     log_two = float(walk.log_marginal(prior, a)[0] + walk.log_marginal(prior, b)[0])
+    n = n_a + n_b
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
     return float(log_one - log_two + log_prior)
 
 
 def join_units(
-    x, bins, n_bins, clusters, used, centre, nb: Neighbourhoods, params: SortParams
+    x, bins, n_bins, clusters, used, centre, nb: Neighbourhoods, params: SortParams, delays
 ) -> np.ndarray:
     """The unit of each cluster in `used` (of neighbourhood `centre`): clusters of the same or
     adjacent neighbourhoods joined, one pair at a time, while the evidence favours one neuron.
 
     Agglomerative: the pair with the largest Bayes factor (:func:`log_bayes_factor` on the
-    channels of both, the walk over `n_bins` time bins `bins` of ``join_epoch_s``) joins when
+    channels of both, the walk over `n_bins` time bins `bins` of ``join_epoch_s``, the
+    delay operators `delays` of :func:`log_bayes_factor`) joins when
     it exceeds 1, and the joined cluster is compared again with the others as one cluster, so a
     chain of pairwise joins never carries two distinct neurons into one unit. This is the
     greedy ascent of the model's evidence over partitions of the clusters.
@@ -89,9 +136,8 @@ def join_units(
 
     def score(i: int, j: int) -> float:
         chans = np.unique(np.concatenate([nb.channels[c] for c in homes[i] | homes[j]]))
-        xa = x[np.ix_(members[i], chans)].reshape(members[i].size, -1)
-        xb = x[np.ix_(members[j], chans)].reshape(members[j].size, -1)
-        return log_bayes_factor(xa, bins[members[i]], xb, bins[members[j]], n_bins, params)
+        xa, xb = x[np.ix_(members[i], chans)], x[np.ix_(members[j], chans)]
+        return log_bayes_factor(xa, bins[members[i]], xb, bins[members[j]], n_bins, params, delays)
 
     scores = {(i, j): score(i, j) for i in members for j in members if i < j and near(i, j)}
     unit = np.arange(used.size)

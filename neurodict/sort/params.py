@@ -70,6 +70,7 @@ class SortParams:
     split_merge_neighbours: int = 10
     join_axes: int = 6
     join_epoch_s: float = 10.0
+    join_max_delay_ms: float = 0.05
     presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5

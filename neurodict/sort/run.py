@@ -22,6 +22,7 @@ from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import snippets
 from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of, reasons
+from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
 from neurodict.sort.params import SortParams
@@ -136,6 +137,7 @@ def sort_recording_group(
         min_eig=params.whiten_min_eig,
         seed=params.seed,
     )
+    delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
     x, samples, amplitudes, _ = _whitened_snippets(
@@ -166,7 +168,7 @@ def sort_recording_group(
             "/".join(str(c.size) for c in nb.channels),
         )
         model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-        result = assign(model, x, samples, fs, duration_s, params)
+        result = assign(model, x, samples, fs, duration_s, params, delays)
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
@@ -192,7 +194,7 @@ def sort_recording_group(
                 below.size,
             )
             model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-            result = assign(model, x, samples, fs, duration_s, params)
+            result = assign(model, x, samples, fs, duration_s, params, delays)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(

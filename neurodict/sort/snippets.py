@@ -174,6 +174,25 @@ def _resample(
     return out
 
 
+def delay_operators(delays: np.ndarray, whiten: np.ndarray, unwhiten: np.ndarray) -> np.ndarray:
+    """``U_δ`` (n, T', T') for each delay δ of `delays` (n,) in samples: a whitened snippet
+    (T' coordinates, ``W`` (T', T) from :func:`noise_whitener`, ``W⁺`` its inverse (T, T'))
+    re-cut ``δ`` samples later, as the orthogonal map nearest ``W S_δ W⁺`` (its polar factor),
+    so that whitened noise stays unit white noise. ``S_δ`` (T, T) is the circular delay (each
+    frequency's phase turned by ``2π f δ``; the Nyquist frequency of an even window left as it
+    is): a spike's tails, near zero, wrap around harmlessly, but the noise's do not, and
+    ``W S_δ W⁺`` alone shrinks it by the part that leaves the noise's band. ``U_0`` is the
+    identity."""
+    T = unwhiten.shape[0]
+    f = np.fft.rfftfreq(T)
+    turn = np.exp(2j * np.pi * f[None] * np.asarray(delays, float)[:, None])  # (n, F)
+    if T % 2 == 0:
+        turn[:, -1] = 1.0
+    S = np.fft.irfft(np.fft.rfft(np.eye(T), axis=0)[None] * turn[:, :, None], n=T, axis=1)
+    left, _, right = np.linalg.svd(whiten @ S @ unwhiten)
+    return left @ right
+
+
 def noise_whitener(
     rec: sc.BaseRecording,
     n_samples: int,

@@ -214,12 +214,20 @@ def _indicator(index: np.ndarray, n: int, weight: np.ndarray | None = None) -> s
 
 
 def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
-    """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes).
+    """Rows of `f` (n, d), centred, on their first `n_axes` principal axes: (n, ≤ n_axes)."""
+    centre, axes = leading_axes(f, n_axes)
+    return (f - centre) @ axes
+
+
+def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The mean of the rows of `f` (n, d) and their first `n_axes` principal axes, orthonormal
+    columns (d, ≤ n_axes).
 
     Only the top eigenpairs are computed (LAPACK's ``syevx``), of the smaller of the two
     Gram matrices: ``F'F`` (d, d), or, with fewer rows than columns (and at least `n_axes`),
-    ``FF'`` (n, n), whose eigenvectors ``u`` give the projections ``F v = u σ`` directly."""
-    centred = f - f.mean(0)
+    ``FF'`` (n, n), whose eigenvectors ``u`` give the axes ``v = F'u / σ``."""
+    centre = f.mean(0)
+    centred = f - centre
     n, d = centred.shape
     few_rows = n_axes <= n < d
     gram = centred @ centred.T if few_rows else centred.T @ centred
@@ -227,9 +235,11 @@ def principal_axes(f: np.ndarray, n_axes: int) -> np.ndarray:
     values, vectors = linalg.eigh(  # ascending
         gram, subset_by_index=[max(m - n_axes, 0), m - 1], driver="evx"
     )
-    if few_rows:
-        return vectors[:, ::-1] * np.sqrt(np.maximum(values[::-1], 0.0))
-    return centred @ vectors[:, ::-1]
+    values, vectors = values[::-1], vectors[:, ::-1]
+    if few_rows:  # an axis of no spread (σ = 0) projects everything on 0
+        sigma = np.sqrt(np.maximum(values, 0.0))
+        vectors = centred.T @ vectors / np.where(sigma > 0, sigma, np.inf)
+    return centre, vectors
 
 
 def posterior(prior: WalkPrior, stats: Stats):

@@ -6,12 +6,19 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+import pytest
 
-from neurodict.sort.join import join_units, log_bayes_factor
+from neurodict.sort.join import delay_grid, join_units, log_bayes_factor
 from neurodict.sort.neighbourhoods import whole_group
 from neurodict.sort.params import Priors, SortParams
+from neurodict.sort.snippets import delay_operators
 
 M, T = 2, 6
+FS = 25000.0
+
+
+def _delays(params: SortParams, n_samples: int) -> np.ndarray:
+    return delay_operators(delay_grid(params, FS), np.eye(n_samples), np.eye(n_samples))
 
 
 def _blob(rng, mean, n):
@@ -25,9 +32,9 @@ def _join(parts, bins=None, n_bins=1, params=None):
     used = np.arange(len(parts))
     bins = np.zeros(len(x), np.int64) if bins is None else bins
     params = params or SortParams()
-    return join_units(
-        x, bins, n_bins, clusters, used, np.zeros(len(parts), np.int64), whole_group(M), params
-    )
+    centre = np.zeros(len(parts), np.int64)
+    delays = _delays(params, T)
+    return join_units(x, bins, n_bins, clusters, used, centre, whole_group(M), params, delays)
 
 
 def test_two_halves_of_one_neuron_in_one_neighbourhood_are_one_unit():
@@ -44,10 +51,10 @@ def test_a_small_cluster_between_two_neurons_does_not_chain_them():
     rng = np.random.default_rng(1)
     a, b = np.zeros((M, T)), np.full((M, T), 1.5)
     parts = [_blob(rng, a, 200), _blob(rng, 0.5 * b, 6), _blob(rng, b, 200)]
-    x = [p.reshape(len(p), -1) for p in parts]
     zeros = [np.zeros(len(p), np.int64) for p in parts]
+    delays = _delays(SortParams(), T)
     bf = {
-        (i, j): log_bayes_factor(x[i], zeros[i], x[j], zeros[j], 1, SortParams())
+        (i, j): log_bayes_factor(parts[i], zeros[i], parts[j], zeros[j], 1, SortParams(), delays)
         for i, j in [(0, 1), (1, 2), (0, 2)]
     }
     assert bf[0, 1] > 0 and bf[1, 2] > 0 and bf[0, 2] < 0, bf
@@ -80,6 +87,26 @@ def _spike(t: np.ndarray, amplitudes) -> np.ndarray:
     return np.asarray(amplitudes, float)[:, None] * shape
 
 
+def _units(parts, params, n_channels):
+    """The units of clusters made of the snippet sets `parts` (n, n_channels, T) of one
+    neighbourhood, in one time bin."""
+    x = np.concatenate(parts)
+    clusters = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
+    centre, zeros = np.zeros(len(parts), np.int64), np.zeros(len(x), np.int64)
+    delays = _delays(params, x.shape[2])
+    return join_units(
+        x,
+        zeros,
+        1,
+        clusters,
+        np.arange(len(parts)),
+        centre,
+        whole_group(n_channels),
+        params,
+        delays,
+    )
+
+
 def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
     """A neuron's clean spikes, its spikes collided with another neuron's at random lags
     (one mean, several times the spread: a cluster of their own to a Gaussian mixture) and a
@@ -94,18 +121,41 @@ def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
     collided = np.stack([mean + np.roll(other, lag, axis=1) for lag in lags])
     collided += rng.normal(size=collided.shape)
     smaller = mean * 0.5 * (1 + 0.2 * rng.normal(size=(200, 1, 1))) + rng.normal(size=(200, 4, 30))
-    parts = [p.reshape(len(p), -1) for p in (clean, collided, smaller)]
-    x = np.concatenate(parts)[:, None]
-    clusters = np.repeat(np.arange(3), [len(p) for p in parts])
-    zeros = np.zeros(len(x), np.int64)
-
-    def units(params):
-        return join_units(
-            x, zeros, 1, clusters, np.arange(3), np.zeros(3, np.int64), whole_group(1), params
-        )
-
-    joined = units(SortParams())
+    parts = [clean, collided, smaller]
+    joined = _units(parts, SortParams(), 4)
     assert joined[0] == joined[1] != joined[2]
     one_spread = dataclasses.replace(SortParams(), priors=Priors(join_spread_ratio_max=1.0))
-    apart = units(one_spread)
+    apart = _units(parts, one_spread, 4)
     assert apart[0] != apart[1] and apart[0] != apart[2]
+
+
+def test_a_neurons_spikes_cut_a_fraction_of_a_sample_late_join_it():
+    """A neuron's spikes and a tenth as many cut 0.6 samples later (a mean of their own: the
+    spike's slope is several noise SDs per sample) are one unit; a neuron of another footprint
+    at the same place is not; with no delay allowed (``join_max_delay_ms`` 0) the late spikes
+    stay apart."""
+    rng = np.random.default_rng(4)
+    t = np.arange(30)
+    footprint = [20, 12, 6, 2]
+    on_time = _spike(t, footprint) + rng.normal(size=(400, 4, 30))
+    late = _spike(t + 0.6, footprint) + rng.normal(size=(40, 4, 30))
+    other = _spike(t, [6, 9, 6, 2]) + rng.normal(size=(300, 4, 30))
+    parts = [on_time, late, other]
+    joined = _units(parts, SortParams(), 4)
+    assert joined[0] == joined[1] != joined[2]
+    apart = _units(parts, dataclasses.replace(SortParams(), join_max_delay_ms=0.0), 4)
+    assert apart[0] != apart[1] and apart[0] != apart[2]
+
+
+def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
+    """A large cluster and a small one of broader spread, a little late: the evidence is the
+    same whichever is the first argument (the reference cluster is integrated out)."""
+    rng = np.random.default_rng(5)
+    t = np.arange(30)
+    big = _spike(t, [12, 7, 3, 1]) + rng.normal(size=(300, 4, 30))
+    small = _spike(t + 0.4, [12, 7, 3, 1]) + 2.0 * rng.normal(size=(25, 4, 30))
+    e_big, e_small = rng.integers(0, 3, 300), rng.integers(0, 3, 25)
+    delays = _delays(SortParams(), 30)
+    forward = log_bayes_factor(big, e_big, small, e_small, 3, SortParams(), delays)
+    backward = log_bayes_factor(small, e_small, big, e_big, 3, SortParams(), delays)
+    assert forward == pytest.approx(backward, rel=1e-9)

@@ -99,15 +99,17 @@ def test_the_join_sees_join_axes_principal_axes():
     axes (the cluster model is invariant to rotations of its coordinates), and not the one
     on more axes."""
     rng = np.random.default_rng(0)
-    xa = rng.normal(0.0, 1.0, (30, 12)) + np.linspace(0, 3, 12)
-    xb = rng.normal(0.0, 1.0, (25, 12)) - np.linspace(0, 3, 12)
+    xa = rng.normal(0.0, 1.0, (30, 1, 12)) + np.linspace(0, 3, 12)
+    xb = rng.normal(0.0, 1.0, (25, 1, 12)) - np.linspace(0, 3, 12)
     ea, eb = rng.integers(0, 2, 30), rng.integers(0, 2, 25)
     two = dataclasses.replace(SortParams(), join_axes=2)
-    bf = log_bayes_factor(xa, ea, xb, eb, 2, two)
-    f = walk.principal_axes(np.r_[xa, xb], 2)
-    reduced = log_bayes_factor(f[:30], ea, f[30:], eb, 2, SortParams())
+    no_delay = np.eye(12)[None]
+    bf = log_bayes_factor(xa, ea, xb, eb, 2, two, no_delay)
+    f = walk.principal_axes(np.r_[xa, xb][:, 0], 2)[:, None]
+    reduced = log_bayes_factor(f[:30], ea, f[30:], eb, 2, SortParams(), np.eye(2)[None])
     assert bf == pytest.approx(reduced, rel=1e-9)
-    assert bf != pytest.approx(log_bayes_factor(xa, ea, xb, eb, 2, SortParams()), rel=1e-3)
+    more = log_bayes_factor(xa, ea, xb, eb, 2, SortParams(), no_delay)
+    assert bf != pytest.approx(more, rel=1e-3)
 
 
 def test_neighbourhood_centres_are_spacing_times_the_radius_apart():

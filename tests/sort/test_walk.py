@@ -103,3 +103,5 @@ def test_principal_axes_equal_the_projections_on_the_top_singular_vectors():
         want = u[:, :4] * sv[:4]
         got = walk.principal_axes(f, 4)
         np.testing.assert_allclose(got * np.sign(got[0] / want[0]), want, atol=1e-9)
+        _, axes = walk.leading_axes(f, 4)  # orthonormal in both cases
+        np.testing.assert_allclose(axes.T @ axes, np.eye(4), atol=1e-9)
