@@ -208,6 +208,13 @@ def make_recording(spec: dict, folder: Path):
                     "refractory_period_ms": 4.0,
                     "seed": spec["seed"],
                 },
+                generate_unit_locations_kwargs={  # the generator's defaults, seeded
+                    "margin_um": 10.0,
+                    "minimum_z": 5.0,
+                    "maximum_z": 50.0,
+                    "minimum_distance": 20,
+                    "seed": spec["seed"],
+                },
                 generate_templates_kwargs={
                     "ms_before": 1.0,
                     "ms_after": 3.0,
