@@ -71,17 +71,19 @@ def log_bayes_factor(
     T) and `xb` (n_b, M, T) in epochs `ea`, `eb`, on the ``params.join_axes`` leading
     principal axes of the pooled snippets; one neuron is one mean (walk) and one covariance,
     either cluster's spikes scaled by ``g`` on its grid and delayed by each orthogonal
-    operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators`, the
-    identity among them), the reference cluster, ``g`` and the delay integrated out."""
+    operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators` of
+    :func:`delay_grid`'s odd, symmetric grid: the identity in the middle), the reference
+    cluster, ``g`` and the delay integrated out."""
     n_a, n_b = len(xa), len(xb)
     centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
-    on_axes = axes.reshape(*xa.shape[1:], -1)  # (M, T, P)
+    # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
+    moved_axes = np.einsum("dst,msp->mtdp", delays, axes.reshape(*xa.shape[1:], -1))
+    moved_axes = moved_axes.reshape(axes.shape[0], -1)  # (M T, S P)
     if not params.drift:
         ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
 
     def delayed(x):  # (n, S, P) on the axes under every delay; (S,) Σ squared distance off them
         flat = x.reshape(len(x), -1).astype(np.float64)
-        moved_axes = np.einsum("dst,msp->mtdp", delays, on_axes).reshape(flat.shape[1], -1)
         p = (flat @ moved_axes).reshape(len(x), len(delays), -1) - centre @ axes
         # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal)
         moved_total = np.einsum("dst,mt->dms", delays, flat.sum(0).reshape(x.shape[1:]))
