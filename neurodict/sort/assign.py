@@ -140,14 +140,16 @@ def assign(
         idx = np.flatnonzero(centre == c)
         prob = posterior_probabilities(chain, x, idx, model.nb.channels[c], epoch)
         lo, hi = kernels.refractory_neighbours(samples[idx], ref)
-        log_prob = prob + 1e-300
+        prob += 1e-300  # its log in place (no second (n, H) array), exponentiated below
+        log_prob = np.log(prob, out=prob)
         local = kernels.masked_labels(
-            np.log(log_prob, out=log_prob),
+            log_prob,
             kernels.colour_classes(samples[idx], ref),
             lo,
             hi,
             np.full(idx.size, -1, np.int64),
         )
+        prob = np.exp(log_prob, out=log_prob)
         clusters[idx] = np.where(local >= 0, c * H + local, -1)
         probs.append((idx, prob))
     sizes = np.bincount(clusters[clusters >= 0], minlength=C * H)

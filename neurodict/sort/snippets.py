@@ -139,9 +139,10 @@ def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | Non
 
 
 TAPS = 4
-# samples x channels of one chunk of traces: 16 MB in float32, and each float64 copy the
-# spike-band filter makes of it (about four) 32 MB
-CHUNK_VALUES = 2**22
+# samples x channels of one chunk of traces: 4 MB in float32, and each float64 copy the
+# spike-band filter makes of it (about four) 8 MB (2**22 held 58 MB more at the peak of
+# cutting probe32's snippets; the filter's margins make the chunks' edges differ by rounding)
+CHUNK_VALUES = 2**20
 ENERGY_ROWS = 2**16  # rows of the float64 energy computed at once
 GATHER_VALUES = 2**21  # values of trace rows gathered at once (snippets x samples x taps x M)
 
