@@ -105,3 +105,21 @@ def test_principal_axes_equal_the_projections_on_the_top_singular_vectors():
         np.testing.assert_allclose(got * np.sign(got[0] / want[0]), want, atol=1e-9)
         _, axes = walk.leading_axes(f, 4)  # orthonormal in both cases
         np.testing.assert_allclose(axes.T @ axes, np.eye(4), atol=1e-9)
+
+
+def test_leading_axes_of_a_large_matrix_span_the_top_singular_vectors():
+    """Above ``EXACT_GRAM_SIZE`` the axes come from subspace iteration: on rows with six
+    directions of large spread over a floor of unit noise they span the SVD's top six, in
+    its order, orthonormal."""
+    rng = np.random.default_rng(3)
+    n, d, k = 1200, 400, 6
+    assert min(n, d) > walk.EXACT_GRAM_SIZE
+    directions = np.linalg.qr(rng.normal(size=(d, k)))[0]
+    spread = np.array([12.0, 9.0, 7.0, 5.0, 4.0, 3.0])
+    f = rng.normal(size=(n, k)) * spread @ directions.T + rng.normal(size=(n, d)) + 2.0
+    _, _, vt = np.linalg.svd(f - f.mean(0), full_matrices=False)
+    centre, axes = walk.leading_axes(f, k)
+    np.testing.assert_allclose(centre, f.mean(0))
+    np.testing.assert_allclose(axes.T @ axes, np.eye(k), atol=1e-9)
+    cosines = np.abs(np.einsum("dk,kd->k", axes, vt[:k]))
+    assert cosines.min() > 0.99, cosines
