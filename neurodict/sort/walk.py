@@ -233,13 +233,13 @@ def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
     :data:`EXACT_GRAM_SIZE` rows, its top eigenpairs (LAPACK's ``syevx``; with fewer rows
     than columns the eigenvectors ``u`` of ``FF'`` give the axes ``v = F'u / σ``). Above
     that, block subspace iteration (Halko, Martinsson, Tropp 2011, algorithm 4.4): a
-    Gaussian block of ``n_axes +`` :data:`SUBSPACE_OVERSAMPLING` columns, seeded,
-    multiplied by ``F'F`` :data:`SUBSPACE_ITERATIONS` times with re-orthonormalisation,
-    then the top eigenvectors of ``F'F`` restricted to that block (Rayleigh–Ritz): the
-    axes' error shrinks like ``(σ_{l+1}/σ_k)^{2q+1}`` and costs ``O(n d l)`` per
-    iteration instead of the Gram's ``O(n d²)``. Axes among eigenvalues that differ by less
-    than that (the noise floor of whitened snippets, where any direction is as principal as
-    another) are a rotation of one another."""
+    seeded Gaussian block of ``l = n_axes +`` :data:`SUBSPACE_OVERSAMPLING` columns,
+    multiplied by ``F'F`` ``q + 1`` times (``q =`` :data:`SUBSPACE_ITERATIONS`) with
+    re-orthonormalisation, then the top eigenvectors of ``F'F`` restricted to that block
+    (Rayleigh–Ritz). An axis k's error shrinks like ``(σ_{l+1}/σ_k)^{2q+1}`` (σ the singular
+    values); each multiplication costs ``O(n d l)`` instead of the Gram's ``O(n d²)``. Where
+    σ_k is close to σ_{l+1} (the noise floor of whitened snippets, where any direction is as
+    principal as another) the axes are another choice within that floor."""
     centre = f.mean(0)
     centred = f - centre
     n, d = centred.shape
