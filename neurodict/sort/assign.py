@@ -126,10 +126,11 @@ def assign(
     duration_s: float,
     params: SortParams,
     delays: np.ndarray,
+    n_jobs: int = 1,
 ) -> GroupSorting:
     """Posterior labels of every spike (refractory constraint), probabilities, summaries;
     `delays`: the joins' delay operators in the snippets' coordinates
-    (:func:`neurodict.sort.join.log_bayes_factor`)."""
+    (:func:`neurodict.sort.join.log_bayes_factor`); `n_jobs`: the join's processes."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
@@ -158,7 +159,7 @@ def assign(
     cluster_units = np.full(C * H, -1)
     bins, n_bins = epochs_of(samples, fs_hz, duration_s, params.join_epoch_s)
     cluster_units[used] = join_units(
-        x, bins, n_bins, clusters, used, used // H, model.nb, params, delays
+        x, bins, n_bins, clusters, used, used // H, model.nb, params, delays, n_jobs
     )
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single

@@ -40,6 +40,10 @@ order in which it is named.
 
 from __future__ import annotations
 
+import logging
+import multiprocessing
+from concurrent.futures import ProcessPoolExecutor
+
 import numpy as np
 from scipy.special import gammaln, logsumexp
 
@@ -49,6 +53,8 @@ from neurodict.sort.params import SortParams
 
 SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
 DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
+
+log = logging.getLogger(__name__)
 
 
 def delay_grid(params: SortParams, fs_hz: float) -> np.ndarray:
@@ -77,8 +83,11 @@ def log_bayes_factor(
     n_a, n_b = len(xa), len(xb)
     centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
     # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
-    moved_axes = np.einsum("dst,msp->mtdp", delays, axes.reshape(*xa.shape[1:], -1))
-    moved_axes = moved_axes.reshape(axes.shape[0], -1)  # (M T, S P)
+    S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
+    pulled = np.swapaxes(delays, 1, 2).reshape(S * T, T) @ axes.reshape(M, T, P).transpose(
+        1, 0, 2
+    ).reshape(T, M * P)  # (S T, M P): U_d' a_m for every delay d, channel m
+    moved_axes = pulled.reshape(S, T, M, P).transpose(2, 1, 0, 3).reshape(M * T, S * P)
     if not params.drift:
         ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
 
@@ -118,7 +127,16 @@ def log_bayes_factor(
 
 
 def join_units(
-    x, bins, n_bins, clusters, used, centre, nb: Neighbourhoods, params: SortParams, delays
+    x,
+    bins,
+    n_bins,
+    clusters,
+    used,
+    centre,
+    nb: Neighbourhoods,
+    params: SortParams,
+    delays,
+    n_jobs: int = 1,
 ) -> np.ndarray:
     """The unit of each cluster in `used` (of neighbourhood `centre`): clusters of the same or
     adjacent neighbourhoods joined, one pair at a time, while the evidence favours one neuron.
@@ -128,7 +146,8 @@ def join_units(
     delay operators `delays` of :func:`log_bayes_factor`) joins when
     it exceeds 1, and the joined cluster is compared again with the others as one cluster, so a
     chain of pairwise joins never carries two distinct neurons into one unit. This is the
-    greedy ascent of the model's evidence over partitions of the clusters.
+    greedy ascent of the model's evidence over partitions of the clusters. The pairs' Bayes
+    factors are computed in `n_jobs` processes (the same values in any number).
     """
     members = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
     homes = {i: {int(centre[i])} for i in range(used.size)}
@@ -136,20 +155,73 @@ def join_units(
     def near(i: int, j: int) -> bool:
         return any(nb.adjacent[a, b] for a in homes[i] for b in homes[j])
 
-    def score(i: int, j: int) -> float:
+    def pair(i: int, j: int):
         chans = np.unique(np.concatenate([nb.channels[c] for c in homes[i] | homes[j]]))
-        xa, xb = x[np.ix_(members[i], chans)], x[np.ix_(members[j], chans)]
-        return log_bayes_factor(xa, bins[members[i]], xb, bins[members[j]], n_bins, params, delays)
+        return members[i], members[j], chans
 
-    scores = {(i, j): score(i, j) for i in members for j in members if i < j and near(i, j)}
-    unit = np.arange(used.size)
-    while scores:
-        (i, j), best = max(scores.items(), key=lambda kv: kv[1])
-        if best <= 0:
-            break
-        members[i] = np.sort(np.r_[members[i], members.pop(j)])
-        homes[i] |= homes.pop(j)
-        unit[unit == j] = i
-        scores = {k: v for k, v in scores.items() if i not in k and j not in k}
-        scores |= {(min(i, k), max(i, k)): score(i, k) for k in members if k != i and near(i, k)}
-    return np.unique(unit, return_inverse=True)[1]
+    with _Scorer(x, bins, n_bins, params, delays, n_jobs) as scorer:
+        keys = [(i, j) for i in members for j in members if i < j and near(i, j)]
+        scores = dict(zip(keys, scorer.scores([pair(*k) for k in keys]), strict=True))
+        n_scored, unit = len(keys), np.arange(used.size)
+        while scores:
+            (i, j), best = max(scores.items(), key=lambda kv: kv[1])
+            if best <= 0:
+                break
+            members[i] = np.sort(np.r_[members[i], members.pop(j)])
+            homes[i] |= homes.pop(j)
+            unit[unit == j] = i
+            scores = {k: v for k, v in scores.items() if i not in k and j not in k}
+            keys = [(min(i, k), max(i, k)) for k in members if k != i and near(i, k)]
+            scores |= dict(zip(keys, scorer.scores([pair(*k) for k in keys]), strict=True))
+            n_scored += len(keys)
+    joined = np.unique(unit, return_inverse=True)[1]
+    log.info(
+        "join: %d clusters into %d units (%d pairs' Bayes factors)",
+        used.size,
+        int(joined.max(initial=-1)) + 1,
+        n_scored,
+    )
+    return joined
+
+
+class _Scorer:
+    """Bayes factors of pairs of clusters given as (rows of a, rows of b, channels) of `x`, in
+    `n_jobs` forked processes that share `x` (read, never copied) when above one."""
+
+    def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int):
+        self.n_jobs = n_jobs
+        self.pool = None
+        _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
+        if n_jobs > 1:
+            self.pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
+
+    def scores(self, pairs: list) -> list[float]:
+        if self.pool is None or len(pairs) < 2:
+            return [_pair_score(p) for p in pairs]
+        chunk = max(1, len(pairs) // (4 * self.n_jobs))
+        return list(self.pool.map(_pair_score, pairs, chunksize=chunk))
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.pool is not None:
+            self.pool.shutdown()
+        _SHARED.clear()
+
+
+_SHARED: dict = {}  # what the scoring processes read: set before they fork
+
+
+def _pair_score(pair) -> float:
+    rows_a, rows_b, chans = pair
+    x, bins = _SHARED["x"], _SHARED["bins"]
+    return log_bayes_factor(
+        x[np.ix_(rows_a, chans)],
+        bins[rows_a],
+        x[np.ix_(rows_b, chans)],
+        bins[rows_b],
+        _SHARED["n_bins"],
+        _SHARED["params"],
+        _SHARED["delays"],
+    )

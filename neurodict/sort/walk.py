@@ -260,8 +260,10 @@ def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _subspace_axes(centred: np.ndarray, n_axes: int) -> np.ndarray:
     """The top `n_axes` eigenvectors of ``F'F`` by block subspace iteration (d, n_axes)."""
-    block = np.random.default_rng(0).standard_normal(
-        (centred.shape[1], n_axes + SUBSPACE_OVERSAMPLING)
+    block = (
+        np.random.default_rng(0)
+        .standard_normal((centred.shape[1], n_axes + SUBSPACE_OVERSAMPLING))
+        .astype(centred.dtype)  # the rows' precision: one type, no copy of them per GEMM
     )
     for _ in range(SUBSPACE_ITERATIONS + 1):
         block = np.linalg.qr(centred.T @ (centred @ block))[0]
@@ -271,12 +273,31 @@ def _subspace_axes(centred: np.ndarray, n_axes: int) -> np.ndarray:
 
 
 def posterior(prior: WalkPrior, stats: Stats):
-    """``V = B (I + N B)^{-1}`` (..., E, E), ``Z'R`` (..., E, K) and ``R'C^{-1}R`` (..., K, K)."""
-    B = prior.B()
-    E = B.shape[0]
-    I_NB = np.eye(E) + stats.counts[..., :, None] * B
-    V = B @ np.linalg.inv(I_NB)
+    """The walk's posterior precision ``Q = B^{-1} + N`` by its Cholesky factor ``L``, with
+    ``Y = L^{-1} Z'R`` (..., E, K), ``R'C^{-1}R = R'R − Y'Y`` (..., K, K) (``C^{-1} = I − Z Q^{-1}
+    Z'``) and ``log|C| = log|I + N B| = log|Q| + log|B|``.
+
+    The walk is Markov, so ``B^{-1}`` is tridiagonal (``κ_0 + 1/q, 2/q, …, 2/q, 1/q`` on the
+    diagonal, ``−1/q`` beside it), ``Q`` too and ``L`` bidiagonal: every step costs O(E) per
+    cluster, not the O(E³) of inverting ``I + N B``. Returns ``L`` as its diagonal (..., E)
+    and sub-diagonal (..., E − 1), then ``Y``, ``R'C^{-1}R``, ``log|C|``. Without steps
+    (``q = 0``) the means are one mean: pass the statistics through :func:`one_mean` first.
+    """
+    E, q = prior.n_epochs, prior.q
+    d = stats.counts + _walk_precision_diagonal(prior)
+    L_diag = np.empty_like(d)
+    L_sub = np.empty(d.shape[:-1] + (E - 1,))
+    L_diag[..., 0] = np.sqrt(d[..., 0])
+    for e in range(1, E):
+        L_sub[..., e - 1] = -1.0 / (q * L_diag[..., e - 1])
+        L_diag[..., e] = np.sqrt(d[..., e] - L_sub[..., e - 1] ** 2)
     ZR = stats.sums - stats.counts[..., None] * prior.mu0
+    Y = np.empty_like(ZR)
+    Y[..., 0, :] = ZR[..., 0, :] / L_diag[..., 0, None]
+    for e in range(1, E):
+        Y[..., e, :] = (ZR[..., e, :] - L_sub[..., e - 1, None] * Y[..., e - 1, :]) / L_diag[
+            ..., e, None
+        ]
     total = stats.sums.sum(-2)
     n = stats.counts.sum(-1)[..., None, None]
     RR = (
@@ -285,13 +306,49 @@ def posterior(prior: WalkPrior, stats: Stats):
         - total[..., :, None] * prior.mu0[None, :]
         + n * np.outer(prior.mu0, prior.mu0)
     )
-    RCR = RR - np.swapaxes(ZR, -1, -2) @ V @ ZR
-    return V, ZR, RCR, np.linalg.slogdet(I_NB)[1]
+    RCR = RR - np.swapaxes(Y, -1, -2) @ Y
+    log_B = -np.log(prior.kappa0) + (E - 1) * np.log(q) if E > 1 else -np.log(prior.kappa0)
+    return (L_diag, L_sub), Y, RCR, 2 * np.log(L_diag).sum(-1) + log_B
+
+
+def _walk_precision_diagonal(prior: WalkPrior) -> np.ndarray:
+    """The diagonal of ``B^{-1}``: ``κ_0 + 1/q, 2/q, …, 2/q, 1/q`` (``κ_0`` for one epoch)."""
+    E, q = prior.n_epochs, prior.q
+    if E == 1:
+        return np.array([prior.kappa0])
+    out = np.full(E, 2.0 / q)
+    out[0], out[-1] = prior.kappa0 + 1.0 / q, 1.0 / q
+    return out
+
+
+def _back_substitute(factor, Y: np.ndarray) -> np.ndarray:
+    """``X = L^{-T} Y`` (..., E, K) for the bidiagonal factor ``(L_diag, L_sub)`` of
+    :func:`posterior`."""
+    L_diag, L_sub = factor
+    E = L_diag.shape[-1]
+    X = np.empty_like(Y)
+    X[..., E - 1, :] = Y[..., E - 1, :] / L_diag[..., E - 1, None]
+    for e in range(E - 2, -1, -1):
+        X[..., e, :] = (Y[..., e, :] - L_sub[..., e, None] * X[..., e + 1, :]) / L_diag[
+            ..., e, None
+        ]
+    return X
+
+
+def one_mean(prior: WalkPrior, stats: Stats) -> tuple[WalkPrior, Stats]:
+    """A walk without steps (``q = 0``) is one mean over all epochs: the prior and statistics
+    of a single epoch (the sums pooled); any other walk unchanged."""
+    if prior.q > 0 or prior.n_epochs == 1:
+        return prior, stats
+    return replace(prior, n_epochs=1), replace(
+        stats, counts=stats.counts.sum(-1, keepdims=True), sums=stats.sums.sum(-2, keepdims=True)
+    )
 
 
 def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
     """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t);
     with precision scales, ``|C| = |I + N_u B| / Π u_i``."""
+    prior, stats = one_mean(prior, stats)
     K = prior.mu0.size
     n = stats.spikes
     _, _, RCR, logdet_C = posterior(prior, stats)
@@ -308,18 +365,22 @@ def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
 
 def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
     """``Λ ~ p(Λ | S)`` (Wishart) and then ``μ ~ p(μ_{1..E} | Λ, S)`` (matrix-normal), batched:
-    returns ``μ`` (..., E, K) and ``Λ`` (..., K, K). `wishart` draws batched Wishart matrices."""
-    V, ZR, RCR, _ = posterior(prior, stats)
+    returns ``μ`` (..., E, K) and ``Λ`` (..., K, K). `wishart` draws batched Wishart matrices.
+
+    ``μ | Λ, S`` has mean ``μ_0 + Q^{-1} Z'R = μ_0 + L^{-T} Y`` and covariance ``Q^{-1} ⊗ Λ^{-1}``:
+    ``μ = μ_0 + L^{-T}(Y + G L_Σ')`` with ``G`` standard normal (E, K) and ``L_Σ L_Σ' = Λ^{-1}``."""
+    E = prior.n_epochs
+    prior, stats = one_mean(prior, stats)
+    factor, Y, RCR, _ = posterior(prior, stats)
     n = stats.spikes
     scale = np.linalg.inv(_sym(prior.W0_inv + RCR))
     lam = wishart(rng, prior.nu0 + n, scale)
-    mean = prior.mu0 + V @ ZR
-    L_V = np.linalg.cholesky(_sym(V))
     L_lam = np.linalg.cholesky(_sym(lam))
-    G = rng.standard_normal(mean.shape)
-    # μ − mean = L_V G L_Σ' with Σ = Λ^{-1}: G L_Σ' solves L_Λ' X' = G'
+    G = rng.standard_normal(Y.shape)
+    # G L_Σ' solves L_Λ' X' = G'
     right = np.swapaxes(np.linalg.solve(np.swapaxes(L_lam, -1, -2), np.swapaxes(G, -1, -2)), -1, -2)
-    return mean + L_V @ right, lam
+    mu = prior.mu0 + _back_substitute(factor, Y + right)
+    return np.broadcast_to(mu, mu.shape[:-2] + (E, mu.shape[-1])).copy(), lam
 
 
 def _log_multigamma(a, K: int) -> np.ndarray:

@@ -25,8 +25,9 @@ def _blob(rng, mean, n):
     return mean + rng.normal(size=(n, M, T))
 
 
-def _join(parts, bins=None, n_bins=1, params=None):
-    """The units of clusters made of the snippet sets `parts`, all in one neighbourhood."""
+def _join(parts, bins=None, n_bins=1, params=None, n_jobs=1):
+    """The units of clusters made of the snippet sets `parts`, all in one neighbourhood (the
+    Bayes factors computed in `n_jobs` processes)."""
     x = np.concatenate(parts)
     clusters = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
     used = np.arange(len(parts))
@@ -34,7 +35,9 @@ def _join(parts, bins=None, n_bins=1, params=None):
     params = params or SortParams()
     centre = np.zeros(len(parts), np.int64)
     delays = _delays(params, T)
-    return join_units(x, bins, n_bins, clusters, used, centre, whole_group(M), params, delays)
+    return join_units(
+        x, bins, n_bins, clusters, used, centre, whole_group(M), params, delays, n_jobs
+    )
 
 
 def test_two_halves_of_one_neuron_in_one_neighbourhood_are_one_unit():
@@ -42,6 +45,17 @@ def test_two_halves_of_one_neuron_in_one_neighbourhood_are_one_unit():
     mean = rng.normal(0, 4, (M, T))
     units = _join([_blob(rng, mean, 150), _blob(rng, mean, 120), _blob(rng, -mean, 150)])
     assert units[0] == units[1] != units[2]
+
+
+def test_the_join_in_two_processes_equals_the_join_in_one():
+    """Three neurons, each cut in two clusters: the Bayes factors computed in two forked
+    processes (the first pairs and each joined cluster's) give the units of one process."""
+    rng = np.random.default_rng(5)
+    means = [rng.normal(0, 4, (M, T)) for _ in range(3)]
+    parts = [_blob(rng, mean, n) for mean in means for n in (120, 80)]
+    one = _join(parts)
+    np.testing.assert_array_equal(one, [0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(_join(parts, n_jobs=2), one)
 
 
 def test_a_small_cluster_between_two_neurons_does_not_chain_them():

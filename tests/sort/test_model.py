@@ -172,14 +172,15 @@ def test_gains_with_little_data_follow_their_prior():
 def test_a_unit_cut_in_two_is_rejoined_and_close_units_stay_two():
     """Three units, two of them close (their waveforms differ by 2.5 noise SDs on the largest
     atom); the chain starts with the first unit cut in two at random and the two close units
-    in one cluster. Split–merge moves give one cluster per unit."""
+    in one cluster. Split–merge moves give one cluster per unit within 30 sweeps (at 15,
+    about one chain in twelve still holds a unit in two clusters: 3 of 36 seeds)."""
     x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3], [0, 7, 5.5]], 150, seed=1)
     params = SortParams(max_atoms=10, epoch_s=20.0)
     rng = np.random.default_rng(0)
     start = np.where(truth == 0, rng.integers(0, 2, truth.size), 2)
     sampler = _sampler(x, samples, start, params)
     assert _clusters_of(sampler.state.labels, truth) == [2, 1, 1]
-    for _ in range(15):
+    for _ in range(30):
         sampler.sweep(params.split_merge_proposals)
     assert _clusters_of(sampler.state.labels, truth) == [1, 1, 1]
     purity = [np.bincount(sampler.state.labels[truth == u]).max() / 150 for u in range(3)]

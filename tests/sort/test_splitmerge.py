@@ -29,13 +29,15 @@ def _prior(K=2, E=3, q=0.3):
     )
 
 
+@pytest.mark.parametrize("q", [0.3, 0.0])
 @pytest.mark.parametrize("scaled", [False, True])
-def test_walk_marginal_is_the_likelihood_times_prior_over_the_posterior(scaled):
+def test_walk_marginal_is_the_likelihood_times_prior_over_the_posterior(scaled, q):
     """Chib's identity at an arbitrary Λ: p(S) = p(S | Λ) p(Λ) / p(Λ | S), with p(S | Λ) the
-    Gaussian of the stacked spikes (covariance C ⊗ Λ^{-1}) and both Wisharts from scipy; with
-    precision scales ``u_i`` (Student-t clusters given u), ``C = diag(1/u) + Z B Z'``."""
+    Gaussian of the stacked spikes (covariance C ⊗ Λ^{-1}, ``C = I + Z B Z'`` formed densely)
+    and both Wisharts from scipy; with precision scales ``u_i`` (Student-t clusters given u),
+    ``C = diag(1/u) + Z B Z'``; a walk without steps (q = 0) is one mean."""
     rng = np.random.default_rng(0)
-    prior = _prior()
+    prior = _prior(q=q)
     n, K = 7, 2
     epoch = np.array([0, 0, 1, 1, 1, 2, 2])
     s = rng.normal(size=(n, 1, K)) + 0.4
@@ -49,17 +51,18 @@ def test_walk_marginal_is_the_likelihood_times_prior_over_the_posterior(scaled):
         np.tile(prior.mu0, n), np.kron(C, np.linalg.inv(lam))
     ).logpdf(s[:, 0].ravel())
     p_lam = scipy.stats.wishart(prior.nu0, np.linalg.inv(prior.W0_inv)).logpdf(lam)
-    _, _, RCR, _ = walk.posterior(prior, stats)
+    _, _, RCR, _ = walk.posterior(*walk.one_mean(prior, stats))
     post = scipy.stats.wishart(prior.nu0 + n, np.linalg.inv(prior.W0_inv + RCR[0])).logpdf(lam)
     np.testing.assert_allclose(walk.log_marginal(prior, stats)[0], lik + p_lam - post, rtol=1e-9)
 
 
-def test_walk_draws_have_the_posterior_mean():
+@pytest.mark.parametrize("q", [1.0, 0.0])
+def test_walk_draws_have_the_posterior_mean(q):
     """The mean of many draws of μ_{1..E} | S is the Gaussian conditional mean
     ``μ_0 + B Z' C^{-1} (S − 1μ_0')`` (computed directly here), which a drifting cluster
-    follows epoch by epoch."""
+    follows epoch by epoch (and a walk without steps holds at the mean of all)."""
     rng = np.random.default_rng(1)
-    prior = _prior(q=1.0)
+    prior = _prior(q=q)
     epoch = np.repeat(np.arange(3), 40)
     truth = np.array([[0.0, 0.0], [2.0, 1.0], [4.0, 2.0]])
     s = (truth[epoch] + 0.3 * rng.normal(size=(120, 2)))[:, None]
@@ -76,7 +79,9 @@ def test_walk_draws_have_the_posterior_mean():
     C = np.eye(120) + Z @ prior.B() @ Z.T
     expected = prior.mu0 + prior.B() @ Z.T @ np.linalg.solve(C, s[:, 0] - prior.mu0)
     np.testing.assert_allclose(mu.mean(0), expected, atol=0.02)
-    np.testing.assert_allclose(expected, truth, atol=0.15)
+    np.testing.assert_allclose(
+        expected, truth if q else np.broadcast_to(truth.mean(0), truth.shape), atol=0.15
+    )
 
 
 def _tiny_target(rng, n=5, H=3):

@@ -1,0 +1,85 @@
+"""The cost of one pair in the join against the walk's time bins; prints a table.
+
+The join (:mod:`neurodict.sort.join`) compares every pair of clusters of the same or adjacent
+neighbourhoods, and each comparison integrates the clusters' random-walk means over the
+recording's bins of ``join_epoch_s`` (30 bins in 5 minutes, 180 in 30): 2 x 13 x 9 walk
+marginals per pair. Columns: the walk marginals of one pair as :func:`walk.log_marginal`
+computes them (the walk's tridiagonal posterior precision, O(E) per marginal) and by the dense
+formula ``V = B (I + N B)^{-1}`` (O(E^3), the form before), their largest difference, and the
+whole Bayes factor of one pair (two clusters of 200 spikes on 14 channels x 48 samples).
+One BLAS thread, best of five.
+
+Usage::
+
+    OPENBLAS_NUM_THREADS=1 python benchmarks/join_pairs.py
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from neurodict.sort import snippets, walk
+from neurodict.sort.join import DELAY_GRID_POINTS, SPREAD_GRID_POINTS, delay_grid, log_bayes_factor
+from neurodict.sort.params import Priors, SortParams
+
+K = 6  # join_axes
+
+
+def dense_log_marginal(prior: walk.WalkPrior, stats: walk.Stats) -> np.ndarray:
+    """``log p(S)`` through ``V = B (I + N B)^{-1}`` formed densely (the O(E^3) reference)."""
+    B = prior.B()
+    I_NB = np.eye(B.shape[0]) + stats.counts[..., :, None] * B
+    ZR = stats.sums - stats.counts[..., None] * prior.mu0
+    total, n = stats.sums.sum(-2), stats.counts.sum(-1)[..., None, None]
+    RR = (
+        stats.scatter
+        - prior.mu0[:, None] * total[..., None, :]
+        - total[..., :, None] * prior.mu0[None, :]
+        + n * np.outer(prior.mu0, prior.mu0)
+    )
+    RCR = RR - np.swapaxes(ZR, -1, -2) @ (B @ np.linalg.inv(I_NB)) @ ZR
+    nu_n = prior.nu0 + stats.spikes
+    return (
+        -0.5 * stats.spikes * K * np.log(np.pi)
+        - 0.5 * K * (np.linalg.slogdet(I_NB)[1] - stats.log_weight)
+        + walk._log_multigamma(nu_n / 2, K)
+        - walk._log_multigamma(prior.nu0 / 2, K)
+        + 0.5 * prior.nu0 * np.linalg.slogdet(prior.W0_inv)[1]
+        - 0.5 * nu_n * np.linalg.slogdet(prior.W0_inv + RCR)[1]
+    )
+
+
+def best_ms(f, repeats: int = 5) -> float:
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        f()
+        times.append(time.perf_counter() - t)
+    return 1e3 * min(times)
+
+
+def main() -> None:
+    rng = np.random.default_rng(0)
+    params = SortParams()
+    T, M, n = 48, 14, 200
+    delays = snippets.delay_operators(delay_grid(params, 30000.0), np.eye(T), np.eye(T))
+    batch = 2 * SPREAD_GRID_POINTS * DELAY_GRID_POINTS
+    print(f"{'bins':>5} {'tridiagonal ms':>15} {'dense ms':>9} {'max |diff|':>11} {'pair ms':>8}")
+    for E in (1, 6, 30, 180):
+        prior = walk.WalkPrior.isotropic(np.zeros(K), 2.0, params.drift_sd**2, E, Priors())
+        s = rng.normal(size=(2 * n, batch, K))
+        stats = walk.Stats.of(s, rng.integers(0, E, 2 * n), E, rng.gamma(2.0, 0.5, 2 * n))
+        new = best_ms(lambda: walk.log_marginal(prior, stats))  # noqa: B023
+        old = best_ms(lambda: dense_log_marginal(prior, stats))  # noqa: B023
+        diff = np.abs(walk.log_marginal(prior, stats) - dense_log_marginal(prior, stats)).max()
+        xa = rng.standard_normal((n, M, T)).astype(np.float32)
+        xb = xa + 0.3
+        ea, eb = rng.integers(0, E, n), rng.integers(0, E, n)
+        pair = best_ms(lambda: log_bayes_factor(xa, ea, xb, eb, E, params, delays))  # noqa: B023
+        print(f"{E:5d} {new:15.2f} {old:9.2f} {diff:11.2e} {pair:8.2f}")
+
+
+if __name__ == "__main__":
+    main()
