@@ -85,14 +85,14 @@ def sort_group(
     nb : Neighbourhoods, optional
         The group's neighbourhoods; by default one holding every channel.
     progress : bool
-        Show a progress bar over sweeps.
+        Show progress bars over sweeps and the join's pairs.
     """
     params = params if params is not None else SortParams()
     nb = nb if nb is not None else whole_group(x.shape[1])
     model = learn(x, samples, fs_hz, duration_s, params, nb, progress=progress)
     T = x.shape[2]
     delays = snippets.delay_operators(delay_grid(params, fs_hz), np.eye(T), np.eye(T))
-    return assign(model, x, samples, fs_hz, duration_s, params, delays)
+    return assign(model, x, samples, fs_hz, duration_s, params, delays, progress=progress)
 
 
 def posterior_probabilities(
@@ -127,10 +127,12 @@ def assign(
     params: SortParams,
     delays: np.ndarray,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> GroupSorting:
     """Posterior labels of every spike (refractory constraint), probabilities, summaries;
     `delays`: the joins' delay operators in the snippets' coordinates
-    (:func:`neurodict.sort.join.log_bayes_factor`); `n_jobs`: the join's processes."""
+    (:func:`neurodict.sort.join.log_bayes_factor`); `n_jobs`: the join's processes;
+    `progress`: the join's progress bar."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
@@ -159,7 +161,7 @@ def assign(
     cluster_units = np.full(C * H, -1)
     bins, n_bins = epochs_of(samples, fs_hz, duration_s, params.join_epoch_s)
     cluster_units[used] = join_units(
-        x, bins, n_bins, clusters, used, used // H, model.nb, params, delays, n_jobs
+        x, bins, n_bins, clusters, used, used // H, model.nb, params, delays, n_jobs, progress
     )
     n_single = int(cluster_units.max()) + 1 if used.size else 0
     cluster_units[small] = n_single

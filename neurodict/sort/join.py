@@ -46,6 +46,7 @@ from concurrent.futures import ProcessPoolExecutor
 
 import numpy as np
 from scipy.special import gammaln, logsumexp
+from tqdm.auto import tqdm
 
 from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
@@ -137,6 +138,7 @@ def join_units(
     params: SortParams,
     delays,
     n_jobs: int = 1,
+    progress: bool = False,
 ) -> np.ndarray:
     """The unit of each cluster in `used` (of neighbourhood `centre`): clusters of the same or
     adjacent neighbourhoods joined, one pair at a time, while the evidence favours one neuron.
@@ -147,7 +149,8 @@ def join_units(
     it exceeds 1, and the joined cluster is compared again with the others as one cluster, so a
     chain of pairwise joins never carries two distinct neurons into one unit. This is the
     greedy ascent of the model's evidence over partitions of the clusters. The pairs' Bayes
-    factors are computed in `n_jobs` processes (the same values in any number).
+    factors are computed in `n_jobs` processes (the same values in any number); `progress`
+    shows the pairs compared and the clusters left.
     """
     members = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
     homes = {i: {int(centre[i])} for i in range(used.size)}
@@ -159,7 +162,8 @@ def join_units(
         chans = np.unique(np.concatenate([nb.channels[c] for c in homes[i] | homes[j]]))
         return members[i], members[j], chans
 
-    with _Scorer(x, bins, n_bins, params, delays, n_jobs) as scorer:
+    bar = tqdm(desc="join", unit="pair", disable=not progress, leave=False)
+    with _Scorer(x, bins, n_bins, params, delays, n_jobs, bar) as scorer:
         keys = [(i, j) for i in members for j in members if i < j and near(i, j)]
         scores = dict(zip(keys, scorer.scores([pair(*k) for k in keys]), strict=True))
         n_scored, unit = len(keys), np.arange(used.size)
@@ -170,10 +174,12 @@ def join_units(
             members[i] = np.sort(np.r_[members[i], members.pop(j)])
             homes[i] |= homes.pop(j)
             unit[unit == j] = i
+            bar.set_postfix(clusters=len(members))
             scores = {k: v for k, v in scores.items() if i not in k and j not in k}
             keys = [(min(i, k), max(i, k)) for k in members if k != i and near(i, k)]
             scores |= dict(zip(keys, scorer.scores([pair(*k) for k in keys]), strict=True))
             n_scored += len(keys)
+    bar.close()
     joined = np.unique(unit, return_inverse=True)[1]
     log.info(
         "join: %d clusters into %d units (%d pairs' Bayes factors)",
@@ -186,20 +192,28 @@ def join_units(
 
 class _Scorer:
     """Bayes factors of pairs of clusters given as (rows of a, rows of b, channels) of `x`, in
-    `n_jobs` forked processes that share `x` (read, never copied) when above one."""
+    `n_jobs` forked processes that share `x` (read, never copied) when above one; each
+    computed one ticks the progress bar `bar`."""
 
-    def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int):
-        self.n_jobs = n_jobs
+    def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int, bar):
+        self.n_jobs, self.bar = n_jobs, bar
         self.pool = None
         _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
         if n_jobs > 1:
             self.pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
 
     def scores(self, pairs: list) -> list[float]:
+        self.bar.total = (self.bar.total or 0) + len(pairs)
         if self.pool is None or len(pairs) < 2:
-            return [_pair_score(p) for p in pairs]
-        chunk = max(1, len(pairs) // (4 * self.n_jobs))
-        return list(self.pool.map(_pair_score, pairs, chunksize=chunk))
+            computed = map(_pair_score, pairs)
+        else:
+            chunk = max(1, len(pairs) // (4 * self.n_jobs))
+            computed = self.pool.map(_pair_score, pairs, chunksize=chunk)
+        out = []
+        for value in computed:
+            out.append(value)
+            self.bar.update()
+        return out
 
     def __enter__(self):
         return self

@@ -168,7 +168,7 @@ def sort_recording_group(
             "/".join(str(c.size) for c in nb.channels),
         )
         model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-        result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs)
+        result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs, progress)
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
@@ -194,7 +194,7 @@ def sort_recording_group(
                 below.size,
             )
             model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-            result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs)
+            result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs, progress)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
