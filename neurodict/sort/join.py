@@ -192,14 +192,15 @@ def join_units(
 
 class _Scorer:
     """Bayes factors of pairs of clusters given as (rows of a, rows of b, channels) of `x`, in
-    `n_jobs` forked processes that share `x` (read, never copied) when above one; each
-    computed one ticks the progress bar `bar`."""
+    `n_jobs` forked processes that share `x` (read, never copied) when above one and the
+    platform can fork (else in this process); each computed one ticks the progress bar
+    `bar`."""
 
     def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int, bar):
         self.n_jobs, self.bar = n_jobs, bar
         self.pool = None
         _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
-        if n_jobs > 1:
+        if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
             self.pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
 
     def scores(self, pairs: list) -> list[float]:

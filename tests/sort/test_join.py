@@ -8,6 +8,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from neurodict.sort import join
 from neurodict.sort.join import delay_grid, join_units, log_bayes_factor
 from neurodict.sort.neighbourhoods import whole_group
 from neurodict.sort.params import Priors, SortParams
@@ -56,6 +57,19 @@ def test_the_join_in_two_processes_equals_the_join_in_one():
     one = _join(parts)
     np.testing.assert_array_equal(one, [0, 0, 1, 1, 2, 2])
     np.testing.assert_array_equal(_join(parts, n_jobs=2), one)
+
+
+def test_the_join_without_fork_scores_in_this_process(monkeypatch):
+    """Where the platform cannot fork, the pairs are scored here: no pool, the same units."""
+    monkeypatch.setattr(join.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    rng = np.random.default_rng(5)
+    x = rng.normal(size=(10, M, T))
+    params = SortParams()
+    with join._Scorer(x, np.zeros(10, np.int64), 1, params, _delays(params, T), 2, None) as s:
+        assert s.pool is None
+    means = [rng.normal(0, 4, (M, T)) for _ in range(2)]
+    parts = [_blob(rng, mean, n) for mean in means for n in (120, 80)]
+    np.testing.assert_array_equal(_join(parts, n_jobs=2), [0, 0, 1, 1])
 
 
 def test_a_small_cluster_between_two_neurons_does_not_chain_them():
