@@ -85,10 +85,8 @@ def log_bayes_factor(
     centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
     # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
     S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
-    pulled = np.swapaxes(delays, 1, 2).reshape(S * T, T) @ axes.reshape(M, T, P).transpose(
-        1, 0, 2
-    ).reshape(T, M * P)  # (S T, M P): U_d' a_m for every delay d, channel m
-    moved_axes = pulled.reshape(S, T, M, P).transpose(2, 1, 0, 3).reshape(M * T, S * P)
+    pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))  # (S, T, M, P): U_d'a_m
+    moved_axes = pulled.transpose(2, 1, 0, 3).reshape(M * T, S * P)
     if not params.drift:
         ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
 

@@ -281,8 +281,10 @@ def posterior(prior: WalkPrior, stats: Stats):
     diagonal, ``−1/q`` beside it), ``Q`` too and ``L`` bidiagonal: every step costs O(E) per
     cluster, not the O(E³) of inverting ``I + N B``. Returns ``L`` as its diagonal (..., E)
     and sub-diagonal (..., E − 1), then ``Y``, ``R'C^{-1}R``, ``log|C|``. Without steps
-    (``q = 0``) the means are one mean: pass the statistics through :func:`one_mean` first.
+    (``q = 0``) the means are one mean: the walk of one epoch (:func:`_one_mean`), so ``L``
+    and ``Y`` have one epoch.
     """
+    prior, stats = _one_mean(prior, stats)
     E, q = prior.n_epochs, prior.q
     d = stats.counts + _walk_precision_diagonal(prior)
     L_diag = np.empty_like(d)
@@ -335,7 +337,7 @@ def _back_substitute(factor, Y: np.ndarray) -> np.ndarray:
     return X
 
 
-def one_mean(prior: WalkPrior, stats: Stats) -> tuple[WalkPrior, Stats]:
+def _one_mean(prior: WalkPrior, stats: Stats) -> tuple[WalkPrior, Stats]:
     """A walk without steps (``q = 0``) is one mean over all epochs: the prior and statistics
     of a single epoch (the sums pooled); any other walk unchanged."""
     if prior.q > 0 or prior.n_epochs == 1:
@@ -348,7 +350,6 @@ def one_mean(prior: WalkPrior, stats: Stats) -> tuple[WalkPrior, Stats]:
 def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
     """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t);
     with precision scales, ``|C| = |I + N_u B| / Π u_i``."""
-    prior, stats = one_mean(prior, stats)
     K = prior.mu0.size
     n = stats.spikes
     _, _, RCR, logdet_C = posterior(prior, stats)
@@ -369,8 +370,6 @@ def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
 
     ``μ | Λ, S`` has mean ``μ_0 + Q^{-1} Z'R = μ_0 + L^{-T} Y`` and covariance ``Q^{-1} ⊗ Λ^{-1}``:
     ``μ = μ_0 + L^{-T}(Y + G L_Σ')`` with ``G`` standard normal (E, K) and ``L_Σ L_Σ' = Λ^{-1}``."""
-    E = prior.n_epochs
-    prior, stats = one_mean(prior, stats)
     factor, Y, RCR, _ = posterior(prior, stats)
     n = stats.spikes
     scale = np.linalg.inv(_sym(prior.W0_inv + RCR))
@@ -380,7 +379,7 @@ def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
     # G L_Σ' solves L_Λ' X' = G'
     right = np.swapaxes(np.linalg.solve(np.swapaxes(L_lam, -1, -2), np.swapaxes(G, -1, -2)), -1, -2)
     mu = prior.mu0 + _back_substitute(factor, Y + right)
-    return np.broadcast_to(mu, mu.shape[:-2] + (E, mu.shape[-1])).copy(), lam
+    return np.broadcast_to(mu, mu.shape[:-2] + (prior.n_epochs, mu.shape[-1])).copy(), lam
 
 
 def _log_multigamma(a, K: int) -> np.ndarray:

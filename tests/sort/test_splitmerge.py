@@ -51,7 +51,7 @@ def test_walk_marginal_is_the_likelihood_times_prior_over_the_posterior(scaled, 
         np.tile(prior.mu0, n), np.kron(C, np.linalg.inv(lam))
     ).logpdf(s[:, 0].ravel())
     p_lam = scipy.stats.wishart(prior.nu0, np.linalg.inv(prior.W0_inv)).logpdf(lam)
-    _, _, RCR, _ = walk.posterior(*walk.one_mean(prior, stats))
+    _, _, RCR, _ = walk.posterior(prior, stats)
     post = scipy.stats.wishart(prior.nu0 + n, np.linalg.inv(prior.W0_inv + RCR[0])).logpdf(lam)
     np.testing.assert_allclose(walk.log_marginal(prior, stats)[0], lik + p_lam - post, rtol=1e-9)
 
