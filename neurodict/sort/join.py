@@ -5,11 +5,12 @@ neighbourhoods' chains; within one chain, a neuron whose amplitude varies on eve
 together (drift, bursts) is more than one cluster to the sampler's per-channel covariances,
 and one whose waveform drifts within an epoch is cut where its mean moved. Two clusters of the
 same or adjacent neighbourhoods are compared on the channels of both: their snippets are
-projected on the leading principal axes of the pooled spikes (one covariance over all of them),
-and the Bayes factor of "one cluster" against "two clusters" is computed with the sorter's own
-conjugate random-walk cluster model (:mod:`neurodict.sort.walk`), its walk stepping every
-``join_epoch_s``, and the Dirichlet process prior on the partition (``Γ(n)`` against
-``α Γ(n_a) Γ(n_b)``), on the ``join_axes`` leading axes. The most favoured pair joins while
+projected on the leading principal axes of the pooled spikes (one covariance over them, from at
+most :data:`AXES_ROWS` of them), and the Bayes factor of "one cluster" against "two clusters"
+is computed with the sorter's own conjugate random-walk cluster model
+(:mod:`neurodict.sort.walk`), its walk stepping every ``join_epoch_s``, and the Dirichlet
+process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``), on the ``join_axes``
+leading axes. The most favoured pair joins while
 its Bayes factor exceeds 1 (the more probable of the two hypotheses under the model), and the
 joined cluster is then one cluster to the next comparisons.
 
@@ -54,6 +55,10 @@ from neurodict.sort.params import SortParams
 
 SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
 DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
+#: Rows a pair's principal axes are estimated from: every ``s``-th spike of each cluster (``s``
+#: the smallest stride that leaves at most this many), so both clusters in proportion. The axes
+#: are where the evidence is computed, not the evidence: it sums over every spike on them.
+AXES_ROWS = 2048
 
 log = logging.getLogger(__name__)
 
@@ -76,13 +81,17 @@ def log_bayes_factor(
 ) -> float:
     """``log p(one neuron) / p(two clusters)`` of two sets of whitened snippets `xa` (n_a, M,
     T) and `xb` (n_b, M, T) in epochs `ea`, `eb`, on the ``params.join_axes`` leading
-    principal axes of the pooled snippets; one neuron is one mean (walk) and one covariance,
-    either cluster's spikes scaled by ``g`` on its grid and delayed by each orthogonal
-    operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators` of
-    :func:`delay_grid`'s odd, symmetric grid: the identity in the middle), the reference
+    principal axes of the pooled snippets (of at most :data:`AXES_ROWS` of them, evenly
+    strided in both clusters; the pooled mean of all); one neuron is one mean (walk) and one
+    covariance, either cluster's spikes scaled by ``g`` on its grid and delayed by each
+    orthogonal operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators`
+    of :func:`delay_grid`'s odd, symmetric grid: the identity in the middle), the reference
     cluster, ``g`` and the delay integrated out."""
     n_a, n_b = len(xa), len(xb)
-    centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
+    stride = -(-(n_a + n_b) // AXES_ROWS)
+    rows = np.r_[xa[::stride], xb[::stride]]
+    axes = walk.leading_axes(rows.reshape(len(rows), -1), params.join_axes)[1]
+    centre = (xa.sum(0, dtype=np.float64) + xb.sum(0, dtype=np.float64)).ravel() / (n_a + n_b)
     # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
     S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
     pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))  # (S, T, M, P): U_d'a_m
@@ -90,14 +99,15 @@ def log_bayes_factor(
     if not params.drift:
         ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
 
-    def delayed(x):  # (n, S, P) on the axes under every delay; (S,) Σ squared distance off them
-        flat = x.reshape(len(x), -1).astype(np.float64)
-        p = (flat @ moved_axes).reshape(len(x), len(delays), -1) - centre @ axes
-        # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal)
-        moved_total = np.einsum("dst,mt->dms", delays, flat.sum(0).reshape(x.shape[1:]))
-        spread = np.einsum("ij,ij->", flat, flat) + len(x) * centre @ centre
-        spread -= 2 * moved_total.reshape(len(delays), -1) @ centre
-        return p, spread - np.einsum("idp,idp->d", p, p)
+    def delayed(x):
+        """(n, S, P) on the axes under every delay, in the snippets' precision (no float64 copy
+        of them); (S,) Σ squared distance off the axes, up to a term of `x` alone."""
+        p = (x.reshape(len(x), -1) @ moved_axes.astype(x.dtype)).reshape(len(x), S, P)
+        p = p - centre @ axes
+        # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal): only the middle
+        # term depends on the delay, and only differences between delays enter the evidence
+        moved_total = np.einsum("dst,mt->dms", delays, x.sum(0, dtype=np.float64))
+        return p, -2 * moved_total.reshape(S, -1) @ centre - np.einsum("idp,idp->d", p, p)
 
     (pa, off_a), (pb, off_b) = delayed(xa), delayed(xb)
     still = delays.shape[0] // 2  # the identity: the delays' grid is symmetric about 0

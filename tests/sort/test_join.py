@@ -187,3 +187,29 @@ def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
     forward = log_bayes_factor(big, e_big, small, e_small, 3, SortParams(), delays)
     backward = log_bayes_factor(small, e_small, big, e_big, 3, SortParams(), delays)
     assert forward == pytest.approx(backward, rel=1e-9)
+
+
+def test_a_pairs_axes_come_from_both_clusters_strided_and_decide_as_all_rows(monkeypatch):
+    """With the axes' rows bounded at 64 (the default 2048 leaves these pairs whole): each
+    pair's axes are estimated from every s-th spike of both clusters (400 and 40 spikes: every
+    7th, 58 + 6 rows), and the late spikes still join their neuron while a neuron of another
+    footprint stays apart, as with every row."""
+    rng = np.random.default_rng(4)
+    t = np.arange(30)
+    footprint = [20, 12, 6, 2]
+    on_time = _spike(t, footprint) + rng.normal(size=(400, 4, 30))
+    late = _spike(t + 0.6, footprint) + rng.normal(size=(40, 4, 30))
+    other = _spike(t, [6, 9, 6, 2]) + rng.normal(size=(300, 4, 30))
+    seen = []
+    leading_axes = join.walk.leading_axes
+    monkeypatch.setattr(join, "AXES_ROWS", 64)
+    monkeypatch.setattr(
+        join.walk, "leading_axes", lambda f, k: seen.append(f) or leading_axes(f, k)
+    )
+    zeros = np.zeros(440, np.int64)
+    log_bayes_factor(
+        on_time, zeros[:400], late, zeros[:40], 1, SortParams(), _delays(SortParams(), 30)
+    )
+    np.testing.assert_array_equal(seen[0], np.r_[on_time[::7], late[::7]].reshape(64, -1))
+    joined = _units([on_time, late, other], SortParams(), 4)
+    assert joined[0] == joined[1] != joined[2]
