@@ -157,18 +157,25 @@ def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
     assert apart[0] != apart[1] and apart[0] != apart[2]
 
 
+def _late_spikes():
+    """A neuron's spikes (400), a tenth as many cut 0.6 samples later, and 300 of a neuron of
+    another footprint at the same place: (n, 4, 30) each."""
+    rng = np.random.default_rng(4)
+    t = np.arange(30)
+    footprint = [20, 12, 6, 2]
+    return [
+        _spike(t, footprint) + rng.normal(size=(400, 4, 30)),
+        _spike(t + 0.6, footprint) + rng.normal(size=(40, 4, 30)),
+        _spike(t, [6, 9, 6, 2]) + rng.normal(size=(300, 4, 30)),
+    ]
+
+
 def test_a_neurons_spikes_cut_a_fraction_of_a_sample_late_join_it():
     """A neuron's spikes and a tenth as many cut 0.6 samples later (a mean of their own: the
     spike's slope is several noise SDs per sample) are one unit; a neuron of another footprint
     at the same place is not; with no delay allowed (``join_max_delay_ms`` 0) the late spikes
     stay apart."""
-    rng = np.random.default_rng(4)
-    t = np.arange(30)
-    footprint = [20, 12, 6, 2]
-    on_time = _spike(t, footprint) + rng.normal(size=(400, 4, 30))
-    late = _spike(t + 0.6, footprint) + rng.normal(size=(40, 4, 30))
-    other = _spike(t, [6, 9, 6, 2]) + rng.normal(size=(300, 4, 30))
-    parts = [on_time, late, other]
+    parts = _late_spikes()
     joined = _units(parts, SortParams(), 4)
     assert joined[0] == joined[1] != joined[2]
     apart = _units(parts, dataclasses.replace(SortParams(), join_max_delay_ms=0.0), 4)
@@ -194,12 +201,7 @@ def test_a_pairs_axes_come_from_both_clusters_strided_and_decide_as_all_rows(mon
     pair's axes are estimated from every s-th spike of both clusters (400 and 40 spikes: every
     7th, 58 + 6 rows), and the late spikes still join their neuron while a neuron of another
     footprint stays apart, as with every row."""
-    rng = np.random.default_rng(4)
-    t = np.arange(30)
-    footprint = [20, 12, 6, 2]
-    on_time = _spike(t, footprint) + rng.normal(size=(400, 4, 30))
-    late = _spike(t + 0.6, footprint) + rng.normal(size=(40, 4, 30))
-    other = _spike(t, [6, 9, 6, 2]) + rng.normal(size=(300, 4, 30))
+    on_time, late, other = _late_spikes()
     seen = []
     leading_axes = join.walk.leading_axes
     monkeypatch.setattr(join, "AXES_ROWS", 64)
