@@ -10,7 +10,7 @@ import pytest
 
 from neurodict.sort import join
 from neurodict.sort.join import delay_grid, join_units, log_bayes_factor
-from neurodict.sort.neighbourhoods import whole_group
+from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 from neurodict.sort.params import Priors, SortParams
 from neurodict.sort.snippets import delay_operators
 
@@ -215,3 +215,32 @@ def test_a_pairs_axes_come_from_both_clusters_strided_and_decide_as_all_rows(mon
     np.testing.assert_array_equal(seen[0], np.r_[on_time[::7], late[::7]].reshape(64, -1))
     joined = _units([on_time, late, other], SortParams(), 4)
     assert joined[0] == joined[1] != joined[2]
+
+
+def test_each_neighbourhoods_clusters_join_among_themselves_before_across(caplog):
+    """Two adjacent neighbourhoods (channels 0-1 and 1-2): neuron A cut in two clusters in the
+    first and found whole in the second, neuron B cut in two in the second, neuron C whole in
+    the first. A's three clusters are one unit, B's two another, C its own. The pairs compared:
+    3 + 3 within each neighbourhood, 1 + 1 after A's and B's halves join, 4 across, 2 after A
+    joins across: 14 (24 for one stage over every pair)."""
+    rng = np.random.default_rng(6)
+    t = np.arange(30)
+    a, b, c = _spike(t, [8, 5, 0]), _spike(t, [0, 4, 8]), _spike(t, [6, 1, 0])
+    parts = [a, a, c, a, b, b]
+    x = np.concatenate([m + rng.normal(size=(150, 3, 30)) for m in parts])
+    clusters = np.repeat(np.arange(6), 150)
+    nb = Neighbourhoods(
+        centres=np.array([0, 2]),
+        channels=[np.array([0, 1]), np.array([1, 2])],
+        nearest=np.array([0, 0, 1]),
+        adjacent=np.ones((2, 2), bool),
+    )
+    zeros = np.zeros(len(x), np.int64)
+    delays = _delays(SortParams(), 30)
+    with caplog.at_level("INFO", logger="neurodict.sort.join"):
+        units = join_units(
+            x, zeros, 1, clusters, np.arange(6), np.repeat([0, 1], 3), nb, SortParams(), delays
+        )
+    assert units[0] == units[1] == units[3] and units[4] == units[5]
+    assert len({units[0], units[2], units[4]}) == 3
+    assert "join: 6 clusters into 3 units (14 pairs' Bayes factors)" in caplog.messages
