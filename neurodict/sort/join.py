@@ -43,13 +43,13 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
 from itertools import combinations
 
 import numpy as np
 from scipy.special import gammaln, logsumexp
 from tqdm.auto import tqdm
 
+from neurodict.common.jobs import worker_pool
 from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
@@ -221,7 +221,7 @@ class _Scorer:
         self.pool = None
         _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
         if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
-            self.pool = ProcessPoolExecutor(n_jobs, mp_context=multiprocessing.get_context("fork"))
+            self.pool = worker_pool(n_jobs, fork=True)
 
     def scores(self, pairs: list) -> list[float]:
         self.bar.total = (self.bar.total or 0) + len(pairs)

@@ -13,12 +13,12 @@ A wide group is learned per channel neighbourhood, one chain each, in parallel p
 from __future__ import annotations
 
 import logging
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from neurodict.common.jobs import worker_pool
 from neurodict.sort import dbksvd, kernels
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
@@ -92,7 +92,7 @@ def learn(
         for c in range(nb.n_centres)
     )
     if n_jobs > 1 and nb.n_centres > 1:
-        with ProcessPoolExecutor(min(n_jobs, nb.n_centres)) as pool:
+        with worker_pool(min(n_jobs, nb.n_centres)) as pool:
             chains = list(
                 tqdm(
                     pool.map(_learn_chain, *zip(*jobs, strict=True)),

@@ -1,10 +1,14 @@
-"""Chunked jobs: at most 10 s, and at most CHUNK_VALUES samples x channels read per chunk."""
+"""Chunked jobs: at most 10 s, and at most CHUNK_VALUES samples x channels read per chunk; the
+sorter's worker processes: one BLAS thread each."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import spikeinterface.core as sc
+from threadpoolctl import threadpool_info, threadpool_limits
 
-from neurodict.common.jobs import CHUNK_VALUES, job_kwargs
+from neurodict.common.jobs import CHUNK_VALUES, job_kwargs, worker_pool
 
 
 def _seconds(job: dict) -> float:
@@ -25,3 +29,19 @@ def test_chunks_shrink_with_the_channels_read():
         job_kwargs(lfp, 1, source=probe)["chunk_duration"] == job_kwargs(probe, 1)["chunk_duration"]
     )
     assert job_kwargs(lfp, 1)["chunk_duration"] == "10s"
+
+
+def _blas_threads(_=None) -> list[int]:
+    np.ones((4, 4)) @ np.ones((4, 4))  # the BLAS loaded
+    return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+
+@pytest.mark.parametrize("fork", [False, True])
+def test_each_worker_runs_one_blas_thread(fork):
+    """Two workers on a process whose BLAS runs two threads: one thread each (two workers of
+    two threads on two cores wait on each other)."""
+    with threadpool_limits(2, user_api="blas"):
+        assert set(_blas_threads()) == {2}
+        with worker_pool(2, fork=fork) as pool:
+            seen = list(pool.map(_blas_threads, range(4)))
+    assert all(threads and set(threads) == {1} for threads in seen), seen
