@@ -92,7 +92,8 @@ def log_bayes_factor(
     stride = -(-(n_a + n_b) // AXES_ROWS)
     rows = np.r_[xa[::stride], xb[::stride]]
     axes = walk.leading_axes(rows.reshape(len(rows), -1), params.join_axes)[1]
-    centre = (xa.sum(0, dtype=np.float64) + xb.sum(0, dtype=np.float64)).ravel() / (n_a + n_b)
+    sum_a, sum_b = xa.sum(0, dtype=np.float64), xb.sum(0, dtype=np.float64)  # (M, T) each
+    centre = (sum_a + sum_b).ravel() / (n_a + n_b)
     # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
     S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
     pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))  # (S, T, M, P): U_d'a_m
@@ -100,17 +101,18 @@ def log_bayes_factor(
     if not params.drift:
         ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
 
-    def delayed(x):
+    def delayed(x, total):
         """(n, S, P) on the axes under every delay, in the snippets' precision (no float64 copy
-        of them); (S,) Σ squared distance off the axes, up to a term of `x` alone."""
+        of them); (S,) Σ squared distance off the axes, up to a term of `x` alone (`total`:
+        Σ_i x_i)."""
         p = (x.reshape(len(x), -1) @ moved_axes.astype(x.dtype)).reshape(len(x), S, P)
         p = p - centre @ axes
         # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal): only the middle
         # term depends on the delay, and only differences between delays enter the evidence
-        moved_total = np.einsum("dst,mt->dms", delays, x.sum(0, dtype=np.float64))
+        moved_total = np.einsum("dst,mt->dms", delays, total)
         return p, -2 * moved_total.reshape(S, -1) @ centre - np.einsum("idp,idp->d", p, p)
 
-    (pa, off_a), (pb, off_b) = delayed(xa), delayed(xb)
+    (pa, off_a), (pb, off_b) = delayed(xa, sum_a), delayed(xb, sum_b)
     still = delays.shape[0] // 2  # the identity: the delays' grid is symmetric about 0
     a = walk.Stats.of(pa[:, still : still + 1], ea, n_epochs)
     b = walk.Stats.of(pb[:, still : still + 1], eb, n_epochs)
@@ -205,7 +207,7 @@ def join_units(
         "join: %d clusters into %d units (%d pairs' Bayes factors)",
         used.size,
         int(joined.max(initial=-1)) + 1,
-        scorer.n_scored,
+        bar.total or 0,
     )
     return joined
 
@@ -217,7 +219,7 @@ class _Scorer:
     `bar`."""
 
     def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int, bar):
-        self.n_jobs, self.bar, self.n_scored = n_jobs, bar, 0
+        self.n_jobs, self.bar = n_jobs, bar
         self.pool = None
         _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
         if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
@@ -225,7 +227,6 @@ class _Scorer:
 
     def scores(self, pairs: list) -> list[float]:
         self.bar.total = (self.bar.total or 0) + len(pairs)
-        self.n_scored += len(pairs)
         if self.pool is None or len(pairs) < 2:
             computed = map(_pair_score, pairs)
         else:
