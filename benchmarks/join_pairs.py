@@ -6,11 +6,12 @@ recording's bins of ``join_epoch_s`` (30 bins in 5 minutes, 180 in 30): 2 x 13 x
 marginals per pair. Columns: the walk marginals of one pair as :func:`walk.log_marginal`
 computes them (the walk's tridiagonal posterior precision, O(E) per marginal) and by the dense
 formula ``V = B (I + N B)^{-1}`` (O(E^3), the form before), their largest difference, and the
-whole Bayes factor of one pair (two clusters of 200 spikes on 14 channels x 48 samples).
-A second table: one pair's Bayes factor against the clusters' size (30 bins, 20 channels, the
-second cluster the first's neuron 0.3 SD away), its principal axes from at most
-:data:`neurodict.sort.join.AXES_ROWS` strided rows against from all of them, and the two
-log Bayes factors. One BLAS thread, best of five (of two above 10 000 spikes).
+whole Bayes factor of one pair from its clusters' moments (two clusters of 200 spikes on 14
+channels x 48 samples). A second table: against the clusters' size (30 bins, 20 channels x 22
+whitened samples, as on a 64-channel probe, the second cluster of half the spikes 0.3 SD
+away), the time to read both clusters' moments (:class:`neurodict.sort.join.Moments`, once
+per cluster), to join two clusters' moments, and one pair's Bayes factor from them, and the
+log Bayes factor. One BLAS thread, best of five (of two above 10 000 spikes).
 
 Usage::
 
@@ -23,8 +24,14 @@ import time
 
 import numpy as np
 
-from neurodict.sort import join, snippets, walk
-from neurodict.sort.join import DELAY_GRID_POINTS, SPREAD_GRID_POINTS, delay_grid, log_bayes_factor
+from neurodict.sort import snippets, walk
+from neurodict.sort.join import (
+    DELAY_GRID_POINTS,
+    SPREAD_GRID_POINTS,
+    Moments,
+    delay_grid,
+    log_bayes_factor,
+)
 from neurodict.sort.params import Priors, SortParams
 
 K = 6  # join_axes
@@ -80,26 +87,23 @@ def main() -> None:
         xa = rng.standard_normal((n, M, T)).astype(np.float32)
         xb = xa + 0.3
         ea, eb = rng.integers(0, E, n), rng.integers(0, E, n)
-        pair = best_ms(lambda: log_bayes_factor(xa, ea, xb, eb, E, params, delays))  # noqa: B023
+        a, b = Moments.of(xa, ea, E), Moments.of(xb, eb, E)
+        pair = best_ms(lambda: log_bayes_factor(a, b, params, delays))  # noqa: B023
         print(f"{E:5d} {new:15.2f} {old:9.2f} {diff:11.2e} {pair:8.2f}")
-    print(
-        f"\n{'spikes':>7} {'strided ms':>11} {'all rows ms':>12} {'log BF strided':>15} {'all':>10}"
-    )
-    E, M, bounded = 30, 20, join.AXES_ROWS
+    print(f"\n{'spikes':>7} {'read ms':>8} {'union ms':>9} {'pair ms':>8} {'log BF':>10}")
+    E, M, T = 30, 20, 22
+    delays = snippets.delay_operators(delay_grid(params, 30000.0), np.eye(T), np.eye(T))
     for n in (500, 2000, 8000, 30000):
         xa = rng.standard_normal((n, M, T)).astype(np.float32)
         xb = rng.standard_normal((n // 2, M, T)).astype(np.float32) + 0.3
         ea, eb = rng.integers(0, E, n), rng.integers(0, E, n // 2)
-        out = []
-        for rows in (bounded, 2 * n):
-            join.AXES_ROWS = rows
-
-            def pair():
-                return log_bayes_factor(xa, ea, xb, eb, E, params, delays)  # noqa: B023
-
-            out += [best_ms(pair, 5 if n <= 10000 else 2), pair()]
-        join.AXES_ROWS = bounded
-        print(f"{n:7d} {out[0]:11.1f} {out[2]:12.1f} {out[1]:15.1f} {out[3]:10.1f}")
+        repeats = 5 if n <= 10000 else 2
+        read = best_ms(lambda: (Moments.of(xa, ea, E), Moments.of(xb, eb, E)), repeats)  # noqa: B023
+        a, b = Moments.of(xa, ea, E), Moments.of(xb, eb, E)
+        union = best_ms(lambda: Moments.union(a, b), repeats)  # noqa: B023
+        pair = best_ms(lambda: log_bayes_factor(a, b, params, delays), repeats)  # noqa: B023
+        bf = log_bayes_factor(a, b, params, delays)
+        print(f"{n:7d} {read:8.1f} {union:9.2f} {pair:8.2f} {bf:10.1f}")
 
 
 if __name__ == "__main__":

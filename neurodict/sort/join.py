@@ -4,15 +4,18 @@ A neuron between two centres, or one that drifts from one to the next, is found 
 neighbourhoods' chains; within one chain, a neuron whose amplitude varies on every channel
 together (drift, bursts) is more than one cluster to the sampler's per-channel covariances,
 and one whose waveform drifts within an epoch is cut where its mean moved. Two clusters of the
-same or adjacent neighbourhoods are compared on the channels of both: their snippets are
-projected on the leading principal axes of the pooled spikes (one covariance over them, from at
-most :data:`AXES_ROWS` of them), and the Bayes factor of "one cluster" against "two clusters"
-is computed with the sorter's own conjugate random-walk cluster model
-(:mod:`neurodict.sort.walk`), its walk stepping every ``join_epoch_s``, and the Dirichlet
-process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``), on the ``join_axes``
-leading axes. The most favoured pair joins while
+same or adjacent neighbourhoods are compared on the channels of both (those near both, for a
+cluster already joined across several neighbourhoods): their snippets are projected on the
+leading principal axes of the pooled spikes (one covariance over them), and the Bayes factor
+of "one cluster" against "two clusters" is computed with the sorter's own conjugate
+random-walk cluster model (:mod:`neurodict.sort.walk`), its walk stepping every
+``join_epoch_s``, and the Dirichlet process prior on the partition (``Γ(n)`` against
+``α Γ(n_a) Γ(n_b)``), on the ``join_axes`` leading axes. The most favoured pair joins while
 its Bayes factor exceeds 1 (the more probable of the two hypotheses under the model), and the
-joined cluster is then one cluster to the next comparisons.
+joined cluster is then one cluster to the next comparisons. Every statistic the Bayes factor
+reads is a linear or quadratic form of the snippets, so it is computed from each cluster's
+first and second moments on the pair's channels (:class:`Moments`), read once per cluster: a
+pair's cost does not grow with its spikes.
 
 "One neuron" allows the two clusters different spreads about the one mean: the spikes of the
 second have the precision scale ``g`` relative to the first (``ε_i ~ N(0, (g Λ)^{-1})``, the
@@ -43,9 +46,11 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+from dataclasses import dataclass
 from itertools import combinations
 
 import numpy as np
+from scipy import linalg
 from scipy.special import gammaln, logsumexp
 from tqdm.auto import tqdm
 
@@ -56,10 +61,15 @@ from neurodict.sort.params import SortParams
 
 SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
 DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
-#: Rows a pair's principal axes are estimated from: every ``s``-th spike of each cluster (``s``
-#: the smallest stride that leaves at most this many), so both clusters in proportion. The axes
-#: are where the evidence is computed, not the evidence: it sums over every spike on them.
-AXES_ROWS = 2048
+#: Snippets whose products are summed in their own precision before the scatter adds them in
+#: double (:meth:`Moments.of`): rounding, and the centred block's memory.
+MOMENT_ROWS = 4096
+#: Snippets of one cluster read in one process when its moments are read across
+#: neighbourhoods (a large joined cluster's in pieces, in parallel, their moments joined).
+READ_ROWS = 8192
+#: Sets of channels whose pairs are handed to the processes at once, each with its own copy
+#: of its clusters' moments cut to it: their memory.
+SETS_AT_ONCE = 16
 
 log = logging.getLogger(__name__)
 
@@ -71,69 +81,140 @@ def delay_grid(params: SortParams, fs_hz: float) -> np.ndarray:
     return np.linspace(-most, most, DELAY_GRID_POINTS)
 
 
-def log_bayes_factor(
-    xa: np.ndarray,
-    ea: np.ndarray,
-    xb: np.ndarray,
-    eb: np.ndarray,
-    n_epochs: int,
-    params: SortParams,
-    delays: np.ndarray,
-) -> float:
-    """``log p(one neuron) / p(two clusters)`` of two sets of whitened snippets `xa` (n_a, M,
-    T) and `xb` (n_b, M, T) in epochs `ea`, `eb`, on the ``params.join_axes`` leading
-    principal axes of the pooled snippets (of at most :data:`AXES_ROWS` of them, evenly
-    strided in both clusters; the pooled mean of all); one neuron is one mean (walk) and one
-    covariance, either cluster's spikes scaled by ``g`` on its grid and delayed by each
-    orthogonal operator of `delays` (S, T, T) (:func:`neurodict.sort.snippets.delay_operators`
-    of :func:`delay_grid`'s odd, symmetric grid: the identity in the middle), the reference
-    cluster, ``g`` and the delay integrated out."""
-    n_a, n_b = len(xa), len(xb)
-    stride = -(-(n_a + n_b) // AXES_ROWS)
-    rows = np.r_[xa[::stride], xb[::stride]]
-    axes = walk.leading_axes(rows.reshape(len(rows), -1), params.join_axes)[1]
-    sum_a, sum_b = xa.sum(0, dtype=np.float64), xb.sum(0, dtype=np.float64)  # (M, T) each
-    centre = (sum_a + sum_b).ravel() / (n_a + n_b)
-    # the axes pulled back through every delay: (U x)·a = x·(U'a), one GEMM per cluster
-    S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
+@dataclass(frozen=True)
+class Moments:
+    """What a cluster's Bayes factors read of its whitened snippets ``x_i`` on some channels
+    (``D`` = channels x samples, flattened): its spikes per time bin ``n_e`` (E,), their sums
+    per bin ``Σ_{i∈e} x_i`` (E, D) and their scatter about their mean ``Σ_i (x_i − x̄)(x_i −
+    x̄)'`` (D, D), in double precision. Two clusters' moments give their union's exactly
+    (:meth:`union`): a joined cluster is summarised without reading its snippets again, and a
+    pair's cost does not grow with its spikes."""
+
+    counts: np.ndarray
+    sums: np.ndarray
+    scatter: np.ndarray
+
+    @property
+    def n(self) -> float:
+        return float(self.counts.sum())
+
+    @property
+    def total(self) -> np.ndarray:
+        return self.sums.sum(0)
+
+    @classmethod
+    def of(cls, x: np.ndarray, bins: np.ndarray, n_bins: int) -> Moments:
+        """Of snippets `x` (n, M, T) in time bins `bins` (n,) of `n_bins`. Sums and products
+        in the snippets' precision, of :data:`MOMENT_ROWS` rows at a time about the mean of
+        the first ones (values of the noise's size: no cancellation), added in double; the
+        scatter's upper triangle (a symmetric rank-k update)."""
+        f = x.reshape(len(x), -1)
+        if np.any(np.diff(bins) < 0):  # snippets in time order are in bin order already
+            order = np.argsort(bins, kind="stable")
+            f, bins = f[order], bins[order]
+        D = f.shape[1]
+        counts = np.bincount(bins, minlength=n_bins).astype(float)
+        ref = f[:MOMENT_ROWS].mean(0, dtype=float).astype(f.dtype)
+        sums, upper = np.zeros((n_bins, D)), np.zeros((D, D))
+        syrk = linalg.blas.get_blas_funcs("syrk", (f,))
+        for i in range(0, len(f), MOMENT_ROWS):
+            centred, b = f[i : i + MOMENT_ROWS] - ref, bins[i : i + MOMENT_ROWS]
+            present = np.unique(b)
+            sums[present] += np.add.reduceat(centred, np.searchsorted(b, present), axis=0)
+            upper += syrk(1.0, centred.T)  # centred' centred, upper triangle
+        scatter = upper + np.triu(upper, 1).T
+        shift = sums.sum(0) / max(len(f), 1)  # the mean less `ref`
+        scatter -= len(f) * np.outer(shift, shift)
+        return cls(counts, sums + counts[:, None] * ref, scatter)
+
+    @classmethod
+    def union(cls, a: Moments, b: Moments) -> Moments:
+        """Of the spikes of `a` and `b` together (the same channels and bins)."""
+        d = a.total / a.n - b.total / b.n
+        between = (a.n * b.n / (a.n + b.n)) * np.outer(d, d)
+        return cls(a.counts + b.counts, a.sums + b.sums, a.scatter + b.scatter + between)
+
+    def on(self, channels: np.ndarray, n_samples: int) -> Moments:
+        """The same spikes on some of the channels: `channels` (positions among these
+        moments' channels of `n_samples` samples each)."""
+        E, M, T, c = self.counts.size, self.scatter.shape[0] // n_samples, n_samples, channels
+        sums = self.sums.reshape(E, M, T)[:, c].reshape(E, -1)
+        scatter = self.scatter.reshape(M, T, M, T)[c][:, :, c].reshape(c.size * T, -1)
+        return Moments(self.counts, sums, scatter)
+
+    def one_bin(self) -> Moments:
+        """The same spikes in one time bin."""
+        return Moments(
+            self.counts.sum(keepdims=True), self.sums.sum(0, keepdims=True), self.scatter
+        )
+
+
+def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndarray) -> float:
+    """``log p(one neuron) / p(two clusters)`` of two clusters of whitened snippets (M channels
+    x T samples) given by their moments `a` and `b` (:class:`Moments`), on the
+    ``params.join_axes`` leading principal axes of the pooled snippets; one neuron is one mean
+    (walk) and one covariance, either cluster's spikes scaled by ``g`` on its grid and delayed
+    by each orthogonal operator of `delays` (S, T, T)
+    (:func:`neurodict.sort.snippets.delay_operators` of :func:`delay_grid`'s odd, symmetric
+    grid: the identity in the middle), the reference cluster, ``g`` and the delay integrated
+    out. Every statistic of the walk is a linear or quadratic form of the snippets on the
+    delayed axes, so it is read from the moments: ``O(D² S P)`` for ``D = M T`` and ``P``
+    axes, whatever the clusters' sizes."""
+    if not params.drift:
+        a, b = a.one_bin(), b.one_bin()
+    n_a, n_b = a.n, b.n
+    n = n_a + n_b
+    centre = (a.total + b.total) / n
+    pooled = a.scatter + b.scatter
+    for m in (a, b):
+        d = m.total / m.n - centre
+        pooled += m.n * np.outer(d, d)
+    axes = walk.gram_axes(pooled, params.join_axes)
+    # the axes pulled back through every delay: (U x)·a = x·(U'a)
+    S, T = delays.shape[:2]
+    M, P = a.scatter.shape[0] // T, axes.shape[1]
     pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))  # (S, T, M, P): U_d'a_m
     moved_axes = pulled.transpose(2, 1, 0, 3).reshape(M * T, S * P)
-    if not params.drift:
-        ea, eb, n_epochs = np.zeros_like(ea), np.zeros_like(eb), 1
+    centre_on_axes = centre @ axes
 
-    def delayed(x, total):
-        """(n, S, P) on the axes under every delay, in the snippets' precision (no float64 copy
-        of them); (S,) Σ squared distance off the axes, up to a term of `x` alone (`total`:
-        Σ_i x_i)."""
-        p = (x.reshape(len(x), -1) @ moved_axes.astype(x.dtype)).reshape(len(x), S, P)
-        p = p - centre @ axes
-        # Σ_i ‖U x_i − m‖² = Σ_i ‖x_i‖² − 2 m·U Σ_i x_i + n ‖m‖² (U orthogonal): only the middle
+    def delayed(m: Moments):
+        """The walk's statistics of `m`'s spikes on the axes under every delay (S, ...), and
+        (S,) Σ squared distance from the centre off the axes, up to a term of `m` alone."""
+        E = m.counts.size
+        sums = (m.sums @ moved_axes).reshape(E, S, P) - m.counts[:, None, None] * centre_on_axes
+        shift = ((m.total / m.n) @ moved_axes).reshape(S, P) - centre_on_axes
+        spread = (m.scatter @ moved_axes).reshape(M * T, S, P)
+        scatter = np.einsum("dsp,dsq->spq", moved_axes.reshape(M * T, S, P), spread)
+        scatter += m.n * shift[:, :, None] * shift[:, None, :]
+        stats = walk.Stats(np.broadcast_to(m.counts, (S, E)), sums.transpose(1, 0, 2), scatter)
+        # Σ_i ‖U x_i − c‖² = Σ_i ‖x_i‖² − 2 c·U Σ_i x_i + n ‖c‖² (U orthogonal): only the middle
         # term depends on the delay, and only differences between delays enter the evidence
-        moved_total = np.einsum("dst,mt->dms", delays, total)
-        return p, -2 * moved_total.reshape(S, -1) @ centre - np.einsum("idp,idp->d", p, p)
+        moved_total = np.einsum("dst,mt->dms", delays, m.total.reshape(M, T)).reshape(S, -1)
+        return stats, -2 * moved_total @ centre - np.trace(scatter, axis1=1, axis2=2)
 
-    (pa, off_a), (pb, off_b) = delayed(xa, sum_a), delayed(xb, sum_b)
-    still = delays.shape[0] // 2  # the identity: the delays' grid is symmetric about 0
-    a = walk.Stats.of(pa[:, still : still + 1], ea, n_epochs)
-    b = walk.Stats.of(pb[:, still : still + 1], eb, n_epochs)
+    (all_a, off_a), (all_b, off_b) = delayed(a), delayed(b)
+    still = S // 2  # the identity: the delays' grid is symmetric about 0
+    a_still, b_still = (
+        walk.Stats(
+            s.counts[still : still + 1], s.sums[still : still + 1], s.scatter[still : still + 1]
+        )
+        for s in (all_a, all_b)
+    )
     prior = walk.WalkPrior.isotropic(
-        np.zeros(axes.shape[1]),
-        float((pa[:, still] ** 2).sum() + (pb[:, still] ** 2).sum())
-        / ((n_a + n_b) * axes.shape[1]),
+        np.zeros(P),
+        float(np.trace(a_still.scatter[0]) + np.trace(b_still.scatter[0])) / (n * P),
         params.drift_sd**2,
-        n_epochs,
+        a.counts.size,
         params.priors,
     )
     r2 = params.priors.join_spread_ratio_max**2
     g = np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
     log_one = [
-        walk.log_marginal(prior, walk.Stats.scaled_union(ref, walk.Stats.of(p, e, n_epochs), g))
-        - 0.5 * (off - off[still])
-        for ref, p, e, off in ((a, pb, eb, off_b), (b, pa, ea, off_a))
+        walk.log_marginal(prior, walk.Stats.scaled_union(ref, other, g)) - 0.5 * (off - off[still])
+        for ref, other, off in ((a_still, all_b, off_b), (b_still, all_a, off_a))
     ]
-    log_one = logsumexp(log_one) - np.log(2 * g.size * delays.shape[0])
-    log_two = float(walk.log_marginal(prior, a)[0] + walk.log_marginal(prior, b)[0])
-    n = n_a + n_b
+    log_one = logsumexp(log_one) - np.log(2 * g.size * S)
+    log_two = float(walk.log_marginal(prior, a_still)[0] + walk.log_marginal(prior, b_still)[0])
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
     return float(log_one - log_two + log_prior)
 
@@ -161,48 +242,84 @@ def join_units(
     chain of pairwise joins never carries two distinct neurons into one unit. This is the
     greedy ascent of the model's evidence over partitions of the clusters, in two stages: each
     neighbourhood's clusters among themselves first (one chain's pieces of its neurons, on its
-    own channels), then across adjacent neighbourhoods, the pairs of the first stage kept with
-    their Bayes factors. It stops where the one-stage ascent stops, at a partition in which no
-    pair of the same or adjacent neighbourhoods is favoured as one neuron; the order only
-    leaves each neighbourhood's many small pairs out of the comparisons across the probe
-    (on a 64-channel probe the chains hand over some 35 clusters each). The pairs' Bayes
-    factors are computed in `n_jobs` processes (the same values in any number); `progress`
-    shows the pairs compared and the clusters left.
+    own channels: each cluster's moments read once, a joined cluster's their union), then
+    across adjacent neighbourhoods. It stops where the one-stage ascent stops, at a partition
+    in which no pair of the same or adjacent neighbourhoods is favoured as one neuron; the
+    order only leaves each neighbourhood's many small pairs out of the comparisons across the
+    probe (on a 64-channel probe the chains hand over some 40 clusters each). The
+    neighbourhoods of the first stage, and the pairs of the second on the channels they share,
+    are computed in `n_jobs` processes (the same values in any number); `progress` shows the
+    pairs compared and the clusters left.
     """
-    members = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
-    homes = {i: {int(centre[i])} for i in range(used.size)}
-
-    def together(i: int, j: int) -> bool:
-        return homes[i] == homes[j]
-
-    def near(i: int, j: int) -> bool:
-        return any(nb.adjacent[a, b] for a in homes[i] for b in homes[j])
-
-    def pair(i: int, j: int):
-        chans = np.unique(np.concatenate([nb.channels[c] for c in homes[i] | homes[j]]))
-        return members[i], members[j], chans
-
+    rows = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
+    part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)})
     bar = tqdm(desc="join", unit="pair", disable=not progress, leave=False)
-    scores, unit = {}, np.arange(used.size)
-    with _Scorer(x, bins, n_bins, params, delays, n_jobs, bar) as scorer:
+    with _Scorer(x, bins, n_bins, params, delays, n_jobs) as scorer:
+        within = [
+            (nb.channels[c], {i: rows[i] for i in part.rows if centre[i] == c})
+            for c in np.unique(centre)
+        ]
+        for groups, n_pairs in scorer.map(_join_within, within):
+            for group in groups:
+                for j in group[1:]:
+                    part.join(group[0], j)
+            bar.total = (bar.total or 0) + n_pairs
+            bar.update(n_pairs)
+            bar.set_postfix(clusters=len(part.rows))
 
-        def score(keys):
-            scores.update(zip(keys, scorer.scores([pair(*k) for k in keys]), strict=True))
+        held = {}  # cluster -> (its reach, its moments there)
 
-        for allowed in (together, near):
-            score([k for k in combinations(members, 2) if allowed(*k) and k not in scores])
-            while scores:
-                (i, j), best = max(scores.items(), key=lambda kv: kv[1])
-                if best <= 0:
-                    break
-                members[i] = np.sort(np.r_[members[i], members.pop(j)])
-                homes[i] |= homes.pop(j)
-                unit[unit == j] = i
-                bar.set_postfix(clusters=len(members))
-                scores = {k: v for k, v in scores.items() if i not in k and j not in k}
-                score([(min(i, k), max(i, k)) for k in members if k != i and allowed(i, k)])
+        def score(keys: list) -> list[float]:
+            """Bayes factors of `keys` from each cluster's moments on its reach (read once,
+            in the processes), cut to each pair's channels; the pairs on the same channels
+            computed together."""
+            new = sorted({i for k in keys for i in k} - held.keys())
+            reaches = {i: part.reach(nb, i) for i in new}
+            pieces = [
+                (i, piece)
+                for i in new
+                for piece in np.array_split(part.rows[i], -(-part.rows[i].size // READ_ROWS))
+            ]
+            read = scorer.map(_moments_of, [(piece, reaches[i]) for i, piece in pieces])
+            for (i, _), m in zip(pieces, read, strict=True):
+                held[i] = (reaches[i], Moments.union(held[i][1], m) if i in held else m)
+            on = {}
+            for k in keys:
+                on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
+            values, sets = {}, list(on.items())
+            for b in range(0, len(sets), SETS_AT_ONCE):
+                tasks = [
+                    (
+                        chans,
+                        pairs,
+                        {
+                            i: _cut(*held[i], chans, x.shape[2])
+                            for i in {i for k in pairs for i in k}
+                        },
+                    )
+                    for chans, pairs in sets[b : b + SETS_AT_ONCE]
+                ]
+                for (_, pairs, _), scores in zip(tasks, scorer.map(_scores_of, tasks), strict=True):
+                    values.update(zip(pairs, scores, strict=True))
+            bar.total = (bar.total or 0) + len(keys)
+            bar.update(len(keys))
+            bar.set_postfix(clusters=len(part.rows))
+            return [values[k] for k in keys]
+
+        def forget(i: int, j: int) -> None:  # the joined cluster's reach is both of theirs
+            del held[i], held[j]
+
+        def near(i: int, j: int) -> bool:
+            return any(nb.adjacent[a, b] for a in part.homes[i] for b in part.homes[j])
+
+        across = [
+            k
+            for k in combinations(part.rows, 2)
+            if near(*k) and part.homes[k[0]] != part.homes[k[1]]
+        ]
+        part.ascend(dict(zip(across, score(across), strict=True)), near, score, forget)
     bar.close()
-    joined = np.unique(unit, return_inverse=True)[1]
+    joined = np.unique([part.unit[i] for i in range(used.size)], return_inverse=True)[1]
     log.info(
         "join: %d clusters into %d units (%d pairs' Bayes factors)",
         used.size,
@@ -212,31 +329,64 @@ def join_units(
     return joined
 
 
-class _Scorer:
-    """Bayes factors of pairs of clusters given as (rows of a, rows of b, channels) of `x`, in
-    `n_jobs` forked processes that share `x` (read, never copied) when above one and the
-    platform can fork (else in this process); each computed one ticks the progress bar
-    `bar`."""
+class _Partition:
+    """Clusters joined so far: the snippet rows of each (keyed by its first cluster) and the
+    neighbourhoods it came from; `unit` maps every cluster to its key."""
 
-    def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int, bar):
-        self.n_jobs, self.bar = n_jobs, bar
+    def __init__(self, rows: dict, homes: dict):
+        self.rows, self.homes = rows, homes
+        self.unit = {i: i for i in rows}
+
+    def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
+        """The channels near a cluster: those of the neighbourhoods it came from and of every
+        neighbourhood adjacent to one of them."""
+        near = np.flatnonzero(nb.adjacent[sorted(self.homes[i])].any(0))
+        return np.unique(np.concatenate([nb.channels[c] for c in near]))
+
+    def channels(self, nb: Neighbourhoods, i: int, j: int) -> np.ndarray:
+        """The channels of a pair: those of every neighbourhood either came from that are near
+        both (a cluster joined across several neighbourhoods is compared with a cluster at
+        one end of them where that cluster has its spikes)."""
+        homes = np.unique(np.concatenate([nb.channels[c] for c in self.homes[i] | self.homes[j]]))
+        both = np.intersect1d(self.reach(nb, i), self.reach(nb, j))
+        return np.intersect1d(homes, both)
+
+    def join(self, i: int, j: int) -> None:
+        self.rows[i] = np.sort(np.r_[self.rows[i], self.rows.pop(j)])
+        self.homes[i] |= self.homes.pop(j)
+        self.unit = {k: i if u == j else u for k, u in self.unit.items()}
+
+    def ascend(self, scores: dict, allowed, score, joined=None) -> None:
+        """Join the pair of largest score while it is positive, then score the joined cluster
+        against every other one `allowed` (``allowed(i, j)``) by ``score(pairs)``; `joined`
+        (``joined(i, j)``), if given, is told of each join before it happens."""
+        while scores:
+            (i, j), best = max(scores.items(), key=lambda kv: kv[1])
+            if best <= 0:
+                return
+            if joined is not None:
+                joined(i, j)
+            self.join(i, j)
+            scores = {k: v for k, v in scores.items() if i not in k and j not in k}
+            pairs = [(min(i, k), max(i, k)) for k in self.rows if k != i and allowed(i, k)]
+            scores.update(zip(pairs, score(pairs), strict=True))
+
+
+class _Scorer:
+    """Runs the join's tasks on clusters of `x` in `n_jobs` forked processes that share `x`
+    (read, never copied) when above one and the platform can fork (else in this process)."""
+
+    def __init__(self, x, bins, n_bins, params: SortParams, delays, n_jobs: int):
         self.pool = None
         _SHARED.update(x=x, bins=bins, n_bins=n_bins, params=params, delays=delays)
         if n_jobs > 1 and "fork" in multiprocessing.get_all_start_methods():
             self.pool = worker_pool(n_jobs, fork=True)
 
-    def scores(self, pairs: list) -> list[float]:
-        self.bar.total = (self.bar.total or 0) + len(pairs)
-        if self.pool is None or len(pairs) < 2:
-            computed = map(_pair_score, pairs)
-        else:
-            chunk = max(1, len(pairs) // (4 * self.n_jobs))
-            computed = self.pool.map(_pair_score, pairs, chunksize=chunk)
-        out = []
-        for value in computed:
-            out.append(value)
-            self.bar.update()
-        return out
+    def map(self, task, items: list):
+        """``task(item)`` for each of `items`, in order, as they complete in order."""
+        if self.pool is None or len(items) < 2:
+            return map(task, items)
+        return self.pool.map(task, items)
 
     def __enter__(self):
         return self
@@ -250,15 +400,54 @@ class _Scorer:
 _SHARED: dict = {}  # what the scoring processes read: set before they fork
 
 
-def _pair_score(pair) -> float:
-    rows_a, rows_b, chans = pair
+def _moments(rows: dict, chans: np.ndarray) -> dict:
+    """The :class:`Moments` of each cluster's snippet rows `rows` (key -> rows) on `chans`."""
     x, bins = _SHARED["x"], _SHARED["bins"]
-    return log_bayes_factor(
-        x[np.ix_(rows_a, chans)],
-        bins[rows_a],
-        x[np.ix_(rows_b, chans)],
-        bins[rows_b],
-        _SHARED["n_bins"],
-        _SHARED["params"],
-        _SHARED["delays"],
-    )
+    return {i: Moments.of(x[np.ix_(r, chans)], bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
+
+
+def _bayes_factors(moments: dict, pairs: list) -> list[float]:
+    params, delays = _SHARED["params"], _SHARED["delays"]
+    return [log_bayes_factor(moments[i], moments[j], params, delays) for i, j in pairs]
+
+
+def _join_within(task) -> tuple[list[list[int]], int]:
+    """The first stage in one neighbourhood (its channels, its clusters' rows): the groups of
+    clusters joined (each led by its first) and the number of pairs compared."""
+    chans, rows = task
+    moments = _moments(rows, chans)
+    n_pairs = 0
+
+    def score(pairs):
+        nonlocal n_pairs
+        n_pairs += len(pairs)
+        return _bayes_factors(moments, pairs)
+
+    def joined(i, j):
+        moments[i] = Moments.union(moments[i], moments.pop(j))
+
+    part = _Partition(dict(rows), {i: {0} for i in rows})
+    pairs = list(combinations(sorted(rows), 2))
+    part.ascend(dict(zip(pairs, score(pairs), strict=True)), lambda i, j: True, score, joined)
+    groups = {}
+    for i, leader in sorted(part.unit.items()):
+        groups.setdefault(leader, []).append(i)
+    return list(groups.values()), n_pairs
+
+
+def _moments_of(task) -> Moments:
+    """The :class:`Moments` of one cluster's snippet rows on some channels: (rows, channels)."""
+    rows, chans = task
+    return _moments({0: rows}, chans)[0]
+
+
+def _cut(reach: np.ndarray, moments: Moments, chans: np.ndarray, n_samples: int) -> Moments:
+    """`moments` on `reach` cut to `chans` (among them)."""
+    return moments.on(np.searchsorted(reach, chans), n_samples)
+
+
+def _scores_of(task) -> list[float]:
+    """Bayes factors of pairs of clusters given their moments on the pairs' channels:
+    (channels, pairs, moments)."""
+    _, pairs, moments = task
+    return _bayes_factors(moments, pairs)

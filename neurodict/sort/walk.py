@@ -244,7 +244,9 @@ def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
     centred = f - centre
     n, d = centred.shape
     if min(n, d) > EXACT_GRAM_SIZE:
-        return centre, _subspace_axes(centred, n_axes)
+        return centre, _subspace_axes(
+            lambda block: centred.T @ (centred @ block), d, n_axes, centred.dtype
+        )
     few_rows = n_axes <= n < d
     gram = centred @ centred.T if few_rows else centred.T @ centred
     m = gram.shape[0]
@@ -258,17 +260,26 @@ def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
     return centre, vectors
 
 
-def _subspace_axes(centred: np.ndarray, n_axes: int) -> np.ndarray:
-    """The top `n_axes` eigenvectors of ``F'F`` by block subspace iteration (d, n_axes)."""
-    block = (
-        np.random.default_rng(0)
-        .standard_normal((centred.shape[1], n_axes + SUBSPACE_OVERSAMPLING))
-        .astype(centred.dtype)  # the rows' precision: one type, no copy of them per GEMM
-    )
+def gram_axes(gram: np.ndarray, n_axes: int) -> np.ndarray:
+    """The top `n_axes` eigenvectors of a scatter matrix `gram` (d, d), orthonormal columns (d,
+    ≤ n_axes): the principal axes of the rows it sums, as :func:`leading_axes` finds them
+    (exactly up to :data:`EXACT_GRAM_SIZE` rows, by block subspace iteration above)."""
+    d = gram.shape[0]
+    if d > EXACT_GRAM_SIZE:
+        return _subspace_axes(lambda block: gram @ block, d, n_axes, gram.dtype)
+    vectors = linalg.eigh(gram, subset_by_index=[max(d - n_axes, 0), d - 1], driver="evx")[1]
+    return vectors[:, ::-1]
+
+
+def _subspace_axes(apply, d: int, n_axes: int, dtype) -> np.ndarray:
+    """The top `n_axes` eigenvectors of ``F'F`` (d, n_axes) by block subspace iteration,
+    `apply` multiplying a block (d, l) by it; the block in `dtype` (the rows' precision: one
+    type, no copy of them per GEMM)."""
+    block = np.random.default_rng(0).standard_normal((d, n_axes + SUBSPACE_OVERSAMPLING))
+    block = block.astype(dtype)
     for _ in range(SUBSPACE_ITERATIONS + 1):
-        block = np.linalg.qr(centred.T @ (centred @ block))[0]
-    projected = centred @ block
-    vectors = np.linalg.eigh(projected.T @ projected)[1][:, ::-1][:, :n_axes]
+        block = np.linalg.qr(apply(block))[0]
+    vectors = np.linalg.eigh(block.T @ apply(block))[1][:, ::-1][:, :n_axes]
     return block @ vectors
 
 

@@ -7,9 +7,10 @@ import dataclasses
 
 import numpy as np
 import pytest
+from scipy.special import gammaln, logsumexp
 
-from neurodict.sort import join
-from neurodict.sort.join import delay_grid, join_units, log_bayes_factor
+from neurodict.sort import join, walk
+from neurodict.sort.join import Moments, delay_grid, join_units, log_bayes_factor
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 from neurodict.sort.params import Priors, SortParams
 from neurodict.sort.snippets import delay_operators
@@ -24,6 +25,11 @@ def _delays(params: SortParams, n_samples: int) -> np.ndarray:
 
 def _blob(rng, mean, n):
     return mean + rng.normal(size=(n, M, T))
+
+
+def _bayes_factor(xa, ea, xb, eb, n_bins, params, delays) -> float:
+    """The log Bayes factor of two clusters' snippets `xa`, `xb` in time bins `ea`, `eb`."""
+    return log_bayes_factor(Moments.of(xa, ea, n_bins), Moments.of(xb, eb, n_bins), params, delays)
 
 
 def _join(parts, bins=None, n_bins=1, params=None, n_jobs=1):
@@ -65,7 +71,7 @@ def test_the_join_without_fork_scores_in_this_process(monkeypatch):
     rng = np.random.default_rng(5)
     x = rng.normal(size=(10, M, T))
     params = SortParams()
-    with join._Scorer(x, np.zeros(10, np.int64), 1, params, _delays(params, T), 2, None) as s:
+    with join._Scorer(x, np.zeros(10, np.int64), 1, params, _delays(params, T), 2) as s:
         assert s.pool is None
     means = [rng.normal(0, 4, (M, T)) for _ in range(2)]
     parts = [_blob(rng, mean, n) for mean in means for n in (120, 80)]
@@ -82,7 +88,7 @@ def test_a_small_cluster_between_two_neurons_does_not_chain_them():
     zeros = [np.zeros(len(p), np.int64) for p in parts]
     delays = _delays(SortParams(), T)
     bf = {
-        (i, j): log_bayes_factor(parts[i], zeros[i], parts[j], zeros[j], 1, SortParams(), delays)
+        (i, j): _bayes_factor(parts[i], zeros[i], parts[j], zeros[j], 1, SortParams(), delays)
         for i, j in [(0, 1), (1, 2), (0, 2)]
     }
     assert bf[0, 1] > 0 and bf[1, 2] > 0 and bf[0, 2] < 0, bf
@@ -191,30 +197,76 @@ def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
     small = _spike(t + 0.4, [12, 7, 3, 1]) + 2.0 * rng.normal(size=(25, 4, 30))
     e_big, e_small = rng.integers(0, 3, 300), rng.integers(0, 3, 25)
     delays = _delays(SortParams(), 30)
-    forward = log_bayes_factor(big, e_big, small, e_small, 3, SortParams(), delays)
-    backward = log_bayes_factor(small, e_small, big, e_big, 3, SortParams(), delays)
+    forward = _bayes_factor(big, e_big, small, e_small, 3, SortParams(), delays)
+    backward = _bayes_factor(small, e_small, big, e_big, 3, SortParams(), delays)
     assert forward == pytest.approx(backward, rel=1e-9)
 
 
-def test_a_pairs_axes_come_from_both_clusters_strided_and_decide_as_all_rows(monkeypatch):
-    """With the axes' rows bounded at 64 (the default 2048 leaves these pairs whole): each
-    pair's axes are estimated from every s-th spike of both clusters (400 and 40 spikes: every
-    7th, 58 + 6 rows), and the late spikes still join their neuron while a neuron of another
-    footprint stays apart, as with every row."""
-    on_time, late, other = _late_spikes()
-    seen = []
-    leading_axes = join.walk.leading_axes
-    monkeypatch.setattr(join, "AXES_ROWS", 64)
-    monkeypatch.setattr(
-        join.walk, "leading_axes", lambda f, k: seen.append(f) or leading_axes(f, k)
+def _bayes_factor_of_projections(xa, ea, xb, eb, n_epochs, params, delays) -> float:
+    """The reference: every spike projected on the pooled snippets' principal axes under every
+    delay, and the walk's statistics summed over the projections."""
+    n_a, n_b = len(xa), len(xb)
+    centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
+    S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
+    pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))
+    moved_axes = pulled.transpose(2, 1, 0, 3).reshape(M * T, S * P)
+
+    def delayed(x):
+        p = (x.reshape(len(x), -1) @ moved_axes).reshape(len(x), S, P) - centre @ axes
+        moved = np.einsum("dst,imt->idms", delays, x).reshape(len(x), S, -1) - centre
+        return p, (moved**2).sum((0, 2)) - np.einsum("idp,idp->d", p, p)
+
+    (pa, off_a), (pb, off_b) = delayed(xa), delayed(xb)
+    still = S // 2
+    a = walk.Stats.of(pa[:, still : still + 1], ea, n_epochs)
+    b = walk.Stats.of(pb[:, still : still + 1], eb, n_epochs)
+    spread = ((pa[:, still] ** 2).sum() + (pb[:, still] ** 2).sum()) / ((n_a + n_b) * P)
+    prior = walk.WalkPrior.isotropic(
+        np.zeros(P), spread, params.drift_sd**2, n_epochs, params.priors
     )
-    zeros = np.zeros(440, np.int64)
-    log_bayes_factor(
-        on_time, zeros[:400], late, zeros[:40], 1, SortParams(), _delays(SortParams(), 30)
+    r2 = params.priors.join_spread_ratio_max**2
+    g = np.geomspace(1.0 / r2, r2, join.SPREAD_GRID_POINTS)
+    log_one = [
+        walk.log_marginal(prior, walk.Stats.scaled_union(ref, walk.Stats.of(p, e, n_epochs), g))
+        - 0.5 * (off - off[still])
+        for ref, p, e, off in ((a, pb, eb, off_b), (b, pa, ea, off_a))
+    ]
+    log_one = logsumexp(log_one) - np.log(2 * g.size * S)
+    log_two = walk.log_marginal(prior, a)[0] + walk.log_marginal(prior, b)[0]
+    n = n_a + n_b
+    log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n_b)
+    return float(log_one - log_two + log_prior)
+
+
+@pytest.mark.parametrize("n_channels", [4, 10])
+def test_a_pairs_bayes_factor_from_moments_is_the_one_from_its_projected_snippets(n_channels):
+    """A neuron's spikes against its late spikes and against another neuron, in three time
+    bins, on 4 channels (120 dimensions: exact axes) and 10 (300: subspace iteration): the
+    Bayes factor read from the clusters' moments is the one from every spike projected on the
+    delayed axes; the moments of two clusters' union are those of their snippets together, and
+    their moments on two of the channels those read on those channels."""
+    on_time, late, other = (np.tile(x, (1, 3, 1))[:, :n_channels] for x in _late_spikes())
+    rng = np.random.default_rng(7)
+    bins = {id(x): rng.integers(0, 3, len(x)) for x in (on_time, late, other)}
+    params, delays = SortParams(), _delays(SortParams(), 30)
+    for xb in (late, other):
+        args = (on_time, bins[id(on_time)], xb, bins[id(xb)], 3, params, delays)
+        assert _bayes_factor(*args) == pytest.approx(_bayes_factor_of_projections(*args), rel=1e-8)
+    union = Moments.union(
+        Moments.of(on_time, bins[id(on_time)], 3), Moments.of(late, bins[id(late)], 3)
     )
-    np.testing.assert_array_equal(seen[0], np.r_[on_time[::7], late[::7]].reshape(64, -1))
-    joined = _units([on_time, late, other], SortParams(), 4)
-    assert joined[0] == joined[1] != joined[2]
+    whole = Moments.of(np.r_[on_time, late], np.r_[bins[id(on_time)], bins[id(late)]], 3)
+    for field in ("counts", "sums", "scatter"):
+        np.testing.assert_allclose(
+            getattr(union, field), getattr(whole, field), rtol=1e-6, atol=1e-6
+        )
+    some = np.array([1, 3])
+    restricted = whole.on(some, 30)
+    read = Moments.of(np.r_[on_time, late][:, some], np.r_[bins[id(on_time)], bins[id(late)]], 3)
+    for field in ("counts", "sums", "scatter"):
+        np.testing.assert_allclose(
+            getattr(restricted, field), getattr(read, field), rtol=1e-6, atol=1e-6
+        )
 
 
 def test_each_neighbourhoods_clusters_join_among_themselves_before_across(caplog):
@@ -244,3 +296,51 @@ def test_each_neighbourhoods_clusters_join_among_themselves_before_across(caplog
     assert units[0] == units[1] == units[3] and units[4] == units[5]
     assert len({units[0], units[2], units[4]}) == 3
     assert "join: 6 clusters into 3 units (14 pairs' Bayes factors)" in caplog.messages
+
+
+def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_each_pair(
+    monkeypatch,
+):
+    """Three neighbourhoods in a row (channels 0-1, 1-2, 2-3; the outer two not adjacent):
+    neuron B, on channels 1-2, found in each; neuron A on channel 0 in the first, C on
+    channel 3 in the last. Across neighbourhoods each cluster is read once, on the channels
+    of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
+    each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
+    there. B's three clusters are one unit, A and C their own, in one process or two."""
+    rng = np.random.default_rng(8)
+    t = np.arange(30)
+    a, b, c = _spike(t, [8, 2, 0, 0]), _spike(t, [1, 7, 7, 1]), _spike(t, [0, 0, 2, 8])
+    x = np.concatenate([m + rng.normal(size=(150, 4, 30)) for m in [a, b, b, b, c]])
+    clusters = np.repeat(np.arange(5), 150)
+    nb = Neighbourhoods(
+        centres=np.array([0, 1, 3]),
+        channels=[np.array([0, 1]), np.array([1, 2]), np.array([2, 3])],
+        nearest=np.array([0, 1, 1, 2]),
+        adjacent=np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], bool),
+    )
+    zeros = np.zeros(len(x), np.int64)
+    delays = _delays(SortParams(), 30)
+    home = np.array([0, 0, 1, 2, 2])
+
+    def units(n_jobs):
+        return join_units(
+            x, zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays, n_jobs
+        )
+
+    two = units(2)  # before the spies below: the processes cannot run them
+    read, given = [], []
+    moments_of, scores_of = join._moments_of, join._scores_of
+    monkeypatch.setattr(join, "_moments_of", lambda t: read.append(tuple(t[1])) or moments_of(t))
+    monkeypatch.setattr(join, "_scores_of", lambda t: given.append(t) or scores_of(t))
+    one = units(1)
+    assert one[1] == one[2] == one[3]
+    assert len({one[0], one[1], one[4]}) == 3
+    np.testing.assert_array_equal(two, one)
+    assert read[:5] == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3)]
+    assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3)}
+    for chans, _, moments in given:
+        for i, m in moments.items():
+            spikes = slice(150 * i, 150 * i + int(m.n))  # joined clusters are runs of them
+            direct = Moments.of(x[spikes][:, chans], zeros[spikes], 1)
+            np.testing.assert_allclose(m.scatter, direct.scatter, rtol=1e-6, atol=1e-6)
+            np.testing.assert_allclose(m.sums, direct.sums, rtol=1e-6, atol=1e-6)

@@ -13,7 +13,7 @@ import spikeinterface.core as sc
 
 from neurodict.config import load_schema, schema_problems
 from neurodict.sort import splitmerge, walk
-from neurodict.sort.join import log_bayes_factor
+from neurodict.sort.join import Moments, log_bayes_factor
 from neurodict.sort.learn import _learn_chain
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
@@ -104,11 +104,13 @@ def test_the_join_sees_join_axes_principal_axes():
     ea, eb = rng.integers(0, 2, 30), rng.integers(0, 2, 25)
     two = dataclasses.replace(SortParams(), join_axes=2)
     no_delay = np.eye(12)[None]
-    bf = log_bayes_factor(xa, ea, xb, eb, 2, two, no_delay)
+    a, b = Moments.of(xa, ea, 2), Moments.of(xb, eb, 2)
+    bf = log_bayes_factor(a, b, two, no_delay)
     f = walk.principal_axes(np.r_[xa, xb][:, 0], 2)[:, None]
-    reduced = log_bayes_factor(f[:30], ea, f[30:], eb, 2, SortParams(), np.eye(2)[None])
+    fa, fb = Moments.of(f[:30], ea, 2), Moments.of(f[30:], eb, 2)
+    reduced = log_bayes_factor(fa, fb, SortParams(), np.eye(2)[None])
     assert bf == pytest.approx(reduced, rel=1e-9)
-    more = log_bayes_factor(xa, ea, xb, eb, 2, SortParams(), no_delay)
+    more = log_bayes_factor(a, b, SortParams(), no_delay)
     assert bf != pytest.approx(more, rel=1e-3)
 
 
