@@ -67,9 +67,6 @@ MOMENT_ROWS = 4096
 #: Snippets of one cluster read in one process when its moments are read across
 #: neighbourhoods (a large joined cluster's in pieces, in parallel, their moments joined).
 READ_ROWS = 8192
-#: Sets of channels whose pairs are handed to the processes at once, each with its own copy
-#: of its clusters' moments cut to it: their memory.
-SETS_AT_ONCE = 16
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +83,8 @@ class Moments:
     """What a cluster's Bayes factors read of its whitened snippets ``x_i`` on some channels
     (``D`` = channels x samples, flattened): its spikes per time bin ``n_e`` (E,), their sums
     per bin ``Σ_{i∈e} x_i`` (E, D) and their scatter about their mean ``Σ_i (x_i − x̄)(x_i −
-    x̄)'`` (D, D), in double precision. Two clusters' moments give their union's exactly
+    x̄)'`` (D, D), in double precision (the scatter in single where held: :meth:`single`). Two
+    clusters' moments give their union's exactly
     (:meth:`union`): a joined cluster is summarised without reading its snippets again, and a
     pair's cost does not grow with its spikes."""
 
@@ -142,6 +140,12 @@ class Moments:
         scatter = self.scatter.reshape(M, T, M, T)[c][:, :, c].reshape(c.size * T, -1)
         return Moments(self.counts, sums, scatter)
 
+    def single(self) -> Moments:
+        """The same moments with the scatter in single precision (about the cluster's own mean:
+        values of the noise's size): what the join holds of every cluster across
+        neighbourhoods, half the memory; Bayes factors add them up in double."""
+        return Moments(self.counts, self.sums, self.scatter.astype(np.float32))
+
     def one_bin(self) -> Moments:
         """The same spikes in one time bin."""
         return Moments(
@@ -165,7 +169,7 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
     n_a, n_b = a.n, b.n
     n = n_a + n_b
     centre = (a.total + b.total) / n
-    pooled = a.scatter + b.scatter
+    pooled = np.add(a.scatter, b.scatter, dtype=float)
     for m in (a, b):
         d = m.total / m.n - centre
         pooled += m.n * np.outer(d, d)
@@ -272,7 +276,8 @@ def join_units(
         def score(keys: list) -> list[float]:
             """Bayes factors of `keys` from each cluster's moments on its reach (read once,
             in the processes), cut to each pair's channels; the pairs on the same channels
-            computed together."""
+            computed together, two sets of channels per process at a time (the cut moments'
+            memory)."""
             new = sorted({i for k in keys for i in k} - held.keys())
             reaches = {i: part.reach(nb, i) for i in new}
             pieces = [
@@ -280,14 +285,16 @@ def join_units(
                 for i in new
                 for piece in np.array_split(part.rows[i], -(-part.rows[i].size // READ_ROWS))
             ]
-            read = scorer.map(_moments_of, [(piece, reaches[i]) for i, piece in pieces])
-            for (i, _), m in zip(pieces, read, strict=True):
-                held[i] = (reaches[i], Moments.union(held[i][1], m) if i in held else m)
+            tasks = [(piece, reaches[i]) for i, piece in pieces]
+            read = {}
+            for (i, _), m in zip(pieces, scorer.map(_moments_of, tasks), strict=True):
+                read[i] = Moments.union(read[i], m) if i in read else m
+            held.update((i, (reaches[i], m.single())) for i, m in read.items())
             on = {}
             for k in keys:
                 on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
-            values, sets = {}, list(on.items())
-            for b in range(0, len(sets), SETS_AT_ONCE):
+            values, sets, at_once = {}, list(on.items()), 2 * n_jobs
+            for b in range(0, len(sets), at_once):
                 tasks = [
                     (
                         chans,
@@ -297,7 +304,7 @@ def join_units(
                             for i in {i for k in pairs for i in k}
                         },
                     )
-                    for chans, pairs in sets[b : b + SETS_AT_ONCE]
+                    for chans, pairs in sets[b : b + at_once]
                 ]
                 for (_, pairs, _), scores in zip(tasks, scorer.map(_scores_of, tasks), strict=True):
                     values.update(zip(pairs, scores, strict=True))
