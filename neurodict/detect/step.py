@@ -57,11 +57,18 @@ def snippet_reach(sorting: dict, fs_hz: float) -> tuple[int, int]:
 
 
 def group_peaks(results: str | Path, rec: si.BaseRecording, group: str) -> np.ndarray:
-    """The peaks of electrode group `group` from ``peaks.npy``, as written by :func:`run`.
+    """The peaks of electrode group `group` from ``peaks.npy``, as written by :func:`run`,
+    their ``channel_index`` counted among the group's channels (those of
+    :func:`neurodict.common.layout.group_recording`).
 
     `rec` is the session's spike band (its ``group`` property orders the groups as
     :func:`neurodict.detect.peaks.detect_group_peaks` numbered them).
     """
-    names = [str(g) for g in dict.fromkeys(rec.get_property("group"))]
+    groups = np.asarray(rec.get_property("group")).astype(str)
+    names = list(dict.fromkeys(groups))
     peaks = np.load(Path(results) / PEAKS_NPY, allow_pickle=False)
-    return peaks[peaks["group_index"] == names.index(group)]
+    peaks = peaks[peaks["group_index"] == names.index(group)]
+    peaks["channel_index"] = np.searchsorted(
+        np.flatnonzero(groups == group), peaks["channel_index"]
+    )
+    return peaks

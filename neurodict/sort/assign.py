@@ -23,7 +23,7 @@ from neurodict.sort import kernels, snippets
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.model import dictionary, epoch_weights
-from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
+from neurodict.sort.neighbourhoods import Neighbourhoods, peak_channels, whole_group
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
@@ -67,6 +67,7 @@ def sort_group(
     params: SortParams | None = None,
     nb: Neighbourhoods | None = None,
     progress: bool = False,
+    channels: np.ndarray | None = None,
 ) -> GroupSorting:
     """Sort one group's aligned snippets: :func:`learn`, then :func:`assign` every spike.
 
@@ -86,13 +87,18 @@ def sort_group(
         The group's neighbourhoods; by default one holding every channel.
     progress : bool
         Show progress bars over sweeps and the join's pairs.
+    channels : ndarray (n,), optional
+        The channel each spike was found on, which places it in the neighbourhood nearest
+        that channel; by default the channel of its snippet's largest energy
+        (:func:`neurodict.sort.neighbourhoods.peak_channels`).
     """
     params = params if params is not None else SortParams()
     nb = nb if nb is not None else whole_group(x.shape[1])
-    model = learn(x, samples, fs_hz, duration_s, params, nb, progress=progress)
+    channels = channels if channels is not None else peak_channels(x)
+    model = learn(x, samples, channels, fs_hz, duration_s, params, nb, progress=progress)
     T = x.shape[2]
     delays = snippets.delay_operators(delay_grid(params, fs_hz), np.eye(T), np.eye(T))
-    return assign(model, x, samples, fs_hz, duration_s, params, delays, progress=progress)
+    return assign(model, x, samples, channels, fs_hz, duration_s, params, delays, progress=progress)
 
 
 def posterior_probabilities(
@@ -122,6 +128,7 @@ def assign(
     model: Model,
     x: np.ndarray,
     samples: np.ndarray,
+    channels: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
@@ -129,14 +136,14 @@ def assign(
     n_jobs: int = 1,
     progress: bool = False,
 ) -> GroupSorting:
-    """Posterior labels of every spike (refractory constraint), probabilities, summaries;
-    `delays`: the joins' delay operators in the snippets' coordinates
-    (:func:`neurodict.sort.join.log_bayes_factor`); `n_jobs`: the join's processes;
-    `progress`: the join's progress bar."""
+    """Posterior labels of every spike (refractory constraint; each spike in the neighbourhood
+    nearest its channel of `channels`), probabilities, summaries; `delays`: the joins' delay
+    operators in the snippets' coordinates (:func:`neurodict.sort.join.log_bayes_factor`);
+    `n_jobs`: the join's processes; `progress`: the join's progress bar."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
-    centre = model.nb.of_spikes(x)
+    centre = model.nb.nearest[channels]
     clusters = np.full(x.shape[0], -1)
     probs = []
     for c, chain in enumerate(model.chains):

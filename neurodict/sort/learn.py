@@ -69,6 +69,7 @@ class Model:
 def learn(
     x: np.ndarray,
     samples: np.ndarray,
+    channels: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
@@ -77,9 +78,9 @@ def learn(
     progress: bool = False,
 ) -> Model:
     """One chain per neighbourhood, on its spikes and channels (arguments as
-    :func:`sort_group`; `n_jobs` processes run neighbourhoods in parallel). Neighbourhood ``c``
-    is seeded ``seed + c``."""
-    centre = nb.of_spikes(x)
+    :func:`sort_group`; each spike in the neighbourhood nearest its channel; `n_jobs`
+    processes run neighbourhoods in parallel). Neighbourhood ``c`` is seeded ``seed + c``."""
+    centre = nb.nearest[channels]
     jobs = (  # one neighbourhood's snippets at a time when the chains run here
         (
             _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),

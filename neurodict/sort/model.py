@@ -219,12 +219,21 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     mean with the features integrated out, and ``log|Σ_c|`` (H,).
 
     Per channel ``x_{i,m} ~ N(D_m μ_{c,m,e}, D_m Λ_{c,m}^{-1} D_m' + Φ_m^{-1})`` (given the
-    spike's precision scale, both parts divided by it), evaluated by Woodbury in the space of
-    the active atoms: with ``G = D'ΦD``, ``y = D'Φx`` and ``P = Λ̃ + G`` (``Λ̃`` the precision
-    of the active coordinates), the quadratic form is
-    ``x'Φx − y'P^{-1}y + y'(2P^{-1}Gμ − 2μ) + μ'Gμ − μ'GP^{-1}Gμ`` and
-    ``log|Σ| = log|P| − log|Λ̃| − log|Φ|``. The spike-dependent parts are two GEMMs per channel,
-    in batches of :data:`LIK_BATCH` spikes (their (spikes, H, K_a) products bound the memory).
+    spike's precision scale, both parts divided by it), evaluated in the span of the active
+    atoms, each scaled to unit norm (its features scaled up: the same distances, and ``G``'s
+    eigenpairs exact whatever the atoms' scales): with ``G = D'ΦD = R'R`` (``R = g^{1/2}
+    V'`` from ``G``'s eigenpairs ``V, g``), ``y = D'Φx`` and the spike's coordinates in a
+    Φ-orthonormal basis of the atoms' span ``a = g^{-1/2} V'y``, the part of ``x`` off the
+    span is the noise alone and the part on it has covariance ``C = I + RΛ^{-1}R'`` about
+    ``Rμ``, so
+    ``δ = x'Φx − ‖a‖² + ‖K^{-1}(a − Rμ)‖²`` with ``C = KK'`` and
+    ``log|Σ| = log|C| − log|Φ|``. Both terms are sums of squares and ``C = I + W'W``
+    (``W = L_Λ^{-1}R'``) is factored by the QR of ``[I; W]``, never formed: unlike the Woodbury
+    form ``x'Φx − y'P^{-1}y + …`` (``P = Λ + G``), nothing large cancels when an atom's scale
+    runs far from its features' (a cluster drawn from the prior then has ``P`` ill-conditioned
+    and that form gave distances below zero). The spike-dependent parts are two GEMMs per
+    channel, in batches of :data:`LIK_BATCH` spikes (their (spikes, H, K_a) products bound the
+    memory).
     """
     N, M, T = x.shape
     H = state.mu.shape[0]
@@ -237,33 +246,39 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
             xb = x[i : i + LIK_BATCH]
             out[i : i + LIK_BATCH] = noise_energy(xb, phi)[:, None]
         return out, np.full(H, -log_phi)
+    Ka = active.size
     D = dictionary(state)  # (M, T, Ka)
-    G = gram(D, phi)  # (M, Ka, Ka)
+    scale = np.linalg.norm(D, axis=1)  # (M, Ka): unit atoms below, features scaled up
+    scale[scale == 0] = 1.0
+    D = D / scale[:, None, :]
+    g, V = np.linalg.eigh(gram(D, phi))  # (M, Ka), (M, Ka, Ka)
+    seen = g > np.finfo(float).eps * g.max(1, keepdims=True)  # an atom of no gain: no axis
+    root = np.sqrt(np.where(seen, g, 0.0))
+    to_axes = V * np.where(seen, 1.0 / np.where(seen, root, 1.0), 0.0)[:, None, :]  # y -> a
+    R = root[:, :, None] * np.swapaxes(V, 1, 2) * scale[:, None, :]  # (M, Ka, Ka), on μ
     lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
-    P = lam_t + G[None]
-    L = np.linalg.cholesky(P)
-    logdet = (
-        2 * np.log(np.diagonal(L, axis1=2, axis2=3)).sum(2) - np.linalg.slogdet(lam_t)[1]
-    ).sum(1)  # (H,)
-    Linv = np.linalg.inv(L)  # (H, M, Ka, Ka)
+    W = np.linalg.solve(np.linalg.cholesky(lam_t), np.swapaxes(R, 1, 2)[None])  # (H, M, Ka, Ka)
+    # C = I + W'W = K K' with K' the triangle of [I; W]'s QR (forming W'W would round away
+    # the identity beside a large atom's terms)
+    stacked = np.concatenate([np.broadcast_to(np.eye(Ka), W.shape), W], axis=2)
+    K = np.swapaxes(np.linalg.qr(stacked, mode="r"), 2, 3)
+    logdet = 2 * np.log(np.abs(np.diagonal(K, axis1=2, axis2=3))).sum((1, 2))  # (H,)
+    Kinv = np.linalg.inv(K)  # (H, M, Ka, Ka)
     mu = state.mu[:, :, :, active]  # (H, M, E, Ka)
-    Gmu = np.einsum("mkl,hmel->hmek", G, mu)
-    PiGmu = np.linalg.solve(P[:, :, None], Gmu[..., None])[..., 0]  # (H, M, E, Ka)
-    v = 2 * (PiGmu - mu)
-    const = np.einsum("hmek,hmek->he", mu, Gmu) - np.einsum("hmek,hmek->he", Gmu, PiGmu)
-    Lrows = [Linv[:, m].transpose(2, 0, 1).reshape(active.size, -1) for m in range(M)]
+    Kmu = np.einsum("hmkl,mlj,hmej->mehk", Kinv, R, mu)  # K^{-1}Rμ: (M, E, H, Ka)
+    Krows = [Kinv[:, m].transpose(2, 0, 1).reshape(Ka, -1) for m in range(M)]
     for i in range(0, N, LIK_BATCH):
         xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
         ys = projections(xb, D, phi)  # (M, n, Ka)
         quad = np.zeros((xb.shape[0], H))
+        off_span = noise_energy(xb, phi)
         for m, y in enumerate(ys):
-            z = (y @ Lrows[m]).reshape(-1, H, active.size)  # L^{-1} y per h
-            quad -= np.einsum("nhk,nhk->nh", z, z)
-            for e in np.unique(eb):
-                sel = eb == e
-                quad[sel] += y[sel] @ v[:, m, e].T
-        quad += const.T[eb]
-        out[i : i + LIK_BATCH] = noise_energy(xb, phi)[:, None] + quad
+            a = y @ to_axes[m]
+            off_span -= np.einsum("nk,nk->n", a, a)
+            z = (a @ Krows[m]).reshape(-1, H, Ka)  # K^{-1} a per h
+            z -= Kmu[m, eb]
+            quad += np.einsum("nhk,nhk->nh", z, z)
+        out[i : i + LIK_BATCH] = off_span[:, None] + quad
     return out, logdet - log_phi
 
 

@@ -24,7 +24,7 @@ from neurodict.sort import snippets
 from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
-from neurodict.sort.neighbourhoods import neighbourhoods, peak_channels
+from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
@@ -100,7 +100,7 @@ def sort_recording_group(
     params: SortParams,
     n_jobs: int = 1,
     progress: bool = False,
-    peak_samples: np.ndarray | None = None,
+    peaks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> GroupResult:
     """Sort the spikes of one electrode group's spike band.
 
@@ -115,8 +115,9 @@ def sort_recording_group(
         Worker processes for detection and noise estimation (the rule's threads).
     progress : bool
         Show progress bars.
-    peak_samples : ndarray of shape (n_peaks,), optional
-        The group's detected peaks (the detect stage's ``peaks.npy``); detected here when absent.
+    peaks : (ndarray, ndarray) of shape (n_peaks,) each, optional
+        The group's detected peaks (the detect stage's ``peaks.npy``): their samples and the
+        channel (of `rec`) each was found on; detected here when absent.
     """
     if rec.get_num_segments() != 1:
         raise InputError(
@@ -124,8 +125,9 @@ def sort_recording_group(
         )
     fs = rec.sampling_frequency
     noise = sc.get_noise_levels(rec, return_in_uV=True, random_slices_kwargs={"seed": params.seed})
-    if peak_samples is None:
-        peak_samples = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)["sample_index"]
+    if peaks is None:
+        found = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)
+        peaks = found["sample_index"], found["channel_index"]
     T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
     W, unwhiten = snippets.noise_whitener(
         rec,
@@ -140,8 +142,8 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
-    x, samples, amplitudes, _ = _whitened_snippets(
-        rec, peak_samples, params.align_ms, noise, W, params, peak_sign, progress, near
+    x, samples, channels, amplitudes, _ = _whitened_snippets(
+        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near
     )
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
@@ -156,7 +158,7 @@ def sort_recording_group(
     else:
         nb = neighbourhoods(
             rec.get_channel_locations(),
-            peak_channels(x),
+            channels,
             params.neighbourhood_um,
             max(params.min_learn_spikes, params.min_unit_spikes),
             params.neighbourhood_spacing,
@@ -167,17 +169,21 @@ def sort_recording_group(
             nb.n_centres,
             "/".join(str(c.size) for c in nb.channels),
         )
-        model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-        result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs, progress)
+        model = learn(
+            x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
+        )
+        result = assign(
+            model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
+        )
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
-                rec, result, unwhiten, noise, samples, detection, params, n_jobs, near
+                rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
             )
             del result, model  # the first pass's outputs: not held through the second learning
-            x, samples, amplitudes, below = _whitened_snippets(
+            x, samples, channels, amplitudes, below = _whitened_snippets(
                 rec,
-                found,
+                *found,
                 0.0,
                 noise,
                 W,
@@ -193,8 +199,12 @@ def sort_recording_group(
                 "are peeled (left in no unit)",
                 below.size,
             )
-            model = learn(x, samples, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress)
-            result = assign(model, x, samples, fs, duration_s, params, delays, n_jobs, progress)
+            model = learn(
+                x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
+            )
+            result = assign(
+                model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
+            )
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
@@ -218,6 +228,7 @@ def sort_recording_group(
 def _whitened_snippets(
     rec,
     samples,
+    channels,
     align_ms,
     noise,
     W,
@@ -228,12 +239,13 @@ def _whitened_snippets(
     peel=None,
     min_excursion: float | None = None,
 ):
-    """Aligned, whitened snippets in time order, their samples and peak amplitudes (uV), and
-    the samples of the detections whose excursion is under `min_excursion` (none when it is
-    None), which are left out of the others. A detection's excursion is the largest value in
-    noise SDs of polarity `peak_sign` within ``align_ms`` of the peak on any channel (what
-    detection compares with its threshold). `neighbours`:
-    :func:`neurodict.sort.snippets.alignment_channels`.
+    """Aligned, whitened snippets in time order of the spikes at `samples` found on `channels`,
+    their samples, channels and amplitudes (uV, at the peak on their channel), and the samples
+    of the detections whose excursion is under `min_excursion` (none when it is None), which
+    are left out of the others. A detection's excursion is the largest value in noise SDs of
+    polarity `peak_sign` within ``align_ms`` of the peak on any channel (what detection
+    compares with its threshold). `neighbours`:
+    :func:`neurodict.sort.snippets.alignment_channels`, about each spike's channel.
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
@@ -245,7 +257,8 @@ def _whitened_snippets(
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
     half = ms_to_samples(params.align_ms, fs)
-    scale = (1.0 / np.asarray(noise)).astype(np.float32)[None, :, None]
+    noise_uv = np.asarray(noise)
+    scale = (1.0 / noise_uv).astype(np.float32)[None, :, None]
     W32 = W.astype(np.float32)
     n = samples.size
     whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
@@ -261,11 +274,11 @@ def _whitened_snippets(
             align_ms,
             noise,
             neighbours=neighbours,
+            channels=channels[sl],
         )
         if peel is not None:
             x -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
-        at_peak = x[:, :, before] * noise
-        amplitudes[sl] = at_peak[np.arange(len(x)), np.abs(at_peak).argmax(1)]
+        amplitudes[sl] = x[np.arange(len(x)), channels[sl], before] * noise_uv[channels[sl]]
         if min_excursion is not None:
             near = x[:, :, max(before - half, 0) : before + half + 1]
             signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
@@ -279,7 +292,13 @@ def _whitened_snippets(
     order = np.argsort(aligned[rows], kind="stable")
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]
-    return whitened, aligned[rows][order], amplitudes[rows][order], np.sort(aligned[~keep])
+    return (
+        whitened,
+        aligned[rows][order],
+        channels[rows][order],
+        amplitudes[rows][order],
+        np.sort(aligned[~keep]),
+    )
 
 
 def batch_spikes(n_channels: int, n_samples: int) -> int:
@@ -320,14 +339,16 @@ def _overlap_pass(
     unwhiten: np.ndarray,
     noise_uv: np.ndarray,
     samples: np.ndarray,
+    channels: np.ndarray,
     detection: dict,
     params: SortParams,
     n_jobs: int,
     neighbours: np.ndarray | None,
-) -> np.ndarray:
+) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
-    matching finds with each epoch's templates of the model's single units, and the detected
-    spikes no matched spike lies within ``dead_time_ms`` of. Time-sorted samples.
+    matching finds with each epoch's templates of the model's single units (on the channel
+    where their template is largest), and the detected spikes (`samples` on `channels`) no
+    matched spike lies within ``dead_time_ms`` of. Time-sorted samples and their channels.
 
     A unit's template in an epoch is the posterior mean of its mean waveform there (the
     dHDP's random walk, so matching follows drift), on the channels the model saw, and the
@@ -341,8 +362,8 @@ def _overlap_pass(
     whose residual no longer reaches the detection threshold is not a spike; the model is
     learned again on the peeled snippets (clusters of overlapping spikes no longer form), and
     it labels them all.
-    Returns the samples and, for peeling, the matched spikes' samples, the row of each one's
-    template and the templates (uV, units x epochs rows).
+    Returns the samples and channels and, for peeling, the matched spikes' samples, the row
+    of each one's template and the templates (uV, units x epochs rows).
     """
     fs = rec.sampling_frequency
     templates, peak = template_peaks(result, unwhiten, noise_uv)
@@ -351,7 +372,7 @@ def _overlap_pass(
     templates = np.concatenate(
         [
             templates[units],
-            _tails(rec, samples, result.labels, units, E, noise_uv, params, neighbours),
+            _tails(rec, samples, channels, result.labels, units, E, noise_uv, params, neighbours),
         ],
         axis=3,
     )
@@ -374,26 +395,31 @@ def _overlap_pass(
             np.abs(samples - found[np.maximum(near - 1, 0)]),
             np.abs(samples - found[np.minimum(near, found.size - 1)]),
         )
-        kept = samples[gap > dead]
+        kept = gap > dead
     else:
-        kept = samples
+        kept = np.ones(samples.size, bool)
     log.info(
         "overlap pass with %d of %d units' per-epoch templates: %d spikes matched, %d "
         "detected spikes away from them kept (detection found %d)",
         units.size,
         result.multi_unit.size,
         found.size,
-        kept.size,
+        int(kept.sum()),
         samples.size,
     )
-    return np.unique(np.r_[found, kept]), (
+    flat = templates.reshape(-1, *templates.shape[2:])
+    spikes, first = np.unique(np.r_[found, samples[kept]], return_index=True)
+    on = np.r_[np.abs(flat).max(2).argmax(1)[which], channels[kept]]
+    return (spikes, on[first]), (
         found,
         which,
-        templates.reshape(-1, *templates.shape[2:]),
+        flat,
     )
 
 
-def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortParams, neighbours):
+def _tails(
+    rec, samples, channels, labels, units, n_epochs: int, noise_uv, params: SortParams, neighbours
+):
     """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
     ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
     ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
@@ -426,6 +452,7 @@ def _tails(rec, samples, labels, units, n_epochs: int, noise_uv, params: SortPar
             0.0,
             noise_uv,
             neighbours=neighbours,
+            channels=channels[batch],
         )
         tail = x[:, :, before + after :] * noise_uv[None, :, None]
         add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))

@@ -33,6 +33,7 @@ def extract(
     chunk_s: float = 30.0,
     progress: bool = False,
     neighbours: np.ndarray | None = None,
+    channels: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Aligned snippets at `samples` of a single-segment recording.
 
@@ -57,6 +58,9 @@ def extract(
         detected sample (those within the detection radius: on a long probe, the channels
         far from the spike carry only noise and other neurons' spikes, which would move its
         alignment); by default every channel of the group.
+    channels : ndarray (n,), optional
+        The channel each spike is largest on (where detection found it), whose `neighbours`
+        align it; by default the channel of largest absolute value at its detected sample.
 
     Returns
     -------
@@ -89,7 +93,7 @@ def extract(
         traces = np.pad(traces, ((pad_before - (first - lo), pad_after - (hi - last)), (0, 0)))
         base = first - pad_before  # sample of traces[0]
         centre = samples[sel] - base
-        energy = _energy(traces, centre, neighbours)
+        energy = _energy(traces, centre, neighbours, None if channels is None else channels[sel])
         offsets = np.arange(-shift, shift + 1)
         best = np.argmax(energy(centre[:, None] + offsets), axis=1) - shift
         peak = np.clip(centre + best, before + TAPS, traces.shape[0] - after - TAPS)
@@ -112,11 +116,16 @@ def alignment_channels(rec: sc.BaseRecording, radius_um: float) -> np.ndarray | 
     return None if near.all() else near
 
 
-def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | None):
+def _energy(
+    traces: np.ndarray,
+    centre: np.ndarray,
+    neighbours: np.ndarray | None,
+    channels: np.ndarray | None,
+):
     """``rows (n, k) -> Σ_m x_m(t)²`` at those rows of `traces` for each spike (rows of spike
-    i in row i), summed over the channels `neighbours` gives the channel where the spike at
-    `centre` is largest, or over all channels (then computed once for the whole chunk,
-    :data:`ENERGY_ROWS` rows at a time)."""
+    i in row i), summed over the channels `neighbours` gives the spike's channel (`channels`,
+    else the one where the spike at `centre` is largest), or over all channels (then computed
+    once for the whole chunk, :data:`ENERGY_ROWS` rows at a time)."""
     if neighbours is None:
         total = np.concatenate(
             [
@@ -125,7 +134,9 @@ def _energy(traces: np.ndarray, centre: np.ndarray, neighbours: np.ndarray | Non
             ]
         )
         return lambda rows: total[rows]
-    local = neighbours[np.abs(traces[centre]).argmax(1)].astype(np.float64)  # (n, M)
+    if channels is None:
+        channels = np.abs(traces[centre]).argmax(1)
+    local = neighbours[channels].astype(np.float64)  # (n, M)
 
     def at(rows):  # GATHER_VALUES at a time: the gathered rows' memory
         out = np.empty(rows.shape)

@@ -92,7 +92,7 @@ def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
             sort_params,
             n_jobs=n_jobs,
             progress=True,
-            peak_samples=peaks["sample_index"],
+            peaks=(peaks["sample_index"], peaks["channel_index"]),
         )
     result.save(results / "sort" / f"{group}.npz")
     write_json(

@@ -8,6 +8,7 @@ import numpy as np
 import spikeinterface as si
 
 from neurodict.common.files import read_tsv
+from neurodict.common.layout import group_recording
 from neurodict.detect import step as detect_step
 from neurodict.detect.peaks import detect_group_peaks
 from neurodict.ingest import step as ingest_step
@@ -39,6 +40,12 @@ def test_detection_finds_planted_spikes(tiny_session, tmp_path):
     assert max(false_fraction) < 0.1, false_fraction
     rows = read_tsv(tmp_path / "detection.tsv")
     assert [r["group"] for r in rows] == groups
+    spikeband = si.load(tmp_path / "spikeband")
+    for g, group in enumerate(groups):  # a group's peaks on its own channels, as sorting reads
+        mine = detect_step.group_peaks(tmp_path, spikeband, group)
+        on = group_recording(spikeband, group).channel_ids[mine["channel_index"]]
+        found = peaks["channel_index"][peaks["group_index"] == g]
+        assert mine.size > 0 and np.array_equal(on, spikeband.channel_ids[found])
     assert sum(int(r["n_peaks"]) for r in rows) == peaks.size
 
 

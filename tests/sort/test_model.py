@@ -4,6 +4,8 @@ clusters split and merged by the model's evidence, labels from the posterior."""
 from __future__ import annotations
 
 import dataclasses
+import math
+from fractions import Fraction
 
 import numpy as np
 from scipy.stats import norm, truncnorm
@@ -333,13 +335,16 @@ def test_residual_spread_of_a_unit_by_batch(monkeypatch):
 
 def test_neighbourhoods_learned_in_processes_as_here():
     """Two neighbourhoods: chains run in worker processes equal those run here (each is
-    seeded by its neighbourhood), and each sees only its spikes and channels."""
+    seeded by its neighbourhood), and each sees only its spikes (by the channels they were
+    found on, whatever else their windows hold) and its channels."""
     from neurodict.sort.learn import learn
     from neurodict.sort.neighbourhoods import Neighbourhoods
 
     x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3]], 100, seed=6)
     x[::2, 2:] *= 0.1  # every other spike peaks on channels 0-1, the rest on 2-3
     x[1::2, :2] *= 0.1
+    channels = np.tile([0, 3], 100)
+    x[:40:2, 2:] *= 30.0  # a larger spike of a far neuron in some windows
     nb = Neighbourhoods(
         centres=np.array([0, 2]),
         channels=[np.array([0, 1]), np.array([2, 3])],
@@ -347,9 +352,78 @@ def test_neighbourhoods_learned_in_processes_as_here():
         adjacent=np.eye(2, dtype=bool),
     )
     params = SortParams(max_atoms=6, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
-    here = learn(x, samples, FS, 60.0, params, nb, n_jobs=1)
-    there = learn(x, samples, FS, 60.0, params, nb, n_jobs=2)
+    here = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=1)
+    there = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=2)
     for a, b in zip(here.chains, there.chains, strict=True):
         assert a.learn_size == b.learn_size == 100
         assert a.best.s.shape[1] == 2
         np.testing.assert_array_equal(a.trace, b.trace)
+
+
+def test_quadratic_forms_are_the_dense_mahalanobis_distances_when_ill_conditioned():
+    """``δ_{i,c}`` equals ``(x − Dμ)'(Φ^{-1} + DΛ^{-1}D')^{-1}(x − Dμ)`` summed over channels,
+    computed densely, also where an atom's scale has run far from its features' (a norm of
+    2e8, as a birth from a vague ARD prior gives; clusters drawn from the prior) and where a
+    channel gives an atom no gain: no squared distance below zero, and ``log|Σ_c|`` is the
+    dense log-determinant."""
+    from neurodict.sort.model import State, quadratic_forms
+
+    rng = np.random.default_rng(3)
+    N, M, T, K, H, E = 8, 2, 6, 3, 2, 2
+    A = rng.standard_normal((T, K))
+    A[:, 0] *= 2e8
+    w = rng.uniform(0.5, 2.0, (M, K))
+    w[1, 2] = 0.0  # channel 1 does not use atom 2
+    lam = np.stack([np.stack([np.eye(K)] * M)] * H) * rng.uniform(0.3, 3.0, (H, M, 1, 1))
+    mu = 3 * rng.standard_normal((H, M, E, K))
+    phi = rng.uniform(0.5, 2.0, (M, T))
+    D = A[None] * w[:, None]  # (M, T, K)
+    epoch = rng.integers(0, E, N)
+    x = 4 * rng.standard_normal((N, M, T))
+    state = State(
+        A=A, z=np.ones(K, bool), pi=np.ones(K), w=w, s=np.zeros((N, M, K)), ard=np.ones((T, K)),
+        phi=phi, labels=np.zeros(N, np.int64), r=np.zeros(N, np.int64), beta=np.ones(H),
+        pis=np.ones((E, H)) / H, omega=np.ones(E), mu=mu, lam=lam, u=np.ones(N), nu=np.inf,
+    )  # fmt: skip
+    delta, logdet = quadratic_forms(x, epoch, state)
+    # densely, in exact rational arithmetic (in floats the covariance's condition, 1e17,
+    # leaves nothing of the distances)
+    exact = np.vectorize(Fraction, otypes=[object])
+    dense, dense_logdet = np.zeros((N, H)), np.zeros(H)
+    for h in range(H):
+        for m in range(M):
+            Dm, lam_inv = exact(D[m]), _exact_inverse(exact(lam[h, m]))
+            cov = np.diag(1 / exact(phi[m])) + Dm @ lam_inv @ Dm.T
+            cov_inv = _exact_inverse(cov)
+            r = exact(x[:, m]) - exact(mu[h, m, epoch]) @ Dm.T
+            dense[:, h] += [float(v @ cov_inv @ v) for v in r]
+            dense_logdet[h] += math.log(_exact_det(cov))
+    assert delta.min() >= 0
+    np.testing.assert_allclose(delta, dense, rtol=1e-6)
+    np.testing.assert_allclose(logdet, dense_logdet, rtol=1e-6)
+
+
+def _exact_inverse(a: np.ndarray) -> np.ndarray:
+    """The inverse of a square matrix of Fractions by Gauss-Jordan elimination."""
+    n = a.shape[0]
+    work = np.concatenate([a.copy(), np.vectorize(Fraction, otypes=[object])(np.eye(n))], 1)
+    for c in range(n):
+        pivot = next(r for r in range(c, n) if work[r, c] != 0)
+        work[[c, pivot]] = work[[pivot, c]]
+        work[c] = work[c] / work[c, c]
+        for r in range(n):
+            if r != c:
+                work[r] = work[r] - work[r, c] * work[c]
+    return work[:, n:]
+
+
+def _exact_det(a: np.ndarray) -> Fraction:
+    """The determinant of a square matrix of Fractions by elimination."""
+    work, det = a.copy(), Fraction(1)
+    for c in range(a.shape[0]):
+        pivot = next(r for r in range(c, a.shape[0]) if work[r, c] != 0)
+        if pivot != c:
+            work[[c, pivot]], det = work[[pivot, c]], -det
+        det *= work[c, c]
+        work[c + 1 :] = work[c + 1 :] - np.outer(work[c + 1 :, c] / work[c, c], work[c])
+    return det

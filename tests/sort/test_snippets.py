@@ -61,37 +61,42 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
 
     monkeypatch.setattr(snippets, "extract", extract)
 
-    def whitened():
-        return run._whitened_snippets(rec, samples, 0.2, noise, W, params, "neg", False)
+    channels = np.random.default_rng(2).integers(0, 4, samples.size)
 
-    white, t, amplitudes, below = whitened()
+    def whitened(**kwargs):
+        return run._whitened_snippets(
+            rec, samples, channels, 0.2, noise, W, params, "neg", False, **kwargs
+        )
+
+    white, t, on, amplitudes, below = whitened()
     order = np.argsort(aligned, kind="stable")
     np.testing.assert_array_equal(t, aligned[order])
+    spike = np.argsort(perm)[order]  # the spike whose snippet is each row
+    np.testing.assert_array_equal(on, channels[spike])
+    before = 12  # ms_before 0.6 at 20 kHz
+    np.testing.assert_allclose(amplitudes, x[order][np.arange(spike.size), on, before] * 5.0)
     assert below.size == 0
     expected = np.einsum("st,imt->ims", W.astype(np.float32), x[order])
     np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
     # with a floor on the excursion (the overlap pass's): the detections under it are listed
     # apart and left out of the snippets
-    before, half = 12, 4  # ms_before 0.6 and align_ms 0.2 at 20 kHz
+    half = 4  # align_ms 0.2 at 20 kHz
     excursion = (-x[order][:, :, before - half : before + half + 1]).max(axis=(1, 2))
     floor = float(np.median(excursion))
-    kept = run._whitened_snippets(
-        rec, samples, 0.2, noise, W, params, "neg", False, min_excursion=floor
-    )
+    kept = whitened(min_excursion=floor)
     np.testing.assert_array_equal(kept[1], aligned[order][excursion >= floor])
-    np.testing.assert_array_equal(kept[3], aligned[order][excursion < floor])
+    np.testing.assert_array_equal(kept[2], on[excursion >= floor])
+    np.testing.assert_array_equal(kept[4], aligned[order][excursion < floor])
     np.testing.assert_array_equal(kept[0], white[excursion >= floor])
     assert max(asked) == samples.size  # one batch: all cut at once
     monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 32)  # 4 channels, 32 samples
     asked.clear()
-    white_small, t_small, amplitudes_small, _ = whitened()
+    white_small, t_small, _, amplitudes_small, _ = whitened()
     assert max(asked) == 7  # cut, like whitened, a batch at a time: never all unwhitened
     np.testing.assert_array_equal(white_small, white)
     np.testing.assert_array_equal(t_small, t)
     np.testing.assert_array_equal(amplitudes_small, amplitudes)
-    kept_small = run._whitened_snippets(
-        rec, samples, 0.2, noise, W, params, "neg", False, min_excursion=floor
-    )
+    kept_small = whitened(min_excursion=floor)
     for small, whole in zip(kept_small, kept, strict=True):
         np.testing.assert_array_equal(small, whole)
 
@@ -113,11 +118,11 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     params = SortParams(epoch_s=1.0)
     noise = np.full(4, 5.0)
     units = np.array([0, 2])
+    channels = np.random.default_rng(0).integers(0, 4, samples.size)
 
     def tails():
-        return run._tails(
-            rec, samples, labels, units, 4, noise, params, snippets.alignment_channels(rec, 100.0)
-        )
+        near = snippets.alignment_channels(rec, 100.0)
+        return run._tails(rec, samples, channels, labels, units, 4, noise, params, near)
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
@@ -145,6 +150,10 @@ def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():
     _, local = snippets.extract(rec, np.array([1500]), 0.5, 0.5, 0.2, noise, neighbours=near)
     _, every = snippets.extract(rec, np.array([1500]), 0.5, 0.5, 0.2, noise)
     assert local.tolist() == [1500] and every[0] > 1500
+    # a spike found on the far channel is aligned on that one's neighbours
+    at = np.array([1500])
+    _, far = snippets.extract(rec, at, 0.5, 0.5, 0.2, noise, neighbours=near, channels=at * 0 + 6)
+    assert far.tolist() == [1503]
     tetrode = sc.NumpyRecording(traces[:, :4], fs)
     tetrode.set_channel_locations(np.c_[np.zeros(4), 20.0 * np.arange(4)])
     assert snippets.alignment_channels(tetrode, 150.0) is None
