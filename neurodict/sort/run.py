@@ -156,31 +156,37 @@ def sort_recording_group(
         )
         result = one_unit(x, samples, fs, duration_s, params)
     else:
-        nb = neighbourhoods(
-            rec.get_channel_locations(),
-            channels,
-            params.neighbourhood_um,
-            max(params.min_learn_spikes, params.min_unit_spikes),
-            params.neighbourhood_spacing,
-        )
-        log.info(
-            "%d spikes in %d neighbourhood(s) of %s channels",
-            samples.size,
-            nb.n_centres,
-            "/".join(str(c.size) for c in nb.channels),
-        )
-        model = learn(
-            x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
-        )
-        result = assign(
-            model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
-        )
+
+        def sort_spikes(x, samples, channels):
+            """The model learned on the spikes, in neighbourhoods centred where they were
+            found (so that none is empty), and every spike labelled."""
+            nb = neighbourhoods(
+                rec.get_channel_locations(),
+                channels,
+                params.neighbourhood_um,
+                max(params.min_learn_spikes, params.min_unit_spikes),
+                params.neighbourhood_spacing,
+            )
+            log.info(
+                "%d spikes in %d neighbourhood(s) of %s channels",
+                samples.size,
+                nb.n_centres,
+                "/".join(str(c.size) for c in nb.channels),
+            )
+            model = learn(
+                x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
+            )
+            return assign(
+                model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
+            )
+
+        result = sort_spikes(x, samples, channels)
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
             )
-            del result, model  # the first pass's outputs: not held through the second learning
+            del result  # the first pass's output: not held through the second learning
             x, samples, channels, amplitudes, below = _whitened_snippets(
                 rec,
                 *found,
@@ -199,12 +205,7 @@ def sort_recording_group(
                 "are peeled (left in no unit)",
                 below.size,
             )
-            model = learn(
-                x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
-            )
-            result = assign(
-                model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
-            )
+            result = sort_spikes(x, samples, channels)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
