@@ -143,7 +143,7 @@ def assign(
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
-    centre = model.nb.nearest[channels]
+    centre = model.nb.of_channels(channels)
     clusters = np.full(x.shape[0], -1)
     probs = []
     for c, chain in enumerate(model.chains):

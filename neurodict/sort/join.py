@@ -47,6 +47,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from dataclasses import dataclass
+from functools import cached_property
 from itertools import combinations
 
 import numpy as np
@@ -96,8 +97,9 @@ class Moments:
     def n(self) -> float:
         return float(self.counts.sum())
 
-    @property
+    @cached_property
     def total(self) -> np.ndarray:
+        """``Σ_i x_i`` (D,): read several times by every Bayes factor, summed once."""
         return self.sums.sum(0)
 
     @classmethod
@@ -271,7 +273,7 @@ def join_units(
             bar.update(n_pairs)
             bar.set_postfix(clusters=len(part.rows))
 
-        held = {}  # cluster -> (its reach, its moments there)
+        held = {}  # cluster -> its moments on its reach
 
         def score(keys: list) -> list[float]:
             """Bayes factors of `keys` from each cluster's moments on its reach (read once,
@@ -279,17 +281,16 @@ def join_units(
             computed together, two sets of channels per process at a time (the cut moments'
             memory)."""
             new = sorted({i for k in keys for i in k} - held.keys())
-            reaches = {i: part.reach(nb, i) for i in new}
             pieces = [
                 (i, piece)
                 for i in new
                 for piece in np.array_split(part.rows[i], -(-part.rows[i].size // READ_ROWS))
             ]
-            tasks = [(piece, reaches[i]) for i, piece in pieces]
+            tasks = [(piece, part.reach(nb, i)) for i, piece in pieces]
             read = {}
             for (i, _), m in zip(pieces, scorer.map(_moments_of, tasks), strict=True):
                 read[i] = Moments.union(read[i], m) if i in read else m
-            held.update((i, (reaches[i], m.single())) for i, m in read.items())
+            held.update((i, m.single()) for i, m in read.items())
             on = {}
             for k in keys:
                 on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
@@ -300,7 +301,7 @@ def join_units(
                         chans,
                         pairs,
                         {
-                            i: _cut(*held[i], chans, x.shape[2])
+                            i: _cut(part.reach(nb, i), held[i], chans, x.shape[2])
                             for i in {i for k in pairs for i in k}
                         },
                     )
@@ -343,12 +344,16 @@ class _Partition:
     def __init__(self, rows: dict, homes: dict):
         self.rows, self.homes = rows, homes
         self.unit = {i: i for i in rows}
+        self.members = {i: [i] for i in rows}
+        self.reaches: dict = {}  # cluster -> its reach, until it joins
 
     def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
         """The channels near a cluster: those of the neighbourhoods it came from and of every
         neighbourhood adjacent to one of them."""
-        near = np.flatnonzero(nb.adjacent[sorted(self.homes[i])].any(0))
-        return np.unique(np.concatenate([nb.channels[c] for c in near]))
+        if i not in self.reaches:
+            near = np.flatnonzero(nb.adjacent[sorted(self.homes[i])].any(0))
+            self.reaches[i] = np.unique(np.concatenate([nb.channels[c] for c in near]))
+        return self.reaches[i]
 
     def channels(self, nb: Neighbourhoods, i: int, j: int) -> np.ndarray:
         """The channels of a pair: those of every neighbourhood either came from that are near
@@ -361,7 +366,11 @@ class _Partition:
     def join(self, i: int, j: int) -> None:
         self.rows[i] = np.sort(np.r_[self.rows[i], self.rows.pop(j)])
         self.homes[i] |= self.homes.pop(j)
-        self.unit = {k: i if u == j else u for k, u in self.unit.items()}
+        self.reaches.pop(i, None)
+        self.reaches.pop(j, None)
+        for k in self.members[j]:
+            self.unit[k] = i
+        self.members[i] += self.members.pop(j)
 
     def ascend(self, scores: dict, allowed, score, joined=None) -> None:
         """Join the pair of largest score while it is positive, then score the joined cluster

@@ -80,7 +80,7 @@ def learn(
     """One chain per neighbourhood, on its spikes and channels (arguments as
     :func:`sort_group`; each spike in the neighbourhood nearest its channel; `n_jobs`
     processes run neighbourhoods in parallel). Neighbourhood ``c`` is seeded ``seed + c``."""
-    centre = nb.nearest[channels]
+    centre = nb.of_channels(channels)
     jobs = (  # one neighbourhood's snippets at a time when the chains run here
         (
             _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),

@@ -30,10 +30,15 @@ class Neighbourhoods:
     def n_centres(self) -> int:
         return self.centres.size
 
+    def of_channels(self, channels: np.ndarray) -> np.ndarray:
+        """The centre of each spike found on a channel of `channels` (n,): the one nearest
+        it."""
+        return self.nearest[channels]
+
     def of_spikes(self, x: np.ndarray) -> np.ndarray:
         """The centre of each snippet or template (n, M, T): the one nearest its peak
         channel."""
-        return self.nearest[peak_channels(x)]
+        return self.of_channels(peak_channels(x))
 
 
 def whole_group(n_channels: int) -> Neighbourhoods:

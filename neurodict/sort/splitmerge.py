@@ -27,6 +27,7 @@ step), so the chain keeps the joint posterior.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -128,16 +129,17 @@ def move(
     *,
     two_means_iterations: int,
     min_allocation: float,
-    neighbours: np.ndarray | None = None,
+    neighbours: Callable[[int], np.ndarray] | None = None,
 ) -> str:
     """One split or merge proposal on `labels` (updated in place when accepted), its
     allocation shaped by `two_means_iterations` and `min_allocation` (:func:`allocation`).
     Returns ``"split"``, ``"merge"`` or ``""`` (rejected, or nothing to propose).
 
-    The pair is drawn uniformly, or, with probability 1/2 when `neighbours` (n, k) is given,
-    as a spike ``i`` and one of its `k` nearest neighbours ``j`` (in the features, whatever
-    the labels): a small cluster beside a large one is then proposed for merging as often as
-    its spikes are drawn, not once in many thousand uniform pairs. The pair's probability
+    The pair is drawn uniformly, or, with probability 1/2 when `neighbours` is given
+    (``neighbours(i)``: spike i's `k` nearest neighbours, (k,)), as a spike ``i`` and one of
+    them, ``j`` (in the features, whatever the labels): a small cluster beside a large one is
+    then proposed for merging as often as its spikes are drawn, not once in many thousand
+    uniform pairs. The pair's probability
     depends on the data only, so it is the same for a split and the merge that undoes it and
     leaves the acceptance ratio as it is.
     """
@@ -147,7 +149,8 @@ def move(
         return ""
     if neighbours is not None and rng.random() < 0.5:
         i = int(rng.integers(n))
-        j = int(neighbours[i, rng.integers(neighbours.shape[1])])
+        near = neighbours(i)
+        j = int(near[rng.integers(near.size)])
         if j == i:  # a spike among its own neighbours (duplicate rows): no pair, no move
             return ""
     else:

@@ -249,11 +249,7 @@ def leading_axes(f: np.ndarray, n_axes: int) -> tuple[np.ndarray, np.ndarray]:
         )
     few_rows = n_axes <= n < d
     gram = centred @ centred.T if few_rows else centred.T @ centred
-    m = gram.shape[0]
-    values, vectors = linalg.eigh(  # ascending
-        gram, subset_by_index=[max(m - n_axes, 0), m - 1], driver="evx"
-    )
-    values, vectors = values[::-1], vectors[:, ::-1]
+    values, vectors = _top_eigenpairs(gram, n_axes)
     if few_rows:  # an axis of no spread (σ = 0) projects everything on 0
         sigma = np.sqrt(np.maximum(values, 0.0))
         vectors = centred.T @ vectors / np.where(sigma > 0, sigma, np.inf)
@@ -267,8 +263,15 @@ def gram_axes(gram: np.ndarray, n_axes: int) -> np.ndarray:
     d = gram.shape[0]
     if d > EXACT_GRAM_SIZE:
         return _subspace_axes(lambda block: gram @ block, d, n_axes, gram.dtype)
-    vectors = linalg.eigh(gram, subset_by_index=[max(d - n_axes, 0), d - 1], driver="evx")[1]
-    return vectors[:, ::-1]
+    return _top_eigenpairs(gram, n_axes)[1]
+
+
+def _top_eigenpairs(gram: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The `n` largest eigenvalues of a symmetric `gram`, descending, and their eigenvectors
+    (LAPACK's ``syevx``: only those computed)."""
+    m = gram.shape[0]
+    values, vectors = linalg.eigh(gram, subset_by_index=[max(m - n, 0), m - 1], driver="evx")
+    return values[::-1], vectors[:, ::-1]
 
 
 def _subspace_axes(apply, d: int, n_axes: int, dtype) -> np.ndarray:
