@@ -349,7 +349,8 @@ def _overlap_pass(
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
     matching finds with each epoch's templates of the model's single units (on the channel
     where their template is largest), and the detected spikes (`samples` on `channels`) no
-    matched spike lies within ``dead_time_ms`` of. Time-sorted samples and their channels.
+    matched spike lies within ``dead_time_ms`` and ``radius_um`` of (:func:`_matched_nearby`).
+    Time-sorted samples and their channels.
 
     A unit's template in an epoch is the posterior mean of its mean waveform there (the
     dHDP's random walk, so matching follows drift), on the channels the model saw, and the
@@ -389,16 +390,10 @@ def _overlap_pass(
     found, which = np.concatenate(found), np.concatenate(which)
     order = np.argsort(found, kind="stable")
     found, which = found[order], which[order]
+    flat = templates.reshape(-1, *templates.shape[2:])
+    found_channels = np.abs(flat).max(2).argmax(1)[which]
     dead = ms_to_samples(detection["dead_time_ms"], fs)
-    if found.size:
-        near = np.searchsorted(found, samples)
-        gap = np.minimum(
-            np.abs(samples - found[np.maximum(near - 1, 0)]),
-            np.abs(samples - found[np.minimum(near, found.size - 1)]),
-        )
-        kept = gap > dead
-    else:
-        kept = np.ones(samples.size, bool)
+    kept = ~_matched_nearby(samples, channels, found, found_channels, dead, neighbours)
     log.info(
         "overlap pass with %d of %d units' per-epoch templates: %d spikes matched, %d "
         "detected spikes away from them kept (detection found %d)",
@@ -408,14 +403,36 @@ def _overlap_pass(
         int(kept.sum()),
         samples.size,
     )
-    flat = templates.reshape(-1, *templates.shape[2:])
     spikes, first = np.unique(np.r_[found, samples[kept]], return_index=True)
-    on = np.r_[np.abs(flat).max(2).argmax(1)[which], channels[kept]]
+    on = np.r_[found_channels, channels[kept]]
     return (spikes, on[first]), (
         found,
         which,
         flat,
     )
+
+
+def _matched_nearby(
+    samples: np.ndarray,
+    channels: np.ndarray,
+    found: np.ndarray,
+    found_channels: np.ndarray,
+    dead: int,
+    neighbours: np.ndarray | None,
+) -> np.ndarray:
+    """(n,) bool: whether a matched spike (time-sorted `found` on `found_channels`) lies
+    within `dead` samples of each detection (`samples` on `channels`) and within the
+    detection radius of its channel (`neighbours`, (M, M) bool, None when every channel is
+    within it of every other): the same spike, as detection's locally exclusive peaks judge
+    two peaks. A matched spike across the probe at the same moment is another neuron's."""
+    lo = np.searchsorted(found, samples - dead, side="left")
+    n = np.searchsorted(found, samples + dead, side="right") - lo
+    if neighbours is None:
+        return n > 0
+    detection = np.repeat(np.arange(samples.size), n)
+    match = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
+    near = neighbours[channels[detection], found_channels[match]]
+    return np.bincount(detection[near], minlength=samples.size) > 0
 
 
 def _tails(

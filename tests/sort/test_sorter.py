@@ -363,3 +363,43 @@ def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
                 if 0 <= ti + k - tm < T_w:
                     expected[i, :, k] += waves[w, :, ti + k - tm]
     np.testing.assert_allclose(_neighbours(t, t_match, which, waves, T), expected, atol=1e-5)
+
+
+def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_place():
+    """:func:`neurodict.sort.run._matched_nearby` against a loop over detections and matched
+    spikes: a detection is the matched spike's when it lies within the dead time (inclusive)
+    and within the detection radius of its channel; on a 64-channel probe a matched spike
+    lies within 1 ms of most detections somewhere, and those of units without a template were
+    dropped with them. Without a radius (a tetrode) time alone decides."""
+    from neurodict.sort.run import _matched_nearby
+
+    rng = np.random.default_rng(4)
+    M, dead = 12, 30
+    neighbours = np.abs(np.subtract.outer(np.arange(M), np.arange(M))) <= 2
+    samples = np.sort(rng.integers(0, 3000, 200))
+    channels = rng.integers(0, M, samples.size)
+    found = np.sort(rng.integers(0, 3000, 150))
+    found_channels = rng.integers(0, M, found.size)
+    expected = np.array(
+        [
+            any(abs(t - f) <= dead and neighbours[c, fc] for f, fc in zip(found, found_channels))
+            for t, c in zip(samples, channels, strict=True)
+        ]
+    )
+    anywhere = np.array([np.any(np.abs(found - t) <= dead) for t in samples])
+    assert 0 < expected.sum() < anywhere.sum()
+    got = _matched_nearby(samples, channels, found, found_channels, dead, neighbours)
+    np.testing.assert_array_equal(got, expected)
+    got = _matched_nearby(samples, channels, found, found_channels, dead, None)
+    np.testing.assert_array_equal(got, anywhere)
+    none = _matched_nearby(samples, channels, found[:0], found_channels[:0], dead, neighbours)
+    assert not none.any()
+    edge = _matched_nearby(
+        np.array([70, 100, 130, 131]),
+        np.array([5, 9, 5, 5]),
+        np.array([100]),
+        np.array([5]),
+        dead,
+        neighbours,
+    )
+    np.testing.assert_array_equal(edge, [True, False, True, False])
