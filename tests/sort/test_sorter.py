@@ -382,7 +382,10 @@ def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_plac
     found_channels = rng.integers(0, M, found.size)
     expected = np.array(
         [
-            any(abs(t - f) <= dead and neighbours[c, fc] for f, fc in zip(found, found_channels))
+            any(
+                abs(t - f) <= dead and neighbours[c, fc]
+                for f, fc in zip(found, found_channels, strict=True)
+            )
             for t, c in zip(samples, channels, strict=True)
         ]
     )
