@@ -69,8 +69,9 @@ def test_split_proposal_settings_reach_the_moves(monkeypatch):
     )
     _learn_chain(x, samples, 20000.0, 60.0, params, False)
     assert seen == [{"two_means_iterations": 5, "min_allocation": 0.25}] * 3
-    assert near[0].shape == (60, 4)
-    assert not np.any(near[0] == np.arange(60)[:, None])
+    rows = np.array([near[0](i) for i in range(60)])
+    assert rows.shape == (60, 4)
+    assert not np.any(rows == np.arange(60)[:, None])
 
 
 @pytest.mark.parametrize("max_learn_spikes, learned", [(10**6, 10 * 30), (120, 10 * 12)])
