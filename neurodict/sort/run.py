@@ -426,13 +426,15 @@ def _matched_nearby(
     within it of every other): the same spike, as detection's locally exclusive peaks judge
     two peaks. A matched spike across the probe at the same moment is another neuron's."""
     lo = np.searchsorted(found, samples - dead, side="left")
-    n = np.searchsorted(found, samples + dead, side="right") - lo
+    hi = np.searchsorted(found, samples + dead, side="right")
     if neighbours is None:
-        return n > 0
-    detection = np.repeat(np.arange(samples.size), n)
-    match = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n) + np.repeat(lo, n)
-    near = neighbours[channels[detection], found_channels[match]]
-    return np.bincount(detection[near], minlength=samples.size) > 0
+        return hi > lo
+    covered = np.zeros(samples.size, bool)
+    for d in range(int((hi - lo).max(initial=0))):  # as :func:`_neighbours`: d-th of each
+        j = lo + d
+        ok = j < hi
+        covered |= ok & neighbours[channels, found_channels[np.where(ok, j, 0)]]
+    return covered
 
 
 def _tails(

@@ -139,9 +139,8 @@ def move(
     (``neighbours(i)``: spike i's `k` nearest neighbours, (k,)), as a spike ``i`` and one of
     them, ``j`` (in the features, whatever the labels): a small cluster beside a large one is
     then proposed for merging as often as its spikes are drawn, not once in many thousand
-    uniform pairs. The pair's probability
-    depends on the data only, so it is the same for a split and the merge that undoes it and
-    leaves the acceptance ratio as it is.
+    uniform pairs. The pair's probability depends on the data only, so it is the same for a
+    split and the merge that undoes it and leaves the acceptance ratio as it is.
     """
     shape = {"two_means_iterations": two_means_iterations, "min_allocation": min_allocation}
     n = labels.size
