@@ -2,16 +2,18 @@
 
 The join (:mod:`neurodict.sort.join`) compares every pair of clusters of the same or adjacent
 neighbourhoods, and each comparison integrates the clusters' random-walk means over the
-recording's bins of ``join_epoch_s`` (30 bins in 5 minutes, 180 in 30): 2 x 13 x 9 walk
-marginals per pair. Columns: the walk marginals of one pair as :func:`walk.log_marginal`
-computes them (the walk's tridiagonal posterior precision, O(E) per marginal) and by the dense
-formula ``V = B (I + N B)^{-1}`` (O(E^3), the form before), their largest difference, and the
-whole Bayes factor of one pair from its clusters' moments (two clusters of 200 spikes on 14
-channels x 48 samples). A second table: against the clusters' size (30 bins, 20 channels x 22
-whitened samples, as on a 64-channel probe, the second cluster of half the spikes 0.3 SD
-away), the time to read both clusters' moments (:class:`neurodict.sort.join.Moments`, once
-per cluster), to join two clusters' moments, and one pair's Bayes factor from them, and the
-log Bayes factor. One BLAS thread, best of five (of two above 10 000 spikes).
+recording's bins of ``join_epoch_s`` (30 bins in 5 minutes, 180 in 30): three walks per pair
+(each cluster's and their union's, a Kalman filter over the bins). Columns: the conjugate walk
+marginals of the sampler's split-merge moves on a batch of 64 clusters as
+:func:`walk.log_marginal` computes them (the walk's tridiagonal posterior precision, O(E) per
+marginal) and by the dense formula ``V = B (I + N B)^{-1}`` (O(E^3), the form before), their
+largest difference, and the whole Bayes factor of one pair from its clusters' moments (two
+clusters of 200 spikes on 14 channels x 48 samples). A second table: against the clusters'
+size (30 bins, 20 channels x 22 whitened samples, as on a 64-channel probe, the second
+cluster of half the spikes 0.3 SD away), the time to read both clusters' moments
+(:class:`neurodict.sort.join.Moments`, once per cluster), to join two clusters' moments,
+and one pair's Bayes factor from them, and the log Bayes factor. One BLAS thread, best of
+five (of two above 10 000 spikes).
 
 Usage::
 
@@ -25,13 +27,7 @@ import time
 import numpy as np
 
 from neurodict.sort import snippets, walk
-from neurodict.sort.join import (
-    DELAY_GRID_POINTS,
-    SPREAD_GRID_POINTS,
-    Moments,
-    delay_grid,
-    log_bayes_factor,
-)
+from neurodict.sort.join import Moments, delay_grid, log_bayes_factor
 from neurodict.sort.params import Priors, SortParams
 
 K = 6  # join_axes
@@ -75,7 +71,7 @@ def main() -> None:
     params = SortParams()
     T, M, n = 48, 14, 200
     delays = snippets.delay_operators(delay_grid(params, 30000.0), np.eye(T), np.eye(T))
-    batch = 2 * SPREAD_GRID_POINTS * DELAY_GRID_POINTS
+    batch = 64
     print(f"{'bins':>5} {'tridiagonal ms':>15} {'dense ms':>9} {'max |diff|':>11} {'pair ms':>8}")
     for E in (1, 6, 30, 180):
         prior = walk.WalkPrior.isotropic(np.zeros(K), 2.0, params.drift_sd**2, E, Priors())

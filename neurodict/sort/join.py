@@ -6,40 +6,36 @@ together (drift, bursts) is more than one cluster to the sampler's per-channel c
 and one whose waveform drifts within an epoch is cut where its mean moved. Two clusters of the
 same or adjacent neighbourhoods are compared on the channels of both (those near both, for a
 cluster already joined across several neighbourhoods): their snippets are projected on the
-leading principal axes of the pooled spikes (one covariance over them), and the Bayes factor
-of "one cluster" against "two clusters" is computed with the sorter's own conjugate
-random-walk cluster model (:mod:`neurodict.sort.walk`), its walk stepping every
-``join_epoch_s``, and the Dirichlet process prior on the partition (``Γ(n)`` against
-``α Γ(n_a) Γ(n_b)``), on the ``join_axes`` leading axes. The most favoured pair joins while
-its Bayes factor exceeds 1 (the more probable of the two hypotheses under the model), and the
-joined cluster is then one cluster to the next comparisons. Every statistic the Bayes factor
-reads is a linear or quadratic form of the snippets, so it is computed from each cluster's
-first and second moments on the pair's channels (:class:`Moments`), read once per cluster: a
-pair's cost does not grow with its spikes.
+``join_axes`` leading principal axes of the pooled spikes, and the Bayes factor of "one
+neuron" against "two clusters" is computed with the sorter's random-walk cluster means
+(:mod:`neurodict.sort.walk`), the walk stepping every ``join_epoch_s``, and the Dirichlet
+process prior on the partition (``Γ(n)`` against ``α Γ(n_a) Γ(n_b)``). The most favoured
+pair joins while its Bayes factor exceeds 1 (the more probable of the two hypotheses under the
+model), and the joined cluster is then one cluster to the next comparisons. Every statistic
+the Bayes factor reads is a linear or quadratic form of the snippets, so it is computed from
+each cluster's first and second moments on the pair's channels (:class:`Moments`), read once
+per cluster: a pair's cost does not grow with its spikes.
 
-"One neuron" allows the two clusters different spreads about the one mean: the spikes of the
-second have the precision scale ``g`` relative to the first (``ε_i ~ N(0, (g Λ)^{-1})``, the
-weighted cluster of :class:`neurodict.sort.walk.Stats`), ``g`` uniform a priori on
-:data:`SPREAD_GRID_POINTS` values evenly spaced in log between ``1/r²`` and ``r²``
-(``r = priors.join_spread_ratio_max``, the largest ratio of standard deviations), ``g = 1``
-among them. A neuron's spikes that collided with another neuron's scatter several times more
-widely about its mean than its clean spikes, and the sampler's Gaussian clusters give them a
-cluster of their own: a single Gaussian of both is far less likely than two, but one mean with
-two spreads is as likely as two clusters and simpler, so the evidence joins them; two neurons
-keep their distinct means.
+The two hypotheses differ in the means only: each cluster keeps its own spread under both
+(the posterior mean of its covariance about its walk). A neuron's spikes that collided with
+another neuron's scatter several times more widely about its mean than its clean spikes, and
+its spikes vary in amplitude along its waveform; the sampler's Gaussian clusters give such
+spikes clusters of their own, and one mean explains them. Two neurons' means differ by more
+than the means' uncertainty, which shrinks with their spikes, however broad either cluster's
+spread: one covariance learned from both clusters would turn their difference into spread
+(its cost grows only with the logarithm of the difference, the partition prior's with the
+spikes), and a cluster of broad spread, one of several neurons above all, would absorb every
+cluster near its mean, and then the neurons near those.
 
 "One neuron" also allows one cluster's spikes to be cut ``δ`` samples later than the other's
-(uniform a priori on :data:`DELAY_GRID_POINTS` values evenly spaced on ``±join_max_delay_ms``,
-0 among them): alignment on a broad energy peak, or on a spike that collided with another,
-lands some of a neuron's spikes a fraction of a sample off, and a fraction of a sample on a
-large spike is a mean of its own to the sampler. The delay is a change of variables by an
-orthogonal map ``U_δ`` (:func:`neurodict.sort.snippets.delay_operators`; no Jacobian): the
-delayed cluster's snippets re-cut by it join the other on the pooled principal axes, and off
-those axes the snippets are the unit white noise they are under both hypotheses, which adds
-``−½ Σ_i (‖P⊥(U_δ x_i − m)‖² − ‖P⊥(x_i − m)‖²)`` (``P⊥`` off the axes, ``m`` the pooled mean)
-to the log evidence of that delay. Which of the two clusters is the reference (spread 1, no
-delay) is itself uniform a priori, so the Bayes factor of a pair does not depend on the
-order in which it is named.
+(:data:`DELAY_GRID_POINTS` values evenly spaced on ``±join_max_delay_ms``, 0 among them):
+alignment on a broad energy peak, or on a spike that collided with another, lands some of a
+neuron's spikes a fraction of a sample off, and a fraction of a sample on a large spike is a
+mean of its own to the sampler. The delay is a change of variables by an orthogonal map
+``U_δ`` (:func:`neurodict.sort.snippets.delay_operators`; no Jacobian, and whitened noise
+stays white) under which "two clusters" is unchanged; the smaller cluster is re-cut by the
+delay that brings its mean nearest the other's before the pair is projected, so the axes
+carry the difference that is left.
 """
 
 from __future__ import annotations
@@ -52,7 +48,7 @@ from itertools import combinations
 
 import numpy as np
 from scipy import linalg
-from scipy.special import gammaln, logsumexp
+from scipy.special import gammaln
 from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
@@ -60,7 +56,6 @@ from neurodict.sort import walk
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
-SPREAD_GRID_POINTS = 13  # values of the relative precision scale g of "one neuron"
 DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
 #: Snippets whose products are summed in their own precision before the scatter adds them in
 #: double (:meth:`Moments.of`): rounding, and the centred block's memory.
@@ -142,6 +137,15 @@ class Moments:
         scatter = self.scatter.reshape(M, T, M, T)[c][:, :, c].reshape(c.size * T, -1)
         return Moments(self.counts, sums, scatter)
 
+    def delayed(self, U: np.ndarray) -> Moments:
+        """The same spikes re-cut by the orthogonal delay operator `U` (T, T) on every
+        channel (:func:`neurodict.sort.snippets.delay_operators`)."""
+        T = U.shape[0]
+        E, M = self.counts.size, self.scatter.shape[0] // T
+        sums = np.einsum("ut,emt->emu", U, self.sums.reshape(E, M, T)).reshape(E, -1)
+        scatter = (U @ self.scatter.reshape(M, T, M * T)).reshape(M * T, M, T) @ U.T
+        return Moments(self.counts, sums, scatter.reshape(M * T, -1))
+
     def single(self) -> Moments:
         """The same moments with the scatter in single precision (about the cluster's own mean:
         values of the noise's size): what the join holds of every cluster across
@@ -158,16 +162,40 @@ class Moments:
 def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndarray) -> float:
     """``log p(one neuron) / p(two clusters)`` of two clusters of whitened snippets (M channels
     x T samples) given by their moments `a` and `b` (:class:`Moments`), on the
-    ``params.join_axes`` leading principal axes of the pooled snippets; one neuron is one mean
-    (walk) and one covariance, either cluster's spikes scaled by ``g`` on its grid and delayed
-    by each orthogonal operator of `delays` (S, T, T)
-    (:func:`neurodict.sort.snippets.delay_operators` of :func:`delay_grid`'s odd, symmetric
-    grid: the identity in the middle), the reference cluster, ``g`` and the delay integrated
-    out. Every statistic of the walk is a linear or quadratic form of the snippets on the
-    delayed axes, so it is read from the moments: ``O(D² S P)`` for ``D = M T`` and ``P``
-    axes, whatever the clusters' sizes."""
+    ``params.join_axes`` leading principal axes of the pooled snippets.
+
+    Each cluster keeps its own spread under both hypotheses: the covariance of its spikes
+    about their walk, the posterior mean of the sorter's inverse-Wishart prior given its
+    scatter about its bins' means (a neuron's collided spikes scatter several times more
+    widely than its clean ones, a neuron's spikes of varying amplitude along its waveform).
+    The hypotheses differ in the means only: two clusters are two walks, one neuron is one
+    walk that both clusters' spikes follow. So a difference of means is weighed against the
+    uncertainty of the means, which shrinks with the spikes, not against the spikes' spread:
+    a cluster of broad spread does not absorb another neuron's cluster near its mean, as one
+    covariance learned from both (their difference becomes spread) would let it. The walks'
+    prior is the sorter's (:meth:`neurodict.sort.walk.WalkPrior.isotropic`; steps of
+    ``drift_sd`` in units of both clusters' pooled spread). With the covariances given, each
+    hypothesis' evidence is a Gaussian integral over the walk (:func:`_walk_evidence`), the
+    spikes' own terms common to both; ``Γ(n)`` against ``α Γ(n_a) Γ(n_b)`` is the Dirichlet
+    process prior on the partition.
+
+    The smaller cluster (the one of fewer spikes, or of smaller sum when as many) is first
+    re-cut by the orthogonal operator of `delays` (S, T, T)
+    (:func:`neurodict.sort.snippets.delay_operators` of :func:`delay_grid`) that brings its
+    mean nearest the other's: in whitened coordinates the distance of the means is their
+    likelihood under the noise, and under "two clusters" the delay changes nothing (a
+    cluster's mean is its own), so the evidence is read at the delay it peaks near, on the
+    axes of the delayed pair; neither the delay nor the axes depend on the order in which the
+    pair is named. ``O(D² (T + P))`` for ``D = M T`` and ``P`` axes, whatever the clusters'
+    sizes."""
     if not params.drift:
         a, b = a.one_bin(), b.one_bin()
+    a, b = sorted((a, b), key=lambda m: (m.n, float(m.total.sum())), reverse=True)
+    T = delays.shape[1]
+    M = a.scatter.shape[0] // T
+    mean_a, mean_b = (m.total.reshape(M, T) / m.n for m in (a, b))
+    nearest = np.argmax(np.einsum("mt,stu,mu->s", mean_a, delays, mean_b))  # least ‖m_a − U m_b‖
+    b = b.delayed(delays[nearest])
     n_a, n_b = a.n, b.n
     n = n_a + n_b
     centre = (a.total + b.total) / n
@@ -176,53 +204,65 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
         d = m.total / m.n - centre
         pooled += m.n * np.outer(d, d)
     axes = walk.gram_axes(pooled, params.join_axes)
-    # the axes pulled back through every delay: (U x)·a = x·(U'a)
-    S, T = delays.shape[:2]
-    M, P = a.scatter.shape[0] // T, axes.shape[1]
-    pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))  # (S, T, M, P): U_d'a_m
-    moved_axes = pulled.transpose(2, 1, 0, 3).reshape(M * T, S * P)
-    centre_on_axes = centre @ axes
-
-    def delayed(m: Moments):
-        """The walk's statistics of `m`'s spikes on the axes under every delay (S, ...), and
-        (S,) Σ squared distance from the centre off the axes, up to a term of `m` alone."""
-        E = m.counts.size
-        sums = (m.sums @ moved_axes).reshape(E, S, P) - m.counts[:, None, None] * centre_on_axes
-        shift = ((m.total / m.n) @ moved_axes).reshape(S, P) - centre_on_axes
-        spread = (m.scatter @ moved_axes).reshape(M * T, S, P)
-        scatter = np.einsum("dsp,dsq->spq", moved_axes.reshape(M * T, S, P), spread)
-        scatter += m.n * shift[:, :, None] * shift[:, None, :]
-        stats = walk.Stats(np.broadcast_to(m.counts, (S, E)), sums.transpose(1, 0, 2), scatter)
-        # Σ_i ‖U x_i − c‖² = Σ_i ‖x_i‖² − 2 c·U Σ_i x_i + n ‖c‖² (U orthogonal): only the middle
-        # term depends on the delay, and only differences between delays enter the evidence
-        moved_total = np.einsum("dst,mt->dms", delays, m.total.reshape(M, T)).reshape(S, -1)
-        return stats, -2 * moved_total @ centre - np.trace(scatter, axis1=1, axis2=2)
-
-    (all_a, off_a), (all_b, off_b) = delayed(a), delayed(b)
-    still = S // 2  # the identity: the delays' grid is symmetric about 0
-    a_still, b_still = (
-        walk.Stats(
-            s.counts[still : still + 1], s.sums[still : still + 1], s.scatter[still : still + 1]
-        )
-        for s in (all_a, all_b)
-    )
+    P = axes.shape[1]
+    spread = float(np.einsum("dp,de,ep->", axes, pooled, axes)) / (n * P)  # about the centre
     prior = walk.WalkPrior.isotropic(
-        np.zeros(P),
-        float(np.trace(a_still.scatter[0]) + np.trace(b_still.scatter[0])) / (n * P),
-        params.drift_sd**2,
-        a.counts.size,
-        params.priors,
+        np.zeros(P), spread, params.drift_sd**2, a.counts.size, params.priors
     )
-    r2 = params.priors.join_spread_ratio_max**2
-    g = np.geomspace(1.0 / r2, r2, SPREAD_GRID_POINTS)
-    log_one = [
-        walk.log_marginal(prior, walk.Stats.scaled_union(ref, other, g)) - 0.5 * (off - off[still])
-        for ref, other, off in ((a_still, all_b, off_b), (b_still, all_a, off_a))
-    ]
-    log_one = logsumexp(log_one) - np.log(2 * g.size * S)
-    log_two = float(walk.log_marginal(prior, a_still)[0] + walk.log_marginal(prior, b_still)[0])
+    extra = prior.nu0 - P - 1  # the inverse-Wishart mean's degrees of freedom beyond the data's
+
+    def on_axes(m: Moments) -> tuple[np.ndarray, np.ndarray]:
+        """`m`'s sums per bin about the centre (E, P) and its covariance about its bins' means
+        (P, P) on the axes."""
+        sums = m.sums @ axes - m.counts[:, None] * (centre @ axes)
+        shift = (m.total / m.n - centre) @ axes
+        scatter = axes.T @ m.scatter @ axes + m.n * np.outer(shift, shift)  # about the centre
+        within = scatter - (sums / np.maximum(m.counts, 1)[:, None]).T @ sums
+        return sums, (prior.W0_inv + within) / (m.n - np.count_nonzero(m.counts) + extra), within
+
+    (sums_a, cov_a, within_a), (sums_b, cov_b, within_b) = on_axes(a), on_axes(b)
+    bins = np.count_nonzero(a.counts) + np.count_nonzero(b.counts)
+    cov_walk = (prior.W0_inv + within_a + within_b) / (n - bins + extra)
+    inv_a, inv_b = np.linalg.inv(cov_a), np.linalg.inv(cov_b)
+    # each cluster's information about its walk per bin: counts·Σ⁻¹ and Σ⁻¹·sums
+    info_a, info_b = a.counts[:, None, None] * inv_a, b.counts[:, None, None] * inv_b
+    pull_a, pull_b = sums_a @ inv_a, sums_b @ inv_b
+    apart, apart_b, one = _walk_evidence(
+        np.stack([info_a, info_b, info_a + info_b]),
+        np.stack([pull_a, pull_b, pull_a + pull_b]),
+        np.stack([cov_walk] * 3),
+        prior,
+    )
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
-    return float(log_one - log_two + log_prior)
+    return float(one - apart - apart_b + log_prior)
+
+
+def _walk_evidence(info, pull, cov_walk, prior: walk.WalkPrior) -> np.ndarray:
+    """``log ∫ Π_e exp(−½ μ_e'J_e μ_e + h_e'μ_e) p(μ) dμ`` of a batch of walks ``μ_e`` (P,)
+    over E bins: the likelihood's information `info` ``J_e`` (K, E, P, P) and `pull` ``h_e``
+    (K, E, P) given, the walk's prior ``μ_1 ~ N(0, Σ/κ_0)``, ``μ_e − μ_{e−1} ~ N(0, q Σ)`` with
+    `cov_walk` ``Σ`` (K, P, P) and ``κ_0``, ``q`` of `prior`: (K,). A Kalman filter over the
+    bins with spikes (the steps across empty bins added up)."""
+    K, E, P = pull.shape
+    mean, cov = np.zeros((K, P)), cov_walk / prior.kappa0
+    total = np.zeros(K)
+    last = 0
+    for e in np.flatnonzero(np.abs(pull).sum((0, 2)) + np.abs(info).sum((0, 2, 3))):
+        cov = cov + (e - last) * prior.q * cov_walk
+        last = e
+        cov_inv = np.linalg.inv(cov)
+        precision = cov_inv + info[:, e]
+        shift = np.einsum("kpq,kq->kp", cov_inv, mean) + pull[:, e]
+        factor = np.linalg.cholesky(precision)
+        new_cov = np.linalg.inv(precision)
+        new_mean = np.einsum("kpq,kq->kp", new_cov, shift)
+        total += 0.5 * (
+            np.einsum("kp,kp->k", shift, new_mean) - np.einsum("kp,kp->k", mean, shift - pull[:, e])
+        )
+        total -= np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
+        total -= 0.5 * np.linalg.slogdet(cov)[1]
+        mean, cov = new_mean, new_cov
+    return total
 
 
 def join_units(

@@ -28,7 +28,6 @@ class Priors:
     mean_var_scale: float = 4.0
     scale_dof_min: float = 1.0
     scale_dof_max: float = 1000.0
-    join_spread_ratio_max: float = 8.0
 
 
 @dataclass(frozen=True)

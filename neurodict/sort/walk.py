@@ -116,20 +116,6 @@ class Stats:
         )
 
     @classmethod
-    def scaled_union(cls, a: Stats, b: Stats, g: np.ndarray) -> Stats:
-        """Of the spikes of `a` and `b` (unweighted) together, `b`'s weighted by each precision
-        scale of `g` (G,): batched over a new leading axis of length G."""
-        g = np.reshape(g, (-1,) + (1,) * a.spikes.ndim)  # (G, 1, ...) against spikes (...)
-        n = a.spikes + b.spikes
-        return cls(
-            a.counts + g[..., None] * b.counts,
-            a.sums + g[..., None, None] * b.sums,
-            a.scatter + g[..., None, None] * b.scatter,
-            np.broadcast_to(n, np.broadcast_shapes(g.shape, n.shape)),
-            b.spikes * np.log(g),
-        )
-
-    @classmethod
     def of_labels(
         cls,
         s: np.ndarray,

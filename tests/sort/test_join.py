@@ -7,12 +7,13 @@ import dataclasses
 
 import numpy as np
 import pytest
-from scipy.special import gammaln, logsumexp
+from scipy import linalg
+from scipy.special import gammaln
 
 from neurodict.sort import join, walk
 from neurodict.sort.join import Moments, delay_grid, join_units, log_bayes_factor
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
-from neurodict.sort.params import Priors, SortParams
+from neurodict.sort.params import SortParams
 from neurodict.sort.snippets import delay_operators
 
 M, T = 2, 6
@@ -79,12 +80,12 @@ def test_the_join_without_fork_scores_in_this_process(monkeypatch):
 
 
 def test_a_small_cluster_between_two_neurons_does_not_chain_them():
-    """A few spikes halfway between two neurons are favoured in one with either alone; once
+    """Twenty spikes halfway between two neurons are favoured in one with either alone; once
     they joined one, the two neurons stay two (pairwise joins made transitive would make all
     three one unit)."""
     rng = np.random.default_rng(1)
-    a, b = np.zeros((M, T)), np.full((M, T), 1.5)
-    parts = [_blob(rng, a, 200), _blob(rng, 0.5 * b, 6), _blob(rng, b, 200)]
+    a, b = np.zeros((M, T)), np.full((M, T), 1.0)
+    parts = [_blob(rng, a, 200), _blob(rng, 0.5 * b, 20), _blob(rng, b, 200)]
     zeros = [np.zeros(len(p), np.int64) for p in parts]
     delays = _delays(SortParams(), T)
     bf = {
@@ -145,8 +146,7 @@ def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
     """A neuron's clean spikes, its spikes collided with another neuron's at random lags
     (one mean, several times the spread: a cluster of their own to a Gaussian mixture) and a
     neuron of the same footprint at half the amplitude: the collided spikes are the first
-    neuron (one mean, two spreads), the smaller neuron is not; one spread for both (ratio 1)
-    leaves the collided spikes apart."""
+    neuron (one mean, each cluster its own spread), the smaller neuron is not."""
     rng = np.random.default_rng(3)
     t = np.arange(30)
     mean, other = _spike(t, [8, 5, 3, 1]), _spike(t, [2, 4, 7, 5])
@@ -155,12 +155,23 @@ def test_a_neurons_collided_spikes_join_it_and_a_smaller_neuron_stays_apart():
     collided = np.stack([mean + np.roll(other, lag, axis=1) for lag in lags])
     collided += rng.normal(size=collided.shape)
     smaller = mean * 0.5 * (1 + 0.2 * rng.normal(size=(200, 1, 1))) + rng.normal(size=(200, 4, 30))
-    parts = [clean, collided, smaller]
-    joined = _units(parts, SortParams(), 4)
+    joined = _units([clean, collided, smaller], SortParams(), 4)
     assert joined[0] == joined[1] != joined[2]
-    one_spread = dataclasses.replace(SortParams(), priors=Priors(join_spread_ratio_max=1.0))
-    apart = _units(parts, one_spread, 4)
-    assert apart[0] != apart[1] and apart[0] != apart[2]
+
+
+def test_a_cluster_of_broad_spread_does_not_absorb_another_neuron_near_its_mean():
+    """A neuron's spikes in noise of 2.5 SDs (a cluster of broad spread, as a neuron's
+    collided spikes or a cluster of several neurons are) and as many of a neuron of another
+    footprint in unit noise, their means a few noise SDs apart: the means' difference is
+    weighed against the means' uncertainty, not the spikes' spread, so the second neuron stays
+    apart (one covariance learned from both makes their difference spread and joins them),
+    while the broad neuron's two halves are one."""
+    rng = np.random.default_rng(6)
+    t = np.arange(30)
+    broad = _spike(t, [10, 6, 3, 1]) + 2.5 * rng.normal(size=(2700, 4, 30))
+    near = _spike(t, [10, 9, 5, 2]) + rng.normal(size=(2300, 4, 30))
+    units = _units([broad[:1350], broad[1350:], near], SortParams(), 4)
+    assert units[0] == units[1] != units[2]
 
 
 def _late_spikes():
@@ -203,39 +214,49 @@ def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
 
 
 def _bayes_factor_of_projections(xa, ea, xb, eb, n_epochs, params, delays) -> float:
-    """The reference: every spike projected on the pooled snippets' principal axes under every
-    delay, and the walk's statistics summed over the projections."""
+    """The reference: the smaller cluster's spikes each re-cut by the delay that brings its
+    mean nearest the other's, every spike projected on the pooled snippets' principal axes,
+    each cluster's covariance from its projections about its bins' means, and each
+    hypothesis' walk integrated as one Gaussian over all bins at once (no filter)."""
+    (xa, ea), (xb, eb) = sorted(((xa, ea), (xb, eb)), key=lambda c: (len(c[0]), c[0].sum()))[::-1]
+    late = [np.einsum("tu,imu->imt", U, xb) for U in delays]
+    xb = late[np.argmin([np.linalg.norm(xa.mean(0) - x.mean(0)) for x in late])]
     n_a, n_b = len(xa), len(xb)
-    centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n_a + n_b, -1), params.join_axes)
-    S, (M, T), P = delays.shape[0], xa.shape[1:], axes.shape[1]
-    pulled = np.tensordot(delays, axes.reshape(M, T, P), axes=(1, 1))
-    moved_axes = pulled.transpose(2, 1, 0, 3).reshape(M * T, S * P)
-
-    def delayed(x):
-        p = (x.reshape(len(x), -1) @ moved_axes).reshape(len(x), S, P) - centre @ axes
-        moved = np.einsum("dst,imt->idms", delays, x).reshape(len(x), S, -1) - centre
-        return p, (moved**2).sum((0, 2)) - np.einsum("idp,idp->d", p, p)
-
-    (pa, off_a), (pb, off_b) = delayed(xa), delayed(xb)
-    still = S // 2
-    a = walk.Stats.of(pa[:, still : still + 1], ea, n_epochs)
-    b = walk.Stats.of(pb[:, still : still + 1], eb, n_epochs)
-    spread = ((pa[:, still] ** 2).sum() + (pb[:, still] ** 2).sum()) / ((n_a + n_b) * P)
+    n = n_a + n_b
+    centre, axes = walk.leading_axes(np.r_[xa, xb].reshape(n, -1), params.join_axes)
+    P = axes.shape[1]
+    pa, pb = ((x.reshape(len(x), -1) - centre) @ axes for x in (xa, xb))
+    spread = ((pa**2).sum() + (pb**2).sum()) / (n * P)
     prior = walk.WalkPrior.isotropic(
         np.zeros(P), spread, params.drift_sd**2, n_epochs, params.priors
     )
-    r2 = params.priors.join_spread_ratio_max**2
-    g = np.geomspace(1.0 / r2, r2, join.SPREAD_GRID_POINTS)
-    log_one = [
-        walk.log_marginal(prior, walk.Stats.scaled_union(ref, walk.Stats.of(p, e, n_epochs), g))
-        - 0.5 * (off - off[still])
-        for ref, p, e, off in ((a, pb, eb, off_b), (b, pa, ea, off_a))
-    ]
-    log_one = logsumexp(log_one) - np.log(2 * g.size * S)
-    log_two = walk.log_marginal(prior, a)[0] + walk.log_marginal(prior, b)[0]
-    n = n_a + n_b
+
+    def within(p, e):
+        means = np.stack([p[e == k].mean(0) for k in e])
+        return (p - means).T @ (p - means), np.unique(e).size
+
+    def evidence(parts, cov_walk):
+        """log ∫ Π_i N(p_i; μ_{e_i}, Σ_i) p(μ) dμ less the terms of the spikes alone."""
+        J, h = np.zeros((n_epochs, P, P)), np.zeros((n_epochs, P))
+        for p, e, cov in parts:
+            inv = np.linalg.inv(cov)
+            np.add.at(J, e, inv)
+            np.add.at(h, e, p @ inv)
+        K = np.kron(prior.B(), cov_walk)
+        Jd = linalg.block_diag(*J)
+        post = np.linalg.inv(np.linalg.inv(K) + Jd)
+        log_det = np.linalg.slogdet(np.eye(len(K)) + K @ Jd)[1]
+        return 0.5 * h.ravel() @ post @ h.ravel() - 0.5 * log_det
+
+    extra = prior.nu0 - P - 1
+    (wa, ka), (wb, kb) = within(pa, ea), within(pb, eb)
+    cov_a = (prior.W0_inv + wa) / (n_a - ka + extra)
+    cov_b = (prior.W0_inv + wb) / (n_b - kb + extra)
+    cov_walk = (prior.W0_inv + wa + wb) / (n - ka - kb + extra)
+    A, B = (pa, ea, cov_a), (pb, eb, cov_b)
+    log_one = evidence([A, B], cov_walk) - evidence([A], cov_walk) - evidence([B], cov_walk)
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n_b)
-    return float(log_one - log_two + log_prior)
+    return float(log_one + log_prior)
 
 
 @pytest.mark.parametrize("n_channels", [4, 10])

@@ -71,28 +71,6 @@ def test_column_swap_equals_recomputing_with_the_column_replaced():
     _assert_stats(swap.stats(np.arange(6), 0, None), _direct(s, labels, H, epoch, E))
 
 
-def test_scaled_union_equals_the_weighted_statistics_of_both_sets():
-    """Two sets' statistics with the second's spikes weighted by each precision scale ``g``
-    equal the weighted statistics of the pooled spikes, and so do their marginals."""
-    s, _, _, epoch, E = _data(seed=6, H=1)
-    a, b = walk.Stats.of(s[:200], epoch[:200], E), walk.Stats.of(s[200:], epoch[200:], E)
-    g = np.array([0.25, 1.0, 3.0])
-    union = walk.Stats.scaled_union(a, b, g)
-    prior = walk.WalkPrior(np.zeros(6), 0.1, 0.05, 9.0, np.eye(6) * 2.0, E)
-    for j, gj in enumerate(g):
-        u = np.r_[np.ones(200), np.full(100, gj)]
-        want = walk.Stats.of(s, epoch, E, u)
-        _assert_stats(
-            walk.Stats(*(x[j] for x in (union.counts, union.sums, union.scatter))),
-            (want.counts, want.sums, want.scatter),
-        )
-        np.testing.assert_allclose(union.spikes[j], want.spikes)
-        np.testing.assert_allclose(union.log_weight[j], want.log_weight)
-        np.testing.assert_allclose(
-            walk.log_marginal(prior, union)[j], walk.log_marginal(prior, want), rtol=1e-12
-        )
-
-
 def test_principal_axes_equal_the_projections_on_the_top_singular_vectors():
     """With more rows than columns and with fewer (the small Gram's eigenvectors scaled by
     the singular values), as the SVD of the centred rows gives them, up to each axis' sign."""
