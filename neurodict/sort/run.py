@@ -348,7 +348,7 @@ def _overlap_pass(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
     matching finds with each epoch's templates of the model's single units (on the channel
-    where their template is largest), and the detected spikes (`samples` on `channels`) no
+    where their template is largest in noise SDs: :func:`template_channels`), and the detected spikes (`samples` on `channels`) no
     matched spike lies within ``dead_time_ms`` and ``radius_um`` of (:func:`_matched_nearby`).
     Time-sorted samples and their channels.
 
@@ -391,7 +391,7 @@ def _overlap_pass(
     order = np.argsort(found, kind="stable")
     found, which = found[order], which[order]
     flat = templates.reshape(-1, *templates.shape[2:])
-    found_channels = np.abs(flat).max(2).argmax(1)[which]
+    found_channels = template_channels(flat, noise_uv)[which]
     dead = ms_to_samples(detection["dead_time_ms"], fs)
     kept = ~_matched_nearby(samples, channels, found, found_channels, dead, neighbours)
     log.info(
@@ -501,8 +501,15 @@ def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: i
     return spikes["sample_index"].astype(np.int64), spikes["cluster_index"].astype(np.int64)
 
 
+def template_channels(templates_uv: np.ndarray, noise_uv: np.ndarray) -> np.ndarray:
+    """The channel of each template (..., channels, samples) in microvolts where its largest
+    excursion is largest in noise SDs (`noise_uv`, per channel), as detection picks the
+    channel a spike is found on: (...)."""
+    return (np.abs(templates_uv).max(-1) / noise_uv).argmax(-1)
+
+
 def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndarray):
-    """Each unit's template per epoch in microvolts (U, E, samples, channels) — the posterior
+    """Each unit's template per epoch in microvolts (U, E, channels, samples) — the posterior
     mean of its mean waveform (the dHDP's walk) on the channels its model saw, its mean
     snippet elsewhere — and its largest excursion over epochs and channels in noise SDs (U,)."""
     drift = result.drift.mean(axis=0)

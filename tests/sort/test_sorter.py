@@ -406,3 +406,16 @@ def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_plac
         neighbours,
     )
     np.testing.assert_array_equal(edge, [True, False, True, False])
+
+
+def test_a_templates_channel_is_where_it_is_largest_in_noise_sds():
+    """A template 60 uV deep on a channel of 20 uV noise and 40 uV on one of 5 uV noise is on
+    the second (8 SDs against 3), as detection finds its spikes there; with equal noise on
+    the first."""
+    from neurodict.sort.run import template_channels
+
+    t = np.arange(30)
+    shape = -np.exp(-0.5 * ((t - 10) / 1.5) ** 2)
+    template = np.stack([60 * shape, 40 * shape, 10 * shape])
+    assert template_channels(template[None], np.array([20.0, 5.0, 5.0]))[0] == 1
+    assert template_channels(template[None], np.full(3, 5.0))[0] == 0
