@@ -348,9 +348,9 @@ def _overlap_pass(
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
     matching finds with each epoch's templates of the model's single units (on the channel
-    where their template is largest in noise SDs: :func:`template_channels`), and the detected spikes (`samples` on `channels`) no
-    matched spike lies within ``dead_time_ms`` and ``radius_um`` of (:func:`_matched_nearby`).
-    Time-sorted samples and their channels.
+    where their template is largest in noise SDs: :func:`template_channels`), and the
+    detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
+    and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
     A unit's template in an epoch is the posterior mean of its mean waveform there (the
     dHDP's random walk, so matching follows drift), on the channels the model saw, and the
