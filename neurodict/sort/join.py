@@ -17,15 +17,15 @@ each cluster's first and second moments on the pair's channels (:class:`Moments`
 per cluster: a pair's cost does not grow with its spikes.
 
 The two hypotheses differ in the means only: each cluster keeps its own spread under both
-(the posterior mean of its covariance about its walk). A neuron's spikes that collided with
-another neuron's scatter several times more widely about its mean than its clean spikes, and
-its spikes vary in amplitude along its waveform; the sampler's Gaussian clusters give such
-spikes clusters of their own, and one mean explains them. Two neurons' means differ by more
-than the means' uncertainty, which shrinks with their spikes, however broad either cluster's
-spread: one covariance learned from both clusters would turn their difference into spread
-(its cost grows only with the logarithm of the difference, the partition prior's with the
-spikes), and a cluster of broad spread, one of several neurons above all, would absorb every
-cluster near its mean, and then the neurons near those.
+(the posterior mean of its covariance, from its scatter over the recording). A neuron's
+spikes that collided with another neuron's scatter several times more widely about its mean
+than its clean spikes, and a drifting neuron's waveform moves; the sampler's Gaussian
+clusters give such spikes clusters of their own, and one mean explains them. Two neurons'
+means differ by more than the means' uncertainty, which shrinks with their spikes, however
+broad either cluster's spread: one covariance learned from both clusters would turn their
+difference into spread (its cost grows only with the logarithm of the difference, the
+partition prior's with the spikes), and a cluster of broad spread, one of several neurons
+above all, would absorb every cluster near its mean, and then the neurons near those.
 
 "One neuron" also allows one cluster's spikes to be cut ``δ`` samples later than the other's
 (:data:`DELAY_GRID_POINTS` values evenly spaced on ``±join_max_delay_ms``, 0 among them):
@@ -164,10 +164,11 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
     x T samples) given by their moments `a` and `b` (:class:`Moments`), on the
     ``params.join_axes`` leading principal axes of the pooled snippets.
 
-    Each cluster keeps its own spread under both hypotheses: the covariance of its spikes
-    about their walk, the posterior mean of the sorter's inverse-Wishart prior given its
-    scatter about its bins' means (a neuron's collided spikes scatter several times more
-    widely than its clean ones, a neuron's spikes of varying amplitude along its waveform).
+    Each cluster keeps its own spread under both hypotheses: the covariance of its spikes,
+    the posterior mean of the sorter's inverse-Wishart prior given its scatter about its mean
+    over the recording (a neuron's collided spikes scatter several times more widely than
+    its clean ones; a drifting neuron cut in two by where its waveform was leaves its drift's
+    spread in both pieces).
     The hypotheses differ in the means only: two clusters are two walks, one neuron is one
     walk that both clusters' spikes follow. So a difference of means is weighed against the
     uncertainty of the means, which shrinks with the spikes, not against the spikes' spread:
@@ -211,18 +212,15 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
     )
     extra = prior.nu0 - P - 1  # the inverse-Wishart mean's degrees of freedom beyond the data's
 
-    def on_axes(m: Moments) -> tuple[np.ndarray, np.ndarray]:
-        """`m`'s sums per bin about the centre (E, P) and its covariance about its bins' means
-        (P, P) on the axes."""
+    def on_axes(m: Moments) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """`m`'s sums per bin about the centre (E, P), its covariance and its scatter about its
+        mean (P, P) on the axes."""
         sums = m.sums @ axes - m.counts[:, None] * (centre @ axes)
-        shift = (m.total / m.n - centre) @ axes
-        scatter = axes.T @ m.scatter @ axes + m.n * np.outer(shift, shift)  # about the centre
-        within = scatter - (sums / np.maximum(m.counts, 1)[:, None]).T @ sums
-        return sums, (prior.W0_inv + within) / (m.n - np.count_nonzero(m.counts) + extra), within
+        within = axes.T @ m.scatter @ axes
+        return sums, (prior.W0_inv + within) / (m.n - 1 + extra), within
 
     (sums_a, cov_a, within_a), (sums_b, cov_b, within_b) = on_axes(a), on_axes(b)
-    bins = np.count_nonzero(a.counts) + np.count_nonzero(b.counts)
-    cov_walk = (prior.W0_inv + within_a + within_b) / (n - bins + extra)
+    cov_walk = (prior.W0_inv + within_a + within_b) / (n - 2 + extra)
     inv_a, inv_b = np.linalg.inv(cov_a), np.linalg.inv(cov_b)
     # each cluster's information about its walk per bin: counts·Σ⁻¹ and Σ⁻¹·sums
     info_a, info_b = a.counts[:, None, None] * inv_a, b.counts[:, None, None] * inv_b

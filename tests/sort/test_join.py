@@ -216,7 +216,7 @@ def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
 def _bayes_factor_of_projections(xa, ea, xb, eb, n_epochs, params, delays) -> float:
     """The reference: the smaller cluster's spikes each re-cut by the delay that brings its
     mean nearest the other's, every spike projected on the pooled snippets' principal axes,
-    each cluster's covariance from its projections about its bins' means, and each
+    each cluster's covariance from its projections about their mean, and each
     hypothesis' walk integrated as one Gaussian over all bins at once (no filter)."""
     (xa, ea), (xb, eb) = sorted(((xa, ea), (xb, eb)), key=lambda c: (len(c[0]), c[0].sum()))[::-1]
     late = [np.einsum("tu,imu->imt", U, xb) for U in delays]
@@ -231,9 +231,8 @@ def _bayes_factor_of_projections(xa, ea, xb, eb, n_epochs, params, delays) -> fl
         np.zeros(P), spread, params.drift_sd**2, n_epochs, params.priors
     )
 
-    def within(p, e):
-        means = np.stack([p[e == k].mean(0) for k in e])
-        return (p - means).T @ (p - means), np.unique(e).size
+    def within(p):
+        return (p - p.mean(0)).T @ (p - p.mean(0))
 
     def evidence(parts, cov_walk):
         """log ∫ Π_i N(p_i; μ_{e_i}, Σ_i) p(μ) dμ less the terms of the spikes alone."""
@@ -249,10 +248,10 @@ def _bayes_factor_of_projections(xa, ea, xb, eb, n_epochs, params, delays) -> fl
         return 0.5 * h.ravel() @ post @ h.ravel() - 0.5 * log_det
 
     extra = prior.nu0 - P - 1
-    (wa, ka), (wb, kb) = within(pa, ea), within(pb, eb)
-    cov_a = (prior.W0_inv + wa) / (n_a - ka + extra)
-    cov_b = (prior.W0_inv + wb) / (n_b - kb + extra)
-    cov_walk = (prior.W0_inv + wa + wb) / (n - ka - kb + extra)
+    wa, wb = within(pa), within(pb)
+    cov_a = (prior.W0_inv + wa) / (n_a - 1 + extra)
+    cov_b = (prior.W0_inv + wb) / (n_b - 1 + extra)
+    cov_walk = (prior.W0_inv + wa + wb) / (n - 2 + extra)
     A, B = (pa, ea, cov_a), (pb, eb, cov_b)
     log_one = evidence([A, B], cov_walk) - evidence([A], cov_walk) - evidence([B], cov_walk)
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n_b)
