@@ -228,7 +228,7 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
     apart, apart_b, one = _walk_evidence(
         np.stack([info_a, info_b, info_a + info_b]),
         np.stack([pull_a, pull_b, pull_a + pull_b]),
-        np.stack([cov_walk] * 3),
+        cov_walk,
         prior,
     )
     log_prior = gammaln(n) - np.log(params.priors.alpha) - gammaln(n_a) - gammaln(n - n_a)
@@ -239,26 +239,24 @@ def _walk_evidence(info, pull, cov_walk, prior: walk.WalkPrior) -> np.ndarray:
     """``log ∫ Π_e exp(−½ μ_e'J_e μ_e + h_e'μ_e) p(μ) dμ`` of a batch of walks ``μ_e`` (P,)
     over E bins: the likelihood's information `info` ``J_e`` (K, E, P, P) and `pull` ``h_e``
     (K, E, P) given, the walk's prior ``μ_1 ~ N(0, Σ/κ_0)``, ``μ_e − μ_{e−1} ~ N(0, q Σ)`` with
-    `cov_walk` ``Σ`` (K, P, P) and ``κ_0``, ``q`` of `prior`: (K,). A Kalman filter over the
-    bins with spikes (the steps across empty bins added up)."""
+    `cov_walk` ``Σ`` (P, P) and ``κ_0``, ``q`` of `prior`: (K,). A Kalman filter over the bins
+    with spikes (the steps across empty bins added up)."""
     K, E, P = pull.shape
-    mean, cov = np.zeros((K, P)), cov_walk / prior.kappa0
+    mean, cov = np.zeros((K, P)), np.broadcast_to(cov_walk / prior.kappa0, (K, P, P))
     total = np.zeros(K)
     last = 0
-    for e in np.flatnonzero(np.abs(pull).sum((0, 2)) + np.abs(info).sum((0, 2, 3))):
+    for e in np.flatnonzero(info.any(axis=(0, 2, 3))):
         cov = cov + (e - last) * prior.q * cov_walk
         last = e
         cov_inv = np.linalg.inv(cov)
         precision = cov_inv + info[:, e]
         shift = np.einsum("kpq,kq->kp", cov_inv, mean) + pull[:, e]
-        factor = np.linalg.cholesky(precision)
         new_cov = np.linalg.inv(precision)
         new_mean = np.einsum("kpq,kq->kp", new_cov, shift)
         total += 0.5 * (
             np.einsum("kp,kp->k", shift, new_mean) - np.einsum("kp,kp->k", mean, shift - pull[:, e])
         )
-        total -= np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(1)
-        total -= 0.5 * np.linalg.slogdet(cov)[1]
+        total -= 0.5 * (np.linalg.slogdet(precision)[1] + np.linalg.slogdet(cov)[1])
         mean, cov = new_mean, new_cov
     return total
 
