@@ -159,9 +159,9 @@ def assign(
             hi,
             np.full(idx.size, -1, np.int64),
         )
-        prob = np.exp(log_prob, out=log_prob)
         clusters[idx] = np.where(local >= 0, c * H + local, -1)
-        probs.append((idx, prob))
+        # float32, as they are reported: held through the join
+        probs.append((idx, np.exp(log_prob, out=log_prob).astype(np.float32)))
     sizes = np.bincount(clusters[clusters >= 0], minlength=C * H)
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
@@ -174,11 +174,11 @@ def assign(
     cluster_units[small] = n_single
     cluster_units = cluster_units.reshape(C, H)
     n_units = n_single + int(small.size > 0)
-    probability = np.zeros((x.shape[0], n_units))
+    probability = np.zeros((x.shape[0], n_units), np.float32)
     for c, (idx, prob) in enumerate(probs):
         for h in np.flatnonzero(cluster_units[c] >= 0):
             probability[idx, cluster_units[c, h]] += prob[:, h]
-    probability /= np.maximum(probability.sum(1, keepdims=True), 1e-300)
+    probability /= np.maximum(probability.sum(1, keepdims=True), np.finfo(np.float32).tiny)
     labels = np.where(clusters >= 0, cluster_units.ravel()[np.maximum(clusters, 0)], -1)
     labels = _joined_conflicts(labels, samples, probability, ref, n_single)
     return _summary(model, x, epoch, labels, probability, cluster_units, n_single, params)
@@ -287,6 +287,23 @@ def dhdp_posterior(
     return (weight > presence_weight).mean(0), waves
 
 
+def learning_features(chains) -> np.ndarray:
+    """The features of every chain's learning spikes in its best sample, on the atoms it uses
+    (n_learn, M_c·K_active), each chain's zero-padded to the widest: written chain by chain
+    into one float32 array (a float64 copy of all of them, padded, held 2.5 times its size
+    at the end of a 64-channel sort)."""
+    widths = [ch.best.s.shape[1] * int(ch.best.z.sum()) for ch in chains]
+    out = np.zeros((sum(ch.learn_size for ch in chains), max(widths)), np.float32)
+    start = 0
+    for chain, width in zip(chains, widths, strict=True):
+        best = chain.best
+        out[start : start + chain.learn_size, :width] = best.s[:, :, best.z].reshape(
+            chain.learn_size, width
+        )
+        start += chain.learn_size
+    return out
+
+
 def _summary(
     model: Model, x, epoch, labels, probability, cluster_units, n_single: int, params: SortParams
 ) -> GroupSorting:
@@ -307,27 +324,23 @@ def _summary(
     )
     for r, name in enumerate(REASONS):
         log.info("%d spikes: %s", int(np.sum(reason == r)), name)
-    atoms, features, centres = [], [], []
+    atoms, centres = [], []
     for c, chain in enumerate(model.chains):
         best = chain.best
         active = np.flatnonzero(best.z)
         atoms.append(best.A[:, active] * best.w[:, active].mean(0))
-        features.append(best.s[:, :, active].reshape(chain.learn_size, -1))
         centres.append(np.full(chain.learn_size, c))
-    width = max(f.shape[1] for f in features)
     return GroupSorting(
         labels=labels,
         reason=reason,
-        probability=probability.astype(np.float32),
+        probability=probability,
         multi_unit=multi_unit,
         counts=counts,
         presence=presence.astype(np.float32),
         templates=templates.astype(np.float32),
         drift=drift.astype(np.float32),
         dictionary=np.concatenate(atoms, axis=1).astype(np.float32),
-        features=np.concatenate(
-            [np.pad(f, ((0, 0), (0, width - f.shape[1]))) for f in features]
-        ).astype(np.float32),
+        features=learning_features(model.chains),
         feature_labels=np.concatenate(
             [cluster_units[c][ch.best.labels] for c, ch in enumerate(model.chains)]
         ),

@@ -427,3 +427,24 @@ def _exact_det(a: np.ndarray) -> Fraction:
         det *= work[c, c]
         work[c + 1 :] = work[c + 1 :] - np.outer(work[c + 1 :, c] / work[c, c], work[c])
     return det
+
+
+def test_learning_features_are_each_chains_features_on_its_atoms_padded_to_the_widest():
+    from types import SimpleNamespace
+
+    from neurodict.sort.assign import learning_features
+
+    rng = np.random.default_rng(0)
+    chains = []
+    for n, M, z in [(5, 3, [1, 0, 1, 1]), (4, 2, [0, 1, 0, 0]), (3, 4, [1, 1, 0, 1])]:
+        z = np.array(z, bool)
+        best = SimpleNamespace(s=rng.standard_normal((n, M, 4)), z=z)
+        chains.append(SimpleNamespace(best=best, learn_size=n))
+    out = learning_features(chains)
+    assert out.dtype == np.float32 and out.shape == (12, 12)
+    f32 = [ch.best.s.astype(np.float32) for ch in chains]
+    np.testing.assert_array_equal(out[:5, :9], f32[0][:, :, [0, 2, 3]].reshape(5, 9))
+    np.testing.assert_array_equal(out[:5, 9:], 0)
+    np.testing.assert_array_equal(out[5:9, :2], f32[1][:, :, 1])
+    np.testing.assert_array_equal(out[5:9, 2:], 0)
+    np.testing.assert_array_equal(out[9:], f32[2][:, :, [0, 1, 3]].reshape(3, 12))
