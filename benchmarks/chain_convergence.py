@@ -64,7 +64,6 @@ def instrument(record: dict) -> None:
         chain = learn_chain(*args, **kwargs)
         rec = current["sampler"].record | {
             "trace": chain.trace.tolist(),
-            "spikes": chain.learn_size,
             "pass": ("first", "second")[record["pass"]],
         }
         folder = record["dir"]
