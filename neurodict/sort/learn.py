@@ -76,15 +76,21 @@ def learn(
     nb: Neighbourhoods,
     n_jobs: int = 1,
     progress: bool = False,
+    learnable: np.ndarray | None = None,
 ) -> Model:
     """One chain per neighbourhood, on its spikes and channels (arguments as
     :func:`sort_group`; each spike in the neighbourhood nearest its channel; `n_jobs`
-    processes run neighbourhoods in parallel). Neighbourhood ``c`` is seeded ``seed + c``."""
+    processes run neighbourhoods in parallel). Neighbourhood ``c`` is seeded ``seed + c``.
+    `learnable` (n,) bool, optional: the spikes a chain's subsample is drawn from (all by
+    default); the others are only labelled."""
     centre = nb.of_channels(channels)
+    if learnable is None:
+        learnable = np.ones(samples.size, bool)
     jobs = (  # one neighbourhood's snippets at a time when the chains run here
         (
             _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),
             samples[centre == c],
+            learnable[centre == c],
             fs_hz,
             duration_s,
             replace(params, seed=params.seed + c),
@@ -118,17 +124,21 @@ def _neighbourhood_snippets(x: np.ndarray, rows: np.ndarray, channels: np.ndarra
 def _learn_chain(
     x: np.ndarray,
     samples: np.ndarray,
+    learnable: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
     progress: bool,
 ) -> Chain:
-    """The chain of one neighbourhood, on its bounded subsample."""
+    """The chain of one neighbourhood, on its bounded subsample of the `learnable` spikes
+    (all of them where fewer than ``min_learn_spikes`` are)."""
     rng = np.random.default_rng(params.seed)
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     per_epoch = min(params.max_spikes_per_epoch, -(-params.max_learn_spikes // E))
-    subset = subsample(epoch, E, per_epoch, rng)
+    if learnable.sum() < params.min_learn_spikes:
+        learnable = np.ones_like(learnable)
+    subset = np.flatnonzero(learnable)[subsample(epoch[learnable], E, per_epoch, rng)]
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
     K = min(params.max_atoms, x.shape[2])
     sampler = Sampler(

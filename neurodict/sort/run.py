@@ -142,7 +142,7 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
-    x, samples, channels, amplitudes, _ = _whitened_snippets(
+    x, samples, channels, amplitudes, _, _ = _whitened_snippets(
         rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near
     )
     duration_s = rec.get_total_duration()
@@ -157,9 +157,10 @@ def sort_recording_group(
         result = one_unit(x, samples, fs, duration_s, params)
     else:
 
-        def sort_spikes(x, samples, channels):
-            """The model learned on the spikes, in neighbourhoods centred where they were
-            found (so that none is empty), and every spike labelled."""
+        def sort_spikes(x, samples, channels, learnable=None):
+            """The model learned on the spikes (those `learnable`, when given), in
+            neighbourhoods centred where they were found (so that none is empty), and every
+            spike labelled."""
             nb = neighbourhoods(
                 rec.get_channel_locations(),
                 channels,
@@ -174,7 +175,16 @@ def sort_recording_group(
                 "/".join(str(c.size) for c in nb.channels),
             )
             model = learn(
-                x, samples, channels, fs, duration_s, params, nb, n_jobs=n_jobs, progress=progress
+                x,
+                samples,
+                channels,
+                fs,
+                duration_s,
+                params,
+                nb,
+                n_jobs=n_jobs,
+                progress=progress,
+                learnable=learnable,
             )
             return assign(
                 model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
@@ -187,7 +197,7 @@ def sort_recording_group(
                 rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
             )
             del result  # the first pass's output: not held through the second learning
-            x, samples, channels, amplitudes, below = _whitened_snippets(
+            x, samples, channels, amplitudes, below, overlapped = _whitened_snippets(
                 rec,
                 *found,
                 0.0,
@@ -202,10 +212,12 @@ def sort_recording_group(
             )
             log.info(
                 "%d detections below the detection threshold once their neighbouring spikes "
-                "are peeled (left in no unit)",
+                "are peeled (left in no unit); %d spikes with a spike-sized neighbour peeled "
+                "(labelled, not learned from)",
                 below.size,
+                int(overlapped.sum()),
             )
-            result = sort_spikes(x, samples, channels)
+            result = sort_spikes(x, samples, channels, ~overlapped)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
@@ -250,7 +262,10 @@ def _whitened_snippets(
 
     `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
     (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
-    that reach into its window subtracted, so its excursion is that of the residual.
+    that reach into its window subtracted, so its excursion is that of the residual. Last
+    returned: which snippets had a spike-sized part subtracted (its largest absolute value
+    in noise SDs at least `min_excursion`, the detection threshold), whose residual carries
+    the templates' errors (all false without `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
     float32 array, so each is held once: the unwhitened windows of a batch, never of all.
@@ -264,6 +279,7 @@ def _whitened_snippets(
     n = samples.size
     whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
+    overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after)
     for i in tqdm(range(0, n, batch), desc="snippets", disable=not progress, leave=False):
         sl = slice(i, i + batch)
@@ -278,7 +294,10 @@ def _whitened_snippets(
             channels=channels[sl],
         )
         if peel is not None:
-            x -= _neighbours(aligned[sl], *peel, x.shape[2]) * scale
+            peeled = _neighbours(aligned[sl], *peel, x.shape[2]) * scale
+            x -= peeled
+            if min_excursion is not None:
+                overlapped[sl] = np.abs(peeled).max(axis=(1, 2)) >= min_excursion
         amplitudes[sl] = x[np.arange(len(x)), channels[sl], before] * noise_uv[channels[sl]]
         if min_excursion is not None:
             near = x[:, :, max(before - half, 0) : before + half + 1]
@@ -299,6 +318,7 @@ def _whitened_snippets(
         channels[rows][order],
         amplitudes[rows][order],
         np.sort(aligned[~keep]),
+        overlapped[rows][order],
     )
 
 

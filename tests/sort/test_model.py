@@ -53,9 +53,26 @@ def test_unused_atoms_switch_off():
     posterior keeps at most 5 (the chain's count falls from 20)."""
     x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 200, seed=0)
     params = SortParams(max_atoms=20, n_burn=20, n_samples=5, n_keep=3, epoch_s=20.0)
-    chain = _learn_chain(x, samples, FS, 60.0, params, False)
+    chain = _learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params, False)
     assert chain.n_atoms[0] == 20
     assert chain.n_atoms[-1] <= 5, chain.n_atoms
+
+
+def test_a_chain_learns_from_the_learnable_spikes_only():
+    """The subsample is drawn from the spikes marked learnable (the overlap pass's: those
+    with no spike-sized neighbour peeled), every one of them here; with fewer learnable than
+    ``min_learn_spikes``, from all."""
+    x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 100, seed=0)
+    params = SortParams(max_atoms=10, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
+    learnable = truth != 2
+    chain = _learn_chain(x, samples, learnable, FS, 60.0, params, False)
+    assert chain.learn_size == 200
+    # the learned features reconstruct the learnable spikes' snippets to the noise
+    fitted = np.einsum("mtk,imk->imt", chain.best.A[None] * chain.best.w[:, None], chain.best.s)
+    assert np.mean((x[learnable] - fitted) ** 2) < 1.5
+    few = np.zeros(samples.size, bool)
+    few[: params.min_learn_spikes - 1] = True
+    assert _learn_chain(x, samples, few, FS, 60.0, params, False).learn_size == samples.size
 
 
 def _sampler(x, samples, labels, params, seed=0, start=None):
@@ -228,7 +245,7 @@ def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
         x[subset], samples[subset], np.zeros(subset.size, np.int64), params, start=(atoms, s)
     )
     np.testing.assert_array_equal(sampler.state.A, atoms)
-    chain = _learn_chain(x, samples, FS, 60.0, params, False)
+    chain = _learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params, False)
     assert chain.n_atoms[-1] <= 10, chain.n_atoms
     assert _start(x, subset, 20, SortParams()) is None  # svd: the sampler's own start
 
@@ -281,7 +298,9 @@ def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
     x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 100, seed=4)
     params = SortParams(max_atoms=10, n_burn=5, n_samples=3, n_keep=2, epoch_s=20.0)
     channels = np.array([0, 2, 3])
-    chain = _learn_chain(x[:, channels], samples, FS, 60.0, params, False)
+    chain = _learn_chain(
+        x[:, channels], samples, np.ones(samples.size, bool), FS, 60.0, params, False
+    )
     epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
     idx = np.flatnonzero(np.arange(samples.size) % 3 != 1)  # the neighbourhood's spikes
     copied = posterior_probabilities(

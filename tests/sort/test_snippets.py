@@ -68,14 +68,14 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
             rec, samples, channels, 0.2, noise, W, params, "neg", False, **kwargs
         )
 
-    white, t, on, amplitudes, below = whitened()
+    white, t, on, amplitudes, below, overlapped = whitened()
     order = np.argsort(aligned, kind="stable")
     np.testing.assert_array_equal(t, aligned[order])
     spike = np.argsort(perm)[order]  # the spike whose snippet is each row
     np.testing.assert_array_equal(on, channels[spike])
     before = 12  # ms_before 0.6 at 20 kHz
     np.testing.assert_allclose(amplitudes, x[order][np.arange(spike.size), on, before] * 5.0)
-    assert below.size == 0
+    assert below.size == 0 and not overlapped.any()
     expected = np.einsum("st,imt->ims", W.astype(np.float32), x[order])
     np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
     # with a floor on the excursion (the overlap pass's): the detections under it are listed
@@ -91,7 +91,7 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     assert max(asked) == samples.size  # one batch: all cut at once
     monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 32)  # 4 channels, 32 samples
     asked.clear()
-    white_small, t_small, _, amplitudes_small, _ = whitened()
+    white_small, t_small, _, amplitudes_small, _, _ = whitened()
     assert max(asked) == 7  # cut, like whitened, a batch at a time: never all unwhitened
     np.testing.assert_array_equal(white_small, white)
     np.testing.assert_array_equal(t_small, t)
@@ -99,6 +99,22 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     kept_small = whitened(min_excursion=floor)
     for small, whole in zip(kept_small, kept, strict=True):
         np.testing.assert_array_equal(small, whole)
+    # peeled: each snippet loses its matched neighbours' waveforms, and those that lost a
+    # part of at least min_excursion noise SDs (spike-sized) are flagged
+    t_match = np.sort(aligned)[::4]
+    which = np.arange(t_match.size) % 2
+    waves = np.zeros((2, 4, 30), np.float32)
+    waves[0, 1, 10] = -1.5 * 5.0  # 1.5 noise SDs (noise 5 uV)
+    waves[1, 2, 12] = -0.5 * 5.0  # half a noise SD
+    peeled = run._neighbours(np.sort(aligned), t_match, which, waves, x.shape[2]) / 5.0
+    white_p, *_, flagged = whitened(peel=(t_match, which, waves), min_excursion=1.0)
+    residual = x[order] - peeled
+    keep = (-residual[:, :, before - half : before + half + 1]).max(axis=(1, 2)) >= 1.0
+    np.testing.assert_array_equal(flagged, (np.abs(peeled).max(axis=(1, 2)) >= 1.0)[keep])
+    assert 0 < flagged.sum() < flagged.size
+    np.testing.assert_allclose(
+        white_p, np.einsum("st,imt->ims", W.astype(np.float32), residual[keep]), atol=1e-4
+    )
 
 
 def test_tails_in_batches_are_the_means_of_all(monkeypatch):
