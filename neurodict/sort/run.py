@@ -382,8 +382,9 @@ def _overlap_pass(
     time. It only says where spikes are and what to peel: each spike's snippet is cut again
     with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection
     whose residual no longer reaches the detection threshold is not a spike; the model is
-    learned again on the peeled snippets (clusters of overlapping spikes no longer form), and
-    it labels them all.
+    learned again on the peeled snippets of the spikes that had no spike-sized neighbour
+    peeled (a collided spike's residual carries the templates' errors, which the model has no
+    term for, and such spikes formed clusters of their own), and it labels them all.
     Returns the samples and channels and, for peeling, the matched spikes' samples, the row
     of each one's template and the templates (uV, units x epochs rows).
     """
