@@ -1,0 +1,118 @@
+"""Where each ground-truth unit's spikes go, by how close in time another unit fired.
+
+Reads what ``benchmarks/sorting.py --work DIR`` kept (each recording's ``gt`` and each sorter's
+``sorting``) and, for every sorter there, matches each ground-truth spike to the nearest sorted
+spike within ``--tolerance-ms``. A unit's own sorted unit is the one that holds most of its
+matched spikes; a matched spike in any other unit is *lost to another unit*. Spikes are binned
+by the lag to the nearest spike of another ground-truth unit, in samples, so a sorter's
+handling of collisions reads off one table: the share of each bin lost to another unit, the
+share not found at all, and each bin's share of all the spikes lost to another unit.
+
+Usage::
+
+    python benchmarks/sorting.py --large --recordings probe32-n5-s1 --work W
+    python benchmarks/collisions.py --work W --recordings probe32-n5-s1
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+LAG_EDGES = (0, 3, 6, 9, 15, 30, 60, None)  # samples to the nearest other unit's spike
+
+
+def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
+    """Per ground-truth spike (all units, time order): the lag in samples to the nearest spike
+    of another ground-truth unit, whether a sorted spike lies within `tolerance` samples, and
+    whether that spike's unit is another than the one holding most of its unit's matches."""
+    units = list(gt.unit_ids)
+    t = np.concatenate([gt.get_unit_spike_train(u) for u in units]).astype(np.int64)
+    unit = np.concatenate(
+        [np.full(gt.get_unit_spike_train(u).size, i) for i, u in enumerate(units)]
+    )
+    order = np.argsort(t, kind="stable")
+    t, unit = t[order], unit[order]
+    lag = np.full(t.size, np.iinfo(np.int64).max)
+    for i in range(len(units)):
+        own, rest = unit == i, np.sort(t[unit != i])
+        lag[own] = np.abs(_nearest(t[own], rest) - t[own])
+    sorted_ids = list(sorting.unit_ids)
+    out_t = np.concatenate([sorting.get_unit_spike_train(u) for u in sorted_ids]).astype(np.int64)
+    out_u = np.concatenate(
+        [np.full(sorting.get_unit_spike_train(u).size, k) for k, u in enumerate(sorted_ids)]
+    )
+    o = np.argsort(out_t, kind="stable")
+    out_t, out_u = out_t[o], out_u[o]
+    j = _nearest_index(t, out_t)
+    found = np.abs(out_t[j] - t) <= tolerance
+    label = np.where(found, out_u[j], -1)
+    own_unit = np.array(
+        [np.bincount(label[(unit == i) & found]).argmax() if np.any((unit == i) & found) else -1
+         for i in range(len(units))]
+    )  # fmt: skip
+    return {"lag": lag, "found": found, "lost": found & (label != own_unit[unit])}
+
+
+def _nearest_index(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Index into sorted `ref` (not empty) of the element nearest each of `t`."""
+    j = np.searchsorted(ref, t).clip(0, ref.size - 1)
+    left = (j - 1).clip(0)
+    return np.where(np.abs(ref[left] - t) <= np.abs(ref[j] - t), left, j)
+
+
+def _nearest(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    if ref.size == 0:
+        return np.full(t.size, np.iinfo(np.int64).max // 2)
+    return ref[_nearest_index(t, ref)]
+
+
+def table(fates: dict[str, np.ndarray]) -> list[dict]:
+    """One row per lag bin of :data:`LAG_EDGES`: spikes, share lost to another unit, share
+    not found, share of all the spikes lost to another unit."""
+    lag, found, lost = fates["lag"], fates["found"], fates["lost"]
+    rows = []
+    for lo, hi in zip(LAG_EDGES[:-1], LAG_EDGES[1:], strict=True):
+        sel = (lag >= lo) & (lag < hi) if hi is not None else lag >= lo
+        n = int(sel.sum())
+        rows.append(
+            {
+                "lag": f"{lo}-{hi - 1}" if hi is not None else f">={lo}",
+                "spikes": n,
+                "lost": float(lost[sel].sum() / max(n, 1)),
+                "missed": float((~found[sel]).sum() / max(n, 1)),
+                "share_of_lost": float(lost[sel].sum() / max(lost.sum(), 1)),
+            }
+        )
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--work", type=Path, required=True, help="benchmarks/sorting.py's --work")
+    p.add_argument("--recordings", nargs="+", required=True)
+    p.add_argument("--tolerance-ms", type=float, default=0.4)
+    args = p.parse_args()
+    import spikeinterface.core as sc
+
+    for name in args.recordings:
+        folder = args.work / name
+        gt = sc.load(folder / "gt")
+        tolerance = int(round(args.tolerance_ms * 1e-3 * gt.get_sampling_frequency()))
+        print(f"\n{name} (tolerance {tolerance} samples)\n")
+        print("| sorter | lag to another unit's spike (samples) | spikes | lost to another unit "
+              "| not found | share of all lost |")  # fmt: skip
+        print("|---|---|---|---|---|---|")
+        for sorting_dir in sorted(folder.glob("*/sorting")):
+            fates = spike_fates(gt, sc.load(sorting_dir), tolerance)
+            for row in table(fates):
+                print(
+                    f"| {sorting_dir.parent.name} | {row['lag']} | {row['spikes']} | "
+                    f"{row['lost']:.3f} | {row['missed']:.3f} | {row['share_of_lost']:.2f} |"
+                )
+
+
+if __name__ == "__main__":
+    main()
