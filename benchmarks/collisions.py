@@ -28,32 +28,30 @@ def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
     """Per ground-truth spike (all units, time order): the lag in samples to the nearest spike
     of another ground-truth unit, whether a sorted spike lies within `tolerance` samples, and
     whether that spike's unit is another than the one holding most of its unit's matches."""
-    units = list(gt.unit_ids)
-    t = np.concatenate([gt.get_unit_spike_train(u) for u in units]).astype(np.int64)
-    unit = np.concatenate(
-        [np.full(gt.get_unit_spike_train(u).size, i) for i, u in enumerate(units)]
-    )
-    order = np.argsort(t, kind="stable")
-    t, unit = t[order], unit[order]
+    t, unit = _spikes(gt)
+    n_units = gt.get_num_units()
     lag = np.full(t.size, np.iinfo(np.int64).max)
-    for i in range(len(units)):
-        own, rest = unit == i, np.sort(t[unit != i])
+    for i in range(n_units):
+        own, rest = unit == i, t[unit != i]
         lag[own] = np.abs(_nearest(t[own], rest) - t[own])
-    sorted_ids = list(sorting.unit_ids)
-    out_t = np.concatenate([sorting.get_unit_spike_train(u) for u in sorted_ids]).astype(np.int64)
-    out_u = np.concatenate(
-        [np.full(sorting.get_unit_spike_train(u).size, k) for k, u in enumerate(sorted_ids)]
-    )
-    o = np.argsort(out_t, kind="stable")
-    out_t, out_u = out_t[o], out_u[o]
+    out_t, out_u = _spikes(sorting)
     j = _nearest_index(t, out_t)
     found = np.abs(out_t[j] - t) <= tolerance
     label = np.where(found, out_u[j], -1)
     own_unit = np.array(
         [np.bincount(label[(unit == i) & found]).argmax() if np.any((unit == i) & found) else -1
-         for i in range(len(units))]
+         for i in range(n_units)]
     )  # fmt: skip
     return {"lag": lag, "found": found, "lost": found & (label != own_unit[unit])}
+
+
+def _spikes(sorting) -> tuple[np.ndarray, np.ndarray]:
+    """Every spike of `sorting` in time order: its sample and its unit's index."""
+    trains = [sorting.get_unit_spike_train(u).astype(np.int64) for u in sorting.unit_ids]
+    t = np.concatenate(trains)
+    unit = np.repeat(np.arange(len(trains)), [x.size for x in trains])
+    order = np.argsort(t, kind="stable")
+    return t[order], unit[order]
 
 
 def _nearest_index(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
