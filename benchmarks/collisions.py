@@ -2,11 +2,12 @@
 
 Reads what ``benchmarks/sorting.py --work DIR`` kept (each recording's ``gt`` and each sorter's
 ``sorting``) and, for every sorter there, matches each ground-truth spike to the nearest sorted
-spike within ``--tolerance-ms``. A unit's own sorted unit is the one that holds most of its
-matched spikes; a matched spike in any other unit is *lost to another unit*. Spikes are binned
-by the lag to the nearest spike of another ground-truth unit, in samples, so a sorter's
-handling of collisions reads off one table: the share of each bin lost to another unit, the
-share not found at all, and each bin's share of all the spikes lost to another unit.
+spike within ``--tolerance-ms`` (found). A unit's own sorted unit is the one that holds most
+of those matches; a found spike with no spike of its own sorted unit within the tolerance is
+*lost to another unit*. Spikes are binned by the lag to the nearest spike of another
+ground-truth unit, in samples, so a sorter's handling of collisions reads off one table: the
+share of each bin lost to another unit, the share not found at all, and each bin's share of
+all the spikes lost to another unit.
 
 Usage::
 
@@ -26,8 +27,9 @@ LAG_EDGES = (0, 3, 6, 9, 15, 30, 60, None)  # samples to the nearest other unit'
 
 def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
     """Per ground-truth spike (all units, time order): the lag in samples to the nearest spike
-    of another ground-truth unit, whether a sorted spike lies within `tolerance` samples, and
-    whether that spike's unit is another than the one holding most of its unit's matches."""
+    of another ground-truth unit, whether any sorted spike lies within `tolerance` samples
+    (found), and whether none of its unit's own sorted unit does (lost to another unit, when
+    found). A unit's own sorted unit holds the most of the sorted spikes nearest its spikes."""
     t, unit = _spikes(gt)
     n_units = gt.get_num_units()
     lag = np.full(t.size, np.iinfo(np.int64).max)
@@ -35,14 +37,15 @@ def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
         own, rest = unit == i, t[unit != i]
         lag[own] = np.abs(_nearest(t[own], rest) - t[own])
     out_t, out_u = _spikes(sorting)
-    j = _nearest_index(t, out_t)
-    found = np.abs(out_t[j] - t) <= tolerance
-    label = np.where(found, out_u[j], -1)
-    own_unit = np.array(
-        [np.bincount(label[(unit == i) & found]).argmax() if np.any((unit == i) & found) else -1
-         for i in range(n_units)]
-    )  # fmt: skip
-    return {"lag": lag, "found": found, "lost": found & (label != own_unit[unit])}
+    found = np.abs(_nearest(t, out_t) - t) <= tolerance
+    kept = np.zeros(t.size, bool)
+    for i in range(n_units):
+        own = unit == i
+        label = out_u[_nearest_index(t[own], out_t)][found[own]]
+        if label.size:
+            train = out_t[out_u == np.bincount(label).argmax()]
+            kept[own] = np.abs(_nearest(t[own], train) - t[own]) <= tolerance
+    return {"lag": lag, "found": found, "lost": found & ~kept}
 
 
 def _spikes(sorting) -> tuple[np.ndarray, np.ndarray]:
