@@ -260,9 +260,10 @@ def _whitened_snippets(
     compares with its threshold). `neighbours`:
     :func:`neurodict.sort.snippets.alignment_channels`, about each spike's channel.
 
-    `peel`, optional: samples (k,) sorted of matched spikes, the row of each one's waveform
-    (k,) and the waveforms (rows, M, T_w) in microvolts; each snippet has those of the others
-    that reach into its window subtracted, so its excursion is that of the residual. Last
+    `peel`, optional: each spike's index among the matched spikes (n,; -1 for none), their
+    samples (k,) sorted, the row of each one's waveform (k,) and the waveforms (rows, M, T_w)
+    in microvolts; each snippet has those of the others that reach into its window
+    subtracted, so its excursion is that of the residual. Last
     returned: which snippets had a spike-sized part subtracted (its largest absolute value
     in noise SDs at least `min_excursion`, the detection threshold), whose residual carries
     the templates' errors (all false without `peel`).
@@ -294,7 +295,8 @@ def _whitened_snippets(
             channels=channels[sl],
         )
         if peel is not None:
-            peeled = _neighbours(aligned[sl], *peel, x.shape[2]) * scale
+            own, *matched = peel
+            peeled = _neighbours(aligned[sl], own[sl], *matched, x.shape[2]) * scale
             x -= peeled
             if min_excursion is not None:
                 overlapped[sl] = np.abs(peeled).max(axis=(1, 2)) >= min_excursion
@@ -329,12 +331,19 @@ def batch_spikes(n_channels: int, n_samples: int) -> int:
 
 
 def _neighbours(
-    t: np.ndarray, t_match: np.ndarray, which: np.ndarray, waves: np.ndarray, T: int
+    t: np.ndarray,
+    own: np.ndarray,
+    t_match: np.ndarray,
+    which: np.ndarray,
+    waves: np.ndarray,
+    T: int,
 ) -> np.ndarray:
     """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms
     ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
-    `t_match` (k,, sorted) that reach into it, other than one at the same sample: (n, M, T).
-    Both windows start ``ms_before`` before their peak."""
+    `t_match` (k,, sorted) that reach into it, other than the spike's own (`own` (n,): its
+    index in `t_match`, -1 for a detection no matched spike covers): (n, M, T). Two neurons'
+    spikes matched at the same sample are two spikes, each peeled of the other. Both windows
+    start ``ms_before`` before their peak."""
     M, T_w = waves.shape[1:]
     out = np.zeros((t.size, M, T), np.float32)
     lo = np.searchsorted(t_match, t - T_w + 1)
@@ -344,7 +353,7 @@ def _neighbours(
         j = lo + d
         ok = j < hi
         j = np.where(ok, j, 0)
-        ok &= t_match[j] != t
+        ok &= j != own
         src = k[None] - (t_match[j] - t)[:, None]  # the neighbour's sample at each of ours
         valid = ok[:, None] & (src >= 0) & (src < T_w)
         # only the T samples each snippet needs: (n, M, T), not the waveforms' (n, M, T_w)
@@ -385,8 +394,10 @@ def _overlap_pass(
     learned again on the peeled snippets of the spikes that had no spike-sized neighbour
     peeled (a collided spike's residual carries the templates' errors, which the model has no
     term for, and such spikes formed clusters of their own), and it labels them all.
-    Returns the samples and channels and, for peeling, the matched spikes' samples, the row
-    of each one's template and the templates (uV, units x epochs rows).
+    Returns the samples and channels (two templates matched at one sample are two spikes)
+    and, for peeling, each spike's index among the matched spikes (-1 for a kept detection),
+    the matched spikes' samples, the row of each one's template and the templates (uV,
+    units x epochs rows).
     """
     fs = rec.sampling_frequency
     templates, peak = template_peaks(result, unwhiten, noise_uv)
@@ -424,13 +435,11 @@ def _overlap_pass(
         int(kept.sum()),
         samples.size,
     )
-    spikes, first = np.unique(np.r_[found, samples[kept]], return_index=True)
+    spikes = np.r_[found, samples[kept]]
+    own = np.r_[np.arange(found.size), np.full(int(kept.sum()), -1)]
+    order = np.argsort(spikes, kind="stable")
     on = np.r_[found_channels, channels[kept]]
-    return (spikes, on[first]), (
-        found,
-        which,
-        flat,
-    )
+    return (spikes[order], on[order]), (own[order], found, which, flat)
 
 
 def _matched_nearby(

@@ -345,24 +345,30 @@ def test_a_unit_between_two_neighbourhood_centres_is_one_unit(tmp_path):
 def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
     """:func:`neurodict.sort.run._neighbours` against a loop over spikes and matched spikes:
     each snippet receives, sample by sample, the waveforms of the matched spikes whose windows
-    reach into its own, except one at its own sample."""
+    reach into its own, except its own matched spike; two spikes matched at the same sample
+    each receive the other's."""
     from neurodict.sort.run import _neighbours
 
     rng = np.random.default_rng(3)
     M, T, T_w = 3, 12, 20
     waves = rng.standard_normal((4, M, T_w)).astype(np.float32)
     t_match = np.sort(rng.choice(400, 60, replace=False))
+    t_match[5] = t_match[4]  # two templates matched at one sample
     which = rng.integers(0, 4, t_match.size)
+    which[5] = (which[4] + 1) % 4
     t = np.r_[t_match[:10], rng.integers(0, 400, 30)]
+    own = np.r_[np.arange(10), np.full(30, -1)]  # the detections cover no matched spike
     expected = np.zeros((t.size, M, T), np.float32)
     for i, ti in enumerate(t):
-        for tm, w in zip(t_match, which, strict=True):
-            if tm == ti:
+        for m, (tm, w) in enumerate(zip(t_match, which, strict=True)):
+            if m == own[i]:
                 continue
             for k in range(T):
                 if 0 <= ti + k - tm < T_w:
                     expected[i, :, k] += waves[w, :, ti + k - tm]
-    np.testing.assert_allclose(_neighbours(t, t_match, which, waves, T), expected, atol=1e-5)
+    got = _neighbours(t, own, t_match, which, waves, T)
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    assert not np.allclose(got[4], got[5])  # one sample, two spikes, each peeled of the other
 
 
 def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_place():
