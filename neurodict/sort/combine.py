@@ -69,11 +69,11 @@ def combine_groups(parts: dict[str, GroupResult], region: dict[str, str], fs_hz:
                 }
             )
     units = global_units(parts)
+    samples = np.concatenate([p.samples for p in parts.values()])
+    unit = np.concatenate([units[g][0] for g in parts])
+    order = np.lexsort((unit, samples))  # two units' spikes at one sample: by unit
     sorting = sc.NumpySorting.from_samples_and_labels(
-        [np.concatenate([p.samples for p in parts.values()])],
-        [np.concatenate([units[g][0] for g in parts])],
-        fs_hz,
-        unit_ids=np.arange(len(table)),
+        [samples[order]], [unit[order]], fs_hz, unit_ids=np.arange(len(table))
     )
     for key in ("group", "region", "peak_channel", "multi_unit"):
         sorting.set_property(key, np.array([row[key] for row in table]))
