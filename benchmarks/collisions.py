@@ -41,8 +41,8 @@ def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
     kept = np.zeros(t.size, bool)
     for i in range(n_units):
         own = unit == i
-        label = out_u[_nearest_index(t[own], out_t)][found[own]]
-        if label.size:
+        if found[own].any():  # a sorting without spikes finds none
+            label = out_u[_nearest_index(t[own], out_t)][found[own]]
             train = out_t[out_u == np.bincount(label).argmax()]
             kept[own] = np.abs(_nearest(t[own], train) - t[own]) <= tolerance
     return {"lag": lag, "found": found, "lost": found & ~kept}
@@ -51,7 +51,7 @@ def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
 def _spikes(sorting) -> tuple[np.ndarray, np.ndarray]:
     """Every spike of `sorting` in time order: its sample and its unit's index."""
     trains = [sorting.get_unit_spike_train(u).astype(np.int64) for u in sorting.unit_ids]
-    t = np.concatenate(trains)
+    t = np.concatenate(trains or [np.zeros(0, np.int64)])
     unit = np.repeat(np.arange(len(trains)), [x.size for x in trains])
     order = np.argsort(t, kind="stable")
     return t[order], unit[order]

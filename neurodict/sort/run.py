@@ -263,10 +263,10 @@ def _whitened_snippets(
     `peel`, optional: each spike's index among the matched spikes (n,; -1 for none), their
     samples (k,) sorted, the row of each one's waveform (k,) and the waveforms (rows, M, T_w)
     in microvolts; each snippet has those of the others that reach into its window
-    subtracted, so its excursion is that of the residual. Last
-    returned: which snippets had a spike-sized part subtracted (its largest absolute value
-    in noise SDs at least `min_excursion`, the detection threshold), whose residual carries
-    the templates' errors (all false without `peel`).
+    subtracted, so its excursion is that of the residual. Last returned: which snippets had
+    a spike-sized part subtracted (its largest absolute value in noise SDs at least
+    `min_excursion`, the detection threshold), whose residual carries the templates' errors
+    (all false without `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
     float32 array, so each is held once: the unwhitened windows of a batch, never of all.
