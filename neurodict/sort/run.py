@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import spikeinterface.core as sc
+from spikeinterface.preprocessing import whiten
+from spikeinterface.preprocessing.whiten import compute_whitening_matrix
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 from tqdm.auto import tqdm
 
@@ -263,10 +265,12 @@ def _whitened_snippets(
     `peel`, optional: each spike's index among the matched spikes (n,; -1 for none), their
     samples (k,) sorted, the row of each one's waveform (k,) and the waveforms (rows, M, T_w)
     in microvolts; each snippet has those of the others that reach into its window
-    subtracted, so its excursion is that of the residual. Last returned: which snippets had
-    a spike-sized part subtracted (its largest absolute value in noise SDs at least
-    `min_excursion`, the detection threshold), whose residual carries the templates' errors
-    (all false without `peel`).
+    subtracted, so its excursion is that of the residual. A matched spike is kept whatever
+    its excursion: the matching found it with its unit's template, under the threshold as
+    well as over (a neuron whose spikes' peaks straddle the threshold). Last returned: which
+    snippets had a spike-sized part subtracted (its largest absolute value in noise SDs at
+    least `min_excursion`, the detection threshold), whose residual carries the templates'
+    errors (all false without `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
     float32 array, so each is held once: the unwhitened windows of a batch, never of all.
@@ -305,6 +309,8 @@ def _whitened_snippets(
             near = x[:, :, max(before - half, 0) : before + half + 1]
             signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
             keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
+            if peel is not None:
+                keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
         whitened[sl] = np.einsum("st,imt->ims", W32, x)
     rows = np.flatnonzero(keep)
     for i in range(0, rows.size, batch):  # in place: rows[j] >= j, read before written
@@ -376,8 +382,9 @@ def _overlap_pass(
     neighbours: np.ndarray | None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
-    matching finds with each epoch's templates of the model's single units (on the channel
-    where their template is largest in noise SDs: :func:`template_channels`), and the
+    matching finds with each epoch's templates of the model's single units in the recording
+    whitened across channels (:func:`_matched_spikes`; on the channel where their template is
+    largest in noise SDs: :func:`template_channels`), and the
     detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
@@ -414,9 +421,10 @@ def _overlap_pass(
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
     found, which = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     if units.size:
+        white, W_space = _spatially_whitened(rec, params.seed)
         for e in range(E):
-            part = rec.frame_slice(bounds[e], bounds[e + 1])
-            t, u = _matched_spikes(part, templates[:, e], params, n_jobs)
+            part = white.frame_slice(bounds[e], bounds[e + 1])
+            t, u = _matched_spikes(part, W_space, templates[:, e], params, n_jobs)
             found.append(bounds[e] + t)
             which.append(u * E + e)  # the template's row in `templates` flattened over epochs
     found, which = np.concatenate(found), np.concatenate(which)
@@ -509,21 +517,35 @@ def _tails(
     return means_of(sums, counts)
 
 
-def _matched_spikes(rec, templates_uv: np.ndarray, params: SortParams, n_jobs: int):
+def _spatially_whitened(rec, seed: int):
+    """`rec` whitened across channels by spikeinterface (ZCA of the covariance of random
+    chunks, spikes and all) and the matrix ``W`` (M, M) it applies: a sample's values ``x``
+    (M,) become ``x W``. Templates ``t`` (M, T) match in it as ``W' t`` (``W`` symmetric)."""
+    W, _ = compute_whitening_matrix(rec, "global", {"seed": seed}, apply_mean=False)
+    return whiten(rec, W=W, dtype="float32"), np.asarray(W)
+
+
+def _matched_spikes(
+    white, W_space: np.ndarray, templates_uv: np.ndarray, params: SortParams, n_jobs: int
+):
     """Samples and template indices of the spikes spikeinterface's circus-omp matching finds
-    with `templates_uv` (U, M, T) in `rec`."""
-    fs = rec.sampling_frequency
+    with `templates_uv` (U, M, T) in `white`, the recording whitened across channels by
+    `W_space` (:func:`_spatially_whitened`), where they are ``W' t``. Matched in microvolts,
+    the noise that neighbouring channels share (the far fields of the many neurons, which
+    dense probes see on channels 20 um apart) made a small unit's spikes fit other units'
+    templates or none."""
+    fs = white.sampling_frequency
     before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
     templates = sc.Templates(
-        templates_array=templates_uv.transpose(0, 2, 1).astype(np.float32),
+        templates_array=np.einsum("umt,mn->utn", templates_uv, W_space).astype(np.float32),
         sampling_frequency=fs,
         nbefore=before,
-        channel_ids=rec.channel_ids,
+        channel_ids=white.channel_ids,
         unit_ids=np.arange(templates_uv.shape[0]),
-        probe=rec.get_probe(),
+        probe=white.get_probe(),
     )
     spikes = find_spikes_from_templates(
-        rec,
+        white,
         templates,
         method="circus-omp",
         job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},

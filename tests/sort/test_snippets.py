@@ -116,6 +116,23 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_allclose(
         white_p, np.einsum("st,imt->ims", W.astype(np.float32), residual[keep]), atol=1e-4
     )
+    # a matched spike (its own index among the matched ones) is kept whatever its residual's
+    # excursion: only detections are tested against the floor. Here the spikes of half the
+    # rows are "matched" to one more spike far past the recording, which peels nothing.
+    far = np.r_[t_match, 10**9]
+    matched_row = np.random.default_rng(3).random(samples.size) < 0.5
+    own = np.where(matched_row[perm], far.size - 1, -1)
+    got = whitened(peel=(own, far, np.r_[which, 0], waves), min_excursion=floor)
+    matched = matched_row[order]
+    keep = (-residual[:, :, before - half : before + half + 1]).max(axis=(1, 2)) >= floor
+    assert (matched & ~keep).any() and (~matched & ~keep).any()
+    np.testing.assert_array_equal(got[1], aligned[order][keep | matched])
+    np.testing.assert_array_equal(got[4], aligned[order][~keep & ~matched])
+    np.testing.assert_allclose(
+        got[0],
+        np.einsum("st,imt->ims", W.astype(np.float32), residual[keep | matched]),
+        atol=1e-4,
+    )
 
 
 def test_tails_in_batches_are_the_means_of_all(monkeypatch):

@@ -371,6 +371,51 @@ def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
     assert not np.allclose(got[4], got[5])  # one sample, two spikes, each peeled of the other
 
 
+def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shared_noise():
+    """Three units (peaks 6 noise SDs, Gaussian footprints one channel wide) on 12 channels
+    20 um apart whose noise is shared by neighbours (correlation 0.9 ** distance in
+    channels, as the far fields of many neurons make it on a dense probe): the overlap
+    pass's matching (:func:`neurodict.sort.run._matched_spikes` in the recording whitened
+    across channels, the templates with it) finds at least 95 % of each unit's spikes with
+    at least 95 % of its matches right; the same matching in microvolts (W = I) finds at
+    most 85 % of two of them."""
+    from probeinterface import generate_linear_probe
+
+    from neurodict.sort.run import _matched_spikes, _spatially_whitened
+
+    rng = np.random.default_rng(0)
+    fs, n, M, noise = 30000.0, 600000, 12, 5.0
+    shared = 0.9 ** np.abs(np.subtract.outer(np.arange(M), np.arange(M)))
+    traces = rng.standard_normal((n, M)) @ np.linalg.cholesky(shared).T * noise
+    t = np.arange(48)
+    templates, trains = np.zeros((3, M, 48)), []
+    for u in range(3):
+        width, centre = rng.uniform(2, 4), rng.uniform(1, M - 2)
+        shape = -np.exp(-0.5 * ((t - 18) / width) ** 2) + 0.3 * np.exp(-0.5 * ((t - 30) / 6) ** 2)
+        footprint = np.exp(-0.5 * (np.arange(M) - centre) ** 2)
+        templates[u] = 6.0 * noise * footprint[:, None] * shape[None]
+        trains.append(np.sort(rng.choice(np.arange(100, n - 100), 300, replace=False)))
+        for s in trains[-1]:
+            traces[s - 18 : s + 30] += templates[u].T
+    rec = sc.NumpyRecording(traces.astype(np.float32), fs)
+    probe = generate_linear_probe(num_elec=M, ypitch=20)
+    probe.set_device_channel_indices(np.arange(M))
+    rec.set_probe(probe, in_place=True)
+
+    def recall_precision(white, W):
+        found, unit = _matched_spikes(white, W, templates, SortParams(), 1)
+        near = [
+            np.abs(np.subtract.outer(train, found[unit == u])) <= 3
+            for u, train in enumerate(trains)
+        ]
+        return np.array([[c.any(1).mean(), c.any(0).mean()] for c in near])
+
+    white = recall_precision(*_spatially_whitened(rec, 0))
+    assert white.min() >= 0.95, white
+    raw = recall_precision(rec, np.eye(M))
+    assert np.sum(raw.min(1) <= 0.85) >= 2, raw
+
+
 def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_place():
     """:func:`neurodict.sort.run._matched_nearby` against a loop over detections and matched
     spikes: a detection is the matched spike's when it lies within the dead time (inclusive)
