@@ -269,8 +269,9 @@ def _whitened_snippets(
     its excursion: the matching found it with its unit's template, under the threshold as
     well as over (a neuron whose spikes' peaks straddle the threshold). Last returned: which
     snippets had a spike-sized part subtracted (its largest absolute value in noise SDs at
-    least `min_excursion`, the detection threshold), whose residual carries the templates'
-    errors (all false without `peel`).
+    least `min_excursion`, the detection threshold) on a channel of `neighbours` about the
+    spike's, whose residual there carries the templates' errors (all false without
+    `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
     float32 array, so each is held once: the unwhitened windows of a batch, never of all.
@@ -303,7 +304,10 @@ def _whitened_snippets(
             peeled = _neighbours(aligned[sl], own[sl], *matched, x.shape[2]) * scale
             x -= peeled
             if min_excursion is not None:
-                overlapped[sl] = np.abs(peeled).max(axis=(1, 2)) >= min_excursion
+                size = np.abs(peeled).max(axis=2)  # (n, M): what each channel lost
+                if neighbours is not None:  # only where the spike was aligned
+                    size *= neighbours[channels[sl]]
+                overlapped[sl] = size.max(axis=1) >= min_excursion
         amplitudes[sl] = x[np.arange(len(x)), channels[sl], before] * noise_uv[channels[sl]]
         if min_excursion is not None:
             near = x[:, :, max(before - half, 0) : before + half + 1]

@@ -116,6 +116,14 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_allclose(
         white_p, np.einsum("st,imt->ims", W.astype(np.float32), residual[keep]), atol=1e-4
     )
+    # with the channels about each spike's (`neighbours`), only what those lost counts
+    near = np.abs(np.subtract.outer(np.arange(4), np.arange(4))) <= 1
+    *_, flagged_near = whitened(
+        peel=(none, t_match, which, waves), min_excursion=1.0, neighbours=near
+    )
+    lost_near = (np.abs(peeled).max(axis=2) * near[channels[spike]]).max(axis=1) >= 1.0
+    np.testing.assert_array_equal(flagged_near, lost_near[keep])
+    assert (flagged_near < flagged).any()
     # a matched spike (its own index among the matched ones) is kept whatever its residual's
     # excursion: only detections are tested against the floor. Here the spikes of half the
     # rows are "matched" to one more spike far past the recording, which peels nothing.
