@@ -173,7 +173,9 @@ def test_report_says_what_was_masked():
 def test_one_saturation_keeps_the_single_units(tmp_path, tiny_session):
     """Issue 13, case 6: one 20 ms saturation on every channel of a tetrode. Without masking
     it made a unit of a few spikes at SNR ~90 and turned a single unit into a multi-unit; with
-    it the artefact is listed and the group's sorting matches its ground truth."""
+    it the artefact is listed and the group's sorting matches its ground truth: each true
+    unit a single unit, no multi-unit holding a tenth of a true unit's spikes (a multi-unit
+    of matches under the threshold may exist beside them)."""
     raw = np.fromfile(tiny_session.parent / "recording.raw", dtype="int16").reshape(-1, 8)
     raw = raw.copy()
     fs = 10000.0
@@ -211,4 +213,6 @@ def test_one_saturation_keeps_the_single_units(tmp_path, tiny_session):
     for unit in truth.unit_ids:
         assert accuracy[unit] >= 0.8, (unit, accuracy[unit])
         assert not multi[int(best[unit])], f"{unit} is matched by a multi-unit"
-    assert multi.sum() <= 1, f"{multi.sum()} multi-units"
+    pooled = cmp.match_event_count.to_numpy()[:, multi]  # true units' spikes in multi-units
+    spikes = [truth.get_unit_spike_train(u).size for u in truth.unit_ids]
+    assert np.all(pooled <= 0.1 * np.array(spikes)[:, None]), pooled
