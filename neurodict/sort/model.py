@@ -426,6 +426,8 @@ class Sampler:
         ``log ρ = Δ log-likelihood + log M(on) − log M(off) − log q(s_k) + log π_k/(1−π_k)``.
         With Student-t clusters, given the precision scales ``u_i``: ``h`` and ``P − 1`` of
         spike i are multiplied by ``u_i`` and ``M`` weights each spike by ``u_i``.
+        ``M`` with one atom more or less is the bordered one of the atoms in use
+        (:class:`neurodict.sort.walk.BorderedMarginal`), computed afresh after each flip.
         """
         u = st.u[:, None]
         # the clusters that hold spikes (an empty one's marginal is 1 whatever z)
@@ -433,7 +435,7 @@ class Sampler:
         swap = walk.ColumnSwap(
             st.s, cluster, occupied.size, self._walk_epoch(), self._walk_epochs(), self._scales(st)
         )
-        current = self._log_marginal(swap, st.z)  # of the z in force, updated on each flip
+        marginal = self._bordered(swap, st.z)  # of the z in force, renewed on each flip
         res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
         for k in self.rng.permutation(self.K):
             aa = res.gram[None, :, k, k]  # (1, M)
@@ -446,10 +448,12 @@ class Sampler:
             )
             other = st.z.copy()
             other[k] = not st.z[k]
-            if st.z[k]:
-                log_on, log_off = current, self._log_marginal(swap, other)
+            current = 0.0 if marginal is None else marginal.total
+            if st.z[k]:  # a death: without column p, the atom's place among those in use
+                p = int(np.searchsorted(np.flatnonzero(st.z), k))
+                log_on, log_off = current, marginal.removing(p)
             else:
-                log_on, log_off = self._log_marginal(swap, other, k, born), current
+                log_on, log_off = self._log_marginal_with(marginal, swap, st.z, k, born), current
             log_rho = (
                 np.sum(h * born - 0.5 * (P - 1.0) * born**2)
                 - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2)
@@ -464,20 +468,29 @@ class Sampler:
                 st.z[k] = not st.z[k]
                 st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(h.shape)
                 swap.set(k)
-                current = log_on if st.z[k] else log_off
+                marginal = self._bordered(swap, st.z)
         if not st.z.any():  # keep one atom: the prior's mass on K = 0 is negligible
             st.z[np.argmax(np.abs(st.A).sum(0))] = True
         self._sample_clusters(st)
 
-    def _log_marginal(
-        self, swap: walk.ColumnSwap, z: np.ndarray, k: int = -1, s_k: np.ndarray | None = None
-    ) -> float:
-        """``log M``: every cluster's marginal of the features of the atoms in use `z`, with
-        column k holding `s_k` when given."""
+    def _bordered(self, swap: walk.ColumnSwap, z: np.ndarray) -> walk.BorderedMarginal | None:
+        """``log M``, every cluster's marginal of the features of the atoms in use `z`, kept
+        to be bordered by one atom more or less (None when no atom is in use: ``M = 1``)."""
         a = np.flatnonzero(z)
-        if a.size == 0:
-            return 0.0
-        return float(walk.log_marginal(self.walk_prior(a), swap.stats(a, k, s_k)).sum())
+        return (
+            walk.BorderedMarginal(self.walk_prior(a), swap.stats(a, -1, None)) if a.size else None
+        )
+
+    def _log_marginal_with(
+        self, marginal, swap: walk.ColumnSwap, z: np.ndarray, k: int, s_k: np.ndarray
+    ) -> float:
+        """``log M`` with atom k in use too, its features `s_k` (N, M)."""
+        if marginal is None:
+            return walk.BorderedMarginal(
+                self.walk_prior(np.array([k])), swap.stats(np.array([k]), k, s_k)
+            ).total
+        sums, cross = swap.column(k, s_k, np.r_[np.flatnonzero(z), k])
+        return marginal.adding(self.mu0[k], sums, cross[..., :-1], cross[..., -1])
 
     def _sample_pi(self, st: State) -> None:
         K, p = self.K, self.p

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurodict.sort import walk
+from neurodict.sort.params import Priors
 
 
 def _direct(s, labels, H, epoch, E, u=None):
@@ -101,3 +102,34 @@ def test_leading_axes_of_a_large_matrix_span_the_top_singular_vectors():
     np.testing.assert_allclose(axes.T @ axes, np.eye(k), atol=1e-9)
     cosines = np.abs(np.einsum("dk,kd->k", axes, vt[:k]))
     assert cosines.min() > 0.99, cosines
+
+
+def test_bordered_marginal_equals_the_marginal_with_an_atom_added_or_removed():
+    """The birth–death moves' ``log M`` with atom k put in (its column `col`) or taken out
+    of the atoms in use, from the bordered ``S^{-1}``, equals :func:`walk.log_marginal`
+    recomputed on the new atoms: with drifting means, one mean (no steps) and precision
+    scales."""
+    s, labels, H, epoch, E = _data(seed=6, K=7)
+    u = np.random.default_rng(7).gamma(2.0, 0.5, labels.size)
+    col = np.random.default_rng(8).normal(1.0, 2.0, size=s.shape[:2])
+    mu0 = np.random.default_rng(9).normal(size=7)
+    active, k = np.array([0, 2, 3, 5]), 4
+    priors = Priors(wishart_dof_extra=3.0, within_cluster_var=0.7)
+    for q, scales in [(0.3, None), (0.0, None), (0.3, u)]:
+        swap = walk.ColumnSwap(s, labels, H, epoch, E, scales)
+
+        def prior(a):
+            return walk.WalkPrior.isotropic(mu0[a], 2.5, q, E, priors)  # noqa: B023
+
+        def direct(a, col=None):
+            return walk.log_marginal(prior(a), swap.stats(a, k, col)).sum()  # noqa: B023
+
+        bordered = walk.BorderedMarginal(prior(active), swap.stats(active, -1, None))
+        np.testing.assert_allclose(bordered.total, direct(active), rtol=1e-10)
+        with_k = np.sort(np.r_[active, k])
+        sums, cross = swap.column(k, col, np.r_[active, k])
+        got = bordered.adding(mu0[k], sums, cross[..., :-1], cross[..., -1])
+        np.testing.assert_allclose(got, direct(with_k, col), rtol=1e-10)
+        for p in range(active.size):
+            want = direct(np.delete(active, p))
+            np.testing.assert_allclose(bordered.removing(p), want, rtol=1e-10)
