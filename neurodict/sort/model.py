@@ -120,9 +120,9 @@ class Data:
 
 class Residual:
     """The residual ``r = x − Σ_k z_k D_k s_k`` (N, M, T), changed in place, with its
-    projections ``a_{m,j}'Φ_m r_{i,m}`` on every atom j (N, M, K) kept beside it as atoms
-    switch on and off: the birth–death moves read one column of these per atom instead of
-    a pass over the snippets.
+    projections ``a_{m,j}'Φ_m r_{i,m}`` on every atom j (K, N, M: one atom's contiguous) kept
+    beside it as atoms switch on and off: the birth–death moves read one atom's of these
+    instead of a pass over the snippets.
 
     Parameters
     ----------
@@ -137,12 +137,12 @@ class Residual:
     def __init__(self, r: np.ndarray, atoms: np.ndarray, phi: np.ndarray):
         self.r, self.atoms = r, atoms
         self.gram = gram(atoms, phi)  # (M, K, K)
-        self.projected = projections(r, atoms, phi).transpose(1, 0, 2)
+        self.projected = np.ascontiguousarray(projections(r, atoms, phi).transpose(2, 1, 0))
 
     def add(self, k: int, s_k: np.ndarray) -> None:
         """``r += a_k s_k`` for features `s_k` (N, M), projections updated alike."""
         self.r += self.atoms[None, :, :, k] * s_k[:, :, None]
-        self.projected += s_k[:, :, None] * self.gram[None, :, k, :]
+        self.projected += s_k[None] * self.gram[:, k, :].T[:, None, :]
 
 
 def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> np.ndarray:
@@ -231,9 +231,13 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     (``W = L_Λ^{-1}R'``) is factored by the QR of ``[I; W]``, never formed: unlike the Woodbury
     form ``x'Φx − y'P^{-1}y + …`` (``P = Λ + G``), nothing large cancels when an atom's scale
     runs far from its features' (a cluster drawn from the prior then has ``P`` ill-conditioned
-    and that form gave distances below zero). The spike-dependent parts are two GEMMs per
-    channel, in batches of :data:`LIK_BATCH` spikes (their (spikes, H, K_a) products bound the
-    memory).
+    and that form gave distances below zero). The last term is a quadratic form in the
+    spike's coordinates with 1 appended, ``[a; 1]'B[a; 1]`` with ``B = [[C^{-1}, −K^{-T}c],
+    [−c'K^{-1}, c'c]]`` (``c = K^{-1}Rμ``; ``C^{-1} = K^{-T}K^{-1}`` has eigenvalues in (0, 1],
+    so forming it amplifies no rounding), evaluated for every cluster at once as the
+    products of the pairs of coordinates times ``B``'s upper triangle, one GEMM onto (spikes,
+    H) per channel and epoch: no (spikes, H, K_a) array. The spike-dependent parts are
+    batches of :data:`LIK_BATCH` spikes.
     """
     N, M, T = x.shape
     H = state.mu.shape[0]
@@ -265,21 +269,40 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     logdet = 2 * np.log(np.abs(np.diagonal(K, axis1=2, axis2=3))).sum((1, 2))  # (H,)
     Kinv = np.linalg.inv(K)  # (H, M, Ka, Ka)
     mu = state.mu[:, :, :, active]  # (H, M, E, Ka)
-    Kmu = np.einsum("hmkl,mlj,hmej->mehk", Kinv, R, mu)  # K^{-1}Rμ: (M, E, H, Ka)
-    Krows = [Kinv[:, m].transpose(2, 0, 1).reshape(Ka, -1) for m in range(M)]
+    c = np.einsum("hmkl,mlj,hmej->hmek", Kinv, R, mu)  # K^{-1}Rμ: (H, M, E, Ka)
+    Q, pairs = _augmented_forms(Kinv, c)  # (M, E, P, H)
     for i in range(0, N, LIK_BATCH):
         xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
+        n = xb.shape[0]
         ys = projections(xb, D, phi)  # (M, n, Ka)
-        quad = np.zeros((xb.shape[0], H))
+        quad = np.zeros((n, H))
         off_span = noise_energy(xb, phi)
+        groups = [(e, np.flatnonzero(eb == e)) for e in np.unique(eb)]
+        aug = np.ones((n, Ka + 1))
         for m, y in enumerate(ys):
-            a = y @ to_axes[m]
+            a = np.matmul(y, to_axes[m], out=aug[:, :Ka])
             off_span -= np.einsum("nk,nk->n", a, a)
-            z = (a @ Krows[m]).reshape(-1, H, Ka)  # K^{-1} a per h
-            z -= Kmu[m, eb]
-            quad += np.einsum("nhk,nhk->nh", z, z)
+            outer = aug[:, pairs[0]] * aug[:, pairs[1]]  # (n, P)
+            for e, rows in groups:
+                quad[rows] += outer[rows] @ Q[m, e]
         out[i : i + LIK_BATCH] = off_span[:, None] + quad
     return out, logdet - log_phi
+
+
+def _augmented_forms(Kinv: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, tuple]:
+    """``B``'s upper triangles for :func:`quadratic_forms`, off-diagonal entries doubled,
+    from ``K^{-1}`` (H, M, Ka, Ka) and ``c`` (H, M, E, Ka): (M, E, P, H) with ``P =
+    (Ka+1)(Ka+2)/2``, and the pairs of coordinates (rows, columns) they multiply."""
+    H, M, E, Ka = c.shape
+    B = np.empty((H, M, E, Ka + 1, Ka + 1))
+    B[..., :Ka, :Ka] = (np.swapaxes(Kinv, 2, 3) @ Kinv)[:, :, None]
+    cross = -np.einsum("hmkl,hmek->hmel", Kinv, c)  # −K^{-T}c
+    B[..., :Ka, Ka] = cross
+    B[..., Ka, :Ka] = cross
+    B[..., Ka, Ka] = np.einsum("hmek,hmek->hme", c, c)
+    pairs = np.triu_indices(Ka + 1)
+    upper = B[..., pairs[0], pairs[1]] * np.where(pairs[0] == pairs[1], 1.0, 2.0)
+    return np.ascontiguousarray(upper.transpose(1, 2, 3, 0)), pairs
 
 
 class Sampler:
@@ -440,12 +463,12 @@ class Sampler:
         for k in self.rng.permutation(self.K):
             aa = res.gram[None, :, k, k]  # (1, M)
             # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom
-            h = res.projected[:, :, k] + st.z[k] * st.s[:, :, k] * aa
-            h *= u
+            s_k = st.s[:, :, k].copy() if st.z[k] else None  # contiguous: read once
+            h = res.projected[k] + s_k * aa if st.z[k] else res.projected[k] * u
+            if st.z[k]:
+                h *= u
             P = u * aa + 1.0  # (N, M)
-            born = (
-                st.s[:, :, k] if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
-            )
+            born = s_k if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
             other = st.z.copy()
             other[k] = not st.z[k]
             current = 0.0 if marginal is None else marginal.total
@@ -500,21 +523,37 @@ class Sampler:
         """Non-negative gains from their truncated-normal conditionals: for channel m and atom
         k, with ``v_i = A_k s_{i,m,k}``, ``r_i`` the residual without ``w_{mk} v_i`` and
         ``a = A_k'Φ_m A_k``, precision ``Σ_i u_i s_{i,m,k}² a + 1/σ_w²`` and mean
-        ``Σ_i u_i s_{i,m,k} A_k'Φ_m r_i`` over it."""
-        for k in np.flatnonzero(st.z):
-            phi_a = st.phi * st.A[:, k]  # (M, T)
-            aa = phi_a @ st.A[:, k]  # (M,)
-            s_k = st.s[:, :, k]  # (N, M)
-            us = st.u[:, None] * s_k
-            projected = np.einsum("imt,mt->im", resid, phi_a) + st.w[:, k] * s_k * aa
-            prec = (us * s_k).sum(0) * aa + 1.0 / self.p.gain_sd**2
-            mean = (us * projected).sum(0) / prec
+        ``Σ_i u_i s_{i,m,k} A_k'Φ_m r_i`` over it.
+
+        The atoms are drawn in turn, each given the others' new gains, from the residual's
+        projections ``A_j'Φ_m r_{i,m}`` on every atom in use, computed once: a new ``w_{mk}``
+        changes ``r_{i,m}`` by ``−s_{i,m,k} Δw_{mk} A_k`` and so the projections by
+        ``−s_{i,m,k} Δw_{mk} G_{m,kj}`` (``G_m = A'Φ_m A``), a pass over the features instead
+        of the snippets; `resid` follows once, after the last atom."""
+        active = np.flatnonzero(st.z)
+        (N, M, T), Ka = resid.shape, active.size
+        A = st.A[:, active]  # (T, Ka)
+        G = gram(np.broadcast_to(A, (M, T, Ka)), st.phi)  # (M, Ka, Ka)
+        # atom-major copies (Ka, N, M): a column of the (N, M, K) arrays is strided
+        s = np.ascontiguousarray(st.s[:, :, active].transpose(2, 0, 1))
+        projected = projections(resid, np.broadcast_to(A, (M, T, Ka)), st.phi)  # (M, N, Ka)
+        projected = np.ascontiguousarray(projected.transpose(2, 1, 0))
+        before = st.w[:, active].copy()
+        for j, k in enumerate(active):
+            aa = G[:, j, j]  # (M,)
+            us = st.u[:, None] * s[j]
+            own = projected[j] + st.w[:, k] * s[j] * aa  # A_k'Φ r without w_mk's part
+            prec = (us * s[j]).sum(0) * aa + 1.0 / self.p.gain_sd**2
+            mean = (us * own).sum(0) / prec
             sd = 1.0 / np.sqrt(prec)
             new = scipy.stats.truncnorm.rvs(
                 (0 - mean) / sd, np.inf, loc=mean, scale=sd, random_state=self.rng
             )
-            resid -= (s_k * (new - st.w[:, k]))[:, :, None] * st.A[:, k]
+            # the atoms still to draw see the new gain
+            projected[j + 1 :] -= (s[j] * (new - st.w[:, k]))[None] * G[:, j, j + 1 :].T[:, None]
             st.w[:, k] = new
+        change = s * (st.w[:, active] - before).T[:, None, :]  # (Ka, N, M)
+        resid -= (change.reshape(Ka, -1).T @ A.T).reshape(N, M, T)
 
     def _sample_labels(self, st: State) -> None:
         """Labels with the refractory mask and the features and precision scales integrated

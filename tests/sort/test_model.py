@@ -121,7 +121,7 @@ def test_the_residual_keeps_its_projections_on_every_atom():
         added += atoms[None, :, :, k] * s_k[:, :, None]
     np.testing.assert_allclose(res.r, x + added, atol=1e-12)
     direct = np.einsum("imt,mt,mtk->imk", x + added, phi, atoms)
-    np.testing.assert_allclose(res.projected, direct, atol=1e-10)
+    np.testing.assert_allclose(res.projected, direct.transpose(2, 0, 1), atol=1e-10)
 
 
 def test_gains_are_drawn_from_their_conditional_and_the_residual_follows():
