@@ -164,3 +164,45 @@ def table_counts_numpy(n, concentration, u):
     t = np.arange(u.shape[2])
     accept = u < concentration[None, :, None] / (concentration[None, :, None] + t)
     return (accept & (t < n[:, :, None])).sum(axis=2)
+
+
+@numba.njit(cache=True)
+def _cluster_products_nb(col, s, columns, cluster, weight, n_clusters):
+    N, M = col.shape
+    out = np.zeros((n_clusters, M, columns.size))
+    for i in range(N):
+        h, w = cluster[i], weight[i]
+        for m in range(M):
+            c = w * col[i, m]
+            for j in range(columns.size):
+                out[h, m, j] += c * s[i, m, columns[j]]
+    return out
+
+
+def cluster_products(
+    col: np.ndarray,
+    s: np.ndarray,
+    columns: np.ndarray,
+    cluster: np.ndarray,
+    weight: np.ndarray,
+    n_clusters: int,
+) -> np.ndarray:
+    """``Σ_{i: cluster_i = h} weight_i col_{i,m} s_{i,m,columns_j}`` (numba): the products of a
+    feature column `col` (N, M) with the feature columns `columns` of `s` (N, M, K), summed
+    per cluster (`cluster` (N,) in ``0..n_clusters-1``, `weight` (N,)): (n_clusters, M, J),
+    in one pass, with no (N, M, J) array."""
+    return _cluster_products_nb(
+        np.ascontiguousarray(col, np.float64),
+        np.ascontiguousarray(s, np.float64),
+        np.asarray(columns, np.int64),
+        np.asarray(cluster, np.int64),
+        np.asarray(weight, np.float64),
+        n_clusters,
+    )
+
+
+def cluster_products_numpy(col, s, columns, cluster, weight, n_clusters):
+    """The numpy twin of :func:`cluster_products`."""
+    out = np.zeros((n_clusters,) + col.shape[1:] + (len(columns),))
+    np.add.at(out, cluster, (weight[:, None] * col)[:, :, None] * s[:, :, columns])
+    return out

@@ -27,6 +27,8 @@ import numpy as np
 from scipy import linalg, sparse
 from scipy.special import gammaln
 
+from neurodict.sort import kernels
+
 #: Above this size of the smaller Gram matrix, :func:`leading_axes` iterates on a subspace
 #: (its axes agree with the exact ones where the spectrum has a gap; see there).
 EXACT_GRAM_SIZE = 256
@@ -163,6 +165,7 @@ class ColumnSwap:
     def __init__(self, s, labels, n_clusters, epoch, n_epochs, u=None):
         self.s, self.H, self.E = s, n_clusters, n_epochs
         weight = np.ones(labels.size) if u is None else u
+        self.labels, self.weight = labels, weight
         self.by_cluster = _indicator(labels, n_clusters, weight)
         self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs, weight)
         self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs, u)
@@ -170,10 +173,9 @@ class ColumnSwap:
     def column(self, k: int, col: np.ndarray, columns: np.ndarray):
         """Sums (H, M, E) and products with the feature columns `columns` (H, M, len(columns))
         of features `col` (N, M) put in column k."""
-        N, M, _ = self.s.shape
+        M = self.s.shape[1]
         sums = (self.by_segment @ col).reshape(self.H, self.E, M).transpose(0, 2, 1)
-        products = (col[:, :, None] * self.s[:, :, columns]).reshape(N, -1)
-        cross = (self.by_cluster @ products).reshape(self.H, M, columns.size)
+        cross = kernels.cluster_products(col, self.s, columns, self.labels, self.weight, self.H)
         cross[:, :, columns == k] = (self.by_cluster @ (col * col))[:, :, None]
         return sums, cross
 

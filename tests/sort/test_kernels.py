@@ -58,6 +58,24 @@ def test_table_counts_kernel_equals_numpy_twin():
     assert np.all((m <= n) & ((m >= 1) | (n == 0)))  # the first customer always opens a table
 
 
+def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
+    """Per-cluster weighted products of a column with chosen feature columns, an empty
+    cluster among them: kernel, twin and sums over each cluster's spikes agree."""
+    rng = np.random.default_rng(3)
+    N, M, K, H = 200, 3, 7, 5
+    col, s = rng.normal(size=(N, M)), rng.normal(size=(N, M, K))
+    cluster = rng.choice([0, 1, 3, 4], N)  # cluster 2 empty
+    weight, columns = rng.gamma(2.0, 0.5, N), np.array([5, 0, 3])
+    got = kernels.cluster_products(col, s, columns, cluster, weight, H)
+    np.testing.assert_allclose(
+        got, kernels.cluster_products_numpy(col, s, columns, cluster, weight, H)
+    )
+    for h in range(H):
+        rows = cluster == h
+        want = np.einsum("i,im,imj->mj", weight[rows], col[rows], s[rows][:, :, columns])
+        np.testing.assert_allclose(got[h], want, atol=1e-12)
+
+
 @pytest.mark.parametrize("nu", [np.inf, 3.0])
 def test_marginal_log_lik_equals_the_density_it_integrates(nu):
     """Features integrated out: per channel a Gaussian; with a precision scale shared by the
