@@ -709,13 +709,15 @@ class Sampler:
 
     def _sample_features(self, st: State) -> None:
         """``s_{i,m} ~ N(P^{-1}(Λμ + w̃A'Φx), (u_i P)^{-1})``, ``P = Λ_{c,m} + w̃A'ΦAw̃`` on
-        the atoms in use; the others from their N(0, 1) prior."""
+        the atoms in use. The features of an unused atom have its N(0, 1) prior and are read
+        by nothing while it is unused (a birth proposes its own, a death draws them from the
+        prior), so they are not drawn again here."""
         x, epoch = self.data.x, self.data.epoch
         a = np.flatnonzero(st.z)
         D = dictionary(st)  # (M, T, Ka)
         G = gram(D, st.phi)
         y = projections(x, D, st.phi).transpose(1, 0, 2)  # (N, M, Ka)
-        s = self.rng.standard_normal(st.s.shape)
+        s_a = np.empty_like(y)
         for c in np.unique(st.labels):
             idx = np.flatnonzero(st.labels == c)
             lam = st.lam[c][:, a[:, None], a]
@@ -724,11 +726,8 @@ class Sampler:
             mean = per_channel(P_inv, h)
             chol = np.linalg.cholesky(P_inv)
             noise = per_channel(chol, self.rng.standard_normal(mean.shape))
-            s_a = mean + noise / np.sqrt(st.u[idx])[:, None, None]
-            block = s[idx]
-            block[:, :, a] = s_a
-            s[idx] = block
-        st.s = s
+            s_a[idx] = mean + noise / np.sqrt(st.u[idx])[:, None, None]
+        st.s[:, :, a] = s_a
 
     def _sample_atoms(self, st: State) -> None:
         """Rows of A: ``A_t ~ N(P_t^{-1} Σ_m φ_mt U_m'diag(u)x_{·mt}, P_t^{-1})`` with
