@@ -201,7 +201,8 @@ def test_one_saturation_keeps_the_single_units(tmp_path, tiny_session):
     result = sort_step.run(results, "CA1_tt")
     labels, multi = result.sorting.labels, result.sorting.multi_unit
     counts = np.bincount(labels[labels >= 0], minlength=multi.size)
-    assert counts.min() >= 10, f"a unit of {counts.min()} spikes"
+    # the artefact's few large spikes made a single unit; a multi-unit pools small clusters
+    assert counts[~multi].min() >= 10, f"a single unit of {counts[~multi].min()} spikes"
     sorting = sc.NumpySorting.from_samples_and_labels(
         [result.samples[labels >= 0]], [labels[labels >= 0]], fs
     )
