@@ -464,13 +464,9 @@ class Sampler:
             aa = res.gram[None, :, k, k]  # (1, M)
             # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom
             s_k = st.s[:, :, k].copy() if st.z[k] else None  # contiguous: read once
-            h = res.projected[k] + s_k * aa if st.z[k] else res.projected[k] * u
-            if st.z[k]:
-                h *= u
+            h = (res.projected[k] + s_k * aa if st.z[k] else res.projected[k]) * u
             P = u * aa + 1.0  # (N, M)
             born = s_k if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
-            other = st.z.copy()
-            other[k] = not st.z[k]
             current = 0.0 if marginal is None else marginal.total
             if st.z[k]:  # a death: without column p, the atom's place among those in use
                 p = int(np.searchsorted(np.flatnonzero(st.z), k))
@@ -509,9 +505,8 @@ class Sampler:
     ) -> float:
         """``log M`` with atom k in use too, its features `s_k` (N, M)."""
         if marginal is None:
-            return walk.BorderedMarginal(
-                self.walk_prior(np.array([k])), swap.stats(np.array([k]), k, s_k)
-            ).total
+            alone = np.array([k])
+            return float(walk.log_marginal(self.walk_prior(alone), swap.stats(alone, k, s_k)).sum())
         sums, cross = swap.column(k, s_k, np.r_[np.flatnonzero(z), k])
         return marginal.adding(self.mu0[k], sums, cross[..., :-1], cross[..., -1])
 
@@ -533,10 +528,11 @@ class Sampler:
         active = np.flatnonzero(st.z)
         (N, M, T), Ka = resid.shape, active.size
         A = st.A[:, active]  # (T, Ka)
-        G = gram(np.broadcast_to(A, (M, T, Ka)), st.phi)  # (M, Ka, Ka)
+        every_channel = np.broadcast_to(A, (M, T, Ka))
+        G = gram(every_channel, st.phi)  # (M, Ka, Ka)
         # atom-major copies (Ka, N, M): a column of the (N, M, K) arrays is strided
         s = np.ascontiguousarray(st.s[:, :, active].transpose(2, 0, 1))
-        projected = projections(resid, np.broadcast_to(A, (M, T, Ka)), st.phi)  # (M, N, Ka)
+        projected = projections(resid, every_channel, st.phi)  # (M, N, Ka)
         projected = np.ascontiguousarray(projected.transpose(2, 1, 0))
         before = st.w[:, active].copy()
         for j, k in enumerate(active):

@@ -398,42 +398,40 @@ class BorderedMarginal:
     """
 
     def __init__(self, prior: WalkPrior, stats: Stats):
-        self.prior, self.stats = prior, stats
-        self.prior1, self.stats1 = _one_mean(prior, stats)
-        self.factor, self.Y, RCR, self.logdet_C = posterior(prior, stats)
-        self.w, self.extra = prior.W0_inv[0, 0], prior.nu0 - prior.mu0.size
+        self.mu0, self.K = prior.mu0, prior.mu0.size
+        self.stats = _one_mean(prior, stats)[1]  # as the posterior sees them
+        self.factor, self.Y, RCR, logdet_C = posterior(prior, stats)
+        self.logdet_C = logdet_C - stats.log_weight
+        self.w, self.extra = prior.W0_inv[0, 0], prior.nu0 - self.K
         S = prior.W0_inv + RCR
         self.S_inv = np.linalg.inv(S)
         self.logdet_S = np.linalg.slogdet(S)[1]
-        self.total = self._log_m(prior.mu0.size, self.logdet_S)
+        self.total = self._log_m(self.K, self.logdet_S)
 
     def _log_m(self, K: int, logdet_S) -> float:
-        n, st = self.stats.spikes, self.stats
-        nu0 = K + self.extra
-        logdet_C = self.logdet_C - st.log_weight
-        return float(_matrix_t(K, n, logdet_C, nu0, K * np.log(self.w), logdet_S).sum())
+        n = self.stats.spikes
+        logdet_W0_inv = K * np.log(self.w)
+        return float(_matrix_t(K, n, self.logdet_C, K + self.extra, logdet_W0_inv, logdet_S).sum())
 
     def removing(self, p: int) -> float:
         """``log M`` without the `p`-th atom in use."""
-        K = self.prior.mu0.size
-        return self._log_m(K - 1, self.logdet_S + np.log(self.S_inv[..., p, p]))
+        return self._log_m(self.K - 1, self.logdet_S + np.log(self.S_inv[..., p, p]))
 
     def adding(self, mu0: float, sums: np.ndarray, cross: np.ndarray, square: np.ndarray) -> float:
         """``log M`` with one more atom whose features have prior mean `mu0`, sums (…, E) by
         epoch, products with the atoms in use (…, K) and squares (…) summed per cluster
         (weighted as the statistics are)."""
-        pr, st1 = self.prior1, self.stats1
-        counts = st1.counts
+        counts = self.stats.counts
         if counts.shape[-1] != sums.shape[-1]:  # one mean (:func:`_one_mean`): pooled
             sums = sums.sum(-1, keepdims=True)
         Y = _forward_substitute(self.factor, (sums - counts * mu0)[..., None])[..., 0]
         total, n = sums.sum(-1), counts.sum(-1)
-        totals = st1.sums.sum(-2)  # (…, K)
-        RR = cross - pr.mu0 * total[..., None] - totals * mu0 + n[..., None] * pr.mu0 * mu0
+        totals = self.stats.sums.sum(-2)  # (…, K)
+        RR = cross - self.mu0 * total[..., None] - totals * mu0 + n[..., None] * self.mu0 * mu0
         b = RR - np.einsum("...ek,...e->...k", self.Y, Y)
         s = self.w + square - 2 * mu0 * total + n * mu0**2 - np.sum(Y * Y, -1)
         schur = s - np.einsum("...k,...kl,...l->...", b, self.S_inv, b)
-        return self._log_m(pr.mu0.size + 1, self.logdet_S + np.log(schur))
+        return self._log_m(self.K + 1, self.logdet_S + np.log(schur))
 
 
 def sample(rng: np.random.Generator, prior: WalkPrior, stats: Stats, wishart):
