@@ -297,7 +297,7 @@ def join_units(
     pairs compared and the clusters left.
     """
     rows = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
-    part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)}, x.reach)
+    part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)})
     bar = tqdm(desc="join", unit="pair", disable=not progress, leave=False)
     with _Scorer(x, bins, n_bins, params, delays, n_jobs) as scorer:
         within = [
@@ -385,21 +385,18 @@ class _Partition:
     """Clusters joined so far: the snippet rows of each (keyed by its first cluster) and the
     neighbourhoods it came from; `unit` maps every cluster to its key."""
 
-    def __init__(self, rows: dict, homes: dict, held: list | None = None):
-        self.rows, self.homes, self.held = rows, homes, held
+    def __init__(self, rows: dict, homes: dict):
+        self.rows, self.homes = rows, homes
         self.unit = {i: i for i in rows}
         self.members = {i: [i] for i in rows}
         self.reaches: dict = {}  # cluster -> its reach, until it joins
 
     def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
-        """The channels near a cluster: those of the neighbourhoods it came from and of every
-        neighbourhood adjacent to one of them (:meth:`Neighbourhoods.reach`), where every
-        spike of it is held (`held`: the channels of each neighbourhood's spikes; all of its
-        reach unless it came from neighbourhoods not all adjacent to one another)."""
+        """The channels near a cluster, where every spike of it is held: those of the
+        neighbourhoods adjacent to each of the neighbourhoods it came from (its reach,
+        :meth:`Neighbourhoods.reach`, for a cluster of one)."""
         if i not in self.reaches:
-            homes = self.homes[i]
-            held = (self.held[c] for c in homes)
-            self.reaches[i] = reduce(np.intersect1d, held, nb.reach(homes))
+            self.reaches[i] = reduce(np.intersect1d, (nb.reach([c]) for c in self.homes[i]))
         return self.reaches[i]
 
     def channels(self, nb: Neighbourhoods, i: int, j: int) -> np.ndarray:

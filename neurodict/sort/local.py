@@ -1,14 +1,12 @@
 """A group's snippets, each held only on the channels near its neighbourhood.
 
 On a probe shank a spike is modelled on the channels of its neighbourhood and compared, in the
-join, with the clusters of the adjacent neighbourhoods on their reach (the channels of the
-neighbourhoods adjacent to theirs, :mod:`neurodict.sort.join`): nothing reads it farther away.
-So each spike is held on the reach of the neighbourhoods adjacent to its own (two adjacency
-steps: a cluster joined with one of an adjacent neighbourhood is read on the union of their
-reaches, which every spike of both holds), in one float32 array (n, L, T) whose L is the most
-any neighbourhood holds: about 32 of a 64-channel probe's channels (42 at most) and 38 of a
-Neuropixels shank's 384 (50 um neighbourhoods), where every channel was held before. A
-tetrode's single neighbourhood holds all its channels: its snippets are the array itself.
+join, with the clusters of the adjacent neighbourhoods on theirs (:mod:`neurodict.sort.join`):
+nothing reads it farther away. So each spike is held on its neighbourhood's *reach*, the
+channels of every neighbourhood adjacent to it (:meth:`Neighbourhoods.reach`), in one float32
+array (n, L, T) whose L is the largest reach: about 22 of a 64-channel probe's channels and 24
+of a Neuropixels shank's 384 (50 um neighbourhoods), where every channel was held before. A
+tetrode's single neighbourhood reaches all its channels: its snippets are the array itself.
 """
 
 from __future__ import annotations
@@ -29,13 +27,12 @@ class LocalSnippets:
     values: np.ndarray  # (n, L, T) float32; a row's entries past its reach are zero
     centre: np.ndarray  # (n,) the neighbourhood of each spike
     reach: list[np.ndarray]  # per neighbourhood: the channels its spikes are held on, sorted
-    #                          (the reach of the neighbourhoods adjacent to it)
     n_channels: int  # M, the group's channels
 
     @classmethod
     def empty(cls, nb: Neighbourhoods, centre: np.ndarray, n_samples: int) -> LocalSnippets:
         """Room for the spikes of neighbourhoods `centre` (n,), to be filled by :meth:`put`."""
-        reach = [nb.reach(np.flatnonzero(nb.adjacent[c])) for c in range(nb.n_centres)]
+        reach = [nb.reach([c]) for c in range(nb.n_centres)]
         L = max(r.size for r in reach)
         values = np.zeros((centre.size, L, n_samples), np.float32)
         return cls(values, np.asarray(centre), reach, nb.nearest.size)

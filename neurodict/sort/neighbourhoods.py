@@ -37,8 +37,7 @@ class Neighbourhoods:
 
     def reach(self, centres) -> np.ndarray:
         """The channels of every neighbourhood adjacent to one of `centres` (theirs among
-        them), sorted: where the join reads a cluster of them; a spike is held on the reach
-        of the neighbourhoods adjacent to its own
+        them), sorted: where a spike of one of them is held
         (:class:`neurodict.sort.local.LocalSnippets`)."""
         near = np.flatnonzero(self.adjacent[sorted(centres)].any(0))
         return np.unique(np.concatenate([self.channels[c] for c in near]))

@@ -410,12 +410,10 @@ def _overlap_pass(
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
     A unit's template in an epoch is the posterior mean of its mean waveform there (the
-    dHDP's random walk, so matching follows drift), on the channels the model saw, and its
-    mean waveform cut from the recording elsewhere (:func:`_recording_means`: the snippets
-    are held only near their neighbourhood, and a template must reach as far as the
-    spike's field), continued up to ``peel_ms_after`` by that mean waveform, so that peeling
-    a spike also removes its after-potential, which would otherwise cross the threshold
-    again. Units whose template peaks under the
+    dHDP's random walk, so matching follows drift), on the channels the model saw, and the
+    mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform
+    there (:func:`_tails`), so that peeling a spike also removes its after-potential, which
+    would otherwise cross the threshold again. Units whose template peaks under the
     detection threshold are left out (a template at the noise level matches noise). Matching
     subtracts each spike it finds before looking again, so it finds spikes that overlap in
     time. It only says where spikes are and what to peel: each spike's snippet is cut again
@@ -432,12 +430,14 @@ def _overlap_pass(
     fs = rec.sampling_frequency
     templates, peak = template_peaks(result, unwhiten, noise_uv)
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
-    E, T = templates.shape[1], templates.shape[3]
-    cut = _recording_means(
-        rec, samples, channels, result.labels, units, E, noise_uv, params, neighbours
+    E = templates.shape[1]
+    templates = np.concatenate(
+        [
+            templates[units],
+            _tails(rec, samples, channels, result.labels, units, E, noise_uv, params, neighbours),
+        ],
+        axis=3,
     )
-    seen = np.isfinite(result.drift[0, units, :, :, :1])  # (units, E, M, 1): the model's
-    templates = np.concatenate([np.where(seen, templates[units], cut[..., :T]), cut[..., T:]], 3)
     epoch_samples = params.epoch_s * fs
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
     found, which = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
@@ -496,19 +496,19 @@ def _matched_nearby(
     return covered
 
 
-def _recording_means(
+def _tails(
     rec, samples, channels, labels, units, n_epochs: int, noise_uv, params: SortParams, neighbours
 ):
-    """Mean waveform (uV) of each of `units` per epoch on every channel, cut from the
-    recording from ``ms_before`` before the peak to ``peel_ms_after`` after it: (len(units),
-    E, M, T_long). From at most ``max_spikes_per_epoch`` spikes of each unit and epoch drawn
-    at random; a unit's mean over all epochs where it has no spikes."""
+    """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
+    ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
+    ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
+    over all epochs where it has no spikes."""
     fs = rec.sampling_frequency
-    ms_after = max(params.peel_ms_after, params.ms_after)
-    before, long_after = snippets.window_samples(fs, params.ms_before, ms_after)
-    M = rec.get_num_channels()
-    if units.size == 0:
-        return np.zeros((0, n_epochs, M, before + long_after))
+    after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
+    before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
+    T_tail = max(long_after - after, 0)
+    if T_tail == 0 or units.size == 0:
+        return np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     epoch, _ = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)
     rng = np.random.default_rng(params.seed)
     picked = [
@@ -518,28 +518,23 @@ def _recording_means(
         if (idx := np.flatnonzero((labels == u) & (epoch == e))).size
     ]
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    sums = np.zeros((units.size, n_epochs, M, before + long_after))
+    sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
-    step = batch_spikes(M, before + long_after)
+    step = batch_spikes(rec.get_num_channels(), before + long_after)
     for i in range(0, idx.size, step):  # the long snippets' memory: one batch
         batch = idx[i : i + step]
         x, _ = snippets.extract(
             rec,
             samples[batch],
             params.ms_before,
-            ms_after,
+            params.peel_ms_after,
             0.0,
             noise_uv,
             neighbours=neighbours,
             channels=channels[batch],
         )
-        add_epoch_sums(
-            sums,
-            counts,
-            x * noise_uv[None, :, None],
-            epoch[batch],
-            np.searchsorted(units, labels[batch]),
-        )
+        tail = x[:, :, before + after :] * noise_uv[None, :, None]
+        add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))
     return means_of(sums, counts)
 
 

@@ -342,8 +342,9 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     """Three neighbourhoods in a row (channels 0-1, 1-2, 2-3; the outer two not adjacent):
     neuron B, on channels 1-2, found in each; neuron A on channel 0 in the first, C on
     channel 3 in the last. Across neighbourhoods each cluster is read once, on the channels
-    of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
-    each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
+    of its neighbourhood and the adjacent ones (the middle B on 0-3), where its spikes are
+    held; a joined cluster on those where all of its spikes are; and its moments cut to each
+    pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
     there. B's three clusters are one unit, A and C their own, in one process or two."""
     rng = np.random.default_rng(8)
     t = np.arange(30)
@@ -377,8 +378,10 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     assert one[1] == one[2] == one[3]
     assert len({one[0], one[1], one[4]}) == 3
     np.testing.assert_array_equal(two, one)
-    assert read[:5] == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3)]
-    assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3)}
+    # each cluster read once on its reach; a joined one on the channels where every spike of
+    # it is held (B of the middle and last: 1-3; all three pieces: 1-2)
+    assert read == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3), (1, 2, 3), (1, 2)]
+    assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3), (1, 2)}
     for chans, _, moments in given:
         for i, m in moments.items():
             spikes = slice(150 * i, 150 * i + int(m.n))  # joined clusters are runs of them
@@ -387,40 +390,37 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
             np.testing.assert_allclose(m.sums, direct.sums, rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize(("n_pieces", "expected"), [(5, [0] * 5), (9, [0] * 5 + [1] * 4)])
-def test_a_cluster_joined_along_the_probe_is_compared_only_where_its_spikes_are_held(
-    n_pieces, expected
-):
-    """Neighbourhoods in a row (channels 0-1, 1-2, ...), each adjacent only to the next (on a
-    probe, neighbourhoods within 100 um), one broad neuron found in each. Each piece is held
-    on the reach of the neighbourhoods adjacent to its own (two on either side); a cluster
-    joined across several is held in common on fewer channels and, once it shares none with
-    a piece, is not compared with it (no Bayes factor on no channels): five pieces are one
-    unit; of nine, the first five joined share no channel with the rest, and the neuron is
-    cut there, not joined on no data."""
+def test_a_cluster_joined_along_the_probe_is_compared_only_where_its_spikes_are_held():
+    """Five neighbourhoods in a row (channels 0-1, 1-2, ..., 4-5), one broad neuron found in
+    each, adjacent only to the next (on a probe, neighbourhoods 100 um apart are adjacent).
+    Each piece is held on its neighbourhood's reach; a cluster joined across several is
+    held in common on fewer channels and, once it shares none with a piece, is not compared
+    with it (no Bayes factor on no channels)."""
     rng = np.random.default_rng(9)
     t = np.arange(30)
-    M = n_pieces + 1
-    wave = _spike(t, 9 - np.abs(np.arange(M) - M / 2))
-    x = np.concatenate([wave + rng.normal(size=(150, M, 30)) for _ in range(n_pieces)])
+    wave = _spike(t, [6, 8, 9, 9, 8, 6])
+    x = np.concatenate([wave + rng.normal(size=(150, 6, 30)) for _ in range(5)])
     x = x.astype(np.float32)
-    clusters = np.repeat(np.arange(n_pieces), 150)
+    clusters = np.repeat(np.arange(5), 150)
     nb = Neighbourhoods(
-        centres=np.arange(n_pieces),
-        channels=[np.array([c, c + 1]) for c in range(n_pieces)],
-        nearest=np.minimum(np.arange(M), n_pieces - 1),
-        adjacent=np.abs(np.subtract.outer(np.arange(n_pieces), np.arange(n_pieces))) <= 1,
+        centres=np.arange(5),
+        channels=[np.array([c, c + 1]) for c in range(5)],
+        nearest=np.array([0, 1, 2, 3, 4, 4]),
+        adjacent=np.abs(np.subtract.outer(np.arange(5), np.arange(5))) <= 1,
     )
-    home = np.arange(n_pieces)
+    home = np.arange(5)
     units = join_units(
         _held(x, nb, clusters, home),
         np.zeros(len(x), np.int64),
         1,
         clusters,
-        np.arange(n_pieces),
+        np.arange(5),
         home,
         nb,
         SortParams(),
         _delays(SortParams(), 30),
     )
-    np.testing.assert_array_equal(units, expected)
+    # the middle four join along the probe (held in common on channel 3 only at the end);
+    # the first piece, held on 0-2, shares no channel with them and is left apart: a neuron
+    # spread wider than adjacent neighbourhoods reach is cut there, not joined on no data
+    np.testing.assert_array_equal(units, [0, 1, 1, 1, 1])

@@ -1,4 +1,4 @@
-"""A wide group's snippets held on the channels near their neighbourhood only."""
+"""A wide group's snippets held on each neighbourhood's reach only."""
 
 from __future__ import annotations
 
@@ -9,38 +9,30 @@ from neurodict.sort.assign import epoch_means, residual_spread
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.neighbourhoods import Neighbourhoods
 
-# five neighbourhoods in a row on six channels (0-1, 1-2, ..., 4-5), each adjacent to the next
+# three neighbourhoods in a row on five channels: 0-1, 1-2-3, 3-4; the outer two not adjacent
 ROW = Neighbourhoods(
-    centres=np.arange(5),
-    channels=[np.array([c, c + 1]) for c in range(5)],
-    nearest=np.array([0, 1, 2, 3, 4, 4]),
-    adjacent=np.abs(np.subtract.outer(np.arange(5), np.arange(5))) <= 1,
+    centres=np.array([0, 2, 4]),
+    channels=[np.array([0, 1]), np.array([1, 2, 3]), np.array([3, 4])],
+    nearest=np.array([0, 0, 1, 2, 2]),
+    adjacent=np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], bool),
 )
 
 
-def test_each_spike_is_held_on_the_reach_of_the_neighbourhoods_adjacent_to_its_own():
-    """A spike of the first neighbourhood is held on channels 0-3 (the channels of the
-    neighbourhoods adjacent to the first or the second), one of the middle on all six, one of
-    the last on 2-5; read back on any channels held as they were, and asking for a channel
-    not held is an error, not another channel's values."""
+def test_each_spike_is_held_on_its_neighbourhoods_reach():
+    """A spike found on channel 0 is held on 0-3 (its neighbourhood and the middle one), one on
+    channel 2 on all five, one on channel 4 on 1-4; read back on any channels of its reach as
+    they were, and asking for a channel outside it is an error, not another channel's values."""
     rng = np.random.default_rng(0)
-    x = rng.standard_normal((6, 6, 7)).astype(np.float32)
-    found = np.array([0, 2, 5, 1, 3, 0])
+    x = rng.standard_normal((6, 5, 7)).astype(np.float32)
+    found = np.array([0, 2, 4, 1, 3, 0])
     held = LocalSnippets.of(x, ROW, found)
-    np.testing.assert_array_equal(held.centre, [0, 2, 4, 1, 3, 0])
-    assert [r.tolist() for r in held.reach] == [
-        [0, 1, 2, 3],
-        [0, 1, 2, 3, 4],
-        [0, 1, 2, 3, 4, 5],
-        [1, 2, 3, 4, 5],
-        [2, 3, 4, 5],
-    ]
-    assert held.values.shape == (6, 6, 7)
-    np.testing.assert_array_equal(held.values[0, 4:], 0)  # past what it holds: nothing
+    np.testing.assert_array_equal(held.centre, [0, 1, 2, 0, 2, 0])
+    assert [r.tolist() for r in held.reach] == [[0, 1, 2, 3], [0, 1, 2, 3, 4], [1, 2, 3, 4]]
+    assert held.values.shape == (6, 5, 7)
+    np.testing.assert_array_equal(held.values[0, 4], 0)  # past its reach: nothing
     rows, channels = np.array([5, 1, 4]), np.array([3, 1])
     np.testing.assert_array_equal(held.on(rows, channels), x[rows][:, channels])
     np.testing.assert_array_equal(held.on(np.array([0, 5]), np.array([2])), x[[0, 5]][:, [2]])
-    np.testing.assert_array_equal(held.on(np.array([2]), np.array([5, 2])), x[[2]][:, [5, 2]])
     with pytest.raises(ValueError, match="outside the reach"):
         held.on(np.array([1, 0]), np.array([4]))
 
@@ -54,21 +46,23 @@ def test_a_single_neighbourhood_holds_the_array_itself():
 
 
 def test_templates_and_spread_of_a_unit_across_neighbourhoods():
-    """A unit's mean snippet on each channel is that of its spikes held there (its overall
-    mean where none of an epoch's is), and its spread is read on the channels each spike is
-    held on: about 1 in white noise, as on every channel; none held there: infinite."""
+    """A unit's mean snippet on each channel is that of its spikes held there (zero where none
+    is), and its spread is read on the channels each spike is held on: about 1 in white
+    noise, as on every channel."""
     rng = np.random.default_rng(1)
-    wave = rng.normal(0, 5, (6, 7))
+    wave = rng.normal(0, 5, (5, 7))
     n = 4000
-    x = (wave + rng.standard_normal((n, 6, 7))).astype(np.float32)
-    found = np.where(np.arange(n) % 2 == 0, 0, 2)  # half in the first neighbourhood (0-3)
+    x = (wave + rng.standard_normal((n, 5, 7))).astype(np.float32)
+    found = np.where(np.arange(n) % 2 == 0, 0, 2)  # half in the first neighbourhood, half not
     held = LocalSnippets.of(x, ROW, found)
     labels = np.zeros(n, np.int64)
     epoch = np.arange(n) % 2  # epoch 0: the first neighbourhood's spikes
     means = epoch_means(held, epoch, labels, 1, 2)
     np.testing.assert_allclose(means[0, 0, :4], x[::2, :4].mean(0, dtype=float), atol=1e-6)
-    np.testing.assert_allclose(means[0, 0, 4:], x[1::2, 4:].mean(0, dtype=float), atol=1e-6)
+    np.testing.assert_allclose(
+        means[0, 0, 4], x[1::2, 4].mean(0, dtype=float), atol=1e-6
+    )  # none held there
     np.testing.assert_allclose(means[0, 1], x[1::2].mean(0, dtype=float), atol=1e-6)
-    spread = residual_spread(held, np.arange(n), np.arange(6), means[0], epoch)
+    spread = residual_spread(held, np.arange(n), np.arange(5), means[0], epoch)
     assert 0.9 < spread < 1.1, spread
     assert residual_spread(held, np.arange(0, n, 2), np.array([4]), means[0], epoch) == np.inf
