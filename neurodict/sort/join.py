@@ -287,8 +287,7 @@ def join_units(
     greedy ascent of the model's evidence over partitions of the clusters, in two stages: each
     neighbourhood's clusters among themselves first (one chain's pieces of its neurons, on its
     own channels: each cluster's moments read once, a joined cluster's their union), then
-    across adjacent neighbourhoods, on the channels where every spike of both is held (a
-    pair without one is not compared). It stops where the one-stage ascent stops, at a partition
+    across adjacent neighbourhoods. It stops where the one-stage ascent stops, at a partition
     in which no pair of the same or adjacent neighbourhoods is favoured as one neuron; the
     order only leaves each neighbourhood's many small pairs out of the comparisons across the
     probe (on a 64-channel probe the chains hand over some 40 clusters each). The
@@ -357,12 +356,7 @@ def join_units(
             del held[i], held[j]
 
         def near(i: int, j: int) -> bool:
-            """Of adjacent neighbourhoods, with a channel where every spike of both is held
-            (a cluster joined along the probe is held in common on fewer channels)."""
-            return (
-                any(nb.adjacent[a, b] for a in part.homes[i] for b in part.homes[j])
-                and part.channels(nb, i, j).size > 0
-            )
+            return any(nb.adjacent[a, b] for a in part.homes[i] for b in part.homes[j])
 
         across = [
             k

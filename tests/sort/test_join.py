@@ -388,39 +388,3 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
             direct = Moments.of(x[spikes][:, chans], zeros[spikes], 1)
             np.testing.assert_allclose(m.scatter, direct.scatter, rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(m.sums, direct.sums, rtol=1e-6, atol=1e-6)
-
-
-def test_a_cluster_joined_along_the_probe_is_compared_only_where_its_spikes_are_held():
-    """Five neighbourhoods in a row (channels 0-1, 1-2, ..., 4-5), one broad neuron found in
-    each, adjacent only to the next (on a probe, neighbourhoods 100 um apart are adjacent).
-    Each piece is held on its neighbourhood's reach; a cluster joined across several is
-    held in common on fewer channels and, once it shares none with a piece, is not compared
-    with it (no Bayes factor on no channels)."""
-    rng = np.random.default_rng(9)
-    t = np.arange(30)
-    wave = _spike(t, [6, 8, 9, 9, 8, 6])
-    x = np.concatenate([wave + rng.normal(size=(150, 6, 30)) for _ in range(5)])
-    x = x.astype(np.float32)
-    clusters = np.repeat(np.arange(5), 150)
-    nb = Neighbourhoods(
-        centres=np.arange(5),
-        channels=[np.array([c, c + 1]) for c in range(5)],
-        nearest=np.array([0, 1, 2, 3, 4, 4]),
-        adjacent=np.abs(np.subtract.outer(np.arange(5), np.arange(5))) <= 1,
-    )
-    home = np.arange(5)
-    units = join_units(
-        _held(x, nb, clusters, home),
-        np.zeros(len(x), np.int64),
-        1,
-        clusters,
-        np.arange(5),
-        home,
-        nb,
-        SortParams(),
-        _delays(SortParams(), 30),
-    )
-    # the middle four join along the probe (held in common on channel 3 only at the end);
-    # the first piece, held on 0-2, shares no channel with them and is left apart: a neuron
-    # spread wider than adjacent neighbourhoods reach is cut there, not joined on no data
-    np.testing.assert_array_equal(units, [0, 1, 1, 1, 1])
