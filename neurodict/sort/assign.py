@@ -22,7 +22,6 @@ import numpy as np
 from neurodict.sort import kernels, snippets
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
-from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import dictionary, epoch_weights
 from neurodict.sort.neighbourhoods import Neighbourhoods, peak_channels, whole_group
 from neurodict.sort.params import SortParams
@@ -47,8 +46,7 @@ class GroupSorting:
     multi_unit: np.ndarray  # (U,) bool
     counts: np.ndarray  # (U, E) spikes per epoch
     presence: np.ndarray  # (U, E) posterior P(epoch weight > presence_weight)
-    templates: np.ndarray  # (U, E, M, T) mean snippet per epoch, noise units (of the unit's
-    #                          spikes held on each channel; zero on channels none is held on)
+    templates: np.ndarray  # (U, E, M, T) mean snippet per epoch, noise units
     drift: np.ndarray  # (S, U, E, M, T) kept posterior samples of each unit's mean waveform
     dictionary: np.ndarray  # (T, K_active) atoms in use (all neighbourhoods), mean gain
     features: np.ndarray  # (n_learn, M_c·K_active) learning features for plots; each
@@ -97,16 +95,15 @@ def sort_group(
     params = params if params is not None else SortParams()
     nb = nb if nb is not None else whole_group(x.shape[1])
     channels = channels if channels is not None else peak_channels(x)
-    held = LocalSnippets.of(x, nb, channels)
-    model = learn(held, samples, fs_hz, duration_s, params, nb, progress=progress)
+    model = learn(x, samples, channels, fs_hz, duration_s, params, nb, progress=progress)
     T = x.shape[2]
     delays = snippets.delay_operators(delay_grid(params, fs_hz), np.eye(T), np.eye(T))
-    return assign(model, held, samples, fs_hz, duration_s, params, delays, progress=progress)
+    return assign(model, x, samples, channels, fs_hz, duration_s, params, delays, progress=progress)
 
 
 def posterior_probabilities(
     chain: Chain,
-    x: LocalSnippets,
+    x: np.ndarray,
     idx: np.ndarray,
     channels: np.ndarray,
     epoch: np.ndarray,
@@ -119,7 +116,7 @@ def posterior_probabilities(
     prob = np.zeros((idx.size, H))
     for start in range(0, idx.size, batch_spikes):
         sl = slice(start, start + batch_spikes)
-        xb = x.on(idx[sl], channels).astype(np.float64)
+        xb = x[np.ix_(idx[sl], channels)].astype(np.float64)
         for st in chain.kept:
             lp = log_posterior(xb, epoch[idx[sl]], st)
             p = np.exp(lp - lp.max(1, keepdims=True))
@@ -129,8 +126,9 @@ def posterior_probabilities(
 
 def assign(
     model: Model,
-    x: LocalSnippets,
+    x: np.ndarray,
     samples: np.ndarray,
+    channels: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
@@ -138,15 +136,15 @@ def assign(
     n_jobs: int = 1,
     progress: bool = False,
 ) -> GroupSorting:
-    """Posterior labels of every spike of `x` (refractory constraint; each spike in its
-    neighbourhood), probabilities, summaries; `delays`: the joins' delay
+    """Posterior labels of every spike (refractory constraint; each spike in the neighbourhood
+    nearest its channel of `channels`), probabilities, summaries; `delays`: the joins' delay
     operators in the snippets' coordinates (:func:`neurodict.sort.join.log_bayes_factor`);
     `n_jobs`: the join's processes; `progress`: the join's progress bar."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     C, H = model.nb.n_centres, params.max_clusters
-    centre = x.centre
-    clusters = np.full(len(x), -1)
+    centre = model.nb.of_channels(channels)
+    clusters = np.full(x.shape[0], -1)
     probs = []
     for c, chain in enumerate(model.chains):
         idx = np.flatnonzero(centre == c)
@@ -176,7 +174,7 @@ def assign(
     cluster_units[small] = n_single
     cluster_units = cluster_units.reshape(C, H)
     n_units = n_single + int(small.size > 0)
-    probability = np.zeros((len(x), n_units), np.float32)
+    probability = np.zeros((x.shape[0], n_units), np.float32)
     for c, (idx, prob) in enumerate(probs):
         for h in np.flatnonzero(cluster_units[c] >= 0):
             probability[idx, cluster_units[c, h]] += prob[:, h]
@@ -206,18 +204,12 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
     return labels
 
 
-def epoch_means(x: LocalSnippets, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
-    """Mean snippet of each unit per epoch on every channel (U, E, M, T), of its spikes held
-    there; its overall mean there in epochs where it has none; zero on channels where none of
-    its spikes is held."""
-    sums = np.zeros((n_units, n_epochs, x.n_channels, x.n_samples))
-    counts = np.zeros((n_units, n_epochs, x.n_channels), np.int64)
-    for c, reach in enumerate(x.reach):
-        part = np.zeros((n_units, n_epochs) + x.values.shape[1:])
-        part_counts = np.zeros((n_units, n_epochs), np.int64)
-        add_epoch_sums(part, part_counts, x.values, epoch, np.where(x.centre == c, labels, -1))
-        sums[:, :, reach] += part[:, :, : reach.size]
-        counts[:, :, reach] += part_counts[:, :, None]
+def epoch_means(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
+    """Mean snippet (x: (n, M, T)) of each unit per epoch (U, E, M, T); the unit's overall mean
+    in epochs where it has no spikes."""
+    sums = np.zeros((n_units, n_epochs) + x.shape[1:])
+    counts = np.zeros((n_units, n_epochs), np.int64)
+    add_epoch_sums(sums, counts, x, epoch, labels)
     return means_of(sums, counts)
 
 
@@ -231,35 +223,29 @@ def add_epoch_sums(sums, counts, x, epoch, labels) -> None:
 
 
 def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Means per unit and epoch from :func:`add_epoch_sums` (`counts` (U, E), or (U, E, M)
-    per channel); a unit's overall mean in epochs where it has no spikes (zero for a unit
-    with none)."""
-    counts = counts.reshape(counts.shape + (1,) * (sums.ndim - counts.ndim))
-    overall = sums.sum(1) / np.maximum(counts.sum(1), 1)
-    per_epoch = sums / np.maximum(counts, 1)
-    return np.where(counts > 0, per_epoch, overall[:, None])
+    """Means per unit and epoch from :func:`add_epoch_sums`; a unit's overall mean in epochs
+    where it has no spikes (zero for a unit with none)."""
+    overall = sums.sum(1) / np.maximum(counts.sum(1), 1)[:, None, None]
+    per_epoch = sums / np.maximum(counts, 1)[:, :, None, None]
+    return np.where(counts[:, :, None, None] > 0, per_epoch, overall[:, None])
 
 
-def residual_spread(x: LocalSnippets, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
+def residual_spread(x: np.ndarray, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
     """Median over the spikes `idx` of the mean squared residual per whitened coordinate of their
-    snippets (`x` on those of `channels` each is held on) about their epoch's mean (`means`
-    (E, M, T)) scaled to its amplitude: about 1 for a single unit in white noise, however it
-    drifts and whatever its amplitude jitter; a mixture of units or of overlapping spikes gives
-    more. In batches of spikes (the unit's snippets are never copied whole)."""
+    snippets (`x` on `channels`) about their epoch's mean (`means` (E, M, T)) scaled to its
+    amplitude: about 1 for a single unit in white noise, however it drifts and whatever its
+    amplitude jitter; a mixture of units or of overlapping spikes gives more. In batches of
+    spikes (the unit's snippets are never copied whole)."""
     if idx.size < 2:
         return np.inf
-    values = np.full(idx.size, np.nan)
-    for c, reach in enumerate(x.reach):
-        mine = np.flatnonzero(x.centre[idx] == c)
-        chans = np.intersect1d(channels, reach)
-        for i in range(0, mine.size if chans.size else 0, BATCH_SPIKES):
-            at = mine[i : i + BATCH_SPIKES]
-            rows = idx[at]
-            xb = x.on(rows, chans).reshape(rows.size, -1)
-            mb = means[epoch[rows]][:, chans].reshape(rows.size, -1)
-            scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
-            values[at] = ((xb - scale[:, None] * mb) ** 2).mean(1)
-    return float(np.nanmedian(values)) if np.isfinite(values).any() else np.inf
+    values = np.empty(idx.size)
+    for i in range(0, idx.size, BATCH_SPIKES):
+        rows = idx[i : i + BATCH_SPIKES]
+        xb = x[np.ix_(rows, channels)].reshape(rows.size, -1)
+        mb = means[epoch[rows]][:, channels].reshape(rows.size, -1)
+        scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
+        values[i : i + BATCH_SPIKES] = ((xb - scale[:, None] * mb) ** 2).mean(1)
+    return float(np.median(values))
 
 
 def reasons(labels: np.ndarray, multi_unit: np.ndarray) -> np.ndarray:
@@ -334,7 +320,7 @@ def _summary(
     multi_unit = (np.arange(n_units) >= n_single) | (spread > params.max_unit_variance)
     reason = reasons(labels, multi_unit)
     presence, drift = dhdp_posterior(
-        model, cluster_units, n_units, x.n_channels, params.presence_weight
+        model, cluster_units, n_units, x.shape[1], params.presence_weight
     )
     for r, name in enumerate(REASONS):
         log.info("%d spikes: %s", int(np.sum(reason == r)), name)

@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from dataclasses import dataclass
-from functools import cached_property, reduce
+from functools import cached_property
 from itertools import combinations
 
 import numpy as np
@@ -53,7 +53,6 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import walk
-from neurodict.sort.local import LocalSnippets
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
@@ -263,7 +262,7 @@ def _walk_evidence(info, pull, cov_walk, prior: walk.WalkPrior) -> np.ndarray:
 
 
 def join_units(
-    x: LocalSnippets,
+    x,
     bins,
     n_bins,
     clusters,
@@ -275,9 +274,8 @@ def join_units(
     n_jobs: int = 1,
     progress: bool = False,
 ) -> np.ndarray:
-    """The unit of each cluster in `used` (of neighbourhood `centre`; a cluster's rows of `x`
-    in `clusters`): clusters of the same or adjacent neighbourhoods joined, one pair at a
-    time, while the evidence favours one neuron.
+    """The unit of each cluster in `used` (of neighbourhood `centre`): clusters of the same or
+    adjacent neighbourhoods joined, one pair at a time, while the evidence favours one neuron.
 
     Agglomerative: the pair with the largest Bayes factor (:func:`log_bayes_factor` on the
     channels of both, the walk over `n_bins` time bins `bins` of ``join_epoch_s``, the
@@ -339,7 +337,7 @@ def join_units(
                         chans,
                         pairs,
                         {
-                            i: _cut(part.reach(nb, i), held[i], chans, x.n_samples)
+                            i: _cut(part.reach(nb, i), held[i], chans, x.shape[2])
                             for i in {i for k in pairs for i in k}
                         },
                     )
@@ -386,11 +384,11 @@ class _Partition:
         self.reaches: dict = {}  # cluster -> its reach, until it joins
 
     def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
-        """The channels near a cluster, where every spike of it is held: those of the
-        neighbourhoods adjacent to each of the neighbourhoods it came from (its reach,
-        :meth:`Neighbourhoods.reach`, for a cluster of one)."""
+        """The channels near a cluster: those of the neighbourhoods it came from and of every
+        neighbourhood adjacent to one of them."""
         if i not in self.reaches:
-            self.reaches[i] = reduce(np.intersect1d, (nb.reach([c]) for c in self.homes[i]))
+            near = np.flatnonzero(nb.adjacent[sorted(self.homes[i])].any(0))
+            self.reaches[i] = np.unique(np.concatenate([nb.channels[c] for c in near]))
         return self.reaches[i]
 
     def channels(self, nb: Neighbourhoods, i: int, j: int) -> np.ndarray:
@@ -457,7 +455,7 @@ _SHARED: dict = {}  # what the scoring processes read: set before they fork
 def _moments(rows: dict, chans: np.ndarray) -> dict:
     """The :class:`Moments` of each cluster's snippet rows `rows` (key -> rows) on `chans`."""
     x, bins = _SHARED["x"], _SHARED["bins"]
-    return {i: Moments.of(x.on(r, chans), bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
+    return {i: Moments.of(x[np.ix_(r, chans)], bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
 
 
 def _bayes_factors(moments: dict, pairs: list) -> list[float]:

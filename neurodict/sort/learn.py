@@ -20,7 +20,6 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import dbksvd, kernels
-from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
@@ -68,8 +67,9 @@ class Model:
 
 
 def learn(
-    x: LocalSnippets,
+    x: np.ndarray,
     samples: np.ndarray,
+    channels: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
@@ -78,11 +78,12 @@ def learn(
     progress: bool = False,
     learnable: np.ndarray | None = None,
 ) -> Model:
-    """One chain per neighbourhood of `nb`, on its spikes of `x` and its channels (arguments
-    as :func:`sort_group`; `n_jobs` processes run neighbourhoods in parallel). Neighbourhood
-    ``c`` is seeded ``seed + c``. `learnable` (n,) bool, optional: the spikes a chain's
-    subsample is drawn from (all by default); the others are only labelled."""
-    centre = x.centre
+    """One chain per neighbourhood, on its spikes and channels (arguments as
+    :func:`sort_group`; each spike in the neighbourhood nearest its channel; `n_jobs`
+    processes run neighbourhoods in parallel). Neighbourhood ``c`` is seeded ``seed + c``.
+    `learnable` (n,) bool, optional: the spikes a chain's subsample is drawn from (all by
+    default); the others are only labelled."""
+    centre = nb.of_channels(channels)
     if learnable is None:
         learnable = np.ones(samples.size, bool)
     jobs = (  # one neighbourhood's snippets at a time when the chains run here
@@ -112,17 +113,12 @@ def learn(
     return Model(chains, nb)
 
 
-def _neighbourhood_snippets(x: LocalSnippets, rows: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """The snippets `rows` of `x` on `channels` (n, M_c, T): the array `x` holds itself when
-    that is all of it, else one copy."""
-    if (
-        rows.size == len(x)
-        and x.values.shape[1] == channels.size
-        and np.array_equal(channels, x.reach[0])
-        and x.n_centres == 1
-    ):
-        return x.values
-    return x.on(rows, channels)
+def _neighbourhood_snippets(x: np.ndarray, rows: np.ndarray, channels: np.ndarray) -> np.ndarray:
+    """The snippets `rows` of `x` (n, M, T) on `channels`: `x` itself when that is all of it,
+    else one copy."""
+    if rows.size == x.shape[0] and np.array_equal(channels, np.arange(x.shape[1])):
+        return x
+    return x[np.ix_(rows, channels)]
 
 
 def _learn_chain(

@@ -35,13 +35,6 @@ class Neighbourhoods:
         it."""
         return self.nearest[channels]
 
-    def reach(self, centres) -> np.ndarray:
-        """The channels of every neighbourhood adjacent to one of `centres` (theirs among
-        them), sorted: where a spike of one of them is held
-        (:class:`neurodict.sort.local.LocalSnippets`)."""
-        near = np.flatnonzero(self.adjacent[sorted(centres)].any(0))
-        return np.unique(np.concatenate([self.channels[c] for c in near]))
-
     def of_spikes(self, x: np.ndarray) -> np.ndarray:
         """The centre of each snippet or template (n, M, T): the one nearest its peak
         channel."""

@@ -23,18 +23,10 @@ from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import snippets
-from neurodict.sort.assign import (
-    GroupSorting,
-    add_epoch_sums,
-    assign,
-    epoch_means,
-    means_of,
-    reasons,
-)
+from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
-from neurodict.sort.local import LocalSnippets
-from neurodict.sort.neighbourhoods import Neighbourhoods, neighbourhoods
+from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
@@ -152,21 +144,8 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
-
-    def neighbourhoods_of(channels):
-        """The group's neighbourhoods, centred where the spikes found on `channels` are
-        (so that none is empty)."""
-        return neighbourhoods(
-            rec.get_channel_locations(),
-            channels,
-            params.neighbourhood_um,
-            max(params.min_learn_spikes, params.min_unit_spikes),
-            params.neighbourhood_spacing,
-        )
-
-    nb = neighbourhoods_of(peaks[1])
     x, samples, channels, amplitudes, _, _ = _whitened_snippets(
-        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, nb, near
+        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near
     )
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
@@ -180,19 +159,27 @@ def sort_recording_group(
         result = one_unit(x, samples, fs, duration_s, params)
     else:
 
-        def sort_spikes(x, samples, nb, learnable=None):
-            """The model learned on the spikes (those `learnable`, when given) in the
-            neighbourhoods `nb`, and every spike labelled."""
+        def sort_spikes(x, samples, channels, learnable=None):
+            """The model learned on the spikes (those `learnable`, when given), in
+            neighbourhoods centred where they were found (so that none is empty), and every
+            spike labelled."""
+            nb = neighbourhoods(
+                rec.get_channel_locations(),
+                channels,
+                params.neighbourhood_um,
+                max(params.min_learn_spikes, params.min_unit_spikes),
+                params.neighbourhood_spacing,
+            )
             log.info(
-                "%d spikes in %d neighbourhood(s) of %s channels, each held on %d channels",
+                "%d spikes in %d neighbourhood(s) of %s channels",
                 samples.size,
                 nb.n_centres,
                 "/".join(str(c.size) for c in nb.channels),
-                x.values.shape[1],
             )
             model = learn(
                 x,
                 samples,
+                channels,
                 fs,
                 duration_s,
                 params,
@@ -201,16 +188,17 @@ def sort_recording_group(
                 progress=progress,
                 learnable=learnable,
             )
-            return assign(model, x, samples, fs, duration_s, params, delays, n_jobs, progress)
+            return assign(
+                model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
+            )
 
-        result = sort_spikes(x, samples, nb)
+        result = sort_spikes(x, samples, channels)
         if params.template_matching:
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
             )
             del result  # the first pass's output: not held through the second learning
-            nb = neighbourhoods_of(found[1])
             x, samples, channels, amplitudes, below, overlapped = _whitened_snippets(
                 rec,
                 *found,
@@ -220,7 +208,6 @@ def sort_recording_group(
                 params,
                 peak_sign,
                 progress,
-                nb,
                 near,
                 peel=matched,
                 min_excursion=detection["threshold_sigma"],
@@ -232,7 +219,7 @@ def sort_recording_group(
                 below.size,
                 int(overlapped.sum()),
             )
-            result = sort_spikes(x, samples, nb, ~overlapped)
+            result = sort_spikes(x, samples, channels, ~overlapped)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
@@ -263,13 +250,11 @@ def _whitened_snippets(
     params: SortParams,
     peak_sign: str,
     progress: bool,
-    nb: Neighbourhoods,
     neighbours: np.ndarray | None = None,
     peel=None,
     min_excursion: float | None = None,
 ):
     """Aligned, whitened snippets in time order of the spikes at `samples` found on `channels`,
-    each held on the reach of its neighbourhood of `nb` (:class:`LocalSnippets`),
     their samples, channels and amplitudes (uV, at the peak on their channel), and the samples
     of the detections whose excursion is under `min_excursion` (none when it is None), which
     are left out of the others. A detection's excursion is the largest value in noise SDs of
@@ -289,8 +274,7 @@ def _whitened_snippets(
     `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
-    float32 array, so each is held once, on its reach: the unwhitened windows of a batch on
-    every channel, never of all.
+    float32 array, so each is held once: the unwhitened windows of a batch, never of all.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
@@ -299,8 +283,7 @@ def _whitened_snippets(
     scale = (1.0 / noise_uv).astype(np.float32)[None, :, None]
     W32 = W.astype(np.float32)
     n = samples.size
-    held = LocalSnippets.empty(nb, nb.of_channels(channels), W.shape[0])
-    whitened = held.values
+    whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after)
@@ -332,7 +315,7 @@ def _whitened_snippets(
             keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
             if peel is not None:
                 keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
-        held.put(sl, np.einsum("st,imt->ims", W32, x))
+        whitened[sl] = np.einsum("st,imt->ims", W32, x)
     rows = np.flatnonzero(keep)
     for i in range(0, rows.size, batch):  # in place: rows[j] >= j, read before written
         kept = rows[i : i + batch]
@@ -342,7 +325,7 @@ def _whitened_snippets(
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]
     return (
-        LocalSnippets(whitened, held.centre[rows][order], held.reach, held.n_channels),
+        whitened,
         aligned[rows][order],
         channels[rows][order],
         amplitudes[rows][order],
@@ -609,19 +592,17 @@ def below_threshold_units(result: GroupSorting, peak: np.ndarray, threshold_sigm
     return replace(result, multi_unit=multi_unit, reason=reasons(result.labels, multi_unit))
 
 
-def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
-    """All of a tiny group's spikes as one multi-unit (none when there are no spikes); its
-    template in every epoch the mean of all its snippets."""
-    n, T = len(x), x.n_samples
+def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
+    """All of a tiny group's spikes as one multi-unit (none when there are no spikes)."""
+    n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     U = int(n > 0)
     counts = np.zeros((U, E), np.int64)
     if U:
         np.add.at(counts[0], epoch, 1)
-    labels = np.zeros(n, np.int64)
-    template = epoch_means(x, labels, labels, U, 1).repeat(E, axis=1)
+    template = x.mean(0)[None, None].repeat(E, axis=1) if U else np.zeros((0, E, M, T))
     return GroupSorting(
-        labels=labels,
+        labels=np.zeros(n, np.int64),
         reason=np.ones(n, np.int8),
         probability=np.ones((n, U), np.float32),
         multi_unit=np.ones(U, bool),

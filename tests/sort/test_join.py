@@ -12,7 +12,6 @@ from scipy.special import gammaln
 
 from neurodict.sort import join, walk
 from neurodict.sort.join import Moments, delay_grid, join_units, log_bayes_factor
-from neurodict.sort.local import LocalSnippets
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 from neurodict.sort.params import SortParams
 from neurodict.sort.snippets import delay_operators
@@ -23,12 +22,6 @@ FS = 25000.0
 
 def _delays(params: SortParams, n_samples: int) -> np.ndarray:
     return delay_operators(delay_grid(params, FS), np.eye(n_samples), np.eye(n_samples))
-
-
-def _held(x, nb, clusters, home):
-    """The snippets `x` (n, M, T) of clusters `clusters` (n,), each spike in its cluster's
-    neighbourhood of `home`, held on that neighbourhood's reach."""
-    return LocalSnippets.of(x, nb, nb.centres[home[clusters]])
 
 
 def _blob(rng, mean, n):
@@ -50,18 +43,8 @@ def _join(parts, bins=None, n_bins=1, params=None, n_jobs=1):
     params = params or SortParams()
     centre = np.zeros(len(parts), np.int64)
     delays = _delays(params, T)
-    nb = whole_group(M)
     return join_units(
-        _held(x, nb, clusters, centre),
-        bins,
-        n_bins,
-        clusters,
-        used,
-        centre,
-        nb,
-        params,
-        delays,
-        n_jobs,
+        x, bins, n_bins, clusters, used, centre, whole_group(M), params, delays, n_jobs
     )
 
 
@@ -146,15 +129,14 @@ def _units(parts, params, n_channels):
     clusters = np.repeat(np.arange(len(parts)), [len(p) for p in parts])
     centre, zeros = np.zeros(len(parts), np.int64), np.zeros(len(x), np.int64)
     delays = _delays(params, x.shape[2])
-    nb = whole_group(n_channels)
     return join_units(
-        _held(x, nb, clusters, centre),
+        x,
         zeros,
         1,
         clusters,
         np.arange(len(parts)),
         centre,
-        nb,
+        whole_group(n_channels),
         params,
         delays,
     )
@@ -328,9 +310,9 @@ def test_each_neighbourhoods_clusters_join_among_themselves_before_across(caplog
     zeros = np.zeros(len(x), np.int64)
     delays = _delays(SortParams(), 30)
     with caplog.at_level("INFO", logger="neurodict.sort.join"):
-        home = np.repeat([0, 1], 3)
-        held = _held(x, nb, clusters, home)
-        units = join_units(held, zeros, 1, clusters, np.arange(6), home, nb, SortParams(), delays)
+        units = join_units(
+            x, zeros, 1, clusters, np.arange(6), np.repeat([0, 1], 3), nb, SortParams(), delays
+        )
     assert units[0] == units[1] == units[3] and units[4] == units[5]
     assert len({units[0], units[2], units[4]}) == 3
     assert "join: 6 clusters into 3 units (14 pairs' Bayes factors)" in caplog.messages
@@ -342,15 +324,13 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     """Three neighbourhoods in a row (channels 0-1, 1-2, 2-3; the outer two not adjacent):
     neuron B, on channels 1-2, found in each; neuron A on channel 0 in the first, C on
     channel 3 in the last. Across neighbourhoods each cluster is read once, on the channels
-    of its neighbourhood and the adjacent ones (the middle B on 0-3), where its spikes are
-    held; a joined cluster on those where all of its spikes are; and its moments cut to each
-    pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
+    of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
+    each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
     there. B's three clusters are one unit, A and C their own, in one process or two."""
     rng = np.random.default_rng(8)
     t = np.arange(30)
     a, b, c = _spike(t, [8, 2, 0, 0]), _spike(t, [1, 7, 7, 1]), _spike(t, [0, 0, 2, 8])
     x = np.concatenate([m + rng.normal(size=(150, 4, 30)) for m in [a, b, b, b, c]])
-    x = x.astype(np.float32)  # as snippets are held
     clusters = np.repeat(np.arange(5), 150)
     nb = Neighbourhoods(
         centres=np.array([0, 1, 3]),
@@ -362,11 +342,9 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     delays = _delays(SortParams(), 30)
     home = np.array([0, 0, 1, 2, 2])
 
-    held = _held(x, nb, clusters, home)
-
     def units(n_jobs):
         return join_units(
-            held, zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays, n_jobs
+            x, zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays, n_jobs
         )
 
     two = units(2)  # before the spies below: the processes cannot run them
@@ -378,10 +356,8 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     assert one[1] == one[2] == one[3]
     assert len({one[0], one[1], one[4]}) == 3
     np.testing.assert_array_equal(two, one)
-    # each cluster read once on its reach; a joined one on the channels where every spike of
-    # it is held (B of the middle and last: 1-3; all three pieces: 1-2)
-    assert read == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3), (1, 2, 3), (1, 2)]
-    assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3), (1, 2)}
+    assert read[:5] == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3)]
+    assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3)}
     for chans, _, moments in given:
         for i, m in moments.items():
             spikes = slice(150 * i, 150 * i + int(m.n))  # joined clusters are runs of them

@@ -12,9 +12,7 @@ from scipy.stats import norm, truncnorm
 
 from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
-from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Residual, Sampler
-from neurodict.sort.neighbourhoods import whole_group
 from neurodict.sort.params import Priors, SortParams
 
 FS = 30000.0
@@ -31,11 +29,6 @@ def _atoms(T=30):
         1,
     )
     return atoms / np.linalg.norm(atoms, axis=0)
-
-
-def _whole(x: np.ndarray) -> LocalSnippets:
-    """Snippets (n, M, T) of one neighbourhood holding every channel."""
-    return LocalSnippets.of(x, whole_group(x.shape[1]), np.zeros(len(x), np.int64))
 
 
 def _snippets(coef, n_per_unit, seed, M=4):
@@ -311,10 +304,10 @@ def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
     epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
     idx = np.flatnonzero(np.arange(samples.size) % 3 != 1)  # the neighbourhood's spikes
     copied = posterior_probabilities(
-        chain, _whole(x[idx][:, channels]), np.arange(idx.size), np.arange(3), epoch[idx], 10**9
+        chain, x[idx][:, channels], np.arange(idx.size), np.arange(3), epoch[idx], 10**9
     )
     np.testing.assert_allclose(
-        posterior_probabilities(chain, _whole(x), idx, channels, epoch, batch_spikes=7),
+        posterior_probabilities(chain, x, idx, channels, epoch, batch_spikes=7),
         copied,
         rtol=1e-12,
         atol=1e-300,  # subnormal probabilities round apart
@@ -326,13 +319,11 @@ def test_a_neighbourhood_of_everything_is_not_copied():
     from neurodict.sort.learn import _neighbourhood_snippets
 
     x = np.random.default_rng(0).standard_normal((10, 4, 6)).astype(np.float32)
-    assert _neighbourhood_snippets(_whole(x), np.arange(10), np.arange(4)) is x
+    assert _neighbourhood_snippets(x, np.arange(10), np.arange(4)) is x
     rows, channels = np.array([1, 4, 9]), np.array([0, 3])
+    np.testing.assert_array_equal(_neighbourhood_snippets(x, rows, channels), x[rows][:, channels])
     np.testing.assert_array_equal(
-        _neighbourhood_snippets(_whole(x), rows, channels), x[rows][:, channels]
-    )
-    np.testing.assert_array_equal(
-        _neighbourhood_snippets(_whole(x), np.arange(10), np.array([3, 2, 1, 0])), x[:, ::-1]
+        _neighbourhood_snippets(x, np.arange(10), np.array([3, 2, 1, 0])), x[:, ::-1]
     )
 
 
@@ -353,7 +344,7 @@ def test_residual_spread_of_a_unit_by_batch(monkeypatch):
 
     def spread(idx):
         means = np.stack([x[idx][epoch[idx] == e].mean(0) for e in range(3)])
-        return assign.residual_spread(_whole(x), idx, np.array([0, 1, 2]), means, epoch)
+        return assign.residual_spread(x, idx, np.array([0, 1, 2]), means, epoch)
 
     single, mixed = spread(one), spread(both)
     assert 0.9 < single < 1.1 and mixed > 1.5, (single, mixed)
@@ -380,9 +371,8 @@ def test_neighbourhoods_learned_in_processes_as_here():
         adjacent=np.eye(2, dtype=bool),
     )
     params = SortParams(max_atoms=6, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
-    held = LocalSnippets.of(x, nb, channels)
-    here = learn(held, samples, FS, 60.0, params, nb, n_jobs=1)
-    there = learn(held, samples, FS, 60.0, params, nb, n_jobs=2)
+    here = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=1)
+    there = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=2)
     for a, b in zip(here.chains, there.chains, strict=True):
         assert a.learn_size == b.learn_size == 100
         assert a.best.s.shape[1] == 2

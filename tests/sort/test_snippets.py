@@ -8,7 +8,6 @@ import scipy.linalg
 import spikeinterface.core as sc
 
 from neurodict.sort import snippets
-from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 
 
 def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
@@ -64,21 +63,10 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
 
     channels = np.random.default_rng(2).integers(0, 4, samples.size)
 
-    def whitened(nb=None, **kwargs):
-        held, *rest = run._whitened_snippets(
-            rec,
-            samples,
-            channels,
-            0.2,
-            noise,
-            W,
-            params,
-            "neg",
-            False,
-            nb or whole_group(4),
-            **kwargs,
+    def whitened(**kwargs):
+        return run._whitened_snippets(
+            rec, samples, channels, 0.2, noise, W, params, "neg", False, **kwargs
         )
-        return held.values, *rest
 
     white, t, on, amplitudes, below, overlapped = whitened()
     order = np.argsort(aligned, kind="stable")
@@ -90,18 +78,6 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     assert below.size == 0 and not overlapped.any()
     expected = np.einsum("st,imt->ims", W.astype(np.float32), x[order])
     np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-5)
-    # in two neighbourhoods (channels 0-1 and 2-3, not adjacent), each spike is held on its
-    # own: channels 0-1 for those found on 0 or 1, 2-3 for the others
-    two = Neighbourhoods(
-        centres=np.array([0, 2]),
-        channels=[np.array([0, 1]), np.array([2, 3])],
-        nearest=np.array([0, 0, 1, 1]),
-        adjacent=np.eye(2, dtype=bool),
-    )
-    local = whitened(two)[0]
-    assert local.shape == (samples.size, 2, white.shape[2])
-    reach = np.where((on >= 2)[:, None], [2, 3], [0, 1])
-    np.testing.assert_array_equal(local, white[np.arange(on.size)[:, None], reach])
     # with a floor on the excursion (the overlap pass's): the detections under it are listed
     # apart and left out of the snippets
     half = 4  # align_ms 0.2 at 20 kHz
