@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+from scipy.special import expit
 
 
 def refractory_neighbours(
@@ -206,3 +207,87 @@ def cluster_products_numpy(col, s, columns, cluster, weight, n_clusters):
     out = np.zeros((n_clusters,) + col.shape[1:] + (len(columns),))
     np.add.at(out, cluster, (weight[:, None] * col)[:, :, None] * s[:, :, columns])
     return out
+
+
+@numba.njit(cache=True)
+def _nearer_a_nb(f, m_a, m_b, a, b, with_a):
+    n, d = f.shape
+    for i in range(n):
+        to_a = 0.0
+        to_b = 0.0
+        for j in range(d):
+            to_a += (f[i, j] - m_a[j]) ** 2
+            to_b += (f[i, j] - m_b[j]) ** 2
+        with_a[i] = to_b > to_a
+    with_a[a] = True
+    with_a[b] = False
+
+
+@numba.njit(cache=True)
+def _allocation_nb(f, a, b, iterations, min_allocation):
+    n, d = f.shape
+    m_a, m_b = f[a].copy(), f[b].copy()
+    with_a = np.empty(n, np.bool_)
+    _nearer_a_nb(f, m_a, m_b, a, b, with_a)
+    for _ in range(iterations):
+        _nearer_a_nb(f, m_a, m_b, a, b, with_a)
+        m_a[:] = 0.0
+        m_b[:] = 0.0
+        n_a = 0
+        for i in range(n):
+            if with_a[i]:
+                m_a += f[i]
+                n_a += 1
+            else:
+                m_b += f[i]
+        m_a /= n_a
+        m_b /= n - n_a
+    to_a, to_b = np.zeros(n), np.zeros(n)
+    var = 0.0
+    for i in range(n):
+        for j in range(d):
+            to_a[i] += (f[i, j] - m_a[j]) ** 2
+            to_b[i] += (f[i, j] - m_b[j]) ** 2
+        var += to_a[i] if with_a[i] else to_b[i]
+    var = max(var / (n * d), 1e-12)
+    p = np.empty(n)
+    for i in range(n):
+        p[i] = 1.0 / (1.0 + np.exp(-0.5 * (to_b[i] - to_a[i]) / var))
+        p[i] = min(max(p[i], min_allocation), 1.0 - min_allocation)
+    p[a] = 1.0
+    p[b] = 0.0
+    return p
+
+
+def allocation(
+    f: np.ndarray, a: int, b: int, *, two_means_iterations: int, min_allocation: float
+) -> np.ndarray:
+    """Probability that each row of `f` (n, d) goes with row `a` rather than row `b` in a split
+    proposal (1 for `a`, 0 for `b`, the others in ``[min_allocation, 1 − min_allocation]``):
+    a two-means started at the pair and run `two_means_iterations` times, then a logistic of
+    the squared distances to the two means over the pooled within-side variance (numba, one
+    pass over `f` per iteration)."""
+    f = np.ascontiguousarray(f, np.float64)
+    return _allocation_nb(f, int(a), int(b), int(two_means_iterations), float(min_allocation))
+
+
+def allocation_numpy(f, a, b, *, two_means_iterations, min_allocation):
+    """The numpy twin of :func:`allocation`."""
+    m_a, m_b = f[a], f[b]
+    with_a = _nearer_a(f, m_a, m_b, a, b)  # the sides when there are no iterations
+    for _ in range(two_means_iterations):
+        with_a = _nearer_a(f, m_a, m_b, a, b)
+        m_a, m_b = f[with_a].mean(0), f[~with_a].mean(0)
+    resid = np.where(with_a[:, None], f - m_a, f - m_b)
+    var = max(float((resid**2).mean()), 1e-12)
+    log_odds = 0.5 * (((f - m_b) ** 2).sum(1) - ((f - m_a) ** 2).sum(1)) / var
+    p = np.clip(expit(log_odds), min_allocation, 1 - min_allocation)
+    p[[a, b]] = 1.0, 0.0
+    return p
+
+
+def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -> np.ndarray:
+    """Rows of `f` nearer `m_a` than `m_b` (row `a` always, row `b` never)."""
+    with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
+    with_a[[a, b]] = True, False
+    return with_a

@@ -31,9 +31,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.special import expit, gammaln
+from scipy.special import gammaln
 
-from neurodict.sort import walk
+from neurodict.sort import kernels, walk
 
 
 @dataclass
@@ -64,14 +64,33 @@ class Target:
 
     def log_cluster(self, idx: np.ndarray, h: int) -> float:
         """The factor of the target for cluster `h` holding spikes `idx`."""
-        n_j = np.bincount(self.r[idx], minlength=self.n_components)
-        ab = self.alpha_beta[h]
-        prior = float(np.sum(gammaln(ab + n_j) - gammaln(ab)))
-        if idx.size == 0:
-            return prior
-        u = None if self.u is None else self.u[idx]
-        stats = walk.Stats.of(self.s[idx], self.epoch[idx], self.prior.n_epochs, u)
-        return prior + float(walk.log_marginal(self.prior, stats).sum())
+        return self.log_clusters([idx], [h])[0]
+
+    def log_clusters(self, parts: list[np.ndarray], hs: list[int]) -> list[float]:
+        """:meth:`log_cluster` of each set of spikes ``parts[j]`` as cluster ``hs[j]``, the
+        marginals of those holding spikes in one batch."""
+        logs = []
+        for idx, h in zip(parts, hs, strict=True):
+            n_j = np.bincount(self.r[idx], minlength=self.n_components)
+            ab = self.alpha_beta[h]
+            logs.append(float(np.sum(gammaln(ab + n_j) - gammaln(ab))))
+        held = [j for j, idx in enumerate(parts) if idx.size]
+        if held:
+            u = self.u
+            stats = walk.Stats.stacked(
+                [
+                    walk.Stats.of(
+                        self.s[parts[j]],
+                        self.epoch[parts[j]],
+                        self.prior.n_epochs,
+                        None if u is None else u[parts[j]],
+                    )
+                    for j in held
+                ]
+            )
+            for j, m in zip(held, walk.log_marginal(self.prior, stats).sum(-1), strict=True):
+                logs[j] += float(m)
+        return logs
 
     def log_target(self, labels: np.ndarray) -> float:
         """``log p(c | s, r, β)`` up to a constant (``-inf`` under a refractory conflict)."""
@@ -85,33 +104,6 @@ class Target:
         """Whether two of the spikes `idx` lie closer than ``Δ_ref``."""
         t = np.sort(self.samples[idx])
         return bool(np.any(np.diff(t) < self.refractory_samples))
-
-
-def allocation(
-    f: np.ndarray, a: int, b: int, *, two_means_iterations: int, min_allocation: float
-) -> np.ndarray:
-    """Probability that each row of `f` (n, d) goes with row `a` rather than row `b` in a split
-    proposal (1 for `a`, 0 for `b`, the others in ``[min_allocation, 1 − min_allocation]``):
-    a two-means started at the pair and run `two_means_iterations` times, then a logistic of
-    the squared distances to the two means over the pooled within-side variance."""
-    m_a, m_b = f[a], f[b]
-    with_a = _nearer_a(f, m_a, m_b, a, b)  # the sides when there are no iterations
-    for _ in range(two_means_iterations):
-        with_a = _nearer_a(f, m_a, m_b, a, b)
-        m_a, m_b = f[with_a].mean(0), f[~with_a].mean(0)
-    resid = np.where(with_a[:, None], f - m_a, f - m_b)
-    var = max(float((resid**2).mean()), 1e-12)
-    log_odds = 0.5 * (((f - m_b) ** 2).sum(1) - ((f - m_a) ** 2).sum(1)) / var
-    p = np.clip(expit(log_odds), min_allocation, 1 - min_allocation)
-    p[[a, b]] = 1.0, 0.0
-    return p
-
-
-def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -> np.ndarray:
-    """Rows of `f` nearer `m_a` than `m_b` (row `a` always, row `b` never)."""
-    with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
-    with_a[[a, b]] = True, False
-    return with_a
 
 
 def _log_q(p: np.ndarray, with_a: np.ndarray, a: int, b: int) -> float:
@@ -162,12 +154,12 @@ def move(
             return ""
         idx = np.flatnonzero(labels == ci)
         a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
-        p = allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
+        p = kernels.allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
         with_a = rng.random(idx.size) < p
         with_a[[a, b]] = True, False
         new = int(rng.choice(empty))
         log_q = _log_q(p, with_a, a, b) - np.log(empty.size)
-        log_a, log_b = target.log_cluster(idx[with_a], ci), target.log_cluster(idx[~with_a], new)
+        log_a, log_b = target.log_clusters([idx[with_a], idx[~with_a]], [ci, new])
         log_accept = (
             log_a
             + log_b
@@ -184,7 +176,7 @@ def move(
     if target.conflict(idx):
         return ""
     a, b = np.searchsorted(idx, i), np.searchsorted(idx, j)
-    p = allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
+    p = kernels.allocation(target.s[idx].reshape(idx.size, -1), a, b, **shape)
     with_a = labels[idx] == ci
     log_q = _log_q(p, with_a, a, b) - np.log(np.sum(~occupied) + 1)
     log_merged, log_empty = target.log_cluster(idx, ci), target.log_cluster(idx[:0], cj)

@@ -100,14 +100,13 @@ class Stats:
         """Of one set of spikes' features `s` (n, M, K) in epochs `epoch` (n,), weighted by
         the precision scales `u` (n,) when given: shapes (M, E), (M, E, K), (M, K, K), one
         cluster per channel."""
-        M = s.shape[1]
+        n, M = s.shape[:2]
         su = s if u is None else s * u[:, None, None]
-        counts = np.bincount(epoch, u, minlength=n_epochs).astype(float)
-        columns = su.reshape(len(s), -1).T
-        sums = np.stack([np.bincount(epoch, c, minlength=n_epochs) for c in columns], -1)
-        sums = sums.reshape((n_epochs,) + s.shape[1:])
+        by_epoch = np.zeros((n_epochs, n))  # Z' weighted by u: one product for all sums
+        by_epoch[epoch, np.arange(n)] = 1.0 if u is None else u
+        sums = (by_epoch @ s.reshape(n, -1)).reshape((n_epochs,) + s.shape[1:])
         stats = cls(
-            np.broadcast_to(counts, (M, n_epochs)),
+            np.broadcast_to(by_epoch.sum(1), (M, n_epochs)),
             sums.transpose(1, 0, 2),
             np.matmul(su.transpose(1, 2, 0), s.transpose(1, 0, 2)),
         )
@@ -115,6 +114,18 @@ class Stats:
             return stats
         return replace(
             stats, n=np.full(M, float(len(s))), log_weight=np.full(M, float(np.log(u).sum()))
+        )
+
+    @classmethod
+    def stacked(cls, batches: list[Stats]) -> Stats:
+        """Statistics of equal shapes stacked on a new leading axis."""
+        first = batches[0]
+        return cls(
+            *(np.stack([getattr(b, f) for b in batches]) for f in ("counts", "sums", "scatter")),
+            None if first.n is None else np.stack([b.n for b in batches]),
+            first.log_weight
+            if np.ndim(first.log_weight) == 0
+            else np.stack([b.log_weight for b in batches]),
         )
 
     @classmethod

@@ -76,6 +76,20 @@ def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
         np.testing.assert_allclose(got[h], want, atol=1e-12)
 
 
+@pytest.mark.parametrize("iterations", [0, 1, 3])
+def test_allocation_kernel_equals_numpy_twin(iterations):
+    """Two overlapping groups in 16 coordinates, the pair drawn from one of them: the kernel's
+    split probabilities are the twin's, the floor and the pair's 1 and 0 included."""
+    rng = np.random.default_rng(5)
+    f = np.r_[rng.normal(0, 1, (300, 16)), rng.normal(1.5, 1, (200, 16))]
+    shape = {"two_means_iterations": iterations, "min_allocation": 0.01}
+    got = kernels.allocation(f, 7, 42, **shape)
+    want = kernels.allocation_numpy(f, 7, 42, **shape)
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
+    assert got[7] == 1 and got[42] == 0 and got.min() == 0
+    assert np.sort(got)[1] == 0.01 and np.sort(got)[-2] == 0.99
+
+
 @pytest.mark.parametrize("nu", [np.inf, 3.0])
 def test_marginal_log_lik_equals_the_density_it_integrates(nu):
     """Features integrated out: per channel a Gaussian; with a precision scale shared by the

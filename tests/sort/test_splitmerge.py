@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from neurodict.sort import splitmerge, walk
+from neurodict.sort import kernels, splitmerge, walk
 from neurodict.sort.params import SortParams
 
 SHAPE = {
@@ -98,6 +98,30 @@ def _tiny_target(rng, n=5, H=3):
     )
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_clusters_factors_in_one_batch_equal_them_one_by_one(scaled):
+    """:meth:`Target.log_clusters` (a split's two sides in one marginal) gives each part the
+    factor :meth:`Target.log_cluster` gives it alone, an empty part (its prior only) among
+    them; with and without precision scales."""
+    rng = np.random.default_rng(8)
+    n, K = 40, 2
+    target = splitmerge.Target(
+        s=rng.normal(size=(n, 1, K)),
+        epoch=rng.integers(0, 3, n),
+        r=rng.integers(0, 2, n),
+        alpha_beta=np.array([0.5, 0.3, 0.1]),
+        n_components=2,
+        prior=_prior(E=3),
+        samples=np.arange(n) * 100,
+        refractory_samples=45,
+        u=rng.gamma(2.0, 0.5, n) if scaled else None,
+    )
+    parts, hs = [np.arange(0, 25), np.arange(0), np.arange(25, 40)], [0, 1, 2]
+    want = [target.log_cluster(idx, h) for idx, h in zip(parts, hs, strict=True)]
+    np.testing.assert_allclose(target.log_clusters(parts, hs), want, rtol=1e-12)
+    assert len(set(want)) == 3
+
+
 @pytest.mark.parametrize(
     "near, n_steps, tolerance",
     [pytest.param(False, 100000, 0.06, marks=pytest.mark.slow), (True, 60000, 0.07)],
@@ -149,7 +173,7 @@ def test_a_spike_drawn_as_its_own_neighbour_proposes_nothing():
 def test_allocation_follows_the_nearer_of_two_groups():
     rng = np.random.default_rng(3)
     f = np.r_[rng.normal(0, 0.3, (20, 2)), rng.normal(3, 0.3, (20, 2))]
-    p = splitmerge.allocation(f, 0, 39, **SHAPE)
+    p = kernels.allocation(f, 0, 39, **SHAPE)
     assert p[0] == 1 and p[39] == 0
     assert np.all(p[:20] > 0.9) and np.all(p[20:] < 0.1)
 
@@ -163,11 +187,11 @@ def test_allocation_is_shaped_by_its_iterations_and_floor():
     f = np.r_[[[-0.5], [0.5]], rng.normal(0, 0.25, (30, 1)), rng.normal(3, 0.25, (30, 1))]
     nearer_a = np.abs(f[:, 0] + 0.5) < np.abs(f[:, 0] - 0.5)
     left = np.r_[True, True, np.ones(30, bool), np.zeros(30, bool)]
-    p0 = splitmerge.allocation(f, 0, 1, two_means_iterations=0, min_allocation=0.001)
+    p0 = kernels.allocation(f, 0, 1, two_means_iterations=0, min_allocation=0.001)
     np.testing.assert_array_equal((p0 > 0.5)[2:], nearer_a[2:])
-    p3 = splitmerge.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.001)
+    p3 = kernels.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.001)
     np.testing.assert_array_equal((p3 > 0.5)[2:], left[2:])
-    p = splitmerge.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.2)
+    p = kernels.allocation(f, 0, 1, two_means_iterations=3, min_allocation=0.2)
     assert p[0] == 1 and p[1] == 0
     assert np.all((p[2:] >= 0.2) & (p[2:] <= 0.8))
     assert p[2:].max() == 0.8 and p[2:].min() == pytest.approx(0.2)

@@ -4,6 +4,7 @@ the column swap of the z moves equal to recomputing them."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from neurodict.sort import walk
 from neurodict.sort.params import Priors
@@ -53,6 +54,21 @@ def test_weighted_cluster_statistics_equal_direct_sums():
     replaced[:, :, 2] = col
     _assert_stats(swap.stats(np.arange(6), 2, col), _direct(replaced, labels, H, epoch, E, u))
     np.testing.assert_array_equal(swap.stats(np.arange(6), 2, col).spikes, got.spikes)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_one_cluster_statistics_equal_direct_sums(weighted):
+    """:meth:`Stats.of` of one set of spikes (an epoch left empty): the direct sums, the spike
+    count and ``Σ log u`` with precision scales."""
+    s, _, _, epoch, E = _data(seed=6, E=4)
+    epoch[epoch == 2] = 3
+    u = np.random.default_rng(7).gamma(2.0, 0.5, epoch.size) if weighted else None
+    got = walk.Stats.of(s, epoch, E, u)
+    counts, sums, scatter = _direct(s, np.zeros(epoch.size, int), 1, epoch, E, u)
+    _assert_stats(got, (counts[0], sums[0], scatter[0]))
+    assert got.spikes[0] == epoch.size
+    if weighted:
+        assert got.log_weight[0] == pytest.approx(np.log(u).sum())
 
 
 def test_column_swap_equals_recomputing_with_the_column_replaced():
