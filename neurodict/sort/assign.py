@@ -209,22 +209,13 @@ def epoch_means(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
     in epochs where it has no spikes."""
     sums = np.zeros((n_units, n_epochs) + x.shape[1:])
     counts = np.zeros((n_units, n_epochs), np.int64)
-    add_epoch_sums(sums, counts, x, epoch, labels)
+    kernels.add_epoch_sums(sums, counts, x, epoch, labels)
     return means_of(sums, counts)
 
 
-def add_epoch_sums(sums, counts, x, epoch, labels) -> None:
-    """Add the snippets (x: (n, M, T)) of each unit per epoch to `sums` (U, E, M, T) and their
-    number to `counts` (U, E), in place: batch after batch of spikes, the sums of all."""
-    for k in range(sums.shape[0]):
-        idx = np.flatnonzero(labels == k)
-        np.add.at(sums[k], epoch[idx], x[idx])
-        counts[k] += np.bincount(epoch[idx], minlength=sums.shape[1])
-
-
 def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Means per unit and epoch from :func:`add_epoch_sums`; a unit's overall mean in epochs
-    where it has no spikes (zero for a unit with none)."""
+    """Means per unit and epoch from :func:`neurodict.sort.kernels.add_epoch_sums`; a unit's
+    overall mean in epochs where it has no spikes (zero for a unit with none)."""
     overall = sums.sum(1) / np.maximum(counts.sum(1), 1)[:, None, None]
     per_epoch = sums / np.maximum(counts, 1)[:, :, None, None]
     return np.where(counts[:, :, None, None] > 0, per_epoch, overall[:, None])

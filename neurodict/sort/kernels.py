@@ -291,3 +291,98 @@ def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -
     with_a = ((f - m_b) ** 2).sum(1) > ((f - m_a) ** 2).sum(1)
     with_a[[a, b]] = True, False
     return with_a
+
+
+@numba.njit(cache=True)
+def _epoch_sums_nb(sums, counts, x, epoch, labels):
+    _, M, T = x.shape
+    for i in range(labels.size):
+        k, e = labels[i], epoch[i]
+        if k >= 0:
+            for m in range(M):
+                for t in range(T):
+                    sums[k, e, m, t] += x[i, m, t]
+            counts[k, e] += 1
+
+
+def add_epoch_sums(
+    sums: np.ndarray, counts: np.ndarray, x: np.ndarray, epoch: np.ndarray, labels: np.ndarray
+) -> None:
+    """Add the snippets `x` (n, M, T) of each unit per epoch to `sums` (U, E, M, T) and their
+    number to `counts` (U, E), in place (numba: one pass over `x`, no copy of it); spikes of
+    label -1 (in no unit) are left out."""
+    _epoch_sums_nb(sums, counts, x, np.asarray(epoch, np.int64), np.asarray(labels, np.int64))
+
+
+def add_epoch_sums_numpy(sums, counts, x, epoch, labels):
+    """The numpy twin of :func:`add_epoch_sums`."""
+    for k in range(sums.shape[0]):
+        idx = np.flatnonzero(labels == k)
+        np.add.at(sums[k], epoch[idx], x[idx])
+        counts[k] += np.bincount(epoch[idx], minlength=sums.shape[1])
+
+
+@numba.njit(cache=True)
+def _neighbour_waves_nb(t, own, t_match, which, waves, T, lo, hi, out):
+    M, T_w = waves.shape[1], waves.shape[2]
+    for i in range(t.size):
+        for j in range(lo[i], hi[i]):
+            if j == own[i]:
+                continue
+            shift = t[i] - t_match[j]  # our sample k is the neighbour's k + shift
+            for m in range(M):
+                for k in range(max(0, -shift), min(T, T_w - shift)):
+                    out[i, m, k] += waves[which[j], m, k + shift]
+
+
+def neighbour_waves(
+    t: np.ndarray,
+    own: np.ndarray,
+    t_match: np.ndarray,
+    which: np.ndarray,
+    waves: np.ndarray,
+    T: int,
+) -> np.ndarray:
+    """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms
+    ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
+    `t_match` (k,, sorted) that reach into it, other than the spike's own (`own` (n,): its
+    index in `t_match`, -1 for a detection no matched spike covers): (n, M, T). Two neurons'
+    spikes matched at the same sample are two spikes, each peeled of the other. Both windows
+    start ``ms_before`` before their peak. Numba: one pass over the pairs that overlap."""
+    T_w = waves.shape[2]
+    out = np.zeros((t.size, waves.shape[1], T), np.float32)
+    lo = np.searchsorted(t_match, t - T_w + 1)
+    hi = np.searchsorted(t_match, t + T)
+    _neighbour_waves_nb(
+        np.asarray(t, np.int64),
+        np.asarray(own, np.int64),
+        np.asarray(t_match, np.int64),
+        np.asarray(which, np.int64),
+        np.ascontiguousarray(waves, np.float32),
+        int(T),
+        lo,
+        hi,
+        out,
+    )
+    return out
+
+
+def neighbour_waves_numpy(t, own, t_match, which, waves, T):
+    """The numpy twin of :func:`neighbour_waves`."""
+    M, T_w = waves.shape[1:]
+    out = np.zeros((t.size, M, T), np.float32)
+    lo = np.searchsorted(t_match, t - T_w + 1)
+    hi = np.searchsorted(t_match, t + T)
+    k, channel = np.arange(T), np.arange(M)[None, :, None]
+    for d in range(int((hi - lo).max(initial=0))):
+        j = lo + d
+        ok = j < hi
+        j = np.where(ok, j, 0)
+        ok &= j != own
+        src = k[None] - (t_match[j] - t)[:, None]  # the neighbour's sample at each of ours
+        valid = ok[:, None] & (src >= 0) & (src < T_w)
+        # only the T samples each snippet needs: (n, M, T), not the waveforms' (n, M, T_w)
+        picked = waves[which[j][:, None, None], channel, np.clip(src, 0, T_w - 1)[:, None, :]]
+        picked *= valid[:, None, :]
+        out += picked
+    return out

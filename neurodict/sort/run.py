@@ -22,8 +22,8 @@ from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
-from neurodict.sort import snippets
-from neurodict.sort.assign import GroupSorting, add_epoch_sums, assign, means_of, reasons
+from neurodict.sort import kernels, snippets
+from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.neighbourhoods import neighbourhoods
@@ -301,7 +301,7 @@ def _whitened_snippets(
         )
         if peel is not None:
             own, *matched = peel
-            peeled = _neighbours(aligned[sl], own[sl], *matched, x.shape[2]) * scale
+            peeled = kernels.neighbour_waves(aligned[sl], own[sl], *matched, x.shape[2]) * scale
             x -= peeled
             if min_excursion is not None:
                 size = np.abs(peeled).max(axis=2)  # (n, M): what each channel lost
@@ -338,39 +338,6 @@ def batch_spikes(n_channels: int, n_samples: int) -> int:
     """Snippets of `n_channels` x `n_samples` values cut at once: :data:`SNIPPET_VALUES` values
     (their float64 intermediates bound the memory whatever the probe), at least one."""
     return max(1, SNIPPET_VALUES // (n_channels * n_samples))
-
-
-def _neighbours(
-    t: np.ndarray,
-    own: np.ndarray,
-    t_match: np.ndarray,
-    which: np.ndarray,
-    waves: np.ndarray,
-    T: int,
-) -> np.ndarray:
-    """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms
-    ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
-    `t_match` (k,, sorted) that reach into it, other than the spike's own (`own` (n,): its
-    index in `t_match`, -1 for a detection no matched spike covers): (n, M, T). Two neurons'
-    spikes matched at the same sample are two spikes, each peeled of the other. Both windows
-    start ``ms_before`` before their peak."""
-    M, T_w = waves.shape[1:]
-    out = np.zeros((t.size, M, T), np.float32)
-    lo = np.searchsorted(t_match, t - T_w + 1)
-    hi = np.searchsorted(t_match, t + T)
-    k, channel = np.arange(T), np.arange(M)[None, :, None]
-    for d in range(int((hi - lo).max(initial=0))):
-        j = lo + d
-        ok = j < hi
-        j = np.where(ok, j, 0)
-        ok &= j != own
-        src = k[None] - (t_match[j] - t)[:, None]  # the neighbour's sample at each of ours
-        valid = ok[:, None] & (src >= 0) & (src < T_w)
-        # only the T samples each snippet needs: (n, M, T), not the waveforms' (n, M, T_w)
-        picked = waves[which[j][:, None, None], channel, np.clip(src, 0, T_w - 1)[:, None, :]]
-        picked *= valid[:, None, :]
-        out += picked
-    return out
 
 
 def _overlap_pass(
@@ -517,7 +484,9 @@ def _tails(
             channels=channels[batch],
         )
         tail = x[:, :, before + after :] * noise_uv[None, :, None]
-        add_epoch_sums(sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch]))
+        kernels.add_epoch_sums(
+            sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch])
+        )
     return means_of(sums, counts)
 
 

@@ -76,6 +76,30 @@ def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
         np.testing.assert_allclose(got[h], want, atol=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
+    """Snippets summed per unit and epoch onto sums already holding a batch: spikes in no
+    unit (-1) left out, a unit with no spikes in one epoch; kernel, twin and direct sums."""
+    rng = np.random.default_rng(6)
+    U, E, n, M, T = 4, 3, 300, 5, 7
+    x = rng.normal(size=(n, M, T)).astype(dtype)
+    epoch, labels = rng.integers(0, E, n), rng.integers(-1, U, n)
+    labels[(labels == 2) & (epoch == 1)] = 3
+    start = rng.normal(size=(U, E, M, T)), rng.integers(0, 5, (U, E))
+    got, twin = [(a.copy(), c.copy()) for a, c in (start, start)]
+    kernels.add_epoch_sums(*got, x, epoch, labels)
+    kernels.add_epoch_sums_numpy(*twin, x, epoch, labels)
+    np.testing.assert_array_equal(got[1], twin[1])
+    np.testing.assert_allclose(got[0], twin[0], rtol=1e-12)
+    for k, e in np.ndindex(U, E):
+        rows = (labels == k) & (epoch == e)
+        assert got[1][k, e] == start[1][k, e] + rows.sum()
+        np.testing.assert_allclose(
+            got[0][k, e], start[0][k, e] + x[rows].sum(0, dtype=float), rtol=1e-12
+        )
+    assert got[1][2, 1] == start[1][2, 1]
+
+
 @pytest.mark.parametrize("iterations", [0, 1, 3])
 def test_allocation_kernel_equals_numpy_twin(iterations):
     """Two overlapping groups in 16 coordinates, the pair drawn from one of them: the kernel's

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.linalg
 import spikeinterface.core as sc
 
-from neurodict.sort import snippets
+from neurodict.sort import kernels, snippets
 
 
 def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
@@ -107,7 +107,9 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     waves[0, 1, 10] = -1.5 * 5.0  # 1.5 noise SDs (noise 5 uV)
     waves[1, 2, 12] = -0.5 * 5.0  # half a noise SD
     none = np.full(samples.size, -1)  # no snippet is a matched spike itself
-    peeled = run._neighbours(np.sort(aligned), none, t_match, which, waves, x.shape[2]) / 5.0
+    peeled = (
+        kernels.neighbour_waves(np.sort(aligned), none, t_match, which, waves, x.shape[2]) / 5.0
+    )
     white_p, *_, flagged = whitened(peel=(none, t_match, which, waves), min_excursion=1.0)
     residual = x[order] - peeled
     keep = (-residual[:, :, before - half : before + half + 1]).max(axis=(1, 2)) >= 1.0

@@ -342,13 +342,13 @@ def test_a_unit_between_two_neighbourhood_centres_is_one_unit(tmp_path):
     assert accuracy[2] >= 0.8, accuracy
 
 
-def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
-    """:func:`neurodict.sort.run._neighbours` against a loop over spikes and matched spikes:
-    each snippet receives, sample by sample, the waveforms of the matched spikes whose windows
-    reach into its own, except its own matched spike; two spikes matched at the same sample
-    each receive the other's."""
-    from neurodict.sort.run import _neighbours
-
+@pytest.mark.parametrize("twin", [False, True])
+def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches(twin):
+    """:func:`neurodict.sort.kernels.neighbour_waves` and its numpy twin against a loop over
+    spikes and matched spikes: each snippet receives, sample by sample, the waveforms of the
+    matched spikes whose windows reach into its own, except its own matched spike; two spikes
+    matched at the same sample each receive the other's."""
+    neighbour_waves = kernels.neighbour_waves_numpy if twin else kernels.neighbour_waves
     rng = np.random.default_rng(3)
     M, T, T_w = 3, 12, 20
     waves = rng.standard_normal((4, M, T_w)).astype(np.float32)
@@ -366,7 +366,7 @@ def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches():
             for k in range(T):
                 if 0 <= ti + k - tm < T_w:
                     expected[i, :, k] += waves[w, :, ti + k - tm]
-    got = _neighbours(t, own, t_match, which, waves, T)
+    got = neighbour_waves(t, own, t_match, which, waves, T)
     np.testing.assert_allclose(got, expected, atol=1e-5)
     assert not np.allclose(got[4], got[5])  # one sample, two spikes, each peeled of the other
 
