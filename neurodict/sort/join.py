@@ -206,7 +206,7 @@ def log_bayes_factor(a: Moments, b: Moments, params: SortParams, delays: np.ndar
         pooled += m.n * np.outer(d, d)
     axes = walk.gram_axes(pooled, params.join_axes)
     P = axes.shape[1]
-    spread = float(np.einsum("dp,de,ep->", axes, pooled, axes)) / (n * P)  # about the centre
+    spread = float(np.vdot(axes, pooled @ axes)) / (n * P)  # about the centre
     prior = walk.WalkPrior.isotropic(
         np.zeros(P), spread, params.drift_sd**2, a.counts.size, params.priors
     )

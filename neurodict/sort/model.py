@@ -43,10 +43,9 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.linalg
-import scipy.stats
 from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
-from scipy.special import gammaln
+from scipy.special import gammaln, log_ndtr, ndtri_exp
 
 from neurodict.sort import kernels, splitmerge, walk
 from neurodict.sort.params import Priors, SortParams
@@ -186,8 +185,22 @@ def per_channel(mats: np.ndarray, v: np.ndarray) -> np.ndarray:
 
 def gram(D: np.ndarray, phi: np.ndarray) -> np.ndarray:
     """``D_m'Φ_m D_m`` of each channel's atoms `D` (M, T, K) under the noise precisions `phi`
-    (M, T): (M, K, K)."""
-    return np.einsum("mtk,mt,mtl->mkl", D, phi, D)
+    (M, T): (M, K, K), one batched GEMM."""
+    return np.matmul(np.swapaxes(phi[:, :, None] * D, 1, 2), D)
+
+
+def positive_normal(rng: np.random.Generator, mean: np.ndarray, sd: np.ndarray) -> np.ndarray:
+    """Draws of ``N(mean, sd²)`` truncated to ``[0, ∞)``, elementwise, by the inverse CDF in
+    logs (scipy's ``truncnorm`` algorithm and uniforms, without its per-call overhead): with
+    ``a = −mean/sd`` and ``q ~ U(0, 1)``, ``Φ(y) = Φ(a) + q Φ(−a)`` for ``a < 0`` and
+    ``Φ(−y) = (1 − q) Φ(−a)`` otherwise (far in the tail, each side stays exact)."""
+    a = -mean / sd
+    q = rng.uniform(size=np.shape(a))
+    log_mass = log_ndtr(-a)  # log P(y > a)
+    with np.errstate(divide="ignore"):  # q = 0: log 0, the draw at the bound
+        left = ndtri_exp(np.logaddexp(log_ndtr(a), np.log(q) + log_mass))
+    right = -ndtri_exp(np.log1p(-q) + log_mass)
+    return mean + sd * np.where(a < 0, left, right)
 
 
 def marginal_log_lik(x: np.ndarray, epoch: np.ndarray, state: State) -> np.ndarray:
@@ -542,9 +555,7 @@ class Sampler:
             prec = (us * s[j]).sum(0) * aa + 1.0 / self.p.gain_sd**2
             mean = (us * own).sum(0) / prec
             sd = 1.0 / np.sqrt(prec)
-            new = scipy.stats.truncnorm.rvs(
-                (0 - mean) / sd, np.inf, loc=mean, scale=sd, random_state=self.rng
-            )
+            new = positive_normal(self.rng, mean, sd)
             # the atoms still to draw see the new gain
             projected[j + 1 :] -= (s[j] * (new - st.w[:, k]))[None] * G[:, j, j + 1 :].T[:, None]
             st.w[:, k] = new
@@ -733,8 +744,8 @@ class Sampler:
         T = x.shape[2]
         U = st.s[:, :, active] * st.w[None, :, active]  # (N, M, Ka)
         Uu = U * st.u[:, None, None]
-        UU = np.einsum("imk,iml->mkl", Uu, U)
-        Ux = np.einsum("imk,imt->mkt", Uu, x)
+        UU = np.matmul(Uu.transpose(1, 2, 0), U.transpose(1, 0, 2))  # (M, Ka, Ka)
+        Ux = np.matmul(Uu.transpose(1, 2, 0), x.transpose(1, 0, 2))  # (M, Ka, T)
         P = np.einsum("mt,mkl->tkl", st.phi, UU) + np.eye(active.size) * st.ard[:, None, active]
         h = np.einsum("mt,mkt->tk", st.phi, Ux)
         A = self.rng.standard_normal((T, self.K)) / np.sqrt(st.ard)

@@ -5,11 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import scipy.linalg
+import scipy.stats
 from scipy.stats import multivariate_normal, multivariate_t
 
 from neurodict.sort import kernels
 from neurodict.sort.learn import _data
-from neurodict.sort.model import Sampler, marginal_log_lik, wishart
+from neurodict.sort.model import Sampler, marginal_log_lik, positive_normal, wishart
 
 
 def _close_spikes(rng, n=400, ref=15):
@@ -155,3 +156,19 @@ def test_batched_wishart_has_the_wishart_mean():
     draws = wishart(rng, 7, np.broadcast_to(scale, (40000, 2, 2)))
     np.testing.assert_allclose(draws.mean(0), 7 * scale, rtol=0.03)
     assert np.all(np.linalg.eigvalsh(draws) > 0)
+
+
+def test_positive_normal_draws_are_scipy_truncnorm_s_from_the_same_uniforms():
+    """The gains' truncated normals, means far below, at and far above the bound (both tails
+    of the inverse CDF), equal scipy's ``truncnorm.rvs`` drawn from the same generator state,
+    and are never negative; their mean matches the truncated normal's."""
+    mean = np.array([-40.0, -3.0, -0.5, 0.0, 0.7, 5.0, 60.0])
+    sd = np.array([1.0, 2.0, 1.0, 1.0, 0.3, 1.0, 2.0])
+    got = positive_normal(np.random.default_rng(1), mean, sd)
+    want = scipy.stats.truncnorm.rvs(
+        -mean / sd, np.inf, loc=mean, scale=sd, random_state=np.random.default_rng(1)
+    )
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    many = positive_normal(np.random.default_rng(2), np.full(200000, -1.0), np.ones(200000))
+    assert many.min() >= 0
+    assert many.mean() == pytest.approx(scipy.stats.truncnorm(1.0, np.inf, -1.0).mean(), rel=0.01)
