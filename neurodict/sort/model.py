@@ -282,7 +282,7 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     logdet = 2 * np.log(np.abs(np.diagonal(K, axis1=2, axis2=3))).sum((1, 2))  # (H,)
     Kinv = np.linalg.inv(K)  # (H, M, Ka, Ka)
     mu = state.mu[:, :, :, active]  # (H, M, E, Ka)
-    c = np.einsum("hmkl,mlj,hmej->hmek", Kinv, R, mu)  # K^{-1}Rμ: (H, M, E, Ka)
+    c = np.swapaxes((Kinv @ R) @ np.swapaxes(mu, 2, 3), 2, 3)  # K^{-1}Rμ: (H, M, E, Ka)
     Q, pairs = _augmented_forms(Kinv, c)  # (M, E, P, H)
     for i in range(0, N, LIK_BATCH):
         xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
