@@ -1,11 +1,12 @@
 """Motion correction of the spike band per electrode group (MODELS.md §1b, "Motion").
 
 ``spikeband.motion`` chooses, for every group: ``none``; ``rigid`` (spikeinterface's
-``correct_motion`` preset ``rigid_fast``: one displacement per time bin, from the peaks'
-centre-of-mass depths); ``nonrigid`` (preset ``dredge_fast``: DREDge, a displacement per time
-and depth bin, from monopolar-triangulated depths); or ``auto``: ``nonrigid`` where the group's
-contacts span at least ``motion_min_span_um`` along the probe and ``none`` elsewhere. DREDge
-registers the pattern of peak depths against itself over time, which needs that pattern to be
+``correct_motion`` preset ``nonrigid_fast_and_accurate`` with ``rigid=True``: one displacement
+per time bin); ``nonrigid`` (the same preset as it is: decentralized registration of the peaks'
+grid-convolution depths, a displacement per time and depth bin; numpy, where DREDge's
+presets need torch); or ``auto``: ``nonrigid`` where the group's contacts span at least
+``motion_min_span_um`` along the probe and ``none`` elsewhere. The registration aligns
+the pattern of peak depths with itself over time, which needs that pattern to be
 wider than the drift and to hold several units: measured with ``benchmarks/motion.py``
 (docs/benchmarks.md, "When motion estimation pays") on generated drifting recordings.
 
