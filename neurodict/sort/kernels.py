@@ -386,3 +386,53 @@ def neighbour_waves_numpy(t, own, t_match, which, waves, T):
         picked *= valid[:, None, :]
         out += picked
     return out
+
+
+@numba.njit(cache=True)
+def _birth_death_nb(projected, s_k, aa, u, normals, alive):
+    N, M = projected.shape
+    born = np.empty((N, M))
+    total = 0.0
+    for i in range(N):
+        for m in range(M):
+            own = s_k[i, m] * aa[m] if alive else 0.0
+            h = (projected[i, m] + own) * u[i]
+            P = u[i] * aa[m] + 1.0
+            b = s_k[i, m] if alive else h / P + normals[i, m] / np.sqrt(P)
+            born[i, m] = b
+            total += h * b - 0.5 * (P - 1.0) * b * b
+            total -= 0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (b - h / P) ** 2
+    return born, total
+
+
+def birth_death_terms(
+    projected: np.ndarray,
+    s_k: np.ndarray | None,
+    aa: np.ndarray,
+    u: np.ndarray,
+    normals: np.ndarray | None,
+) -> tuple[np.ndarray, float]:
+    """The features and likelihood terms of a birth–death move on one atom (numba, one pass):
+    with ``h = u (a'Φr)`` for the residual without the atom (`projected` (N, M) its
+    projection with the atom's part, ``+ s_k a'Φa`` when it is in use, `s_k` (N, M)) and
+    ``P = u a'Φa + 1`` (`aa` (M,), `u` (N,)), the atom's features — `s_k`, or for a birth
+    ``h/P + normals/√P`` — and ``Σ h s − (P−1)s²/2 − log q(s)``, ``q = N(h/P, 1/P)``."""
+    alive = s_k is not None
+    return _birth_death_nb(
+        projected,
+        s_k if alive else projected,
+        np.ascontiguousarray(aa, np.float64),
+        u,
+        projected if normals is None else normals,
+        alive,
+    )
+
+
+def birth_death_terms_numpy(projected, s_k, aa, u, normals):
+    """The numpy twin of :func:`birth_death_terms`."""
+    alive = s_k is not None
+    h = (projected + s_k * aa if alive else projected) * u[:, None]
+    P = u[:, None] * aa + 1.0
+    born = s_k.copy() if alive else h / P + normals / np.sqrt(P)
+    gain = np.sum(h * born - 0.5 * (P - 1.0) * born**2)
+    return born, float(gain - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2))

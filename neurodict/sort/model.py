@@ -465,7 +465,6 @@ class Sampler:
         ``M`` with one atom more or less is the bordered one of the atoms in use
         (:class:`neurodict.sort.walk.BorderedMarginal`), computed afresh after each flip.
         """
-        u = st.u[:, None]
         # the clusters that hold spikes (an empty one's marginal is 1 whatever z)
         occupied, cluster = np.unique(st.labels, return_inverse=True)
         swap = walk.ColumnSwap(
@@ -474,31 +473,24 @@ class Sampler:
         marginal = self._bordered(swap, st.z)  # of the z in force, renewed on each flip
         res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
         for k in self.rng.permutation(self.K):
-            aa = res.gram[None, :, k, k]  # (1, M)
             # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom
-            s_k = st.s[:, :, k].copy() if st.z[k] else None  # contiguous: read once
-            h = (res.projected[k] + s_k * aa if st.z[k] else res.projected[k]) * u
-            P = u * aa + 1.0  # (N, M)
-            born = s_k if st.z[k] else h / P + self.rng.standard_normal(h.shape) / np.sqrt(P)
+            s_k = st.s[:, :, k] if st.z[k] else None
+            normals = None if st.z[k] else self.rng.standard_normal(res.projected[k].shape)
+            born, log_lik = kernels.birth_death_terms(
+                res.projected[k], s_k, res.gram[:, k, k], st.u, normals
+            )
             current = 0.0 if marginal is None else marginal.total
             if st.z[k]:  # a death: without column p, the atom's place among those in use
                 p = int(np.searchsorted(np.flatnonzero(st.z), k))
                 log_on, log_off = current, marginal.removing(p)
             else:
                 log_on, log_off = self._log_marginal_with(marginal, swap, st.z, k, born), current
-            log_rho = (
-                np.sum(h * born - 0.5 * (P - 1.0) * born**2)
-                - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2)
-                + log_on
-                - log_off
-                + np.log(st.pi[k])
-                - np.log1p(-st.pi[k])
-            )
+            log_rho = log_lik + log_on - log_off + np.log(st.pi[k]) - np.log1p(-st.pi[k])
             if np.log(self.rng.random()) < (log_rho if not st.z[k] else -log_rho):
                 # the residual gains the atom's part when it dies, loses the born one's
                 res.add(k, born if st.z[k] else -born)
                 st.z[k] = not st.z[k]
-                st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(h.shape)
+                st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(born.shape)
                 swap.set(k)
                 marginal = self._bordered(swap, st.z)
         if not st.z.any():  # keep one atom: the prior's mass on K = 0 is negligible

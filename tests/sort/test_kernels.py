@@ -101,6 +101,27 @@ def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
     assert got[1][2, 1] == start[1][2, 1]
 
 
+@pytest.mark.parametrize("alive", [False, True])
+def test_birth_death_terms_kernel_equals_numpy_twin_and_the_densities(alive):
+    """A birth's proposed features and a death's kept ones with their likelihood terms:
+    kernel and twin agree, and the terms are the Gaussian likelihood gain of the features
+    less ``log q`` (``q = N(h/P, 1/P)``) written out with scipy's normal density."""
+    rng = np.random.default_rng(9)
+    N, M = 50, 3
+    projected, s = rng.normal(size=(N, M)), rng.normal(size=(N, 8, M))[:, 2]  # strided
+    aa, u, normals = rng.gamma(2.0, 1.0, M), rng.gamma(3.0, 0.3, N), rng.normal(size=(N, M))
+    s_k = s if alive else None
+    born, terms = kernels.birth_death_terms(projected, s_k, aa, u, None if alive else normals)
+    twin = kernels.birth_death_terms_numpy(projected, s_k, aa, u, None if alive else normals)
+    np.testing.assert_allclose(born, twin[0], rtol=1e-12)
+    assert terms == pytest.approx(twin[1], rel=1e-10)
+    h = (projected + (s * aa if alive else 0.0)) * u[:, None]
+    P = u[:, None] * aa + 1.0
+    np.testing.assert_allclose(born, s if alive else h / P + normals / np.sqrt(P), rtol=1e-12)
+    log_q = scipy.stats.norm(h / P, 1 / np.sqrt(P)).logpdf(born).sum()
+    assert terms == pytest.approx((h * born - 0.5 * (P - 1) * born**2).sum() - log_q, rel=1e-10)
+
+
 @pytest.mark.parametrize("iterations", [0, 1, 3])
 def test_allocation_kernel_equals_numpy_twin(iterations):
     """Two overlapping groups in 16 coordinates, the pair drawn from one of them: the kernel's
