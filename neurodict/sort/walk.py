@@ -21,8 +21,10 @@ walk), and ``|C| = |I + N B|``.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
+import numba
 import numpy as np
 from scipy import linalg, sparse
 from scipy.special import gammaln
@@ -369,7 +371,88 @@ def _one_mean(prior: WalkPrior, stats: Stats) -> tuple[WalkPrior, Stats]:
 
 def log_marginal(prior: WalkPrior, stats: Stats) -> np.ndarray:
     """``log p(S)`` of each batch of features with ``μ`` and ``Λ`` integrated out (matrix-t);
-    with precision scales, ``|C| = |I + N_u B| / Π u_i``."""
+    with precision scales, ``|C| = |I + N_u B| / Π u_i``. Numba, batch by batch: the walk's
+    bidiagonal factor, ``R'C^{-1}R`` and the two log-determinants of :func:`posterior` and
+    :func:`_matrix_t` on (E, K) and (K, K) arrays, without numpy's per-call overhead (a
+    split–merge proposal asks for a few such marginals)."""
+    prior, stats = _one_mean(prior, stats)
+    batch = stats.counts.shape[:-1]
+    E, K = stats.sums.shape[-2:]
+    out = _log_marginal_nb(
+        np.ascontiguousarray(np.broadcast_to(stats.counts, batch + (E,)).reshape(-1, E)),
+        np.ascontiguousarray(stats.sums.reshape(-1, E, K), float),
+        np.ascontiguousarray(stats.scatter.reshape(-1, K, K), float),
+        np.broadcast_to(stats.spikes, batch).astype(float).ravel(),
+        np.broadcast_to(stats.log_weight, batch).astype(float).ravel(),
+        np.asarray(prior.mu0, float),
+        _walk_precision_diagonal(prior),
+        float(prior.kappa0),
+        float(prior.q),
+        float(prior.nu0),
+        np.ascontiguousarray(prior.W0_inv, float),
+    )
+    return out.reshape(batch)
+
+
+@numba.njit(cache=True)
+def _log_multigamma_nb(a: float, K: int) -> float:
+    out = K * (K - 1) / 4 * np.log(np.pi)
+    for j in range(K):
+        out += math.lgamma(a - 0.5 * j)
+    return out
+
+
+@numba.njit(cache=True)
+def _log_marginal_nb(
+    counts, sums, scatter, spikes, log_weight, mu0, walk_diag, kappa0, q, nu0, W0_inv
+):
+    B, E, K = sums.shape
+    logdet_W0_inv = np.linalg.slogdet(W0_inv)[1]
+    log_B = -np.log(kappa0) + (E - 1) * np.log(q) if E > 1 else -np.log(kappa0)
+    gamma0 = _log_multigamma_nb(nu0 / 2, K)
+    L_diag, L_sub = np.empty(E), np.empty(max(E - 1, 0))
+    Y, total, S = np.empty((E, K)), np.empty(K), np.empty((K, K))
+    out = np.empty(B)
+    for b in range(B):
+        L_diag[0] = np.sqrt(counts[b, 0] + walk_diag[0])
+        for e in range(1, E):
+            L_sub[e - 1] = -1.0 / (q * L_diag[e - 1])
+            L_diag[e] = np.sqrt(counts[b, e] + walk_diag[e] - L_sub[e - 1] ** 2)
+        n_w = 0.0
+        total[:] = 0.0
+        for e in range(E):
+            n_w += counts[b, e]
+            for k in range(K):
+                total[k] += sums[b, e, k]
+                r = sums[b, e, k] - counts[b, e] * mu0[k]
+                Y[e, k] = (r if e == 0 else r - L_sub[e - 1] * Y[e - 1, k]) / L_diag[e]
+        for k in range(K):
+            for j in range(K):
+                rr = (
+                    scatter[b, k, j] - mu0[k] * total[j] - total[k] * mu0[j] + n_w * mu0[k] * mu0[j]
+                )
+                for e in range(E):
+                    rr -= Y[e, k] * Y[e, j]
+                S[k, j] = W0_inv[k, j] + rr
+        logdet_C = log_B
+        for e in range(E):
+            logdet_C += 2 * np.log(L_diag[e])
+        logdet_S = np.linalg.slogdet(S)[1]
+        n = spikes[b]
+        nu_n = nu0 + n
+        out[b] = (
+            -0.5 * n * K * np.log(np.pi)
+            - 0.5 * K * (logdet_C - log_weight[b])
+            + _log_multigamma_nb(nu_n / 2, K)
+            - gamma0
+            + 0.5 * nu0 * logdet_W0_inv
+            - 0.5 * nu_n * logdet_S
+        )
+    return out
+
+
+def log_marginal_numpy(prior: WalkPrior, stats: Stats) -> np.ndarray:
+    """The numpy twin of :func:`log_marginal`."""
     _, _, RCR, logdet_C = posterior(prior, stats)
     return _matrix_t(
         prior.mu0.size,

@@ -71,6 +71,26 @@ def test_one_cluster_statistics_equal_direct_sums(weighted):
         assert got.log_weight[0] == pytest.approx(np.log(u).sum())
 
 
+@pytest.mark.parametrize(
+    "q, E, weighted", [(0.3, 3, False), (0.3, 3, True), (0.0, 3, True), (0.2, 1, False)]
+)
+def test_marginal_kernel_equals_numpy_twin(q, E, weighted):
+    """:func:`walk.log_marginal` (numba) and its numpy twin on every cluster and channel of a
+    batch (H, M), an empty cluster among them: a drifting walk, one mean over several epochs
+    (q = 0: the epochs pooled), one epoch; with and without precision scales."""
+    s, labels, H, epoch, _ = _data(seed=11, E=E)
+    labels[labels == 3] = 4  # cluster 3 empty
+    u = np.random.default_rng(12).gamma(2.0, 0.5, labels.size) if weighted else None
+    stats = walk.Stats.of_labels(s, labels, H, epoch, E, u)
+    prior = walk.WalkPrior.isotropic(
+        np.random.default_rng(13).normal(size=s.shape[2]), 2.5, q, E, Priors()
+    )
+    got = walk.log_marginal(prior, stats)
+    assert got.shape == (H, s.shape[1])
+    np.testing.assert_allclose(got, walk.log_marginal_numpy(prior, stats), rtol=1e-10, atol=1e-9)
+    np.testing.assert_allclose(got[3], 0.0, atol=1e-9)  # no spikes: p(S) = 1
+
+
 def test_column_swap_equals_recomputing_with_the_column_replaced():
     """A proposed column (k among the active atoms or not) and a column set after a move."""
     s, labels, H, epoch, E = _data(seed=1)
