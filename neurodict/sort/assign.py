@@ -204,15 +204,6 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
     return labels
 
 
-def epoch_means(x, epoch, labels, n_units: int, n_epochs: int) -> np.ndarray:
-    """Mean snippet (x: (n, M, T)) of each unit per epoch (U, E, M, T); the unit's overall mean
-    in epochs where it has no spikes."""
-    sums = np.zeros((n_units, n_epochs) + x.shape[1:])
-    counts = np.zeros((n_units, n_epochs), np.int64)
-    kernels.add_epoch_sums(sums, counts, x, epoch, labels)
-    return means_of(sums, counts)
-
-
 def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
     """Means per unit and epoch from :func:`neurodict.sort.kernels.add_epoch_sums`; a unit's
     overall mean in epochs where it has no spikes (zero for a unit with none)."""
@@ -300,9 +291,9 @@ def _summary(
 ) -> GroupSorting:
     n_units = probability.shape[1]
     E = model.chains[0].n_epochs
-    counts = np.zeros((n_units, E), np.int64)
-    np.add.at(counts, (labels[labels >= 0], epoch[labels >= 0]), 1)
-    templates = epoch_means(x, epoch, labels, n_units, E)
+    sums, counts = np.zeros((n_units, E) + x.shape[1:]), np.zeros((n_units, E), np.int64)
+    kernels.add_epoch_sums(sums, counts, x, epoch, labels)
+    templates = means_of(sums, counts)  # mean snippet per unit and epoch (U, E, M, T)
     home = model.nb.of_spikes(templates.mean(axis=1))
     spread = np.empty(n_units)
     for k in range(n_units):

@@ -418,7 +418,7 @@ def birth_death_terms(
     ``P = u a'Φa + 1`` (`aa` (M,), `u` (N,)), the atom's features — `s_k`, or for a birth
     ``h/P + normals/√P`` — and ``Σ h s − (P−1)s²/2 − log q(s)``, ``q = N(h/P, 1/P)``."""
     alive = s_k is not None
-    return _birth_death_nb(
+    return _birth_death_nb(  # `projected` stands in for whichever of s_k, normals is unread
         projected,
         s_k if alive else projected,
         np.ascontiguousarray(aa, np.float64),
