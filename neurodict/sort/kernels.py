@@ -210,6 +210,74 @@ def cluster_products_numpy(col, s, columns, cluster, weight, n_clusters):
 
 
 @numba.njit(cache=True)
+def _cluster_moments_nb(s, columns, cluster, epoch, weight, n_clusters, n_epochs):
+    N, M = s.shape[:2]
+    J = columns.size
+    sums = np.zeros((n_clusters, M, n_epochs, J))
+    scatter = np.zeros((n_clusters, M, J, J))
+    v = np.empty(J)
+    for i in range(N):
+        h, e, w = cluster[i], epoch[i], weight[i]
+        for m in range(M):
+            for j in range(J):
+                v[j] = s[i, m, columns[j]]
+            for j in range(J):
+                c = w * v[j]
+                sums[h, m, e, j] += c
+                for k in range(j + 1):
+                    scatter[h, m, j, k] += c * v[k]
+    for h in range(n_clusters):
+        for m in range(M):
+            for j in range(J):
+                for k in range(j):
+                    scatter[h, m, k, j] = scatter[h, m, j, k]
+    return sums, scatter
+
+
+def cluster_moments(
+    s: np.ndarray,
+    columns: np.ndarray,
+    cluster: np.ndarray,
+    epoch: np.ndarray,
+    weight: np.ndarray,
+    n_clusters: int,
+    n_epochs: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The weighted sums per cluster, channel and epoch, (n_clusters, M, n_epochs, J), and
+    scatter per cluster and channel, ``Σ_{i: cluster_i = h} weight_i v_{i,m} v_{i,m}'``
+    (n_clusters, M, J, J), of the feature columns `columns` (J,) of `s` (N, M, K), ``v`` those
+    columns (numba): one pass over the spikes (`cluster`, `epoch`, `weight` (N,)), no copy of
+    the columns, each product once (the lower triangle, mirrored)."""
+    return _cluster_moments_nb(
+        np.ascontiguousarray(s, np.float64),
+        np.asarray(columns, np.int64),
+        np.asarray(cluster, np.int64),
+        np.asarray(epoch, np.int64),
+        np.asarray(weight, np.float64),
+        n_clusters,
+        n_epochs,
+    )
+
+
+def cluster_moments_numpy(s, columns, cluster, epoch, weight, n_clusters, n_epochs):
+    """The numpy twin of :func:`cluster_moments`: sums by one product with the weighted
+    indicator of (cluster, epoch), scatter by one batched product per cluster."""
+    N, M = s.shape[:2]
+    v = s[:, :, columns]
+    by_segment = np.zeros((n_clusters * n_epochs, N))
+    by_segment[cluster * n_epochs + epoch, np.arange(N)] = weight
+    sums = (by_segment @ v.reshape(N, -1)).reshape(n_clusters, n_epochs, M, -1)
+    scatter = np.zeros((n_clusters, M, columns.size, columns.size))
+    order = np.argsort(cluster, kind="stable")
+    bounds = np.searchsorted(cluster[order], np.arange(n_clusters + 1))
+    for h in np.flatnonzero(np.diff(bounds)):
+        rows = order[bounds[h] : bounds[h + 1]]
+        vh = v[rows].transpose(1, 0, 2)  # (M, n_h, J)
+        scatter[h] = np.swapaxes(vh * weight[rows, None], 1, 2) @ vh
+    return sums.transpose(0, 2, 1, 3), scatter
+
+
+@numba.njit(cache=True)
 def _nearer_a_nb(f, m_a, m_b, a, b, with_a):
     n, d = f.shape
     for i in range(n):

@@ -468,7 +468,13 @@ class Sampler:
         # the clusters that hold spikes (an empty one's marginal is 1 whatever z)
         occupied, cluster = np.unique(st.labels, return_inverse=True)
         swap = walk.ColumnSwap(
-            st.s, cluster, occupied.size, self._walk_epoch(), self._walk_epochs(), self._scales(st)
+            st.s,
+            st.z,
+            cluster,
+            occupied.size,
+            self._walk_epoch(),
+            self._walk_epochs(),
+            self._scales(st),
         )
         marginal = self._bordered(swap, st.z)  # of the z in force, renewed on each flip
         res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
@@ -695,7 +701,7 @@ class Sampler:
         a = np.flatnonzero(st.z)
         prior = self.walk_prior(a)
         stats = walk.Stats.of_labels(
-            st.s[:, :, a], st.labels, H, self._walk_epoch(), prior.n_epochs, self._scales(st)
+            st.s, st.labels, H, self._walk_epoch(), prior.n_epochs, self._scales(st), a
         )
         mu, lam = walk.sample(self.rng, prior, stats, wishart)  # (H, M, E, Ka), (H, M, Ka, Ka)
         if not self.drift:

@@ -139,28 +139,23 @@ class Stats:
         epoch: np.ndarray,
         n_epochs: int,
         u: np.ndarray | None = None,
+        columns: np.ndarray | None = None,
     ) -> Stats:
-        """Of every cluster of `labels` (n,) in ``0..n_clusters-1``, weighted by the precision
-        scales `u` (n,) when given: shapes (H, M, E), (H, M, E, K), (H, M, K, K)."""
+        """Of every cluster of `labels` (n,) in ``0..n_clusters-1`` on the feature columns
+        `columns` of `s` (N, M, K) (all by default), weighted by the precision scales `u` (n,)
+        when given: shapes (H, M, E), (H, M, E, J), (H, M, J, J)."""
         H, (N, M, K) = n_clusters, s.shape
+        columns = np.arange(K) if columns is None else columns
         weight = np.ones(N) if u is None else u
-        by_segment = _indicator(labels * n_epochs + epoch, H * n_epochs, weight)
-        counts = np.asarray(by_segment.sum(1)).reshape(H, n_epochs)
-        sums = (by_segment @ s.reshape(N, M * K)).reshape(H, n_epochs, M, K)
-        scatter = np.zeros((H, M, K, K))
-        order = np.argsort(labels, kind="stable")
-        bounds = np.searchsorted(labels[order], np.arange(H + 1))
-        for c in np.flatnonzero(np.diff(bounds)):
-            rows = order[bounds[c] : bounds[c + 1]]
-            sc = s[rows].transpose(1, 0, 2)  # (M, n_c, K)
-            scatter[c] = np.swapaxes(sc * weight[rows, None], 1, 2) @ sc
+        counts = np.bincount(labels * n_epochs + epoch, weight, H * n_epochs)
+        sums, scatter = kernels.cluster_moments(s, columns, labels, epoch, weight, H, n_epochs)
         n = log_weight = None
         if u is not None:
             n = np.repeat(np.bincount(labels, minlength=H)[:, None], M, axis=1).astype(float)
             log_weight = np.repeat(np.bincount(labels, np.log(u), minlength=H)[:, None], M, axis=1)
         return cls(
-            np.repeat(counts[:, None], M, axis=1),
-            sums.transpose(0, 2, 1, 3),
+            np.repeat(counts.reshape(H, 1, n_epochs), M, axis=1),
+            sums,
             scatter,
             n,
             0.0 if log_weight is None else log_weight,
@@ -168,20 +163,31 @@ class Stats:
 
 
 class ColumnSwap:
-    """The statistics of every cluster on all K feature columns under fixed labels, with one
-    column replaced in O(N·M·K): what the birth–death moves on ``z`` evaluate twice per atom.
+    """The statistics of every cluster on the feature columns in use under fixed labels, with
+    one column replaced in O(N·M·K_active): what the birth–death moves on ``z`` evaluate twice
+    per atom.
 
-    `s` (N, M, K) is the sampler's feature array, held by reference: call :meth:`set` after
-    changing a column of it. `u` (N,): the spikes' precision scales (weights), or None.
+    `s` (N, M, K) is the sampler's feature array and `z` (K,) bool the atoms in use, both held
+    by reference: call :meth:`set` after changing a column of `s` and its `z`. The (K, K)
+    statistics hold what the moves read, the products among the columns in use; those of an
+    unused column are left as they were and made afresh when it is set in use. `u` (N,): the
+    spikes' precision scales (weights), or None.
     """
 
-    def __init__(self, s, labels, n_clusters, epoch, n_epochs, u=None):
-        self.s, self.H, self.E = s, n_clusters, n_epochs
+    def __init__(self, s, z, labels, n_clusters, epoch, n_epochs, u=None):
+        self.s, self.z, self.H, self.E = s, z, n_clusters, n_epochs
         weight = np.ones(labels.size) if u is None else u
         self.labels, self.weight = labels, weight
         self.by_cluster = _indicator(labels, n_clusters, weight)
         self.by_segment = _indicator(labels * n_epochs + epoch, n_clusters * n_epochs, weight)
-        self.full = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs, u)
+        a = np.flatnonzero(z)
+        in_use = Stats.of_labels(s, labels, n_clusters, epoch, n_epochs, u, a)
+        M, K = s.shape[1:]
+        sums = np.zeros((n_clusters, M, n_epochs, K))
+        scatter = np.zeros((n_clusters, M, K, K))
+        sums[..., a] = in_use.sums
+        scatter[:, :, a[:, None], a] = in_use.scatter
+        self.full = replace(in_use, sums=sums, scatter=scatter)
 
     def column(self, k: int, col: np.ndarray, columns: np.ndarray):
         """Sums (H, M, E) and products with the feature columns `columns` (H, M, len(columns))
@@ -193,7 +199,8 @@ class ColumnSwap:
         return sums, cross
 
     def stats(self, active: np.ndarray, k: int, col: np.ndarray | None) -> Stats:
-        """Of the columns `active` (sorted), column k holding `col` where k is among them."""
+        """Of the columns `active` (sorted, in use but for k), column k holding `col` where k
+        is among them."""
         sums = self.full.sums[..., active]
         scatter = self.full.scatter[:, :, active][:, :, :, active]
         if col is not None and k in active:
@@ -202,9 +209,13 @@ class ColumnSwap:
         return replace(self.full, sums=sums, scatter=scatter)
 
     def set(self, k: int) -> None:
-        """Column k of `s` has changed: update its statistics."""
-        every = np.arange(self.s.shape[2])
-        _put(self.full.sums, self.full.scatter, k, *self.column(k, self.s[:, :, k], every))
+        """Column k of `s` and `z` have changed: column k's statistics, when in use."""
+        if self.z[k]:
+            a = np.flatnonzero(self.z)
+            col_sums, cross = self.column(k, self.s[:, :, k], a)
+            self.full.sums[..., k] = col_sums
+            self.full.scatter[:, :, k, a] = cross
+            self.full.scatter[:, :, a, k] = cross
 
 
 def _put(sums, scatter, j: int, col_sums, cross) -> None:

@@ -77,6 +77,30 @@ def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
         np.testing.assert_allclose(got[h], want, atol=1e-12)
 
 
+def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
+    """Per-cluster, per-epoch weighted sums and per-cluster scatter of chosen feature
+    columns (out of order), an empty cluster and an empty epoch of another among them:
+    kernel, twin and sums over each cluster's spikes agree."""
+    rng = np.random.default_rng(4)
+    N, M, K, H, E = 250, 3, 7, 5, 3
+    s = rng.normal(size=(N, M, K))
+    cluster, epoch = rng.choice([0, 1, 3, 4], N), rng.integers(0, E, N)  # cluster 2 empty
+    epoch[(cluster == 1) & (epoch == 2)] = 0
+    weight, columns = rng.gamma(2.0, 0.5, N), np.array([5, 0, 3, 6])
+    sums, scatter = kernels.cluster_moments(s, columns, cluster, epoch, weight, H, E)
+    twin = kernels.cluster_moments_numpy(s, columns, cluster, epoch, weight, H, E)
+    np.testing.assert_allclose(sums, twin[0], atol=1e-12)
+    np.testing.assert_allclose(scatter, twin[1], atol=1e-12)
+    v = s[:, :, columns]
+    for h in range(H):
+        rows = cluster == h
+        want = np.einsum("i,imj,imk->mjk", weight[rows], v[rows], v[rows])
+        np.testing.assert_allclose(scatter[h], want, atol=1e-12)
+        for e in range(E):
+            at = rows & (epoch == e)
+            np.testing.assert_allclose(sums[h, :, e], np.einsum("i,imj->mj", weight[at], v[at]))
+
+
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
     """Snippets summed per unit and epoch onto sums already holding a batch: spikes in no

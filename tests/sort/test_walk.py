@@ -48,7 +48,7 @@ def test_weighted_cluster_statistics_equal_direct_sums():
     _assert_stats(got, want)
     np.testing.assert_array_equal(got.spikes[:, 0], np.bincount(labels, minlength=H))
     np.testing.assert_allclose(got.log_weight[:, 0], np.bincount(labels, np.log(u), minlength=H))
-    swap = walk.ColumnSwap(s, labels, H, epoch, E, u)
+    swap = walk.ColumnSwap(s, np.ones(6, bool), labels, H, epoch, E, u)
     col = np.random.default_rng(5).normal(size=s.shape[:2])
     replaced = s.copy()
     replaced[:, :, 2] = col
@@ -92,11 +92,14 @@ def test_marginal_kernel_equals_numpy_twin(q, E, weighted):
 
 
 def test_column_swap_equals_recomputing_with_the_column_replaced():
-    """A proposed column (k among the active atoms or not) and a column set after a move."""
+    """A proposed column (k among the atoms in use or not), a column set after a move, and
+    the columns in use after a death and a birth: the statistics of the atoms in use, kept
+    only among them, equal those recomputed."""
     s, labels, H, epoch, E = _data(seed=1)
-    swap = walk.ColumnSwap(s, labels, H, epoch, E)
+    z = np.array([True, False, True, True, False, True])
+    swap = walk.ColumnSwap(s, z, labels, H, epoch, E)
     col = np.random.default_rng(2).normal(size=s.shape[:2])
-    active = np.array([0, 2, 3, 5])
+    active = np.flatnonzero(z)
     replaced = s.copy()
     replaced[:, :, 3] = col
     want = _direct(replaced[:, :, active], labels, H, epoch, E)
@@ -105,7 +108,12 @@ def test_column_swap_equals_recomputing_with_the_column_replaced():
     s[:, :, 3] = col  # the sampler's move, then the swap told
     swap.set(3)
     _assert_stats(swap.stats(active, 3, None), want)
-    _assert_stats(swap.stats(np.arange(6), 0, None), _direct(s, labels, H, epoch, E))
+    z[2], s[:, :, 2] = False, 7.0  # a death: its column redrawn, no longer read
+    swap.set(2)
+    z[4], s[:, :, 4] = True, col + 1.0  # a birth: its products with those in use made
+    swap.set(4)
+    active = np.flatnonzero(z)
+    _assert_stats(swap.stats(active, -1, None), _direct(s[:, :, active], labels, H, epoch, E))
 
 
 def test_principal_axes_equal_the_projections_on_the_top_singular_vectors():
@@ -152,7 +160,7 @@ def test_bordered_marginal_equals_the_marginal_with_an_atom_added_or_removed():
     active, k = np.array([0, 2, 3, 5]), 4
     priors = Priors(wishart_dof_extra=3.0, within_cluster_var=0.7)
     for q, scales in [(0.3, None), (0.0, None), (0.3, u)]:
-        swap = walk.ColumnSwap(s, labels, H, epoch, E, scales)
+        swap = walk.ColumnSwap(s, np.isin(np.arange(7), active), labels, H, epoch, E, scales)
 
         def prior(a):
             return walk.WalkPrior.isotropic(mu0[a], 2.5, q, E, priors)  # noqa: B023
