@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from neurodict.common.jobs import job_kwargs
+
 log = logging.getLogger(__name__)
 
 PRESET = "nonrigid_fast_and_accurate"  # decentralized registration (numpy; DREDge needs torch)
@@ -107,8 +109,7 @@ def correct(rec, group: str, params: dict, n_jobs: int):
         estimate_motion_kwargs={"rigid": kind == "rigid"},
         output_motion=True,
         interpolate_motion_kwargs={"border_mode": "force_extrapolate"},
-        n_jobs=n_jobs,
-        progress_bar=False,
+        **job_kwargs(rec, n_jobs),
     )
     return corrected, Estimate(
         group,

@@ -15,6 +15,7 @@ from spikeinterface.core import load
 from spikeinterface.preprocessing import bandpass_filter
 from spikeinterface.sorters import BaseSorter, sorterlist
 
+from neurodict.common.jobs import job_kwargs
 from neurodict.config import section_defaults, section_descriptions
 from neurodict.preprocess import motion
 from neurodict.sort.params import SortParams
@@ -109,8 +110,7 @@ class NeurodictSorter(BaseSorter):
                 if estimate.kind != "none":  # interpolated once here, not at every read
                     sub = sub.save(
                         folder=sorter_output_folder / f"motion-corrected-{i}",
-                        n_jobs=params["n_jobs"],
-                        progress_bar=False,
+                        **job_kwargs(sub, params["n_jobs"]),
                     )
             parts[str(g)] = sort_recording_group(
                 sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
