@@ -8,7 +8,8 @@ and LFPy are installed), a hybrid recording (known units injected into the locus
 noise) and the real locust tetrode (no ground truth).
 
 Sorters, each run in its own process under ``/usr/bin/time -v`` (wall time, peak memory):
-neurodict (with its template-matching pass, and without it: neurodict-nomatch),
+neurodict (with its template-matching pass, and without it: neurodict-nomatch; any variant of its
+parameters as ``neurodict:key=value[:key=value...]``),
 spykingcircus2, tridesclous2, mountainsort5 and kilosort4 (where installed) through
 ``spikeinterface.sorters.run_sorter``, and the classic baselines k-means and a Gaussian mixture
 on 2 principal components per channel, and the mixture on DB-KSVD codes (dbksvd-gmm: the
@@ -242,9 +243,9 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
 
         import neurodict  # noqa: F401  (registers the sorter)
 
-        params = {"n_jobs": 2} if sorter == "neurodict" else {}
-        if sorter == "neurodict-nomatch":  # the model's own assignment, no matching pass
-            sorter, params = "neurodict", {"n_jobs": 2, "template_matching": False}
+        params = {}
+        if sorter.startswith("neurodict"):
+            sorter, params = "neurodict", {"n_jobs": 2} | variant_params(sorter)
         if sorter in ("spykingcircus2", "tridesclous2"):
             params = {"job_kwargs": {"n_jobs": 2}}
         if sorter == "kilosort4":  # its neighbourhoods default to 10 channels; CPU torch
@@ -261,6 +262,16 @@ def run_one(sorter: str, rec_path: Path, out: Path) -> None:
     sc.NumpySorting.from_sorting(sorting).save(folder=out / "sorting", overwrite=True)
     if sorter == "neurodict":
         np.save(out / "multi_unit.npy", np.asarray(sorting.get_property("multi_unit"), bool))
+
+
+def variant_params(name: str) -> dict:
+    """The sorter parameters a neurodict variant's name gives: ``neurodict-nomatch`` (the
+    model's own assignment, no matching pass) or ``neurodict:key=value[:key=value...]``, each
+    value read as JSON (``neurodict:neighbourhood_spacing=1.0``)."""
+    if name == "neurodict-nomatch":
+        return {"template_matching": False}
+    pairs = (item.split("=", 1) for item in name.split(":")[1:])
+    return {key: json.loads(value) for key, value in pairs}
 
 
 def baseline(kind: str, rec, n_units: int):

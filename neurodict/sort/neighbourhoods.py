@@ -4,8 +4,10 @@ A tetrode or a bundle of wires (every channel within ``radius_um`` of every othe
 neighbourhood holding all its channels. On a probe shank the sorter fits one model per
 neighbourhood so that its cost follows the spikes, not the channel count: centres are chosen
 among the channels where spikes peak, busiest first, no two closer than ``spacing · radius_um``
-(``sorting.neighbourhood_spacing``, default one half); each
-spike goes to the centre nearest its peak channel and is modelled on the channels within
+(``sorting.neighbourhood_spacing``, default 1: every busy channel lies within ``radius_um`` of
+a centre, and the neighbourhoods overlap least, so each neuron is learned by as few chains as
+its spikes' channels allow; the join puts together what neighbouring chains learned of one);
+each spike goes to the centre nearest its peak channel and is modelled on the channels within
 ``radius_um`` of that centre (MODELS.md §1).
 """
 

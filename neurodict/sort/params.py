@@ -43,7 +43,7 @@ class SortParams:
     whiten_exclude_sigma: float = 5.0
     whiten_min_eig: float = 0.01
     neighbourhood_um: float = 50.0
-    neighbourhood_spacing: float = 0.5
+    neighbourhood_spacing: float = 1.0
     min_learn_spikes: int = 20
     epoch_s: float = 60.0
     refractory_ms: float = 1.5

@@ -116,14 +116,14 @@ def test_the_join_sees_join_axes_principal_axes():
 
 
 def test_neighbourhood_centres_are_spacing_times_the_radius_apart():
-    """Eight channels 10 um apart, equally busy, radius 30 um: centres every 20 um at the
-    default spacing (one half), every 30 um at spacing 1."""
+    """Eight channels 10 um apart, equally busy, radius 30 um: centres every 30 um at the
+    default spacing (1), every 20 um at spacing one half."""
     locations = np.c_[np.zeros(8), np.arange(8) * 10.0]
     peaks = np.repeat(np.arange(8), 50)
-    half = neighbourhoods(locations, peaks, 30.0, 20, SortParams().neighbourhood_spacing)
-    np.testing.assert_array_equal(half.centres, [0, 2, 4, 6])
+    default = neighbourhoods(locations, peaks, 30.0, 20, SortParams().neighbourhood_spacing)
+    np.testing.assert_array_equal(default.centres, [0, 3, 6])
     np.testing.assert_array_equal(
-        neighbourhoods(locations, peaks, 30.0, 20, 1.0).centres, [0, 3, 6]
+        neighbourhoods(locations, peaks, 30.0, 20, 0.5).centres, [0, 2, 4, 6]
     )
 
 
