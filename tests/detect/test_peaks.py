@@ -59,3 +59,15 @@ def test_detection_is_the_same_on_every_run(tiny_session, tmp_path):
     assert first.size > 0
     for n_jobs in (1, 2):
         assert np.array_equal(detect_group_peaks(rec, params, n_jobs=n_jobs), first)
+
+
+def test_detection_kernel_compiled_once_for_every_process():
+    """spikeinterface's jitted detection kernel is cached on disk once the detection module is
+    imported, so worker processes load it instead of compiling it again."""
+    from numba.core.caching import FunctionCache
+    from spikeinterface.sortingcomponents.peak_detection import locally_exclusive
+
+    import neurodict.detect.peaks  # noqa: F401
+
+    kernel = locally_exclusive.detect_peaks_numba_locally_exclusive_on_chunk
+    assert isinstance(kernel._cache, FunctionCache)
