@@ -278,6 +278,35 @@ def cluster_moments_numpy(s, columns, cluster, epoch, weight, n_clusters, n_epoc
 
 
 @numba.njit(cache=True)
+def _pair_products_nb(a):
+    n, K = a.shape
+    out = np.empty((n, (K + 1) * (K + 2) // 2))
+    v = np.empty(K + 1)
+    v[K] = 1.0
+    for i in range(n):
+        v[:K] = a[i]
+        col = 0
+        for j in range(K + 1):
+            for k in range(j, K + 1):
+                out[i, col] = v[j] * v[k]
+                col += 1
+    return out
+
+
+def pair_products(a: np.ndarray) -> np.ndarray:
+    """The products ``b_j b_k`` (j ≤ k, in the order of ``np.triu_indices(K + 1)``) of each
+    row of `a` (n, K) with 1 appended, ``b = [a_i; 1]`` (numba): (n, (K+1)(K+2)/2)."""
+    return _pair_products_nb(np.ascontiguousarray(a, np.float64))
+
+
+def pair_products_numpy(a):
+    """The numpy twin of :func:`pair_products`."""
+    b = np.concatenate([a, np.ones((len(a), 1))], axis=1)
+    rows, cols = np.triu_indices(b.shape[1])
+    return b[:, rows] * b[:, cols]
+
+
+@numba.njit(cache=True)
 def _nearer_a_nb(f, m_a, m_b, a, b, with_a):
     n, d = f.shape
     for i in range(n):

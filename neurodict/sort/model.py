@@ -250,7 +250,7 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     so forming it amplifies no rounding), evaluated for every cluster at once as the
     products of the pairs of coordinates times ``B``'s upper triangle, one GEMM onto (spikes,
     H) per channel and epoch: no (spikes, H, K_a) array. The spike-dependent parts are
-    batches of :data:`LIK_BATCH` spikes.
+    batches of :data:`LIK_BATCH` spikes, grouped by epoch.
     """
     N, M, T = x.shape
     H = state.mu.shape[0]
@@ -283,29 +283,30 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     Kinv = np.linalg.inv(K)  # (H, M, Ka, Ka)
     mu = state.mu[:, :, :, active]  # (H, M, E, Ka)
     c = np.swapaxes((Kinv @ R) @ np.swapaxes(mu, 2, 3), 2, 3)  # K^{-1}Rμ: (H, M, E, Ka)
-    Q, pairs = _augmented_forms(Kinv, c)  # (M, E, P, H)
+    Q = _augmented_forms(Kinv, c)  # (E, M, P, H)
+    to_span = D @ to_axes  # x -> a in one product: a = (D V g^{-1/2})'Φx
     for i in range(0, N, LIK_BATCH):
         xb, eb = x[i : i + LIK_BATCH], epoch[i : i + LIK_BATCH]
         n = xb.shape[0]
-        ys = projections(xb, D, phi)  # (M, n, Ka)
+        order = np.argsort(eb, kind="stable")  # the batch's spikes grouped by epoch
+        bounds = np.searchsorted(eb[order], np.arange(Q.shape[0] + 1))
+        a = projections(xb, to_span, phi)[:, order]  # (M, n, Ka) coordinates
+        off_span = noise_energy(xb, phi)[order] - np.einsum("mnk,mnk->n", a, a)
         quad = np.zeros((n, H))
-        off_span = noise_energy(xb, phi)
-        groups = [(e, np.flatnonzero(eb == e)) for e in np.unique(eb)]
-        aug = np.ones((n, Ka + 1))
-        for m, y in enumerate(ys):
-            a = np.matmul(y, to_axes[m], out=aug[:, :Ka])
-            off_span -= np.einsum("nk,nk->n", a, a)
-            outer = aug[:, pairs[0]] * aug[:, pairs[1]]  # (n, P)
-            for e, rows in groups:
-                quad[rows] += outer[rows] @ Q[m, e]
-        out[i : i + LIK_BATCH] = off_span[:, None] + quad
+        for m in range(M):  # one channel's products at a time: they stay in cache
+            products = kernels.pair_products(a[m])  # (n, P)
+            for e in np.flatnonzero(np.diff(bounds)):
+                lo, hi = bounds[e], bounds[e + 1]
+                quad[lo:hi] += products[lo:hi] @ Q[e, m]
+        out[i + order] = off_span[:, None] + quad
     return out, logdet - log_phi
 
 
-def _augmented_forms(Kinv: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, tuple]:
+def _augmented_forms(Kinv: np.ndarray, c: np.ndarray) -> np.ndarray:
     """``B``'s upper triangles for :func:`quadratic_forms`, off-diagonal entries doubled,
-    from ``K^{-1}`` (H, M, Ka, Ka) and ``c`` (H, M, E, Ka): (M, E, P, H) with ``P =
-    (Ka+1)(Ka+2)/2``, and the pairs of coordinates (rows, columns) they multiply."""
+    from ``K^{-1}`` (H, M, Ka, Ka) and ``c`` (H, M, E, Ka): (E, M, P, H) with ``P =
+    (Ka+1)(Ka+2)/2``, the pairs of coordinates in the order of ``np.triu_indices(Ka + 1)``
+    (:func:`neurodict.sort.kernels.pair_products`)."""
     H, M, E, Ka = c.shape
     B = np.empty((H, M, E, Ka + 1, Ka + 1))
     B[..., :Ka, :Ka] = (np.swapaxes(Kinv, 2, 3) @ Kinv)[:, :, None]
@@ -315,7 +316,7 @@ def _augmented_forms(Kinv: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, tuple
     B[..., Ka, Ka] = np.einsum("hmek,hmek->hme", c, c)
     pairs = np.triu_indices(Ka + 1)
     upper = B[..., pairs[0], pairs[1]] * np.where(pairs[0] == pairs[1], 1.0, 2.0)
-    return np.ascontiguousarray(upper.transpose(1, 2, 3, 0)), pairs
+    return np.ascontiguousarray(upper.transpose(2, 1, 3, 0))
 
 
 class Sampler:

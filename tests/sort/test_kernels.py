@@ -77,6 +77,17 @@ def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
         np.testing.assert_allclose(got[h], want, atol=1e-12)
 
 
+def test_pair_products_kernel_equals_numpy_twin_and_the_outer_products():
+    """Each row's products of coordinates with 1 appended, upper triangle row by row: kernel,
+    twin and the outer product's upper triangle agree."""
+    a = np.random.default_rng(5).normal(size=(9, 4))
+    got = kernels.pair_products(a)
+    np.testing.assert_array_equal(got, kernels.pair_products_numpy(a))
+    b = np.c_[a, np.ones(9)]
+    rows, cols = np.triu_indices(5)
+    np.testing.assert_allclose(got, np.einsum("ij,ik->ijk", b, b)[:, rows, cols])
+
+
 def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
     """Per-cluster, per-epoch weighted sums and per-cluster scatter of chosen feature
     columns (out of order), an empty cluster and an empty epoch of another among them:

@@ -272,7 +272,8 @@ def test_dbksvd_settings_reach_the_learner(monkeypatch):
 
 def test_likelihood_batches_change_nothing(monkeypatch):
     """The marginal likelihood in batches of spikes equals it in one batch, with atoms in use
-    and with none (a state with every atom off)."""
+    and with none (a state with every atom off), and with the spikes shuffled (each batch's
+    epochs out of order) it is the shuffled likelihood."""
     from neurodict.sort import model
 
     x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3]], 150, seed=2)
@@ -285,6 +286,9 @@ def test_likelihood_batches_change_nothing(monkeypatch):
     monkeypatch.setattr(model, "LIK_BATCH", 7)
     for s, expected in zip((st, off), whole, strict=True):
         np.testing.assert_allclose(model.marginal_log_lik(x, epoch, s), expected, rtol=1e-12)
+    shuffle = np.random.default_rng(3).permutation(len(x))  # a batch's epochs out of order
+    got = model.marginal_log_lik(x[shuffle], epoch[shuffle], st)
+    np.testing.assert_allclose(got, whole[0][shuffle], rtol=1e-12)
     assert np.ptp(whole[0], axis=1).min() > 0  # the clusters' likelihoods differ
     noise = norm.logpdf(x, 0, 1 / np.sqrt(off.phi)).sum((1, 2))  # no atoms: the noise alone
     np.testing.assert_allclose(whole[1], np.repeat(noise[:, None], whole[1].shape[1], 1))
