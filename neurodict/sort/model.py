@@ -290,12 +290,13 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
         n = xb.shape[0]
         order = np.argsort(eb, kind="stable")  # the batch's spikes grouped by epoch
         bounds = np.searchsorted(eb[order], np.arange(Q.shape[0] + 1))
+        present = np.flatnonzero(np.diff(bounds))  # the batch's epochs
         a = projections(xb, to_span, phi)[:, order]  # (M, n, Ka) coordinates
         off_span = noise_energy(xb, phi)[order] - np.einsum("mnk,mnk->n", a, a)
         quad = np.zeros((n, H))
         for m in range(M):  # one channel's products at a time: they stay in cache
             products = kernels.pair_products(a[m])  # (n, P)
-            for e in np.flatnonzero(np.diff(bounds)):
+            for e in present:
                 lo, hi = bounds[e], bounds[e + 1]
                 quad[lo:hi] += products[lo:hi] @ Q[e, m]
         out[i + order] = off_span[:, None] + quad

@@ -212,17 +212,15 @@ class ColumnSwap:
         """Column k of `s` and `z` have changed: column k's statistics, when in use."""
         if self.z[k]:
             a = np.flatnonzero(self.z)
-            col_sums, cross = self.column(k, self.s[:, :, k], a)
-            self.full.sums[..., k] = col_sums
-            self.full.scatter[:, :, k, a] = cross
-            self.full.scatter[:, :, a, k] = cross
+            _put(self.full.sums, self.full.scatter, k, *self.column(k, self.s[:, :, k], a), a)
 
 
-def _put(sums, scatter, j: int, col_sums, cross) -> None:
-    """Column j's sums (..., E) and its products with every column (..., K), in place."""
+def _put(sums, scatter, j: int, col_sums, cross, columns=slice(None)) -> None:
+    """Column j's sums (..., E) and its products with the columns `columns` (..., len), every
+    column by default, in place."""
     sums[..., j] = col_sums
-    scatter[:, :, j, :] = cross
-    scatter[:, :, :, j] = cross
+    scatter[:, :, j, columns] = cross
+    scatter[:, :, columns, j] = cross
 
 
 def _indicator(index: np.ndarray, n: int, weight: np.ndarray | None = None) -> sparse.csr_matrix:
