@@ -575,7 +575,7 @@ def main() -> None:
     )
     ap.add_argument(
         "--sizes",
-        nargs="+",
+        nargs="*",
         default=[",".join(map(str, s)) for s in SIZES + [MAX_SIZE]],
         help="REGIONS,UNITS,MINUTES of --compare",
     )

@@ -7,7 +7,9 @@ the CPU with one log line; ``"gpu"`` without a GPU is an error naming the settin
 
 from __future__ import annotations
 
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -30,13 +32,18 @@ class Backend:
 
     `batch_problems`: independent problems solved as one batch. A GPU's small problems are
     bound by the host issuing kernels, so a batch costs about what one problem costs (16); on
-    the CPU a batch would run each problem until the slowest has converged (1)."""
+    the CPU a batch would run each problem until the slowest has converged (1).
+
+    `graphs`: whether :meth:`replayable` records a solver's block of iterations once as a CUDA
+    graph and replays it (one launch for the block's kernels, which the host otherwise issues
+    one by one at some microseconds each)."""
 
     name: str
     xp: ModuleType
     fft: ModuleType
     sync_every: int = 1
     batch_problems: int = 1
+    graphs: bool = False
 
     def asarray(self, a, dtype=None):
         """`a` on this backend's device."""
@@ -46,8 +53,61 @@ class Backend:
         """`a` as a numpy array on the host."""
         return a.get() if hasattr(a, "get") else np.asarray(a)
 
+    def replayable(self, block: Callable[[], None]) -> Callable[[], None]:
+        """`block` (no arguments; its effects written in place into arrays that outlive it,
+        the same kernels on every call) as a callable that does the same: a :class:`CudaGraph`
+        where `graphs` is set, else `block` itself."""
+        return CudaGraph(block) if self.graphs else block
+
+
+class CudaGraph:
+    """A block of GPU work recorded once as a CUDA graph and replayed.
+
+    The first call runs the block as it is (compiling its kernels and creating what it
+    caches, such as FFT plans); the second records it on a stream of its own and launches the
+    record; later calls launch it again. The record holds the device addresses of the block's
+    temporaries: they come from the recording stream's own part of cupy's memory pool, where
+    nothing but recorded blocks allocates; the blocks run one after another on that one stream
+    and write their temporaries before reading them, so they share its memory. Where recording
+    fails (an operation a graph cannot
+    hold, such as a host read), the block runs as it is from then on, with one warning."""
+
+    def __init__(self, block: Callable[[], None]):
+        self.block, self.graph, self.calls = block, None, 0
+        self.stream = _recording_stream()
+
+    def __call__(self) -> None:
+        self.calls += 1
+        if self.graph is not None:
+            self.graph.launch(self.stream)
+            return
+        with self.stream:
+            if self.calls == 2:
+                try:
+                    self.stream.begin_capture()
+                    try:
+                        self.block()
+                    finally:
+                        graph = self.stream.end_capture()
+                except Exception as exc:  # recorded nothing: the block runs as it is
+                    log.warning("CUDA graph not recorded (%s); the block runs uncaptured", exc)
+                else:
+                    self.graph = graph
+                    self.graph.launch(self.stream)
+                    return
+            self.block()
+
 
 CPU = Backend("cpu", np, scipy.fft)
+
+
+@functools.cache
+def _recording_stream():
+    """The one stream CUDA graphs are recorded and replayed on (blocking: ordered with the
+    default stream's work)."""
+    import cupy
+
+    return cupy.cuda.Stream()
 
 
 def _gpu() -> Backend | None:
@@ -59,7 +119,7 @@ def _gpu() -> Backend | None:
             return None
     except Exception:  # cupy missing, or no driver / device
         return None
-    return Backend("gpu", cupy, cupyx.scipy.fft, sync_every=16, batch_problems=16)
+    return Backend("gpu", cupy, cupyx.scipy.fft, sync_every=16, batch_problems=16, graphs=True)
 
 
 def get_backend(choice: str = "auto") -> Backend:

@@ -66,3 +66,72 @@ def test_lfpdict_command_without_a_gpu(tmp_path, no_gpu, capsys, choice):
     else:
         assert rc == 0 and err.count(FALLBACK) == 1
         assert (tmp_path / "lfp_dict.npz").exists()
+
+
+class _Stream:
+    """Stands in for cupy's stream: records what the block does while capturing."""
+
+    def __init__(self, fail: bool):
+        self.fail, self.capturing, self.launched = fail, False, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def begin_capture(self):
+        self.capturing = True
+
+    def end_capture(self):
+        self.capturing = False
+        if self.fail:
+            raise RuntimeError("operation not permitted when stream is capturing")
+        stream = self
+
+        class Graph:
+            def launch(self, on):
+                assert on is stream
+                stream.launched += 1
+
+        return Graph()
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_cuda_graph_runs_the_block_then_records_it_then_replays(monkeypatch, caplog, fail):
+    """First call: the block as it is (kernels compiled); second: recorded (the block's Python
+    runs, its kernels are not executed) and launched; later: launched. A failed record runs the
+    block as it is from then on, with one warning."""
+    import types
+
+    streams = []
+
+    def stream():
+        streams.append(_Stream(fail))
+        return streams[-1]
+
+    cupy = types.SimpleNamespace(cuda=types.SimpleNamespace(Stream=stream))
+    monkeypatch.setitem(__import__("sys").modules, "cupy", cupy)
+    backend._recording_stream.cache_clear()  # the stand-in's stream, not a real one
+    executed, recorded = [], []
+
+    def block():
+        (recorded if streams[0].capturing else executed).append(1)
+
+    on = backend.Backend("gpu", None, None, graphs=True)
+    run = on.replayable(block)
+    with caplog.at_level(logging.WARNING, logger="neurodict.backend"):
+        for _ in range(5):
+            run()
+    assert on.replayable(block).stream is run.stream  # every record on one stream
+    backend._recording_stream.cache_clear()
+    if fail:
+        assert (len(executed), len(recorded), streams[0].launched) == (5, 1, 0)
+        assert [r.getMessage() for r in caplog.records] == [
+            "CUDA graph not recorded (operation not permitted when stream is capturing); "
+            "the block runs uncaptured"
+        ]
+    else:
+        assert (len(executed), len(recorded), streams[0].launched) == (1, 1, 4)
+        assert caplog.records == []
+    assert CPU.replayable(block) is block

@@ -67,6 +67,7 @@ def iteration_s(be: Backend, n_units: int, n_atoms: int, n_columns: int, dtype, 
             n_iter,
             tol=0.0,
             check_every=be.sync_every,
+            replay=be.replayable,
         )
         return float(x.sum())  # a host read: the device has finished
 

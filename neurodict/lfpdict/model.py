@@ -291,6 +291,7 @@ def fit_coef_batch(
         step,
         n_iter,
         check_every=be.sync_every,
+        replay=be.replayable,
         batch_ndim=1,
     )
     return C * inv_b
@@ -400,6 +401,7 @@ def fit_atoms_batch(be: Backend, stats: list[list[SegmentStats]], B, c, D0, n_it
         step,
         n_iter,
         check_every=be.sync_every,
+        replay=be.replayable,
         batch_ndim=1,
     )
     return D

@@ -61,7 +61,7 @@ def prox_sparse_group(xp, B, t_l1, t_group, mask=None):
 
 def project_unit_ball(xp, D):
     """Each row of D (..., K, L) (an atom) scaled into the unit ball: d_k / max(1, ||d_k||)."""
-    return D / xp.maximum(1, xp.linalg.norm(D, axis=-1, keepdims=True))
+    return D / xp.maximum(1, xp.sqrt((D * D).sum(axis=-1, keepdims=True)))
 
 
 def fista(
@@ -75,13 +75,18 @@ def fista(
     tol: float = 1e-5,
     check_every: int = 1,
     batch_ndim: int = 0,
+    replay: Callable | None = None,
 ):
     """Minimise ``smooth(x) + penalty(x)`` by FISTA with gradient-based adaptive restart, for
     one problem or a batch of independent problems (the first `batch_ndim` axes of x).
 
-    The restart test and the momentum stay on the device, per problem; the stopping test (a
-    host read, which on a GPU waits for the device's queue to drain) runs every
-    `check_every` iterations and stops when every problem has converged.
+    The state (iterate, extrapolated point, gradient, iterations since the last restart, whether
+    every problem has converged) is updated in place on the device: the restart test and the
+    momentum stay there, and the stopping test (a host read, which on a GPU waits for the
+    device's queue to drain) is read every `check_every` iterations. All of an iteration after
+    its gradient (prox, restart test, momentum, stopping test) does the same work every time,
+    so a GPU can replay it (`replay`) instead of issuing its kernels one by one; the gradient
+    itself is issued (cupy does not record cuBLAS calls).
 
     Parameters
     ----------
@@ -97,12 +102,17 @@ def fista(
         start and the end only.
     step : float or array
         1 / Lipschitz constant of the gradient (per problem: broadcasting against x).
+    n_iter : int
+        Iterations allowed.
     tol : float
         A problem has converged when an iteration moves x by at most ``tol * ||x||``.
     check_every : int
         Iterations between stopping tests (1 on the CPU; more on a GPU,
         :attr:`neurodict.backend.Backend.sync_every`).
     batch_ndim : int
+    replay : callable, optional
+        ``replay(f)``: a callable doing what the zero-argument `f` (an iteration after its
+        gradient) does (:meth:`neurodict.backend.Backend.replayable`); by default `f` itself.
 
     Returns
     -------
@@ -122,20 +132,28 @@ def fista(
         t.append((1 + (1 + 4 * t[-1] ** 2) ** 0.5) / 2)
     beta = xp.asarray(np.subtract(t[:-1], 1) / np.asarray(t[1:]), dtype=x0.dtype)
     since = xp.full(x0.shape[:batch_ndim], -1, dtype=np.int64)
-    x, z = x0, x0
-    it = 0
-    while it < n_iter:
-        it += 1
-        x_new = prox(z - step * grad(z))
+    x, z = x0.copy(), x0.copy()
+    g = xp.empty_like(x0)  # the gradient at z
+    converged = xp.zeros((), dtype=bool)
+
+    def after_gradient():
+        x_new = prox(z - step * g)
         change = x_new - x
         uphill = ((z - x_new) * change).sum(axis=axes) > 0  # momentum points uphill: restart
-        since = xp.where(uphill, 0, since + 1)
-        z = x_new + per_problem(beta[since]) * change
-        x = x_new
-        if it % check_every == 0 or it == n_iter:
-            moved = xp.sqrt((change * change).sum(axis=axes))
-            size = xp.maximum(xp.sqrt((x * x).sum(axis=axes)), 1e-30)
-            if bool((moved <= tol * size).all()):
-                break
+        since[...] = xp.where(uphill, 0, since + 1)
+        z[...] = x_new + per_problem(beta[since]) * change
+        x[...] = x_new
+        moved = xp.sqrt((change * change).sum(axis=axes))
+        size = xp.maximum(xp.sqrt((x * x).sum(axis=axes)), 1e-30)
+        converged[...] = (moved <= tol * size).all()
+
+    run = after_gradient if replay is None else replay(after_gradient)
+    it = 0
+    while it < n_iter:
+        g[...] = grad(z)
+        run()
+        it += 1
+        if (it % check_every == 0 or it == n_iter) and bool(converged):
+            break
     rose = xp.asarray(np.asarray(objective(x)) > np.asarray(objective(x0)))
     return xp.where(per_problem(rose), x0, x), it

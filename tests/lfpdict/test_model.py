@@ -396,6 +396,42 @@ def test_fold_cores_and_jitter():
 
 
 @pytest.mark.gpu
+def test_cupy_blocks_replayed_as_graphs_give_the_kernels_issued_one_by_one(monkeypatch):
+    """A batch of coefficient problems on cupy, its FISTA blocks recorded as CUDA graphs and
+    replayed, against the same kernels issued one by one: the same coefficients (float32
+    round-off), and every block after the first two replayed."""
+    import dataclasses
+
+    from neurodict import backend as backend_module
+
+    gpu = backend_of("gpu")
+    recorded = []
+
+    class Spy(backend_module.CudaGraph):
+        def __init__(self, block):
+            super().__init__(block)
+            recorded.append(self)
+
+    monkeypatch.setattr(backend_module, "CudaGraph", Spy)
+    spikes, y, _ = small_data(8, N=5, R=3, T=9000)
+    st = segment_stats(spikes, y, 0, 9000, 10, 10, backend=gpu, dtype="float32")
+    D = gpu.asarray(wavelet_atoms(4, np.arange(-10, 11) / 1000.0), dtype="float32")
+    p = model.coef_problem(gpu, st, D)
+    lam = np.stack([gpu.to_numpy(model.lambda_max(gpu, st, D, 0.5)) * f for f in (0.02, 0.2)])
+    B0 = gpu.xp.zeros((2, 1, 5, 4, 3), dtype="float32")
+    B = {
+        graphs: gpu.to_numpy(
+            model.fit_coef_batch(
+                dataclasses.replace(gpu, graphs=graphs), [[p], [p]], lam, 0.5, B0, n_iter=400
+            )
+        )
+        for graphs in (False, True)
+    }
+    assert len(recorded) == 1 and recorded[0].graph is not None and recorded[0].calls > 2
+    np.testing.assert_allclose(B[True], B[False], rtol=1e-5, atol=1e-6 * np.abs(B[False]).max())
+
+
+@pytest.mark.gpu
 def test_cupy_fit_agrees_with_numpy():
     """The whole estimator on cupy against numpy, float32 tolerance (skips without a GPU)."""
     gpu = backend_of("gpu")
