@@ -34,9 +34,9 @@ class Backend:
     bound by the host issuing kernels, so a batch costs about what one problem costs (16); on
     the CPU a batch would run each problem until the slowest has converged (1).
 
-    `graphs`: whether :meth:`replayable` records a solver's block of iterations once as a CUDA
-    graph and replays it (one launch for the block's kernels, which the host otherwise issues
-    one by one at some microseconds each)."""
+    `graphs`: whether :meth:`replayable` records a solver iteration's work after its gradient
+    once as a CUDA graph and replays it (one launch for its kernels, which the host otherwise
+    issues one by one at some microseconds each)."""
 
     name: str
     xp: ModuleType
@@ -64,13 +64,15 @@ class CudaGraph:
     """A block of GPU work recorded once as a CUDA graph and replayed.
 
     The first call runs the block as it is (compiling its kernels and creating what it
-    caches, such as FFT plans); the second records it on a stream of its own and launches the
-    record; later calls launch it again. The record holds the device addresses of the block's
-    temporaries: they come from the recording stream's own part of cupy's memory pool, where
-    nothing but recorded blocks allocates; the blocks run one after another on that one stream
-    and write their temporaries before reading them, so they share its memory. Where recording
-    fails (an operation a graph cannot
-    hold, such as a host read), the block runs as it is from then on, with one warning."""
+    caches, such as FFT plans); the second records it on the recording stream and launches
+    the record; later calls launch it again. The record holds the device addresses of the
+    block's temporaries: cupy's pool keeps a stream's freed memory for that stream's
+    allocations, and only recorded blocks allocate on the recording stream; they run one after
+    another there and write their temporaries before reading them, so they share that memory.
+    Where recording fails (an operation a graph cannot hold, such as a host read), the block
+    runs as it is, and so does every block after it in this process, with one warning."""
+
+    failed: str | None = None  # why the first record that failed did, in this process
 
     def __init__(self, block: Callable[[], None]):
         self.block, self.graph, self.calls = block, None, 0
@@ -82,7 +84,7 @@ class CudaGraph:
             self.graph.launch(self.stream)
             return
         with self.stream:
-            if self.calls == 2:
+            if self.calls == 2 and CudaGraph.failed is None:
                 try:
                     self.stream.begin_capture()
                     try:
@@ -90,7 +92,8 @@ class CudaGraph:
                     finally:
                         graph = self.stream.end_capture()
                 except Exception as exc:  # recorded nothing: the block runs as it is
-                    log.warning("CUDA graph not recorded (%s); the block runs uncaptured", exc)
+                    CudaGraph.failed = str(exc)
+                    log.warning("CUDA graph not recorded (%s); blocks run uncaptured", exc)
                 else:
                     self.graph = graph
                     self.graph.launch(self.stream)
