@@ -38,73 +38,48 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from lfpdict import LAG, planted  # noqa: E402
 
-from neurodict.backend import CPU, _gpu, get_backend  # noqa: E402
-from neurodict.lfpdict import estimator, model, solvers  # noqa: E402
+from neurodict.backend import CPU, get_backend  # noqa: E402
+from neurodict.lfpdict import cost, estimator, model, solvers  # noqa: E402
 
 SHAPES = [(20, 12, 12), (50, 24, 24), (200, 12, 48), (200, 24, 48)]  # N, K, R (3 sets x regions)
 
 
 def backends() -> list:
-    gpu = _gpu()
-    return [CPU] + ([gpu] if gpu is not None else [])
-
-
-def _sync(be, a) -> None:
-    float(a.sum())  # a host read: the device has finished
+    """The CPU, and the GPU where there is one."""
+    gpu = get_backend("auto")
+    return [CPU] + ([gpu] if gpu.name == "gpu" else [])
 
 
 def per_iteration_ms(be, P: int, N: int, K: int, R: int, n_iter: int) -> dict:
-    """Milliseconds per iteration for P problems at once: the coefficient iteration with its
-    kernels issued one by one and (on a GPU) replayed as CUDA graphs, the Gram product alone,
-    the 1-coefficient iteration both ways; and how far the replayed iterate is from the issued
-    one (largest difference over the largest value)."""
-    xp, rng = be.xp, np.random.default_rng(0)
-    size = N * K
-    A = rng.standard_normal((P, size, size)).astype(np.float32)
-    H = be.asarray((A + A.transpose(0, 2, 1)) / (8 * np.sqrt(size)) + np.eye(size, dtype="f4"))
-    del A
-    Z = be.asarray(rng.standard_normal((P, size, R)), dtype=np.float32)
-    lam = xp.full((P, 1, 1, 1), 1e-3, dtype=np.float32)
-    out = {}
+    """Milliseconds per iteration for P problems at once (:func:`cost.coefficient_run`): the
+    coefficient iteration with its kernels issued one by one and (on a GPU) replayed as CUDA
+    graphs, the Gram product alone, the 1-coefficient iteration both ways; and how far the
+    replayed iterate is from the issued one (largest difference over the largest value)."""
+    xp = be.xp
 
-    def run(on, H, Z, shape):
-        x, _ = solvers.fista(
-            xp,
-            xp.zeros(shape, dtype=np.float32),
-            lambda C: (H @ C.reshape(P, -1, shape[-1]) - Z).reshape(C.shape),
-            lambda V: solvers.prox_sparse_group(xp, V, 0.5 * lam, 0.5 * lam),
-            lambda C: np.zeros(P),
-            0.5,
-            n_iter,
-            tol=0.0,
-            check_every=on.sync_every,
-            batch_ndim=1,
-            replay=on.replayable,
-        )
-        _sync(on, x)
-        return x
-
-    def timed(f):
-        f()  # compiles a GPU's kernels
+    def timed(run):
+        float(run().sum())  # compiles a GPU's kernels
         clock = time.perf_counter()
-        f()
+        float(run().sum())  # a host read: the device has finished
         return 1e3 * (time.perf_counter() - clock) / n_iter
 
-    C = xp.ones((P, size, R), dtype=np.float32)
+    H, C = xp.ones((P, N * K, N * K), np.float32), xp.ones((P, N * K, R), np.float32)
 
     def products():
         for _ in range(n_iter):
             product = H @ C
-        _sync(be, product)
+        return product
 
-    h1, z1 = H[:, :1, :1].copy(), Z[:, :1, :1].copy()
     ways = {"issued": replace(be, graphs=False)} | ({"graph": be} if be.graphs else {})
+    runs = {
+        way: cost.coefficient_run(on, N, K, R, "float32", n_iter, P) for way, on in ways.items()
+    }
+    out = {way: timed(run) for way, run in runs.items()}
     for way, on in ways.items():
-        out[way] = timed(lambda on=on: run(on, H, Z, (P, N, K, R)))
-        out[f"1-coefficient {way}"] = timed(lambda on=on: run(on, h1, z1, (P, 1, 1, 1)))
+        out[f"1-coefficient {way}"] = timed(cost.coefficient_run(on, 1, 1, 1, "float32", n_iter, P))
     out["product"] = timed(products)
     if be.graphs:
-        issued, graph = (run(on, H, Z, (P, N, K, R)) for on in ways.values())
+        issued, graph = (run() for run in runs.values())
         out["difference"] = float(abs(graph - issued).max() / abs(issued).max())
     return out
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -41,39 +42,57 @@ def fit_counts(est, n_bins: int) -> tuple[int, int]:
     return (K + 2) * learn + paths + refits, (1 + est.n_null) * n_bins
 
 
-def iteration_s(be: Backend, n_units: int, n_atoms: int, n_columns: int, dtype, n_iter=16):
-    """Seconds per coefficient iteration on `be` at this size (after one untimed block, which
-    compiles a GPU's kernels)."""
+def coefficient_run(
+    be: Backend,
+    n_units: int,
+    n_atoms: int,
+    n_columns: int,
+    dtype,
+    n_iter: int,
+    n_problems: int = 1,
+) -> Callable:
+    """A function running `n_iter` coefficient iterations (Gram product, sparse-group prox,
+    momentum; no stopping) on `be` from zero, `n_problems` at once as in
+    :func:`neurodict.lfpdict.model.fit_coef_batch`, on a random well-posed problem of this
+    size made once here; it returns the iterate, on the device."""
     xp = be.xp
     rng = np.random.default_rng(0)
     size = n_units * n_atoms
-    A = rng.standard_normal((size, size), dtype=np.float32)
-    H = A + A.T  # symmetric with eigenvalues in 1 +- 1/2: well posed
+    A = rng.standard_normal((n_problems, size, size), dtype=np.float32)
+    H = A + A.transpose(0, 2, 1)  # symmetric with eigenvalues in 1 +- 1/2: well posed
     del A
     H *= 1 / (8 * np.sqrt(size))
-    H[np.diag_indices(size)] += 1
+    H[:, np.arange(size), np.arange(size)] += 1
     H = be.asarray(H, dtype=dtype)
-    Z = be.asarray(rng.standard_normal((size, n_columns)), dtype=dtype)
+    Z = be.asarray(rng.standard_normal((n_problems, size, n_columns)), dtype=dtype)
     lam = xp.full(n_columns, 1e-3, dtype=dtype)
 
     def run():
         x, _ = fista(
             xp,
-            xp.zeros((n_units, n_atoms, n_columns), dtype=dtype),
-            lambda B: (H @ B.reshape(size, -1) - Z).reshape(B.shape),
+            xp.zeros((n_problems, n_units, n_atoms, n_columns), dtype=dtype),
+            lambda B: (H @ B.reshape(n_problems, size, -1) - Z).reshape(B.shape),
             lambda V: prox_sparse_group(xp, V, 0.5 * lam, 0.5 * lam),
-            lambda B: 0.0,
+            lambda B: np.zeros(n_problems),
             0.5,
             n_iter,
             tol=0.0,
             check_every=be.sync_every,
+            batch_ndim=1,
             replay=be.replayable,
         )
-        return float(x.sum())  # a host read: the device has finished
+        return x
 
-    run()
+    return run
+
+
+def iteration_s(be: Backend, n_units: int, n_atoms: int, n_columns: int, dtype, n_iter=16):
+    """Seconds per coefficient iteration on `be` at this size (:func:`coefficient_run`, after
+    one untimed run, which compiles a GPU's kernels)."""
+    run = coefficient_run(be, n_units, n_atoms, n_columns, dtype, n_iter)
+    float(run().sum())
     clock = time.perf_counter()
-    run()
+    float(run().sum())  # a host read: the device has finished
     return (time.perf_counter() - clock) / n_iter
 
 
