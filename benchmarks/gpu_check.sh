@@ -11,8 +11,8 @@
 #
 # GPU_CHECK_PARTS (default "iterations tests profile compare dbksvd") picks the parts;
 # GPU_CHECK_ON (default "cpu gpu") the backends of the iteration table;
-# GPU_CHECK_PROFILE (default "4,20,10": the fit profiled by benchmarks/gpu_profile.py for at most
-# GPU_CHECK_LIMIT_S), GPU_CHECK_TESTS_S (default 150: the cupy tests' limit),
+# GPU_CHECK_PROFILE (default "4,20,10": the fits and scoring profiled by benchmarks/gpu_profile.py
+# for at most GPU_CHECK_LIMIT_S; GPU_CHECK_TOP > 0 adds cProfile's top functions), GPU_CHECK_TESTS_S (default 150: the cupy tests' limit),
 # GPU_CHECK_SIZES (default "4,5,1 4,20,10 16,200,10"), GPU_CHECK_GPU_ONLY (default
 # "16,200,60") and GPU_CHECK_LIMIT_S (seconds per fit, default 100: a fit past it shows
 # "> 100 s") bound the run. PYTHON picks the interpreter (default python3, the image's, which
@@ -71,8 +71,11 @@ if [[ $PARTS == *" tests "* ]]; then
     tests/sort/test_dbksvd.py 2>&1 | tail -15 || true
 fi
 if [[ $PARTS == *" profile "* && -n $PROFILE ]]; then
-  echo "## where a fit's time goes on the GPU (benchmarks/gpu_profile.py --fit $PROFILE)"
-  "$PY" benchmarks/gpu_profile.py --fit "$PROFILE" --backend gpu --limit-s "$LIMIT_S" --top 20 || true
+  for size in $PROFILE; do
+    echo "## where a fit's time goes on the GPU (benchmarks/gpu_profile.py --fit $size)"
+    "$PY" benchmarks/gpu_profile.py --fit "$size" --backend gpu --limit-s "$LIMIT_S" \
+      --top "${GPU_CHECK_TOP:-0}" || true
+  done
 fi
 if [[ $PARTS == *" compare "* ]]; then
   echo "## dictionaries: GPU, CPU and what backend auto chooses (benchmarks/lfpdict.py --compare)"

@@ -13,10 +13,14 @@ alone (its floor in flops) and for a 1-coefficient problem (its floor in kernels
 the Gram product's GFLOP/s. An iteration near the product's time is bound by flops; near the
 1-coefficient time, by the host issuing kernels.
 
-Table 2, one fit of REGIONS,UNITS,MINUTES (the families data of ``benchmarks/lfpdict.py``) run
-under cProfile for at most --limit-s seconds: the phases it finished, every FISTA call grouped
-by its batch's shape (calls, iterations, seconds including the final host read), and the
-functions with the most time of their own.
+Table 2, one fit of REGIONS,UNITS,MINUTES (the families data of ``benchmarks/lfpdict.py``) and
+its scoring, for at most --limit-s seconds: wall seconds per phase (statistics, cross-validation
+and its learning and paths, final fit, baselines, nulls, held-out prediction; nested phases
+joined by "/") and per part inside it (the FISTA calls grouped by their batch's shape with
+their iterations, the statistics passes, the coefficient problems' builds, step sizes,
+lambda_max, the Wiener baseline's conjugate gradients), the device synchronised at each end so
+that its work is counted where it was issued; with --top, also the functions with the most
+time of their own under cProfile.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from lfpdict import LAG, planted  # noqa: E402
+from lfpdict import LAG, peak_rss_mb, planted, reset_peak_rss  # noqa: E402
 
 from neurodict.backend import CPU, get_backend  # noqa: E402
-from neurodict.lfpdict import cost, estimator, model, solvers  # noqa: E402
+from neurodict.lfpdict import baselines, cost, estimator, model, scoring, solvers  # noqa: E402
 
 SHAPES = [(20, 12, 12), (50, 24, 24), (200, 12, 48), (200, 24, 48)]  # N, K, R (3 sets x regions)
 
@@ -110,20 +114,77 @@ class Deadline(Exception):
     pass
 
 
+# what the fit and its scoring do, as a stack of labels: (object, attribute) wrapped
+PHASES = {
+    "statistics": (estimator.SpikeLFPDictionary, "_folds"),
+    "cv": (estimator.SpikeLFPDictionary, "cross_validate"),
+    "learning": (estimator.SpikeLFPDictionary, "learn_ordered"),
+    "paths": (estimator.SpikeLFPDictionary, "path_sse"),
+    "final": (estimator.SpikeLFPDictionary, "_final_fit"),
+    "refits": (estimator.SpikeLFPDictionary, "refit"),
+    "baselines": (scoring, "baselines_cv"),
+    "nulls": (scoring, "nulls"),
+    "held-out": (scoring, "heldout_prediction"),
+    "link power": (scoring, "fold_link_power"),
+}
+# the parts whose time is counted under the phase that called them
+PARTS = {
+    "statistics pass": (estimator, "segment_stats"),
+    "coefficient problems": (model, "coef_problem"),
+    "lambda_max": (model, "lambda_max"),
+    "step sizes": (model, "power_iteration"),
+    "wiener CG": (baselines, "wiener"),
+}
+
+
 def fit_profile(size: str, backend: str, limit_s: float, top: int, graphs: bool) -> None:
+    """One fit of `size` and its scoring on `backend`: wall seconds, FISTA calls and iterations
+    per phase and part (the device synchronised at each part's end, so its work is counted
+    where it was issued), and with `top` the functions with the most time of their own."""
     n_regions, n_units, minutes = size.split(",")
     spikes, y, _, unit_regions, regions = planted(int(n_regions), int(n_units), float(minutes))
-    calls = defaultdict(lambda: [0, 0, 0.0])  # batch shape -> calls, iterations, seconds
-    fista = solvers.fista
+    be = get_backend(backend)
+    sync = be.xp.cuda.Device().synchronize if be.name == "gpu" else lambda: None
+    stack, rows = [], defaultdict(lambda: [0, 0, 0.0])  # (phase, part) -> calls, iterations, s
+    spent = defaultdict(float)  # phase -> s, inclusive
 
-    def counted(xp, x0, *args, **kwargs):
-        clock = time.perf_counter()
-        x, n = fista(xp, x0, *args, **kwargs)
-        c = calls[x0.shape]
-        c[0], c[1], c[2] = c[0] + 1, c[1] + n, c[2] + time.perf_counter() - clock
-        return x, n
+    def labelled(name, f):
+        def run(*args, **kwargs):
+            stack.append(name)
+            clock = time.perf_counter()
+            try:
+                return f(*args, **kwargs)
+            finally:
+                sync()
+                spent["/".join(stack)] += time.perf_counter() - clock
+                stack.pop()
 
-    model.fista = counted
+        return run
+
+    def counted(part, f, iterations=False):
+        def run(*args, **kwargs):
+            clock = time.perf_counter()
+            out = f(*args, **kwargs)
+            sync()
+            row = rows["/".join(stack), part(args) if callable(part) else part]
+            row[0] += 1
+            row[1] += out[1] if iterations else 0
+            row[2] += time.perf_counter() - clock
+            return out
+
+        return run
+
+    for name, (owner, attr) in PHASES.items():
+        setattr(owner, attr, labelled(name, getattr(owner, attr)))
+    for name, (owner, attr) in PARTS.items():
+        setattr(owner, attr, counted(name, getattr(owner, attr)))
+
+    def fista_part(args):
+        x0 = args[1]
+        what = "FISTA atoms" if x0.ndim == 3 else "FISTA coefficients"
+        return f"{what} {tuple(x0.shape)}"
+
+    model.fista = counted(fista_part, solvers.fista, iterations=True)
     if not graphs:  # the GPU's blocks issued kernel by kernel
         estimator.get_backend = lambda choice: replace(get_backend(choice), graphs=False)
     est = estimator.SpikeLFPDictionary(1000.0, backend=backend, lag_minus_ms=LAG, lag_plus_ms=LAG)
@@ -132,30 +193,42 @@ def fit_profile(size: str, backend: str, limit_s: float, top: int, graphs: bool)
         raise Deadline
 
     signal.signal(signal.SIGALRM, stop)
-    profile = cProfile.Profile()
+    profile = cProfile.Profile() if top else None
+    reset_peak_rss()  # the fit's own peak, not the data generation's
     clock = time.perf_counter()
     signal.alarm(int(limit_s))
-    profile.enable()
+    if profile:
+        profile.enable()
     try:
         est.fit(spikes, y, unit_regions, regions)
+        scoring.heldout_scores(est, spikes, y, regions)
         ended = "finished"
     except Deadline:
-        ended = f"stopped at {limit_s:g} s"
-    profile.disable()
+        ended = f"stopped at {limit_s:g} s in {'/'.join(stack)}"
+    if profile:
+        profile.disable()
     signal.alarm(0)
     wall = time.perf_counter() - clock
-    phases = ", ".join(f"{k} {v:.1f} s" for k, v in getattr(est, "timings_", {}).items())
+    memory = f"host peak {peak_rss_mb():.0f} MB"
+    if be.name == "gpu":  # the pool keeps freed blocks: its total is the most held at once
+        memory += f", cupy pool {be.xp.get_default_memory_pool().total_bytes() / 2**20:.0f} MB"
     how = "" if backend == "cpu" else (", blocks replayed as graphs" if graphs else ", issued")
     print(
-        f"\n## fit {size} on {backend}{how}: {ended}, {wall:.1f} s under cProfile; phases: {phases}"
+        f"\n## fit and scoring of {size} on {backend}{how}: {ended}, {wall:.1f} s"
+        f"{' under cProfile' if profile else ''}; {memory}"
     )
-    print("\n| FISTA batch shape | calls | iterations | s (with the final host read) |")
-    print("|---|---|---|---|")
-    for shape, (n, iters, s) in sorted(calls.items(), key=lambda kv: -kv[1][2]):
-        print(f"| {shape} | {n} | {iters} | {s:.1f} |")
-    out = io.StringIO()
-    pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
-    print("\n```\n" + out.getvalue().strip() + "\n```")
+    print("\n| phase | s (inclusive) | part | calls | FISTA iterations | s |\n" + "|---" * 6 + "|")
+    for phase in sorted(spent, key=lambda p: -spent[p]):
+        parts = sorted(
+            ((k[1], v) for k, v in rows.items() if k[0] == phase), key=lambda r: -r[1][2]
+        )
+        print(f"| {phase} | {spent[phase]:.1f} | | | | |")
+        for part, (n, iters, s) in parts:
+            print(f"| | | {part} | {n} | {iters or ''} | {s:.1f} |")
+    if profile:
+        out = io.StringIO()
+        pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
+        print("\n```\n" + out.getvalue().strip() + "\n```")
 
 
 def main() -> None:
@@ -165,7 +238,9 @@ def main() -> None:
     ap.add_argument("--fit", help="table 2: REGIONS,UNITS,MINUTES")
     ap.add_argument("--backend", choices=["cpu", "gpu"], default="gpu")
     ap.add_argument("--limit-s", type=float, default=90.0)
-    ap.add_argument("--top", type=int, default=25, help="functions listed in table 2")
+    ap.add_argument(
+        "--top", type=int, default=0, help="table 2: the functions listed (under cProfile)"
+    )
     ap.add_argument(
         "--issued", action="store_true", help="table 2: the GPU's kernels issued one by one"
     )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurodict.backend import CPU, Backend
+
 # Canonical LFP bands in Hz (MODELS.md section 2).
 BANDS_HZ = {"delta": (1.0, 4.0), "theta": (4.0, 12.0), "beta": (12.0, 30.0), "gamma": (30.0, 80.0)}
 
@@ -30,21 +32,24 @@ def wavelet_atoms(n_atoms: int, lags_s: np.ndarray) -> np.ndarray:
     return atoms
 
 
-def band_power(filters: np.ndarray, fs_hz: float) -> dict[str, np.ndarray]:
+def band_power(filters, fs_hz: float, be: Backend = CPU) -> dict[str, np.ndarray]:
     """Power of each filter in each band (sum of |FFT|^2 over the band's frequencies).
 
     Parameters
     ----------
-    filters : ndarray of shape (..., n_lags)
+    filters : array of shape (..., n_lags), on `be`'s device
 
     Returns
     -------
-    dict of band name -> ndarray of shape filters.shape[:-1]
+    dict of band name -> ndarray of shape filters.shape[:-1], on the host
     """
     n_fft = max(1024, 2 ** int(np.ceil(np.log2(filters.shape[-1]))))
-    spectrum = np.abs(np.fft.rfft(filters, n=n_fft, axis=-1)) ** 2
+    spectrum = be.fft.rfft(filters, n=n_fft, axis=-1)
+    spectrum = spectrum.real**2 + spectrum.imag**2
     freqs = np.fft.rfftfreq(n_fft, 1.0 / fs_hz)
     return {
-        name: spectrum[..., (freqs >= lo) & (freqs < hi)].sum(axis=-1)
+        name: be.to_numpy(
+            spectrum[..., be.asarray(np.flatnonzero((freqs >= lo) & (freqs < hi)))].sum(axis=-1)
+        )
         for name, (lo, hi) in BANDS_HZ.items()
     }

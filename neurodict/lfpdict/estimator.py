@@ -26,7 +26,7 @@ from neurodict.common.units import ms_to_samples
 from neurodict.lfpdict import baselines, cost, model
 from neurodict.lfpdict.atoms import wavelet_atoms
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
-from neurodict.lfpdict.stats import SegmentStats, segment_stats, total
+from neurodict.lfpdict.stats import SegmentStats, Trains, segment_stats, total
 
 PREDICTOR_SETS = ("all", "outside", "inside")
 
@@ -51,18 +51,16 @@ def fold_cores(n_bins: int, n_folds: int, gap_bins: int) -> list[tuple[int, int]
     return cores
 
 
-def circular_jitter(
-    spike_bins: list[np.ndarray], n_bins: int, min_shift: int, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """Each unit's train shifted circularly by its own offset in [min_shift, n_bins - min_shift]."""
+def circular_jitter(spike_bins, n_bins: int, min_shift: int, rng: np.random.Generator) -> Trains:
+    """Each unit's train (bins in [0, n_bins)) shifted circularly by its own offset in
+    [min_shift, n_bins - min_shift]."""
     if n_bins <= 2 * min_shift:
         raise InputError(
             f"'jitter_min_s': expected a recording longer than twice the minimum "
             f"shift ({2 * min_shift} bins); got {n_bins} bins."
         )
-    return [
-        np.sort((s + rng.integers(min_shift, n_bins - min_shift + 1)) % n_bins) for s in spike_bins
-    ]
+    trains = Trains.of(spike_bins)
+    return trains.shifted(rng.integers(min_shift, n_bins - min_shift + 1, trains.n_units), n_bins)
 
 
 def size_batches(atoms: list, batch_problems: int) -> list[list[int]]:
@@ -336,10 +334,11 @@ class SpikeLFPDictionary:
     def fold_stats(self, be, spike_bins, y, segments):
         """Statistics per fold and window: segments[k][w] = (a, b), possibly empty, cut at the
         recording's segment starts."""
+        trains = Trains.of(spike_bins)
         return [
             [
                 segment_stats(
-                    spike_bins,
+                    trains,
                     y,
                     a,
                     b,

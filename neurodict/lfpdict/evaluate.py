@@ -16,7 +16,7 @@ import scipy.fft
 import scipy.signal
 
 from neurodict.backend import Backend
-from neurodict.lfpdict.stats import SegmentStats, fft_length, scatter_add, spike_arrays
+from neurodict.lfpdict.stats import SegmentStats, Trains, block_batches, fft_length, scatter_add
 
 
 class ToeplitzGram:
@@ -83,20 +83,21 @@ def predict(
     P = fft_length(L - 1)
     step = P - L + 1  # a block's length; its output reaches L - 1 bins into the next block
     Ff = be.fft.rfft(F, n=P, axis=-1).transpose(2, 1, 0)  # (F, R, N)
-    bins, units, counts = spike_arrays(spike_bins)
     first = a - lag_plus  # u on [a - lag_plus, b + lag_minus) reaches every t in [a, b)
     n_blocks = -(-(b + lag_minus - first) // step)
+    per_batch = max(1, int(batch_mb * 2**20 / (3 * 4 * N * P)))
+    bins, units = Trains.of(spike_bins).within(be, first, first + n_blocks * step)
+    block, offset = (bins - first) // step, (bins - first) % step
+    order, bounds = block_batches(be, block, n_blocks, per_batch)
+    block, offset, units = block[order], offset[order], units[order]
     # canvas position p is time t = first - lag_minus + p
     out = xp.zeros((R, (n_blocks + 1) * step), dtype=F.dtype)
-    per_batch = max(1, int(batch_mb * 2**20 / (3 * 4 * N * P)))
-    for j0 in range(0, n_blocks, per_batch):
+    for i, j0 in enumerate(range(0, n_blocks, per_batch)):
         nb = min(per_batch, n_blocks - j0)
-        start = first + j0 * step
-        i0, i1 = np.searchsorted(bins, [start, start + nb * step])
-        offset = bins[i0:i1] - start
+        i0, i1 = bounds[i], bounds[i + 1]
         u = xp.zeros((nb, N, P), dtype=F.dtype)
-        index = (offset // step, units[i0:i1], offset % step)
-        scatter_add(be, u, tuple(be.asarray(i) for i in index), be.asarray(counts[i0:i1], F.dtype))
+        index = (block[i0:i1] - j0, units[i0:i1], offset[i0:i1])
+        scatter_add(be, u, index, xp.ones(int(i1 - i0), F.dtype))
         uf = be.fft.rfft(u, axis=-1).transpose(2, 1, 0)  # (F, N, blocks)
         blocks = be.fft.irfft(xp.matmul(Ff, uf), n=P, axis=0)  # (P, R, blocks)
         head = blocks[:step].transpose(1, 2, 0).reshape(R, nb * step)

@@ -282,7 +282,7 @@ def fold_link_power(est: SpikeLFPDictionary, stats: list, fractions: np.ndarray)
     be = est.folds_.backend
     coefs = est.refit(be, stats, est.fold_atoms_, fractions)
     out = [
-        band_power(be.to_numpy(model.filters_from(be.xp, B, D)), est.fs_hz)
+        band_power(model.filters_from(be.xp, B, D), est.fs_hz, be)
         for B, D in zip(coefs, est.fold_atoms_, strict=True)
     ]
     return {band: np.mean([p[band] for p in out], axis=0) for band in BANDS_HZ}

@@ -23,7 +23,7 @@ blocks as one batched matrix product per frequency bin (GEMM-shaped, on numpy or
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.fft
@@ -78,30 +78,82 @@ def total(stats: list[SegmentStats]) -> SegmentStats:
     return sum(stats[1:], start=stats[0])
 
 
-def spike_arrays(spike_bins: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All spikes as (bin, unit, count) arrays sorted by bin; repeated bins are merged."""
-    bins = np.concatenate([np.asarray(s, dtype=np.int64) for s in spike_bins] + [np.zeros(0, int)])
-    units = np.concatenate(
-        [np.full(len(s), n, dtype=np.int64) for n, s in enumerate(spike_bins)] + [np.zeros(0, int)]
-    )
-    n_units = len(spike_bins)
-    key, counts = np.unique(bins * n_units + units, return_counts=True)
-    return key // n_units, key % n_units, counts.astype(np.float64)
+@dataclass(frozen=True)
+class Trains:
+    """Every unit's spike bins end to end: unit n's, sorted, are ``bins[start[n]:start[n + 1]]``
+    (a repeated bin is a count).
+
+    Built once per set of trains (:meth:`of`), then cut into segments without sorting again."""
+
+    bins: np.ndarray
+    start: np.ndarray
+    _device: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @classmethod
+    def of(cls, spike_bins) -> Trains:
+        """`spike_bins` (per unit, bins in any order; or a Trains, returned as it is)."""
+        if isinstance(spike_bins, Trains):
+            return spike_bins
+        trains = [np.asarray(s, dtype=np.int64) for s in spike_bins]
+        trains = [s if (s[1:] >= s[:-1]).all() else np.sort(s) for s in trains]
+        start = np.concatenate([[0], np.cumsum([s.size for s in trains], dtype=np.int64)])
+        return cls(np.concatenate(trains + [np.zeros(0, np.int64)]), start)
+
+    @property
+    def n_units(self) -> int:
+        return self.start.size - 1
+
+    def unit(self, n: int) -> np.ndarray:
+        """Unit n's bins, sorted."""
+        return self.bins[self.start[n] : self.start[n + 1]]
+
+    def on(self, be: Backend) -> tuple:
+        """(bins, units) of every spike on `be`'s device, transferred once per backend."""
+        if be.name not in self._device:
+            units = np.repeat(np.arange(self.n_units), np.diff(self.start))
+            self._device[be.name] = (be.asarray(self.bins), be.asarray(units))
+        return self._device[be.name]
+
+    def within(self, be: Backend, a: int, b: int) -> tuple:
+        """(bins, units) of the spikes in ``[a, b)``, on `be`'s device."""
+        bins, units = self.on(be)
+        keep = (bins >= a) & (bins < b)
+        return bins[keep], units[keep]
+
+    def shifted(self, offsets: np.ndarray, n_bins: int) -> Trains:
+        """Each unit's train shifted circularly by its offset in ``[0, n_bins)`` (bins in
+        ``[0, n_bins)``): the part that wraps moves to the front, so no sort is needed."""
+        parts = []
+        for n, shift in enumerate(offsets):
+            s = self.unit(n)
+            k = np.searchsorted(s, n_bins - shift)
+            parts.append(np.concatenate([s[k:] + (shift - n_bins), s[:k] + shift]))
+        return Trains(np.concatenate(parts + [np.zeros(0, np.int64)]), self.start)
 
 
-def intercept_counts(spike_bins: list[np.ndarray], a: int, b: int, lags: np.ndarray) -> np.ndarray:
+def block_batches(be: Backend, block, n_blocks: int, per_batch: int) -> tuple:
+    """Spikes grouped by block for batches of `per_batch` consecutive blocks: the order that
+    sorts `block` (a device array) and, on the host, where each batch's spikes start and end
+    in that order (``bounds[i]:bounds[i + 1]`` for batch i)."""
+    order = be.xp.argsort(block)
+    edges = be.asarray(np.append(np.arange(0, n_blocks, per_batch), n_blocks))
+    return order, be.to_numpy(be.xp.searchsorted(block[order], edges))
+
+
+def intercept_counts(trains: Trains, a: int, b: int, lags: np.ndarray) -> np.ndarray:
     """g[n, j] = number of spikes of unit n at s in [a, b) with s + lags[j] also in [a, b)."""
-    g = np.zeros((len(spike_bins), lags.size))
     lo, hi = np.maximum(a, a - lags), np.minimum(b, b - lags)
-    for n, s in enumerate(spike_bins):
-        s = np.sort(np.asarray(s))
+    g = np.zeros((trains.n_units, lags.size))
+    for n in range(trains.n_units):
+        s = trains.unit(n)
         g[n] = np.maximum(np.searchsorted(s, hi) - np.searchsorted(s, lo), 0)
     return g
 
 
 def fft_length(max_lag: int, block_bins: int | None = None) -> int:
-    """FFT length for anchor blocks of `block_bins` (default about 3 x the margins) and margins."""
-    block_bins = block_bins or max(6 * max_lag, 256)
+    """FFT length for anchor blocks of `block_bins` (default about 3 x the margins; at least both
+    margins, so that a spike is a partner of at most two blocks) and margins."""
+    block_bins = max(block_bins, 2 * max_lag) if block_bins else max(6 * max_lag, 256)
     return scipy.fft.next_fast_len(block_bins + 2 * max_lag, real=True)
 
 
@@ -149,8 +201,9 @@ def segment_stats(
 
     Parameters
     ----------
-    spike_bins : list of ndarray of int
-        Per unit, the LFP-rate bin of each spike (repeats allowed: counts).
+    spike_bins : list of ndarray of int, or Trains
+        Per unit, the LFP-rate bin of each spike (repeats allowed: counts); a
+        :class:`Trains` where several segments are cut from the same trains.
     y : ndarray of shape (n_regions, n_bins)
         Region LFPs at the same rate.
     a, b : int
@@ -182,49 +235,59 @@ def segment_stats(
         }
         return total(
             [
-                segment_stats(spike_bins, y, lo, hi, lag_minus, lag_plus, **kwargs)
+                segment_stats(Trains.of(spike_bins), y, lo, hi, lag_minus, lag_plus, **kwargs)
                 for lo, hi in parts
             ]
         )
     xp = backend.xp
-    n_units, n_regions = len(spike_bins), y.shape[0]
+    trains = Trains.of(spike_bins)
+    n_units, n_regions = trains.n_units, y.shape[0]
     n_lags = lag_minus + lag_plus + 1
     max_lag = n_lags - 1
     P = fft_length(max_lag, block_bins)
     B = P - 2 * max_lag
+    n_blocks = -(-(b - a) // B)
     ctype = np.result_type(dtype, np.complex64)
-    bins, units, counts = spike_arrays(spike_bins)
-    keep = (bins >= a) & (bins < b)
-    bins, units, counts = bins[keep], units[keep], counts[keep]
+    # each spike is an anchor of its block j (anchors in [a + j B, a + (j + 1) B)) at position
+    # pos of the block's partner window (the block and max_lag bins each side, within [a, b)),
+    # and a partner of block j and of the neighbour whose window reaches it (B >= 2 max_lag)
+    bins, units = trains.within(backend, a, b)
+    j = (bins - a) // B
+    pos = bins - a - j * B + max_lag
+    before = (pos < 2 * max_lag) & (j > 0)
+    after = (pos >= B) & (j < n_blocks - 1)
+    per_batch = max(1, int(batch_mb * 2**20 / (8 * (2 * n_units + n_regions) * P)))
+    entries = []
+    for ix in (
+        (
+            xp.concatenate([pos, pos[before] + B, pos[after] - B]),
+            xp.concatenate([j, j[before] - 1, j[after] + 1]),
+            xp.concatenate([units, units[before], units[after]]),
+        ),
+        (pos, j, units),
+    ):  # partners, anchors
+        order, bounds = block_batches(backend, ix[1], n_blocks, per_batch)
+        entries.append((tuple(e[order] for e in ix), bounds))
     n_freq = P // 2 + 1
     acc_R = xp.zeros((n_freq, n_units, n_units), dtype=ctype)
     acc_S = xp.zeros((n_freq, n_units, n_regions), dtype=ctype)
-    y_dev = backend.asarray(y[:, a:b], dtype=dtype)
-    starts = np.arange(a, b, B)
-    per_batch = max(1, int(batch_mb * 2**20 / (8 * (2 * n_units + n_regions) * P)))
-    for first in range(0, starts.size, per_batch):
-        s0 = starts[first : first + per_batch]
-        index_p, index_a, w_p, w_a = [], [], [], []
+    # the LFP in [a, b), zero max_lag bins before and to the last window's end, time-major
+    y_pad = xp.zeros((n_blocks * B + 2 * max_lag, n_regions), dtype=dtype)
+    y_seg = backend.asarray(y[:, a:b])  # in its own precision: summed in float64 below
+    y_pad[max_lag : max_lag + b - a] = y_seg.T
+    for i, first in enumerate(range(0, n_blocks, per_batch)):
+        nb = min(per_batch, n_blocks - first)
         # time-major layout (P, blocks, units): the FFT runs along axis 0 and each frequency's
         # (blocks x units) matrix is contiguous for the GEMM
-        Y = xp.zeros((P, s0.size, n_regions), dtype=dtype)
-        for j, start in enumerate(s0):
-            lo, hi = max(a, start - max_lag), min(b, start + B + max_lag)
-            i0, i1 = np.searchsorted(bins, [lo, hi])
-            off = bins[i0:i1] - (start - max_lag)
-            index_p.append((off, np.full(i1 - i0, j), units[i0:i1]))
-            w_p.append(counts[i0:i1])
-            anchor = (bins[i0:i1] >= start) & (bins[i0:i1] < min(start + B, b))
-            index_a.append(tuple(ix[anchor] for ix in index_p[-1]))
-            w_a.append(counts[i0:i1][anchor])
-            Y[lo - (start - max_lag) : hi - (start - max_lag), j, :] = y_dev[:, lo - a : hi - a].T
         U = []
-        for index, w in ((index_p, w_p), (index_a, w_a)):
-            dense = xp.zeros((P, s0.size, n_units), dtype=dtype)
-            ix = tuple(backend.asarray(np.concatenate([i[k] for i in index])) for k in range(3))
-            scatter_add(backend, dense, ix, backend.asarray(np.concatenate(w), dtype=dtype))
+        for (pos_, j_, units_), bounds in entries:
+            lo, hi = bounds[i], bounds[i + 1]
+            dense = xp.zeros((P, nb, n_units), dtype=dtype)
+            ix = (pos_[lo:hi], j_[lo:hi] - first, units_[lo:hi])
+            scatter_add(backend, dense, ix, xp.ones(int(hi - lo), dtype))
             U.append(_rfft0(backend, dense))
         Up, Ua = U
+        Y = y_pad[xp.arange(P)[:, None] + (first + xp.arange(nb)) * B]  # (P, blocks, regions)
         Ua_h = xp.conj(Ua).transpose(0, 2, 1)  # (F, units, blocks), a view BLAS transposes
         acc_R += xp.matmul(Ua_h, Up)
         acc_S += xp.matmul(Ua_h, _rfft0(backend, Y))
@@ -232,13 +295,12 @@ def segment_stats(
     corr_S = backend.fft.irfft(acc_S, n=P, axis=0)
     lags_R = np.arange(-max_lag, max_lag + 1) % P
     lags_S = np.arange(-lag_minus, lag_plus + 1) % P
-    g = intercept_counts(spike_bins, a, b, np.arange(-lag_minus, lag_plus + 1))
-    y_seg = y[:, a:b]  # summed in float64 without a float64 copy
+    g = intercept_counts(trains, a, b, np.arange(-lag_minus, lag_plus + 1))
     return SegmentStats(
         R=xp.ascontiguousarray(corr_R[backend.asarray(lags_R)].transpose(1, 2, 0)).astype(dtype),
         S=xp.ascontiguousarray(corr_S[backend.asarray(lags_S)].transpose(1, 2, 0)).astype(dtype),
         g=backend.asarray(g, dtype=dtype),
-        ysum=backend.asarray(y_seg.sum(axis=1, dtype=np.float64), dtype=dtype),
-        yy=backend.asarray(np.einsum("rt,rt->r", y_seg, y_seg, dtype=np.float64), dtype=dtype),
+        ysum=y_seg.sum(axis=1, dtype=np.float64).astype(dtype),
+        yy=(y_seg * y_seg).sum(axis=1, dtype=np.float64).astype(dtype),
         n_samples=b - a,
     )

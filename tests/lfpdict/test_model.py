@@ -67,13 +67,15 @@ def brute_design(spikes, y, a, b, lag_minus, lag_plus):
     return X, Y, one
 
 
+@pytest.mark.parametrize("block_bins", [50, 5])  # 5: blocks shorter than both margins
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_statistics_equal_brute_force(backend):
+def test_statistics_equal_brute_force(backend, block_bins):
     be = backend_of(backend)
     spikes, y, _ = small_data()
+    spikes[0] = np.concatenate([spikes[0][::-1], spikes[0][:3]])  # unsorted, repeated bins
     a, b, lm, lp = 400, 2500, 7, 5
     L = lm + lp + 1
-    st = segment_stats(spikes, y, a, b, lm, lp, backend=be, dtype="float64", block_bins=50)
+    st = segment_stats(spikes, y, a, b, lm, lp, backend=be, dtype="float64", block_bins=block_bins)
     X, Y, one = brute_design(spikes, y, a, b, lm, lp)
     N, R = len(spikes), y.shape[0]
     G = X.T @ X
@@ -381,14 +383,35 @@ def test_coherence_and_heldout_stretch(fitted):
     assert scored.heldout["measured"].shape == scored.heldout["predicted"].shape
 
 
+@pytest.mark.parametrize("alpha", [0.0, 0.3, 0.5, 1.0])
+def test_lambda_max_is_the_smallest_penalty_with_zero_coefficients(alpha):
+    """Per region, B = 0 is optimal (the sparse-group prox of the target is zero) at lambda_max
+    and not just below it, with and without a mask."""
+    from neurodict.lfpdict.solvers import prox_sparse_group
+
+    spikes, y, _ = small_data(seed=4, N=5, R=3, T=4000)
+    st = segment_stats(spikes, y, 0, 4000, 10, 10, dtype="float64")
+    D = wavelet_atoms(6, np.arange(-10, 11) / 1000.0)
+    mask = np.ones((5, 3))
+    mask[[0, 2], [1, 1]] = 0
+    for m in (None, mask):
+        lam = model.lambda_max(CPU, st, D, alpha, m)
+        Z = model.centred_target(CPU, st, D)[0].reshape(5, 6, 3)
+        Z = Z if m is None else Z * m[:, None, :]
+        for factor, zero in ((1 + 1e-9, True), (1 - 1e-6, False)):
+            B = prox_sparse_group(np, Z, alpha * lam * factor, (1 - alpha) * lam * factor)
+            assert ((np.abs(B).sum(axis=(0, 1)) == 0) == zero).all()
+
+
 def test_fold_cores_and_jitter():
     cores = fold_cores(10_000, 5, 100)
     assert cores[0] == (100, 1900) and cores[1] == (2100, 3900)
     with pytest.raises(ValueError, match="'n_folds': expected folds longer than 4 filter"):
         fold_cores(1000, 5, 100)
     rng = np.random.default_rng(0)
-    original = np.array([0, 5, 9000])
-    for shifted in circular_jitter([original] * 20, 10_000, 1000, rng):
+    original = np.array([9000, 0, 5, 5])  # unsorted, a repeat
+    jittered = circular_jitter([original] * 20, 10_000, 1000, rng)
+    for shifted in map(jittered.unit, range(20)):
         offsets = [
             k for k in range(10_000) if np.array_equal(np.sort((original + k) % 10_000), shifted)
         ]
