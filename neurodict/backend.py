@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import ModuleType
@@ -53,14 +52,6 @@ class Backend:
     def to_numpy(self, a) -> np.ndarray:
         """`a` as a numpy array on the host."""
         return a.get() if hasattr(a, "get") else np.asarray(a)
-
-    def free_bytes(self) -> int:
-        """Memory free for new arrays: a GPU's (with what cupy's pool holds unused), or the
-        host's available memory."""
-        if self.xp is np:
-            return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        free, _ = self.xp.cuda.runtime.memGetInfo()
-        return free + self.xp.get_default_memory_pool().free_bytes()
 
     def replayable(self, block: Callable[[], None]) -> Callable[[], None]:
         """`block` (no arguments; its effects written in place into arrays that outlive it,

@@ -18,7 +18,6 @@ import numpy as np
 import scipy.stats
 from tqdm import tqdm
 
-from neurodict.backend import Backend
 from neurodict.common.timeline import pieces, segment_of
 from neurodict.lfpdict import baselines, model
 from neurodict.lfpdict.atoms import BANDS_HZ, band_power
@@ -144,8 +143,7 @@ def heldout_scores(
                     }
                 )
     chosen_all = np.asarray(est.lambda_fractions)[est.paths_["all"].nested()[2]]
-    observed = fold_link_power(est, [est.folds_.stats], chosen_all)[0]
-    link_p, link_q = link_tests(observed, null_power)
+    link_p, link_q = link_tests(fold_link_power(est, est.folds_.stats, chosen_all), null_power)
     return Evaluation(scores, fold_r2, null, chosen, coherence, heldout, link_p, link_q, timings)
 
 
@@ -224,8 +222,7 @@ def nulls(
     null's held-out R^2 and the data's share their distribution (the size is measured by
     ``benchmarks/statistics.py``). A null costs one statistics pass and two coefficient fits
     per outer fold (all predictor sets at once; all units on the fold alone), instead of the
-    whole nested search. Where the backend batches problems (a GPU), the folds of as many nulls
-    as fill a batch are fitted together.
+    whole nested search.
 
     Returns
     -------
@@ -245,53 +242,25 @@ def nulls(
     sst_total = est.paths_["all"].sst.sum(axis=0)
     r2 = np.zeros((n_sets, est.n_null, R))
     power = []
-    group = nulls_per_batch(be, K, folds.stats[0][0].R.nbytes)
-    shift = int(est.jitter_min_s * est.fs_hz)
-    progress = tqdm(total=est.n_null, desc="lfpdict: nulls", disable=not est.progress)
-    for first in range(0, est.n_null, group):
-        n = min(group, est.n_null - first)
-        sets = [
-            est.fold_stats(
-                be, circular_jitter(spike_bins, y.shape[1], shift, rng), y, folds.segments
-            )
-            for _ in range(n)
-        ]
-        totals = [folds.totals(stats) for stats in sets]
-        sse = est.path_sse(
+    for n in tqdm(range(est.n_null), desc="lfpdict: nulls", disable=not est.progress):
+        shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
+        stats = est.fold_stats(be, shifted, y, folds.segments)
+        by_window = folds.totals(stats)
+        sse_folds = est.path_sse(
             be,
-            [
-                folds.stacked(folds.train(k, st, tot))
-                for st, tot in zip(sets, totals, strict=True)
-                for k in range(K)
-            ],
-            [folds.stacked(stats[k]) for stats in sets for k in range(K)],
-            est.fold_atoms_ * n,
+            [folds.stacked(folds.train(k, stats, by_window)) for k in range(K)],
+            [folds.stacked(stats[k]) for k in range(K)],
+            est.fold_atoms_,
             folds.mask,
-            np.tile(chosen, (n, 1))[None],
-        )[:, 0]
-        sse = sse.reshape(n, K, n_sets, R).sum(axis=1)  # pooled over outer folds
-        r2[:, first : first + n] = (1 - sse / sst_total).transpose(1, 0, 2)
-        power += fold_link_power(est, sets, chosen_all)
-        progress.update(n)
-    progress.close()
+            chosen[None],
+        )[:, 0].sum(axis=0)
+        r2[:, n] = 1 - sse_folds.reshape(n_sets, R) / sst_total
+        power.append(fold_link_power(est, stats, chosen_all))
     return r2, {band: np.stack([p[band] for p in power]) for band in BANDS_HZ}
 
 
-def nulls_per_batch(be: Backend, n_folds: int, correlogram_bytes: int) -> int:
-    """How many nulls' folds are fitted as one batch of problems: as many as fill the
-    backend's batch (one on the CPU) while their statistics (per null, its folds', their
-    total's and its training sets' cross-correlograms: 2 n_folds + 1 arrays of
-    `correlogram_bytes`) take at most half the free memory."""
-    group = be.batch_problems // n_folds
-    if group <= 1:
-        return 1
-    per_null = (2 * n_folds + 1) * correlogram_bytes
-    return int(max(1, min(group, be.free_bytes() // (2 * per_null))))
-
-
-def fold_link_power(est: SpikeLFPDictionary, sets: list, fractions: np.ndarray) -> list[dict]:
-    """The link statistic of each of `sets` (the data's fold statistics, or nulls'): each
-    link's band power fitted on each outer fold alone, averaged.
+def fold_link_power(est: SpikeLFPDictionary, stats: list, fractions: np.ndarray) -> dict:
+    """The link statistic: each link's band power fitted on each outer fold alone, averaged.
 
     On fold k, all units' coefficients are fitted on fold k's statistics alone with the atoms
     learned without it (:attr:`SpikeLFPDictionary.fold_atoms_`), at the penalty fold k chose
@@ -300,32 +269,23 @@ def fold_link_power(est: SpikeLFPDictionary, sets: list, fractions: np.ndarray) 
     data's statistic and a null's (its shifted trains, the same atoms) share a distribution: the
     atoms are learned once, never per null. (The final fit's filters, learned on the whole
     recording, have seen the data's trains: they are what is reported, not what is tested.)
-    The sets' folds are fitted as one batch of problems.
 
     Parameters
     ----------
-    sets : list of list (n_folds) of list (n_windows) of SegmentStats
+    stats : list (n_folds) of list (n_windows) of SegmentStats
 
     Returns
     -------
-    list of dict
-        Per set, band -> ndarray of shape (n_windows, n_units, n_regions).
+    dict
+        Band -> ndarray of shape (n_windows, n_units, n_regions).
     """
-    be, K = est.folds_.backend, est.n_folds
-    coefs = est.refit(
-        be,
-        [fold for stats in sets for fold in stats],
-        est.fold_atoms_ * len(sets),
-        np.tile(fractions, (len(sets), 1)),
-    )
-    out = []
-    for i in range(len(sets)):
-        power = [
-            band_power(model.filters_from(be.xp, B, D), est.fs_hz, be)
-            for B, D in zip(coefs[i * K : (i + 1) * K], est.fold_atoms_, strict=True)
-        ]
-        out.append({band: np.mean([p[band] for p in power], axis=0) for band in BANDS_HZ})
-    return out
+    be = est.folds_.backend
+    coefs = est.refit(be, stats, est.fold_atoms_, fractions)
+    out = [
+        band_power(model.filters_from(be.xp, B, D), est.fs_hz, be)
+        for B, D in zip(coefs, est.fold_atoms_, strict=True)
+    ]
+    return {band: np.mean([p[band] for p in out], axis=0) for band in BANDS_HZ}
 
 
 def link_tests(observed: dict, null: dict) -> tuple[dict, dict]:

@@ -702,18 +702,6 @@ def test_a_batch_of_coefficient_problems_solves_each_as_alone():
         assert J_batch == pytest.approx(J_alone, rel=1e-5)
 
 
-def test_nulls_fill_a_batch_within_half_the_free_memory(monkeypatch):
-    import dataclasses
-
-    from neurodict.lfpdict.scoring import nulls_per_batch
-
-    assert nulls_per_batch(CPU, 5, 2**28) == 1
-    gpu = dataclasses.replace(CPU, batch_problems=16)
-    for free_gb, group in ((100, 3), (10, 1), (1, 1), (70, 3), (60, 2)):
-        monkeypatch.setattr(type(gpu), "free_bytes", lambda self, gb=free_gb: gb * 2**30)
-        assert nulls_per_batch(gpu, 5, 2**30) == group  # 11 GB of statistics per null
-
-
 def test_batched_problems_give_the_estimator_its_scores(monkeypatch):
     """The estimator with a GPU's batching and stopping tests (numpy standing in for cupy):
     the scores and filters of one problem at a time."""
@@ -741,7 +729,7 @@ def test_batched_problems_give_the_estimator_its_scores(monkeypatch):
         batched.filters_, one.filters_, atol=1e-3 * np.abs(one.filters_).max()
     )
     scored_one = heldout_scores(one, spikes, y, regions)
-    scored_batched = heldout_scores(batched, spikes, y, regions)  # both nulls in one batch
+    scored_batched = heldout_scores(batched, spikes, y, regions)
     for a, b in zip(scored_one.scores, scored_batched.scores, strict=True):
         assert a["r2_heldout"] == pytest.approx(b["r2_heldout"], abs=1e-3)
     np.testing.assert_allclose(scored_batched.null_r2, scored_one.null_r2, atol=1e-3)
