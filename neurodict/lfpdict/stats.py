@@ -23,10 +23,12 @@ blocks as one batched matrix product per frequency bin (GEMM-shaped, on numpy or
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 
 import numpy as np
 import scipy.fft
+from threadpoolctl import threadpool_info, threadpool_limits
 
 from neurodict.backend import CPU, Backend
 from neurodict.common.timeline import pieces
@@ -167,17 +169,31 @@ def scatter_add(be: Backend, target, index, values) -> None:
         cupyx.scatter_add(target, index, values)
 
 
-def _rfft0(be: Backend, x):
-    """Real FFT along axis 0, with the CPU's threads on numpy."""
+def _fft0(be: Backend, transform: str, x, threads: int, **kwargs):
+    """``rfft`` or ``irfft`` along axis 0, on `threads` CPU threads on numpy."""
     if be.xp is np:
-        return scipy.fft.rfft(x, axis=0, workers=_threads())
-    return be.fft.rfft(x, axis=0)
+        return getattr(scipy.fft, transform)(x, axis=0, workers=threads, **kwargs)
+    return getattr(be.fft, transform)(x, axis=0, **kwargs)
 
 
 def _threads() -> int:
-    import os
+    """The threads the CPU's BLAS runs on (as OMP_NUM_THREADS, OPENBLAS_NUM_THREADS or the
+    cores set it; 1 where no BLAS is found)."""
+    return max((i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"), default=1)
 
-    return int(os.environ.get("OMP_NUM_THREADS", 1) or 1)
+
+def _products(be: Backend, A, B, out, threads: int):
+    """``out[f] = A[f] @ B[f]`` for every f. On the CPU the f are split over `threads` threads,
+    each product on one BLAS thread: a product this small (the blocks of a batch inside) loses
+    more to BLAS's own threads than they give."""
+    k = min(threads, len(A)) if be.xp is np else 1
+    if k == 1:
+        return be.xp.matmul(A, B, out=out)
+    edges = np.linspace(0, len(A), k + 1).astype(int)
+    parts = [slice(lo, hi) for lo, hi in zip(edges[:-1], edges[1:], strict=True)]
+    with threadpool_limits(1), ThreadPoolExecutor(k) as pool:
+        list(pool.map(lambda f: np.matmul(A[f], B[f], out=out[f]), parts))
+    return out
 
 
 def segment_stats(
@@ -240,6 +256,7 @@ def segment_stats(
             ]
         )
     xp = backend.xp
+    threads = _threads()
     trains = Trains.of(spike_bins)
     n_units, n_regions = trains.n_units, y.shape[0]
     n_lags = lag_minus + lag_plus + 1
@@ -271,6 +288,7 @@ def segment_stats(
     n_freq = P // 2 + 1
     acc_R = xp.zeros((n_freq, n_units, n_units), dtype=ctype)
     acc_S = xp.zeros((n_freq, n_units, n_regions), dtype=ctype)
+    product_R, product_S = xp.empty_like(acc_R), xp.empty_like(acc_S)
     # the LFP in [a, b), zero max_lag bins before and to the last window's end, time-major
     y_pad = xp.zeros((n_blocks * B + 2 * max_lag, n_regions), dtype=dtype)
     y_seg = backend.asarray(y[:, a:b])  # in its own precision: summed in float64 below
@@ -285,20 +303,22 @@ def segment_stats(
             dense = xp.zeros((P, nb, n_units), dtype=dtype)
             ix = (pos_[lo:hi], j_[lo:hi] - first, units_[lo:hi])
             scatter_add(backend, dense, ix, xp.ones(int(hi - lo), dtype))
-            U.append(_rfft0(backend, dense))
+            U.append(_fft0(backend, "rfft", dense, threads))
         Up, Ua = U
         Y = y_pad[xp.arange(P)[:, None] + (first + xp.arange(nb)) * B]  # (P, blocks, regions)
         Ua_h = xp.conj(Ua).transpose(0, 2, 1)  # (F, units, blocks), a view BLAS transposes
-        acc_R += xp.matmul(Ua_h, Up)
-        acc_S += xp.matmul(Ua_h, _rfft0(backend, Y))
-    corr_R = backend.fft.irfft(acc_R, n=P, axis=0)
-    corr_S = backend.fft.irfft(acc_S, n=P, axis=0)
+        # each product into one buffer, added: no fresh (F, units, units) array per batch
+        acc_R += _products(backend, Ua_h, Up, product_R, threads)
+        acc_S += _products(backend, Ua_h, _fft0(backend, "rfft", Y, threads), product_S, threads)
+    del product_R, product_S  # before the inverse transforms' outputs
+    corr_R = _fft0(backend, "irfft", acc_R, threads, n=P)
+    corr_S = _fft0(backend, "irfft", acc_S, threads, n=P)
     lags_R = np.arange(-max_lag, max_lag + 1) % P
     lags_S = np.arange(-lag_minus, lag_plus + 1) % P
     g = intercept_counts(trains, a, b, np.arange(-lag_minus, lag_plus + 1))
     return SegmentStats(
-        R=xp.ascontiguousarray(corr_R[backend.asarray(lags_R)].transpose(1, 2, 0)).astype(dtype),
-        S=xp.ascontiguousarray(corr_S[backend.asarray(lags_S)].transpose(1, 2, 0)).astype(dtype),
+        R=xp.ascontiguousarray(corr_R[backend.asarray(lags_R)].transpose(1, 2, 0), dtype=dtype),
+        S=xp.ascontiguousarray(corr_S[backend.asarray(lags_S)].transpose(1, 2, 0), dtype=dtype),
         g=backend.asarray(g, dtype=dtype),
         ysum=y_seg.sum(axis=1, dtype=np.float64).astype(dtype),
         yy=(y_seg * y_seg).sum(axis=1, dtype=np.float64).astype(dtype),

@@ -67,15 +67,27 @@ def brute_design(spikes, y, a, b, lag_minus, lag_plus):
     return X, Y, one
 
 
-@pytest.mark.parametrize("block_bins", [50, 5])  # 5: blocks shorter than both margins
+# (50, 256 MB): one batch of blocks; (5, 1 kB): blocks shorter than both margins, one a batch
+@pytest.mark.parametrize("block_bins, batch_mb", [(50, 256.0), (5, 1e-3)])
 @pytest.mark.parametrize("backend", BACKENDS)
-def test_statistics_equal_brute_force(backend, block_bins):
+def test_statistics_equal_brute_force(backend, block_bins, batch_mb):
     be = backend_of(backend)
     spikes, y, _ = small_data()
     spikes[0] = np.concatenate([spikes[0][::-1], spikes[0][:3]])  # unsorted, repeated bins
     a, b, lm, lp = 400, 2500, 7, 5
     L = lm + lp + 1
-    st = segment_stats(spikes, y, a, b, lm, lp, backend=be, dtype="float64", block_bins=block_bins)
+    st = segment_stats(
+        spikes,
+        y,
+        a,
+        b,
+        lm,
+        lp,
+        backend=be,
+        dtype="float64",
+        block_bins=block_bins,
+        batch_mb=batch_mb,
+    )
     X, Y, one = brute_design(spikes, y, a, b, lm, lp)
     N, R = len(spikes), y.shape[0]
     G = X.T @ X
