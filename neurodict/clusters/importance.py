@@ -19,7 +19,7 @@ from neurodict.lfpdict import model
 from neurodict.lfpdict.estimator import fold_cores
 from neurodict.lfpdict.evaluate import ToeplitzGram, intercept, sse, sst
 from neurodict.lfpdict.inputs import lag_bins
-from neurodict.lfpdict.stats import segment_stats, total
+from neurodict.lfpdict.stats import Trains, segment_stats, total
 
 
 def importance_rows(
@@ -30,8 +30,9 @@ def importance_rows(
     the folds)."""
     lm, lp = lag_bins(dict_params, fs)
     cores = fold_cores(y.shape[1], dict_params["n_folds"], lm + lp + 1)
+    trains = Trains.of(spike_bins)  # sorted once for every fold
     stats = [
-        segment_stats(spike_bins, y, a, b, lm, lp, dtype="float64", bounds=bounds) for a, b in cores
+        segment_stats(trains, y, a, b, lm, lp, dtype="float64", bounds=bounds) for a, b in cores
     ]
     base = np.ones((len(unit_ids), len(targets)))
     drops = {"all": base}

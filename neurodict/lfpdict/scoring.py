@@ -29,7 +29,7 @@ from neurodict.lfpdict.estimator import (
     standard_error,
 )
 from neurodict.lfpdict.evaluate import ToeplitzGram, coherence, intercept, predict, sse
-from neurodict.lfpdict.stats import total
+from neurodict.lfpdict.stats import Trains, total
 
 
 @dataclass
@@ -242,8 +242,9 @@ def nulls(
     sst_total = est.paths_["all"].sst.sum(axis=0)
     r2 = np.zeros((n_sets, est.n_null, R))
     power = []
+    trains = Trains.of(spike_bins)  # sorted once; each null rotates them
     for n in tqdm(range(est.n_null), desc="lfpdict: nulls", disable=not est.progress):
-        shifted = circular_jitter(spike_bins, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
+        shifted = circular_jitter(trains, y.shape[1], int(est.jitter_min_s * est.fs_hz), rng)
         stats = est.fold_stats(be, shifted, y, folds.segments)
         by_window = folds.totals(stats)
         sse_folds = est.path_sse(

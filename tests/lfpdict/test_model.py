@@ -745,5 +745,5 @@ def test_batched_problems_give_the_estimator_its_scores(monkeypatch):
     for a, b in zip(scored_one.scores, scored_batched.scores, strict=True):
         assert a["r2_heldout"] == pytest.approx(b["r2_heldout"], abs=1e-3)
     np.testing.assert_allclose(scored_batched.null_r2, scored_one.null_r2, atol=1e-3)
-    for band, power in scored_one.link_p.items():  # the nulls' link statistics, in order
+    for band, power in scored_one.link_p.items():  # each link against the nulls
         assert (scored_batched.link_p[band] == power).mean() > 0.95
