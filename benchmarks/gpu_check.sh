@@ -12,7 +12,8 @@
 # GPU_CHECK_PARTS (default "iterations tests profile compare dbksvd") picks the parts;
 # GPU_CHECK_ON (default "cpu gpu") the backends of the iteration table;
 # GPU_CHECK_PROFILE (default "4,20,10": the fits and scoring profiled by benchmarks/gpu_profile.py
-# for at most GPU_CHECK_LIMIT_S; GPU_CHECK_TOP > 0 adds cProfile's top functions), GPU_CHECK_TESTS_S (default 150: the cupy tests' limit),
+# for at most GPU_CHECK_LIMIT_S, a size ending in :tf32 with TensorFloat-32 products;
+# GPU_CHECK_TOP > 0 adds cProfile's top functions), GPU_CHECK_TESTS_S (default 150: the cupy tests' limit),
 # GPU_CHECK_SIZES (default "4,5,1 4,20,10 16,200,10"), GPU_CHECK_GPU_ONLY (default
 # "16,200,60") and GPU_CHECK_LIMIT_S (seconds per fit, default 100: a fit past it shows
 # "> 100 s") bound the run. PYTHON picks the interpreter (default python3, the image's, which
@@ -72,9 +73,10 @@ if [[ $PARTS == *" tests "* ]]; then
 fi
 if [[ $PARTS == *" profile "* && -n $PROFILE ]]; then
   for size in $PROFILE; do
-    echo "## where a fit's time goes on the GPU (benchmarks/gpu_profile.py --fit $size)"
-    "$PY" benchmarks/gpu_profile.py --fit "$size" --backend gpu --limit-s "$LIMIT_S" \
-      --top "${GPU_CHECK_TOP:-0}" || true
+    tf32=$([[ $size == *:tf32 ]] && echo --tf32 || true)
+    echo "## where a fit's time goes on the GPU (benchmarks/gpu_profile.py --fit ${size%:tf32} $tf32)"
+    "$PY" benchmarks/gpu_profile.py --fit "${size%:tf32}" --backend gpu --limit-s "$LIMIT_S" \
+      --top "${GPU_CHECK_TOP:-0}" $tf32 || true
   done
 fi
 if [[ $PARTS == *" compare "* ]]; then

@@ -20,7 +20,9 @@ joined by "/") and per part inside it (the FISTA calls grouped by their batch's 
 their iterations, the statistics passes, the coefficient problems' builds, step sizes,
 lambda_max, the Wiener baseline's conjugate gradients), the device synchronised at each end so
 that its work is counted where it was issued; with --top, also the functions with the most
-time of their own under cProfile.
+time of their own under cProfile; then what the fit decided (the size chosen, the held-out R^2,
+the links significant at q < 0.05), to compare runs. --tf32 lets cuBLAS round float32 and
+complex64 products' inputs to TensorFloat-32 on the tensor cores (``CUPY_TF32=1``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import argparse
 import cProfile
 import io
+import os
 import pstats
 import signal
 import sys
@@ -201,7 +204,7 @@ def fit_profile(size: str, backend: str, limit_s: float, top: int, graphs: bool)
         profile.enable()
     try:
         est.fit(spikes, y, unit_regions, regions)
-        scoring.heldout_scores(est, spikes, y, regions)
+        scored = scoring.heldout_scores(est, spikes, y, regions)
         ended = "finished"
     except Deadline:
         ended = f"stopped at {limit_s:g} s in {'/'.join(stack)}"
@@ -213,6 +216,7 @@ def fit_profile(size: str, backend: str, limit_s: float, top: int, graphs: bool)
     if be.name == "gpu":  # the pool keeps freed blocks: its total is the most held at once
         memory += f", cupy pool {be.xp.get_default_memory_pool().total_bytes() / 2**20:.0f} MB"
     how = "" if backend == "cpu" else (", blocks replayed as graphs" if graphs else ", issued")
+    how += ", TF32 products" if be.name == "gpu" and os.environ.get("CUPY_TF32") == "1" else ""
     print(
         f"\n## fit and scoring of {size} on {backend}{how}: {ended}, {wall:.1f} s"
         f"{' under cProfile' if profile else ''}; {memory}"
@@ -225,6 +229,17 @@ def fit_profile(size: str, backend: str, limit_s: float, top: int, graphs: bool)
         print(f"| {phase} | {spent[phase]:.1f} | | | | |")
         for part, (n, iters, s) in parts:
             print(f"| | | {part} | {n} | {iters or ''} | {s:.1f} |")
+    if ended == "finished":
+        r2 = [
+            row["r2_heldout"]
+            for row in scored.scores
+            if row["model"] == "dictionary" and row["predictors"] == "all"
+        ]
+        links = sum(int((q < 0.05).sum()) for q in scored.link_q.values())
+        print(
+            f"\ndecided: {est.size_} atoms; held-out R^2 (all predictors) mean {np.mean(r2):.4f},"
+            f" by region {np.round(r2, 4).tolist()}; links at q < 0.05 over bands {links}"
+        )
     if profile:
         out = io.StringIO()
         pstats.Stats(profile, stream=out).sort_stats("tottime").print_stats(top)
@@ -244,7 +259,12 @@ def main() -> None:
     ap.add_argument(
         "--issued", action="store_true", help="table 2: the GPU's kernels issued one by one"
     )
+    ap.add_argument(
+        "--tf32", action="store_true", help="float32 products on the tensor cores (CUPY_TF32=1)"
+    )
     args = ap.parse_args()
+    if args.tf32:  # cupy reads it at its first product
+        os.environ["CUPY_TF32"] = "1"
     if args.iterations:
         iteration_table(args.on)
     if args.fit:

@@ -70,9 +70,15 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
         )
         out["drift16"] = dict(kind="drift", seed=5)
     if large:  # probe scale (issue 16): 64 channels, a drifting dense shank, a Neuropixels 1.0
-        out["probe64-n5-s1"] = dict(
-            kind="gt", channels=64, units=50, duration=300.0, noise=5.0, seed=1
-        )
+        for noise in (5.0, 9.0):  # more realisations of the 32-channel shank
+            for seed in (2, 3):
+                out[f"probe32-n{noise:g}-s{seed}"] = dict(
+                    kind="gt", channels=32, units=20, duration=60.0, noise=noise, seed=seed
+                )
+        for seed in (1, 2):
+            out[f"probe64-n5-s{seed}"] = dict(
+                kind="gt", channels=64, units=50, duration=300.0, noise=5.0, seed=seed
+            )
         out["drift64"] = dict(kind="drift", seed=5, rows=32, units=25, duration=300.0)
         out["np384"] = dict(
             kind="gt", channels=384, units=150, duration=600.0, noise=5.0, seed=1, probe="np1"
@@ -393,8 +399,9 @@ def main() -> None:
     p.add_argument(
         "--large",
         action="store_true",
-        help="also probe64 (64 ch, 50 units, 5 min), drift64 (a drifting 2 x 32 shank, 5 min) "
-        "and np384 (a Neuropixels 1.0 shank, 150 units, 10 min)",
+        help="also probe32's seeds 2 and 3, probe64 (64 ch, 50 units, 5 min; seeds 1 and 2), "
+        "drift64 (a drifting 2 x 32 shank, 5 min) and np384 (a Neuropixels 1.0 shank, 150 "
+        "units, 10 min)",
     )
     p.add_argument(
         "--sorters", nargs="+", default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES]
