@@ -86,8 +86,9 @@ def learn(
     centre = nb.of_channels(channels)
     if learnable is None:
         learnable = np.ones(samples.size, bool)
-    jobs = (  # one neighbourhood's snippets at a time when the chains run here
-        (
+
+    def job(c: int) -> tuple:
+        return (
             _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),
             samples[centre == c],
             learnable[centre == c],
@@ -96,20 +97,25 @@ def learn(
             replace(params, seed=params.seed + c),
             progress and nb.n_centres == 1,
         )
-        for c in range(nb.n_centres)
-    )
+
     if n_jobs > 1 and nb.n_centres > 1:
+        # the largest chains first, so that the last to start are the shortest and the
+        # workers finish together; each chain is seeded by its neighbourhood, so the order
+        # changes no result
+        E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)[1]
+        learned = np.minimum(
+            np.bincount(centre[learnable], minlength=nb.n_centres),
+            min(params.max_learn_spikes, params.max_spikes_per_epoch * E),
+        )
+        order = np.argsort(-learned * [c.size for c in nb.channels], kind="stable")
+        chains = [None] * nb.n_centres
         with worker_pool(min(n_jobs, nb.n_centres)) as pool:
-            chains = list(
-                tqdm(
-                    pool.map(_learn_chain, *zip(*jobs, strict=True)),
-                    total=nb.n_centres,
-                    desc="neighbourhoods",
-                    disable=not progress,
-                )
-            )
-    else:
-        chains = [_learn_chain(*job) for job in jobs]
+            done = pool.map(_learn_chain, *zip(*map(job, order), strict=True))
+            bar = tqdm(done, total=nb.n_centres, desc="neighbourhoods", disable=not progress)
+            for c, chain in zip(order, bar, strict=True):
+                chains[c] = chain
+    else:  # one neighbourhood's snippets at a time
+        chains = [_learn_chain(*job(c)) for c in range(nb.n_centres)]
     return Model(chains, nb)
 
 

@@ -357,9 +357,10 @@ def test_residual_spread_of_a_unit_by_batch(monkeypatch):
 
 
 def test_neighbourhoods_learned_in_processes_as_here():
-    """Two neighbourhoods: chains run in worker processes equal those run here (each is
-    seeded by its neighbourhood), and each sees only its spikes (by the channels they were
-    found on, whatever else their windows hold) and its channels."""
+    """Two neighbourhoods: chains run in worker processes (the larger started first) equal
+    those run here, in the neighbourhoods' order (each is seeded by its neighbourhood), and
+    each sees only its spikes (by the channels they were found on, whatever else their
+    windows hold) and its channels."""
     from neurodict.sort.learn import learn
     from neurodict.sort.neighbourhoods import Neighbourhoods
 
@@ -368,18 +369,18 @@ def test_neighbourhoods_learned_in_processes_as_here():
     x[1::2, :2] *= 0.1
     channels = np.tile([0, 3], 100)
     x[:40:2, 2:] *= 30.0  # a larger spike of a far neuron in some windows
-    nb = Neighbourhoods(
+    nb = Neighbourhoods(  # the second the larger: the workers start it first
         centres=np.array([0, 2]),
-        channels=[np.array([0, 1]), np.array([2, 3])],
+        channels=[np.array([0, 1]), np.array([1, 2, 3])],
         nearest=np.array([0, 0, 1, 1]),
-        adjacent=np.eye(2, dtype=bool),
+        adjacent=np.ones((2, 2), dtype=bool),
     )
     params = SortParams(max_atoms=6, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
     here = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=1)
     there = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=2)
-    for a, b in zip(here.chains, there.chains, strict=True):
+    for c, (a, b) in enumerate(zip(here.chains, there.chains, strict=True)):
         assert a.learn_size == b.learn_size == 100
-        assert a.best.s.shape[1] == 2
+        assert a.best.s.shape[1] == b.best.s.shape[1] == nb.channels[c].size
         np.testing.assert_array_equal(a.trace, b.trace)
 
 
