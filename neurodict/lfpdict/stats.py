@@ -241,6 +241,7 @@ def segment_stats(
     SegmentStats
         Arrays on `backend`'s device, in `dtype`.
     """
+    trains = Trains.of(spike_bins)  # sorted once for all the pieces
     parts = pieces(a, b, list(bounds))
     if len(parts) > 1:
         kwargs = {
@@ -250,14 +251,10 @@ def segment_stats(
             "batch_mb": batch_mb,
         }
         return total(
-            [
-                segment_stats(Trains.of(spike_bins), y, lo, hi, lag_minus, lag_plus, **kwargs)
-                for lo, hi in parts
-            ]
+            [segment_stats(trains, y, lo, hi, lag_minus, lag_plus, **kwargs) for lo, hi in parts]
         )
     xp = backend.xp
-    threads = _threads()
-    trains = Trains.of(spike_bins)
+    threads = _threads() if xp is np else 1  # the CPU's; a GPU's products are one call
     n_units, n_regions = trains.n_units, y.shape[0]
     n_lags = lag_minus + lag_plus + 1
     max_lag = n_lags - 1

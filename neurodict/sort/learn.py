@@ -46,6 +46,12 @@ def subsample(
     return np.sort(np.concatenate(keep))
 
 
+def per_epoch_cap(params: SortParams, n_epochs: int) -> int:
+    """Spikes a chain learns from in each epoch at most: ``max_spikes_per_epoch``, and
+    ``max_learn_spikes`` in all."""
+    return min(params.max_spikes_per_epoch, -(-params.max_learn_spikes // n_epochs))
+
+
 @dataclass
 class Chain:
     """What the sampler learned on one neighbourhood: the point estimate and the kept samples."""
@@ -102,11 +108,10 @@ def learn(
         # the largest chains first, so that the last to start are the shortest and the
         # workers finish together; each chain is seeded by its neighbourhood, so the order
         # changes no result
-        E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)[1]
-        learned = np.minimum(
-            np.bincount(centre[learnable], minlength=nb.n_centres),
-            min(params.max_learn_spikes, params.max_spikes_per_epoch * E),
-        )
+        epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+        counts = np.zeros((nb.n_centres, E), np.int64)
+        np.add.at(counts, (centre[learnable], epoch[learnable]), 1)
+        learned = np.minimum(counts, per_epoch_cap(params, E)).sum(axis=1)
         order = np.argsort(-learned * [c.size for c in nb.channels], kind="stable")
         chains = [None] * nb.n_centres
         with worker_pool(min(n_jobs, nb.n_centres)) as pool:
@@ -141,7 +146,7 @@ def _learn_chain(
     rng = np.random.default_rng(params.seed)
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    per_epoch = min(params.max_spikes_per_epoch, -(-params.max_learn_spikes // E))
+    per_epoch = per_epoch_cap(params, E)
     if learnable.sum() < params.min_learn_spikes:
         learnable = np.ones_like(learnable)
     subset = np.flatnonzero(learnable)[subsample(epoch[learnable], E, per_epoch, rng)]
