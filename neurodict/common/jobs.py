@@ -9,7 +9,10 @@ copy) does not grow with the channel count: 10 s on a tetrode, 1.5 s on 384 chan
 from __future__ import annotations
 
 import multiprocessing
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import islice
 
 import spikeinterface.core as sc
 from threadpoolctl import threadpool_limits
@@ -48,3 +51,21 @@ def worker_pool(n_jobs: int, fork: bool = False) -> ProcessPoolExecutor:
 
 def _one_thread() -> None:
     threadpool_limits(1)
+
+
+def thread_map(fn: Callable, items: Iterable, n_jobs: int) -> Iterator:
+    """``fn(item)`` of each of `items` on `n_jobs` threads, each with one BLAS/OpenMP thread,
+    yielded in the items' order; at most `n_jobs` items in flight, so that the threads hold
+    no more memory than `n_jobs` calls. For work that releases the GIL (reading and filtering
+    traces, numpy's array loops, numba kernels compiled ``nogil``) on arrays this process
+    already holds: no copy to a worker and back."""
+    items = iter(items)
+    if n_jobs <= 1:
+        yield from map(fn, items)
+        return
+    with threadpool_limits(1), ThreadPoolExecutor(n_jobs) as pool:
+        pending = deque(pool.submit(fn, item) for item in islice(items, n_jobs))
+        while pending:
+            result = pending.popleft().result()
+            pending.extend(pool.submit(fn, item) for item in islice(items, 1))
+            yield result

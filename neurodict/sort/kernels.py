@@ -419,7 +419,7 @@ def add_epoch_sums_numpy(sums, counts, x, epoch, labels):
         counts[k] += np.bincount(epoch[idx], minlength=sums.shape[1])
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, nogil=True)  # run from the snippets' threads
 def _neighbour_waves_nb(t, own, t_match, which, waves, T, lo, hi, out):
     M, T_w = waves.shape[1], waves.shape[2]
     for i in range(t.size):

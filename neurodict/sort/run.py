@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
+from neurodict.common.jobs import thread_map
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.sort import kernels, snippets
@@ -145,7 +146,7 @@ def sort_recording_group(
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
     x, samples, channels, amplitudes, _, _ = _whitened_snippets(
-        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near
+        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near, n_jobs=n_jobs
     )
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
@@ -211,6 +212,7 @@ def sort_recording_group(
                 near,
                 peel=matched,
                 min_excursion=detection["threshold_sigma"],
+                n_jobs=n_jobs,
             )
             log.info(
                 "%d detections below the detection threshold once their neighbouring spikes "
@@ -253,6 +255,7 @@ def _whitened_snippets(
     neighbours: np.ndarray | None = None,
     peel=None,
     min_excursion: float | None = None,
+    n_jobs: int = 1,
 ):
     """Aligned, whitened snippets in time order of the spikes at `samples` found on `channels`,
     their samples, channels and amplitudes (uV, at the peak on their channel), and the samples
@@ -273,8 +276,9 @@ def _whitened_snippets(
     spike's, whose residual there carries the templates' errors (all false without
     `peel`).
 
-    Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`) into one
-    float32 array, so each is held once: the unwhitened windows of a batch, never of all.
+    Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`), `n_jobs`
+    batches at once on as many threads, into one float32 array, so each is held once: the
+    unwhitened windows of `n_jobs` batches, never of all.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
@@ -287,7 +291,9 @@ def _whitened_snippets(
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after)
-    for i in tqdm(range(0, n, batch), desc="snippets", disable=not progress, leave=False):
+
+    def cut(i: int) -> None:
+        """The batch of snippets from spike i, into its own rows of the outputs."""
         sl = slice(i, i + batch)
         x, aligned[sl] = snippets.extract(
             rec,
@@ -316,6 +322,11 @@ def _whitened_snippets(
             if peel is not None:
                 keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
         whitened[sl] = np.einsum("st,imt->ims", W32, x)
+
+    starts = range(0, n, batch)
+    done = thread_map(cut, starts, n_jobs)
+    for _ in tqdm(done, total=len(starts), desc="snippets", disable=not progress, leave=False):
+        pass
     rows = np.flatnonzero(keep)
     for i in range(0, rows.size, batch):  # in place: rows[j] >= j, read before written
         kept = rows[i : i + batch]
@@ -384,7 +395,18 @@ def _overlap_pass(
     templates = np.concatenate(
         [
             templates[units],
-            _tails(rec, samples, channels, result.labels, units, E, noise_uv, params, neighbours),
+            _tails(
+                rec,
+                samples,
+                channels,
+                result.labels,
+                units,
+                E,
+                noise_uv,
+                params,
+                neighbours,
+                n_jobs,
+            ),
         ],
         axis=3,
     )
@@ -447,12 +469,22 @@ def _matched_nearby(
 
 
 def _tails(
-    rec, samples, channels, labels, units, n_epochs: int, noise_uv, params: SortParams, neighbours
+    rec,
+    samples,
+    channels,
+    labels,
+    units,
+    n_epochs: int,
+    noise_uv,
+    params: SortParams,
+    neighbours,
+    n_jobs: int = 1,
 ):
     """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
     ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
     ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
-    over all epochs where it has no spikes."""
+    over all epochs where it has no spikes. Cut `n_jobs` batches at once on as many
+    threads."""
     fs = rec.sampling_frequency
     after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
     before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
@@ -471,19 +503,24 @@ def _tails(
     sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
     step = batch_spikes(rec.get_num_channels(), before + long_after)
-    for i in range(0, idx.size, step):  # the long snippets' memory: one batch
-        batch = idx[i : i + step]
+
+    def cut(i: int) -> np.ndarray:
+        """The tails of the batch of spikes from the i-th picked."""
         x, _ = snippets.extract(
             rec,
-            samples[batch],
+            samples[idx[i : i + step]],
             params.ms_before,
             params.peel_ms_after,
             0.0,
             noise_uv,
             neighbours=neighbours,
-            channels=channels[batch],
+            channels=channels[idx[i : i + step]],
         )
-        tail = x[:, :, before + after :] * noise_uv[None, :, None]
+        return x[:, :, before + after :] * noise_uv[None, :, None]
+
+    starts = range(0, idx.size, step)  # the long snippets' memory: `n_jobs` batches
+    for i, tail in zip(starts, thread_map(cut, starts, n_jobs), strict=True):  # summed in order
+        batch = idx[i : i + step]
         kernels.add_epoch_sums(
             sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch])
         )

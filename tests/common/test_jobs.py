@@ -3,12 +3,14 @@ sorter's worker processes: one BLAS thread each."""
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import spikeinterface.core as sc
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from neurodict.common.jobs import CHUNK_VALUES, job_kwargs, worker_pool
+from neurodict.common.jobs import CHUNK_VALUES, job_kwargs, thread_map, worker_pool
 
 
 def _seconds(job: dict) -> float:
@@ -45,3 +47,28 @@ def test_each_worker_runs_one_blas_thread(fork):
         with worker_pool(2, fork=fork) as pool:
             seen = list(pool.map(_blas_threads, range(4)))
     assert all(threads and set(threads) == {1} for threads in seen), seen
+
+
+def test_thread_map_runs_n_jobs_at_once_and_yields_in_order():
+    """Three threads: the first three calls run at once (each waits for the others), results
+    come back in the items' order whatever order they finish in, no more than three items
+    are started beyond the last one yielded, and each thread runs one BLAS thread."""
+    started, together = [], threading.Barrier(3, timeout=10)
+    lock = threading.Lock()
+
+    def work(i):
+        with lock:
+            started.append(i)
+        if i < 3:
+            together.wait()  # broken (an error) unless three calls run at once
+        return i, _blas_threads()
+
+    seen = []
+    with threadpool_limits(2, user_api="blas"):
+        for i, threads in thread_map(work, range(10), 3):
+            with lock:
+                assert max(started) <= i + 3
+            seen.append(i)
+            assert set(threads) == {1}
+    assert seen == list(range(10))
+    assert list(thread_map(lambda i: i * i, range(4), 1)) == [0, 1, 4, 9]

@@ -39,7 +39,7 @@ def test_chunks_and_batches_change_nothing_but_memory(monkeypatch):
 def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch):
     """The sorter's snippets come out in time order, each row with its own spike, whitened,
     the same whatever the batches they are cut and whitened in (alignment may carry a spike
-    across a batch's boundary)."""
+    across a batch's boundary) and however many threads cut them."""
     from neurodict.sort import run
     from neurodict.sort.params import SortParams
 
@@ -99,6 +99,8 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     kept_small = whitened(min_excursion=floor)
     for small, whole in zip(kept_small, kept, strict=True):
         np.testing.assert_array_equal(small, whole)
+    for threaded, whole in zip(whitened(min_excursion=floor, n_jobs=3), kept, strict=True):
+        np.testing.assert_array_equal(threaded, whole)  # batches cut on three threads
     # peeled: each snippet loses its matched neighbours' waveforms, and those that lost a
     # part of at least min_excursion noise SDs (spike-sized) are flagged
     t_match = np.sort(aligned)[::4]
@@ -118,6 +120,9 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_allclose(
         white_p, np.einsum("st,imt->ims", W.astype(np.float32), residual[keep]), atol=1e-4
     )
+    threaded = whitened(peel=(none, t_match, which, waves), min_excursion=1.0, n_jobs=2)
+    np.testing.assert_array_equal(threaded[0], white_p)
+    np.testing.assert_array_equal(threaded[-1], flagged)
     # with the channels about each spike's (`neighbours`), only what those lost counts
     near = np.abs(np.subtract.outer(np.arange(4), np.arange(4))) <= 1
     *_, flagged_near = whitened(
@@ -147,7 +152,8 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
 
 def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     """The overlap pass's template tails (each unit's mean waveform per epoch after the snippet
-    window) from long snippets cut batch by batch equal the means over all at once."""
+    window) from long snippets cut batch by batch, on one thread or two, equal the means over
+    all at once."""
     from neurodict.sort import run
     from neurodict.sort.params import SortParams
 
@@ -164,14 +170,15 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     units = np.array([0, 2])
     channels = np.random.default_rng(0).integers(0, 4, samples.size)
 
-    def tails():
+    def tails(n_jobs=1):
         near = snippets.alignment_channels(rec, 100.0)
-        return run._tails(rec, samples, channels, labels, units, 4, noise, params, near)
+        return run._tails(rec, samples, channels, labels, units, 4, noise, params, near, n_jobs)
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
     monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 72)  # 7 long snippets (72 samples)
     np.testing.assert_array_equal(tails(), whole)
+    np.testing.assert_array_equal(tails(n_jobs=2), whole)  # batches cut on two threads
 
 
 def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():
