@@ -31,8 +31,9 @@ from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
-#: Values of the snippets cut, peeled or whitened at once: memory, not results (a batch's
-#: boundaries change the template tails' sums by rounding only).
+#: Values of the snippets cut, peeled or whitened at once (over all threads): memory, not
+#: results (a batch reads its own stretch of the spike band, whose filter's edge moves the
+#: snippets by about 1e-5 of their scale, and the template tails' sums change by rounding).
 SNIPPET_VALUES = 2**21
 
 
@@ -278,7 +279,7 @@ def _whitened_snippets(
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`), `n_jobs`
     batches at once on as many threads, into one float32 array, so each is held once: the
-    unwhitened windows of `n_jobs` batches, never of all.
+    unwhitened windows of those batches, never of all.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
@@ -290,7 +291,7 @@ def _whitened_snippets(
     whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
-    batch = batch_spikes(rec.get_num_channels(), before + after)
+    batch = batch_spikes(rec.get_num_channels(), before + after, n_jobs)
 
     def cut(i: int) -> None:
         """The batch of snippets from spike i, into its own rows of the outputs."""
@@ -345,10 +346,11 @@ def _whitened_snippets(
     )
 
 
-def batch_spikes(n_channels: int, n_samples: int) -> int:
-    """Snippets of `n_channels` x `n_samples` values cut at once: :data:`SNIPPET_VALUES` values
-    (their float64 intermediates bound the memory whatever the probe), at least one."""
-    return max(1, SNIPPET_VALUES // (n_channels * n_samples))
+def batch_spikes(n_channels: int, n_samples: int, n_jobs: int = 1) -> int:
+    """Snippets of `n_channels` x `n_samples` values cut at once by each of `n_jobs` threads:
+    :data:`SNIPPET_VALUES` values over all of them (their float64 intermediates bound the
+    memory whatever the probe and the threads), at least one."""
+    return max(1, SNIPPET_VALUES // (n_jobs * n_channels * n_samples))
 
 
 def _overlap_pass(
@@ -502,7 +504,7 @@ def _tails(
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
     sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
-    step = batch_spikes(rec.get_num_channels(), before + long_after)
+    step = batch_spikes(rec.get_num_channels(), before + long_after, n_jobs)
 
     def cut(i: int) -> np.ndarray:
         """The tails of the batch of spikes from the i-th picked."""
@@ -518,7 +520,7 @@ def _tails(
         )
         return x[:, :, before + after :] * noise_uv[None, :, None]
 
-    starts = range(0, idx.size, step)  # the long snippets' memory: `n_jobs` batches
+    starts = range(0, idx.size, step)  # the long snippets' memory: the threads' batches
     for i, tail in zip(starts, thread_map(cut, starts, n_jobs), strict=True):  # summed in order
         batch = idx[i : i + step]
         kernels.add_epoch_sums(
