@@ -9,6 +9,7 @@ class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_
 from __future__ import annotations
 
 import logging
+import shutil
 
 import numpy as np
 from spikeinterface.core import load
@@ -51,7 +52,8 @@ class NeurodictSorter(BaseSorter):
     _params_description = (
         {
             "apply_preprocessing": "band-pass the recording first and correct motion as "
-            "'motion' says (false: it is a spike band already)",
+            "'motion' says, each written once to the output folder (false: it is a spike "
+            "band already)",
             "n_jobs": "worker processes for detection (never all cores by default)",
         }
         | {k: section_descriptions("spikeband")[k] for k in _BAND}
@@ -105,13 +107,16 @@ class NeurodictSorter(BaseSorter):
         parts = {}
         for i, g in enumerate(dict.fromkeys(groups)):
             sub = rec.select_channels(rec.channel_ids[groups == g])
-            if params["apply_preprocessing"]:
+            if params["apply_preprocessing"]:  # filtered and corrected once, not at every read
+                band = sorter_output_folder / f"spikeband-{i}"
+                sub = sub.save(folder=band, **job_kwargs(sub, params["n_jobs"]))
                 sub, estimate = motion.correct(sub, str(g), params, params["n_jobs"])
-                if estimate.kind != "none":  # interpolated once here, not at every read
+                if estimate.kind != "none":
                     sub = sub.save(
                         folder=sorter_output_folder / f"motion-corrected-{i}",
                         **job_kwargs(sub, params["n_jobs"]),
                     )
+                    shutil.rmtree(band)  # the corrected copy reads nothing of it
             parts[str(g)] = sort_recording_group(
                 sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
             )

@@ -202,6 +202,39 @@ def test_run_sorter_finds_the_registered_sorter(tmp_path):
     assert set(sorting.get_property_keys()) >= {"group", "region", "peak_channel", "multi_unit"}
 
 
+@pytest.mark.parametrize("motion", ["none", "rigid"])
+def test_run_sorter_filters_the_band_once_and_sorts_what_it_wrote(tmp_path, motion):
+    """With its preprocessing, the sorter writes the group's spike band once (the
+    recording band-passed as spikeinterface's filter reads it) and sorts that, as it sorts
+    the same band given without preprocessing; corrected for motion, it sorts the corrected
+    copy and keeps no uncorrected one."""
+    import spikeinterface.sorters as ss
+    from spikeinterface.preprocessing import bandpass_filter
+
+    import neurodict  # noqa: F401  (registers the sorter)
+
+    rec = _noise_with_spikes(40).save(folder=tmp_path / "rec")
+    fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0}
+    sorting = ss.run_sorter("neurodict", rec, folder=tmp_path / "out", motion=motion, **fast)
+    written = sorted(p.name for p in (tmp_path / "out" / "sorter_output").iterdir())
+    if motion == "none":
+        assert written == ["sorting", "spikeband-0"]
+        band = sc.load(tmp_path / "out" / "sorter_output" / "spikeband-0")
+        np.testing.assert_allclose(
+            band.get_traces(), bandpass_filter(rec, 300.0, 6000.0).get_traces(), atol=1e-3
+        )
+        again = ss.run_sorter(
+            "neurodict", band, folder=tmp_path / "again", apply_preprocessing=False, **fast
+        )
+        for key in ("sample_index", "unit_index"):
+            np.testing.assert_array_equal(
+                sorting.to_spike_vector()[key], again.to_spike_vector()[key]
+            )
+    else:
+        assert written == ["motion-corrected-0", "sorting"]
+    assert sorting.to_spike_vector().size == 40
+
+
 def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
     """Templates peaking at 6, 2 and 1 noise SDs (the last already a multi-unit), detection
     at 4 SDs: the second unit becomes a multi-unit and its spikes' reason with it; the
