@@ -506,23 +506,22 @@ def _tails(
     counts = np.zeros((units.size, n_epochs), np.int64)
     step = batch_spikes(rec.get_num_channels(), before + long_after, n_jobs)
 
-    def cut(i: int) -> np.ndarray:
-        """The tails of the batch of spikes from the i-th picked."""
+    def cut(batch: np.ndarray) -> np.ndarray:
+        """The tails of the spikes `batch`."""
         x, _ = snippets.extract(
             rec,
-            samples[idx[i : i + step]],
+            samples[batch],
             params.ms_before,
             params.peel_ms_after,
             0.0,
             noise_uv,
             neighbours=neighbours,
-            channels=channels[idx[i : i + step]],
+            channels=channels[batch],
         )
         return x[:, :, before + after :] * noise_uv[None, :, None]
 
-    starts = range(0, idx.size, step)  # the long snippets' memory: the threads' batches
-    for i, tail in zip(starts, thread_map(cut, starts, n_jobs), strict=True):  # summed in order
-        batch = idx[i : i + step]
+    batches = [idx[i : i + step] for i in range(0, idx.size, step)]  # memory: the threads'
+    for batch, tail in zip(batches, thread_map(cut, batches, n_jobs), strict=True):  # in order
         kernels.add_epoch_sums(
             sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch])
         )
