@@ -3,7 +3,10 @@
 spikeinterface keeps its sorters in a hard-coded registry; importing :mod:`neurodict` adds this
 class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_sorter`` and
 ``installed_sorters`` find it. Channels are sorted per value of the channel property ``group``
-(all channels as one group where it is missing).
+(all channels as one group where it is missing). With ``apply_preprocessing`` each group's spike
+band is :func:`neurodict.preprocess.filters.spike_band`'s, as the workflow's preprocess step
+writes it, from the ``spikeband`` parameters of the configuration (channels whose property
+``bad`` is true are left out).
 """
 
 from __future__ import annotations
@@ -13,12 +16,11 @@ import shutil
 
 import numpy as np
 from spikeinterface.core import load
-from spikeinterface.preprocessing import bandpass_filter
 from spikeinterface.sorters import BaseSorter, sorterlist
 
 from neurodict.common.jobs import job_kwargs
 from neurodict.config import section_defaults, section_descriptions
-from neurodict.preprocess import motion
+from neurodict.preprocess import filters, motion
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
@@ -27,7 +29,15 @@ _SORT_DEFAULTS = section_defaults("sorting")
 _DETECTION_DEFAULTS = section_defaults("detection")
 _BAND = {
     k: section_defaults("spikeband")[k]
-    for k in ("freq_min_hz", "freq_max_hz", "motion", "motion_min_span_um")
+    for k in (
+        "freq_min_hz",
+        "freq_max_hz",
+        "filter_order",
+        "common_median_reference",
+        "whiten",
+        "motion",
+        "motion_min_span_um",
+    )
 }
 
 
@@ -51,9 +61,10 @@ class NeurodictSorter(BaseSorter):
     )
     _params_description = (
         {
-            "apply_preprocessing": "band-pass the recording first and correct motion as "
-            "'motion' says, each written once to the output folder (false: it is a spike "
-            "band already)",
+            "apply_preprocessing": "make the spike band first as the workflow's preprocess "
+            "step does (band-pass, common median reference and whitening as those "
+            "parameters say) and correct motion as 'motion' says, each written once to the "
+            "output folder (false: it is a spike band already)",
             "n_jobs": "worker processes for detection (never all cores by default)",
         }
         | {k: section_descriptions("spikeband")[k] for k in _BAND}
@@ -89,14 +100,12 @@ class NeurodictSorter(BaseSorter):
             rec = rec.astype("float32")
             rec.set_channel_gains(1.0)
             rec.set_channel_offsets(0.0)
+        for key, missing in (("group", 0), ("bad", False)):  # one good group by default
+            if key not in rec.get_property_keys():
+                rec.set_property(key, np.full(rec.get_num_channels(), missing))
         if params["apply_preprocessing"]:
-            top = min(params["freq_max_hz"], 0.45 * rec.sampling_frequency)
-            rec = bandpass_filter(rec, freq_min=params["freq_min_hz"], freq_max=top)
-        groups = (
-            rec.get_property("group")
-            if "group" in rec.get_property_keys()
-            else np.zeros(rec.get_num_channels(), int)
-        )
+            rec = filters.spike_band(rec, params)
+        groups = rec.get_property("group")
         regions = (
             rec.get_property("region")
             if "region" in rec.get_property_keys()

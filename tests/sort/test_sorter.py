@@ -235,6 +235,29 @@ def test_run_sorter_filters_the_band_once_and_sorts_what_it_wrote(tmp_path, moti
     assert sorting.to_spike_vector().size == 40
 
 
+def test_run_sorter_makes_the_spike_band_as_the_workflow_does(tmp_path):
+    """The sorter's preprocessing is the workflow's spike band (its filter order, common
+    median reference and bad channels), from the same parameters."""
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+    from neurodict.config import section_defaults
+    from neurodict.preprocess.filters import spike_band
+
+    rec = _noise_with_spikes(40)
+    rec.set_property("bad", np.array([False, False, False, True]))
+    rec = rec.save(folder=tmp_path / "rec")
+    band = section_defaults("spikeband") | {"filter_order": 3, "common_median_reference": True}
+    fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
+    keys = ("filter_order", "common_median_reference")
+    ss.run_sorter("neurodict", rec, folder=tmp_path / "out", **fast, **{k: band[k] for k in keys})
+    written = sc.load(tmp_path / "out" / "sorter_output" / "spikeband-0")
+    rec.set_property("group", np.zeros(4, int))
+    expected = spike_band(rec, band)
+    assert list(written.channel_ids) == list(rec.channel_ids[:3])
+    np.testing.assert_allclose(written.get_traces(), expected.get_traces(), atol=1e-3)
+
+
 def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
     """Templates peaking at 6, 2 and 1 noise SDs (the last already a multi-unit), detection
     at 4 SDs: the second unit becomes a multi-unit and its spikes' reason with it; the
