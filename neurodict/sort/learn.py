@@ -151,7 +151,7 @@ def _learn_chain(
         learnable = np.ones_like(learnable)
     subset = np.flatnonzero(learnable)[subsample(epoch[learnable], E, per_epoch, rng)]
     data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
-    K = min(params.max_atoms, x.shape[2])
+    K = min(params.max_atoms, x.shape[2], subset.size * x.shape[1])  # at most the data's rank
     sampler = Sampler(
         data,
         K,

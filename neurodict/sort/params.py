@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from neurodict.common.units import ms_to_samples
 
@@ -74,9 +74,19 @@ class SortParams:
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
     template_matching: bool = True
+    template_max_spikes_per_epoch: int = 500
     peel_ms_after: float = 3.0
     seed: int = 0
     priors: Priors = field(default_factory=Priors)
+
+    def template_learning(self) -> SortParams:
+        """The first learning's parameters, whose single units give the overlap pass its
+        templates: at most ``template_max_spikes_per_epoch`` spikes per epoch (never more
+        than the second learning's, whose labels are reported)."""
+        return replace(
+            self,
+            max_spikes_per_epoch=min(self.max_spikes_per_epoch, self.template_max_spikes_per_epoch),
+        )
 
     def refractory_samples(self, fs_hz: float) -> int:
         """Δ_ref in samples: two spikes of one group closer than this never share a unit."""

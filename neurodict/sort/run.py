@@ -161,10 +161,10 @@ def sort_recording_group(
         result = one_unit(x, samples, fs, duration_s, params)
     else:
 
-        def sort_spikes(x, samples, channels, learnable=None):
-            """The model learned on the spikes (those `learnable`, when given), in
-            neighbourhoods centred where they were found (so that none is empty), and every
-            spike labelled."""
+        def sort_spikes(x, samples, channels, params, learnable=None):
+            """The model learned with `params` on the spikes (those `learnable`, when given),
+            in neighbourhoods centred where they were found (so that none is empty), and
+            every spike labelled."""
             nb = neighbourhoods(
                 rec.get_channel_locations(),
                 channels,
@@ -194,8 +194,10 @@ def sort_recording_group(
                 model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
             )
 
-        result = sort_spikes(x, samples, channels)
-        if params.template_matching:
+        if not params.template_matching:
+            result = sort_spikes(x, samples, channels, params)
+        else:
+            result = sort_spikes(x, samples, channels, params.template_learning())
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
@@ -222,7 +224,7 @@ def sort_recording_group(
                 below.size,
                 int(overlapped.sum()),
             )
-            result = sort_spikes(x, samples, channels, ~overlapped)
+            result = sort_spikes(x, samples, channels, params, ~overlapped)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
@@ -372,8 +374,11 @@ def _overlap_pass(
     detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
-    A unit's template in an epoch is the posterior mean of its mean waveform there (the
-    dHDP's random walk, so matching follows drift), on the channels the model saw, and the
+    The templates come from the first learning, which gives nothing else that is reported,
+    so it learns on a lighter budget (:meth:`SortParams.template_learning`: fewer spikes an
+    epoch than the second learning, whose labels are reported). A unit's
+    template in an epoch is the posterior mean of its mean waveform there (the dHDP's random
+    walk, so matching follows drift), on the channels the model saw, and the
     mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform
     there (:func:`_tails`), so that peeling a spike also removes its after-potential, which
     would otherwise cross the threshold again. Units whose template peaks under the

@@ -187,3 +187,11 @@ def test_a_group_of_min_learn_spikes_learns_a_model(caplog):
     assert "no model is learned" not in caplog.text
     assert learned.samples.size == 12
     assert np.all(np.isfinite(learned.sorting.presence))
+
+
+def test_the_template_learning_never_draws_more_than_the_full_learning():
+    """The first learning draws template_max_spikes_per_epoch spikes an epoch, at most the
+    full learning's; everything else is the full learning's."""
+    assert SortParams().template_learning() == SortParams(max_spikes_per_epoch=500)
+    small = SortParams(max_spikes_per_epoch=100)
+    assert small.template_learning() == small

@@ -258,6 +258,32 @@ def test_run_sorter_makes_the_spike_band_as_the_workflow_does(tmp_path):
     np.testing.assert_allclose(written.get_traces(), expected.get_traces(), atol=1e-3)
 
 
+@pytest.mark.parametrize("matching", [True, False])
+def test_the_first_learning_draws_the_template_budget_and_the_second_the_full(
+    monkeypatch, matching
+):
+    """With the overlap pass, the first learning (templates only) draws at most
+    template_max_spikes_per_epoch spikes an epoch; the second, whose labels are reported,
+    max_spikes_per_epoch. Without it the one learning is the full one."""
+    import neurodict.sort.run as run
+
+    budgets = []
+
+    def spy(*args, **kwargs):
+        budgets.append(args[5])  # the learning's SortParams
+        return learn(*args, **kwargs)
+
+    learn = run.learn
+    monkeypatch.setattr(run, "learn", spy)
+    params = dataclasses.replace(FAST, template_matching=matching, template_max_spikes_per_epoch=10)
+    result = sort_recording_group(
+        _noise_with_spikes(40), DETECTION | {"threshold_sigma": 8.0}, params
+    )
+    expected = [dataclasses.replace(params, max_spikes_per_epoch=10), params]
+    assert budgets == (expected if matching else [params])
+    assert result.samples.size == 40
+
+
 def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
     """Templates peaking at 6, 2 and 1 noise SDs (the last already a multi-unit), detection
     at 4 SDs: the second unit becomes a multi-unit and its spikes' reason with it; the
