@@ -197,10 +197,11 @@ def sort_recording_group(
         if not params.template_matching:
             result = sort_spikes(x, samples, channels, params)
         else:
-            result = sort_spikes(x, samples, channels, params.template_learning())
+            templates = params.template_learning()
+            result = sort_spikes(x, samples, channels, templates)
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
-                rec, result, unwhiten, noise, samples, channels, detection, params, n_jobs, near
+                rec, result, unwhiten, noise, samples, channels, detection, templates, n_jobs, near
             )
             del result  # the first pass's output: not held through the second learning
             x, samples, channels, amplitudes, below, overlapped = _whitened_snippets(
@@ -375,10 +376,11 @@ def _overlap_pass(
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
     The templates come from the first learning, which gives nothing else that is reported,
-    so it learns on a lighter budget (:meth:`SortParams.template_learning`: fewer spikes an
-    epoch than the second learning, whose labels are reported). A unit's
-    template in an epoch is the posterior mean of its mean waveform there (the dHDP's random
-    walk, so matching follows drift), on the channels the model saw, and the
+    so it learns on a lighter budget, and their tails are cut from as many spikes
+    (`params`: :meth:`SortParams.template_learning`, fewer spikes an epoch than the second
+    learning, whose labels are reported). A unit's template in an epoch is the posterior mean
+    of its mean waveform there (the dHDP's random walk, so matching follows drift), on the
+    channels the model saw, and the
     mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform
     there (:func:`_tails`), so that peeling a spike also removes its after-potential, which
     would otherwise cross the threshold again. Units whose template peaks under the

@@ -263,24 +263,31 @@ def test_the_first_learning_draws_the_template_budget_and_the_second_the_full(
     monkeypatch, matching
 ):
     """With the overlap pass, the first learning (templates only) draws at most
-    template_max_spikes_per_epoch spikes an epoch; the second, whose labels are reported,
-    max_spikes_per_epoch. Without it the one learning is the full one."""
+    template_max_spikes_per_epoch spikes an epoch, and the templates' tails are cut from as
+    many; the second learning, whose labels are reported, draws max_spikes_per_epoch.
+    Without it the one learning is the full one."""
     import neurodict.sort.run as run
 
-    budgets = []
+    budgets, tails = [], []
 
     def spy(*args, **kwargs):
         budgets.append(args[5])  # the learning's SortParams
         return learn(*args, **kwargs)
 
-    learn = run.learn
+    def tails_spy(*args, **kwargs):
+        tails.append(args[7])
+        return cut_tails(*args, **kwargs)
+
+    learn, cut_tails = run.learn, run._tails
     monkeypatch.setattr(run, "learn", spy)
+    monkeypatch.setattr(run, "_tails", tails_spy)
     params = dataclasses.replace(FAST, template_matching=matching, template_max_spikes_per_epoch=10)
     result = sort_recording_group(
         _noise_with_spikes(40), DETECTION | {"threshold_sigma": 8.0}, params
     )
     expected = [dataclasses.replace(params, max_spikes_per_epoch=10), params]
     assert budgets == (expected if matching else [params])
+    assert tails == expected[:1] if matching else not tails
     assert result.samples.size == 40
 
 
