@@ -74,7 +74,7 @@ class SortParams:
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
     template_matching: bool = True
-    template_max_spikes_per_epoch: int = 500
+    template_max_spikes_per_epoch: int = 750
     peel_ms_after: float = 3.0
     seed: int = 0
     priors: Priors = field(default_factory=Priors)

@@ -192,6 +192,6 @@ def test_a_group_of_min_learn_spikes_learns_a_model(caplog):
 def test_the_template_learning_never_draws_more_than_the_full_learning():
     """The first learning draws template_max_spikes_per_epoch spikes an epoch, at most the
     full learning's; everything else is the full learning's."""
-    assert SortParams().template_learning() == SortParams(max_spikes_per_epoch=500)
+    assert SortParams().template_learning() == SortParams(max_spikes_per_epoch=750)
     small = SortParams(max_spikes_per_epoch=100)
     assert small.template_learning() == small
