@@ -380,10 +380,9 @@ def _overlap_pass(
     (`params`: :meth:`SortParams.template_learning`, fewer spikes an epoch than the second
     learning, whose labels are reported). A unit's template in an epoch is the posterior mean
     of its mean waveform there (the dHDP's random walk, so matching follows drift), on the
-    channels the model saw, and the
-    mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform
-    there (:func:`_tails`), so that peeling a spike also removes its after-potential, which
-    would otherwise cross the threshold again. Units whose template peaks under the
+    channels the model saw, and the mean snippet elsewhere, continued up to ``peel_ms_after``
+    by the unit's mean waveform there (:func:`_tails`), so that peeling a spike also removes
+    its after-potential, which would otherwise cross the threshold again. Units whose template peaks under the
     detection threshold are left out (a template at the noise level matches noise). Matching
     subtracts each spike it finds before looking again, so it finds spikes that overlap in
     time. It only says where spikes are and what to peel: each spike's snippet is cut again
