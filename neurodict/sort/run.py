@@ -382,10 +382,10 @@ def _overlap_pass(
     of its mean waveform there (the dHDP's random walk, so matching follows drift), on the
     channels the model saw, and the mean snippet elsewhere, continued up to ``peel_ms_after``
     by the unit's mean waveform there (:func:`_tails`), so that peeling a spike also removes
-    its after-potential, which would otherwise cross the threshold again. Units whose template peaks under the
-    detection threshold are left out (a template at the noise level matches noise). Matching
-    subtracts each spike it finds before looking again, so it finds spikes that overlap in
-    time. It only says where spikes are and what to peel: each spike's snippet is cut again
+    its after-potential, which would otherwise cross the threshold again. Units whose template
+    peaks under the detection threshold are left out (a template at the noise level matches
+    noise). Matching subtracts each spike it finds before looking again, so it finds spikes
+    that overlap in time. It only says where spikes are and what to peel: each spike's snippet is cut again
     with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection
     whose residual no longer reaches the detection threshold is not a spike; the model is
     learned again on the peeled snippets of the spikes that had no spike-sized neighbour
