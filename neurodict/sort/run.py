@@ -375,22 +375,22 @@ def _overlap_pass(
     detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
 
-    The templates come from the first learning, which gives nothing else that is reported,
-    so it learns on a lighter budget, and their tails are cut from as many spikes
-    (`params`: :meth:`SortParams.template_learning`, fewer spikes an epoch than the second
-    learning, whose labels are reported). A unit's template in an epoch is the posterior mean
-    of its mean waveform there (the dHDP's random walk, so matching follows drift), on the
-    channels the model saw, and the mean snippet elsewhere, continued up to ``peel_ms_after``
-    by the unit's mean waveform there (:func:`_tails`), so that peeling a spike also removes
-    its after-potential, which would otherwise cross the threshold again. Units whose template
-    peaks under the detection threshold are left out (a template at the noise level matches
-    noise). Matching subtracts each spike it finds before looking again, so it finds spikes
-    that overlap in time. It only says where spikes are and what to peel: each spike's snippet is cut again
-    with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection
-    whose residual no longer reaches the detection threshold is not a spike; the model is
-    learned again on the peeled snippets of the spikes that had no spike-sized neighbour
-    peeled (a collided spike's residual carries the templates' errors, which the model has no
-    term for, and such spikes formed clusters of their own), and it labels them all.
+    The templates come from the first learning, which gives nothing else that is reported, so it
+    learns on a lighter budget, and their tails are cut from as many spikes (`params`:
+    :meth:`SortParams.template_learning`, fewer spikes an epoch than the second learning, whose
+    labels are reported). A unit's template in an epoch is the posterior mean of its mean
+    waveform there (the dHDP's random walk, so matching follows drift), on the channels the
+    model saw, and the mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's
+    mean waveform there (:func:`_tails`), so that peeling a spike also removes its
+    after-potential, which would otherwise cross the threshold again. Units whose template peaks
+    under the detection threshold are left out (a template at the noise level matches noise).
+    Matching subtracts each spike it finds before looking again, so it finds spikes that overlap
+    in time. It only says where spikes are and what to peel: each spike's snippet is cut again
+    with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection whose
+    residual no longer reaches the detection threshold is not a spike; the model is learned
+    again on the peeled snippets of the spikes that had no spike-sized neighbour peeled (a
+    collided spike's residual carries the templates' errors, which the model has no term for,
+    and such spikes formed clusters of their own), and it labels them all.
     Returns the samples and channels (two templates matched at one sample are two spikes)
     and, for peeling, each spike's index among the matched spikes (-1 for a kept detection),
     the matched spikes' samples, the row of each one's template and the templates (uV,
