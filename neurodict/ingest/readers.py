@@ -9,7 +9,9 @@ session, or found by :mod:`neurodict.ingest.bad_channels` with ``auto``), and a 
 or length make impossible (:func:`neurodict.config.rate_problems`,
 :func:`neurodict.config.duration_problems`) and samples that cannot be processed, judged on a few
 stretches of the recording (:func:`check_samples`): an all-zero recording, and channels that are
-all zero, constant, mostly at the rails of their sample type or not finite.
+all zero, constant, mostly at the rails of their sample type or not finite; and channels with a
+NaN or infinite sample anywhere (:func:`refuse_non_finite`: floating-point raw data are read
+once, whole).
 """
 
 from __future__ import annotations
@@ -226,6 +228,20 @@ def channel_faults(x: np.ndarray) -> dict[str, np.ndarray]:
     return {"non-finite": ~finite, "zero": zero, "constant": flat, "saturated": railed}
 
 
+def non_finite_starts(rec: sc.BaseRecording, chunk_s: float = 10.0) -> np.ndarray:
+    """Per channel of `rec` (one segment) the first sample that is NaN or infinite, -1 where
+    none is: every sample read once, in chunks; -1 everywhere for integer samples."""
+    first = np.full(rec.get_num_channels(), -1)
+    if np.dtype(rec.get_dtype()).kind != "f":
+        return first
+    n, step = rec.get_num_samples(), max(int(chunk_s * rec.sampling_frequency), 1)
+    for a in range(0, n, step):
+        bad = ~np.isfinite(rec.get_traces(start_frame=a, end_frame=min(a + step, n)))
+        hit = bad.any(axis=0) & (first < 0)
+        first[hit] = a + bad[:, hit].argmax(axis=0)
+    return first
+
+
 def refuse_all_zero(session: Session, x: np.ndarray, where: str) -> None:
     """Raise an IngestError naming the session and raw data when every sample of the
     stretches `x` read (:func:`_stretches`, described by `where`) is 0."""
@@ -281,11 +297,31 @@ def check_samples(session: Session, x: np.ndarray, where: str, bad: set[int]) ->
         )
 
 
-def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list[dict]:
+def refuse_non_finite(session: Session, first: np.ndarray, fs_hz: float, bad: set[int]) -> None:
+    """Raise an IngestError naming the channels not in `bad` that have a NaN or infinite sample
+    anywhere (`first`: :func:`non_finite_starts` of the grouped channels, in group order) and
+    the time of each one's first; :func:`check_samples` judged only its stretches."""
+    channels = np.asarray(session.channels)
+    hit = (first >= 0) & ~np.isin(channels, list(bad))
+    if hit.any():
+        at = ", ".join(f"{i / fs_hz:.4f}" for i in first[hit])
+        raise IngestError(
+            f"the recording '{session.raw_path}' (from {session.file}): channels "
+            f"{_listing(session, channels[hit])} have NaN or infinite samples (the first at "
+            f"{at} s); expected finite samples: list these channels under bad_channels in "
+            f"{session.file} or check the recording."
+        )
+
+
+def bad_channels(
+    session: Session, rec: sc.BaseRecording, x: np.ndarray, non_finite: np.ndarray
+) -> list[dict]:
     """The session's bad channels, one row per grouped channel (``channel``, ``group``,
     ``label``, ``method``, ``score``): those listed (label ``listed``), and with ``auto``
-    those with faults in the stretches `x` (:func:`channel_faults`, labelled by the fault)
-    and those :func:`neurodict.ingest.bad_channels.detect` finds; ``good`` for the others.
+    those with faults in the stretches `x` (:func:`channel_faults`, labelled by the fault) or
+    a NaN or infinite sample anywhere (`non_finite`, :func:`non_finite_starts`; label
+    ``non-finite``) and those :func:`neurodict.ingest.bad_channels.detect` finds; ``good``
+    for the others.
     """
     excluded = {c: bad_ch.LISTED for c in session.bad_channels}
     if not session.auto_bad_channels:
@@ -300,7 +336,9 @@ def bad_channels(session: Session, rec: sc.BaseRecording, x: np.ndarray) -> list
             for g in session.groups
             for c in g.channels
         ]
-    for fault, mask in channel_faults(x).items():
+    faults = channel_faults(x)
+    faults["non-finite"] |= non_finite >= 0
+    for fault, mask in faults.items():
         excluded |= {c: fault for c in np.asarray(session.channels)[mask] if c not in excluded}
     return bad_ch.detect(rec, session.channels, excluded, session.params["bad_channel_detection"])
 
@@ -460,10 +498,12 @@ def open_recording(session: Session) -> sc.BaseRecording:
     rec.set_property("region", np.array(regions))
     x, where = _stretches(rec)
     refuse_all_zero(session, x, where)
-    rows = bad_channels(session, rec, x)
+    non_finite = non_finite_starts(timeline.concatenate(rec))
+    rows = bad_channels(session, rec, x, non_finite)
     refuse_regions_without_good_channels(session, regions, rows)
     bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
     check_samples(session, x, where, bad)
+    refuse_non_finite(session, non_finite, rec.sampling_frequency, bad)
     rec.set_property("bad", np.array([c in bad for c in session.channels]))
     rec.set_property("bad_label", np.array([r["label"] for r in rows]))
     rec.set_property("bad_method", np.array([r["method"] for r in rows]))

@@ -81,6 +81,14 @@ def validate_refuses(capsys, session: Path, config: Path | None = None) -> str:
     return err
 
 
+def ingest_refuses(capsys, session: Path) -> str:
+    """The IngestError that opening the recording of `session` raises, which ``neurodict
+    validate`` prints in full too."""
+    message = refused(lambda: open_recording(load_session(session)), IngestError)
+    assert message in validate_refuses(capsys, session)
+    return message
+
+
 # ----------------------------------------------------------------------------------------------
 # The YAML reader: size, encoding, aliases, duplicate keys, non-finite numbers
 
@@ -561,9 +569,7 @@ def test_all_zero_recording_is_refused(tmp_path, capsys):
         f"recording with signal (check raw_path, dtype, num_channels and the channel "
         f"indices)."
     )
-    session = load_session(path)
-    assert refused(lambda: open_recording(session), IngestError) == expected
-    assert expected in validate_refuses(capsys, path)
+    assert ingest_refuses(capsys, path) == expected
 
 
 def test_all_zero_relocated_synthetic_recording_is_refused(tiny_session, tmp_path, capsys):
@@ -589,9 +595,7 @@ def test_dead_channels_are_named(tmp_path, capsys):
         f"read; expected signal on every channel: list these channels under bad_channels "
         f"in {path} or check the recording."
     )
-    session = load_session(path)
-    assert refused(lambda: open_recording(session), IngestError) == expected
-    assert expected in validate_refuses(capsys, path)
+    assert ingest_refuses(capsys, path) == expected
     # Listed as bad, they are left out of everything and accepted.
     path = binary(tmp_path, x, bad_channels=[2, 5, 6])
     assert main(["validate", str(path)]) == 0
@@ -606,9 +610,25 @@ def test_non_finite_samples_are_named(tmp_path, capsys):
         f"the recording '{tmp_path / 'raw.bin'}' (from {path}): channels 3 (tt1), 4 (tt2) "
         f"have non-finite samples (NaN or infinite), in the {WHERE} read"
     )
-    session = load_session(path)
-    assert refused(lambda: open_recording(session), IngestError).startswith(expected)
-    assert expected in validate_refuses(capsys, path)
+    assert ingest_refuses(capsys, path).startswith(expected)
+
+
+def test_non_finite_samples_between_the_stretches_are_named(tmp_path, capsys):
+    """A NaN outside the stretches read is found by the whole read of floating-point data:
+    named with its time, or, with bad_channels auto, its channel is bad (non-finite)."""
+    x = noise(dtype="float32")
+    x[15_000, 2] = np.nan  # 1.5 s: between the stretches at 0-1 and 2-3 s
+    x[35_000:35_004, 6] = -np.inf
+    path = binary(tmp_path, x)
+    expected = (
+        f"the recording '{tmp_path / 'raw.bin'}' (from {path}): channels 2 (tt1), 6 (tt2) "
+        f"have NaN or infinite samples (the first at 1.5000, 3.5000 s); expected finite "
+        f"samples: list these channels under bad_channels in {path} or check the recording."
+    )
+    assert ingest_refuses(capsys, path) == expected
+    rec = open_recording(load_session(binary(tmp_path, x, bad_channels="auto")))
+    assert np.flatnonzero(rec.get_property("bad")).tolist() == [2, 6]
+    assert set(rec.get_property("bad_label")[[2, 6]]) == {"non-finite"}
 
 
 def test_a_short_artefact_is_not_refused(tmp_path):

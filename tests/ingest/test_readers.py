@@ -581,3 +581,14 @@ def test_channels_follow_group_order_with_properties(tmp_path):
     positions = rec.get_channel_locations()
     np.testing.assert_allclose(positions[:4], pi.generate_tetrode().contact_positions)
     assert positions[4, 0] == pytest.approx(300.0)
+
+
+def test_non_finite_starts_are_each_channels_first_across_chunks():
+    from neurodict.ingest.readers import non_finite_starts
+
+    x = np.zeros((1000, 4), np.float32)
+    x[[120, 700], 0] = np.nan
+    x[[450, 460, 999], 2] = [np.inf, np.nan, -np.inf]
+    rec = sc.NumpyRecording([x], 100.0)
+    assert non_finite_starts(rec, chunk_s=1.0).tolist() == [120, -1, 450, -1]
+    assert non_finite_starts(rec.astype("int16")).tolist() == [-1, -1, -1, -1]
