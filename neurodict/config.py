@@ -560,6 +560,14 @@ def schema_problems(instance: dict, schema: dict, file: str | Path, prefix: str 
     return out
 
 
+def section_problems(values: dict, section: str, file: str) -> list[str]:
+    """Every violation, by `values`, of the schema of the keys they give in one section of the
+    workflow configuration (:func:`schema_problems`' messages, keys named as in `values`)."""
+    schema = load_schema("config")["properties"][section]
+    own = {"type": "object", "properties": {k: schema["properties"][k] for k in values}}
+    return schema_problems(values, own, file)
+
+
 def apply_defaults(instance: dict, schema: dict) -> dict:
     """A copy of `instance` with every missing key that has a schema default filled in."""
     out = copy.deepcopy(instance)

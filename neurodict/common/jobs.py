@@ -58,7 +58,9 @@ def thread_map(fn: Callable, items: Iterable, n_jobs: int) -> Iterator:
     yielded in the items' order; at most `n_jobs` items in flight, so that the threads hold
     no more memory than `n_jobs` calls. For work that releases the GIL (reading and filtering
     traces, numpy's array loops, numba kernels compiled ``nogil``) on arrays this process
-    already holds: no copy to a worker and back."""
+    already holds: no copy to a worker and back. The one-thread limit is process-wide and
+    holds while the generator is open, the caller's work between items included: calls are
+    in flight on the other threads then, and more BLAS threads would oversubscribe the cores."""
     items = iter(items)
     if n_jobs <= 1:
         yield from map(fn, items)

@@ -6,21 +6,34 @@ class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_
 (all channels as one group where it is missing). With ``apply_preprocessing`` each group's spike
 band is :func:`neurodict.preprocess.filters.spike_band`'s, as the workflow's preprocess step
 writes it, from the ``spikeband`` parameters of the configuration (channels whose property
-``bad`` is true are left out).
+``bad`` is true are left out), with its saturation and large artefacts zeroed
+(:mod:`neurodict.preprocess.artefacts`) where ``mask_artefacts`` is set. Before anything runs,
+the parameters are checked against the configuration schema and the recording (as the sorter
+reads it back, channels marked ``bad`` left out) for NaN and infinite samples: an error names
+each parameter or channel.
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+from pathlib import Path
 
 import numpy as np
 from spikeinterface.core import load
 from spikeinterface.sorters import BaseSorter, sorterlist
 
+from neurodict.common.errors import InputError
 from neurodict.common.jobs import job_kwargs
-from neurodict.config import section_defaults, section_descriptions
-from neurodict.preprocess import filters, motion
+from neurodict.config import (
+    ConfigError,
+    problem,
+    section_defaults,
+    section_descriptions,
+    section_problems,
+)
+from neurodict.ingest.readers import non_finite_starts
+from neurodict.preprocess import artefacts, filters, motion
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
@@ -37,6 +50,12 @@ _BAND = {
         "whiten",
         "motion",
         "motion_min_span_um",
+        "motion_min_drift_pitch",
+        "mask_artefacts",
+        "saturation_full_scale",
+        "artefact_threshold_sigma",
+        "artefact_channel_fraction",
+        "artefact_end_sigma",
     )
 }
 
@@ -45,7 +64,7 @@ class NeurodictSorter(BaseSorter):
     """Joint beta–Bernoulli dictionary features and dynamic-HDP clusters (MODELS.md §1)."""
 
     sorter_name = "neurodict"
-    requires_locations = False
+    requires_locations = True  # neighbourhoods and motion are placed by the contacts
     gpu_capability = "not-supported"
     requires_binary_data = False
     compatible_with_parallel = {"loky": True, "multiprocessing": True, "threading": False}
@@ -63,8 +82,9 @@ class NeurodictSorter(BaseSorter):
         {
             "apply_preprocessing": "make the spike band first as the workflow's preprocess "
             "step does (band-pass, common median reference and whitening as those "
-            "parameters say) and correct motion as 'motion' says, each written once to the "
-            "output folder (false: it is a spike band already)",
+            "parameters say, artefacts zeroed as mask_artefacts says) and correct motion "
+            "as 'motion' says, each written once to the output folder (false: it is a "
+            "spike band already)",
             "n_jobs": "worker processes for detection (never all cores by default)",
         }
         | {k: section_descriptions("spikeband")[k] for k in _BAND}
@@ -81,6 +101,33 @@ class NeurodictSorter(BaseSorter):
         from neurodict._version import __version__
 
         return __version__
+
+    @classmethod
+    def _check_params(cls, recording, output_folder, params):
+        """The parameters as the workflow's configuration schema takes them (a ConfigError
+        that lists every problem, each named by its key), then the recording's samples."""
+        where = "run_sorter('neurodict') parameters"
+        problems = [
+            p
+            for section, keys in (
+                ("spikeband", _BAND),
+                ("detection", _DETECTION_DEFAULTS),
+                ("sorting", _SORT_DEFAULTS),
+            )
+            for p in section_problems({k: params[k] for k in keys}, section, where)
+        ]
+        if not isinstance(params["apply_preprocessing"], bool):
+            problems.append(
+                problem(
+                    where, "apply_preprocessing", "true or false", params["apply_preprocessing"]
+                )
+            )
+        if not (isinstance(params["n_jobs"], int) and params["n_jobs"] >= 1):
+            problems.append(problem(where, "n_jobs", "an integer of at least 1", params["n_jobs"]))
+        if problems:
+            raise ConfigError(problems)
+        _refuse_non_finite(cls.load_recording_from_folder(Path(output_folder)))
+        return params
 
     @classmethod
     def _setup_recording(cls, recording, sorter_output_folder, params, verbose):
@@ -103,6 +150,7 @@ class NeurodictSorter(BaseSorter):
         for key, missing in (("group", 0), ("bad", False)):  # one good group by default
             if key not in rec.get_property_keys():
                 rec.set_property(key, np.full(rec.get_num_channels(), missing))
+        raw = filters.good_channels(rec)
         if params["apply_preprocessing"]:
             rec = filters.spike_band(rec, params)
         groups = rec.get_property("group")
@@ -119,6 +167,12 @@ class NeurodictSorter(BaseSorter):
             if params["apply_preprocessing"]:  # filtered and corrected once, not at every read
                 band = sorter_output_folder / f"spikeband-{i}"
                 sub = sub.save(folder=band, **job_kwargs(sub, params["n_jobs"]))
+                if params["mask_artefacts"]:
+                    periods = artefacts.find_artefacts(
+                        raw.select_channels(sub.channel_ids), sub, params
+                    )
+                    artefacts.zero_in_place(sub, periods)
+                    log.info("group %s: %d artefact stretch(es) zeroed", g, periods.size)
                 sub, estimate = motion.correct(sub, str(g), params, params["n_jobs"])
                 if estimate.kind != "none":
                     sub = sub.save(
@@ -136,6 +190,26 @@ class NeurodictSorter(BaseSorter):
     @classmethod
     def _get_result_from_folder(cls, sorter_output_folder):
         return load(sorter_output_folder / "sorting")
+
+
+def _refuse_non_finite(recording) -> None:
+    """An InputError naming the channels (those not marked ``bad``) with a NaN or infinite
+    sample, and where each has its first: the recording as the sorter reads it back."""
+    if "bad" in recording.get_property_keys():
+        recording = filters.good_channels(recording)
+    first = non_finite_starts(recording)
+    if (first >= 0).any():
+        fs = recording.sampling_frequency
+        where = ", ".join(
+            f"{c} (first at {i / fs:.4f} s)"
+            for c, i in zip(recording.channel_ids, first, strict=True)
+            if i >= 0
+        )
+        raise InputError(
+            f"run_sorter('neurodict') recording: channels {where} have NaN or infinite "
+            "samples; expected finite samples (mend them, or set those channels' 'bad' "
+            "property to true to leave them out)."
+        )
 
 
 def register() -> None:

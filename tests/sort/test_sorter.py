@@ -258,6 +258,97 @@ def test_run_sorter_makes_the_spike_band_as_the_workflow_does(tmp_path):
     np.testing.assert_allclose(written.get_traces(), expected.get_traces(), atol=1e-3)
 
 
+def test_run_sorter_zeroes_the_artefacts_as_the_workflow_does(tmp_path):
+    """The sorter's spike band has the workflow's artefact stretches zeroed on their group's
+    channels (a saturation on tetrode A, a common step on B) and is the spike band elsewhere."""
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+    from tests.preprocess.test_artefacts import at, periods_of, raw_recording
+
+    x = np.random.default_rng(1).standard_normal((at(4.0), 8)) * 10.0
+    x[at(1.0) : at(1.02), 2] = 40000.0  # beyond the int16 rail at 0.195 uV a step
+    x[at(3.0) : at(3.002), 4:8] += 2000.0
+    periods, expected = periods_of(x)
+    assert [str(p["kind"]) for p in periods] == ["saturation", "artefact"]
+    fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
+    raw = raw_recording(x)
+    raw.set_dummy_probe_from_locations(np.c_[np.repeat([0.0, 200.0], 4), np.arange(8) % 4 * 20.0])
+    raw.set_property("group", np.repeat(["A", "B"], 4))  # the probe set one group
+    raw = raw.save(folder=tmp_path / "raw")
+    ss.run_sorter("neurodict", raw, folder=tmp_path / "out", **fast)
+    for i, p in enumerate(periods):
+        written = sc.load(tmp_path / "out" / "sorter_output" / f"spikeband-{i}").get_traces()
+        band = expected.get_traces()[:, 4 * i : 4 * i + 4]
+        zeroed = np.zeros(len(band), bool)
+        zeroed[p["start"] : p["end"]] = True
+        assert np.all(written[zeroed] == 0) and np.abs(band[zeroed]).max() > 100
+        np.testing.assert_allclose(written[~zeroed], band[~zeroed], atol=1e-3)
+
+
+def test_run_sorter_without_channel_locations_says_so(tmp_path):
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+
+    rec = _noise_with_spikes(0)
+    rec = sc.NumpyRecording([rec.get_traces()], 20000.0).save(folder=tmp_path / "rec")
+    with pytest.raises(RuntimeError, match="^Channel locations are required for this spike"):
+        ss.run_sorter("neurodict", rec, folder=tmp_path / "out")
+
+
+def test_run_sorter_refuses_what_the_workflow_configuration_refuses(tmp_path):
+    """Every parameter is checked against the configuration schema before anything runs, and
+    every problem is named."""
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+    from neurodict.config import ConfigError
+
+    rec = _noise_with_spikes(0).save(folder=tmp_path / "rec")
+    bad = {"threshold_sigma": -3, "motion": "sideways", "priors": {"alpha": -1}, "n_jobs": 0}
+    with pytest.raises(ConfigError) as err:
+        ss.run_sorter("neurodict", rec, folder=tmp_path / "out", **bad)
+    where = "run_sorter('neurodict') parameters"
+    assert str(err.value).splitlines() == [
+        f"{where}: 'motion': expected one of ['none', 'rigid', 'nonrigid', 'auto']; "
+        "got 'sideways'.",
+        f"{where}: 'threshold_sigma': expected a number > 0 and <= 100; got -3.",
+        f"{where}: 'priors.alpha': expected a number > 0 and <= 10000; got -1.",
+        f"{where}: 'n_jobs': expected an integer of at least 1; got 0.",
+    ]
+
+
+def test_run_sorter_names_the_channels_with_non_finite_samples(tmp_path):
+    """A NaN names its channel and time before anything runs; on a channel marked bad it is
+    left out with its channel."""
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+    from neurodict.common.errors import InputError
+
+    rec = _noise_with_spikes(20)
+    traces = rec.get_traces().copy()
+    traces[30_000, 2] = np.nan
+    traces[50_000:50_010, 3] = np.inf
+    nan = sc.NumpyRecording([traces], rec.sampling_frequency)
+    nan.set_probe(rec.get_probe(), in_place=True)
+    fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
+    with pytest.raises(InputError) as err:
+        ss.run_sorter(
+            "neurodict", nan.save(folder=tmp_path / "rec"), folder=tmp_path / "out", **fast
+        )
+    assert str(err.value) == (
+        "run_sorter('neurodict') recording: channels 2 (first at 1.5000 s), 3 (first at "
+        "2.5000 s) have NaN or infinite samples; expected finite samples (mend them, or set "
+        "those channels' 'bad' property to true to leave them out)."
+    )
+    nan.set_property("bad", np.array([False, False, True, True]))
+    nan = nan.save(folder=tmp_path / "rec_bad")
+    sorting = ss.run_sorter("neurodict", nan, folder=tmp_path / "out2", **fast)
+    assert sorting.to_spike_vector().size == 20
+
+
 @pytest.mark.parametrize("matching", [True, False])
 def test_the_first_learning_draws_the_template_budget_and_the_second_the_full(
     monkeypatch, matching
