@@ -4,11 +4,14 @@
 ``correct_motion`` preset ``nonrigid_fast_and_accurate`` with ``rigid=True``: one displacement
 per time bin); ``nonrigid`` (the same preset as it is: decentralized registration of the peaks'
 grid-convolution depths, a displacement per time and depth bin; numpy, where DREDge's
-presets need torch); or ``auto``: ``nonrigid`` where the group's contacts span at least
-``motion_min_span_um`` along the probe and ``none`` elsewhere. The registration aligns
-the pattern of peak depths with itself over time, which needs that pattern to be
-wider than the drift and to hold several units: measured with ``benchmarks/motion.py``
-(docs/benchmarks.md, "When motion estimation pays") on generated drifting recordings.
+presets need torch); or ``auto``: a ``nonrigid`` estimate where the group's contacts span at
+least ``motion_min_span_um`` along the probe (``none`` elsewhere), corrected only where the
+estimated drift (:func:`drift_um`) reaches ``motion_min_drift_pitch`` vertical contact
+pitches (:func:`pitch_um`). The registration aligns the pattern of peak depths with itself
+over time, which needs that pattern to be wider than the drift and to hold several units:
+measured with ``benchmarks/motion.py`` (docs/benchmarks.md, "When motion estimation pays") on
+generated drifting recordings. A drift under half a pitch leaves every spike nearest the same
+contacts, where the interpolation only blurs waveforms that did not move.
 
 The corrected traces are spikeinterface's interpolation of every channel at its depth minus the
 displacement (kriging), channels kept at the probe's ends (``force_extrapolate``), so the
@@ -50,6 +53,19 @@ def span_um(rec) -> float:
     return float(depth.max() - depth.min())
 
 
+def pitch_um(rec) -> float:
+    """The contacts' vertical pitch: the median spacing of their distinct depths (y), in µm
+    (0 for contacts at one depth)."""
+    depths = np.unique(rec.get_channel_locations()[:, 1])
+    return float(np.median(np.diff(depths))) if depths.size > 1 else 0.0
+
+
+def drift_um(displacement_um: np.ndarray) -> float:
+    """The drift of an estimate (time bins, depth bins): the largest peak-to-peak displacement
+    over time of any depth bin, in µm."""
+    return float(np.ptp(displacement_um, axis=0).max())
+
+
 def decide(choice: str, span: float, min_span_um: float) -> tuple[str, str]:
     """The correction for one group and why: `choice` itself unless ``auto``."""
     if choice != "auto":
@@ -60,7 +76,8 @@ def decide(choice: str, span: float, min_span_um: float) -> tuple[str, str]:
 
 
 def decisions(rec, params: dict) -> dict[str, str]:
-    """Group -> the correction ``params["motion"]`` decides for it."""
+    """Group -> the correction ``params["motion"]`` decides for it before any estimate (auto's
+    ``nonrigid`` is ``none`` after it where the group does not drift)."""
     return {
         g: decide(params["motion"], span_um(part), params["motion_min_span_um"])[0]
         for g, part in _groups(rec)
@@ -94,7 +111,8 @@ def _groups(rec):
 
 def correct(rec, group: str, params: dict, n_jobs: int):
     """The group's recording `rec` corrected as ``params["motion"]`` decides, and its
-    :class:`Estimate` (the recording itself where nothing is corrected)."""
+    :class:`Estimate` (the recording itself where nothing is corrected; with ``auto``, the
+    estimate of a group that does not drift is kept, of kind ``none``)."""
     span = span_um(rec)
     kind, reason = decide(params["motion"], span, params["motion_min_span_um"])
     empty = np.zeros(0)
@@ -102,7 +120,7 @@ def correct(rec, group: str, params: dict, n_jobs: int):
         return rec, Estimate(group, kind, reason, span, empty, empty, np.zeros((0, 0)))
     from spikeinterface.preprocessing import correct_motion
 
-    log.info("group %s: motion correction %s (%s)", group, kind, reason)
+    log.info("group %s: motion estimate %s (%s)", group, kind, reason)
     corrected, motion = correct_motion(
         rec,
         preset=PRESET,
@@ -111,6 +129,21 @@ def correct(rec, group: str, params: dict, n_jobs: int):
         interpolate_motion_kwargs={"border_mode": "force_extrapolate"},
         **job_kwargs(rec, n_jobs),
     )
+    displacement = np.asarray(motion.displacement[0], float)
+    if params["motion"] == "auto":
+        drift, pitch, least = (
+            drift_um(displacement),
+            pitch_um(rec),
+            params["motion_min_drift_pitch"],
+        )
+        drifts = drift >= least * pitch
+        reason += (
+            f"; estimated drift {drift:.1f} um {'>=' if drifts else '<'} "
+            f"motion_min_drift_pitch {least:g} x pitch {pitch:g} um"
+        )
+        if not drifts:
+            kind, corrected = "none", rec
+    log.info("group %s: motion %s (%s)", group, kind, reason)
     return corrected, Estimate(
         group,
         kind,
@@ -118,7 +151,7 @@ def correct(rec, group: str, params: dict, n_jobs: int):
         span,
         np.asarray(motion.temporal_bins_s[0], float),
         np.asarray(motion.spatial_bins_um, float),
-        np.asarray(motion.displacement[0], float),
+        displacement,
     )
 
 

@@ -4,6 +4,7 @@ table."""
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -61,7 +62,9 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
             periods = artefacts.find_artefacts(raw, saved, p["spikeband"])
             artefacts.zero_in_place(saved, periods)
         corrected, estimates = motion.correct_groups(saved, p["spikeband"], n_jobs)
-        if filtered == scratch:
+        if corrected is saved and filtered == scratch:  # estimated, none drifts: moved whole
+            os.replace(scratch, tmp)
+        elif filtered == scratch:
             corrected.save(folder=tmp, **job)
     with atomic_path(results / MOTION_NPZ) as tmp:
         motion.save(tmp, estimates)

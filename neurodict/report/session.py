@@ -211,7 +211,7 @@ def preprocessing_section(
 
 def motion_blocks(motion) -> list[dict]:
     """Each group's motion correction (``spikeband.motion``: what was decided and why, the
-    range of the estimate) and, where corrected, its estimate over time."""
+    range of the estimate) and, where estimated, its estimate over time."""
     if motion is None:
         return []
     rows, figs = [], []
@@ -232,8 +232,13 @@ def motion_blocks(motion) -> list[dict]:
             figs.append(
                 figure_block(
                     figures.motion(g, motion[f"{g}/times_s"], motion[f"{g}/depths_um"], disp),
-                    f"Group {g}: the {kind} motion estimate (spikeinterface's correct_motion); "
-                    "the spike band is interpolated to undo it before detection.",
+                    f"Group {g}: the {kind} motion estimate (spikeinterface's "
+                    "correct_motion); the spike band is interpolated to undo it before "
+                    "detection."
+                    if kind != "none"
+                    else f"Group {g}: the motion estimate (spikeinterface's correct_motion), "
+                    "under the drift that motion auto corrects: the spike band is not "
+                    "interpolated.",
                 )
             )
     table = {

@@ -3,6 +3,8 @@ drift, and a corrected recording with the same channels, ids and properties."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from spikeinterface.generation import generate_drifting_recording
@@ -25,12 +27,25 @@ def test_auto_corrects_groups_at_least_the_minimum_span_wide(choice, span, want)
     assert motion.decide(choice, span, 300.0)[0] == want
 
 
+AUTO = {"motion": "auto", "motion_min_span_um": 300.0, "motion_min_drift_pitch": 0.5}
+
+
+def test_pitch_and_drift():
+    from spikeinterface.core import generate_recording
+
+    rec = generate_recording(num_channels=4, durations=[0.1])
+    rec.set_dummy_probe_from_locations(np.array([[0, 0], [20, 0], [0, 25.0], [0, 50.0]]))
+    assert motion.pitch_um(rec) == 25.0
+    d = np.array([[0.0, 1.0], [3.0, -6.0], [1.0, 2.0]])  # time bins x depth bins
+    assert motion.drift_um(d) == 8.0
+
+
 @pytest.fixture(scope="module")
 def two_groups():
     """A drifting two-column probe of 18 rows: its first 32 channels one group ("shank": the
     first column and 14 rows of the second, 340 um) and its last 4 another ("narrow": 60 um of
-    the second column), 50 s, and the true displacement."""
-    _, rec, _, extra = generate_drifting_recording(
+    the second column), 50 s, the true displacement, and the same recording without drift."""
+    static, rec, _, extra = generate_drifting_recording(
         num_units=12,
         duration=50.0,
         probe_name=None,
@@ -39,22 +54,27 @@ def two_groups():
         extra_outputs=True,
         seed=2,
     )
-    rec = bandpass_filter(rec, freq_min=300.0, freq_max=6000.0)
     group = np.array(["shank"] * 32 + ["narrow"] * 4)
-    rec.set_property("group", group)
-    rec.set_property("region", np.where(group == "shank", "CA1", "DG"))
-    return rec, extra
+    out = []
+    for r in (rec, static):
+        r = bandpass_filter(r, freq_min=300.0, freq_max=6000.0)
+        r.set_property("group", group)
+        r.set_property("region", np.where(group == "shank", "CA1", "DG"))
+        out.append(r)
+    return out[0], extra, out[1]
 
 
 def test_the_estimate_follows_the_drift_and_channels_stay_as_they_were(two_groups):
-    rec, extra = two_groups
-    out, estimates = motion.correct_groups(
-        rec, {"motion": "auto", "motion_min_span_um": 300.0}, n_jobs=2
-    )
+    rec, extra, _ = two_groups
+    out, estimates = motion.correct_groups(rec, AUTO, n_jobs=2)
     by_group = {e.group: e for e in estimates}
     assert [e.group for e in estimates] == ["shank", "narrow"]
     assert by_group["narrow"].kind == "none" and by_group["shank"].kind == "nonrigid"
-    assert by_group["shank"].reason == "auto: span 340 um >= motion_min_span_um 300"
+    assert re.fullmatch(
+        r"auto: span 340 um >= motion_min_span_um 300; estimated drift \d+\.\d um >= "
+        r"motion_min_drift_pitch 0.5 x pitch 20 um",
+        by_group["shank"].reason,
+    )
     assert by_group["narrow"].reason == "auto: span 60 um < motion_min_span_um 300"
     # the estimate at the shank's units against their true displacement, both centred
     shank = by_group["shank"]
@@ -79,6 +99,25 @@ def test_the_estimate_follows_the_drift_and_channels_stay_as_they_were(two_group
     assert np.abs(a[:, :32] - b[:, :32]).max() > 0  # the shank is interpolated
 
 
+def test_auto_estimates_a_static_shank_and_leaves_it_uninterpolated(two_groups):
+    """The same shank without drift: estimated (the estimate kept for the report), under half
+    a pitch, so its traces are the band's; nonrigid asked for is interpolated all the same."""
+    _, _, static = two_groups
+    out, estimates = motion.correct_groups(static, AUTO, n_jobs=2)
+    shank = estimates[0]
+    assert shank.kind == "none" and shank.displacement_um.size > 0
+    assert re.fullmatch(
+        r"auto: span 340 um >= motion_min_span_um 300; estimated drift \d+\.\d um < "
+        r"motion_min_drift_pitch 0.5 x pitch 20 um",
+        shank.reason,
+    )
+    a = out.get_traces(start_frame=30000, end_frame=31000)
+    np.testing.assert_array_equal(a, static.get_traces(start_frame=30000, end_frame=31000))
+    forced, _ = motion.correct_groups(static, AUTO | {"motion": "nonrigid"}, n_jobs=2)
+    b = forced.get_traces(start_frame=30000, end_frame=31000)
+    assert np.abs(b[:, :32] - a[:, :32]).max() > 0
+
+
 def test_a_corrected_recording_of_one_group_is_split_by_group_again(monkeypatch):
     """One group corrected: the aggregated result still opens per group (the sort step's
     group_recording), with the same channels."""
@@ -99,3 +138,36 @@ def test_a_corrected_recording_of_one_group_is_split_by_group_again(monkeypatch)
     out, _ = motion.correct_groups(rec, {"motion": "rigid", "motion_min_span_um": 0.0}, n_jobs=1)
     part = group_recording(out, "shank")
     np.testing.assert_array_equal(part.channel_ids, rec.channel_ids)
+
+
+def test_the_preprocess_step_moves_a_band_that_does_not_drift(tmp_path, tiny_session, monkeypatch):
+    """A group estimated under auto that does not drift: spikeband/ is the band as written,
+    moved into place, not copied, and motion.npz keeps the estimate with its reason."""
+    import spikeinterface as si
+
+    from neurodict.ingest import step as ingest_step
+    from neurodict.preprocess import step as preprocess_step
+    from tests.conftest import relocated_session
+
+    correct_groups = motion.correct_groups
+
+    def spy(rec, params, n_jobs):
+        out, estimates = correct_groups(rec, params, n_jobs)
+        monkeypatch.setattr(out, "save", lambda **kw: pytest.fail("the band was copied"))
+        return out, estimates
+
+    monkeypatch.setattr(motion, "correct_groups", spy)
+    bands = {}
+    for choice in ("auto", "none"):
+        band = {"motion": choice, "motion_min_span_um": 0.0, "motion_min_drift_pitch": 1000.0}
+        (tmp_path / choice).mkdir()
+        session = relocated_session(tiny_session, tmp_path / choice, params={"spikeband": band})
+        ingest_step.run(tmp_path / choice / "results", session)
+        preprocess_step.run(tmp_path / choice / "results")
+        bands[choice] = si.load(tmp_path / choice / "results" / "spikeband").get_traces()
+    np.testing.assert_array_equal(bands["auto"], bands["none"])
+    estimate = np.load(tmp_path / "auto" / "results" / preprocess_step.MOTION_NPZ)
+    assert set(estimate["kind"]) == {"none"}
+    assert all("motion_min_drift_pitch 1000" in r for r in estimate["reason"])
+    group = str(estimate["groups"][0])
+    assert estimate[f"{group}/displacement_um"].size > 0
