@@ -60,14 +60,16 @@ SESSIONS = list(config["sessions"])
 # the jobs inherit this, locally and on SLURM (where each job reads this file again).
 os.environ[RESULTS_ROOT_ENV] = os.path.abspath(RESULTS)
 
-# Every session file is checked before any job starts; problems name the file and key.
-try:
-    SESSION = {
-        name: load_session(path, config=config, name=name)
-        for name, path in config["sessions"].items()
-    }
-except ConfigError as exc:
-    refuse([str(exc)])
+# Every session file is checked before any job starts, all of them before any refusal;
+# problems name the file and key.
+SESSION, _problems = {}, []
+for _name, _path in config["sessions"].items():
+    try:
+        SESSION[_name] = load_session(_path, config=config, name=_name)
+    except ConfigError as exc:
+        _problems += exc.problems
+if _problems:
+    refuse([str(ConfigError(_problems))])
 GROUPS = sorted({g.name for s in SESSION.values() for g in s.groups})
 _problems = [
     p

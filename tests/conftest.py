@@ -15,7 +15,9 @@ from neurodict.synth import SynthSpec, generate_session
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-LFPDICT = {"n_null": 3}
+# The tests' dictionaries: three nulls, one dictionary size and a short penalty path keep each
+# fit short (a size chosen among several and the null's size are tested on their own).
+LFPDICT = {"n_null": 3, "n_atoms": 12, "lambda_fractions": [0.3, 0.1, 0.05]}
 TINY = SynthSpec(n_regions=2, units_per_region=3, duration_s=30.0, fs_hz=10000.0, seed=3)
 
 
@@ -77,7 +79,6 @@ def workflow_run(tmp_path_factory, tiny_session) -> tuple[Path, subprocess.Compl
     work = tmp_path_factory.mktemp("workflow_run")
     write_yaml(
         work / "config.yaml",
-        # three nulls keep the run short; the null distribution's size is tested elsewhere
         {"sessions": {"tiny": str(tiny_session)}, "results_dir": "results", "lfpdict": LFPDICT},
     )
     return work, snakemake(work)

@@ -25,6 +25,7 @@ from neurodict.preprocess import step as preprocess_step
 from neurodict.report import step as report_step
 from neurodict.sort import step as sort_step
 from neurodict.synth import SynthSpec, generate_session, segment_ranges
+from tests.conftest import LFPDICT
 
 SPEC = SynthSpec(
     n_regions=2,
@@ -60,7 +61,7 @@ def results(tmp_path_factory, synth):
     """Every step on the two-segment session, with one dictionary window per segment."""
     folder = tmp_path_factory.mktemp("segments_run")
     session = session_with(
-        folder, synth.parent, sorting=QUICK, lfpdict={"n_null": 3, "windows": "segments"}
+        folder, synth.parent, sorting=QUICK, lfpdict=LFPDICT | {"windows": "segments"}
     )
     results = folder / "results"
     ingest_step.run(results, session)

@@ -83,37 +83,61 @@ def assert_nothing_ran(
         assert not list(place.glob("pwned*")), place
 
 
-@pytest.mark.parametrize("name", HOSTILE_SESSIONS, ids=repr)
-def test_hostile_session_name_refused_before_anything_runs(tiny_session, tmp_path, name):
-    work, root = sandbox(tmp_path)
-    write_yaml(
-        work / "config.yaml", {"sessions": {name: str(tiny_session)}, "results_dir": "results"}
-    )
+@pytest.fixture(scope="module")
+def hostile_sessions_run(tmp_path_factory, tiny_session):
+    """One real run (not a dry run) of a configuration naming a session by every hostile name:
+    its output, the configuration file, and whether anything ran."""
+    work, root = sandbox(tmp_path_factory.mktemp("hostile_sessions"))
+    sessions = {name: str(tiny_session) for name in HOSTILE_SESSIONS}
+    config = write_yaml(work / "config.yaml", {"sessions": sessions, "results_dir": "results"})
     before = tree(root)
-    out = snakemake(work, "--until", "ingest")  # a real run, not a dry run
-    text = out.stdout + out.stderr
+    out = snakemake(work, "--until", "ingest")
     assert_nothing_ran(out, before, root, work)
+    return out.stdout + out.stderr, config
+
+
+@pytest.mark.parametrize("name", HOSTILE_SESSIONS, ids=repr)
+def test_hostile_session_name_refused_before_anything_runs(hostile_sessions_run, name):
+    text, config = hostile_sessions_run
     # the workflow's own check (rules/common.smk), before the schema's: names the file and name
     assert "neurodict: invalid configuration:" in text, text
-    assert f"{work / 'config.yaml'}: 'sessions': session name {name!r}" in text, text
+    assert f"{config}: 'sessions': session name {name!r}" in text, text
     assert "Traceback" not in text
 
 
-@pytest.mark.parametrize("name", HOSTILE_GROUPS, ids=repr)
-def test_hostile_group_name_refused_before_anything_runs(tiny_session, tmp_path, name):
-    work, root = sandbox(tmp_path)
-    data = yaml.safe_load(Path(tiny_session).read_text())
-    groups = [dict(g) for g in data["groups"]]
-    groups[0]["name"] = name
-    session = relocated_session(tiny_session, tmp_path, groups=groups)
-    write_yaml(work / "config.yaml", {"sessions": {"s": str(session)}, "results_dir": "results"})
+@pytest.fixture(scope="module")
+def hostile_groups_run(tmp_path_factory, tiny_session):
+    """One real run of a configuration whose sessions name their groups by every hostile name
+    (two per session): its output and each name's session file."""
+    tmp = tmp_path_factory.mktemp("hostile_groups")
+    work, root = sandbox(tmp)
+    groups = yaml.safe_load(Path(tiny_session).read_text())["groups"]
+    sessions, file_of = {}, {}
+    for i in range(0, len(HOSTILE_GROUPS), len(groups)):
+        names = HOSTILE_GROUPS[i : i + len(groups)]
+        renamed = [dict(g, name=n) for g, n in zip(groups, names, strict=False)]
+        (tmp / f"s{i}").mkdir()
+        session = relocated_session(
+            tiny_session, tmp / f"s{i}", groups=renamed + groups[len(names) :]
+        )
+        sessions[f"s{i}"] = str(session)
+        file_of |= dict.fromkeys(names, session)
+    write_yaml(work / "config.yaml", {"sessions": sessions, "results_dir": "results"})
     before = tree(root)
     out = snakemake(work, "--until", "ingest")
-    text = out.stdout + out.stderr
     assert_nothing_ran(out, before, root, work)
-    # the session schema or the workflow's own check refuses it; either names file and group
+    return out.stdout + out.stderr, file_of
+
+
+@pytest.mark.parametrize("name", HOSTILE_GROUPS, ids=repr)
+def test_hostile_group_name_refused_before_anything_runs(hostile_groups_run, name):
+    text, file_of = hostile_groups_run
+    # the session schema or the workflow's own check refuses it; either names file and group,
+    # every session's problems in the one refusal
     assert "neurodict: invalid configuration:" in text, text
-    assert str(session) in text and repr(name)[1:-1] in text, text
+    assert any(
+        str(file_of[name]) in line and repr(name)[1:-1] in line for line in text.splitlines()
+    ), text
 
 
 def test_check_name_allows_ordinary_names():
