@@ -191,9 +191,14 @@ def _check_against_recording(session: Session, rec: sc.BaseRecording) -> None:
         raise ConfigError(problems)
 
 
-def _listing(session: Session, channels) -> str:
+def _named(session: Session, channels) -> list[str]:
+    """Each of `channels` as "channel (its group)"."""
     owner = {c: g.name for g in session.groups for c in g.channels}
-    return ", ".join(f"{c} ({owner[c]})" for c in channels)
+    return [f"{c} ({owner[c]})" for c in channels]
+
+
+def _listing(session: Session, channels) -> str:
+    return ", ".join(_named(session, channels))
 
 
 def _stretches(rec: sc.BaseRecording) -> tuple[np.ndarray, str]:
@@ -240,6 +245,14 @@ def non_finite_starts(rec: sc.BaseRecording, chunk_s: float = 10.0) -> np.ndarra
         hit = bad.any(axis=0) & (first < 0)
         first[hit] = a + bad[:, hit].argmax(axis=0)
     return first
+
+
+def non_finite_phrase(names: list[str], first: np.ndarray, fs_hz: float) -> str:
+    """ "channels A, B have NaN or infinite samples (the first at 1.5000, 3.5000 s)": the
+    channels `names` and, from `first` (:func:`non_finite_starts` of those channels), where
+    each has its first."""
+    at = ", ".join(f"{i / fs_hz:.4f}" for i in first)
+    return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at} s)"
 
 
 def refuse_all_zero(session: Session, x: np.ndarray, where: str) -> None:
@@ -304,12 +317,11 @@ def refuse_non_finite(session: Session, first: np.ndarray, fs_hz: float, bad: se
     channels = np.asarray(session.channels)
     hit = (first >= 0) & ~np.isin(channels, list(bad))
     if hit.any():
-        at = ", ".join(f"{i / fs_hz:.4f}" for i in first[hit])
+        found = non_finite_phrase(_named(session, channels[hit]), first[hit], fs_hz)
         raise IngestError(
-            f"the recording '{session.raw_path}' (from {session.file}): channels "
-            f"{_listing(session, channels[hit])} have NaN or infinite samples (the first at "
-            f"{at} s); expected finite samples: list these channels under bad_channels in "
-            f"{session.file} or check the recording."
+            f"the recording '{session.raw_path}' (from {session.file}): {found}; expected "
+            f"finite samples: list these channels under bad_channels in {session.file} or "
+            "check the recording."
         )
 
 

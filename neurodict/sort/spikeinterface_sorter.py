@@ -32,7 +32,7 @@ from neurodict.config import (
     section_descriptions,
     section_problems,
 )
-from neurodict.ingest.readers import non_finite_starts
+from neurodict.ingest.readers import non_finite_phrase, non_finite_starts
 from neurodict.preprocess import artefacts, filters, motion
 from neurodict.sort.params import SortParams
 
@@ -198,17 +198,14 @@ def _refuse_non_finite(recording) -> None:
     if "bad" in recording.get_property_keys():
         recording = filters.good_channels(recording)
     first = non_finite_starts(recording)
-    if (first >= 0).any():
-        fs = recording.sampling_frequency
-        where = ", ".join(
-            f"{c} (first at {i / fs:.4f} s)"
-            for c, i in zip(recording.channel_ids, first, strict=True)
-            if i >= 0
-        )
+    hit = first >= 0
+    if hit.any():
+        names = [str(c) for c in recording.channel_ids[hit]]
         raise InputError(
-            f"run_sorter('neurodict') recording: channels {where} have NaN or infinite "
-            "samples; expected finite samples (mend them, or set those channels' 'bad' "
-            "property to true to leave them out)."
+            "run_sorter('neurodict') recording: "
+            f"{non_finite_phrase(names, first[hit], recording.sampling_frequency)}; expected "
+            "finite samples (mend them, or set those channels' 'bad' property to true to leave "
+            "them out)."
         )
 
 

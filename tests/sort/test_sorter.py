@@ -339,9 +339,9 @@ def test_run_sorter_names_the_channels_with_non_finite_samples(tmp_path):
             "neurodict", nan.save(folder=tmp_path / "rec"), folder=tmp_path / "out", **fast
         )
     assert str(err.value) == (
-        "run_sorter('neurodict') recording: channels 2 (first at 1.5000 s), 3 (first at "
-        "2.5000 s) have NaN or infinite samples; expected finite samples (mend them, or set "
-        "those channels' 'bad' property to true to leave them out)."
+        "run_sorter('neurodict') recording: channels 2, 3 have NaN or infinite samples (the "
+        "first at 1.5000, 2.5000 s); expected finite samples (mend them, or set those "
+        "channels' 'bad' property to true to leave them out)."
     )
     nan.set_property("bad", np.array([False, False, True, True]))
     nan = nan.save(folder=tmp_path / "rec_bad")
