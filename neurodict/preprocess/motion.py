@@ -75,13 +75,24 @@ def decide(choice: str, span: float, min_span_um: float) -> tuple[str, str]:
     return "none", f"auto: span {span:.0f} um < motion_min_span_um {min_span_um:g}"
 
 
-def decisions(rec, params: dict) -> dict[str, str]:
-    """Group -> the correction ``params["motion"]`` decides for it before any estimate (auto's
-    ``nonrigid`` is ``none`` after it where the group does not drift)."""
-    return {
-        g: decide(params["motion"], span_um(part), params["motion_min_span_um"])[0]
-        for g, part in _groups(rec)
-    }
+def drifts(drift: float, pitch: float, min_drift_pitch: float) -> tuple[bool, str]:
+    """Auto's rule once a group is estimated: whether its estimated `drift` (µm,
+    :func:`drift_um`) reaches `min_drift_pitch` vertical contact pitches (`pitch`, µm), and
+    why."""
+    corrected = drift >= min_drift_pitch * pitch
+    return corrected, (
+        f"estimated drift {drift:.1f} um {'>=' if corrected else '<'} "
+        f"motion_min_drift_pitch {min_drift_pitch:g} x pitch {pitch:g} um"
+    )
+
+
+def any_estimated(rec, params: dict) -> bool:
+    """Whether ``params["motion"]`` has any group of `rec` estimated (whether or not it is
+    then corrected)."""
+    return any(
+        decide(params["motion"], span_um(part), params["motion_min_span_um"])[0] != "none"
+        for _, part in _groups(rec)
+    )
 
 
 def correct_groups(rec, params: dict, n_jobs: int):
@@ -131,17 +142,9 @@ def correct(rec, group: str, params: dict, n_jobs: int):
     )
     displacement = np.asarray(motion.displacement[0], float)
     if params["motion"] == "auto":
-        drift, pitch, least = (
-            drift_um(displacement),
-            pitch_um(rec),
-            params["motion_min_drift_pitch"],
-        )
-        drifts = drift >= least * pitch
-        reason += (
-            f"; estimated drift {drift:.1f} um {'>=' if drifts else '<'} "
-            f"motion_min_drift_pitch {least:g} x pitch {pitch:g} um"
-        )
-        if not drifts:
+        moved, why = drifts(drift_um(displacement), pitch_um(rec), params["motion_min_drift_pitch"])
+        reason += f"; {why}"
+        if not moved:
             kind, corrected = "none", rec
     log.info("group %s: motion %s (%s)", group, kind, reason)
     return corrected, Estimate(

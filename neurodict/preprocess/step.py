@@ -51,8 +51,7 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
         atomic_path(results / "spikeband") as tmp,
         scratch_path(results / "spikeband-uncorrected") as scratch,
     ):
-        kinds = motion.decisions(spikeband, p["spikeband"])
-        filtered = scratch if set(kinds.values()) != {"none"} else tmp
+        filtered = scratch if motion.any_estimated(spikeband, p["spikeband"]) else tmp
         job = job_kwargs(spikeband, n_jobs, progress_bar=True)
         spikeband.save(folder=filtered, **job)
         periods = np.zeros(0, artefacts.PERIOD_DTYPE)
@@ -62,9 +61,9 @@ def run(results: str | Path, n_jobs: int = 1) -> None:
             periods = artefacts.find_artefacts(raw, saved, p["spikeband"])
             artefacts.zero_in_place(saved, periods)
         corrected, estimates = motion.correct_groups(saved, p["spikeband"], n_jobs)
-        if corrected is saved and filtered == scratch:  # estimated, none drifts: moved whole
+        if filtered == scratch and corrected is saved:  # estimated, none drifts: moved whole
             os.replace(scratch, tmp)
-        elif filtered == scratch:
+        elif filtered == scratch:  # interpolated from the band as filtered
             corrected.save(folder=tmp, **job)
     with atomic_path(results / MOTION_NPZ) as tmp:
         motion.save(tmp, estimates)

@@ -27,6 +27,14 @@ def test_auto_corrects_groups_at_least_the_minimum_span_wide(choice, span, want)
     assert motion.decide(choice, span, 300.0)[0] == want
 
 
+@pytest.mark.parametrize(("drift", "want"), [(10.0, True), (9.9, False)])
+def test_auto_corrects_a_drift_of_at_least_the_pitches_asked_for(drift, want):
+    corrected, why = motion.drifts(drift, 20.0, 0.5)
+    assert corrected is want
+    sign = ">=" if want else "<"
+    assert why == f"estimated drift {drift:.1f} um {sign} motion_min_drift_pitch 0.5 x pitch 20 um"
+
+
 AUTO = {"motion": "auto", "motion_min_span_um": 300.0, "motion_min_drift_pitch": 0.5}
 
 
