@@ -27,7 +27,7 @@ from neurodict.common.errors import InputError
 from neurodict.common.jobs import job_kwargs
 from neurodict.config import (
     ConfigError,
-    problem,
+    schema_problems,
     section_defaults,
     section_descriptions,
     section_problems,
@@ -37,6 +37,14 @@ from neurodict.preprocess import artefacts, filters, motion
 from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
+# The wrapper's own parameters, checked with the same messages as the configuration's.
+_WRAPPER_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "apply_preprocessing": {"type": "boolean"},
+        "n_jobs": {"type": "integer", "minimum": 1},
+    },
+}
 # Every default and description comes from the configuration schema, as in the workflow.
 _SORT_DEFAULTS = section_defaults("sorting")
 _DETECTION_DEFAULTS = section_defaults("detection")
@@ -116,14 +124,8 @@ class NeurodictSorter(BaseSorter):
             )
             for p in section_problems({k: params[k] for k in keys}, section, where)
         ]
-        if not isinstance(params["apply_preprocessing"], bool):
-            problems.append(
-                problem(
-                    where, "apply_preprocessing", "true or false", params["apply_preprocessing"]
-                )
-            )
-        if not (isinstance(params["n_jobs"], int) and params["n_jobs"] >= 1):
-            problems.append(problem(where, "n_jobs", "an integer of at least 1", params["n_jobs"]))
+        own = {k: params[k] for k in _WRAPPER_SCHEMA["properties"]}
+        problems += schema_problems(own, _WRAPPER_SCHEMA, where)
         if problems:
             raise ConfigError(problems)
         _refuse_non_finite(cls.load_recording_from_folder(Path(output_folder)))

@@ -306,7 +306,13 @@ def test_run_sorter_refuses_what_the_workflow_configuration_refuses(tmp_path):
     from neurodict.config import ConfigError
 
     rec = _noise_with_spikes(0).save(folder=tmp_path / "rec")
-    bad = {"threshold_sigma": -3, "motion": "sideways", "priors": {"alpha": -1}, "n_jobs": 0}
+    bad = {
+        "threshold_sigma": -3,
+        "motion": "sideways",
+        "priors": {"alpha": -1},
+        "n_jobs": 0,
+        "apply_preprocessing": "yes",
+    }
     with pytest.raises(ConfigError) as err:
         ss.run_sorter("neurodict", rec, folder=tmp_path / "out", **bad)
     where = "run_sorter('neurodict') parameters"
@@ -315,7 +321,8 @@ def test_run_sorter_refuses_what_the_workflow_configuration_refuses(tmp_path):
         "got 'sideways'.",
         f"{where}: 'threshold_sigma': expected a number > 0 and <= 100; got -3.",
         f"{where}: 'priors.alpha': expected a number > 0 and <= 10000; got -1.",
-        f"{where}: 'n_jobs': expected an integer of at least 1; got 0.",
+        f"{where}: 'apply_preprocessing': expected a value of type boolean; got 'yes'.",
+        f"{where}: 'n_jobs': expected an integer >= 1; got 0.",
     ]
 
 
