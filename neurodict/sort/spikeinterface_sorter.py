@@ -7,7 +7,10 @@ class to it (``sorterlist.sorter_dict`` and ``sorter_full_list``) so that ``run_
 band is :func:`neurodict.preprocess.filters.spike_band`'s, as the workflow's preprocess step
 writes it, from the ``spikeband`` parameters of the configuration (channels whose property
 ``bad`` is true are left out), with its saturation and large artefacts zeroed
-(:mod:`neurodict.preprocess.artefacts`) where ``mask_artefacts`` is set. Before anything runs,
+(:mod:`neurodict.preprocess.artefacts`) where ``mask_artefacts`` is set. A recording of several
+segments is filtered within each, sorted on its segments end to end (the workflow's timeline,
+:mod:`neurodict.common.timeline`) and returned per segment; a spike whose snippet would reach
+across a pause is a spike of neither segment, as in the detect step. Before anything runs,
 the parameters are checked against the configuration schema and the recording (as the sorter
 reads it back, channels marked ``bad`` left out) for NaN and infinite samples: an error names
 each parameter or channel.
@@ -23,6 +26,7 @@ import numpy as np
 from spikeinterface.core import load
 from spikeinterface.sorters import BaseSorter, sorterlist
 
+from neurodict.common import timeline
 from neurodict.common.errors import InputError
 from neurodict.common.jobs import job_kwargs
 from neurodict.config import (
@@ -32,6 +36,8 @@ from neurodict.config import (
     section_descriptions,
     section_problems,
 )
+from neurodict.detect.peaks import detect_group_peaks
+from neurodict.detect.step import snippet_reach
 from neurodict.ingest.readers import non_finite_phrase, non_finite_starts
 from neurodict.preprocess import artefacts, filters, motion
 from neurodict.sort.params import SortParams
@@ -76,7 +82,7 @@ class NeurodictSorter(BaseSorter):
     gpu_capability = "not-supported"
     requires_binary_data = False
     compatible_with_parallel = {"loky": True, "multiprocessing": True, "threading": False}
-    handle_multi_segment = False
+    handle_multi_segment = True  # filtered within each segment, sorted on them end to end
     sorter_description = (
         "Bayesian sorter: beta–Bernoulli dictionary features learned jointly "
         "with a dynamic HDP mixture with a refractory constraint, per "
@@ -152,9 +158,11 @@ class NeurodictSorter(BaseSorter):
         for key, missing in (("group", 0), ("bad", False)):  # one good group by default
             if key not in rec.get_property_keys():
                 rec.set_property(key, np.full(rec.get_num_channels(), missing))
-        raw = filters.good_channels(rec)
+        starts = [row["start_sample"] for row in timeline.segments_table(rec)]
+        raw = timeline.concatenate(filters.good_channels(rec))
         if params["apply_preprocessing"]:
             rec = filters.spike_band(rec, params)
+        rec = timeline.concatenate(rec)
         groups = rec.get_property("group")
         regions = (
             rec.get_property("region")
@@ -182,24 +190,44 @@ class NeurodictSorter(BaseSorter):
                         **job_kwargs(sub, params["n_jobs"]),
                     )
                     shutil.rmtree(band)  # the corrected copy reads nothing of it
+            peaks = detect_group_peaks(sub, detection, n_jobs=params["n_jobs"])
+            peaks = peaks[~_across_segments(peaks["sample_index"], starts, params, sub)]
             parts[str(g)] = sort_recording_group(
-                sub, detection, sort_params, n_jobs=params["n_jobs"], progress=verbose
+                sub,
+                detection,
+                sort_params,
+                n_jobs=params["n_jobs"],
+                progress=verbose,
+                peaks=(peaks["sample_index"], peaks["channel_index"]),
             )
         region = dict(zip(map(str, rec.channel_ids), map(str, regions), strict=True))
         sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
-        sorting.save(folder=sorter_output_folder / "sorting")
+        spikes = sorting.to_spike_vector()
+        spikes = spikes[~_across_segments(spikes["sample_index"], starts, params, rec)]
+        timeline.split_sorting(spikes, sorting, starts).save(
+            folder=sorter_output_folder / "sorting"
+        )
 
     @classmethod
     def _get_result_from_folder(cls, sorter_output_folder):
         return load(sorter_output_folder / "sorting")
 
 
+def _across_segments(samples: np.ndarray, starts: list[int], params: dict, rec) -> np.ndarray:
+    """Whether the snippet the sorter reads around each timeline sample (the detect step's
+    :func:`snippet_reach`) holds samples of two segments: a spike of neither, left out as the
+    workflow leaves it out."""
+    before, after = snippet_reach(params, rec.sampling_frequency)
+    return timeline.near_boundary(samples, starts, before, after)
+
+
 def _refuse_non_finite(recording) -> None:
     """An InputError naming the channels (those not marked ``bad``) with a NaN or infinite
-    sample, and where each has its first: the recording as the sorter reads it back."""
+    sample, and where each has its first (on its segments end to end): the recording as the
+    sorter reads it back."""
     if "bad" in recording.get_property_keys():
         recording = filters.good_channels(recording)
-    first = non_finite_starts(recording)
+    first = non_finite_starts(timeline.concatenate(recording))
     hit = first >= 0
     if hit.any():
         names = [str(c) for c in recording.channel_ids[hit]]

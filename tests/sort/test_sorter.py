@@ -286,6 +286,44 @@ def test_run_sorter_zeroes_the_artefacts_as_the_workflow_does(tmp_path):
         np.testing.assert_allclose(written[~zeroed], band[~zeroed], atol=1e-3)
 
 
+def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a_pause(tmp_path):
+    """A recording of two segments: filtered within each, sorted as one, each spike returned in
+    its segment at its sample there; a spike whose snippet would reach across the pause (one
+    at the end of the first segment, one at the start of the second) is a spike of neither."""
+    import spikeinterface.sorters as ss
+
+    import neurodict  # noqa: F401  (registers the sorter)
+
+    fs = 20000.0
+    parts = [
+        _noise_with_spikes(20, fs, duration, seed).get_traces()
+        for seed, duration in ((0, 10.0), (1, 8.0))
+    ]
+    shape = -np.hanning(12)[:, None] * np.array([300.0, 200.0, 150.0, 100.0])
+    parts[0][-14:-2] += shape.astype(np.float32)  # peaks 0.4 ms before the pause
+    parts[1][2:14] += shape.astype(np.float32)  # and 0.4 ms after it
+    rec = sc.NumpyRecording(parts, fs)
+    rec.set_dummy_probe_from_locations(np.c_[np.zeros(4), np.arange(4) * 20.0])
+    fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
+    sorting = ss.run_sorter(
+        "neurodict", rec.save(folder=tmp_path / "rec"), folder=tmp_path / "out", **fast
+    )
+    assert sorting.get_num_segments() == 2
+    for i, duration in enumerate((10.0, 8.0)):
+        planted = np.linspace(fs, (duration - 1) * fs, 20).astype(int) + 6  # the hanning's trough
+        found = np.sort(sorting.to_spike_vector(concatenated=False)[i]["sample_index"])
+        assert found.size == 20, (i, found)
+        assert np.abs(found - planted).max() <= 2, (i, found - planted)
+    from neurodict.preprocess.filters import spike_band
+
+    rec.set_property("group", np.zeros(4, int))
+    rec.set_property("bad", np.zeros(4, bool))
+    band = spike_band(rec, section_defaults("spikeband"))
+    within = np.concatenate([band.get_traces(segment_index=i) for i in (0, 1)])
+    written = sc.load(tmp_path / "out" / "sorter_output" / "spikeband-0").get_traces()
+    np.testing.assert_allclose(written, within, atol=1e-3)
+
+
 def test_run_sorter_without_channel_locations_says_so(tmp_path):
     import spikeinterface.sorters as ss
 
