@@ -16,8 +16,11 @@ import spikeinterface.comparison as scmp
 import yaml
 
 from neurodict.clusters import step as clusters_step
+from neurodict.common import timeline
 from neurodict.common.files import read_tsv
+from neurodict.config import section_defaults
 from neurodict.detect import step as detect_step
+from neurodict.detect.step import snippet_reach
 from neurodict.export import step as export_step
 from neurodict.ingest import step as ingest_step
 from neurodict.lfpdict import step as lfpdict_step
@@ -130,8 +133,9 @@ def test_spikes_carry_their_segment_and_match_the_truth(results, synth):
     np.testing.assert_array_equal(
         spikes["segment_sample_index"], spikes["sample_index"] - 175_000 * seg
     )
-    # no spike's snippet straddles the pause
-    assert not np.any(np.abs(spikes["sample_index"] - 175_000) < 10)
+    # no spike's snippet, detected or matched, straddles the pause
+    reach = snippet_reach(section_defaults("sorting"), SPEC.fs_hz)
+    assert not timeline.near_boundary(spikes["sample_index"], [0, 175_000], *reach).any()
     assert all("n_at_segment_edges" in r for r in read_tsv(results / "detection.tsv"))
     truth = si.load(synth.parent / "truth_sorting")
     sorting = si.load(results / "sorting")
@@ -144,6 +148,23 @@ def test_spikes_carry_their_segment_and_match_the_truth(results, synth):
         )
         well.append(set(cmp.get_well_detected_units(well_detected_score=0.75)))
     assert len(well[0]) >= 3 and well[0] == well[1]
+
+
+def test_the_sort_step_gives_the_sorter_the_segment_starts(results, monkeypatch):
+    """The sorter leaves out matched spikes across the pause only where it knows the pause:
+    the sort step passes the session's segment starts."""
+
+    class Seen(Exception):
+        pass
+
+    def spy(*args, starts=None, **kwargs):
+        raise Seen(starts)
+
+    monkeypatch.setattr(sort_step, "sort_recording_group", spy)
+    group = json.loads((results / "session.json").read_text())["groups"][0]["name"]
+    with pytest.raises(Seen) as seen:
+        sort_step.run(results, group)
+    assert seen.value.args == ([0, 175_000],)
 
 
 def test_dictionaries_have_a_window_per_segment(results):

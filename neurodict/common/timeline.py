@@ -30,10 +30,10 @@ def split(rec: sc.BaseRecording, starts: list[int]) -> sc.BaseRecording:
     return sc.append_recordings([rec.frame_slice(a, b) for a, b in zip(starts, ends, strict=True)])
 
 
-def split_sorting(spikes: np.ndarray, sorting: sc.BaseSorting, starts: list[int]):
-    """The spike vector `spikes` of `sorting` (one segment: the timeline) as a sorting of the
-    segments beginning at `starts`, each spike at its sample in its segment, with `sorting`'s
-    units and their properties."""
+def split_sorting(sorting: sc.BaseSorting, starts: list[int]):
+    """`sorting` of one segment (the timeline) as a sorting of the segments beginning at
+    `starts`, each spike at its sample in its segment, with the same units and properties."""
+    spikes = sorting.to_spike_vector()
     segment = segment_of(spikes["sample_index"], starts)
     out = sc.NumpySorting.from_samples_and_labels(
         [spikes["sample_index"][segment == i] - a for i, a in enumerate(starts)],

@@ -8,7 +8,7 @@ from) give an empty or single-unit result with a log line, never an exception.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,11 +18,13 @@ from spikeinterface.preprocessing.whiten import compute_whitening_matrix
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 from tqdm.auto import tqdm
 
+from neurodict.common import timeline
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
 from neurodict.common.jobs import thread_map
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
+from neurodict.detect.step import snippet_reach
 from neurodict.sort import kernels, snippets
 from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
@@ -105,6 +107,7 @@ def sort_recording_group(
     n_jobs: int = 1,
     progress: bool = False,
     peaks: tuple[np.ndarray, np.ndarray] | None = None,
+    starts: list[int] | None = None,
 ) -> GroupResult:
     """Sort the spikes of one electrode group's spike band.
 
@@ -122,6 +125,11 @@ def sort_recording_group(
     peaks : (ndarray, ndarray) of shape (n_peaks,) each, optional
         The group's detected peaks (the detect stage's ``peaks.npy``): their samples and the
         channel (of `rec`) each was found on; detected here when absent.
+    starts : list of int, optional
+        Where each recording segment begins in `rec` (its segments end to end: the session's
+        timeline, :mod:`neurodict.common.timeline`; one segment when absent). A peak, detected
+        or matched, whose snippet (:func:`neurodict.detect.step.snippet_reach`) would hold
+        samples of two segments is a spike of neither and is not sorted.
     """
     if rec.get_num_segments() != 1:
         raise InputError(
@@ -132,6 +140,9 @@ def sort_recording_group(
     if peaks is None:
         found = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)
         peaks = found["sample_index"], found["channel_index"]
+    reach = snippet_reach(asdict(params), fs)
+    bounds = starts or [0]
+    peaks = tuple(p[~timeline.near_boundary(peaks[0], bounds, *reach)] for p in peaks)
     T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
     W, unwhiten = snippets.noise_whitener(
         rec,
@@ -203,6 +214,9 @@ def sort_recording_group(
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, channels, detection, templates, n_jobs, near
             )
+            # matched across a pause: peels its neighbours, is not a spike itself
+            keep = ~timeline.near_boundary(found[0], bounds, *reach)
+            found, matched = tuple(f[keep] for f in found), (matched[0][keep], *matched[1:])
             del result  # the first pass's output: not held through the second learning
             x, samples, channels, amplitudes, below, overlapped = _whitened_snippets(
                 rec,

@@ -10,7 +10,7 @@ writes it, from the ``spikeband`` parameters of the configuration (channels whos
 (:mod:`neurodict.preprocess.artefacts`) where ``mask_artefacts`` is set. A recording of several
 segments is filtered within each, sorted on its segments end to end (the workflow's timeline,
 :mod:`neurodict.common.timeline`) and returned per segment; a spike whose snippet would reach
-across a pause is a spike of neither segment, as in the detect step. Before anything runs,
+across a pause is a spike of neither segment, as in the workflow. Before anything runs,
 the parameters are checked against the configuration schema and the recording (as the sorter
 reads it back, channels marked ``bad`` left out) for NaN and infinite samples: an error names
 each parameter or channel.
@@ -36,8 +36,6 @@ from neurodict.config import (
     section_descriptions,
     section_problems,
 )
-from neurodict.detect.peaks import detect_group_peaks
-from neurodict.detect.step import snippet_reach
 from neurodict.ingest.readers import non_finite_phrase, non_finite_starts
 from neurodict.preprocess import artefacts, filters, motion
 from neurodict.sort.params import SortParams
@@ -190,35 +188,16 @@ class NeurodictSorter(BaseSorter):
                         **job_kwargs(sub, params["n_jobs"]),
                     )
                     shutil.rmtree(band)  # the corrected copy reads nothing of it
-            peaks = detect_group_peaks(sub, detection, n_jobs=params["n_jobs"])
-            peaks = peaks[~_across_segments(peaks["sample_index"], starts, params, sub)]
             parts[str(g)] = sort_recording_group(
-                sub,
-                detection,
-                sort_params,
-                n_jobs=params["n_jobs"],
-                progress=verbose,
-                peaks=(peaks["sample_index"], peaks["channel_index"]),
+                sub, detection, sort_params, params["n_jobs"], verbose, starts=starts
             )
         region = dict(zip(map(str, rec.channel_ids), map(str, regions), strict=True))
         sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
-        spikes = sorting.to_spike_vector()
-        spikes = spikes[~_across_segments(spikes["sample_index"], starts, params, rec)]
-        timeline.split_sorting(spikes, sorting, starts).save(
-            folder=sorter_output_folder / "sorting"
-        )
+        timeline.split_sorting(sorting, starts).save(folder=sorter_output_folder / "sorting")
 
     @classmethod
     def _get_result_from_folder(cls, sorter_output_folder):
         return load(sorter_output_folder / "sorting")
-
-
-def _across_segments(samples: np.ndarray, starts: list[int], params: dict, rec) -> np.ndarray:
-    """Whether the snippet the sorter reads around each timeline sample (the detect step's
-    :func:`snippet_reach`) holds samples of two segments: a spike of neither, left out as the
-    workflow leaves it out."""
-    before, after = snippet_reach(params, rec.sampling_frequency)
-    return timeline.near_boundary(samples, starts, before, after)
 
 
 def _refuse_non_finite(recording) -> None:

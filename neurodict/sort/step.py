@@ -93,6 +93,7 @@ def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
             n_jobs=n_jobs,
             progress=True,
             peaks=(peaks["sample_index"], peaks["channel_index"]),
+            starts=timeline.starts(session),
         )
     result.save(results / "sort" / f"{group}.npz")
     write_json(

@@ -286,7 +286,10 @@ def test_run_sorter_zeroes_the_artefacts_as_the_workflow_does(tmp_path):
         np.testing.assert_allclose(written[~zeroed], band[~zeroed], atol=1e-3)
 
 
-def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a_pause(tmp_path):
+@pytest.mark.parametrize("template_matching", [True, False])
+def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a_pause(
+    tmp_path, template_matching
+):
     """A recording of two segments: filtered within each, sorted as one, each spike returned in
     its segment at its sample there; a spike whose snippet would reach across the pause (one
     at the end of the first segment, one at the start of the second) is a spike of neither."""
@@ -305,6 +308,7 @@ def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a
     rec = sc.NumpyRecording(parts, fs)
     rec.set_dummy_probe_from_locations(np.c_[np.zeros(4), np.arange(4) * 20.0])
     fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
+    fast["template_matching"] = template_matching  # the pause's spikes detected, or matched
     sorting = ss.run_sorter(
         "neurodict", rec.save(folder=tmp_path / "rec"), folder=tmp_path / "out", **fast
     )
