@@ -10,10 +10,12 @@ writes it, from the ``spikeband`` parameters of the configuration (channels whos
 (:mod:`neurodict.preprocess.artefacts`) where ``mask_artefacts`` is set. A recording of several
 segments is filtered within each, sorted on its segments end to end (the workflow's timeline,
 :mod:`neurodict.common.timeline`) and returned per segment; a spike whose snippet would reach
-across a pause is a spike of neither segment, as in the workflow. Before anything runs,
-the parameters are checked against the configuration schema and the recording (as the sorter
-reads it back, channels marked ``bad`` left out) for NaN and infinite samples: an error names
-each parameter or channel.
+across a pause is a spike of neither segment, as in the workflow. Each spike's posterior
+probability of its unit, and of every unit of its group, is written beside the sorting
+(``sorter_output/spikes.npz``, as the workflow writes it: :mod:`neurodict.sort.step`).
+Before anything runs, the parameters are checked against the configuration schema and the
+recording (as the sorter reads it back, channels marked ``bad`` left out) for NaN and infinite
+samples: an error names each parameter or channel.
 """
 
 from __future__ import annotations
@@ -143,6 +145,7 @@ class NeurodictSorter(BaseSorter):
     def _run_from_folder(cls, sorter_output_folder, params, verbose):
         from neurodict.sort.combine import combine_groups
         from neurodict.sort.run import sort_recording_group
+        from neurodict.sort.step import write_spikes
 
         rec = cls.load_recording_from_folder(sorter_output_folder.parent, with_warnings=False)
         if not rec.has_scaleable_traces():  # e.g. raw int16 without a gain: counts as microvolts
@@ -192,7 +195,8 @@ class NeurodictSorter(BaseSorter):
                 sub, detection, sort_params, params["n_jobs"], verbose, starts=starts
             )
         region = dict(zip(map(str, rec.channel_ids), map(str, regions), strict=True))
-        sorting, _, _ = combine_groups(parts, region, rec.sampling_frequency)
+        sorting, _, units = combine_groups(parts, region, rec.sampling_frequency)
+        write_spikes(sorter_output_folder / "spikes.npz", sorting, parts, units, starts)
         timeline.split_sorting(sorting, starts).save(folder=sorter_output_folder / "sorting")
 
     @classmethod

@@ -116,7 +116,7 @@ def merge(results: str | Path, n_jobs: int = 1) -> sc.BaseSorting:
     sorting, table, units = combine_groups(parts, region, rec.sampling_frequency)
     with atomic_path(results / "sorting") as tmp:
         sorting.save(folder=tmp)
-    _write_spikes(results / "spikes.npz", sorting, parts, units, timeline.starts(session))
+    write_spikes(results / "spikes.npz", sorting, parts, units, timeline.starts(session))
     if sorting.get_num_units():
         metrics = quality_metrics(analyze_units(sorting, rec, n_jobs=n_jobs, seed=params.seed))
     else:
@@ -160,9 +160,12 @@ def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> G
     )
 
 
-def _write_spikes(
+def write_spikes(
     path: Path, sorting, parts: dict[str, GroupResult], units: dict, starts: list[int]
 ) -> None:
+    """``spikes.npz`` (the fields the module's docstring lists) of the session's `sorting` on
+    its timeline, from the groups' results `parts` and their global unit numbers `units`
+    (:func:`neurodict.sort.combine.combine_groups`), the segments beginning at `starts`."""
     samples = np.concatenate([p.samples for p in parts.values()])
     unit = np.concatenate([units[g][0] for g in parts])
     prob = np.concatenate([units[g][1] for g in parts])

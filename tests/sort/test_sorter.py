@@ -218,7 +218,7 @@ def test_run_sorter_filters_the_band_once_and_sorts_what_it_wrote(tmp_path, moti
     sorting = ss.run_sorter("neurodict", rec, folder=tmp_path / "out", motion=motion, **fast)
     written = sorted(p.name for p in (tmp_path / "out" / "sorter_output").iterdir())
     if motion == "none":
-        assert written == ["sorting", "spikeband-0"]
+        assert written == ["sorting", "spikeband-0", "spikes.npz"]
         band = sc.load(tmp_path / "out" / "sorter_output" / "spikeband-0")
         np.testing.assert_allclose(
             band.get_traces(), bandpass_filter(rec, 300.0, 6000.0).get_traces(), atol=1e-3
@@ -231,7 +231,7 @@ def test_run_sorter_filters_the_band_once_and_sorts_what_it_wrote(tmp_path, moti
                 sorting.to_spike_vector()[key], again.to_spike_vector()[key]
             )
     else:
-        assert written == ["motion-corrected-0", "sorting"]
+        assert written == ["motion-corrected-0", "sorting", "spikes.npz"]
     assert sorting.to_spike_vector().size == 40
 
 
@@ -318,6 +318,14 @@ def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a
         found = np.sort(sorting.to_spike_vector(concatenated=False)[i]["sample_index"])
         assert found.size == 20, (i, found)
         assert np.abs(found - planted).max() <= 2, (i, found - planted)
+    # each spike's posterior, as the workflow writes it, per segment as the sorting has it
+    spikes = np.load(tmp_path / "out" / "sorter_output" / "spikes.npz")
+    vectors = sorting.to_spike_vector(concatenated=False)
+    for i in (0, 1):
+        mine = spikes["segment_sample_index"][spikes["segment_index"] == i]
+        np.testing.assert_array_equal(mine, vectors[i]["sample_index"])
+    assert np.all((spikes["probability"] > 0) & (spikes["probability"] <= 1))
+    np.testing.assert_allclose(spikes["probabilities_0"].sum(axis=1), 1.0, atol=1e-5)
     from neurodict.preprocess.filters import spike_band
 
     rec.set_property("group", np.zeros(4, int))

@@ -58,7 +58,7 @@ def test_two_units_spikes_at_one_sample_keep_the_sorting_and_spikes_npz_in_one_o
     vector = sorting.to_spike_vector()
     np.testing.assert_array_equal(vector["sample_index"], [100, 500, 500, 900])
     np.testing.assert_array_equal(vector["unit_index"], [0, 0, 1, 1])
-    sort_step._write_spikes(tmp_path / "spikes.npz", sorting, {"g": part}, units, [0])
+    sort_step.write_spikes(tmp_path / "spikes.npz", sorting, {"g": part}, units, [0])
     spikes = np.load(tmp_path / "spikes.npz")
     np.testing.assert_array_equal(spikes["unit_index"], [0, 0, 1, 1])
     np.testing.assert_allclose(spikes["probability"], [0.9, 0.7, 0.8, 0.6])
