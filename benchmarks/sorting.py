@@ -2,7 +2,8 @@
 
 Recordings (all generated or read by code outside this project): spikeinterface ground truth
 (a tetrode with 8 units and a 32-channel probe with 20 units, at the generator's default noise
-and at ``noise_levels`` 9, several seeds), a drifting recording, a MEArec biophysical tetrode
+and at ``noise_levels`` 9, several seeds; the probe also as two segments, 40 + 20 s, which the
+baselines do not take), a drifting recording, a MEArec biophysical tetrode
 (NEURON-simulated layer-5 cells) and a MEArec Neuronexus-32 with 20 cells (where MEArec, NEURON
 and LFPy are installed), a hybrid recording (known units injected into the locust tetrode's
 noise) and the real locust tetrode (no ground truth).
@@ -67,6 +68,11 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
         )
         out["probe32-n9-s1"] = dict(
             kind="gt", channels=32, units=20, duration=60.0, noise=9.0, seed=1
+        )
+        # two segments (runs of one session with a pause), 40 + 20 s: each sorter's own
+        # handling of segments (spikeinterface passes them to those that take them)
+        out["probe32-2seg"] = dict(
+            kind="gt", channels=32, units=20, duration=[40.0, 20.0], noise=5.0, seed=1
         )
         out["tetrode-n5-300s"] = dict(
             kind="gt", channels=4, units=8, duration=300.0, noise=5.0, seed=1
@@ -166,7 +172,7 @@ def make_recording(spec: dict, folder: Path):
 
     if spec["kind"] == "gt":
         rec, gt = sc.generate_ground_truth_recording(
-            durations=[spec["duration"]],
+            durations=list(np.atleast_1d(spec["duration"]).astype(float)),
             probe=np1_probe() if spec.get("probe") == "np1" else None,
             num_channels=spec["channels"],
             num_units=spec["units"],
@@ -435,7 +441,8 @@ def main() -> None:
         rec_path, gt_path = make_recording(spec, folder)
         n_units = spec.get("units", 5 if spec["kind"] == "hybrid" else 8)
         for sorter in sorters:
-            if gt_path is None and sorter in BASELINES:
+            segmented = np.size(spec.get("duration", 0.0)) > 1
+            if sorter in BASELINES and (gt_path is None or segmented):  # one segment only
                 continue
             out = folder / sorter
             run = timed(sorter, rec_path, out, n_units)
