@@ -30,22 +30,6 @@ def split(rec: sc.BaseRecording, starts: list[int]) -> sc.BaseRecording:
     return sc.append_recordings([rec.frame_slice(a, b) for a, b in zip(starts, ends, strict=True)])
 
 
-def split_sorting(sorting: sc.BaseSorting, starts: list[int]):
-    """`sorting` of one segment (the timeline) as a sorting of the segments beginning at
-    `starts`, each spike at its sample in its segment, with the same units and properties."""
-    spikes = sorting.to_spike_vector()
-    segment = segment_of(spikes["sample_index"], starts)
-    out = sc.NumpySorting.from_samples_and_labels(
-        [spikes["sample_index"][segment == i] - a for i, a in enumerate(starts)],
-        [sorting.unit_ids[spikes["unit_index"][segment == i]] for i in range(len(starts))],
-        sorting.sampling_frequency,
-        unit_ids=sorting.unit_ids,
-    )
-    for key in sorting.get_property_keys():
-        out.set_property(key, sorting.get_property(key))
-    return out
-
-
 def segments_table(rec: sc.BaseRecording) -> list[dict]:
     """Per segment of `rec`: index, start_sample (on the timeline), n_samples, t_start_s (the
     segment's first sample on the recording's own clock) and duration_s."""

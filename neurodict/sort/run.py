@@ -142,7 +142,8 @@ def sort_recording_group(
         peaks = found["sample_index"], found["channel_index"]
     reach = snippet_reach(asdict(params), fs)
     bounds = starts or [0]
-    peaks = tuple(p[~timeline.near_boundary(peaks[0], bounds, *reach)] for p in peaks)
+    inside = ~timeline.near_boundary(peaks[0], bounds, *reach)
+    peaks = tuple(p[inside] for p in peaks)
     T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
     W, unwhiten = snippets.noise_whitener(
         rec,

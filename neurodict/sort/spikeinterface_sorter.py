@@ -25,7 +25,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
-from spikeinterface.core import load
+from spikeinterface.core import load, split_sorting
 from spikeinterface.sorters import BaseSorter, sorterlist
 
 from neurodict.common import timeline
@@ -159,6 +159,7 @@ class NeurodictSorter(BaseSorter):
         for key, missing in (("group", 0), ("bad", False)):  # one good group by default
             if key not in rec.get_property_keys():
                 rec.set_property(key, np.full(rec.get_num_channels(), missing))
+        recorded = rec  # its segments, to cut the timeline's sorting back into
         starts = [row["start_sample"] for row in timeline.segments_table(rec)]
         raw = timeline.concatenate(filters.good_channels(rec))
         if params["apply_preprocessing"]:
@@ -197,7 +198,7 @@ class NeurodictSorter(BaseSorter):
         region = dict(zip(map(str, rec.channel_ids), map(str, regions), strict=True))
         sorting, _, units = combine_groups(parts, region, rec.sampling_frequency)
         write_spikes(sorter_output_folder / "spikes.npz", sorting, parts, units, starts)
-        timeline.split_sorting(sorting, starts).save(folder=sorter_output_folder / "sorting")
+        split_sorting(sorting, [recorded]).save(folder=sorter_output_folder / "sorting")
 
     @classmethod
     def _get_result_from_folder(cls, sorter_output_folder):
