@@ -247,12 +247,23 @@ def non_finite_starts(rec: sc.BaseRecording, chunk_s: float = 10.0) -> np.ndarra
     return first
 
 
-def non_finite_phrase(names: list[str], first: np.ndarray, fs_hz: float) -> str:
+def non_finite_phrase(
+    names: list[str], first: np.ndarray, fs_hz: float, starts: list[int] | None = None
+) -> str:
     """ "channels A, B have NaN or infinite samples (the first at 1.5000, 3.5000 s)": the
-    channels `names` and, from `first` (:func:`non_finite_starts` of those channels), where
-    each has its first."""
-    at = ", ".join(f"{i / fs_hz:.4f}" for i in first)
-    return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at} s)"
+    channels `names` and, from `first` (:func:`non_finite_starts` of those channels, on the
+    segments end to end), where each has its first. With several segments (`starts`, their
+    starts on that timeline) each time is given within its segment: "(the first at 1.5000 s of
+    segment 0, 0.5000 s of segment 1)"."""
+    if starts is None or len(starts) <= 1:
+        at = ", ".join(f"{i / fs_hz:.4f}" for i in first)
+        return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at} s)"
+    segment = timeline.segment_of(first, starts)
+    at = ", ".join(
+        f"{(i - starts[k]) / fs_hz:.4f} s of segment {k}"
+        for i, k in zip(first, segment, strict=True)
+    )
+    return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at})"
 
 
 def refuse_all_zero(session: Session, x: np.ndarray, where: str) -> None:
@@ -310,14 +321,17 @@ def check_samples(session: Session, x: np.ndarray, where: str, bad: set[int]) ->
         )
 
 
-def refuse_non_finite(session: Session, first: np.ndarray, fs_hz: float, bad: set[int]) -> None:
+def refuse_non_finite(
+    session: Session, first: np.ndarray, fs_hz: float, bad: set[int], starts: list[int]
+) -> None:
     """Raise an IngestError naming the channels not in `bad` that have a NaN or infinite sample
-    anywhere (`first`: :func:`non_finite_starts` of the grouped channels, in group order) and
-    the time of each one's first; :func:`check_samples` judged only its stretches."""
+    anywhere (`first`: :func:`non_finite_starts` of the grouped channels, in group order, on
+    the segments end to end, which begin at `starts`) and the time of each one's first
+    (:func:`non_finite_phrase`); :func:`check_samples` judged only its stretches."""
     channels = np.asarray(session.channels)
     hit = (first >= 0) & ~np.isin(channels, list(bad))
     if hit.any():
-        found = non_finite_phrase(_named(session, channels[hit]), first[hit], fs_hz)
+        found = non_finite_phrase(_named(session, channels[hit]), first[hit], fs_hz, starts)
         raise IngestError(
             f"the recording '{session.raw_path}' (from {session.file}): {found}; expected "
             f"finite samples: list these channels under bad_channels in {session.file} or "
@@ -515,7 +529,8 @@ def open_recording(session: Session) -> sc.BaseRecording:
     refuse_regions_without_good_channels(session, regions, rows)
     bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
     check_samples(session, x, where, bad)
-    refuse_non_finite(session, non_finite, rec.sampling_frequency, bad)
+    starts = [row["start_sample"] for row in timeline.segments_table(rec)]
+    refuse_non_finite(session, non_finite, rec.sampling_frequency, bad, starts)
     rec.set_property("bad", np.array([c in bad for c in session.channels]))
     rec.set_property("bad_label", np.array([r["label"] for r in rows]))
     rec.set_property("bad_method", np.array([r["method"] for r in rows]))

@@ -207,17 +207,19 @@ class NeurodictSorter(BaseSorter):
 
 def _refuse_non_finite(recording) -> None:
     """An InputError naming the channels (those not marked ``bad``) with a NaN or infinite
-    sample, and where each has its first (on its segments end to end): the recording as the
-    sorter reads it back."""
+    sample, and where each has its first (within its segment, when there are several): the
+    recording as the sorter reads it back."""
     if "bad" in recording.get_property_keys():
         recording = filters.good_channels(recording)
     first = non_finite_starts(timeline.concatenate(recording))
     hit = first >= 0
     if hit.any():
         names = [str(c) for c in recording.channel_ids[hit]]
+        starts = [row["start_sample"] for row in timeline.segments_table(recording)]
+        phrase = non_finite_phrase(names, first[hit], recording.sampling_frequency, starts)
         raise InputError(
             "run_sorter('neurodict') recording: "
-            f"{non_finite_phrase(names, first[hit], recording.sampling_frequency)}; expected "
+            f"{phrase}; expected "
             "finite samples (mend them, or set those channels' 'bad' property to true to leave "
             "them out)."
         )

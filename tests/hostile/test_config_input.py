@@ -629,6 +629,17 @@ def test_non_finite_samples_between_the_stretches_are_named(tmp_path, capsys):
     rec = open_recording(load_session(binary(tmp_path, x, bad_channels="auto")))
     assert np.flatnonzero(rec.get_property("bad")).tolist() == [2, 6]
     assert set(rec.get_property("bad_label")[[2, 6]]) == {"non-finite"}
+    # one file per segment: each time within its segment
+    x[30_000:].tofile(tmp_path / "run2.bin")
+    x[:30_000].tofile(tmp_path / "raw.bin")
+    path = binary(tmp_path, x[:30_000], raw_path=["raw.bin", "run2.bin"])
+    expected = (
+        f"the recording '{tmp_path / 'raw.bin'}' (from {path}): channels 2 (tt1), 6 (tt2) "
+        f"have NaN or infinite samples (the first at 1.5000 s of segment 0, 0.5000 s of "
+        f"segment 1); expected finite samples: list these channels under bad_channels in "
+        f"{path} or check the recording."
+    )
+    assert ingest_refuses(capsys, path) == expected
 
 
 def test_a_short_artefact_is_not_refused(tmp_path):

@@ -377,8 +377,8 @@ def test_run_sorter_refuses_what_the_workflow_configuration_refuses(tmp_path):
 
 
 def test_run_sorter_names_the_channels_with_non_finite_samples(tmp_path):
-    """A NaN names its channel and time before anything runs; on a channel marked bad it is
-    left out with its channel."""
+    """A NaN names its channel and time before anything runs (within its segment when there
+    are several); on a channel marked bad it is left out with its channel."""
     import spikeinterface.sorters as ss
 
     import neurodict  # noqa: F401  (registers the sorter)
@@ -388,18 +388,27 @@ def test_run_sorter_names_the_channels_with_non_finite_samples(tmp_path):
     traces = rec.get_traces().copy()
     traces[30_000, 2] = np.nan
     traces[50_000:50_010, 3] = np.inf
-    nan = sc.NumpyRecording([traces], rec.sampling_frequency)
-    nan.set_probe(rec.get_probe(), in_place=True)
     fast = {"n_burn": 5, "n_samples": 3, "n_keep": 2, "threshold_sigma": 8.0, "motion": "none"}
-    with pytest.raises(InputError) as err:
-        ss.run_sorter(
-            "neurodict", nan.save(folder=tmp_path / "rec"), folder=tmp_path / "out", **fast
-        )
-    assert str(err.value) == (
+    refusal = (
         "run_sorter('neurodict') recording: channels 2, 3 have NaN or infinite samples (the "
-        "first at 1.5000, 2.5000 s); expected finite samples (mend them, or set those "
-        "channels' 'bad' property to true to leave them out)."
+        "first at {}); expected finite samples (mend them, or set those channels' 'bad' "
+        "property to true to leave them out)."
     )
+    segments = {
+        "one": ([traces], "1.5000, 2.5000 s"),
+        "two": ([traces[:40_000], traces[40_000:]], "1.5000 s of segment 0, 0.5000 s of segment 1"),
+    }
+    for name, (parts, at) in segments.items():
+        nan = sc.NumpyRecording(parts, rec.sampling_frequency)
+        nan.set_probe(rec.get_probe(), in_place=True)
+        with pytest.raises(InputError) as err:
+            ss.run_sorter(
+                "neurodict",
+                nan.save(folder=tmp_path / name),
+                folder=tmp_path / f"out_{name}",
+                **fast,
+            )
+        assert str(err.value) == refusal.format(at)
     nan.set_property("bad", np.array([False, False, True, True]))
     nan = nan.save(folder=tmp_path / "rec_bad")
     sorting = ss.run_sorter("neurodict", nan, folder=tmp_path / "out2", **fast)
