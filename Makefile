@@ -23,9 +23,11 @@ demo: $(STAMP)
 	$(BIN)/snakemake --profile profiles/default
 	@echo "Report: results/demo/report.html"
 
-## test: the fast test suite (includes a whole workflow run on a tiny session)
+## test: the fast test suite (includes a whole workflow run on a tiny session), on
+## TEST_WORKERS processes (pytest-xdist; a module's tests in one of them, its fixtures once)
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadscope
 
 ## test-slow: the long tests (a minute or more each on 2 cores)
 test-slow: $(STAMP)
