@@ -168,33 +168,34 @@ def table_counts_numpy(n, concentration, u):
 
 
 @numba.njit(cache=True)
-def _cluster_products_nb(col, s, columns, cluster, weight, n_clusters):
+def _cluster_products_nb(col, by_atom, columns, cluster, weight, n_clusters):
     N, M = col.shape
     out = np.zeros((n_clusters, M, columns.size))
-    for i in range(N):
-        h, w = cluster[i], weight[i]
-        for m in range(M):
-            c = w * col[i, m]
-            for j in range(columns.size):
-                out[h, m, j] += c * s[i, m, columns[j]]
+    for j in range(columns.size):
+        s_j = by_atom[columns[j]]  # (N, M), contiguous: each column read once
+        for i in range(N):
+            h, w = cluster[i], weight[i]
+            for m in range(M):
+                out[h, m, j] += w * col[i, m] * s_j[i, m]
     return out
 
 
 def cluster_products(
     col: np.ndarray,
-    s: np.ndarray,
+    by_atom: np.ndarray,
     columns: np.ndarray,
     cluster: np.ndarray,
     weight: np.ndarray,
     n_clusters: int,
 ) -> np.ndarray:
     """``Σ_{i: cluster_i = h} weight_i col_{i,m} s_{i,m,columns_j}`` (numba): the products of a
-    feature column `col` (N, M) with the feature columns `columns` of `s` (N, M, K), summed
-    per cluster (`cluster` (N,) in ``0..n_clusters-1``, `weight` (N,)): (n_clusters, M, J),
-    in one pass, with no (N, M, J) array."""
+    feature column `col` (N, M) with the feature columns `columns` of ``s``, given atom-major
+    (`by_atom` (K, N, M), ``s`` transposed: a column's values contiguous, so a call reads the
+    columns it uses and no others), summed per cluster (`cluster` (N,) in
+    ``0..n_clusters-1``, `weight` (N,)): (n_clusters, M, J), with no (N, M, J) array."""
     return _cluster_products_nb(
         np.ascontiguousarray(col, np.float64),
-        np.ascontiguousarray(s, np.float64),
+        np.ascontiguousarray(by_atom, np.float64),
         np.asarray(columns, np.int64),
         np.asarray(cluster, np.int64),
         np.asarray(weight, np.float64),
@@ -202,10 +203,11 @@ def cluster_products(
     )
 
 
-def cluster_products_numpy(col, s, columns, cluster, weight, n_clusters):
+def cluster_products_numpy(col, by_atom, columns, cluster, weight, n_clusters):
     """The numpy twin of :func:`cluster_products`."""
     out = np.zeros((n_clusters,) + col.shape[1:] + (len(columns),))
-    np.add.at(out, cluster, (weight[:, None] * col)[:, :, None] * s[:, :, columns])
+    s = by_atom[columns].transpose(1, 2, 0)  # (N, M, J)
+    np.add.at(out, cluster, (weight[:, None] * col)[:, :, None] * s)
     return out
 
 

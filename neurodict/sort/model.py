@@ -388,6 +388,9 @@ class Sampler:
             else None
         )
         self.state = self._initialise(n_init_clusters, start)
+        # x − reconstruction(state), as the last noise step left it: the next sweep's start
+        # (nothing changes A, s, w or z between sweeps), None until the first sweep
+        self._resid: np.ndarray | None = None
 
     # -- initialisation ---------------------------------------------------------------------
     def _initialise(self, n_init: int, start: tuple | None) -> State:
@@ -435,7 +438,7 @@ class Sampler:
         """One Gibbs sweep in MODELS.md's order, with `split_merge` split–merge proposals after
         the labels; returns the new state (log_lik set)."""
         st = self.state
-        resid = self.data.x - reconstruction(st)
+        resid = self.data.x - reconstruction(st) if self._resid is None else self._resid
         self._sample_z(st, resid)
         self._sample_pi(st)
         self._sample_w(st, resid)
@@ -446,7 +449,7 @@ class Sampler:
         self._sample_features(st)
         self._sample_atoms(st)
         self._sample_ard(st)
-        self._sample_noise(st)
+        self._resid = self._sample_noise(st)
         return st
 
     def _sample_z(self, st: State, resid: np.ndarray) -> None:
@@ -757,13 +760,15 @@ class Sampler:
         p = self.p
         st.ard = self.rng.gamma(p.ard_shape + 0.5, 1.0 / (p.ard_rate + 0.5 * st.A**2))
 
-    def _sample_noise(self, st: State) -> None:
+    def _sample_noise(self, st: State) -> np.ndarray:
+        """``φ_mt ~ Gamma(a + N/2, b + Σ_i u_i r_imt²/2)``; returns the residual ``r``."""
         p, x = self.p, self.data.x
         resid = x - reconstruction(st)
         scatter = np.einsum("i,imt->mt", st.u, resid**2, optimize=True)
         st.phi = self.rng.gamma(
             p.noise_shape + 0.5 * x.shape[0], 1.0 / (p.noise_rate + 0.5 * scatter)
         )
+        return resid
 
 
 def wishart(rng: np.random.Generator, dof: np.ndarray, scale: np.ndarray) -> np.ndarray:

@@ -176,6 +176,7 @@ class ColumnSwap:
 
     def __init__(self, s, z, labels, n_clusters, epoch, n_epochs, u=None):
         self.s, self.z, self.H, self.E = s, z, n_clusters, n_epochs
+        self.by_atom = np.ascontiguousarray(s.transpose(2, 0, 1))  # (K, N, M): read by column
         weight = np.ones(labels.size) if u is None else u
         self.labels, self.weight = labels, weight
         self.by_cluster = _indicator(labels, n_clusters, weight)
@@ -194,7 +195,9 @@ class ColumnSwap:
         of features `col` (N, M) put in column k."""
         M = self.s.shape[1]
         sums = (self.by_segment @ col).reshape(self.H, self.E, M).transpose(0, 2, 1)
-        cross = kernels.cluster_products(col, self.s, columns, self.labels, self.weight, self.H)
+        cross = kernels.cluster_products(
+            col, self.by_atom, columns, self.labels, self.weight, self.H
+        )
         cross[:, :, columns == k] = (self.by_cluster @ (col * col))[:, :, None]
         return sums, cross
 
@@ -210,6 +213,7 @@ class ColumnSwap:
 
     def set(self, k: int) -> None:
         """Column k of `s` and `z` have changed: column k's statistics, when in use."""
+        self.by_atom[k] = self.s[:, :, k]
         if self.z[k]:
             a = np.flatnonzero(self.z)
             _put(self.full.sums, self.full.scatter, k, *self.column(k, self.s[:, :, k], a), a)

@@ -67,9 +67,10 @@ def test_cluster_products_kernel_equals_numpy_twin_and_direct_sums():
     col, s = rng.normal(size=(N, M)), rng.normal(size=(N, M, K))
     cluster = rng.choice([0, 1, 3, 4], N)  # cluster 2 empty
     weight, columns = rng.gamma(2.0, 0.5, N), np.array([5, 0, 3])
-    got = kernels.cluster_products(col, s, columns, cluster, weight, H)
+    by_atom = np.ascontiguousarray(s.transpose(2, 0, 1))
+    got = kernels.cluster_products(col, by_atom, columns, cluster, weight, H)
     np.testing.assert_allclose(
-        got, kernels.cluster_products_numpy(col, s, columns, cluster, weight, H)
+        got, kernels.cluster_products_numpy(col, by_atom, columns, cluster, weight, H)
     )
     for h in range(H):
         rows = cluster == h
