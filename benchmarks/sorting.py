@@ -17,6 +17,11 @@ on 2 principal components per channel, and the mixture on DB-KSVD codes (dbksvd-
 features baseline of MODELS.md 1b), with neurodict's detection and alignment, given the true
 number of units (an advantage the others do not get).
 
+The peers need the ``bench`` extra (hdbscan for spykingcircus2 and tridesclous2) and a CPU
+build of torch (``pip install torch==2.13.0``, before kilosort4): spykingcircus2's default
+motion correction on the probes (DREDge) and kilosort4 fail without it. spikeinterface's peak
+detection then imports torch in every sorter's process (about 200 MB of each peak).
+
 Each sorter first sorts a 10-second 32-channel recording untimed (its numba kernels compiled
 and cached, as after installation; the warm-up's time printed apart).
 
