@@ -51,6 +51,11 @@ def segments_table(rec: sc.BaseRecording) -> list[dict]:
     return rows
 
 
+def segment_starts(rec: sc.BaseRecording) -> list[int]:
+    """Where each segment of `rec` begins on its segments end to end, in samples."""
+    return [row["start_sample"] for row in segments_table(rec)]
+
+
 def starts(info: dict) -> list[int]:
     """Segment starts on the timeline in samples (session.json's ``segments``; one segment for
     results ingested before segments were recorded)."""

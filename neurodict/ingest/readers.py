@@ -256,13 +256,12 @@ def non_finite_phrase(
     starts on that timeline) each time is given within its segment: "(the first at 1.5000 s of
     segment 0, 0.5000 s of segment 1)"."""
     if starts is None or len(starts) <= 1:
-        at = ", ".join(f"{i / fs_hz:.4f}" for i in first)
-        return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at} s)"
-    segment = timeline.segment_of(first, starts)
-    at = ", ".join(
-        f"{(i - starts[k]) / fs_hz:.4f} s of segment {k}"
-        for i, k in zip(first, segment, strict=True)
-    )
+        at = ", ".join(f"{i / fs_hz:.4f}" for i in first) + " s"
+    else:
+        at = ", ".join(
+            f"{(i - starts[k]) / fs_hz:.4f} s of segment {k}"
+            for i, k in zip(first, timeline.segment_of(first, starts), strict=True)
+        )
     return f"channels {', '.join(names)} have NaN or infinite samples (the first at {at})"
 
 
@@ -529,7 +528,7 @@ def open_recording(session: Session) -> sc.BaseRecording:
     refuse_regions_without_good_channels(session, regions, rows)
     bad = {r["channel"] for r in rows if r["label"] != bad_ch.GOOD}
     check_samples(session, x, where, bad)
-    starts = [row["start_sample"] for row in timeline.segments_table(rec)]
+    starts = timeline.segment_starts(rec)
     refuse_non_finite(session, non_finite, rec.sampling_frequency, bad, starts)
     rec.set_property("bad", np.array([c in bad for c in session.channels]))
     rec.set_property("bad_label", np.array([r["label"] for r in rows]))

@@ -160,7 +160,7 @@ class NeurodictSorter(BaseSorter):
             if key not in rec.get_property_keys():
                 rec.set_property(key, np.full(rec.get_num_channels(), missing))
         recorded = rec  # its segments, to cut the timeline's sorting back into
-        starts = [row["start_sample"] for row in timeline.segments_table(rec)]
+        starts = timeline.segment_starts(rec)
         raw = timeline.concatenate(filters.good_channels(rec))
         if params["apply_preprocessing"]:
             rec = filters.spike_band(rec, params)
@@ -215,7 +215,7 @@ def _refuse_non_finite(recording) -> None:
     hit = first >= 0
     if hit.any():
         names = [str(c) for c in recording.channel_ids[hit]]
-        starts = [row["start_sample"] for row in timeline.segments_table(recording)]
+        starts = timeline.segment_starts(recording)
         phrase = non_finite_phrase(names, first[hit], recording.sampling_frequency, starts)
         raise InputError(
             "run_sorter('neurodict') recording: "

@@ -631,7 +631,6 @@ def test_non_finite_samples_between_the_stretches_are_named(tmp_path, capsys):
     assert set(rec.get_property("bad_label")[[2, 6]]) == {"non-finite"}
     # one file per segment: each time within its segment
     x[30_000:].tofile(tmp_path / "run2.bin")
-    x[:30_000].tofile(tmp_path / "raw.bin")
     path = binary(tmp_path, x[:30_000], raw_path=["raw.bin", "run2.bin"])
     expected = (
         f"the recording '{tmp_path / 'raw.bin'}' (from {path}): channels 2 (tt1), 6 (tt2) "
