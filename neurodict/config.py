@@ -209,13 +209,14 @@ def schema_path(name: str) -> Path:
 
 
 @functools.cache
-def _schema_text(name: str) -> str:
-    return (SCHEMA_DIR / f"{name}.schema.yaml").read_text()
+def _schema(name: str) -> dict:
+    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
 
 
 def load_schema(name: str) -> dict:
-    """The packaged JSON Schema ``neurodict/schemas/<name>.schema.yaml`` (a fresh copy)."""
-    return yaml.safe_load(_schema_text(name))
+    """The packaged JSON Schema ``neurodict/schemas/<name>.schema.yaml`` (a fresh copy: read
+    once per process, 70 ms, and copied, under 1 ms)."""
+    return copy.deepcopy(_schema(name))
 
 
 def section_defaults(section: str) -> dict:

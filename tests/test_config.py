@@ -247,3 +247,14 @@ def test_not_a_regular_file(tmp_path):
         ConfigError, match=re.escape(f"{tmp_path}: not a regular file; expected a YAML file.")
     ):
         load_session(tmp_path)
+
+
+def test_each_schema_load_is_a_fresh_copy():
+    """The schema is parsed once per process: a caller that changes its copy changes no
+    later one."""
+    schema = load_schema("config")
+    schema["properties"]["sorting"]["properties"]["epoch_s"]["default"] = 1.0
+    del schema["properties"]["lfp"]
+    again = load_schema("config")
+    assert again["properties"]["sorting"]["properties"]["epoch_s"]["default"] == 60.0
+    assert "lfp" in again["properties"]
