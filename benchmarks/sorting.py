@@ -34,7 +34,7 @@ Usage::
 
     python benchmarks/sorting.py                      # the matrix below (about an hour, 2 cores)
     python benchmarks/sorting.py --quick              # tetrodes only, one seed
-    python benchmarks/sorting.py --large --recordings probe64-n5-s1 drift64 np384
+    python benchmarks/sorting.py --large --recordings probe64-n5-s1 drift64 np384-1min
     python benchmarks/sorting.py --sorters neurodict kmeans --recordings tetrode-n5-s1
 """
 
@@ -96,6 +96,11 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
         out["drift64"] = dict(kind="drift", seed=5, rows=32, units=25, duration=300.0)
         out["np384"] = dict(
             kind="gt", channels=384, units=150, duration=600.0, noise=5.0, seed=1, probe="np1"
+        )
+        # the same shank and units for one minute: what fits this 2-core, 24 GB machine (the
+        # sorter holds every snippet on every channel; about 5.7 GB at one minute)
+        out["np384-1min"] = dict(
+            kind="gt", channels=384, units=150, duration=60.0, noise=5.0, seed=1, probe="np1"
         )
         if mearec_available():
             out["mearec-tetrode"] = dict(kind="mearec", probe="tetrode-mea-l", units=8, seed=4)
@@ -414,8 +419,8 @@ def main() -> None:
         "--large",
         action="store_true",
         help="also probe32's seeds 2 and 3, probe64 (64 ch, 50 units, 5 min; seeds 1 and 2), "
-        "drift64 (a drifting 2 x 32 shank, 5 min) and np384 (a Neuropixels 1.0 shank, 150 "
-        "units, 10 min)",
+        "drift64 (a drifting 2 x 32 shank, 5 min), np384 (a Neuropixels 1.0 shank, 150 "
+        "units, 10 min) and np384-1min (the same for 1 min)",
     )
     p.add_argument(
         "--sorters", nargs="+", default=["neurodict", "neurodict-nomatch", *PEERS, *BASELINES]
