@@ -210,7 +210,7 @@ def schema_path(name: str) -> Path:
 
 @functools.cache
 def _schema(name: str) -> dict:
-    return yaml.safe_load((SCHEMA_DIR / f"{name}.schema.yaml").read_text())
+    return yaml.safe_load(schema_path(name).read_text())
 
 
 def load_schema(name: str) -> dict:
