@@ -76,6 +76,7 @@ class SortParams:
     template_matching: bool = True
     template_max_spikes_per_epoch: int = 750
     peel_ms_after: float = 3.0
+    match_radius_um: float = 150.0
     seed: int = 0
     priors: Priors = field(default_factory=Priors)
 

@@ -565,10 +565,12 @@ def _matched_spikes(
     `W_space` (:func:`_spatially_whitened`), where they are ``W' t``. Matched in microvolts,
     the noise that neighbouring channels share (the far fields of the many neurons, which
     dense probes see on channels 20 um apart) made a small unit's spikes fit other units'
-    templates or none."""
+    templates or none. Each template is matched on the channels within ``match_radius_um`` of
+    its largest one there (spikeinterface's radius sparsity): the matching's cost grows with
+    the channels a template holds."""
     fs = white.sampling_frequency
     before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
-    templates = sc.Templates(
+    dense = sc.Templates(
         templates_array=np.einsum("umt,mn->utn", templates_uv, W_space).astype(np.float32),
         sampling_frequency=fs,
         nbefore=before,
@@ -576,6 +578,14 @@ def _matched_spikes(
         unit_ids=np.arange(templates_uv.shape[0]),
         probe=white.get_probe(),
     )
+    near = sc.compute_sparsity(
+        dense,
+        method="radius",
+        radius_um=params.match_radius_um,
+        peak_sign="both",
+        amplitude_mode="extremum",
+    )
+    templates = dense.to_sparse(near)
     spikes = find_spikes_from_templates(
         white,
         templates,

@@ -27,6 +27,33 @@ def test_auto_corrects_groups_at_least_the_minimum_span_wide(choice, span, want)
     assert motion.decide(choice, span, 300.0)[0] == want
 
 
+def test_collections_inside_see_only_new_objects_and_all_again_after():
+    """A cycle of objects made before :func:`motion.collections_of_new_objects` and dropped
+    survives a collection inside it (frozen: the collection does not walk it), one made inside
+    does not; after it, even an exception raised inside, the first is collected too."""
+    import gc
+    import weakref
+
+    class Node:
+        pass
+
+    def cycle():
+        a, b = Node(), Node()
+        a.other, b.other = b, a
+        return weakref.ref(a)
+
+    before = cycle()
+    with pytest.raises(RuntimeError), motion.collections_of_new_objects():
+        inside = cycle()
+        gc.collect()
+        assert before() is not None
+        assert inside() is None
+        raise RuntimeError
+    assert gc.get_freeze_count() == 0
+    gc.collect()
+    assert before() is None
+
+
 @pytest.mark.parametrize(("drift", "want"), [(10.0, True), (9.9, False)])
 def test_auto_corrects_a_drift_of_at_least_the_pitches_asked_for(drift, want):
     corrected, why = motion.drifts(drift, 20.0, 0.5)

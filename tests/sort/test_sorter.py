@@ -662,6 +662,37 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
     assert np.sum(raw.min(1) <= 0.85) >= 2, raw
 
 
+def test_matching_holds_each_template_within_match_radius_of_its_largest_channel(monkeypatch):
+    """:func:`neurodict.sort.run._matched_spikes` gives spikeinterface's matching each template
+    (whitened across channels) on the channels within ``match_radius_um`` of the channel where
+    it is largest there, and on no other: on a line of 16 channels 20 um apart, two units'
+    templates at either end, matched within 50 um, hold 3 and 5 channels."""
+    from probeinterface import generate_linear_probe
+
+    import neurodict.sort.run as run
+
+    M = 16
+    probe = generate_linear_probe(num_elec=M, ypitch=20)
+    probe.set_device_channel_indices(np.arange(M))
+    rec = sc.NumpyRecording(np.zeros((3000, M), np.float32), 30000.0)
+    rec.set_probe(probe, in_place=True)
+    footprint = np.exp(-0.5 * ((np.arange(M)[None] - np.array([[0.0], [12.0]])) / 2.0) ** 2)
+    templates = footprint[:, :, None] * -np.hanning(48)[None, None]  # (2, M, 48)
+    seen = {}
+
+    def capture(recording, templates, **kwargs):
+        seen["mask"] = templates.sparsity.mask
+        return np.zeros(0, dtype=[("sample_index", "i8"), ("cluster_index", "i8")])
+
+    monkeypatch.setattr(run, "find_spikes_from_templates", capture)
+    params = dataclasses.replace(SortParams(), match_radius_um=50.0)
+    run._matched_spikes(rec, np.eye(M), templates, params, 1)
+    expected = np.zeros((2, M), bool)
+    expected[0, :3] = True  # channels 0-2 within 50 um of channel 0
+    expected[1, 10:15] = True  # channels 10-14 within 50 um of channel 12
+    np.testing.assert_array_equal(seen["mask"], expected)
+
+
 def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_place():
     """:func:`neurodict.sort.run._matched_nearby` against a loop over detections and matched
     spikes: a detection is the matched spike's when it lies within the dead time (inclusive)
