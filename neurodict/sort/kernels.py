@@ -535,3 +535,60 @@ def birth_death_terms_numpy(projected, s_k, aa, u, normals):
     born = s_k.copy() if alive else h / P + normals / np.sqrt(P)
     gain = np.sum(h * born - 0.5 * (P - 1.0) * born**2)
     return born, float(gain - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2))
+
+
+@numba.njit(cache=True, nogil=True)  # run from the snippets' threads
+def _resampled_windows_nb(traces, peak, weights, before, noise_levels, out):
+    n, M, T = out.shape
+    taps = weights.shape[1]
+    acc = np.empty(M)
+    for i in range(n):
+        for t in range(T):
+            acc[:] = 0.0
+            first = peak[i] - before + t - taps // 2 + 1  # the row of tap 0
+            for j in range(taps):
+                w = weights[i, j]
+                for m in range(M):
+                    acc[m] += w * traces[first + j, m]
+            for m in range(M):
+                out[i, m, t] = acc[m] / noise_levels[m]
+
+
+def resampled_windows(
+    traces: np.ndarray,
+    peak: np.ndarray,
+    weights: np.ndarray,
+    before: int,
+    after: int,
+    noise_levels: np.ndarray,
+) -> np.ndarray:
+    """Windows ``Σ_j w_ij x(peak_i + k + j) / noise``, ``k = -before..after-1``, ``j =
+    -taps/2+1..taps/2``, of `traces` (rows, M) about each `peak` (n,) with its interpolation
+    `weights` (n, taps) (:func:`neurodict.sort.snippets.sinc_weights`): (n, M, T) float32, in
+    double precision. Numba: each row of taps read once per output sample, nothing gathered."""
+    out = np.empty((peak.size, traces.shape[1], before + after), np.float32)
+    _resampled_windows_nb(
+        np.ascontiguousarray(traces),
+        np.asarray(peak, np.int64),
+        np.asarray(weights, np.float64),
+        int(before),
+        np.asarray(noise_levels, np.float64),
+        out,
+    )
+    return out
+
+
+def resampled_windows_numpy(traces, peak, weights, before, after, noise_levels, gather=2**21):
+    """The numpy twin of :func:`resampled_windows`: the taps of a block of snippets gathered,
+    (n, T, taps, M), at most `gather` values at a time."""
+    taps = weights.shape[1]
+    j = np.arange(-taps // 2 + 1, taps // 2 + 1)
+    k = np.arange(-before, after)
+    out = np.empty((peak.size, traces.shape[1], k.size), np.float32)
+    step = max(gather // (k.size * taps * traces.shape[1]), 1)
+    for s in range(0, peak.size, step):
+        p = peak[s : s + step]
+        idx = p[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
+        windows = np.einsum("ntjm,nj->nmt", traces[idx], weights[s : s + p.size])
+        out[s : s + p.size] = windows / noise_levels[None, :, None]
+    return out

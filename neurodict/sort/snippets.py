@@ -16,6 +16,7 @@ from scipy.spatial.distance import cdist
 from tqdm.auto import tqdm
 
 from neurodict.common.units import ms_to_samples
+from neurodict.sort import kernels
 
 
 def window_samples(fs_hz: float, ms_before: float, ms_after: float) -> tuple[int, int]:
@@ -103,7 +104,9 @@ def extract(
             np.where(curve < 0, 0.5 * (em - ep) / np.where(curve < 0, curve, -1), 0), -0.5, 0.5
         )
         aligned[sel] = peak + base
-        out[sel] = _resample(traces, peak, frac, before, after, noise_levels)
+        out[sel] = kernels.resampled_windows(
+            traces, peak, sinc_weights(frac), before, after, noise_levels
+        )
     return out, np.clip(aligned, 0, n_total - 1)
 
 
@@ -155,35 +158,15 @@ TAPS = 4
 # cutting probe32's snippets; the filter's margins make the chunks' edges differ by rounding)
 CHUNK_VALUES = 2**20
 ENERGY_ROWS = 2**16  # rows of the float64 energy computed at once
-GATHER_VALUES = 2**21  # values of trace rows gathered at once (snippets x samples x taps x M)
+GATHER_VALUES = 2**21  # values of trace rows gathered at once (the energies' snippets x rows x M)
 
 
-def _resample(
-    traces: np.ndarray,
-    peak: np.ndarray,
-    frac: np.ndarray,
-    before: int,
-    after: int,
-    noise_levels: np.ndarray,
-) -> np.ndarray:
-    """Windows ``x(peak + frac + k) / noise``, ``k = -before..after-1``, by Hann-windowed sinc.
-
-    Returns (n, M, T), computed a block of snippets at a time whose gathered taps, (n, T,
-    taps, M), hold at most :data:`GATHER_VALUES` values (all at once they would hold taps
-    times the snippets, and their float64 product twice that).
-    """
-    j = np.arange(-TAPS + 1, TAPS + 1)  # taps around each sample
+def sinc_weights(frac: np.ndarray) -> np.ndarray:
+    """Hann-windowed sinc weights of the ``2 TAPS`` samples ``j = -TAPS+1..TAPS`` about each
+    sample for the value ``frac`` (n,) of a sample later: (n, 2 TAPS), each row summing to 1."""
+    j = np.arange(-TAPS + 1, TAPS + 1)
     weights = np.sinc(j[None] - frac[:, None]) * np.hanning(2 * TAPS + 2)[1:-1][None]
-    weights /= weights.sum(1, keepdims=True)
-    k = np.arange(-before, after)
-    out = np.empty((peak.size, traces.shape[1], k.size), np.float32)
-    step = max(GATHER_VALUES // (k.size * j.size * traces.shape[1]), 1)
-    for s in range(0, peak.size, step):
-        p = peak[s : s + step]
-        idx = p[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
-        windows = np.einsum("ntjm,nj->nmt", traces[idx], weights[s : s + p.size])
-        out[s : s + p.size] = windows / noise_levels[None, :, None]
-    return out
+    return weights / weights.sum(1, keepdims=True)
 
 
 def delay_operators(delays: np.ndarray, whiten: np.ndarray, unwhiten: np.ndarray) -> np.ndarray:

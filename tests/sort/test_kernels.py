@@ -89,6 +89,36 @@ def test_pair_products_kernel_equals_numpy_twin_and_the_outer_products():
     np.testing.assert_allclose(got, np.einsum("ij,ik->ijk", b, b)[:, rows, cols])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_resampled_windows_kernel_equals_numpy_twin_and_shifts_a_sampled_sine(dtype):
+    """Windows interpolated a fraction of a sample off their peak: kernel and twin agree
+    (float32 and float64 traces, the twin in blocks of three snippets); a slow sine sampled
+    on integers, windowed about peak + frac, is the sine at those shifted times (within the
+    windowed sinc's error); a zero fraction gives the samples themselves."""
+    from neurodict.sort.snippets import sinc_weights
+
+    rng = np.random.default_rng(8)
+    M, before, after = 5, 6, 9
+    traces = rng.standard_normal((300, M)).astype(dtype)
+    peak = rng.integers(20, 280, 11)
+    frac = np.r_[0.0, rng.uniform(-0.5, 0.5, 10)]
+    noise = rng.uniform(1, 3, M)
+    w = sinc_weights(frac)
+    got = kernels.resampled_windows(traces, peak, w, before, after, noise)
+    blocks_of_three = 3 * (before + after) * w.shape[1] * M
+    twin = kernels.resampled_windows_numpy(
+        traces, peak, w, before, after, noise, gather=blocks_of_three
+    )
+    np.testing.assert_allclose(got, twin, rtol=1e-6, atol=1e-6)
+    k = np.arange(-before, after)
+    np.testing.assert_allclose(got[0], (traces[peak[0] + k] / noise).T, rtol=1e-6)
+    period = 40.0
+    sine = np.sin(2 * np.pi * np.arange(300) / period)[:, None] * np.ones(M)
+    shifted = kernels.resampled_windows(sine, peak, w, before, after, np.ones(M))
+    want = np.sin(2 * np.pi * (peak[:, None] + frac[:, None] + k[None]) / period)
+    np.testing.assert_allclose(shifted, np.repeat(want[:, None], M, axis=1), atol=5e-3)
+
+
 def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
     """Per-cluster, per-epoch weighted sums and per-cluster scatter of chosen feature
     columns (out of order), an empty cluster and an empty epoch of another among them:
