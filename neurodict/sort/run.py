@@ -15,7 +15,6 @@ import numpy as np
 import spikeinterface.core as sc
 from spikeinterface.preprocessing import whiten
 from spikeinterface.preprocessing.whiten import compute_whitening_matrix
-from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 from tqdm.auto import tqdm
 
 from neurodict.common import timeline
@@ -25,7 +24,7 @@ from neurodict.common.jobs import thread_map
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
-from neurodict.sort import kernels, snippets
+from neurodict.sort import kernels, snippets, wobble
 from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
@@ -383,7 +382,7 @@ def _overlap_pass(
     n_jobs: int,
     neighbours: np.ndarray | None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """The spikes to label again after resolving overlaps: those spikeinterface's circus-omp
+    """The spikes to label again after resolving overlaps: those spikeinterface's wobble
     matching finds with each epoch's templates of the model's single units in the recording
     whitened across channels (:func:`_matched_spikes`; on the channel where their template is
     largest in noise SDs: :func:`template_channels`), and the
@@ -440,7 +439,9 @@ def _overlap_pass(
         white, W_space = _spatially_whitened(rec, params.seed)
         for e in range(E):
             part = white.frame_slice(bounds[e], bounds[e + 1])
-            t, u = _matched_spikes(part, W_space, templates[:, e], params, n_jobs)
+            t, u = _matched_spikes(
+                part, W_space, templates[:, e], params, detection["threshold_sigma"], n_jobs
+            )
             found.append(bounds[e] + t)
             which.append(u * E + e)  # the template's row in `templates` flattened over epochs
     found, which = np.concatenate(found), np.concatenate(which)
@@ -558,16 +559,28 @@ def _spatially_whitened(rec, seed: int):
 
 
 def _matched_spikes(
-    white, W_space: np.ndarray, templates_uv: np.ndarray, params: SortParams, n_jobs: int
+    white,
+    W_space: np.ndarray,
+    templates_uv: np.ndarray,
+    params: SortParams,
+    threshold_sigma: float,
+    n_jobs: int,
 ):
-    """Samples and template indices of the spikes spikeinterface's circus-omp matching finds
+    """Samples and template indices of the spikes spikeinterface's wobble matching finds
     with `templates_uv` (U, M, T) in `white`, the recording whitened across channels by
     `W_space` (:func:`_spatially_whitened`), where they are ``W' t``. Matched in microvolts,
     the noise that neighbouring channels share (the far fields of the many neurons, which
     dense probes see on channels 20 um apart) made a small unit's spikes fit other units'
     templates or none. Each template is matched on the channels within ``match_radius_um`` of
     its largest one there (spikeinterface's radius sparsity): the matching's cost grows with
-    the channels a template holds."""
+    the channels a template holds.
+
+    Wobble (the matching of Kilosort and YASS, with sub-sample shifts and amplitude scaling;
+    :mod:`neurodict.sort.wobble`) accepts a spike where subtracting its template lowers the
+    residual's energy, in noise variances (the whitened recording's unit), by at least
+    ``threshold_sigma²``: as much as one sample at the detection threshold does, which is
+    detection's own criterion. Two spikes of one template are at least ``refractory_ms``
+    apart, as in the model."""
     fs = white.sampling_frequency
     before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
     dense = sc.Templates(
@@ -586,12 +599,11 @@ def _matched_spikes(
         amplitude_mode="extremum",
     )
     templates = dense.to_sparse(near)
-    spikes = find_spikes_from_templates(
-        white,
-        templates,
-        method="circus-omp",
-        job_kwargs={"n_jobs": n_jobs, "chunk_duration": "1s", "progress_bar": False},
-    )
+    criteria = {
+        "threshold": threshold_sigma**2,
+        "refractory_period_frames": params.refractory_samples(fs),
+    }
+    spikes = wobble.find_spikes(white, templates, criteria, n_jobs)
     return spikes["sample_index"].astype(np.int64), spikes["cluster_index"].astype(np.int64)
 
 

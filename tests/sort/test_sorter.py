@@ -649,7 +649,7 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
     rec.set_probe(probe, in_place=True)
 
     def recall_precision(white, W):
-        found, unit = _matched_spikes(white, W, templates, SortParams(), 1)
+        found, unit = _matched_spikes(white, W, templates, SortParams(), 4.0, 1)
         near = [
             np.abs(np.subtract.outer(train, found[unit == u])) <= 3
             for u, train in enumerate(trains)
@@ -660,6 +660,42 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
     assert white.min() >= 0.95, white
     raw = recall_precision(rec, np.eye(M))
     assert np.sum(raw.min(1) <= 0.85) >= 2, raw
+
+
+def test_matching_accepts_a_spike_whose_template_removes_threshold_squared_noise_variances():
+    """The overlap pass's matching (:func:`neurodict.sort.run._matched_spikes`) in white noise
+    of unit variance: a unit whose template's energy is 4x ``threshold_sigma²`` (removing it
+    lowers the residual's energy by 64 noise variances at 4 SDs, give or take 16) has nearly
+    all its spikes found, one whose template's energy is a quarter of it (4, give or take 4)
+    nearly none: the threshold is detection's, squared."""
+    from probeinterface import generate_linear_probe
+
+    from neurodict.sort.run import _matched_spikes
+
+    rng = np.random.default_rng(5)
+    fs, n, M, T = 30000.0, 300000, 6, 48
+    t = np.arange(T)
+    shape = -np.exp(-0.5 * ((t - 18) / 3.0) ** 2)
+    templates = np.zeros((2, M, T))
+    for u, (centre, energy) in enumerate([(1.0, 64.0), (4.0, 4.0)]):
+        footprint = np.exp(-0.5 * (np.arange(M) - centre) ** 2)
+        unit = footprint[:, None] * shape[None]
+        templates[u] = unit * np.sqrt(energy / np.sum(unit**2))
+    traces = rng.standard_normal((n, M))
+    trains = [np.arange(200 + 97 * u, n - 100, 1500) for u in range(2)]
+    for u, train in enumerate(trains):
+        for s in train:
+            traces[s - 18 : s + 30] += templates[u].T
+    rec = sc.NumpyRecording(traces.astype(np.float32), fs)
+    probe = generate_linear_probe(num_elec=M, ypitch=20)
+    probe.set_device_channel_indices(np.arange(M))
+    rec.set_probe(probe, in_place=True)
+    found, unit = _matched_spikes(rec, np.eye(M), templates, SortParams(), 4.0, 1)
+    recall = [
+        np.mean(np.abs(np.subtract.outer(train, found[unit == u])).min(axis=1, initial=99) <= 3)
+        for u, train in enumerate(trains)
+    ]
+    assert recall[0] >= 0.95 and recall[1] <= 0.05, recall
 
 
 def test_matching_holds_each_template_within_match_radius_of_its_largest_channel(monkeypatch):
@@ -680,13 +716,13 @@ def test_matching_holds_each_template_within_match_radius_of_its_largest_channel
     templates = footprint[:, :, None] * -np.hanning(48)[None, None]  # (2, M, 48)
     seen = {}
 
-    def capture(recording, templates, **kwargs):
+    def capture(recording, templates, criteria, n_jobs):
         seen["mask"] = templates.sparsity.mask
         return np.zeros(0, dtype=[("sample_index", "i8"), ("cluster_index", "i8")])
 
-    monkeypatch.setattr(run, "find_spikes_from_templates", capture)
+    monkeypatch.setattr(run.wobble, "find_spikes", capture)
     params = dataclasses.replace(SortParams(), match_radius_um=50.0)
-    run._matched_spikes(rec, np.eye(M), templates, params, 1)
+    run._matched_spikes(rec, np.eye(M), templates, params, 4.0, 1)
     expected = np.zeros((2, M), bool)
     expected[0, :3] = True  # channels 0-2 within 50 um of channel 0
     expected[1, 10:15] = True  # channels 10-14 within 50 um of channel 12
