@@ -20,6 +20,7 @@ from neurodict.sort.combine import refractory_violations
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
 from tests.drift import two_columns, zigzag
+from tests.sort.probes import on_linear_probe
 
 DETECTION = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
 FAST = SortParams(epoch_s=10.0, n_burn=30, n_samples=10, n_keep=5)
@@ -625,7 +626,6 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
     across channels, the templates with it) finds at least 95 % of each unit's spikes with
     at least 95 % of its matches right; the same matching in microvolts (W = I) finds at
     most 85 % of two of them."""
-    from probeinterface import generate_linear_probe
 
     from neurodict.sort.run import _matched_spikes, _spatially_whitened
 
@@ -643,10 +643,7 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
         trains.append(np.sort(rng.choice(np.arange(100, n - 100), 300, replace=False)))
         for s in trains[-1]:
             traces[s - 18 : s + 30] += templates[u].T
-    rec = sc.NumpyRecording(traces.astype(np.float32), fs)
-    probe = generate_linear_probe(num_elec=M, ypitch=20)
-    probe.set_device_channel_indices(np.arange(M))
-    rec.set_probe(probe, in_place=True)
+    rec = on_linear_probe(traces, fs)
 
     def recall_precision(white, W):
         found, unit = _matched_spikes(white, W, templates, SortParams(), 4.0, 1)
@@ -668,7 +665,6 @@ def test_matching_accepts_a_spike_whose_template_removes_threshold_squared_noise
     lowers the residual's energy by 64 noise variances at 4 SDs, give or take 16) has nearly
     all its spikes found, one whose template's energy is a quarter of it (4, give or take 4)
     nearly none: the threshold is detection's, squared."""
-    from probeinterface import generate_linear_probe
 
     from neurodict.sort.run import _matched_spikes
 
@@ -686,10 +682,7 @@ def test_matching_accepts_a_spike_whose_template_removes_threshold_squared_noise
     for u, train in enumerate(trains):
         for s in train:
             traces[s - 18 : s + 30] += templates[u].T
-    rec = sc.NumpyRecording(traces.astype(np.float32), fs)
-    probe = generate_linear_probe(num_elec=M, ypitch=20)
-    probe.set_device_channel_indices(np.arange(M))
-    rec.set_probe(probe, in_place=True)
+    rec = on_linear_probe(traces, fs)
     found, unit = _matched_spikes(rec, np.eye(M), templates, SortParams(), 4.0, 1)
     recall = [
         np.mean(np.abs(np.subtract.outer(train, found[unit == u])).min(axis=1, initial=99) <= 3)
@@ -703,15 +696,11 @@ def test_matching_holds_each_template_within_match_radius_of_its_largest_channel
     (whitened across channels) on the channels within ``match_radius_um`` of the channel where
     it is largest there, and on no other: on a line of 16 channels 20 um apart, two units'
     templates at either end, matched within 50 um, hold 3 and 5 channels."""
-    from probeinterface import generate_linear_probe
 
     import neurodict.sort.run as run
 
     M = 16
-    probe = generate_linear_probe(num_elec=M, ypitch=20)
-    probe.set_device_channel_indices(np.arange(M))
-    rec = sc.NumpyRecording(np.zeros((3000, M), np.float32), 30000.0)
-    rec.set_probe(probe, in_place=True)
+    rec = on_linear_probe(np.zeros((3000, M)), 30000.0)
     footprint = np.exp(-0.5 * ((np.arange(M)[None] - np.array([[0.0], [12.0]])) / 2.0) ** 2)
     templates = footprint[:, :, None] * -np.hanning(48)[None, None]  # (2, M, 48)
     seen = {}

@@ -3,10 +3,10 @@ pass (:mod:`neurodict.sort.wobble`)."""
 
 import numpy as np
 import spikeinterface.core as sc
-from probeinterface import generate_linear_probe
 from spikeinterface.sortingcomponents.matching import find_spikes_from_templates
 
 from neurodict.sort import wobble
+from tests.sort.probes import on_linear_probe
 
 
 def test_refractory_period_set_once_per_pass_finds_the_same_spikes_as_spikeinterface():
@@ -29,10 +29,7 @@ def test_refractory_period_set_once_per_pass_finds_the_same_spikes_as_spikeinter
         trains.append(train)
         for s, a in zip(train, rng.uniform(0.7, 1.6, train.size), strict=True):
             traces[s - 20 : s - 20 + T] += a * templates[u]
-    probe = generate_linear_probe(num_elec=M, ypitch=20)
-    probe.set_device_channel_indices(np.arange(M))
-    rec = sc.NumpyRecording(traces, fs)
-    rec.set_probe(probe, in_place=True)
+    rec = on_linear_probe(traces, fs)
     found = sc.Templates(
         templates_array=templates,
         sampling_frequency=fs,
