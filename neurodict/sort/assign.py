@@ -22,6 +22,7 @@ import numpy as np
 from neurodict.sort import kernels, snippets
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import dictionary, epoch_weights
 from neurodict.sort.neighbourhoods import Neighbourhoods, peak_channels, whole_group
 from neurodict.sort.params import SortParams
@@ -95,6 +96,7 @@ def sort_group(
     params = params if params is not None else SortParams()
     nb = nb if nb is not None else whole_group(x.shape[1])
     channels = channels if channels is not None else peak_channels(x)
+    x = LocalSnippets.full(x)
     model = learn(x, samples, channels, fs_hz, duration_s, params, nb, progress=progress)
     T = x.shape[2]
     delays = snippets.delay_operators(delay_grid(params, fs_hz), np.eye(T), np.eye(T))
@@ -103,7 +105,7 @@ def sort_group(
 
 def posterior_probabilities(
     chain: Chain,
-    x: np.ndarray,
+    x: LocalSnippets,
     idx: np.ndarray,
     channels: np.ndarray,
     epoch: np.ndarray,
@@ -116,7 +118,7 @@ def posterior_probabilities(
     prob = np.zeros((idx.size, H))
     for start in range(0, idx.size, batch_spikes):
         sl = slice(start, start + batch_spikes)
-        xb = x[np.ix_(idx[sl], channels)].astype(np.float64)
+        xb = x.take(idx[sl], channels).astype(np.float64)
         for st in chain.kept:
             lp = log_posterior(xb, epoch[idx[sl]], st)
             p = np.exp(lp - lp.max(1, keepdims=True))
@@ -126,7 +128,7 @@ def posterior_probabilities(
 
 def assign(
     model: Model,
-    x: np.ndarray,
+    x: LocalSnippets,
     samples: np.ndarray,
     channels: np.ndarray,
     fs_hz: float,
@@ -204,29 +206,36 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
     return labels
 
 
-def means_of(sums: np.ndarray, counts: np.ndarray) -> np.ndarray:
-    """Means per unit and epoch from :func:`neurodict.sort.kernels.add_epoch_sums`; a unit's
-    overall mean in epochs where it has no spikes (zero for a unit with none)."""
-    overall = sums.sum(1) / np.maximum(counts.sum(1), 1)[:, None, None]
-    per_epoch = sums / np.maximum(counts, 1)[:, :, None, None]
-    return np.where(counts[:, :, None, None] > 0, per_epoch, overall[:, None])
+def means_of(sums: np.ndarray, held: np.ndarray) -> np.ndarray:
+    """Means per unit, epoch and channel from :func:`neurodict.sort.kernels.add_epoch_sums`
+    (`held` (U, E, M): the snippets summed on each channel); a unit's mean over all epochs on a
+    channel where it has none in an epoch, zero where none of its snippets holds the channel
+    (far from where its spikes were found)."""
+    overall = sums.sum(1) / np.maximum(held.sum(1), 1)[..., None]
+    per_epoch = sums / np.maximum(held, 1)[..., None]
+    return np.where(held[..., None] > 0, per_epoch, overall[:, None])
 
 
-def residual_spread(x: np.ndarray, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
+def residual_spread(x: LocalSnippets, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
     """Median over the spikes `idx` of the mean squared residual per whitened coordinate of their
-    snippets (`x` on `channels`) about their epoch's mean (`means` (E, M, T)) scaled to its
-    amplitude: about 1 for a single unit in white noise, however it drifts and whatever its
-    amplitude jitter; a mixture of units or of overlapping spikes gives more. In batches of
-    spikes (the unit's snippets are never copied whole)."""
+    snippets (`x` on `channels`, those of them each holds) about their epoch's mean (`means`
+    (E, M, T)) scaled to its amplitude: about 1 for a single unit in white noise, however it
+    drifts and whatever its amplitude jitter; a mixture of units or of overlapping spikes gives
+    more; infinite for a spike that holds none of `channels` (found too far away to be the
+    unit's). In batches of spikes of one store (the unit's snippets are never copied
+    whole)."""
     if idx.size < 2:
         return np.inf
-    values = np.empty(idx.size)
-    for i in range(0, idx.size, BATCH_SPIKES):
-        rows = idx[i : i + BATCH_SPIKES]
-        xb = x[np.ix_(rows, channels)].reshape(rows.size, -1)
-        mb = means[epoch[rows]][:, channels].reshape(rows.size, -1)
-        scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
-        values[i : i + BATCH_SPIKES] = ((xb - scale[:, None] * mb) ** 2).mean(1)
+    values = np.full(idx.size, np.inf)
+    for s in np.unique(x.store[idx]):
+        mine = np.flatnonzero(x.store[idx] == s)
+        on = np.intersect1d(channels, x.held(idx[mine]))
+        for i in range(0, mine.size if on.size else 0, BATCH_SPIKES):
+            at = mine[i : i + BATCH_SPIKES]
+            xb = x.take(idx[at], on).reshape(at.size, -1)
+            mb = means[epoch[idx[at]]][:, on].reshape(at.size, -1)
+            scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
+            values[at] = ((xb - scale[:, None] * mb) ** 2).mean(1)
     return float(np.median(values))
 
 
@@ -292,8 +301,9 @@ def _summary(
     n_units = probability.shape[1]
     E = model.chains[0].n_epochs
     sums, counts = np.zeros((n_units, E) + x.shape[1:]), np.zeros((n_units, E), np.int64)
-    kernels.add_epoch_sums(sums, counts, x, epoch, labels)
-    templates = means_of(sums, counts)  # mean snippet per unit and epoch (U, E, M, T)
+    held = np.zeros(sums.shape[:3], np.int64)
+    kernels.add_epoch_sums(sums, counts, held, x, epoch, labels)
+    templates = means_of(sums, held)  # mean snippet per unit and epoch (U, E, M, T)
     home = model.nb.of_spikes(templates.mean(axis=1))
     spread = np.empty(n_units)
     for k in range(n_units):

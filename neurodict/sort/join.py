@@ -53,6 +53,7 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import walk
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
@@ -262,7 +263,7 @@ def _walk_evidence(info, pull, cov_walk, prior: walk.WalkPrior) -> np.ndarray:
 
 
 def join_units(
-    x,
+    x: LocalSnippets,
     bins,
     n_bins,
     clusters,
@@ -291,10 +292,11 @@ def join_units(
     probe (on a 64-channel probe the chains hand over some 40 clusters each). The
     neighbourhoods of the first stage, and the pairs of the second on the channels they share,
     are computed in `n_jobs` processes (the same values in any number); `progress` shows the
-    pairs compared and the clusters left.
+    pairs compared and the clusters left. A pair is compared on the channels near both that
+    all their snippets `x` hold (:meth:`_Partition.reach`); a pair with none stays apart.
     """
     rows = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
-    part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)})
+    part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)}, x)
     bar = tqdm(desc="join", unit="pair", disable=not progress, leave=False)
     with _Scorer(x, bins, n_bins, params, delays, n_jobs) as scorer:
         within = [
@@ -316,7 +318,11 @@ def join_units(
             in the processes), cut to each pair's channels; the pairs on the same channels
             computed together, two sets of channels per process at a time (the cut moments'
             memory)."""
-            new = sorted({i for k in keys for i in k} - held.keys())
+            on = {}
+            for k in keys:
+                on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
+            values = dict.fromkeys(on.pop((), []), -np.inf)  # no channel holds both: apart
+            new = sorted({i for pairs in on.values() for k in pairs for i in k} - held.keys())
             pieces = [
                 (i, piece)
                 for i in new
@@ -327,10 +333,7 @@ def join_units(
             for (i, _), m in zip(pieces, scorer.map(_moments_of, tasks), strict=True):
                 read[i] = Moments.union(read[i], m) if i in read else m
             held.update((i, m.single()) for i, m in read.items())
-            on = {}
-            for k in keys:
-                on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
-            values, sets, at_once = {}, list(on.items()), 2 * n_jobs
+            sets, at_once = list(on.items()), 2 * n_jobs
             for b in range(0, len(sets), at_once):
                 tasks = [
                     (
@@ -375,29 +378,43 @@ def join_units(
 
 class _Partition:
     """Clusters joined so far: the snippet rows of each (keyed by its first cluster) and the
-    neighbourhoods it came from; `unit` maps every cluster to its key."""
+    neighbourhoods it came from; `unit` maps every cluster to its key. `x`: the snippets
+    (:class:`neurodict.sort.local.LocalSnippets`), read on the channels they hold."""
 
-    def __init__(self, rows: dict, homes: dict):
-        self.rows, self.homes = rows, homes
+    def __init__(self, rows: dict, homes: dict, x: LocalSnippets):
+        self.rows, self.homes, self.x = rows, homes, x
         self.unit = {i: i for i in rows}
         self.members = {i: [i] for i in rows}
         self.reaches: dict = {}  # cluster -> its reach, until it joins
 
-    def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
+    def nearby(self, nb: Neighbourhoods, i: int) -> np.ndarray:
         """The channels near a cluster: those of the neighbourhoods it came from and of every
         neighbourhood adjacent to one of them."""
+        return self._reach(nb, i)[0]
+
+    def reach(self, nb: Neighbourhoods, i: int) -> np.ndarray:
+        """The channels near a cluster that all its snippets hold: what its moments are read
+        on (all of them unless it was joined across neighbourhoods further apart than its
+        snippets reach)."""
+        return self._reach(nb, i)[1]
+
+    def _reach(self, nb: Neighbourhoods, i: int) -> tuple[np.ndarray, np.ndarray]:
         if i not in self.reaches:
             near = np.flatnonzero(nb.adjacent[sorted(self.homes[i])].any(0))
-            self.reaches[i] = np.unique(np.concatenate([nb.channels[c] for c in near]))
+            channels = np.unique(np.concatenate([nb.channels[c] for c in near]))
+            self.reaches[i] = channels, np.intersect1d(channels, self.x.held(self.rows[i]))
         return self.reaches[i]
 
     def channels(self, nb: Neighbourhoods, i: int, j: int) -> np.ndarray:
         """The channels of a pair: those of every neighbourhood either came from that are near
         both (a cluster joined across several neighbourhoods is compared with a cluster at
-        one end of them where that cluster has its spikes)."""
+        one end of them where that cluster has its spikes); none when some snippet of the
+        pair does not hold them all (a pair that cannot be compared where both clusters'
+        spikes are stays apart)."""
         homes = np.unique(np.concatenate([nb.channels[c] for c in self.homes[i] | self.homes[j]]))
-        both = np.intersect1d(self.reach(nb, i), self.reach(nb, j))
-        return np.intersect1d(homes, both)
+        wanted = np.intersect1d(homes, np.intersect1d(self.nearby(nb, i), self.nearby(nb, j)))
+        held = np.intersect1d(self.reach(nb, i), self.reach(nb, j))
+        return wanted if np.isin(wanted, held).all() else wanted[:0]
 
     def join(self, i: int, j: int) -> None:
         self.rows[i] = np.sort(np.r_[self.rows[i], self.rows.pop(j)])
@@ -455,7 +472,7 @@ _SHARED: dict = {}  # what the scoring processes read: set before they fork
 def _moments(rows: dict, chans: np.ndarray) -> dict:
     """The :class:`Moments` of each cluster's snippet rows `rows` (key -> rows) on `chans`."""
     x, bins = _SHARED["x"], _SHARED["bins"]
-    return {i: Moments.of(x[np.ix_(r, chans)], bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
+    return {i: Moments.of(x.take(r, chans), bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
 
 
 def _bayes_factors(moments: dict, pairs: list) -> list[float]:
@@ -478,7 +495,7 @@ def _join_within(task) -> tuple[list[list[int]], int]:
     def joined(i, j):
         moments[i] = Moments.union(moments[i], moments.pop(j))
 
-    part = _Partition(dict(rows), {i: {0} for i in rows})
+    part = _Partition(dict(rows), {i: {0} for i in rows}, _SHARED["x"])
     pairs = list(combinations(sorted(rows), 2))
     part.ascend(dict(zip(pairs, score(pairs), strict=True)), lambda i, j: True, score, joined)
     groups = {}

@@ -19,6 +19,8 @@ import numba
 import numpy as np
 from scipy.special import expit
 
+from neurodict.sort.local import LocalSnippets
+
 
 def refractory_neighbours(
     times: np.ndarray, refractory_samples: int
@@ -393,32 +395,54 @@ def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -
 
 
 @numba.njit(cache=True)
-def _epoch_sums_nb(sums, counts, x, epoch, labels):
-    _, M, T = x.shape
+def _epoch_sums_nb(sums, counts, held, values, stores, store, epoch, labels):
+    _, C, T = values.shape
     for i in range(labels.size):
         k, e = labels[i], epoch[i]
         if k >= 0:
-            for m in range(M):
-                for t in range(T):
-                    sums[k, e, m, t] += x[i, m, t]
+            for c in range(C):
+                m = stores[store[i], c]
+                if m >= 0:
+                    held[k, e, m] += 1
+                    for t in range(T):
+                        sums[k, e, m, t] += values[i, c, t]
             counts[k, e] += 1
 
 
 def add_epoch_sums(
-    sums: np.ndarray, counts: np.ndarray, x: np.ndarray, epoch: np.ndarray, labels: np.ndarray
+    sums: np.ndarray,
+    counts: np.ndarray,
+    held: np.ndarray,
+    x: LocalSnippets,
+    epoch: np.ndarray,
+    labels: np.ndarray,
 ) -> None:
-    """Add the snippets `x` (n, M, T) of each unit per epoch to `sums` (U, E, M, T) and their
-    number to `counts` (U, E), in place (numba: one pass over `x`, no copy of it); spikes of
-    label -1 (in no unit) are left out."""
-    _epoch_sums_nb(sums, counts, x, np.asarray(epoch, np.int64), np.asarray(labels, np.int64))
+    """Add the snippets `x` (n, M, T) of each unit per epoch to `sums` (U, E, M, T), their
+    number to `counts` (U, E) and, per channel, the number of them that hold it to `held` (U,
+    E, M), in place (numba: one pass over `x`, no copy of it); spikes of label -1 (in no unit)
+    are left out."""
+    _epoch_sums_nb(
+        sums,
+        counts,
+        held,
+        x.values,
+        x.stores,
+        x.store,
+        np.asarray(epoch, np.int64),
+        np.asarray(labels, np.int64),
+    )
 
 
-def add_epoch_sums_numpy(sums, counts, x, epoch, labels):
+def add_epoch_sums_numpy(sums, counts, held, x: LocalSnippets, epoch, labels):
     """The numpy twin of :func:`add_epoch_sums`."""
     for k in range(sums.shape[0]):
-        idx = np.flatnonzero(labels == k)
-        np.add.at(sums[k], epoch[idx], x[idx])
-        counts[k] += np.bincount(epoch[idx], minlength=sums.shape[1])
+        for s, on in enumerate(x.stores):
+            idx = np.flatnonzero((labels == k) & (x.store == s))
+            columns = np.flatnonzero(on >= 0)
+            for e, i in zip(epoch[idx], idx, strict=True):
+                sums[k, e, on[columns]] += x.values[i, columns]
+                held[k, e, on[columns]] += 1
+        counts[k] += np.bincount(epoch[labels == k], minlength=sums.shape[1])
 
 
 @numba.njit(cache=True, nogil=True)  # run from the snippets' threads

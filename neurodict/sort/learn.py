@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import dbksvd, kernels
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
@@ -73,7 +74,7 @@ class Model:
 
 
 def learn(
-    x: np.ndarray,
+    x: LocalSnippets,
     samples: np.ndarray,
     channels: np.ndarray,
     fs_hz: float,
@@ -95,7 +96,7 @@ def learn(
 
     def job(c: int) -> tuple:
         return (
-            _neighbourhood_snippets(x, np.flatnonzero(centre == c), nb.channels[c]),
+            x.take(np.flatnonzero(centre == c), nb.channels[c]),
             samples[centre == c],
             learnable[centre == c],
             fs_hz,
@@ -122,14 +123,6 @@ def learn(
     else:  # one neighbourhood's snippets at a time
         chains = [_learn_chain(*job(c)) for c in range(nb.n_centres)]
     return Model(chains, nb)
-
-
-def _neighbourhood_snippets(x: np.ndarray, rows: np.ndarray, channels: np.ndarray) -> np.ndarray:
-    """The snippets `rows` of `x` (n, M, T) on `channels`: `x` itself when that is all of it,
-    else one copy."""
-    if rows.size == x.shape[0] and np.array_equal(channels, np.arange(x.shape[1])):
-        return x
-    return x[np.ix_(rows, channels)]
 
 
 def _learn_chain(

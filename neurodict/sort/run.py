@@ -28,6 +28,7 @@ from neurodict.sort import kernels, snippets, wobble
 from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
+from neurodict.sort.local import LocalSnippets, held_channels
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 
@@ -157,9 +158,40 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
-    x, samples, channels, amplitudes, _, _ = _whitened_snippets(
-        rec, *peaks, params.align_ms, noise, W, params, peak_sign, progress, near, n_jobs=n_jobs
-    )
+    locations = rec.get_channel_locations()
+
+    def neighbourhoods_of(channels: np.ndarray):
+        """The neighbourhoods centred where the spikes on `channels` were found (so that none
+        is empty), the channels each one's spikes are held on and each spike's
+        neighbourhood."""
+        nb = neighbourhoods(
+            locations,
+            channels,
+            params.neighbourhood_um,
+            max(params.min_learn_spikes, params.min_unit_spikes),
+            params.neighbourhood_spacing,
+        )
+        return nb, (held_channels(nb, locations, params.match_radius_um), nb.of_channels(channels))
+
+    def cut(spikes, align_ms, held, **peeling):
+        """:func:`_whitened_snippets` of `spikes` (samples, channels) held on `held`."""
+        return _whitened_snippets(
+            rec,
+            *spikes,
+            align_ms,
+            noise,
+            W,
+            params,
+            peak_sign,
+            progress,
+            held,
+            near,
+            n_jobs=n_jobs,
+            **peeling,
+        )
+
+    nb, held = neighbourhoods_of(peaks[1])
+    x, samples, channels, amplitudes, _, _ = cut(peaks, params.align_ms, held)
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
     if samples.size < params.min_learn_spikes:
@@ -172,17 +204,9 @@ def sort_recording_group(
         result = one_unit(x, samples, fs, duration_s, params)
     else:
 
-        def sort_spikes(x, samples, channels, params, learnable=None):
-            """The model learned with `params` on the spikes (those `learnable`, when given),
-            in neighbourhoods centred where they were found (so that none is empty), and
-            every spike labelled."""
-            nb = neighbourhoods(
-                rec.get_channel_locations(),
-                channels,
-                params.neighbourhood_um,
-                max(params.min_learn_spikes, params.min_unit_spikes),
-                params.neighbourhood_spacing,
-            )
+        def sort_spikes(x, samples, channels, params, nb, learnable=None):
+            """The model learned with `params` on the spikes (those `learnable`, when given)
+            in the neighbourhoods `nb`, and every spike labelled."""
             log.info(
                 "%d spikes in %d neighbourhood(s) of %s channels",
                 samples.size,
@@ -206,10 +230,10 @@ def sort_recording_group(
             )
 
         if not params.template_matching:
-            result = sort_spikes(x, samples, channels, params)
+            result = sort_spikes(x, samples, channels, params, nb)
         else:
             templates = params.template_learning()
-            result = sort_spikes(x, samples, channels, templates)
+            result = sort_spikes(x, samples, channels, templates, nb)
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
                 rec, result, unwhiten, noise, samples, channels, detection, templates, n_jobs, near
@@ -218,19 +242,9 @@ def sort_recording_group(
             keep = ~timeline.near_boundary(found[0], bounds, *reach)
             found, matched = tuple(f[keep] for f in found), (matched[0][keep], *matched[1:])
             del result  # the first pass's output: not held through the second learning
-            x, samples, channels, amplitudes, below, overlapped = _whitened_snippets(
-                rec,
-                *found,
-                0.0,
-                noise,
-                W,
-                params,
-                peak_sign,
-                progress,
-                near,
-                peel=matched,
-                min_excursion=detection["threshold_sigma"],
-                n_jobs=n_jobs,
+            nb, held = neighbourhoods_of(found[1])
+            x, samples, channels, amplitudes, below, overlapped = cut(
+                found, 0.0, held, peel=matched, min_excursion=detection["threshold_sigma"]
             )
             log.info(
                 "%d detections below the detection threshold once their neighbouring spikes "
@@ -239,7 +253,7 @@ def sort_recording_group(
                 below.size,
                 int(overlapped.sum()),
             )
-            result = sort_spikes(x, samples, channels, params, ~overlapped)
+            result = sort_spikes(x, samples, channels, params, nb, ~overlapped)
         peak = template_peaks(result, unwhiten, noise)[1]
         result = below_threshold_units(result, peak, detection["threshold_sigma"])
     log.info(
@@ -270,6 +284,7 @@ def _whitened_snippets(
     params: SortParams,
     peak_sign: str,
     progress: bool,
+    held: tuple[np.ndarray, np.ndarray],
     neighbours: np.ndarray | None = None,
     peel=None,
     min_excursion: float | None = None,
@@ -280,7 +295,9 @@ def _whitened_snippets(
     of the detections whose excursion is under `min_excursion` (none when it is None), which
     are left out of the others. A detection's excursion is the largest value in noise SDs of
     polarity `peak_sign` within ``align_ms`` of the peak on any channel (what detection
-    compares with its threshold). `neighbours`:
+    compares with its threshold). `held`: the channels of each store (:func:`held_channels`)
+    and each spike's store; the snippets are :class:`neurodict.sort.local.LocalSnippets` on
+    them. `neighbours`:
     :func:`neurodict.sort.snippets.alignment_channels`, about each spike's channel.
 
     `peel`, optional: each spike's index among the matched spikes (n,; -1 for none), their
@@ -295,8 +312,8 @@ def _whitened_snippets(
     `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`), `n_jobs`
-    batches at once on as many threads, into one float32 array, so each is held once: the
-    unwhitened windows of those batches, never of all.
+    batches at once on as many threads, into one float32 array, so each is held once, on its
+    store's channels: the windows of those batches on every channel, never of all.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
@@ -305,7 +322,8 @@ def _whitened_snippets(
     scale = (1.0 / noise_uv).astype(np.float32)[None, :, None]
     W32 = W.astype(np.float32)
     n = samples.size
-    whitened = np.empty((n, rec.get_num_channels(), W.shape[0]), np.float32)
+    stores, store = held
+    whitened = np.empty((n, stores.shape[1], W.shape[0]), np.float32)
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after, n_jobs)
@@ -339,7 +357,8 @@ def _whitened_snippets(
             keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
             if peel is not None:
                 keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
-        whitened[sl] = x @ W32.T  # by BLAS: 6x the einsum it replaces
+        on = stores[store[sl]]  # (b, C): the store's channels (padding reads a channel: unread)
+        whitened[sl] = x[np.arange(len(x))[:, None], on] @ W32.T  # by BLAS, not einsum: 6x
 
     starts = range(0, n, batch)
     done = thread_map(cut, starts, n_jobs)
@@ -354,7 +373,7 @@ def _whitened_snippets(
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]
     return (
-        whitened,
+        LocalSnippets(whitened, stores, store[rows][order], rec.get_num_channels()),
         aligned[rows][order],
         channels[rows][order],
         amplitudes[rows][order],
@@ -526,6 +545,7 @@ def _tails(
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
     sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
+    held = np.zeros(sums.shape[:3], np.int64)
     step = batch_spikes(rec.get_num_channels(), before + long_after, n_jobs)
 
     def cut(batch: np.ndarray) -> np.ndarray:
@@ -545,9 +565,14 @@ def _tails(
     batches = [idx[i : i + step] for i in range(0, idx.size, step)]  # memory: the threads'
     for batch, tail in zip(batches, thread_map(cut, batches, n_jobs), strict=True):  # in order
         kernels.add_epoch_sums(
-            sums, counts, tail, epoch[batch], np.searchsorted(units, labels[batch])
+            sums,
+            counts,
+            held,
+            LocalSnippets.full(tail),
+            epoch[batch],
+            np.searchsorted(units, labels[batch]),
         )
-    return means_of(sums, counts)
+    return means_of(sums, held)
 
 
 def _spatially_whitened(rec, seed: int):
@@ -642,15 +667,19 @@ def below_threshold_units(result: GroupSorting, peak: np.ndarray, threshold_sigm
     return replace(result, multi_unit=multi_unit, reason=reasons(result.labels, multi_unit))
 
 
-def one_unit(x, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
-    """All of a tiny group's spikes as one multi-unit (none when there are no spikes)."""
+def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -> GroupSorting:
+    """All of a tiny group's spikes as one multi-unit (none when there are no spikes); its
+    template the mean snippet on each channel (of the snippets that hold it) in every epoch."""
     n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     U = int(n > 0)
     counts = np.zeros((U, E), np.int64)
+    sums, held = np.zeros((U, 1, M, T)), np.zeros((U, 1, M), np.int64)
+    one = np.zeros(n, np.int64)  # every spike in unit 0 and one epoch
+    kernels.add_epoch_sums(sums, np.zeros((U, 1), np.int64), held, x, one, one)
     if U:
         np.add.at(counts[0], epoch, 1)
-    template = x.mean(0)[None, None].repeat(E, axis=1) if U else np.zeros((0, E, M, T))
+    template = means_of(sums, held).repeat(E, axis=1)
     return GroupSorting(
         labels=np.zeros(n, np.int64),
         reason=np.ones(n, np.int8),

@@ -43,6 +43,7 @@ from neurodict.common.provenance import provenance
 from neurodict.detect.step import group_peaks
 from neurodict.sort.assign import REASONS
 from neurodict.sort.combine import combine_groups, refractory_violations
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import GroupResult, one_unit, sort_recording_group
 from neurodict.sort.snippets import window_samples
@@ -152,7 +153,9 @@ def no_channels_result(fs_hz: float, duration_s: float, params: SortParams) -> G
     return GroupResult(
         samples=empty,
         amplitudes_uv=np.zeros(0, np.float32),
-        sorting=one_unit(np.zeros((0, 0, T), np.float32), empty, fs_hz, duration_s, params),
+        sorting=one_unit(
+            LocalSnippets.full(np.zeros((0, 0, T), np.float32)), empty, fs_hz, duration_s, params
+        ),
         unwhiten=np.eye(T),
         noise_levels_uv=np.zeros(0),
         channel_ids=np.zeros(0, str),

@@ -12,6 +12,7 @@ from scipy.special import gammaln
 
 from neurodict.sort import join, walk
 from neurodict.sort.join import Moments, delay_grid, join_units, log_bayes_factor
+from neurodict.sort.local import LocalSnippets, held_channels
 from neurodict.sort.neighbourhoods import Neighbourhoods, whole_group
 from neurodict.sort.params import SortParams
 from neurodict.sort.snippets import delay_operators
@@ -44,7 +45,16 @@ def _join(parts, bins=None, n_bins=1, params=None, n_jobs=1):
     centre = np.zeros(len(parts), np.int64)
     delays = _delays(params, T)
     return join_units(
-        x, bins, n_bins, clusters, used, centre, whole_group(M), params, delays, n_jobs
+        LocalSnippets.full(x),
+        bins,
+        n_bins,
+        clusters,
+        used,
+        centre,
+        whole_group(M),
+        params,
+        delays,
+        n_jobs,
     )
 
 
@@ -130,7 +140,7 @@ def _units(parts, params, n_channels):
     centre, zeros = np.zeros(len(parts), np.int64), np.zeros(len(x), np.int64)
     delays = _delays(params, x.shape[2])
     return join_units(
-        x,
+        LocalSnippets.full(x),
         zeros,
         1,
         clusters,
@@ -311,40 +321,63 @@ def test_each_neighbourhoods_clusters_join_among_themselves_before_across(caplog
     delays = _delays(SortParams(), 30)
     with caplog.at_level("INFO", logger="neurodict.sort.join"):
         units = join_units(
-            x, zeros, 1, clusters, np.arange(6), np.repeat([0, 1], 3), nb, SortParams(), delays
+            LocalSnippets.full(x),
+            zeros,
+            1,
+            clusters,
+            np.arange(6),
+            np.repeat([0, 1], 3),
+            nb,
+            SortParams(),
+            delays,
         )
     assert units[0] == units[1] == units[3] and units[4] == units[5]
     assert len({units[0], units[2], units[4]}) == 3
     assert "join: 6 clusters into 3 units (14 pairs' Bayes factors)" in caplog.messages
 
 
-def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_each_pair(
-    monkeypatch,
-):
+def _three_in_a_row():
     """Three neighbourhoods in a row (channels 0-1, 1-2, 2-3; the outer two not adjacent):
     neuron B, on channels 1-2, found in each; neuron A on channel 0 in the first, C on
-    channel 3 in the last. Across neighbourhoods each cluster is read once, on the channels
-    of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
-    each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
-    there. B's three clusters are one unit, A and C their own, in one process or two."""
+    channel 3 in the last. Snippets (750, 4, 30), their clusters (A, B, B, B, C; 150 spikes
+    each), the neighbourhoods and each cluster's."""
     rng = np.random.default_rng(8)
     t = np.arange(30)
     a, b, c = _spike(t, [8, 2, 0, 0]), _spike(t, [1, 7, 7, 1]), _spike(t, [0, 0, 2, 8])
     x = np.concatenate([m + rng.normal(size=(150, 4, 30)) for m in [a, b, b, b, c]])
-    clusters = np.repeat(np.arange(5), 150)
     nb = Neighbourhoods(
         centres=np.array([0, 1, 3]),
         channels=[np.array([0, 1]), np.array([1, 2]), np.array([2, 3])],
         nearest=np.array([0, 1, 1, 2]),
         adjacent=np.array([[1, 1, 0], [1, 1, 1], [0, 1, 1]], bool),
     )
+    return x, np.repeat(np.arange(5), 150), nb, np.array([0, 0, 1, 2, 2])
+
+
+def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_each_pair(
+    monkeypatch,
+):
+    """Three neighbourhoods in a row (:func:`_three_in_a_row`). Across neighbourhoods each
+    cluster is read once, on the channels
+    of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
+    each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
+    there. B's three clusters are one unit, A and C their own, in one process or two."""
+    x, clusters, nb, home = _three_in_a_row()
     zeros = np.zeros(len(x), np.int64)
     delays = _delays(SortParams(), 30)
-    home = np.array([0, 0, 1, 2, 2])
 
     def units(n_jobs):
         return join_units(
-            x, zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays, n_jobs
+            LocalSnippets.full(x),
+            zeros,
+            1,
+            clusters,
+            np.arange(5),
+            home,
+            nb,
+            SortParams(),
+            delays,
+            n_jobs,
         )
 
     two = units(2)  # before the spies below: the processes cannot run them
@@ -364,3 +397,65 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
             direct = Moments.of(x[spikes][:, chans], zeros[spikes], 1)
             np.testing.assert_allclose(m.scatter, direct.scatter, rtol=1e-6, atol=1e-6)
             np.testing.assert_allclose(m.sums, direct.sums, rtol=1e-6, atol=1e-6)
+
+
+def test_a_joined_cluster_is_compared_only_where_all_its_snippets_hold_the_pair_channels():
+    """Three neighbourhoods in a row (:func:`_three_in_a_row`). Each spike held on the channels of
+    its own neighbourhood and the adjacent ones (0-2, 0-3, 1-3): once two of B's clusters
+    are joined across two neighbourhoods, the third is near channels (0 or 3) that the
+    joined cluster's snippets do not all hold, so that pair stays apart, and B is two units
+    where with every snippet on every channel it is one; A and C their own either way. Held
+    as :func:`neurodict.sort.local.held_channels` holds them (two steps of adjacency: here
+    every channel), the units are those of every snippet on every channel."""
+    full, clusters, nb, home = _three_in_a_row()
+    zeros = np.zeros(len(full), np.int64)
+    delays = _delays(SortParams(), 30)
+
+    def units(stores):
+        store = home[clusters]
+        values = full[np.arange(len(full))[:, None], np.maximum(stores[store], 0)]
+        x = LocalSnippets(values, stores, store, 4)
+        return join_units(x, zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays)
+
+    one_step = units(np.array([[0, 1, 2, -1], [0, 1, 2, 3], [1, 2, 3, -1]]))
+    assert len({one_step[1], one_step[2], one_step[3]}) == 2
+    assert len(set(one_step)) == 4 and one_step[0] not in one_step[1:]
+    whole = join_units(
+        LocalSnippets.full(full), zeros, 1, clusters, np.arange(5), home, nb, SortParams(), delays
+    )
+    assert whole[1] == whole[2] == whole[3] and len(set(whole)) == 3
+    held = held_channels(nb, np.c_[np.zeros(4), 20.0 * np.arange(4)], 0.0)
+    np.testing.assert_array_equal(units(held), whole)
+
+
+def test_a_pair_whose_snippets_share_no_held_channel_stays_apart(caplog):
+    """One neuron found in two neighbourhoods taken as adjacent, of channel 0 and channel 2,
+    each spike held on its own: no channel near both holds both clusters, so they are not
+    compared (two units) and nothing is read on a channel they lack."""
+    rng = np.random.default_rng(9)
+    wave = _spike(np.arange(30), [6, 6, 6])
+    full = wave + rng.normal(size=(300, 3, 30))
+    clusters = np.repeat([0, 1], 150)
+    nb = Neighbourhoods(
+        centres=np.array([0, 2]),
+        channels=[np.array([0]), np.array([2])],
+        nearest=np.array([0, 0, 1]),
+        adjacent=np.ones((2, 2), bool),
+    )
+    stores = np.array([[0], [2]])
+    x = LocalSnippets(full[np.arange(300)[:, None], stores[clusters]], stores, clusters, 3)
+    zeros = np.zeros(300, np.int64)
+    with caplog.at_level("INFO", logger="neurodict.sort.join"):
+        units = join_units(
+            x,
+            zeros,
+            1,
+            clusters,
+            np.arange(2),
+            np.array([0, 1]),
+            nb,
+            SortParams(),
+            _delays(SortParams(), 30),
+        )
+    assert units[0] != units[1]
+    assert "join: 2 clusters into 2 units (1 pairs' Bayes factors)" in caplog.messages

@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal, multivariate_t
 
 from neurodict.sort import kernels
 from neurodict.sort.learn import _data
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Sampler, marginal_log_lik, positive_normal, wishart
 
 
@@ -145,26 +146,37 @@ def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
-    """Snippets summed per unit and epoch onto sums already holding a batch: spikes in no
-    unit (-1) left out, a unit with no spikes in one epoch; kernel, twin and direct sums."""
+    """Snippets held on two stores of channels (one padded) summed per unit and epoch onto
+    sums already holding a batch: spikes in no unit (-1) left out, a unit with no spikes in
+    one epoch, each channel's count that of the unit's snippets holding it; kernel, twin and
+    direct sums of the snippets on every channel."""
     rng = np.random.default_rng(6)
     U, E, n, M, T = 4, 3, 300, 5, 7
-    x = rng.normal(size=(n, M, T)).astype(dtype)
+    full = rng.normal(size=(n, M, T)).astype(dtype)
+    stores = np.array([[0, 1, 2, 3], [2, 3, 4, -1]])
+    store = rng.integers(0, 2, n)
+    values = full[np.arange(n)[:, None], np.maximum(stores[store], 0)]
+    x = LocalSnippets(values, stores, store, M)
+    on = np.zeros((n, M), bool)
+    for s, channels in enumerate(stores):
+        on[np.ix_(store == s, channels[channels >= 0])] = True
     epoch, labels = rng.integers(0, E, n), rng.integers(-1, U, n)
     labels[(labels == 2) & (epoch == 1)] = 3
-    start = rng.normal(size=(U, E, M, T)), rng.integers(0, 5, (U, E))
-    got, twin = [(a.copy(), c.copy()) for a, c in (start, start)]
+    start = rng.normal(size=(U, E, M, T)), rng.integers(0, 5, (U, E)), rng.integers(0, 5, (U, E, M))
+    got, twin = [tuple(a.copy() for a in start) for _ in range(2)]
     kernels.add_epoch_sums(*got, x, epoch, labels)
     kernels.add_epoch_sums_numpy(*twin, x, epoch, labels)
     np.testing.assert_array_equal(got[1], twin[1])
+    np.testing.assert_array_equal(got[2], twin[2])
     np.testing.assert_allclose(got[0], twin[0], rtol=1e-12)
     for k, e in np.ndindex(U, E):
         rows = (labels == k) & (epoch == e)
         assert got[1][k, e] == start[1][k, e] + rows.sum()
-        np.testing.assert_allclose(
-            got[0][k, e], start[0][k, e] + x[rows].sum(0, dtype=float), rtol=1e-12
-        )
+        np.testing.assert_array_equal(got[2][k, e], start[2][k, e] + on[rows].sum(0))
+        held_sum = (full[rows] * on[rows][:, :, None]).sum(0, dtype=float)
+        np.testing.assert_allclose(got[0][k, e], start[0][k, e] + held_sum, rtol=1e-12)
     assert got[1][2, 1] == start[1][2, 1]
+    assert on[:, [2, 3]].all() and not on[:, [0, 1, 4]].all(axis=0).any()  # some held by all
 
 
 @pytest.mark.parametrize("alive", [False, True])

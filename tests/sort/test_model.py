@@ -8,10 +8,12 @@ import math
 from fractions import Fraction
 
 import numpy as np
+import pytest
 from scipy.stats import norm, truncnorm
 
 from neurodict.sort import dbksvd
 from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
+from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Residual, Sampler, reconstruction
 from neurodict.sort.params import Priors, SortParams
 
@@ -325,27 +327,20 @@ def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
     epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
     idx = np.flatnonzero(np.arange(samples.size) % 3 != 1)  # the neighbourhood's spikes
     copied = posterior_probabilities(
-        chain, x[idx][:, channels], np.arange(idx.size), np.arange(3), epoch[idx], 10**9
+        chain,
+        LocalSnippets.full(x[idx][:, channels]),
+        np.arange(idx.size),
+        np.arange(3),
+        epoch[idx],
+        10**9,
     )
     np.testing.assert_allclose(
-        posterior_probabilities(chain, x, idx, channels, epoch, batch_spikes=7),
+        posterior_probabilities(chain, LocalSnippets.full(x), idx, channels, epoch, batch_spikes=7),
         copied,
         rtol=1e-12,
         atol=1e-300,  # subnormal probabilities round apart
     )
     assert copied.max(axis=1).mean() > 0.8  # not uniform: the clusters are told apart
-
-
-def test_a_neighbourhood_of_everything_is_not_copied():
-    from neurodict.sort.learn import _neighbourhood_snippets
-
-    x = np.random.default_rng(0).standard_normal((10, 4, 6)).astype(np.float32)
-    assert _neighbourhood_snippets(x, np.arange(10), np.arange(4)) is x
-    rows, channels = np.array([1, 4, 9]), np.array([0, 3])
-    np.testing.assert_array_equal(_neighbourhood_snippets(x, rows, channels), x[rows][:, channels])
-    np.testing.assert_array_equal(
-        _neighbourhood_snippets(x, np.arange(10), np.array([3, 2, 1, 0])), x[:, ::-1]
-    )
 
 
 def test_residual_spread_of_a_unit_by_batch(monkeypatch):
@@ -365,12 +360,39 @@ def test_residual_spread_of_a_unit_by_batch(monkeypatch):
 
     def spread(idx):
         means = np.stack([x[idx][epoch[idx] == e].mean(0) for e in range(3)])
-        return assign.residual_spread(x, idx, np.array([0, 1, 2]), means, epoch)
+        return assign.residual_spread(LocalSnippets.full(x), idx, np.array([0, 1, 2]), means, epoch)
 
     single, mixed = spread(one), spread(both)
     assert 0.9 < single < 1.1 and mixed > 1.5, (single, mixed)
     monkeypatch.setattr(assign, "BATCH_SPIKES", 7)
     assert spread(one) == single and spread(both) == mixed
+
+
+def test_residual_spread_of_spikes_held_on_two_stores_of_channels():
+    """A unit's spikes held on channels 0-2 or 1-3: each spike's residual is read on the
+    unit's channels it holds (0-2 or 1-2), the median over all of them; a spike that holds
+    none of them counts as not the unit's (infinite)."""
+    from neurodict.sort import assign
+
+    rng = np.random.default_rng(7)
+    wave = 30 * _atoms()[:, 0]
+    full = (wave[None, None, :] * np.array([1, 0.5, 0.2, 0.1])[None, :, None]).repeat(400, 0)
+    full = (full + rng.standard_normal(full.shape)).astype(np.float32)
+    store = rng.integers(0, 2, 400)
+    stores = np.array([[0, 1, 2], [1, 2, 3]])
+    x = LocalSnippets(full[np.arange(400)[:, None], stores[store]], stores, store, 4)
+    epoch = np.zeros(400, np.int64)
+    means = full.mean(0)[None]
+    channels = np.array([0, 1, 2])
+    per_spike = np.empty(400)
+    for i in range(400):
+        on = np.intersect1d(channels, stores[store[i]])
+        f, m = full[i, on].ravel(), means[0, on].ravel()
+        per_spike[i] = ((f - (f @ m) / (m @ m) * m) ** 2).mean()
+    got = assign.residual_spread(x, np.arange(400), channels, means, epoch)
+    assert got == pytest.approx(np.median(per_spike), rel=1e-5) and 0.9 < got < 1.1
+    far = np.flatnonzero(store == 1)
+    assert assign.residual_spread(x, far, np.array([0]), means, epoch) == np.inf
 
 
 def test_neighbourhoods_learned_in_processes_as_here():
@@ -393,8 +415,8 @@ def test_neighbourhoods_learned_in_processes_as_here():
         adjacent=np.ones((2, 2), dtype=bool),
     )
     params = SortParams(max_atoms=6, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
-    here = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=1)
-    there = learn(x, samples, channels, FS, 60.0, params, nb, n_jobs=2)
+    here = learn(LocalSnippets.full(x), samples, channels, FS, 60.0, params, nb, n_jobs=1)
+    there = learn(LocalSnippets.full(x), samples, channels, FS, 60.0, params, nb, n_jobs=2)
     for c, (a, b) in enumerate(zip(here.chains, there.chains, strict=True)):
         assert a.learn_size == b.learn_size == 100
         assert a.best.s.shape[1] == b.best.s.shape[1] == nb.channels[c].size

@@ -63,10 +63,14 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
 
     channels = np.random.default_rng(2).integers(0, 4, samples.size)
 
-    def whitened(**kwargs):
-        return run._whitened_snippets(
-            rec, samples, channels, 0.2, noise, W, params, "neg", False, **kwargs
+    every = (np.arange(4)[None], np.zeros(samples.size, np.int64))  # all on every channel
+
+    def whitened(held=every, **kwargs):
+        x, *rest = run._whitened_snippets(
+            rec, samples, channels, 0.2, noise, W, params, "neg", False, held, **kwargs
         )
+        assert x.shape == (len(rest[0]), 4, W.shape[0])
+        return x.values if held is every else x, *rest
 
     white, t, on, amplitudes, below, overlapped = whitened()
     order = np.argsort(aligned, kind="stable")
@@ -79,6 +83,16 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     expected = np.einsum("st,imt->ims", W, x[order].astype(np.float64))
     # float32 sums: rounding of order 1e-7 of the values summed
     np.testing.assert_allclose(white, expected, rtol=1e-5, atol=1e-6 * np.abs(expected).max())
+    # held on two stores of channels, each spike on its own store's
+    stores = np.array([[0, 1, 2], [1, 2, 3]])
+    local = whitened(held=(stores, (channels >= 2).astype(np.int64)))[0]
+    np.testing.assert_array_equal(local.store, channels[spike] >= 2)
+    np.testing.assert_allclose(  # a GEMM of other shape: float32 rounding apart
+        local.values,
+        white[np.arange(spike.size)[:, None], stores[local.store]],
+        rtol=1e-5,
+        atol=1e-6 * np.abs(expected).max(),
+    )
     # with a floor on the excursion (the overlap pass's): the detections under it are listed
     # apart and left out of the snippets
     half = 4  # align_ms 0.2 at 20 kHz

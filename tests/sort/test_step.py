@@ -40,11 +40,13 @@ def test_two_units_spikes_at_one_sample_keep_the_sorting_and_spikes_npz_in_one_o
     from dataclasses import replace
 
     from neurodict.sort.combine import combine_groups
+    from neurodict.sort.local import LocalSnippets
     from neurodict.sort.params import SortParams
     from neurodict.sort.run import GroupResult, one_unit
 
     samples = np.array([100, 500, 500, 900])
-    one = one_unit(np.zeros((4, 2, 48), np.float32), samples, 30000.0, 1.0, SortParams())
+    x = LocalSnippets.full(np.zeros((4, 2, 48), np.float32))
+    one = one_unit(x, samples, 30000.0, 1.0, SortParams())
     two = replace(
         one,
         labels=np.array([0, 1, 0, 1]),  # unit 1 before unit 0 at sample 500
