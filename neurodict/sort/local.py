@@ -74,8 +74,10 @@ class LocalSnippets:
             i, m = np.argwhere(column < 0)[0]
             raise ValueError(f"snippet {rows[i]} is not held on channel {channels[m]}")
         whole = rows.size == len(self) and channels.size == self.values.shape[1]
-        if whole and np.array_equal(
-            column, np.broadcast_to(np.arange(channels.size), column.shape)
+        if (
+            whole
+            and np.array_equal(rows, np.arange(rows.size))
+            and np.array_equal(column, np.broadcast_to(np.arange(channels.size), column.shape))
         ):
             return self.values
         return self.values[rows[:, None], column]

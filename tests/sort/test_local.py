@@ -39,6 +39,7 @@ def test_snippets_held_whole_are_read_without_a_copy():
     rows, channels = np.array([1, 4, 9]), np.array([0, 3])
     np.testing.assert_array_equal(x.take(rows, channels), full[rows][:, channels])
     np.testing.assert_array_equal(x.take(np.arange(10), np.array([3, 2, 1, 0])), full[:, ::-1])
+    np.testing.assert_array_equal(x.take(np.arange(10)[::-1], np.arange(4)), full[::-1])
 
 
 def test_a_neighbourhood_holds_the_channels_two_steps_of_adjacency_away_and_within_the_radius():
