@@ -292,8 +292,9 @@ def join_units(
     probe (on a 64-channel probe the chains hand over some 40 clusters each). The
     neighbourhoods of the first stage, and the pairs of the second on the channels they share,
     are computed in `n_jobs` processes (the same values in any number); `progress` shows the
-    pairs compared and the clusters left. A pair is compared on the channels near both that
-    all their snippets `x` hold (:meth:`_Partition.reach`); a pair with none stays apart.
+    pairs compared and the clusters left. A pair is compared on the channels near both only
+    when all its snippets `x` hold them (:meth:`_Partition.channels`); otherwise it stays
+    apart.
     """
     rows = {i: np.flatnonzero(clusters == k) for i, k in enumerate(used)}
     part = _Partition(rows, {i: {int(centre[i])} for i in range(used.size)}, x)
@@ -321,7 +322,7 @@ def join_units(
             on = {}
             for k in keys:
                 on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
-            values = dict.fromkeys(on.pop((), []), -np.inf)  # no channel holds both: apart
+            values = dict.fromkeys(on.pop((), []), -np.inf)  # not comparable: apart
             new = sorted({i for pairs in on.values() for k in pairs for i in k} - held.keys())
             pieces = [
                 (i, piece)
