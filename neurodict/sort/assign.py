@@ -226,9 +226,9 @@ def residual_spread(x: LocalSnippets, idx: np.ndarray, channels: np.ndarray, mea
     whole)."""
     if idx.size < 2:
         return np.inf
-    values = np.full(idx.size, np.inf)
-    for s in np.unique(x.store[idx]):
-        mine = np.flatnonzero(x.store[idx] == s)
+    values, store = np.full(idx.size, np.inf), x.store[idx]
+    for s in np.unique(store):
+        mine = np.flatnonzero(store == s)
         on = np.intersect1d(channels, x.held(idx[mine]))
         for i in range(0, mine.size if on.size else 0, BATCH_SPIKES):
             at = mine[i : i + BATCH_SPIKES]

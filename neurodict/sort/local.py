@@ -69,7 +69,7 @@ class LocalSnippets:
         """The snippets `rows` on `channels` (len(rows), len(channels), T), one copy (the
         held array itself when that is all of it). Every snippet must hold every channel."""
         rows, channels = np.asarray(rows), np.asarray(channels)
-        column = self._position[self.store[rows]][:, channels]  # (rows, channels)
+        column = self._position[:, channels][self.store[rows]]  # (rows, channels)
         if (column < 0).any():
             i, m = np.argwhere(column < 0)[0]
             raise ValueError(f"snippet {rows[i]} is not held on channel {channels[m]}")

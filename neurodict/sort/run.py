@@ -673,13 +673,11 @@ def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -
     n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     U = int(n > 0)
-    counts = np.zeros((U, E), np.int64)
-    sums, held = np.zeros((U, 1, M, T)), np.zeros((U, 1, M), np.int64)
-    one = np.zeros(n, np.int64)  # every spike in unit 0 and one epoch
-    kernels.add_epoch_sums(sums, np.zeros((U, 1), np.int64), held, x, one, one)
-    if U:
-        np.add.at(counts[0], epoch, 1)
-    template = means_of(sums, held).repeat(E, axis=1)
+    sums, counts = np.zeros((U, E, M, T)), np.zeros((U, E), np.int64)
+    held = np.zeros((U, E, M), np.int64)
+    kernels.add_epoch_sums(sums, counts, held, x, epoch, np.zeros(n, np.int64))
+    overall = means_of(sums.sum(1, keepdims=True), held.sum(1, keepdims=True))
+    template = overall.repeat(E, axis=1)
     return GroupSorting(
         labels=np.zeros(n, np.int64),
         reason=np.ones(n, np.int8),
