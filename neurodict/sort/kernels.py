@@ -446,16 +446,17 @@ def add_epoch_sums_numpy(sums, counts, held, x: LocalSnippets, epoch, labels):
 
 
 @numba.njit(cache=True, nogil=True)  # run from the snippets' threads
-def _neighbour_waves_nb(t, own, t_match, which, waves, T, lo, hi, out):
-    M, T_w = waves.shape[1], waves.shape[2]
+def _neighbour_waves_nb(t, own, t_match, which, waves, T, lo, hi, read, out):
+    T_w = waves.shape[2]
     for i in range(t.size):
         for j in range(lo[i], hi[i]):
             if j == own[i]:
                 continue
             shift = t[i] - t_match[j]  # our sample k is the neighbour's k + shift
-            for m in range(M):
+            for r in range(read.shape[1]):
+                m = read[i, r]
                 for k in range(max(0, -shift), min(T, T_w - shift)):
-                    out[i, m, k] += waves[which[j], m, k + shift]
+                    out[i, r, k] += waves[which[j], m, k + shift]
 
 
 def neighbour_waves(
@@ -465,16 +466,18 @@ def neighbour_waves(
     which: np.ndarray,
     waves: np.ndarray,
     T: int,
+    read: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sum, in the window of `T` samples of each spike at `t` (n,), of the waveforms
     ``waves[which]`` ((k, M, T_w): `waves` holds each template once) of the matched spikes at
     `t_match` (k,, sorted) that reach into it, other than the spike's own (`own` (n,): its
-    index in `t_match`, -1 for a detection no matched spike covers): (n, M, T). Two neurons'
-    spikes matched at the same sample are two spikes, each peeled of the other. Both windows
-    start ``ms_before`` before their peak. Numba: one pass over the pairs that overlap."""
-    T_w = waves.shape[2]
-    out = np.zeros((t.size, waves.shape[1], T), np.float32)
-    lo = np.searchsorted(t_match, t - T_w + 1)
+    index in `t_match`, -1 for a detection no matched spike covers), on the channels `read`
+    (n, R) of each spike (by default all M): (n, R, T). Two neurons' spikes matched at the
+    same sample are two spikes, each peeled of the other. Both windows start ``ms_before``
+    before their peak. Numba: one pass over the pairs that overlap."""
+    read = _channels_read(read, t.size, waves.shape[1])
+    out = np.zeros((t.size, read.shape[1], T), np.float32)
+    lo = np.searchsorted(t_match, t - waves.shape[2] + 1)
     hi = np.searchsorted(t_match, t + T)
     _neighbour_waves_nb(
         np.asarray(t, np.int64),
@@ -485,18 +488,20 @@ def neighbour_waves(
         int(T),
         lo,
         hi,
+        read,
         out,
     )
     return out
 
 
-def neighbour_waves_numpy(t, own, t_match, which, waves, T):
+def neighbour_waves_numpy(t, own, t_match, which, waves, T, read=None):
     """The numpy twin of :func:`neighbour_waves`."""
-    M, T_w = waves.shape[1:]
-    out = np.zeros((t.size, M, T), np.float32)
+    T_w = waves.shape[2]
+    read = _channels_read(read, t.size, waves.shape[1])
+    out = np.zeros((t.size, read.shape[1], T), np.float32)
     lo = np.searchsorted(t_match, t - T_w + 1)
     hi = np.searchsorted(t_match, t + T)
-    k, channel = np.arange(T), np.arange(M)[None, :, None]
+    k = np.arange(T)
     for d in range(int((hi - lo).max(initial=0))):
         j = lo + d
         ok = j < hi
@@ -504,11 +509,20 @@ def neighbour_waves_numpy(t, own, t_match, which, waves, T):
         ok &= j != own
         src = k[None] - (t_match[j] - t)[:, None]  # the neighbour's sample at each of ours
         valid = ok[:, None] & (src >= 0) & (src < T_w)
-        # only the T samples each snippet needs: (n, M, T), not the waveforms' (n, M, T_w)
-        picked = waves[which[j][:, None, None], channel, np.clip(src, 0, T_w - 1)[:, None, :]]
+        # only the T samples each snippet needs: (n, R, T), not the waveforms' (n, M, T_w)
+        picked = waves[
+            which[j][:, None, None], read[:, :, None], np.clip(src, 0, T_w - 1)[:, None, :]
+        ]
         picked *= valid[:, None, :]
         out += picked
     return out
+
+
+def _channels_read(read: np.ndarray | None, n: int, n_channels: int) -> np.ndarray:
+    """`read` (n, R) as contiguous int64, or every channel for each of `n` spikes."""
+    if read is None:
+        return np.tile(np.arange(n_channels, dtype=np.int64), (n, 1))
+    return np.ascontiguousarray(read, np.int64)
 
 
 @numba.njit(cache=True)
@@ -562,20 +576,20 @@ def birth_death_terms_numpy(projected, s_k, aa, u, normals):
 
 
 @numba.njit(cache=True, nogil=True)  # run from the snippets' threads
-def _resampled_windows_nb(traces, peak, weights, before, noise_levels, out):
-    n, M, T = out.shape
+def _resampled_windows_nb(traces, peak, weights, before, noise_levels, read, out):
+    n, R, T = out.shape
     taps = weights.shape[1]
-    acc = np.empty(M)
+    acc = np.empty(R)
     for i in range(n):
         for t in range(T):
             acc[:] = 0.0
             first = peak[i] - before + t - taps // 2 + 1  # the row of tap 0
             for j in range(taps):
                 w = weights[i, j]
-                for m in range(M):
-                    acc[m] += w * traces[first + j, m]
-            for m in range(M):
-                out[i, m, t] = acc[m] / noise_levels[m]
+                for r in range(R):
+                    acc[r] += w * traces[first + j, read[i, r]]
+            for r in range(R):
+                out[i, r, t] = acc[r] / noise_levels[read[i, r]]
 
 
 def resampled_windows(
@@ -585,34 +599,42 @@ def resampled_windows(
     before: int,
     after: int,
     noise_levels: np.ndarray,
+    read: np.ndarray | None = None,
 ) -> np.ndarray:
     """Windows ``Σ_j w_ij x(peak_i + k + j) / noise``, ``k = -before..after-1``, ``j =
     -taps/2+1..taps/2``, of `traces` (rows, M) about each `peak` (n,) with its interpolation
-    `weights` (n, taps) (:func:`neurodict.sort.snippets.sinc_weights`): (n, M, T) float32, in
-    double precision. Numba: each row of taps read once per output sample, nothing gathered."""
-    out = np.empty((peak.size, traces.shape[1], before + after), np.float32)
+    `weights` (n, taps) (:func:`neurodict.sort.snippets.sinc_weights`) on the channels `read`
+    (n, R) of each (by default all M): (n, R, T) float32, in double precision. Numba: each
+    row of taps read once per output sample, nothing gathered."""
+    read = _channels_read(read, peak.size, traces.shape[1])
+    out = np.empty((peak.size, read.shape[1], before + after), np.float32)
     _resampled_windows_nb(
         np.ascontiguousarray(traces),
         np.asarray(peak, np.int64),
         np.asarray(weights, np.float64),
         int(before),
         np.asarray(noise_levels, np.float64),
+        read,
         out,
     )
     return out
 
 
-def resampled_windows_numpy(traces, peak, weights, before, after, noise_levels, gather=2**21):
+def resampled_windows_numpy(
+    traces, peak, weights, before, after, noise_levels, read=None, gather=2**21
+):
     """The numpy twin of :func:`resampled_windows`: the taps of a block of snippets gathered,
-    (n, T, taps, M), at most `gather` values at a time."""
+    (n, T, taps, R), at most `gather` values at a time."""
+    read = _channels_read(read, peak.size, traces.shape[1])
     taps = weights.shape[1]
     j = np.arange(-taps // 2 + 1, taps // 2 + 1)
     k = np.arange(-before, after)
-    out = np.empty((peak.size, traces.shape[1], k.size), np.float32)
-    step = max(gather // (k.size * taps * traces.shape[1]), 1)
+    out = np.empty((peak.size, read.shape[1], k.size), np.float32)
+    step = max(gather // (k.size * taps * read.shape[1]), 1)
     for s in range(0, peak.size, step):
-        p = peak[s : s + step]
+        p, on = peak[s : s + step], read[s : s + step]
         idx = p[:, None, None] + k[None, :, None] + j[None, None, :]  # (n, T, taps)
-        windows = np.einsum("ntjm,nj->nmt", traces[idx], weights[s : s + p.size])
-        out[s : s + p.size] = windows / noise_levels[None, :, None]
+        taps_read = traces[idx[..., None], on[:, None, None, :]]  # (n, T, taps, R)
+        windows = np.einsum("ntjr,nj->nrt", taps_read, weights[s : s + p.size])
+        out[s : s + p.size] = windows / noise_levels[on][:, :, None]
     return out

@@ -294,10 +294,11 @@ def _whitened_snippets(
     their samples, channels and amplitudes (uV, at the peak on their channel), and the samples
     of the detections whose excursion is under `min_excursion` (none when it is None), which
     are left out of the others. A detection's excursion is the largest value in noise SDs of
-    polarity `peak_sign` within ``align_ms`` of the peak on any channel (what detection
-    compares with its threshold). `held`: the channels of each store (:func:`held_channels`)
-    and each spike's store; the snippets are :class:`neurodict.sort.local.LocalSnippets` on
-    them. `neighbours`:
+    polarity `peak_sign` within ``align_ms`` of the peak on the channels about its own
+    (`neighbours`: within the detection radius, where detection compares peaks with its
+    threshold; a spike across the probe at the same moment is another neuron's). `held`: the
+    channels of each store (:func:`held_channels`) and each spike's store; the snippets are
+    :class:`neurodict.sort.local.LocalSnippets` on them. `neighbours`:
     :func:`neurodict.sort.snippets.alignment_channels`, about each spike's channel.
 
     `peel`, optional: each spike's index among the matched spikes (n,; -1 for none), their
@@ -313,13 +314,14 @@ def _whitened_snippets(
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`), `n_jobs`
     batches at once on as many threads, into one float32 array, so each is held once, on its
-    store's channels: the windows of those batches on every channel, never of all.
+    store's channels; each is cut and peeled on those and on the channels about its own
+    only (:func:`_about`), never on the whole probe.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
     half = ms_to_samples(params.align_ms, fs)
     noise_uv = np.asarray(noise)
-    scale = (1.0 / noise_uv).astype(np.float32)[None, :, None]
+    scale = (1.0 / noise_uv).astype(np.float32)[:, None]  # per channel, over samples
     W32 = W.astype(np.float32)
     n = samples.size
     stores, store = held
@@ -327,10 +329,15 @@ def _whitened_snippets(
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after, n_jobs)
+    about = _about(neighbours, rec.get_num_channels())
+    C = stores.shape[1]
 
     def cut(i: int) -> None:
-        """The batch of snippets from spike i, into its own rows of the outputs."""
+        """The batch of snippets from spike i, into its own rows of the outputs: cut on its
+        store's channels (columns :C) and on those about its own channel (C: its own)."""
         sl = slice(i, i + batch)
+        on = stores[store[sl]]  # (b, C), padded with -1: cut on the spike's own channel, unread
+        read = np.concatenate([np.where(on >= 0, on, channels[sl, None]), about[channels[sl]]], 1)
         x, aligned[sl] = snippets.extract(
             rec,
             samples[sl],
@@ -340,25 +347,23 @@ def _whitened_snippets(
             noise,
             neighbours=neighbours,
             channels=channels[sl],
+            read=read,
         )
         if peel is not None:
             own, *matched = peel
-            peeled = kernels.neighbour_waves(aligned[sl], own[sl], *matched, x.shape[2]) * scale
+            peeled = kernels.neighbour_waves(aligned[sl], own[sl], *matched, x.shape[2], read)
+            peeled *= scale[read]
             x -= peeled
-            if min_excursion is not None:
-                size = np.abs(peeled).max(axis=2)  # (n, M): what each channel lost
-                if neighbours is not None:  # only where the spike was aligned
-                    size *= neighbours[channels[sl]]
-                overlapped[sl] = size.max(axis=1) >= min_excursion
-        amplitudes[sl] = x[np.arange(len(x)), channels[sl], before] * noise_uv[channels[sl]]
+            if min_excursion is not None:  # what the channels about the spike's lost
+                overlapped[sl] = np.abs(peeled[:, C:]).max(axis=(1, 2)) >= min_excursion
+        amplitudes[sl] = x[:, C, before] * noise_uv[channels[sl]]
         if min_excursion is not None:
-            near = x[:, :, max(before - half, 0) : before + half + 1]
+            near = x[:, C:, max(before - half, 0) : before + half + 1]
             signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
             keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
             if peel is not None:
                 keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
-        on = stores[store[sl]]  # (b, C): the store's channels (padding reads a channel: unread)
-        whitened[sl] = x[np.arange(len(x))[:, None], on] @ W32.T  # by BLAS, not einsum: 6x
+        whitened[sl] = x[:, :C] @ W32.T  # by BLAS, not einsum: 6x
 
     starts = range(0, n, batch)
     done = thread_map(cut, starts, n_jobs)
@@ -380,6 +385,18 @@ def _whitened_snippets(
         np.sort(aligned[~keep]),
         overlapped[rows][order],
     )
+
+
+def _about(neighbours: np.ndarray | None, n_channels: int) -> np.ndarray:
+    """(M, D): each channel, then the others `neighbours` ((M, M) bool; None: every channel)
+    puts about it (the detection radius), padded with the channel itself."""
+    near = np.ones((n_channels, n_channels), bool) if neighbours is None else neighbours
+    near = near & ~np.eye(n_channels, dtype=bool)
+    table = np.repeat(np.arange(n_channels)[:, None], 1 + near.sum(1).max(initial=0), axis=1)
+    for m in range(n_channels):
+        others = np.flatnonzero(near[m])
+        table[m, 1 : 1 + others.size] = others
+    return table
 
 
 def batch_spikes(n_channels: int, n_samples: int, n_jobs: int = 1) -> int:

@@ -35,6 +35,7 @@ def extract(
     progress: bool = False,
     neighbours: np.ndarray | None = None,
     channels: np.ndarray | None = None,
+    read: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Aligned snippets at `samples` of a single-segment recording.
 
@@ -62,10 +63,14 @@ def extract(
     channels : ndarray (n,), optional
         The channel each spike is largest on (where detection found it), whose `neighbours`
         align it; by default the channel of largest absolute value at its detected sample.
+    read : ndarray (n, R) int, optional
+        The channels each snippet is cut on, in that order (a channel may repeat); by default
+        every channel of the group (R = M). The traces are read on every channel: a chunk's
+        spikes lie anywhere on the probe.
 
     Returns
     -------
-    snippets : ndarray (n, M, T) float32
+    snippets : ndarray (n, R, T) float32
         In noise units.
     aligned : ndarray (n,) int64
         The aligned peak samples (spikes too close to an edge keep their detected sample and
@@ -77,15 +82,17 @@ def extract(
     n_total = rec.get_num_samples()
     pad_before, pad_after = before + shift, after + shift
     M = rec.get_num_channels()
-    out = np.zeros((samples.size, M, before + after), np.float32)
+    out = np.zeros((samples.size, M if read is None else read.shape[1], before + after), np.float32)
     aligned = samples.astype(np.int64).copy()
     chunk = max(1, min(int(chunk_s * fs), CHUNK_VALUES // max(M, 1)))
-    starts = range(0, n_total, chunk)
-    for start in tqdm(starts, desc="snippets", disable=not progress, leave=False):
+    of_chunk = samples // chunk
+    # only the chunks holding spikes (sorted): a batch of a few spikes visits one or two
+    spans = np.split(np.arange(samples.size), np.flatnonzero(np.diff(of_chunk)) + 1)
+    for sel in tqdm(
+        spans if samples.size else [], desc="snippets", disable=not progress, leave=False
+    ):
+        start = int(of_chunk[sel[0]]) * chunk
         stop = min(start + chunk, n_total)
-        sel = np.flatnonzero((samples >= start) & (samples < stop))
-        if sel.size == 0:
-            continue
         # the span read: the chunk's spikes and the interpolation's taps beside them
         first = max(int(samples[sel[0]]) - TAPS - 1, start)
         last = min(int(samples[sel[-1]]) + TAPS + 2, stop)
@@ -105,7 +112,13 @@ def extract(
         )
         aligned[sel] = peak + base
         out[sel] = kernels.resampled_windows(
-            traces, peak, sinc_weights(frac), before, after, noise_levels
+            traces,
+            peak,
+            sinc_weights(frac),
+            before,
+            after,
+            noise_levels,
+            None if read is None else read[sel],
         )
     return out, np.clip(aligned, 0, n_total - 1)
 

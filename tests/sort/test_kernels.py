@@ -111,6 +111,18 @@ def test_resampled_windows_kernel_equals_numpy_twin_and_shifts_a_sampled_sine(dt
         traces, peak, w, before, after, noise, gather=blocks_of_three
     )
     np.testing.assert_allclose(got, twin, rtol=1e-6, atol=1e-6)
+    # on some channels of each snippet (in any order, one twice): those rows of the windows
+    read = np.c_[rng.integers(0, M, (peak.size, 2)), np.full(peak.size, M - 1)]
+    np.testing.assert_array_equal(
+        kernels.resampled_windows(traces, peak, w, before, after, noise, read),
+        got[np.arange(peak.size)[:, None], read],
+    )
+    np.testing.assert_allclose(
+        kernels.resampled_windows_numpy(traces, peak, w, before, after, noise, read, gather=99),
+        got[np.arange(peak.size)[:, None], read],
+        rtol=1e-6,
+        atol=1e-6,
+    )
     k = np.arange(-before, after)
     np.testing.assert_allclose(got[0], (traces[peak[0] + k] / noise).T, rtol=1e-6)
     period = 40.0

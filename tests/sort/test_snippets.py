@@ -54,10 +54,10 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     perm = np.random.default_rng(1).permutation(samples.size)  # as if alignment reordered all
     asked = []
 
-    def extract(rec, at, *args, **kwargs):
+    def extract(rec, at, *args, read, **kwargs):  # each spike's snippet on the channels read
         asked.append(at.size)
         rows = perm[np.searchsorted(samples, at)]
-        return x[rows].copy(), aligned[rows]
+        return x[rows][np.arange(at.size)[:, None], read], aligned[rows]
 
     monkeypatch.setattr(snippets, "extract", extract)
 
@@ -146,6 +146,15 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     lost_near = (np.abs(peeled).max(axis=2) * near[channels[spike]]).max(axis=1) >= 1.0
     np.testing.assert_array_equal(flagged_near, lost_near[keep])
     assert (flagged_near < flagged).any()
+    # and a detection's excursion is that on the channels about its own: a spike-sized value
+    # elsewhere on the probe at the same moment is another neuron's
+    window = -x[order][:, :, before - half : before + half + 1]
+    excursion_near = (window.max(axis=2) * near[channels[spike]]).max(axis=1)
+    kept_near = whitened(min_excursion=floor, neighbours=near)
+    np.testing.assert_array_equal(kept_near[1], aligned[order][excursion_near >= floor])
+    np.testing.assert_array_equal(kept_near[4], aligned[order][excursion_near < floor])
+    np.testing.assert_array_equal(kept_near[3], amplitudes[excursion_near >= floor])
+    assert ((excursion >= floor) & (excursion_near < floor)).any()
     # a matched spike (its own index among the matched ones) is kept whatever its residual's
     # excursion: only detections are tested against the floor. Here the spikes of half the
     # rows are "matched" to one more spike far past the recording, which peels nothing.

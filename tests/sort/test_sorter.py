@@ -615,6 +615,9 @@ def test_peeling_subtracts_each_matched_neighbour_s_waveform_where_it_reaches(tw
                     expected[i, :, k] += waves[w, :, ti + k - tm]
     got = neighbour_waves(t, own, t_match, which, waves, T)
     np.testing.assert_allclose(got, expected, atol=1e-5)
+    read = rng.integers(0, M, (t.size, 4))  # some channels of each spike, in any order
+    on_read = neighbour_waves(t, own, t_match, which, waves, T, read)
+    np.testing.assert_allclose(on_read, expected[np.arange(t.size)[:, None], read], atol=1e-5)
     assert not np.allclose(got[4], got[5])  # one sample, two spikes, each peeled of the other
 
 
