@@ -98,7 +98,7 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
             kind="gt", channels=384, units=150, duration=600.0, noise=5.0, seed=1, probe="np1"
         )
         # the same shank and units for one minute: the three sorters' runs of it take some
-        # twelve minutes of this 2-core machine (neurodict's peak 2.2 GB, its snippets held on
+        # eleven minutes of this 2-core machine (neurodict's peak 2.2 GB, its snippets held on
         # their neighbourhoods' channels; on every channel it was 5.8 GB)
         out["np384-1min"] = dict(
             kind="gt", channels=384, units=150, duration=60.0, noise=5.0, seed=1, probe="np1"

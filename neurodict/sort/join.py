@@ -312,7 +312,7 @@ def join_units(
             bar.update(n_pairs)
             bar.set_postfix(clusters=len(part.rows))
 
-        held = {}  # cluster -> its moments on its reach
+        reach_moments = {}  # cluster -> its moments on its reach
 
         def score(keys: list) -> list[float]:
             """Bayes factors of `keys` from each cluster's moments on its reach (read once,
@@ -323,7 +323,9 @@ def join_units(
             for k in keys:
                 on.setdefault(tuple(part.channels(nb, *k)), []).append(k)
             values = dict.fromkeys(on.pop((), []), -np.inf)  # not comparable: apart
-            new = sorted({i for pairs in on.values() for k in pairs for i in k} - held.keys())
+            new = sorted(
+                {i for pairs in on.values() for k in pairs for i in k} - reach_moments.keys()
+            )
             pieces = [
                 (i, piece)
                 for i in new
@@ -333,7 +335,7 @@ def join_units(
             read = {}
             for (i, _), m in zip(pieces, scorer.map(_moments_of, tasks), strict=True):
                 read[i] = Moments.union(read[i], m) if i in read else m
-            held.update((i, m.single()) for i, m in read.items())
+            reach_moments.update((i, m.single()) for i, m in read.items())
             sets, at_once = list(on.items()), 2 * n_jobs
             for b in range(0, len(sets), at_once):
                 tasks = [
@@ -341,7 +343,7 @@ def join_units(
                         chans,
                         pairs,
                         {
-                            i: _cut(part.reach(nb, i), held[i], chans, x.shape[2])
+                            i: _cut(part.reach(nb, i), reach_moments[i], chans, x.shape[2])
                             for i in {i for k in pairs for i in k}
                         },
                     )
@@ -355,7 +357,7 @@ def join_units(
             return [values[k] for k in keys]
 
         def forget(i: int, j: int) -> None:  # the joined cluster's reach is both of theirs
-            del held[i], held[j]
+            del reach_moments[i], reach_moments[j]
 
         def near(i: int, j: int) -> bool:
             return any(nb.adjacent[a, b] for a in part.homes[i] for b in part.homes[j])
