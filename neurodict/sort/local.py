@@ -110,7 +110,13 @@ def held_channels(nb: Neighbourhoods, locations_um: np.ndarray, radius_um: float
         )
         for c in range(nb.n_centres)
     ]
-    table = np.full((len(held), max(h.size for h in held)), -1, np.int64)
-    for c, h in enumerate(held):
-        table[c, : h.size] = h
+    return padded(held, -1)
+
+
+def padded(rows: list[np.ndarray], fill) -> np.ndarray:
+    """(len(rows), widest) int64: each row's values, then `fill` (a scalar or one per row)."""
+    width = max(r.size for r in rows)
+    table = np.repeat(np.broadcast_to(np.asarray(fill, np.int64), (len(rows),))[:, None], width, 1)
+    for i, r in enumerate(rows):
+        table[i, : r.size] = r
     return table

@@ -28,7 +28,7 @@ from neurodict.sort import kernels, snippets, wobble
 from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
-from neurodict.sort.local import LocalSnippets, held_channels
+from neurodict.sort.local import LocalSnippets, held_channels, padded
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 
@@ -392,11 +392,8 @@ def _about(neighbours: np.ndarray | None, n_channels: int) -> np.ndarray:
     puts about it (the detection radius), padded with the channel itself."""
     near = np.ones((n_channels, n_channels), bool) if neighbours is None else neighbours
     near = near & ~np.eye(n_channels, dtype=bool)
-    table = np.repeat(np.arange(n_channels)[:, None], 1 + near.sum(1).max(initial=0), axis=1)
-    for m in range(n_channels):
-        others = np.flatnonzero(near[m])
-        table[m, 1 : 1 + others.size] = others
-    return table
+    channels = np.arange(n_channels)
+    return padded([np.r_[m, np.flatnonzero(near[m])] for m in channels], channels)
 
 
 def batch_spikes(n_channels: int, n_samples: int, n_jobs: int = 1) -> int:
