@@ -1,15 +1,17 @@
 """The sorter's peak memory against the recording's length (issue 16, item 4); prints a table.
 
-One generated tetrode (spikeinterface's ground-truth generator: 4 channels, 8 units, noise
-SD 5 uV, seed 0) at each length, sorted by ``run_sorter("neurodict", ..., n_jobs=1)`` in its own
-process. The process's resident memory is sampled every 50 ms and charged to the sorter's last
-log line, so the table says which phase holds the peak ("after: <line>" is the phase that
-follows that line). The target: the 30-minute peak within 1.5x the 5-minute one.
+One generated recording (spikeinterface's ground-truth generator, noise SD 5 uV, seed 0; a
+tetrode of 8 units by default, ``--channels 32 --units 20`` a 32-channel shank) at each length,
+sorted by ``run_sorter("neurodict", ..., n_jobs=1)`` in its own process. The process's resident
+memory is sampled every 50 ms and charged to the sorter's last log line, so the table says
+which phase holds the peak ("after: <line>" is the phase that follows that line). The target:
+the 30-minute peak within 1.5x the 5-minute one.
 
 Usage::
 
     python benchmarks/sorter_memory.py                    # 5 and 30 minutes
     python benchmarks/sorter_memory.py --minutes 1 5      # a quick check
+    python benchmarks/sorter_memory.py --channels 32 --units 20
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def sort_one(minutes: float, work: Path) -> dict:
+def sort_one(minutes: float, channels: int, units: int, work: Path) -> dict:
     """Generate and sort one recording in this process; the peak per phase."""
     import spikeinterface.core as sc
     import spikeinterface.sorters as ss
@@ -43,8 +45,8 @@ def sort_one(minutes: float, work: Path) -> dict:
 
     rec, _ = sc.generate_ground_truth_recording(
         durations=[minutes * 60],
-        num_channels=4,
-        num_units=8,
+        num_channels=channels,
+        num_units=units,
         seed=0,
         noise_kwargs={"noise_levels": 5.0, "strategy": "on_the_fly"},
     )
@@ -87,17 +89,20 @@ def sort_one(minutes: float, work: Path) -> dict:
 
 
 def main() -> None:
-    if len(sys.argv) > 2 and sys.argv[1] == "--one":
+    if len(sys.argv) > 4 and sys.argv[1] == "--one":
         with tempfile.TemporaryDirectory() as tmp:
-            print(json.dumps(sort_one(float(sys.argv[2]), Path(tmp))))
+            minutes, channels, units = float(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+            print(json.dumps(sort_one(minutes, channels, units, Path(tmp))))
         return
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, nargs="+", default=[5.0, 30.0])
+    ap.add_argument("--channels", type=int, default=4)
+    ap.add_argument("--units", type=int, default=8)
     args = ap.parse_args()
     rows = []
     for minutes in args.minutes:
         done = subprocess.run(
-            [sys.executable, __file__, "--one", str(minutes)],
+            [sys.executable, __file__, "--one", str(minutes), str(args.channels), str(args.units)],
             capture_output=True,
             text=True,
             check=True,

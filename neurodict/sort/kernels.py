@@ -419,18 +419,13 @@ def add_epoch_sums(
 ) -> None:
     """Add the snippets `x` (n, M, T) of each unit per epoch to `sums` (U, E, M, T), their
     number to `counts` (U, E) and, per channel, the number of them that hold it to `held` (U,
-    E, M), in place (numba: one pass over `x`, no copy of it); spikes of label -1 (in no unit)
-    are left out."""
-    _epoch_sums_nb(
-        sums,
-        counts,
-        held,
-        x.values,
-        x.stores,
-        x.store,
-        np.asarray(epoch, np.int64),
-        np.asarray(labels, np.int64),
-    )
+    E, M), in place (numba: one pass over `x`, a batch of it at a time); spikes of label -1 (in
+    no unit) are left out."""
+    epoch, labels = np.asarray(epoch, np.int64), np.asarray(labels, np.int64)
+    for rows, values in x.batches():
+        _epoch_sums_nb(
+            sums, counts, held, values, x.stores, x.store[rows], epoch[rows], labels[rows]
+        )
 
 
 def add_epoch_sums_numpy(sums, counts, held, x: LocalSnippets, epoch, labels):

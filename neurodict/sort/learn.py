@@ -95,10 +95,12 @@ def learn(
         learnable = np.ones(samples.size, bool)
 
     def job(c: int) -> tuple:
-        return (
-            x.take(np.flatnonzero(centre == c), nb.channels[c]),
-            samples[centre == c],
-            learnable[centre == c],
+        return chain_inputs(
+            x,
+            np.flatnonzero(centre == c),
+            nb.channels[c],
+            samples,
+            learnable,
             fs_hz,
             duration_s,
             replace(params, seed=params.seed + c),
@@ -125,26 +127,72 @@ def learn(
     return Model(chains, nb)
 
 
-def _learn_chain(
-    x: np.ndarray,
+def chain_inputs(
+    x: LocalSnippets,
+    rows: np.ndarray,
+    channels: np.ndarray,
     samples: np.ndarray,
     learnable: np.ndarray,
     fs_hz: float,
     duration_s: float,
     params: SortParams,
     progress: bool,
-) -> Chain:
-    """The chain of one neighbourhood, on its bounded subsample of the `learnable` spikes
-    (all of them where fewer than ``min_learn_spikes`` are)."""
+) -> tuple:
+    """The arguments of :func:`_learn_chain` for the neighbourhood of the spikes `rows` on
+    `channels`: its subsample's snippets (the others are never copied, nor sent to a worker)
+    drawn with the chain's generator (seeded ``params.seed``) and, for DB-KSVD, every one of
+    its spikes' snippets."""
     rng = np.random.default_rng(params.seed)
-    ref = params.refractory_samples(fs_hz)
+    subset = rows[
+        learning_subsample(samples[rows], learnable[rows], fs_hz, duration_s, params, rng)
+    ]
+    every = None if params.init_dictionary == "svd" else x.take(rows, channels)
+    return (
+        x.take(subset, channels),
+        samples[subset],
+        every,
+        rng,
+        fs_hz,
+        duration_s,
+        params,
+        progress,
+    )
+
+
+def learning_subsample(
+    samples: np.ndarray,
+    learnable: np.ndarray,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Sorted indices of one neighbourhood's spikes (at `samples`) that its chain learns from:
+    at most :func:`per_epoch_cap` per epoch, drawn from the `learnable` ones (from all where
+    fewer than ``min_learn_spikes`` are)."""
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
-    per_epoch = per_epoch_cap(params, E)
     if learnable.sum() < params.min_learn_spikes:
         learnable = np.ones_like(learnable)
-    subset = np.flatnonzero(learnable)[subsample(epoch[learnable], E, per_epoch, rng)]
-    data = _data(x[subset].astype(np.float64), samples[subset], epoch[subset], E, ref)
-    K = min(params.max_atoms, x.shape[2], subset.size * x.shape[1])  # at most the data's rank
+    return np.flatnonzero(learnable)[subsample(epoch[learnable], E, per_epoch_cap(params, E), rng)]
+
+
+def _learn_chain(
+    x: np.ndarray,
+    samples: np.ndarray,
+    every: np.ndarray | None,
+    rng: np.random.Generator,
+    fs_hz: float,
+    duration_s: float,
+    params: SortParams,
+    progress: bool,
+) -> Chain:
+    """The chain of one neighbourhood on its subsample's snippets `x` (n, M_c, T) at `samples`
+    (:func:`learning_subsample`, drawn with `rng`, which the chain goes on with); `every`: all
+    the neighbourhood's snippets, which DB-KSVD learns its atoms from (None for ``svd``)."""
+    ref = params.refractory_samples(fs_hz)
+    epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
+    data = _data(x.astype(np.float64), samples, epoch, E, ref)
+    K = min(params.max_atoms, x.shape[2], x.shape[0] * x.shape[1])  # at most the data's rank
     sampler = Sampler(
         data,
         K,
@@ -158,7 +206,7 @@ def _learn_chain(
         params.split_merge_two_means_iterations,
         params.split_merge_min_allocation,
         params.split_merge_neighbours,
-        _start(x, subset, K, params),
+        _start(every, x, K, params),
         params.heavy_tails,
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
@@ -193,27 +241,27 @@ def _learn_chain(
             best = st.predictive(labelled=True)
         kept = (kept + [st.predictive()])[-params.n_keep :]
     bar.close()
-    return Chain(best, kept, E, subset.size, np.array(trace), np.array(atoms))
+    return Chain(best, kept, E, x.shape[0], np.array(trace), np.array(atoms))
 
 
-def _start(x: np.ndarray, subset: np.ndarray, K: int, params: SortParams):
-    """``init_dictionary: dbksvd``: DB-KSVD's K atoms learned from every channel of every spike
-    in `x` and the sparse codes of the `subset`'s snippets as features, ((T, K), (n, M, K));
-    None for ``svd`` (the sampler starts from the SVD of its subsample)."""
-    if params.init_dictionary == "svd":
+def _start(every: np.ndarray | None, x: np.ndarray, K: int, params: SortParams):
+    """``init_dictionary: dbksvd``: DB-KSVD's K atoms learned from every channel of `every`
+    spike and the sparse codes of the subsample's snippets `x` as features, ((T, K), (n, M,
+    K)); None for ``svd`` (the sampler starts from the SVD of its subsample)."""
+    if every is None:
         return None
-    N, M, T = x.shape
+    N, M, T = every.shape
     atoms = dbksvd.learn(
-        dbksvd.chunks_of(x.reshape(N * M, T), _DBKSVD_CHUNK_ROWS),
+        dbksvd.chunks_of(every.reshape(N * M, T), _DBKSVD_CHUNK_ROWS),
         K,
         params.dbksvd_nonzero,
         params.dbksvd_iterations,
         params.dbksvd_atom_batch,
         seed=params.seed,
     ).atoms
-    rows = x[subset].reshape(-1, T)
+    rows = x.reshape(-1, T)
     codes = dbksvd.dense_codes(*dbksvd.encode(atoms, rows, params.dbksvd_nonzero), K)
-    return atoms, codes.reshape(subset.size, M, K)
+    return atoms, codes.reshape(x.shape[0], M, K)
 
 
 def _data(x, samples, epoch, n_epochs, ref) -> Data:

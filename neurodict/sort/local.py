@@ -8,6 +8,8 @@ channel of a 384-channel probe, the snippets were nearly all of the sorter's mem
 of what it copied; :class:`LocalSnippets` holds each on its neighbourhood's channels
 (:func:`held_channels`) and says which channels a set of snippets holds, so that every reader
 asks for those only and a request for any other channel is an error, never a silent zero.
+The values may lie in a file (:class:`neurodict.sort.disk.DiskArray`, as the sorter cuts them):
+every reader copies out the rows it asks for, so nothing reads them all at once.
 """
 
 from __future__ import annotations
@@ -18,7 +20,10 @@ from functools import cached_property
 import numpy as np
 from scipy.spatial.distance import cdist
 
+from neurodict.sort.disk import DiskArray
 from neurodict.sort.neighbourhoods import Neighbourhoods
+
+READ_VALUES = 2**24  # values of the snippets a pass over all of them reads at once (64 MB)
 
 
 @dataclass(frozen=True)
@@ -27,7 +32,7 @@ class LocalSnippets:
 
     Attributes
     ----------
-    values : ndarray (n, C, T)
+    values : ndarray or DiskArray (n, C, T)
         Snippet i on channels ``stores[store[i]]``, in that order (columns past a store's
         channels are padding, never read).
     stores : ndarray (S, C) of int
@@ -38,7 +43,7 @@ class LocalSnippets:
         M, the group's channels.
     """
 
-    values: np.ndarray
+    values: np.ndarray | DiskArray
     stores: np.ndarray
     store: np.ndarray
     n_channels: int
@@ -67,7 +72,8 @@ class LocalSnippets:
 
     def take(self, rows: np.ndarray, channels: np.ndarray) -> np.ndarray:
         """The snippets `rows` on `channels` (len(rows), len(channels), T), one copy (the
-        held array itself when that is all of it). Every snippet must hold every channel."""
+        held array itself when that is all of it and in memory). Every snippet must hold every
+        channel."""
         rows, channels = np.asarray(rows), np.asarray(channels)
         column = self._position[:, channels][self.store[rows]]  # (rows, channels)
         if (column < 0).any():
@@ -76,11 +82,20 @@ class LocalSnippets:
         whole = rows.size == len(self) and channels.size == self.values.shape[1]
         if (
             whole
+            and isinstance(self.values, np.ndarray)
             and np.array_equal(rows, np.arange(rows.size))
             and np.array_equal(column, np.broadcast_to(np.arange(channels.size), column.shape))
         ):
             return self.values
         return self.values[rows[:, None], column]
+
+    def batches(self):
+        """``(rows, values)``: slices of consecutive snippets and their values (a copy in
+        memory), :data:`READ_VALUES` values at a time, in order."""
+        per = max(1, READ_VALUES // max(1, int(np.prod(self.values.shape[1:]))))
+        for start in range(0, len(self), per):
+            rows = slice(start, start + per)
+            yield rows, self.values[rows]
 
     def held(self, rows: np.ndarray) -> np.ndarray:
         """The channels every one of the snippets `rows` holds, ascending."""

@@ -26,6 +26,7 @@ from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
 from neurodict.sort import kernels, snippets, wobble
 from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
+from neurodict.sort.disk import DiskArray
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.local import LocalSnippets, held_channels, padded
@@ -313,9 +314,10 @@ def _whitened_snippets(
     `peel`).
 
     Snippets are cut, peeled and whitened a batch at a time (:func:`batch_spikes`), `n_jobs`
-    batches at once on as many threads, into one float32 array, so each is held once, on its
-    store's channels; each is cut and peeled on those and on the channels about its own
-    only (:func:`_about`), never on the whole probe.
+    batches at once on as many threads, into one float32 array in a file
+    (:class:`neurodict.sort.disk.DiskArray`: the process holds a batch at a time, whatever the
+    recording's length), each on its store's channels; each is cut and peeled on those and on
+    the channels about its own only (:func:`_about`), never on the whole probe.
     """
     fs = rec.sampling_frequency
     before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
@@ -325,7 +327,7 @@ def _whitened_snippets(
     W32 = W.astype(np.float32)
     n = samples.size
     stores, store = held
-    whitened = np.empty((n, stores.shape[1], W.shape[0]), np.float32)
+    whitened = DiskArray((n, stores.shape[1], W.shape[0]))
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
     batch = batch_spikes(rec.get_num_channels(), before + after, n_jobs)
@@ -373,7 +375,7 @@ def _whitened_snippets(
     for i in range(0, rows.size, batch):  # in place: rows[j] >= j, read before written
         kept = rows[i : i + batch]
         whitened[i : i + kept.size] = whitened[kept]
-    whitened = whitened[: rows.size]
+    whitened.shrink(rows.size)
     order = np.argsort(aligned[rows], kind="stable")
     moved = np.flatnonzero(order != np.arange(order.size))  # alignment reorders few spikes
     whitened[moved] = whitened[order[moved]]

@@ -8,7 +8,8 @@ import scipy.linalg
 import scipy.stats
 from scipy.stats import multivariate_normal, multivariate_t
 
-from neurodict.sort import kernels
+from neurodict.sort import kernels, local
+from neurodict.sort.disk import DiskArray
 from neurodict.sort.learn import _data
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Sampler, marginal_log_lik, positive_normal, wishart
@@ -157,11 +158,12 @@ def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
+def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype, monkeypatch):
     """Snippets held on two stores of channels (one padded) summed per unit and epoch onto
     sums already holding a batch: spikes in no unit (-1) left out, a unit with no spikes in
     one epoch, each channel's count that of the unit's snippets holding it; kernel, twin and
-    direct sums of the snippets on every channel."""
+    direct sums of the snippets on every channel; the kernel's sums of the snippets in a file,
+    13 at a time, are its sums of them in memory."""
     rng = np.random.default_rng(6)
     U, E, n, M, T = 4, 3, 300, 5, 7
     full = rng.normal(size=(n, M, T)).astype(dtype)
@@ -181,6 +183,13 @@ def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype):
     np.testing.assert_array_equal(got[1], twin[1])
     np.testing.assert_array_equal(got[2], twin[2])
     np.testing.assert_allclose(got[0], twin[0], rtol=1e-12)
+    disk = DiskArray(values.shape, dtype)  # in a file, read a few snippets at a time
+    disk[...] = values
+    monkeypatch.setattr(local, "READ_VALUES", 13 * 4 * T)
+    filed = tuple(a.copy() for a in start)
+    kernels.add_epoch_sums(*filed, LocalSnippets(disk, stores, store, M), epoch, labels)
+    for a, b in zip(filed, got, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
     for k, e in np.ndindex(U, E):
         rows = (labels == k) & (epoch == e)
         assert got[1][k, e] == start[1][k, e] + rows.sum()

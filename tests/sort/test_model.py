@@ -12,10 +12,11 @@ import pytest
 from scipy.stats import norm, truncnorm
 
 from neurodict.sort import dbksvd
-from neurodict.sort.learn import _data, _learn_chain, _start, epochs_of
+from neurodict.sort.learn import _data, _start, epochs_of
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Residual, Sampler, reconstruction
 from neurodict.sort.params import Priors, SortParams
+from tests.sort.chains import learn_chain
 
 FS = 30000.0
 
@@ -55,7 +56,7 @@ def test_unused_atoms_switch_off():
     posterior keeps at most 5 (the chain's count falls from 20)."""
     x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 200, seed=0)
     params = SortParams(max_atoms=20, n_burn=20, n_samples=5, n_keep=3, epoch_s=20.0)
-    chain = _learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params, False)
+    chain = learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params)
     assert chain.n_atoms[0] == 20
     assert chain.n_atoms[-1] <= 5, chain.n_atoms
 
@@ -67,14 +68,14 @@ def test_a_chain_learns_from_the_learnable_spikes_only():
     x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 100, seed=0)
     params = SortParams(max_atoms=10, n_burn=3, n_samples=2, n_keep=1, epoch_s=20.0)
     learnable = truth != 2
-    chain = _learn_chain(x, samples, learnable, FS, 60.0, params, False)
+    chain = learn_chain(x, samples, learnable, FS, 60.0, params)
     assert chain.learn_size == 200
     # the learned features reconstruct the learnable spikes' snippets to the noise
     fitted = np.einsum("mtk,imk->imt", chain.best.A[None] * chain.best.w[:, None], chain.best.s)
     assert np.mean((x[learnable] - fitted) ** 2) < 1.5
     few = np.zeros(samples.size, bool)
     few[: params.min_learn_spikes - 1] = True
-    assert _learn_chain(x, samples, few, FS, 60.0, params, False).learn_size == samples.size
+    assert learn_chain(x, samples, few, FS, 60.0, params).learn_size == samples.size
 
 
 def _sampler(x, samples, labels, params, seed=0, start=None):
@@ -256,7 +257,7 @@ def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
         max_atoms=20, n_burn=20, n_samples=5, n_keep=3, epoch_s=20.0, init_dictionary="dbksvd"
     )
     subset = np.arange(0, x.shape[0], 2)
-    atoms, s = _start(x, subset, 20, params)
+    atoms, s = _start(x, x[subset], 20, params)
     fit = atoms @ np.linalg.lstsq(atoms, _atoms(), rcond=None)[0]
     assert np.linalg.norm(fit - _atoms(), axis=0).max() < 0.05
     assert s.shape == (subset.size, 4, 20) and (s != 0).sum(2).max() == params.dbksvd_nonzero
@@ -264,9 +265,9 @@ def test_dbksvd_start_spans_the_planted_atoms_and_the_sampler_starts_from_it():
         x[subset], samples[subset], np.zeros(subset.size, np.int64), params, start=(atoms, s)
     )
     np.testing.assert_array_equal(sampler.state.A, atoms)
-    chain = _learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params, False)
+    chain = learn_chain(x, samples, np.ones(samples.size, bool), FS, 60.0, params)
     assert chain.n_atoms[-1] <= 10, chain.n_atoms
-    assert _start(x, subset, 20, SortParams()) is None  # svd: the sampler's own start
+    assert _start(None, x[subset], 20, SortParams()) is None  # svd: the sampler's own start
 
 
 def test_dbksvd_settings_reach_the_learner(monkeypatch):
@@ -284,7 +285,7 @@ def test_dbksvd_settings_reach_the_learner(monkeypatch):
     params = SortParams(
         init_dictionary="dbksvd", dbksvd_nonzero=2, dbksvd_iterations=3, dbksvd_atom_batch=5
     )
-    _, s = _start(x, np.arange(20), 6, params)
+    _, s = _start(x, x[:20], 6, params)
     assert seen == {"n_atoms": 6, "nonzero": 2, "iterations": 3, "batch": 5}
     assert (s != 0).sum(2).max() == 2
 
@@ -321,9 +322,7 @@ def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
     x, samples, _ = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 100, seed=4)
     params = SortParams(max_atoms=10, n_burn=5, n_samples=3, n_keep=2, epoch_s=20.0)
     channels = np.array([0, 2, 3])
-    chain = _learn_chain(
-        x[:, channels], samples, np.ones(samples.size, bool), FS, 60.0, params, False
-    )
+    chain = learn_chain(x[:, channels], samples, np.ones(samples.size, bool), FS, 60.0, params)
     epoch = epochs_of(samples, FS, 60.0, params.epoch_s)[0]
     idx = np.flatnonzero(np.arange(samples.size) % 3 != 1)  # the neighbourhood's spikes
     copied = posterior_probabilities(

@@ -14,10 +14,10 @@ import spikeinterface.core as sc
 from neurodict.config import load_schema, schema_problems
 from neurodict.sort import splitmerge, walk
 from neurodict.sort.join import Moments, log_bayes_factor
-from neurodict.sort.learn import _learn_chain
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
+from tests.sort.chains import learn_chain
 
 DETECTION = {"threshold_sigma": 8.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
 
@@ -67,7 +67,7 @@ def test_split_proposal_settings_reach_the_moves(monkeypatch):
         split_merge_min_allocation=0.25,
         split_merge_neighbours=4,
     )
-    _learn_chain(x, samples, np.ones(samples.size, bool), 20000.0, 60.0, params, False)
+    learn_chain(x, samples, np.ones(samples.size, bool), 20000.0, 60.0, params)
     assert seen == [{"two_means_iterations": 5, "min_allocation": 0.25}] * 3
     rows = np.array([near[0](i) for i in range(60)])
     assert rows.shape == (60, 4)
@@ -91,7 +91,7 @@ def test_learning_is_bounded_per_epoch_and_in_all(max_learn_spikes, learned):
         n_keep=1,
         split_merge_proposals=0,
     )
-    chain = _learn_chain(x, samples, np.ones(samples.size, bool), fs, float(E), params, False)
+    chain = learn_chain(x, samples, np.ones(samples.size, bool), fs, float(E), params)
     assert chain.learn_size == learned
 
 

@@ -1,0 +1,16 @@
+"""One neighbourhood's chain learned as :func:`neurodict.sort.learn.learn` runs it."""
+
+import numpy as np
+
+from neurodict.sort.learn import _learn_chain, chain_inputs
+from neurodict.sort.local import LocalSnippets
+
+
+def learn_chain(x, samples, learnable, fs_hz, duration_s, params):
+    """The chain of snippets `x` (n, M, T) at `samples`, every one in its neighbourhood."""
+    n, M, _ = x.shape
+    rows, channels = np.arange(n), np.arange(M)
+    inputs = chain_inputs(
+        LocalSnippets.full(x), rows, channels, samples, learnable, fs_hz, duration_s, params, False
+    )
+    return _learn_chain(*inputs)

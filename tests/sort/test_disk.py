@@ -1,0 +1,62 @@
+"""Arrays in an unlinked temporary file, in memory only while read or written."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from neurodict.sort import local
+from neurodict.sort.disk import DiskArray
+from neurodict.sort.local import LocalSnippets
+
+
+def _mapped(a: DiskArray) -> bool:
+    """Whether this process maps `a`'s file (its inode in /proc/self/maps)."""
+    inode = os.fstat(a._file.fileno()).st_ino
+    with open("/proc/self/maps") as maps:
+        return any(line.split()[4] == str(inode) for line in maps if len(line.split()) > 4)
+
+
+def test_a_disk_array_reads_back_what_was_written_and_is_mapped_only_meanwhile():
+    rng = np.random.default_rng(0)
+    full = rng.standard_normal((40, 3, 5)).astype(np.float32)
+    a = DiskArray(full.shape)
+    assert os.fstat(a._file.fileno()).st_nlink == 0  # no name: a killed run leaves nothing
+    np.testing.assert_array_equal(a[...], np.zeros_like(full))
+    for start in range(0, 40, 7):  # written in batches, as the cut writes its snippets
+        a[start : start + 7] = full[start : start + 7]
+    assert not _mapped(a)
+    rows = np.array([39, 2, 2, 17])
+    np.testing.assert_array_equal(a[rows[:, None], [2, 0]], full[rows[:, None], [2, 0]])
+    part = a[3:9]  # a slice is a copy, not a view on the file
+    part[:] = 0
+    np.testing.assert_array_equal(a[3:9], full[3:9])
+    np.testing.assert_array_equal(np.asarray(a), full)
+    assert not _mapped(a)
+    a.shrink(10)
+    assert a.shape == (10, 3, 5) and len(a) == 10
+    assert a.nbytes == os.fstat(a._file.fileno()).st_size == 10 * 15 * 4
+    np.testing.assert_array_equal(a[...], full[:10])
+    empty = DiskArray((0, 3, 5))
+    assert empty[...].shape == (0, 3, 5)
+    empty[...] = 1.0
+
+
+def test_snippets_in_a_file_read_as_those_in_memory(monkeypatch):
+    """Snippets held on two stores, in memory and in a file: the same rows on the same
+    channels, and the same batches (a few snippets at a time) in order."""
+    rng = np.random.default_rng(1)
+    stores = np.array([[0, 1, 2, 3], [2, 3, 4, 5]])
+    store = rng.integers(0, 2, 30)
+    values = rng.standard_normal((30, 4, 5)).astype(np.float32)
+    disk = DiskArray(values.shape)
+    disk[...] = values
+    memory, filed = (LocalSnippets(v, stores, store, 6) for v in (values, disk))
+    rows = np.flatnonzero(store == 1)[::-1]
+    np.testing.assert_array_equal(filed.take(rows, [5, 2]), memory.take(rows, [5, 2]))
+    np.testing.assert_array_equal(filed.held(rows), [2, 3, 4, 5])
+    monkeypatch.setattr(local, "READ_VALUES", 7 * 4 * 5)
+    batches = list(filed.batches())
+    assert [b[0] for b in batches] == [slice(s, s + 7) for s in range(0, 30, 7)]
+    np.testing.assert_array_equal(np.concatenate([b[1] for b in batches]), values)
