@@ -43,7 +43,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, reduce
 from itertools import combinations
 
 import numpy as np
@@ -473,9 +473,16 @@ _SHARED: dict = {}  # what the scoring processes read: set before they fork
 
 
 def _moments(rows: dict, chans: np.ndarray) -> dict:
-    """The :class:`Moments` of each cluster's snippet rows `rows` (key -> rows) on `chans`."""
-    x, bins = _SHARED["x"], _SHARED["bins"]
-    return {i: Moments.of(x.take(r, chans), bins[r], _SHARED["n_bins"]) for i, r in rows.items()}
+    """The :class:`Moments` of each cluster's snippet rows `rows` (key -> rows) on `chans`:
+    read :data:`MOMENT_ROWS` rows at a time, their moments united (a cluster's snippets are
+    never copied whole)."""
+    x, bins, n_bins = _SHARED["x"], _SHARED["bins"], _SHARED["n_bins"]
+
+    def of(r: np.ndarray) -> Moments:
+        parts = (r[i : i + MOMENT_ROWS] for i in range(0, r.size, MOMENT_ROWS))
+        return reduce(Moments.union, (Moments.of(x.take(p, chans), bins[p], n_bins) for p in parts))
+
+    return {i: of(r) for i, r in rows.items()}
 
 
 def _bayes_factors(moments: dict, pairs: list) -> list[float]:

@@ -459,3 +459,27 @@ def test_a_pair_whose_snippets_share_no_held_channel_stays_apart(caplog):
         )
     assert units[0] != units[1]
     assert "join: 2 clusters into 2 units (1 pairs' Bayes factors)" in caplog.messages
+
+
+def test_a_clusters_moments_are_read_a_block_of_snippets_at_a_time(monkeypatch):
+    """A cluster of 150 snippets in two time bins read 64 at a time (three blocks, none
+    larger): its moments are those of all its snippets read at once."""
+    rng = np.random.default_rng(9)
+    x = (_spike(np.arange(30), [6, 3, 1, 0]) + rng.normal(size=(400, 4, 30))).astype(np.float32)
+    bins = np.repeat([0, 1], 200)
+    rows, chans = np.sort(rng.choice(400, 150, replace=False)), np.array([0, 1, 3])
+    read = []
+
+    class Spy:
+        def take(self, r, c):
+            read.append(r.size)
+            return LocalSnippets.full(x).take(r, c)
+
+    monkeypatch.setattr(join, "MOMENT_ROWS", 64)
+    monkeypatch.setattr(join, "_SHARED", {"x": Spy(), "bins": bins, "n_bins": 2})
+    got = join._moments({7: rows}, chans)[7]
+    assert read == [64, 64, 22]
+    whole = Moments.of(x[rows][:, chans], bins[rows], 2)
+    np.testing.assert_array_equal(got.counts, whole.counts)
+    for field in ("sums", "scatter"):
+        np.testing.assert_allclose(getattr(got, field), getattr(whole, field), rtol=1e-6, atol=1e-4)
