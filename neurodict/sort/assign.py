@@ -48,7 +48,9 @@ class GroupSorting:
     counts: np.ndarray  # (U, E) spikes per epoch
     presence: np.ndarray  # (U, E) posterior P(epoch weight > presence_weight)
     templates: np.ndarray  # (U, E, M, T) mean snippet per epoch, noise units
-    drift: np.ndarray  # (S, U, E, M, T) kept posterior samples of each unit's mean waveform
+    drift: np.ndarray  # (S, U, E, C, T) kept posterior samples of each unit's mean waveform
+    #                     on its drift_channels (its model's; padding past them)
+    drift_channels: np.ndarray  # (U, C) the group's channel of each, padded with -1
     dictionary: np.ndarray  # (T, K_active) atoms in use (all neighbourhoods), mean gain
     features: np.ndarray  # (n_learn, M_c·K_active) learning features for plots; each
     #                             neighbourhood's own space, zero-padded to the widest
@@ -244,22 +246,22 @@ def reasons(labels: np.ndarray, multi_unit: np.ndarray) -> np.ndarray:
     return np.where(labels < 0, 2, multi_unit[np.maximum(labels, 0)]).astype(np.int8)
 
 
-def dhdp_posterior(
-    model: Model, cluster_units: np.ndarray, n_units: int, n_channels: int, presence_weight: float
-):
+def dhdp_posterior(model: Model, cluster_units: np.ndarray, n_units: int, presence_weight: float):
     """Presence and drift of each unit from the kept samples of the chains.
 
     Presence: the posterior probability that the unit's epoch weight ``w_{e,c}`` (summed over
-    the clusters that make it up) exceeds `presence_weight`. Drift: the posterior mean and SD
-    of ``D_m μ_{c,m,e}``, the model's mean waveform, of the unit's largest cluster on its
-    neighbourhood's channels (NaN on the group's other channels), one per kept sample.
-    Returns (U, E) and (S, U, E, M, T).
+    the clusters that make it up) exceeds `presence_weight`. Drift: ``D_m μ_{c,m,e}``, the
+    model's mean waveform, of the unit's largest cluster on its neighbourhood's channels, one
+    per kept sample, and those channels (:func:`on_every_channel` spreads them over the
+    group's). Returns (U, E), (S, U, E, C, T) and (U, C) (C the widest neighbourhood).
     """
     chains = model.chains
     E, T = chains[0].n_epochs, chains[0].best.A.shape[0]
     S = min(len(ch.kept) for ch in chains)
     weight = np.zeros((S, n_units, E))
-    waves = np.full((S, n_units, E, n_channels, T), np.nan)
+    width = max(c.size for c in model.nb.channels)
+    waves = np.zeros((S, n_units, E, width, T), np.float32)
+    channels = np.full((n_units, width), -1, np.int64)
     sizes = [np.bincount(ch.best.labels, minlength=cluster_units.shape[1]) for ch in chains]
     largest = {}  # unit -> (size, chain, cluster)
     for c, h in zip(*np.nonzero(cluster_units >= 0), strict=True):
@@ -272,10 +274,22 @@ def dhdp_posterior(
                 weight[s, cluster_units[c, h]] += w[:, h]
     for u, (_, c, h) in largest.items():
         chans = model.nb.channels[c]
+        channels[u, : chans.size] = chans
         for s, st in enumerate(chains[c].kept[-S:]):
             mu = st.mu[h][..., st.z]  # (M_c, E, Ka)
-            waves[s, u][:, chans] = np.einsum("mtk,mek->emt", dictionary(st), mu)
-    return (weight > presence_weight).mean(0), waves
+            waves[s, u, :, : chans.size] = np.einsum("mtk,mek->emt", dictionary(st), mu)
+    return (weight > presence_weight).mean(0), waves, channels
+
+
+def on_every_channel(values: np.ndarray, channels: np.ndarray, n_channels: int) -> np.ndarray:
+    """Values per unit on its channels (..., U, E, C, T), `channels` (U, C) padded with -1,
+    spread over the group's `n_channels` (..., U, E, M, T): NaN on the channels a unit's
+    model did not see."""
+    out = np.full((*values.shape[:-2], n_channels, values.shape[-1]), np.nan, values.dtype)
+    for u, row in enumerate(channels):
+        on = np.flatnonzero(row >= 0)
+        out[..., u, :, :, :][..., row[on], :] = values[..., u, :, :, :][..., on, :]
+    return out
 
 
 def learning_features(chains) -> np.ndarray:
@@ -311,8 +325,8 @@ def _summary(
         spread[k] = residual_spread(x, idx, model.nb.channels[home[k]], templates[k], epoch)
     multi_unit = (np.arange(n_units) >= n_single) | (spread > params.max_unit_variance)
     reason = reasons(labels, multi_unit)
-    presence, drift = dhdp_posterior(
-        model, cluster_units, n_units, x.shape[1], params.presence_weight
+    presence, drift, drift_channels = dhdp_posterior(
+        model, cluster_units, n_units, params.presence_weight
     )
     for r, name in enumerate(REASONS):
         log.info("%d spikes: %s", int(np.sum(reason == r)), name)
@@ -330,7 +344,8 @@ def _summary(
         counts=counts,
         presence=presence.astype(np.float32),
         templates=templates.astype(np.float32),
-        drift=drift.astype(np.float32),
+        drift=drift,
+        drift_channels=drift_channels,
         dictionary=np.concatenate(atoms, axis=1).astype(np.float32),
         features=learning_features(model.chains),
         feature_labels=np.concatenate(

@@ -25,7 +25,7 @@ from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
 from neurodict.sort import kernels, snippets, wobble
-from neurodict.sort.assign import GroupSorting, assign, means_of, reasons
+from neurodict.sort.assign import GroupSorting, assign, means_of, on_every_channel, reasons
 from neurodict.sort.disk import DiskArray
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
@@ -62,8 +62,11 @@ class GroupResult:
     def drift_uv(self) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and SD of each unit's mean waveform per epoch in microvolts (the
         dHDP's random walk; NaN on channels the unit's model did not see): (U, E, M, T) each."""
-        samples = self._uv(self.sorting.drift)
-        return samples.mean(axis=0), samples.std(axis=0)
+        channels = self.sorting.drift_channels
+        samples = np.einsum("st,...ct->...cs", self.unwhiten, self.sorting.drift, dtype=float)
+        samples *= self.noise_levels_uv[np.maximum(channels, 0)][:, None, :, None]
+        M = self.noise_levels_uv.size
+        return tuple(on_every_channel(f(samples, axis=0), channels, M) for f in (np.mean, np.std))
 
     def _uv(self, whitened: np.ndarray) -> np.ndarray:
         t = np.einsum("st,...mt->...ms", self.unwhiten, whitened)
@@ -659,7 +662,9 @@ def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndar
     """Each unit's template per epoch in microvolts (U, E, channels, samples) — the posterior
     mean of its mean waveform (the dHDP's walk) on the channels its model saw, its mean
     snippet elsewhere — and its largest excursion over epochs and channels in noise SDs (U,)."""
-    drift = result.drift.mean(axis=0)
+    drift = on_every_channel(
+        result.drift.mean(axis=0), result.drift_channels, result.templates.shape[2]
+    )
     whitened = np.where(np.isfinite(drift), drift, result.templates)
     templates = np.einsum("st,uemt->uems", unwhiten, whitened) * noise_uv[None, None, :, None]
     peak = (np.abs(templates).max(axis=3) / noise_uv[None, None]).max(axis=(1, 2))
@@ -702,7 +707,8 @@ def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -
         counts=counts,
         presence=np.full((U, E), np.nan, np.float32),  # no model learned
         templates=template.astype(np.float32),
-        drift=np.full((1,) + template.shape, np.nan, np.float32),
+        drift=np.zeros((1, U, E, 0, T), np.float32),
+        drift_channels=np.zeros((U, 0), np.int64),
         dictionary=np.zeros((T, 0), np.float32),
         features=np.zeros((0, 0), np.float32),
         feature_labels=np.zeros(0, np.int64),

@@ -468,7 +468,8 @@ def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
             "reason": np.array([0, 0, 0, 1, 2], np.int8),
             "multi_unit": np.array([False, False, True]),
             "templates": templates,
-            "drift": np.full((1, 3, E, M, T), np.nan),
+            "drift": np.zeros((1, 3, E, 0, T)),
+            "drift_channels": np.zeros((3, 0), np.int64),
         }
     )
     _, peak = template_peaks(result, np.eye(T), np.full(M, 5.0))
@@ -775,3 +776,27 @@ def test_a_templates_channel_is_where_it_is_largest_in_noise_sds():
     template = np.stack([60 * shape, 40 * shape, 10 * shape])
     assert template_channels(template[None], np.array([20.0, 5.0, 5.0]))[0] == 1
     assert template_channels(template[None], np.full(3, 5.0))[0] == 0
+
+
+def test_drift_held_on_each_units_channels_reads_as_on_every_channel():
+    """Kept samples of three units' mean waveforms held on each unit's channels (two, three
+    and none of five): in microvolts, their posterior mean and SD are those of the same samples
+    spread over every channel (NaN where a unit's model did not see) and unwhitened there."""
+    from neurodict.sort.assign import GroupSorting, on_every_channel
+    from neurodict.sort.run import GroupResult
+
+    rng = np.random.default_rng(3)
+    S, U, E, M, T = 4, 3, 2, 5, 6
+    channels = np.array([[3, 1, -1], [0, 2, 4], [-1, -1, -1]])
+    drift = rng.normal(size=(S, U, E, 3, T)).astype(np.float32)
+    unwhiten, noise = rng.normal(size=(T, T)), rng.uniform(2.0, 9.0, M)
+    empty = {f.name: np.zeros(0) for f in dataclasses.fields(GroupSorting)}
+    sorting = GroupSorting(**empty | {"drift": drift, "drift_channels": channels})
+    part = GroupResult(np.zeros(0), np.zeros(0), sorting, unwhiten, noise, np.arange(M), 3e4)
+    mean, sd = part.drift_uv()
+    full = on_every_channel(drift, channels, M)  # (S, U, E, M, T)
+    assert np.isnan(full[:, 0, :, [0, 2, 4]]).all() and np.isnan(full[:, 2]).all()
+    np.testing.assert_array_equal(full[:, 0, :, 3], drift[:, 0, :, 0])
+    samples = np.einsum("st,...mt->...ms", unwhiten, full) * noise[:, None]
+    np.testing.assert_allclose(mean, samples.mean(0), rtol=1e-6)
+    np.testing.assert_allclose(sd, samples.std(0), rtol=1e-6)
