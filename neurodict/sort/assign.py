@@ -235,9 +235,11 @@ def residual_spread(x: LocalSnippets, idx: np.ndarray, channels: np.ndarray, mea
         for i in range(0, mine.size if on.size else 0, BATCH_SPIKES):
             at = mine[i : i + BATCH_SPIKES]
             xb = x.take(idx[at], on).reshape(at.size, -1)
-            mb = means[epoch[idx[at]]][:, on].reshape(at.size, -1)
+            mb = means[:, on][epoch[idx[at]]].reshape(at.size, -1)  # never on every channel
             scale = np.einsum("id,id->i", xb, mb) / np.maximum(np.einsum("id,id->i", mb, mb), 1e-12)
-            values[at] = ((xb - scale[:, None] * mb) ** 2).mean(1)
+            mb *= -scale[:, None]
+            mb += xb  # the residual, in place
+            values[at] = np.einsum("id,id->i", mb, mb) / mb.shape[1]
     return float(np.median(values))
 
 
