@@ -91,6 +91,12 @@ class GroupResult:
     @classmethod
     def load(cls, path: str | Path) -> GroupResult:
         d = np.load(path, allow_pickle=False)
+        missing = [f.name for f in fields(GroupSorting) if f"sorting_{f.name}" not in d]
+        if missing:
+            raise InputError(
+                f"{path}: no sorting_{missing[0]}: a group result written by another version "
+                "of neurodict; sort the group again (delete the file)"
+            )
         sorting = GroupSorting(**{f.name: d[f"sorting_{f.name}"] for f in fields(GroupSorting)})
         return cls(
             samples=d["samples"],

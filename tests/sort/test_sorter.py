@@ -778,10 +778,12 @@ def test_a_templates_channel_is_where_it_is_largest_in_noise_sds():
     assert template_channels(template[None], np.full(3, 5.0))[0] == 0
 
 
-def test_drift_held_on_each_units_channels_reads_as_on_every_channel():
+def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
     """Kept samples of three units' mean waveforms held on each unit's channels (two, three
     and none of five): in microvolts, their posterior mean and SD are those of the same samples
-    spread over every channel (NaN where a unit's model did not see) and unwhitened there."""
+    spread over every channel (NaN where a unit's model did not see) and unwhitened there; the
+    same once saved and loaded, and a result file without the channels is refused by name."""
+    from neurodict.common.errors import InputError
     from neurodict.sort.assign import GroupSorting, on_every_channel
     from neurodict.sort.run import GroupResult
 
@@ -800,3 +802,11 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel():
     samples = np.einsum("st,...mt->...ms", unwhiten, full) * noise[:, None]
     np.testing.assert_allclose(mean, samples.mean(0), rtol=1e-6)
     np.testing.assert_allclose(sd, samples.std(0), rtol=1e-6)
+    part.save(tmp_path / "g.npz")
+    for a, b in zip(GroupResult.load(tmp_path / "g.npz").drift_uv(), (mean, sd), strict=True):
+        np.testing.assert_array_equal(a, b)
+    old = dict(np.load(tmp_path / "g.npz"))
+    del old["sorting_drift_channels"]
+    np.savez(tmp_path / "old.npz", **old)
+    with pytest.raises(InputError, match=r"old\.npz: no sorting_drift_channels: a group result"):
+        GroupResult.load(tmp_path / "old.npz")
