@@ -63,14 +63,16 @@ class GroupResult:
         """Posterior mean and SD of each unit's mean waveform per epoch in microvolts (the
         dHDP's random walk; NaN on channels the unit's model did not see): (U, E, M, T) each."""
         channels = self.sorting.drift_channels
-        samples = np.einsum("st,...ct->...cs", self.unwhiten, self.sorting.drift, dtype=float)
-        samples *= self.noise_levels_uv[np.maximum(channels, 0)][:, None, :, None]
+        noise = self.noise_levels_uv[np.maximum(channels, 0)][:, None]  # (U, 1, C)
+        samples = self._uv(self.sorting.drift, noise)
         M = self.noise_levels_uv.size
         return tuple(on_every_channel(f(samples, axis=0), channels, M) for f in (np.mean, np.std))
 
-    def _uv(self, whitened: np.ndarray) -> np.ndarray:
+    def _uv(self, whitened: np.ndarray, noise_uv: np.ndarray | None = None) -> np.ndarray:
+        """`whitened` (..., channels, T') in microvolts; `noise_uv` the noise of each value's
+        channel (broadcast against `whitened` without its last axis), the group's by default."""
         t = np.einsum("st,...mt->...ms", self.unwhiten, whitened)
-        return t * self.noise_levels_uv[:, None]
+        return t * (self.noise_levels_uv if noise_uv is None else noise_uv)[..., None]
 
     def save(self, path: str | Path) -> None:
         """Write as one ``.npz``, atomically."""
