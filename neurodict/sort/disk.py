@@ -1,18 +1,22 @@
-"""An array in an unlinked temporary file, in the process's memory only while read or written.
+"""An array in an unlinked temporary file, read and written a run of rows at a time.
 
 A group's snippets grow with the recording (some 0.6 GB a minute on a 384-channel shank, 60 MB
 on a 32-channel one); held in memory, a sort's peak grew with its length. A :class:`DiskArray`
 keeps them in a file that the kernel caches as its memory allows (page cache: shared and
-reclaimable, never the process's resident memory): each read or write maps the file, copies
-what is asked in or out and unmaps it, so the process holds only the copies, a batch at a time.
-The file is unlinked as it is created, so a killed run leaves nothing behind; it lies in
-Python's temporary folder (``TMPDIR``: point it at a local disk on a cluster node, not at a
-memory-backed ``tmpfs``, where the file would be memory again).
+reclaimable, never the process's resident memory): each read copies the rows asked into memory
+with ``pread``, each run of consecutive rows at once, and each write writes them back with
+``pwrite``, so the process holds only the copies, a batch at a time. The file is never mapped:
+a mapped file's pages count as the process's own while mapped, and a read of rows scattered
+over it (a unit's spikes across the recording) faults in the pages about each row as well
+(the kernel's fault-around), most of the file for a large read. The file is unlinked as it is
+created, so a killed run leaves nothing behind; it lies in Python's temporary folder
+(``TMPDIR``: point it at a local disk on a cluster node, not at a memory-backed ``tmpfs``,
+where the file would be memory again).
 """
 
 from __future__ import annotations
 
-import mmap
+import os
 import tempfile
 
 import numpy as np
@@ -20,7 +24,9 @@ import numpy as np
 
 class DiskArray:
     """An array of `shape` and `dtype` (zeros at first) read and written by numpy indexing:
-    ``a[key]`` is a copy in memory, ``a[key] = value`` writes through to the file.
+    ``a[key]`` is a copy in memory, ``a[key] = value`` writes through to the file. The key's
+    first index picks rows (an integer, a slice or an integer array); the rows it names are
+    read whole, then the rest of the key indexes them as numpy would.
 
     Parameters
     ----------
@@ -38,27 +44,66 @@ class DiskArray:
     def nbytes(self) -> int:
         return int(np.prod(self.shape)) * self.dtype.itemsize
 
+    @property
+    def _row_bytes(self) -> int:
+        return int(np.prod(self.shape[1:])) * self.dtype.itemsize
+
     def __len__(self) -> int:
         return self.shape[0]
 
+    def _rows(self, key) -> tuple[np.ndarray, tuple]:
+        """The rows `key` names, each once, and the key on them (its first index replaced by
+        each row's place among them)."""
+        key = key if isinstance(key, tuple) else (key,)
+        if not key or key[0] is Ellipsis:
+            return np.arange(len(self)), (slice(None), *key)
+        first, rest = key[0], key[1:]
+        if isinstance(first, slice):
+            return np.arange(len(self))[first], (slice(None), *rest)
+        first = np.asarray(first)
+        if first.dtype == bool:
+            return np.flatnonzero(first), (slice(None), *rest)
+        if ((first < -len(self)) | (first >= len(self))).any():
+            raise IndexError(f"row index out of range for {len(self)} rows")
+        rows, place = np.unique(first % max(len(self), 1), return_inverse=True)
+        return rows, (place.reshape(first.shape), *rest)
+
+    def _each_run(self, io, flat: memoryview, rows: np.ndarray) -> None:
+        """Each run of consecutive `rows` moved at once between the file and its place in
+        `flat` (the bytes of an array of those rows) by `io` (``os.preadv`` or ``os.pwritev``,
+        which may move less than asked)."""
+        if rows.size == 0:
+            return
+        b = self._row_bytes
+        cut = np.flatnonzero(np.diff(rows) != 1) + 1
+        starts, stops = np.r_[0, cut], np.r_[cut, rows.size]
+        for i, j, row in zip(starts.tolist(), stops.tolist(), rows[starts].tolist(), strict=True):
+            done = 0
+            while done < (j - i) * b:
+                moved = io(self._file.fileno(), [flat[i * b + done : j * b]], row * b + done)
+                if moved == 0:
+                    raise OSError(f"the file of a {self.shape} array ended at row {row}")
+                done += moved
+
+    def _read(self, rows: np.ndarray) -> np.ndarray:
+        out = np.empty((rows.size, *self.shape[1:]), self.dtype)
+        self._each_run(os.preadv, memoryview(out.reshape(-1).view(np.uint8)), rows)
+        return out
+
     def __getitem__(self, key) -> np.ndarray:
-        if self.nbytes == 0:
-            return np.zeros(self.shape, self.dtype)[key]
-        with mmap.mmap(self._file.fileno(), self.nbytes) as buffer:
-            whole = np.frombuffer(buffer, self.dtype).reshape(self.shape)
-            part = whole[key]
-            if np.may_share_memory(part, whole):  # a view (basic indexing): copied out
-                part = part.copy()
-            del whole  # no view left on the mapping: it can close
-        return part
+        rows, on_rows = self._rows(key)
+        return self._read(rows)[on_rows]
 
     def __setitem__(self, key, value) -> None:
-        if self.nbytes == 0:
+        rows, on_rows = self._rows(key)
+        if rows.size == 0:
             return
-        with mmap.mmap(self._file.fileno(), self.nbytes) as buffer:
-            whole = np.frombuffer(buffer, self.dtype).reshape(self.shape)
-            whole[key] = value
-            del whole
+        if all(k is Ellipsis or (isinstance(k, slice) and k == slice(None)) for k in on_rows[1:]):
+            part = np.empty((rows.size, *self.shape[1:]), self.dtype)  # every value is written
+        else:
+            part = self._read(rows)
+        part[on_rows] = value
+        self._each_run(os.pwritev, memoryview(part.reshape(-1).view(np.uint8)), rows)
 
     def __array__(self, dtype=None, copy=None) -> np.ndarray:
         whole = self[...]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import numpy as np
+import pytest
 
 from neurodict.sort import local
 from neurodict.sort.disk import DiskArray
@@ -18,7 +19,7 @@ def _mapped(a: DiskArray) -> bool:
         return any(line.split()[4] == str(inode) for line in maps if len(line.split()) > 4)
 
 
-def test_a_disk_array_reads_back_what_was_written_and_is_mapped_only_meanwhile():
+def test_a_disk_array_reads_back_what_was_written_and_is_never_mapped():
     rng = np.random.default_rng(0)
     full = rng.standard_normal((40, 3, 5)).astype(np.float32)
     a = DiskArray(full.shape)
@@ -41,6 +42,32 @@ def test_a_disk_array_reads_back_what_was_written_and_is_mapped_only_meanwhile()
     empty = DiskArray((0, 3, 5))
     assert empty[...].shape == (0, 3, 5)
     empty[...] = 1.0
+
+
+def test_a_disk_array_is_indexed_and_assigned_as_numpy_would():
+    """Rows named by an integer, a slice (with a step, backwards), an integer array (repeated,
+    negative, in any order, any shape) or a mask, then the rest of the key on them; a partial
+    assignment leaves the rest of its rows as they were; a row past the end is an error."""
+    rng = np.random.default_rng(2)
+    full = rng.standard_normal((30, 4, 3)).astype(np.float32)
+    a = DiskArray(full.shape)
+    a[...] = full
+    rows = np.array([[5, 6, 7], [29, -1, 0]])
+    keys = [
+        4, np.int64(4), slice(2, 20, 3), slice(None, None, -2), rows, (rows, 2), (rows, [1, 1, 0]),
+        (np.array([3, 4, 5, 9])[:, None], [[0, 1], [3, 3], [2, 0], [1, 1]]), full[:, 0, 0] > 0,
+        (slice(8, 12), Ellipsis, 1), (7, slice(1, 3), [0, 2]),
+    ]  # fmt: skip
+    for key in keys:
+        np.testing.assert_array_equal(a[key], full[key])
+    for key in [(rows, 1), (slice(3, 9, 2), [0, 3]), np.array([8, 2, 8]), (12, 2, 1)]:
+        value = rng.standard_normal(np.shape(full[key])).astype(np.float32)
+        a[key] = full[key] = value
+        np.testing.assert_array_equal(a[...], full)
+    assert not _mapped(a)
+    for bad in [30, -31, np.array([0, 30])]:
+        with pytest.raises(IndexError, match="row index out of range for 30 rows"):
+            a[bad]
 
 
 def test_snippets_in_a_file_read_as_those_in_memory(monkeypatch):
