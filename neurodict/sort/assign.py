@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from neurodict.sort import kernels, snippets
+from neurodict.sort.disk import DiskArray
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.local import LocalSnippets
@@ -114,18 +115,20 @@ def posterior_probabilities(
     batch_spikes: int = BATCH_SPIKES,
 ) -> np.ndarray:
     """The posterior cluster probabilities of the spikes `idx` of `x` on their neighbourhood's
-    `channels`, averaged over the kept samples (len(idx), H), in batches of spikes (each batch's
-    snippets gathered alone: the group's snippets are never copied whole)."""
+    `channels`, averaged over the kept samples (len(idx), H) float32, in batches of spikes (each
+    batch's snippets gathered alone: the group's snippets are never copied whole)."""
     H = chain.best.mu.shape[0]
-    prob = np.zeros((idx.size, H))
+    prob = np.zeros((idx.size, H), np.float32)
     for start in range(0, idx.size, batch_spikes):
         sl = slice(start, start + batch_spikes)
         xb = x.take(idx[sl], channels).astype(np.float64)
         for st in chain.kept:
-            lp = log_posterior(xb, epoch[idx[sl]], st)
-            p = np.exp(lp - lp.max(1, keepdims=True))
+            p = log_posterior(xb, epoch[idx[sl]], st)
+            p -= p.max(1, keepdims=True)
+            np.exp(p, out=p)
             prob[sl] += p / p.sum(1, keepdims=True)
-    return prob / len(chain.kept)
+    prob /= len(chain.kept)
+    return prob
 
 
 def assign(
@@ -154,18 +157,13 @@ def assign(
         idx = np.flatnonzero(centre == c)
         prob = posterior_probabilities(chain, x, idx, model.nb.channels[c], epoch)
         lo, hi = kernels.refractory_neighbours(samples[idx], ref)
-        prob += 1e-300  # its log in place (no second (n, H) array), exponentiated below
-        log_prob = np.log(prob, out=prob)
-        local = kernels.masked_labels(
-            log_prob,
-            kernels.colour_classes(samples[idx], ref),
-            lo,
-            hi,
-            np.full(idx.size, -1, np.int64),
+        local = kernels.masked_labels(  # greedy: the most probable cluster the mask allows
+            prob, kernels.colour_classes(samples[idx], ref), lo, hi, np.full(idx.size, -1, np.int64)
         )
         clusters[idx] = np.where(local >= 0, c * H + local, -1)
-        # float32, as they are reported: held through the join
-        probs.append((idx, np.exp(log_prob, out=log_prob).astype(np.float32)))
+        held = DiskArray(prob.shape)  # as they are reported, in a file through the join
+        held[...] = prob
+        probs.append((idx, held))
     sizes = np.bincount(clusters[clusters >= 0], minlength=C * H)
     used = np.flatnonzero(sizes >= max(params.min_unit_spikes, 1))
     small = np.flatnonzero((sizes > 0) & (sizes < params.min_unit_spikes))
@@ -179,7 +177,8 @@ def assign(
     cluster_units = cluster_units.reshape(C, H)
     n_units = n_single + int(small.size > 0)
     probability = np.zeros((x.shape[0], n_units), np.float32)
-    for c, (idx, prob) in enumerate(probs):
+    for c, (idx, held) in enumerate(probs):
+        prob = held[...]
         for h in np.flatnonzero(cluster_units[c] >= 0):
             probability[idx, cluster_units[c, h]] += prob[:, h]
     probability /= np.maximum(probability.sum(1, keepdims=True), np.finfo(np.float32).tiny)

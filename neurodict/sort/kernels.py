@@ -98,7 +98,8 @@ def masked_labels(
     Parameters
     ----------
     logp : ndarray (n, H)
-        Unnormalised log probability of each label for each spike.
+        Unnormalised log probability of each label for each spike (greedy: any increasing
+        function of it, such as the probability itself; float32 or float64).
     classes : list of ndarray
         :func:`colour_classes`, swept in order.
     lo, hi : ndarray (n,)
@@ -111,9 +112,7 @@ def masked_labels(
     order = np.concatenate(classes) if classes else np.zeros(0, np.int64)
     starts = np.r_[0, np.cumsum([c.size for c in classes])].astype(np.int64)
     u = np.zeros(0) if u is None else np.asarray(u, np.float64)
-    return _labels_nb(
-        np.ascontiguousarray(logp, np.float64), u, labels, lo, hi, order.astype(np.int64), starts
-    )
+    return _labels_nb(np.ascontiguousarray(logp), u, labels, lo, hi, order.astype(np.int64), starts)
 
 
 def masked_labels_numpy(logp, classes, lo, hi, labels, u=None):
