@@ -25,8 +25,8 @@ import numpy as np
 class DiskArray:
     """An array of `shape` and `dtype` (zeros at first) read and written by numpy indexing:
     ``a[key]`` is a copy in memory, ``a[key] = value`` writes through to the file. The key's
-    first index picks rows (an integer, a slice or an integer array); the rows it names are
-    read whole, then the rest of the key indexes them as numpy would.
+    first index picks rows (an integer, a slice, an integer array or a mask); the rows it names
+    are read whole, then the rest of the key indexes them as numpy would.
 
     Parameters
     ----------

@@ -19,7 +19,7 @@ def _mapped(a: DiskArray) -> bool:
         return any(line.split()[4] == str(inode) for line in maps if len(line.split()) > 4)
 
 
-def test_a_disk_array_reads_back_what_was_written_and_is_never_mapped():
+def test_a_disk_array_reads_back_what_was_written_and_leaves_no_mapping_open():
     rng = np.random.default_rng(0)
     full = rng.standard_normal((40, 3, 5)).astype(np.float32)
     a = DiskArray(full.shape)
