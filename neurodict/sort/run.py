@@ -341,9 +341,9 @@ def _whitened_snippets(
     whitened = DiskArray((n, stores.shape[1], W.shape[0]))
     aligned, amplitudes, keep = np.empty(n, np.int64), np.empty(n), np.ones(n, bool)
     overlapped = np.zeros(n, bool)
-    batch = batch_spikes(rec.get_num_channels(), before + after, n_jobs)
     about = _about(neighbours, rec.get_num_channels())
     C = stores.shape[1]
+    batch = batch_spikes(C + about.shape[1], before + after, n_jobs)  # the channels cut
 
     def cut(i: int) -> None:
         """The batch of snippets from spike i, into its own rows of the outputs: cut on its
@@ -460,7 +460,7 @@ def _overlap_pass(
     templates, peak = template_peaks(result, unwhiten, noise_uv)
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     E = templates.shape[1]
-    templates = np.concatenate(
+    templates = np.concatenate(  # float32, as peeling reads them: converted once, not per batch
         [
             templates[units],
             _tails(
@@ -477,6 +477,7 @@ def _overlap_pass(
             ),
         ],
         axis=3,
+        dtype=np.float32,
     )
     epoch_samples = params.epoch_s * fs
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]

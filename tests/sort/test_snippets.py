@@ -104,7 +104,7 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
     np.testing.assert_array_equal(kept[4], aligned[order][excursion < floor])
     np.testing.assert_array_equal(kept[0], white[excursion >= floor])
     assert max(asked) == samples.size  # one batch: all cut at once
-    monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 32)  # 4 channels, 32 samples
+    monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 8 * 32)  # 8 channels cut, 32 samples
     asked.clear()
     white_small, t_small, _, amplitudes_small, _, _ = whitened()
     assert max(asked) == 7  # cut, like whitened, a batch at a time: never all unwhitened
