@@ -246,9 +246,20 @@ def sort_recording_group(
         else:
             templates = params.template_learning()
             result = sort_spikes(x, samples, channels, templates, nb)
+            stored = x.stores, x.store  # where the templates' tails are cut
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
-                rec, result, unwhiten, noise, samples, channels, detection, templates, n_jobs, near
+                rec,
+                result,
+                unwhiten,
+                noise,
+                samples,
+                channels,
+                stored,
+                detection,
+                templates,
+                n_jobs,
+                near,
             )
             # matched across a pause: peels its neighbours, is not a spike itself
             keep = ~timeline.near_boundary(found[0], bounds, *reach)
@@ -423,6 +434,7 @@ def _overlap_pass(
     noise_uv: np.ndarray,
     samples: np.ndarray,
     channels: np.ndarray,
+    held: tuple[np.ndarray, np.ndarray],
     detection: dict,
     params: SortParams,
     n_jobs: int,
@@ -434,6 +446,8 @@ def _overlap_pass(
     largest in noise SDs: :func:`template_channels`), and the
     detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
     and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
+    `held`: the channels of each store and each detected spike's store (its first-pass
+    snippet's, :class:`neurodict.sort.local.LocalSnippets`).
 
     The templates come from the first learning, which gives nothing else that is reported, so it
     learns on a lighter budget, and their tails are cut from as many spikes (`params`:
@@ -467,6 +481,7 @@ def _overlap_pass(
                 rec,
                 samples,
                 channels,
+                held,
                 result.labels,
                 units,
                 E,
@@ -543,6 +558,7 @@ def _tails(
     rec,
     samples,
     channels,
+    held: tuple[np.ndarray, np.ndarray],
     labels,
     units,
     n_epochs: int,
@@ -553,9 +569,12 @@ def _tails(
 ):
     """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
     ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
-    ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random; a unit's mean
-    over all epochs where it has no spikes. Cut `n_jobs` batches at once on as many
-    threads."""
+    ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random, each cut on the
+    channels of its store (`held`: the channels of each store and each spike's store), where
+    its snippet was held and the unit's template is its mean snippet: on each channel the
+    mean over the spikes that hold it; a unit's mean over all epochs where it has none in an
+    epoch; zero where none of them holds it, as its template there. Cut `n_jobs` batches at
+    once on as many threads."""
     fs = rec.sampling_frequency
     after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
     before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
@@ -564,20 +583,27 @@ def _tails(
         return np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     epoch, _ = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)
     rng = np.random.default_rng(params.seed)
+    of_unit = np.searchsorted(units, labels)
+    ours = np.flatnonzero(units[np.minimum(of_unit, units.size - 1)] == labels)
+    key = of_unit[ours] * n_epochs + epoch[ours]  # each unit's spikes of each epoch, in turn
+    order = np.argsort(key, kind="stable")
+    groups = np.split(ours[order], np.flatnonzero(np.diff(key[order])) + 1)
     picked = [
         rng.choice(idx, size=min(idx.size, params.max_spikes_per_epoch), replace=False)
-        for u in units
-        for e in range(n_epochs)
-        if (idx := np.flatnonzero((labels == u) & (epoch == e))).size
+        for idx in groups
+        if idx.size
     ]
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
     sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
     counts = np.zeros((units.size, n_epochs), np.int64)
-    held = np.zeros(sums.shape[:3], np.int64)
-    step = batch_spikes(rec.get_num_channels(), before + long_after, n_jobs)
+    n_held = np.zeros(sums.shape[:3], np.int64)
+    stores, store = held
+    step = batch_spikes(stores.shape[1], before + long_after, n_jobs)
 
     def cut(batch: np.ndarray) -> np.ndarray:
-        """The tails of the spikes `batch`."""
+        """The tails of the spikes `batch` on their stores' channels (padding: their own)."""
+        on = stores[store[batch]]
+        read = np.where(on >= 0, on, channels[batch, None])
         x, _ = snippets.extract(
             rec,
             samples[batch],
@@ -587,20 +613,21 @@ def _tails(
             noise_uv,
             neighbours=neighbours,
             channels=channels[batch],
+            read=read,
         )
-        return x[:, :, before + after :] * noise_uv[None, :, None]
+        return x[:, :, before + after :] * noise_uv[read][:, :, None]
 
     batches = [idx[i : i + step] for i in range(0, idx.size, step)]  # memory: the threads'
     for batch, tail in zip(batches, thread_map(cut, batches, n_jobs), strict=True):  # in order
         kernels.add_epoch_sums(
             sums,
             counts,
-            held,
-            LocalSnippets.full(tail),
+            n_held,
+            LocalSnippets(tail, stores, store[batch], rec.get_num_channels()),
             epoch[batch],
             np.searchsorted(units, labels[batch]),
         )
-    return means_of(sums, held)
+    return means_of(sums, n_held)
 
 
 def _spatially_whitened(rec, seed: int):

@@ -177,7 +177,9 @@ def test_whitened_snippets_in_time_order_and_batches_change_nothing(monkeypatch)
 def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     """The overlap pass's template tails (each unit's mean waveform per epoch after the snippet
     window) from long snippets cut batch by batch, on one thread or two, equal the means over
-    all at once."""
+    all at once; with the snippets held on stores of channels, on each channel the mean over
+    the spikes that hold it (a unit's over all epochs where none does in an epoch, zero where
+    none ever does)."""
     from neurodict.sort import run
     from neurodict.sort.params import SortParams
 
@@ -194,15 +196,46 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     units = np.array([0, 2])
     channels = np.random.default_rng(0).integers(0, 4, samples.size)
 
-    def tails(n_jobs=1):
-        near = snippets.alignment_channels(rec, 100.0)
-        return run._tails(rec, samples, channels, labels, units, 4, noise, params, near, n_jobs)
+    near = snippets.alignment_channels(rec, 100.0)
+    every = (np.arange(4)[None], np.zeros(samples.size, np.int64))
+
+    def tails(n_jobs=1, held=every):
+        return run._tails(
+            rec, samples, channels, held, labels, units, 4, noise, params, near, n_jobs
+        )
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
+    # held on stores: channel 3 by no spike of unit 0 in epoch 1, channel 0 by none of unit 2
+    stores = np.array([[0, 1, 2, -1], [1, 2, 3, -1], [1, 2, -1, -1]])
+    epoch = (samples // 20000).astype(np.int64)
+    store = np.where(labels == 2, 2, np.where((labels == 0) & (epoch == 1), 0, 1))
+    store[(labels == 2) & (epoch == 0)] = 1
+    local = tails(held=(stores, store))
+    before, after = snippets.window_samples(20000.0, params.ms_before, params.ms_after)
+    x, _ = snippets.extract(
+        rec,
+        samples,
+        params.ms_before,
+        params.peel_ms_after,
+        0.0,
+        noise,
+        neighbours=near,
+        channels=channels,
+    )
+    x = x[:, :, before + after :] * 5.0
+    for k, u in enumerate(units):
+        for m in range(4):
+            on = (labels == u) & (stores[store] == m).any(1)
+            for e in range(4):
+                here = on & (epoch == e)
+                mean = x[here, m].mean(0) if here.any() else (x[on, m].mean(0) if on.any() else 0)
+                np.testing.assert_allclose(local[k, e, m], mean, rtol=1e-5, atol=1e-6)
+    assert (local[1, :, 0] == 0).all()
     monkeypatch.setattr(run, "SNIPPET_VALUES", 7 * 4 * 72)  # 7 long snippets (72 samples)
     np.testing.assert_array_equal(tails(), whole)
     np.testing.assert_array_equal(tails(n_jobs=2), whole)  # batches cut on two threads
+    np.testing.assert_array_equal(tails(n_jobs=2, held=(stores, store)), local)
 
 
 def test_a_spike_is_aligned_on_its_own_channels_not_a_far_one():

@@ -433,7 +433,7 @@ def test_the_first_learning_draws_the_template_budget_and_the_second_the_full(
         return learn(*args, **kwargs)
 
     def tails_spy(*args, **kwargs):
-        tails.append(args[7])
+        tails.append(args[8])
         return cut_tails(*args, **kwargs)
 
     learn, cut_tails = run.learn, run._tails
