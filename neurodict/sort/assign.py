@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy import sparse
 
 from neurodict.sort import kernels, snippets
 from neurodict.sort.disk import DiskArray
@@ -30,6 +31,7 @@ from neurodict.sort.params import SortParams
 
 log = logging.getLogger(__name__)
 BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
+TINY = np.finfo(np.float32).tiny
 #: Why a spike is where it is: in a single unit, in a multi-unit (a cluster under
 #: ``min_unit_spikes``, a unit broader than ``max_unit_variance``, or, after the overlap pass,
 #: a unit whose template peaks under the detection threshold:
@@ -44,7 +46,8 @@ class GroupSorting:
 
     labels: np.ndarray  # (n,) index into units, -1 unassigned
     reason: np.ndarray  # (n,) int8 index into REASONS
-    probability: np.ndarray  # (n, U) posterior assignment probabilities (rows sum to 1)
+    probability: sparse.csr_array  # (n, U) posterior assignment probabilities (rows sum to
+    #                                 1), on the units of the spike's neighbourhood's clusters
     multi_unit: np.ndarray  # (U,) bool
     counts: np.ndarray  # (U, E) spikes per epoch
     presence: np.ndarray  # (U, E) posterior P(epoch weight > presence_weight)
@@ -176,15 +179,38 @@ def assign(
     cluster_units[small] = n_single
     cluster_units = cluster_units.reshape(C, H)
     n_units = n_single + int(small.size > 0)
-    probability = np.zeros((x.shape[0], n_units), np.float32)
-    for c, (idx, held) in enumerate(probs):
-        prob = held[...]
-        for h in np.flatnonzero(cluster_units[c] >= 0):
-            probability[idx, cluster_units[c, h]] += prob[:, h]
-    probability /= np.maximum(probability.sum(1, keepdims=True), np.finfo(np.float32).tiny)
+    probability = unit_probabilities(probs, cluster_units, x.shape[0], n_units)
     labels = np.where(clusters >= 0, cluster_units.ravel()[np.maximum(clusters, 0)], -1)
     labels = _joined_conflicts(labels, samples, probability, ref, n_single)
     return _summary(model, x, epoch, labels, probability, cluster_units, n_single, params)
+
+
+def unit_probabilities(probs, cluster_units: np.ndarray, n: int, n_units: int):
+    """Each spike's posterior probability of each unit, (n, `n_units`) sparse: the sum of its
+    probabilities of the clusters that are the unit (`probs`: per neighbourhood its spikes and
+    their cluster probabilities (n_c, H); `cluster_units` (C, H), -1 for a cluster in no unit),
+    normalised to sum to 1 (a row of zeros where none of its clusters is in a unit). A spike's
+    entries are the units of its neighbourhood's clusters, a few of the group's: held dense,
+    the probabilities of a 384-channel shank's ten minutes were 3.2 GB."""
+    counts = np.zeros(n, np.int64)
+    parts = []
+    for c, (idx, held) in enumerate(probs):
+        on = np.flatnonzero(cluster_units[c] >= 0)
+        units, column = np.unique(cluster_units[c, on], return_inverse=True)
+        gather = np.zeros((on.size, units.size), np.float32)
+        gather[np.arange(on.size), column] = 1  # clusters joined as one unit summed
+        parts.append((idx, units, held[:, on] @ gather if on.size else None))
+        counts[idx] = units.size
+    indptr = np.r_[0, np.cumsum(counts)]
+    indices = np.empty(indptr[-1], np.int64)
+    data = np.empty(indptr[-1], np.float32)
+    for idx, units, p in parts:
+        if units.size:
+            at = indptr[idx][:, None] + np.arange(units.size)
+            indices[at], data[at] = units, p / np.maximum(p.sum(1, keepdims=True), TINY)
+    probability = sparse.csr_array((data, indices, indptr), shape=(n, n_units))
+    probability.eliminate_zeros()
+    return probability
 
 
 def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> np.ndarray:
@@ -197,7 +223,8 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
         if close.size == 0:
             continue
         pair = np.c_[idx[close], idx[close + 1]]
-        worse = pair[np.arange(len(pair)), probability[pair, k].argmin(1)]
+        of_k = probability[pair.ravel(), np.full(pair.size, k)].reshape(pair.shape)
+        worse = pair[np.arange(len(pair)), of_k.argmin(1)]
         labels[worse] = -1
         log.info(
             "unit %d: %d spikes left in no unit (refractory conflict after a join)",

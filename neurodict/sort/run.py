@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import spikeinterface.core as sc
+from scipy import sparse
 from spikeinterface.preprocessing import whiten
 from spikeinterface.preprocessing.whiten import compute_whitening_matrix
 from tqdm.auto import tqdm
@@ -38,6 +39,14 @@ log = logging.getLogger(__name__)
 #: results (a batch reads its own stretch of the spike band, whose filter's edge moves the
 #: snippets by about 1e-5 of their scale, and the template tails' sums change by rounding).
 SNIPPET_VALUES = 2**21
+
+
+CSR = ("data", "indices", "indptr", "shape")  # a sparse field's arrays in a group's file
+
+
+def sparse_field(f) -> bool:
+    """Whether the :class:`GroupSorting` field `f` holds a sparse array (written as :data:`CSR`)."""
+    return f.type.startswith("sparse.")
 
 
 @dataclass
@@ -75,8 +84,14 @@ class GroupResult:
         return t * (self.noise_levels_uv if noise_uv is None else noise_uv)[..., None]
 
     def save(self, path: str | Path) -> None:
-        """Write as one ``.npz``, atomically."""
-        arrays = {f"sorting_{f.name}": getattr(self.sorting, f.name) for f in fields(GroupSorting)}
+        """Write as one ``.npz``, atomically (a sparse field as its CSR arrays and shape)."""
+        arrays = {}
+        for f in fields(GroupSorting):
+            value = getattr(self.sorting, f.name)
+            if sparse_field(f):
+                arrays |= {f"sorting_{f.name}_{p}": np.asarray(getattr(value, p)) for p in CSR}
+            else:
+                arrays[f"sorting_{f.name}"] = value
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
@@ -93,13 +108,24 @@ class GroupResult:
     @classmethod
     def load(cls, path: str | Path) -> GroupResult:
         d = np.load(path, allow_pickle=False)
-        missing = [f.name for f in fields(GroupSorting) if f"sorting_{f.name}" not in d]
+        keys = [f"sorting_{f.name}" + ("_indptr" * sparse_field(f)) for f in fields(GroupSorting)]
+        missing = [key for key in keys if key not in d]
         if missing:
             raise InputError(
-                f"{path}: no sorting_{missing[0]}: a group result written by another version "
+                f"{path}: no {missing[0]}: a group result written by another version "
                 "of neurodict; sort the group again (delete the file)"
             )
-        sorting = GroupSorting(**{f.name: d[f"sorting_{f.name}"] for f in fields(GroupSorting)})
+        sorting = GroupSorting(
+            **{
+                f.name: sparse.csr_array(
+                    tuple(d[f"sorting_{f.name}_{p}"] for p in CSR[:3]),
+                    shape=tuple(d[f"sorting_{f.name}_shape"]),
+                )
+                if sparse_field(f)
+                else d[f"sorting_{f.name}"]
+                for f in fields(GroupSorting)
+            }
+        )
         return cls(
             samples=d["samples"],
             amplitudes_uv=d["amplitudes_uv"],
@@ -743,7 +769,7 @@ def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -
     return GroupSorting(
         labels=np.zeros(n, np.int64),
         reason=np.ones(n, np.int8),
-        probability=np.ones((n, U), np.float32),
+        probability=sparse.csr_array(np.ones((n, U), np.float32)),
         multi_unit=np.ones(U, bool),
         counts=counts,
         presence=np.full((U, E), np.nan, np.float32),  # no model learned

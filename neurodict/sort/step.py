@@ -11,10 +11,13 @@ session (``merge_sorting``).
   ``segment_sample_index`` (its recording segment, and its sample there), ``unit_index``,
   ``probability`` (posterior probability of its unit), ``reason`` (index into ``reasons``: in
   a single unit, in a multi-unit, or in no unit for a refractory conflict);
-  per group ``g``, ``probabilities_<g>`` (its spikes × its units, rows sum to 1) and
-  ``units_<g>``; ``below_threshold_sample_index`` and ``below_threshold_group``: the
-  detections that the overlap pass found below the detection threshold once their
-  neighbouring spikes were peeled (tails of other spikes, not spikes: in no unit);
+  per group ``g``, its spikes' posterior probabilities of its units (rows sum to 1; a spike's
+  entries are the units of its neighbourhood's clusters, the rest zero) as a CSR matrix, its
+  spikes × its units in the group's order, ``probabilities_<g>_data``, ``_indices``,
+  ``_indptr`` and ``_shape`` (:func:`group_probabilities` reads it), and ``units_<g>``;
+  ``below_threshold_sample_index`` and ``below_threshold_group``: the detections that the
+  overlap pass found below the detection threshold once their neighbouring spikes were peeled
+  (tails of other spikes, not spikes: in no unit);
 - ``units.tsv``: unit, group, region, n_spikes, firing_rate_hz, epochs_present (posterior
   presence over one half), refractory violations, snr, multi_unit, content (single unit,
   multi-unit, or the group's spikes left in no unit by a refractory conflict);
@@ -34,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import spikeinterface as si
 import spikeinterface.core as sc
+from scipy import sparse
 
 from neurodict.common import timeline
 from neurodict.common.analyzer import QUALITY_METRICS, analyze_units, quality_metrics
@@ -45,7 +49,7 @@ from neurodict.sort.assign import REASONS
 from neurodict.sort.combine import combine_groups, refractory_violations
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.params import SortParams
-from neurodict.sort.run import GroupResult, one_unit, sort_recording_group
+from neurodict.sort.run import CSR, GroupResult, one_unit, sort_recording_group
 from neurodict.sort.snippets import window_samples
 
 log = logging.getLogger(__name__)
@@ -185,8 +189,9 @@ def write_spikes(
         )
     per_group = {}
     for g, part in parts.items():
-        n_units = part.sorting.probability.shape[1]
-        per_group[f"probabilities_{g}"] = part.sorting.probability
+        probability = part.sorting.probability
+        n_units = probability.shape[1]
+        per_group |= {f"probabilities_{g}_{p}": np.asarray(getattr(probability, p)) for p in CSR}
         per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
     segment = timeline.segment_of(samples[order], starts)
     below = np.concatenate([p.below_threshold for p in parts.values()])
@@ -205,6 +210,15 @@ def write_spikes(
             reasons=np.array(REASONS),
             **per_group,
         )
+
+
+def group_probabilities(spikes, group: str) -> sparse.csr_array:
+    """Group `group`'s spikes' posterior probabilities of its units, (its spikes, its units),
+    from ``spikes.npz`` as loaded (``np.load``)."""
+    return sparse.csr_array(
+        tuple(spikes[f"probabilities_{group}_{p}"] for p in CSR[:3]),
+        shape=tuple(spikes[f"probabilities_{group}_shape"]),
+    )
 
 
 def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:

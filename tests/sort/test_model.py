@@ -342,6 +342,35 @@ def test_posterior_probabilities_of_a_neighbourhood_gathered_by_batch():
     assert copied.max(axis=1).mean() > 0.8  # not uniform: the clusters are told apart
 
 
+def test_unit_probabilities_sum_joined_clusters_on_each_spike_s_units():
+    """Each spike's probability of a unit is the sum of its neighbourhood's clusters that are
+    the unit, normalised over its units; a spike whose clusters are in no unit has none. Held
+    sparse: a spike's entries are its neighbourhood's units, the same values as dense."""
+    from neurodict.sort.assign import unit_probabilities
+    from neurodict.sort.disk import DiskArray
+
+    rng = np.random.default_rng(6)
+    n, H = 40, 4
+    centre = rng.integers(0, 3, n)
+    # neighbourhood 0: clusters 0 and 2 one unit (0), cluster 3 in none; 1: units 1, 2 and
+    # the multi-unit 3; 2: no cluster in a unit
+    cluster_units = np.array([[0, 1, 0, -1], [1, 2, 3, 3], [-1, -1, -1, -1]])
+    probs, dense = [], np.zeros((n, 4), np.float32)
+    for c in range(3):
+        idx = np.flatnonzero(centre == c)
+        prob = rng.dirichlet(np.ones(H), idx.size).astype(np.float32)
+        held = DiskArray(prob.shape)
+        held[...] = prob
+        probs.append((idx, held))
+        for h in np.flatnonzero(cluster_units[c] >= 0):
+            dense[idx, cluster_units[c, h]] += prob[:, h]
+    dense /= np.maximum(dense.sum(1, keepdims=True), np.finfo(np.float32).tiny)
+    got = unit_probabilities(probs, cluster_units, n, 4)
+    np.testing.assert_allclose(got.toarray(), dense, rtol=1e-6)
+    assert got.nnz == 2 * np.sum(centre == 0) + 3 * np.sum(centre == 1)
+    np.testing.assert_allclose(got.sum(axis=1)[centre < 2], 1.0, rtol=1e-6)
+
+
 def test_residual_spread_of_a_unit_by_batch(monkeypatch):
     """About 1 for one unit in white noise, more for two units taken as one; the same in
     batches of spikes."""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import spikeinterface.comparison as scmp
 import spikeinterface.core as sc
+from scipy import sparse
 from spikeinterface.preprocessing import bandpass_filter
 
 from neurodict.config import section_defaults
@@ -19,6 +20,7 @@ from neurodict.sort.assign import sort_group
 from neurodict.sort.combine import refractory_violations
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
+from neurodict.sort.step import group_probabilities
 from tests.drift import two_columns, zigzag
 from tests.sort.probes import on_linear_probe
 
@@ -101,12 +103,13 @@ def test_labels_are_the_posterior_mode_under_the_refractory_constraint(tetrode):
     assigned = np.flatnonzero(s.labels >= 0)
     assert assigned.size >= 0.99 * s.labels.size
     blocked_mode = 0
+    probability = s.probability.toarray()
     for i in assigned[~s.multi_unit[s.labels[assigned]]]:
-        p = s.probability[i].astype(float)
+        p = probability[i].astype(float)
         near = np.r_[s.labels[lo[i] : i], s.labels[i + 1 : hi[i]]]
         p[near[near >= 0]] = -1  # units a close spike holds
-        assert p[s.labels[i]] >= p.max() - 1e-6, (i, s.probability[i], s.labels[i])
-        blocked_mode += s.probability[i].argmax() != s.labels[i]
+        assert p[s.labels[i]] >= p.max() - 1e-6, (i, probability[i], s.labels[i])
+        blocked_mode += probability[i].argmax() != s.labels[i]
     assert blocked_mode < 0.01 * assigned.size
     assert s.reason.size == result.samples.size
     np.testing.assert_array_equal(s.reason == 0, (s.labels >= 0) & ~s.multi_unit[s.labels])
@@ -152,7 +155,7 @@ def test_same_seed_same_sorting(tetrode):
     a = sort_group(x, t, rec.sampling_frequency, 40.0, params)
     b = sort_group(x, t, rec.sampling_frequency, 40.0, params)
     np.testing.assert_array_equal(a.labels, b.labels)
-    np.testing.assert_array_equal(a.probability, b.probability)
+    np.testing.assert_array_equal(a.probability.toarray(), b.probability.toarray())
 
 
 def _noise_with_spikes(n_spikes, fs=20000.0, duration=10.0, seed=0):
@@ -326,7 +329,9 @@ def test_run_sorter_sorts_the_segments_end_to_end_and_leaves_out_spikes_across_a
         mine = spikes["segment_sample_index"][spikes["segment_index"] == i]
         np.testing.assert_array_equal(mine, vectors[i]["sample_index"])
     assert np.all((spikes["probability"] > 0) & (spikes["probability"] <= 1))
-    np.testing.assert_allclose(spikes["probabilities_0"].sum(axis=1), 1.0, atol=1e-5)
+    probabilities = group_probabilities(spikes, "0")
+    assert probabilities.shape == (spikes["probability"].size, spikes["units_0"].size)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
     from neurodict.preprocess.filters import spike_band
 
     rec.set_property("group", np.zeros(4, int))
@@ -782,7 +787,8 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
     """Kept samples of three units' mean waveforms held on each unit's channels (two, three
     and none of five): in microvolts, their posterior mean and SD are those of the same samples
     spread over every channel (NaN where a unit's model did not see) and unwhitened there; the
-    same once saved and loaded, and a result file without the channels is refused by name."""
+    same once saved and loaded (the sparse probabilities too), and a result file without the
+    channels, or with dense probabilities (an older version's), is refused by name."""
     from neurodict.common.errors import InputError
     from neurodict.sort.assign import GroupSorting, on_every_channel
     from neurodict.sort.run import GroupResult
@@ -793,7 +799,10 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
     drift = rng.normal(size=(S, U, E, 3, T)).astype(np.float32)
     unwhiten, noise = rng.normal(size=(T, T)), rng.uniform(2.0, 9.0, M)
     empty = {f.name: np.zeros(0) for f in dataclasses.fields(GroupSorting)}
-    sorting = GroupSorting(**empty | {"drift": drift, "drift_channels": channels})
+    probability = sparse.random_array((7, U), density=0.5, rng=rng, dtype=np.float32).tocsr()
+    sorting = GroupSorting(
+        **empty | {"drift": drift, "drift_channels": channels, "probability": probability}
+    )
     part = GroupResult(np.zeros(0), np.zeros(0), sorting, unwhiten, noise, np.arange(M), 3e4)
     mean, sd = part.drift_uv()
     full = on_every_channel(drift, channels, M)  # (S, U, E, M, T)
@@ -803,10 +812,17 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
     np.testing.assert_allclose(mean, samples.mean(0), rtol=1e-6)
     np.testing.assert_allclose(sd, samples.std(0), rtol=1e-6)
     part.save(tmp_path / "g.npz")
-    for a, b in zip(GroupResult.load(tmp_path / "g.npz").drift_uv(), (mean, sd), strict=True):
+    loaded = GroupResult.load(tmp_path / "g.npz")
+    for a, b in zip(loaded.drift_uv(), (mean, sd), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert sparse.issparse(loaded.sorting.probability) and loaded.sorting.probability.nnz > 0
+    np.testing.assert_array_equal(loaded.sorting.probability.toarray(), probability.toarray())
     old = dict(np.load(tmp_path / "g.npz"))
     del old["sorting_drift_channels"]
     np.savez(tmp_path / "old.npz", **old)
     with pytest.raises(InputError, match=r"old\.npz: no sorting_drift_channels: a group result"):
         GroupResult.load(tmp_path / "old.npz")
+    dense = {k: v for k, v in np.load(tmp_path / "g.npz").items() if "probability_" not in k}
+    np.savez(tmp_path / "dense.npz", **dense, sorting_probability=probability.toarray())
+    with pytest.raises(InputError, match=r"dense\.npz: no sorting_probability_indptr: a group"):
+        GroupResult.load(tmp_path / "dense.npz")

@@ -6,6 +6,7 @@ import json
 
 import numpy as np
 import spikeinterface as si
+from scipy import sparse
 
 from neurodict.detect import step as detect_step
 from neurodict.ingest import step as ingest_step
@@ -45,13 +46,14 @@ def test_two_units_spikes_at_one_sample_keep_the_sorting_and_spikes_npz_in_one_o
     from neurodict.sort.run import GroupResult, one_unit
 
     samples = np.array([100, 500, 500, 900])
+    probabilities = np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]], np.float32)
     x = LocalSnippets.full(np.zeros((4, 2, 48), np.float32))
     one = one_unit(x, samples, 30000.0, 1.0, SortParams())
     two = replace(
         one,
         labels=np.array([0, 1, 0, 1]),  # unit 1 before unit 0 at sample 500
         reason=np.zeros(4, np.int8),
-        probability=np.array([[0.9, 0.1], [0.2, 0.8], [0.7, 0.3], [0.4, 0.6]], np.float32),
+        probability=sparse.csr_array(probabilities),
         multi_unit=np.zeros(2, bool),
         templates=np.repeat(one.templates, 2, axis=0),
     )
@@ -64,3 +66,6 @@ def test_two_units_spikes_at_one_sample_keep_the_sorting_and_spikes_npz_in_one_o
     spikes = np.load(tmp_path / "spikes.npz")
     np.testing.assert_array_equal(spikes["unit_index"], [0, 0, 1, 1])
     np.testing.assert_allclose(spikes["probability"], [0.9, 0.7, 0.8, 0.6])
+    # every unit's, in the group's order, read back as written
+    written = sort_step.group_probabilities(spikes, "g")
+    np.testing.assert_array_equal(written.toarray(), probabilities)
