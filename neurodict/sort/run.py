@@ -41,12 +41,25 @@ log = logging.getLogger(__name__)
 SNIPPET_VALUES = 2**21
 
 
-CSR = ("data", "indices", "indptr", "shape")  # a sparse field's arrays in a group's file
-
-
 def sparse_field(f) -> bool:
-    """Whether the :class:`GroupSorting` field `f` holds a sparse array (written as :data:`CSR`)."""
+    """Whether the :class:`GroupSorting` field `f` holds a sparse array (written by
+    :func:`csr_arrays`)."""
     return f.type.startswith("sparse.")
+
+
+def csr_arrays(name: str, matrix: sparse.csr_array) -> dict[str, np.ndarray]:
+    """`matrix` as the arrays of an ``.npz``: ``<name>_data``, ``_indices``, ``_indptr`` and
+    ``_shape`` (:func:`read_csr` reads them back)."""
+    parts = ("data", "indices", "indptr", "shape")
+    return {f"{name}_{p}": np.asarray(getattr(matrix, p)) for p in parts}
+
+
+def read_csr(arrays, name: str) -> sparse.csr_array:
+    """The matrix :func:`csr_arrays` wrote as `name` in `arrays` (a loaded ``.npz``)."""
+    return sparse.csr_array(
+        tuple(arrays[f"{name}_{p}"] for p in ("data", "indices", "indptr")),
+        shape=tuple(arrays[f"{name}_shape"]),
+    )
 
 
 @dataclass
@@ -84,14 +97,11 @@ class GroupResult:
         return t * (self.noise_levels_uv if noise_uv is None else noise_uv)[..., None]
 
     def save(self, path: str | Path) -> None:
-        """Write as one ``.npz``, atomically (a sparse field as its CSR arrays and shape)."""
+        """Write as one ``.npz``, atomically (a sparse field as :func:`csr_arrays`)."""
         arrays = {}
         for f in fields(GroupSorting):
-            value = getattr(self.sorting, f.name)
-            if sparse_field(f):
-                arrays |= {f"sorting_{f.name}_{p}": np.asarray(getattr(value, p)) for p in CSR}
-            else:
-                arrays[f"sorting_{f.name}"] = value
+            value, key = getattr(self.sorting, f.name), f"sorting_{f.name}"
+            arrays |= csr_arrays(key, value) if sparse_field(f) else {key: value}
         with atomic_path(path) as tmp, open(tmp, "wb") as f:
             np.savez(
                 f,
@@ -117,10 +127,7 @@ class GroupResult:
             )
         sorting = GroupSorting(
             **{
-                f.name: sparse.csr_array(
-                    tuple(d[f"sorting_{f.name}_{p}"] for p in CSR[:3]),
-                    shape=tuple(d[f"sorting_{f.name}_shape"]),
-                )
+                f.name: read_csr(d, f"sorting_{f.name}")
                 if sparse_field(f)
                 else d[f"sorting_{f.name}"]
                 for f in fields(GroupSorting)

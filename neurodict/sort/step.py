@@ -49,7 +49,7 @@ from neurodict.sort.assign import REASONS
 from neurodict.sort.combine import combine_groups, refractory_violations
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.params import SortParams
-from neurodict.sort.run import CSR, GroupResult, one_unit, sort_recording_group
+from neurodict.sort.run import GroupResult, csr_arrays, one_unit, read_csr, sort_recording_group
 from neurodict.sort.snippets import window_samples
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ def write_spikes(
     for g, part in parts.items():
         probability = part.sorting.probability
         n_units = probability.shape[1]
-        per_group |= {f"probabilities_{g}_{p}": np.asarray(getattr(probability, p)) for p in CSR}
+        per_group |= csr_arrays(f"probabilities_{g}", probability)
         per_group[f"units_{g}"] = units[g][2] + np.arange(n_units)
     segment = timeline.segment_of(samples[order], starts)
     below = np.concatenate([p.below_threshold for p in parts.values()])
@@ -215,10 +215,7 @@ def write_spikes(
 def group_probabilities(spikes, group: str) -> sparse.csr_array:
     """Group `group`'s spikes' posterior probabilities of its units, (its spikes, its units),
     from ``spikes.npz`` as loaded (``np.load``)."""
-    return sparse.csr_array(
-        tuple(spikes[f"probabilities_{group}_{p}"] for p in CSR[:3]),
-        shape=tuple(spikes[f"probabilities_{group}_shape"]),
-    )
+    return read_csr(spikes, f"probabilities_{group}")
 
 
 def _unit_rows(sorting, table, parts, metrics, params: SortParams, duration_s: float) -> list[dict]:
