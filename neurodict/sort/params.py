@@ -73,6 +73,7 @@ class SortParams:
     presence_weight: float = 0.005
     min_unit_spikes: int = 30
     max_unit_variance: float = 1.5
+    noise_unit_alpha: float = 0.001
     template_matching: bool = True
     template_max_spikes_per_epoch: int = 750
     peel_ms_after: float = 3.0

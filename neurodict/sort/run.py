@@ -25,7 +25,7 @@ from neurodict.common.jobs import thread_map
 from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
-from neurodict.sort import kernels, snippets, wobble
+from neurodict.sort import crossings, kernels, snippets, wobble
 from neurodict.sort.assign import GroupSorting, assign, means_of, on_every_channel, reasons
 from neurodict.sort.disk import DiskArray
 from neurodict.sort.join import delay_grid
@@ -151,7 +151,7 @@ def sort_recording_group(
     params: SortParams,
     n_jobs: int = 1,
     progress: bool = False,
-    peaks: tuple[np.ndarray, np.ndarray] | None = None,
+    peaks: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
     starts: list[int] | None = None,
 ) -> GroupResult:
     """Sort the spikes of one electrode group's spike band.
@@ -167,9 +167,10 @@ def sort_recording_group(
         Worker processes for detection and noise estimation (the rule's threads).
     progress : bool
         Show progress bars.
-    peaks : (ndarray, ndarray) of shape (n_peaks,) each, optional
-        The group's detected peaks (the detect stage's ``peaks.npy``): their samples and the
-        channel (of `rec`) each was found on; detected here when absent.
+    peaks : (ndarray, ndarray, ndarray) of shape (n_peaks,) each, optional
+        The group's detected peaks (the detect stage's ``peaks.npy``): their samples, the
+        channel (of `rec`) each was found on and its value there in microvolts; detected here
+        when absent.
     starts : list of int, optional
         Where each recording segment begins in `rec` (its segments end to end: the session's
         timeline, :mod:`neurodict.common.timeline`; one segment when absent). A peak, detected
@@ -184,11 +185,12 @@ def sort_recording_group(
     noise = sc.get_noise_levels(rec, return_in_uV=True, random_slices_kwargs={"seed": params.seed})
     if peaks is None:
         found = detect.detect_group_peaks(rec, detection, n_jobs=n_jobs)
-        peaks = found["sample_index"], found["channel_index"]
+        peaks = found["sample_index"], found["channel_index"], found["amplitude_uv"]
     reach = snippet_reach(asdict(params), fs)
     bounds = starts or [0]
     inside = ~timeline.near_boundary(peaks[0], bounds, *reach)
-    peaks = tuple(p[inside] for p in peaks)
+    order = np.argsort(peaks[0][inside], kind="stable")
+    peaks = tuple(np.asarray(p)[inside][order] for p in peaks)
     T = sum(snippets.window_samples(fs, params.ms_before, params.ms_after))
     W, unwhiten = snippets.noise_whitener(
         rec,
@@ -203,6 +205,26 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
+    dead = ms_to_samples(detection["dead_time_ms"], fs)
+    signed = {"neg": np.negative, "pos": np.positive, "both": np.abs}[peak_sign]
+    peak_excess = crossings.excess(
+        signed(peaks[2]) / np.asarray(noise)[peaks[1]], detection["threshold_sigma"]
+    )
+
+    def noise_units(result: GroupSorting, samples, channels) -> GroupSorting:
+        """`result` (of the spikes at `samples` on `channels`) with the single units whose
+        detected peaks noise alone would give made multi-units (:mod:`neurodict.sort.crossings`;
+        a spike's peak: the detection's at it, as :func:`_nearby_max` judges one event)."""
+        e = _nearby_max(samples, channels, *peaks[:2], peak_excess, dead, near)
+        p = crossings.noise_p_values(
+            result.labels, np.where(np.isfinite(e), e, np.nan), len(result.multi_unit)
+        )
+        return made_multi_units(
+            result,
+            p >= params.noise_unit_alpha,
+            f"whose detected peaks noise crossings would give (p >= {params.noise_unit_alpha:g})",
+        )
+
     locations = rec.get_channel_locations()
 
     def neighbourhoods_of(channels: np.ndarray):
@@ -236,7 +258,7 @@ def sort_recording_group(
         )
 
     nb, held = neighbourhoods_of(peaks[1])
-    x, samples, channels, amplitudes, _, _ = cut(peaks, params.align_ms, held)
+    x, samples, channels, amplitudes, _, _ = cut(peaks[:2], params.align_ms, held)
     duration_s = rec.get_total_duration()
     below = np.zeros(0, np.int64)
     if samples.size < params.min_learn_spikes:
@@ -278,7 +300,9 @@ def sort_recording_group(
             result = sort_spikes(x, samples, channels, params, nb)
         else:
             templates = params.template_learning()
-            result = sort_spikes(x, samples, channels, templates, nb)
+            result = noise_units(
+                sort_spikes(x, samples, channels, templates, nb), samples, channels
+            )
             stored = x.stores, x.store  # where the templates' tails are cut
             del x  # cut again below, peeled: not held through the matching
             found, matched = _overlap_pass(
@@ -311,7 +335,13 @@ def sort_recording_group(
             )
             result = sort_spikes(x, samples, channels, params, nb, ~overlapped)
         peak = template_peaks(result, unwhiten, noise)[1]
-        result = below_threshold_units(result, peak, detection["threshold_sigma"])
+        result = made_multi_units(
+            result,
+            peak < detection["threshold_sigma"],
+            f"whose template peaks under the detection threshold "
+            f"({detection['threshold_sigma']:g} SD)",
+        )
+        result = noise_units(result, samples, channels)
     log.info(
         "%d spikes, %d units (%d multi-unit)",
         samples.size,
@@ -478,7 +508,7 @@ def _overlap_pass(
     whitened across channels (:func:`_matched_spikes`; on the channel where their template is
     largest in noise SDs: :func:`template_channels`), and the
     detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
-    and ``radius_um`` of (:func:`_matched_nearby`). Time-sorted samples and their channels.
+    and ``radius_um`` of (:func:`_nearby_max`). Time-sorted samples and their channels.
     `held`: the channels of each store and each detected spike's store (its first-pass
     snippet's, :class:`neurodict.sort.local.LocalSnippets`).
 
@@ -545,7 +575,12 @@ def _overlap_pass(
     flat = templates.reshape(-1, *templates.shape[2:])
     found_channels = template_channels(flat, noise_uv)[which]
     dead = ms_to_samples(detection["dead_time_ms"], fs)
-    kept = ~_matched_nearby(samples, channels, found, found_channels, dead, neighbours)
+    kept = (
+        _nearby_max(
+            samples, channels, found, found_channels, np.zeros(found.size), dead, neighbours
+        )
+        == -np.inf
+    )
     log.info(
         "overlap pass with %d of %d units' per-epoch templates: %d spikes matched, %d "
         "detected spikes away from them kept (detection found %d)",
@@ -562,29 +597,31 @@ def _overlap_pass(
     return (spikes[order], on[order]), (own[order], found, which, flat)
 
 
-def _matched_nearby(
+def _nearby_max(
     samples: np.ndarray,
     channels: np.ndarray,
-    found: np.ndarray,
-    found_channels: np.ndarray,
+    at: np.ndarray,
+    at_channels: np.ndarray,
+    values: np.ndarray,
     dead: int,
     neighbours: np.ndarray | None,
 ) -> np.ndarray:
-    """(n,) bool: whether a matched spike (time-sorted `found` on `found_channels`) lies
-    within `dead` samples of each detection (`samples` on `channels`) and within the
-    detection radius of its channel (`neighbours`, (M, M) bool, None when every channel is
-    within it of every other): the same spike, as detection's locally exclusive peaks judge
-    two peaks. A matched spike across the probe at the same moment is another neuron's."""
-    lo = np.searchsorted(found, samples - dead, side="left")
-    hi = np.searchsorted(found, samples + dead, side="right")
-    if neighbours is None:
-        return hi > lo
-    covered = np.zeros(samples.size, bool)
+    """(n,) the largest of `values` of the events (time-sorted `at` on `at_channels`) within
+    `dead` samples of each of `samples` (on `channels`) and within the detection radius of
+    its channel (`neighbours`, (M, M) bool, None when every channel is within it of every
+    other), -inf where there is none: the same event, as detection's locally exclusive peaks
+    judge two peaks. An event across the probe at the same moment is another neuron's."""
+    lo = np.searchsorted(at, samples - dead, side="left")
+    hi = np.searchsorted(at, samples + dead, side="right")
+    out = np.full(samples.size, -np.inf)
     for d in range(int((hi - lo).max(initial=0))):  # as :func:`_neighbours`: d-th of each
         j = lo + d
         ok = j < hi
-        covered |= ok & neighbours[channels, found_channels[np.where(ok, j, 0)]]
-    return covered
+        j = np.where(ok, j, 0)
+        if neighbours is not None:
+            ok &= neighbours[channels, at_channels[j]]
+        out = np.where(ok, np.maximum(out, values[j]), out)
+    return out
 
 
 def _tails(
@@ -745,19 +782,17 @@ def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndar
     return templates, peak
 
 
-def below_threshold_units(result: GroupSorting, peak: np.ndarray, threshold_sigma: float):
-    """`result` with the single units whose template peaks under the detection threshold
-    (`peak` from :func:`template_peaks`) made multi-units: a neuron whose mean waveform does
-    not reach the threshold is not what was detected; its detections are noise crossings, or
-    the largest spikes of a neuron too small to be detected whole."""
-    low = ~result.multi_unit & (peak < threshold_sigma)
+def made_multi_units(result: GroupSorting, which: np.ndarray, why: str) -> GroupSorting:
+    """`result` with the single units among `which` (U,) made multi-units, logged with `why`.
+    Two reasons: a unit whose template peaks under the detection threshold (from
+    :func:`template_peaks`: a neuron whose mean waveform does not reach the threshold is not
+    what was detected; its detections are the largest spikes of a neuron too small to be
+    detected whole), and one whose detected peaks noise alone would give
+    (:mod:`neurodict.sort.crossings`)."""
+    low = ~result.multi_unit & which
     if not low.any():
         return result
-    log.info(
-        "%d unit(s) whose template peaks under the detection threshold (%g SD): multi-unit",
-        int(low.sum()),
-        threshold_sigma,
-    )
+    log.info("%d unit(s) %s: multi-unit", int(low.sum()), why)
     multi_unit = result.multi_unit | low
     return replace(result, multi_unit=multi_unit, reason=reasons(result.labels, multi_unit))
 

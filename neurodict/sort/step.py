@@ -97,7 +97,7 @@ def run(results: str | Path, group: str, n_jobs: int = 1) -> GroupResult:
             sort_params,
             n_jobs=n_jobs,
             progress=True,
-            peaks=(peaks["sample_index"], peaks["channel_index"]),
+            peaks=(peaks["sample_index"], peaks["channel_index"], peaks["amplitude_uv"]),
             starts=timeline.starts(session),
         )
     result.save(results / "sort" / f"{group}.npz")

@@ -149,7 +149,7 @@ def _smooth_noise(fs=20000.0, duration=5.0, seed=0):
 )
 def test_whitening_settings_reach_the_whitener(key, value):
     """Each whitening setting changes the group's whitening (its map back to waveforms)."""
-    rec, none = _smooth_noise(), (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    rec, none = _smooth_noise(), (np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
     base = SortParams()
     default = sort_recording_group(rec, DETECTION, base, peaks=none).unwhiten
     changed = sort_recording_group(

@@ -459,7 +459,7 @@ def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
     at 4 SDs: the second unit becomes a multi-unit and its spikes' reason with it; the
     first stays a single unit, the unassigned spike stays unassigned."""
     from neurodict.sort.assign import REASONS, GroupSorting
-    from neurodict.sort.run import below_threshold_units, template_peaks
+    from neurodict.sort.run import made_multi_units, template_peaks
 
     E, M, T = 2, 3, 10
     templates = np.zeros((3, E, M, T))
@@ -479,7 +479,7 @@ def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
     )
     _, peak = template_peaks(result, np.eye(T), np.full(M, 5.0))
     np.testing.assert_allclose(peak, [6.0, 2.0, 1.0])
-    out = below_threshold_units(result, peak, 4.0)
+    out = made_multi_units(result, peak < 4.0, "under the threshold")
     np.testing.assert_array_equal(out.multi_unit, [False, True, True])
     assert [REASONS[r] for r in out.reason] == [
         "single_unit",
@@ -727,13 +727,14 @@ def test_matching_holds_each_template_within_match_radius_of_its_largest_channel
     np.testing.assert_array_equal(seen["mask"], expected)
 
 
-def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_place():
-    """:func:`neurodict.sort.run._matched_nearby` against a loop over detections and matched
-    spikes: a detection is the matched spike's when it lies within the dead time (inclusive)
-    and within the detection radius of its channel; on a 64-channel probe a matched spike
-    lies within 1 ms of most detections somewhere, and those of units without a template were
-    dropped with them. Without a radius (a tetrode) time alone decides."""
-    from neurodict.sort.run import _matched_nearby
+def test_an_event_is_near_a_spike_only_within_the_dead_time_and_the_radius():
+    """:func:`neurodict.sort.run._nearby_max` against a loop over spikes and events: an event
+    is the spike's when it lies within the dead time (inclusive) and within the detection
+    radius of its channel, and the spike gets the largest value of those (-inf for none): a
+    detection covered by a matched spike, a spike's detected peak. On a 64-channel probe an
+    event lies within 1 ms of most spikes somewhere. Without a radius (a tetrode) time alone
+    decides."""
+    from neurodict.sort.run import _nearby_max
 
     rng = np.random.default_rng(4)
     M, dead = 12, 30
@@ -742,32 +743,38 @@ def test_a_detection_is_covered_only_by_a_matched_spike_near_it_in_time_and_plac
     channels = rng.integers(0, M, samples.size)
     found = np.sort(rng.integers(0, 3000, 150))
     found_channels = rng.integers(0, M, found.size)
-    expected = np.array(
-        [
-            any(
-                abs(t - f) <= dead and neighbours[c, fc]
-                for f, fc in zip(found, found_channels, strict=True)
-            )
-            for t, c in zip(samples, channels, strict=True)
-        ]
-    )
-    anywhere = np.array([np.any(np.abs(found - t) <= dead) for t in samples])
-    assert 0 < expected.sum() < anywhere.sum()
-    got = _matched_nearby(samples, channels, found, found_channels, dead, neighbours)
+    values = rng.normal(size=found.size)
+
+    def largest(near):
+        return np.array(
+            [
+                max(values[near(t, c)], default=-np.inf)
+                for t, c in zip(samples, channels, strict=True)
+            ]
+        )
+
+    expected = largest(lambda t, c: (np.abs(found - t) <= dead) & neighbours[c, found_channels])
+    anywhere = largest(lambda t, c: np.abs(found - t) <= dead)
+    assert 0 < np.isfinite(expected).sum() < np.isfinite(anywhere).sum()
+    assert (np.isfinite(anywhere) & (expected < anywhere)).any(), "the radius should choose"
+    got = _nearby_max(samples, channels, found, found_channels, values, dead, neighbours)
     np.testing.assert_array_equal(got, expected)
-    got = _matched_nearby(samples, channels, found, found_channels, dead, None)
+    got = _nearby_max(samples, channels, found, found_channels, values, dead, None)
     np.testing.assert_array_equal(got, anywhere)
-    none = _matched_nearby(samples, channels, found[:0], found_channels[:0], dead, neighbours)
-    assert not none.any()
-    edge = _matched_nearby(
+    none = _nearby_max(
+        samples, channels, found[:0], found_channels[:0], values[:0], dead, neighbours
+    )
+    assert (none == -np.inf).all()
+    edge = _nearby_max(
         np.array([70, 100, 130, 131]),
         np.array([5, 9, 5, 5]),
         np.array([100]),
         np.array([5]),
+        np.array([2.5]),
         dead,
         neighbours,
     )
-    np.testing.assert_array_equal(edge, [True, False, True, False])
+    np.testing.assert_array_equal(edge, [2.5, -np.inf, 2.5, -np.inf])
 
 
 def test_a_templates_channel_is_where_it_is_largest_in_noise_sds():
