@@ -35,6 +35,15 @@ Section ``beyond_region`` (:func:`neurodict.clusters.beyond.beyond_region_test`)
 Power: three families, each unit drawn into one whatever its home region, add a shared effect
 (``sphere_gauss``: a Gaussian offset of the given size per feature, relative to the noise;
 ``dictionary``: extra sparse coefficients of the given size, relative to the coefficient noise).
+
+Section ``noise_units`` (:mod:`neurodict.sort.crossings`): the sorter's test of a unit against
+noise crossings of the detection threshold (4 SD). Calibration: Gaussian noise on 16 channels
+of a linear probe, band-passed as the spike band (300-6000 Hz; white, or pink: 1/f power, as
+real background is) or narrow (500-800 Hz: the Rayleigh limit of the maxima), peaks found by
+the project's detection (spikeinterface's locally exclusive peaks), drawn at random into
+"units" of n detected spikes. Power: a neuron's detected peaks, its amplitude ``a`` SD plus
+unit-SD spread, those over the threshold (a neuron at ``a`` < 4 is detected on its largest
+spikes alone), n of them; the rate at the sorter's default level (0.001) beside.
 """
 
 from __future__ import annotations
@@ -51,13 +60,14 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 import scipy.signal  # noqa: E402
-from scipy.stats import binomtest  # noqa: E402
+from scipy.stats import binomtest, truncnorm  # noqa: E402
 
 from neurodict.clusters.beyond import beyond_region_test  # noqa: E402
 from neurodict.clusters.mixture import signatures  # noqa: E402
 from neurodict.lfpdict.atoms import BANDS_HZ, wavelet_atoms  # noqa: E402
 from neurodict.lfpdict.estimator import SpikeLFPDictionary  # noqa: E402
 from neurodict.lfpdict.scoring import heldout_scores  # noqa: E402
+from neurodict.sort.crossings import excess, noise_p_values  # noqa: E402
 
 ALPHA = 0.05
 N_BANDS = len(BANDS_HZ)
@@ -257,6 +267,94 @@ def lfpdict(quick: bool = False, jobs: int = 2) -> tuple[list[dict], list[dict]]
 # ---------------------------------------------------------------------------------------------
 
 
+# ---------------------------------------------------------------------------------------------
+# noise_units: the sorter's test against noise crossings of the detection threshold
+# ---------------------------------------------------------------------------------------------
+
+THRESHOLD_SIGMA = 4.0
+DEFAULT_ALPHA = 0.001  # sorting.noise_unit_alpha
+NOISE_SPECTRA = {
+    "white 300-6000 Hz": (300.0, 6000.0, 0.0),
+    "pink 300-6000 Hz": (300.0, 6000.0, 1.0),
+    "white 500-800 Hz": (500.0, 800.0, 0.0),
+}
+
+
+def noise_excesses(spectrum: str, seed: int, seconds: float) -> np.ndarray:
+    """The excesses (:func:`neurodict.sort.crossings.excess`) of the detected peaks of
+    `seconds` of Gaussian noise of `spectrum` on 16 channels of a linear probe."""
+    import spikeinterface.core as sc
+    from probeinterface import generate_linear_probe
+    from spikeinterface.preprocessing import bandpass_filter
+
+    from neurodict.detect.peaks import detect_group_peaks
+
+    lo, hi, power = NOISE_SPECTRA[spectrum]
+    fs, M = 30000.0, 16
+    rng = np.random.default_rng([seed, int(lo), int(power)])
+    n = int(fs * seconds)
+    spectrum_ = np.fft.rfft(rng.normal(size=(n, M)), axis=0)
+    freqs = np.fft.rfftfreq(n, 1 / fs)
+    spectrum_ /= np.maximum(freqs, 1.0)[:, None] ** (power / 2)
+    x = np.fft.irfft(spectrum_, n, axis=0)
+    rec = sc.NumpyRecording((10.0 * x / x.std()).astype(np.float32), fs)
+    probe = generate_linear_probe(num_elec=M, ypitch=20.0)
+    probe.set_device_channel_indices(np.arange(M))
+    rec.set_probe(probe, in_place=True)
+    rec = bandpass_filter(rec, freq_min=lo, freq_max=hi)
+    rec.set_property("group", np.zeros(M, int))
+    detection = {
+        "threshold_sigma": THRESHOLD_SIGMA,
+        "peak_sign": "neg",
+        "dead_time_ms": 1.0,
+        "radius_um": 100.0,
+    }
+    peaks = detect_group_peaks(rec, detection)
+    noise = sc.get_noise_levels(rec, return_in_uV=False, random_slices_kwargs={"seed": 0})
+    return excess(-peaks["amplitude_uv"] / noise[peaks["channel_index"]], THRESHOLD_SIGMA)
+
+
+def random_units(e: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """p-values of the excesses `e` drawn at random into units of `size` (a last, shorter
+    one left out)."""
+    labels = np.random.default_rng(seed).permutation(e.size) // size
+    n_units = e.size // size
+    return noise_p_values(labels, e, n_units + 1)[:n_units]
+
+
+def noise_units(quick: bool = False, jobs: int = 2) -> tuple[list[dict], list[dict]]:
+    """Calibration and power tables of the sorter's test against noise crossings."""
+    seconds, n_seeds = (120.0, 1) if quick else (300.0, 4)
+    tasks = [(s, seed, seconds) for s in NOISE_SPECTRA for seed in range(n_seeds)]
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        excesses = list(pool.map(noise_excesses, *zip(*tasks, strict=True)))
+    cal_rows = []
+    for spectrum in NOISE_SPECTRA:
+        for size in (20, 100):
+            pc = np.concatenate(
+                [
+                    random_units(e, size, seed)
+                    for (s, seed, _), e in zip(tasks, excesses, strict=True)
+                    if s == spectrum
+                ]
+            )
+            row = rate_row({"noise": spectrum, "detected spikes": size}, pc)
+            cal_rows.append(row | {"p <= 0.001": int((pc <= DEFAULT_ALPHA).sum())})
+    rng = np.random.default_rng(0)
+    n_units = 200 if quick else 2000
+    pow_rows = []
+    for a in (THRESHOLD_SIGMA - 1, THRESHOLD_SIGMA, THRESHOLD_SIGMA + 1):
+        for n in (10, 30):
+            peaks = truncnorm.rvs(  # n detected spikes: N(a, 1) over the threshold
+                THRESHOLD_SIGMA - a, np.inf, loc=a, size=(n_units, n), random_state=rng
+            )
+            labels = np.repeat(np.arange(n_units), n)
+            pu = noise_p_values(labels, excess(peaks.ravel(), THRESHOLD_SIGMA), n_units)
+            row = rate_row({"amplitude SD": a, "detected spikes": n}, pu)
+            pow_rows.append(row | {"rate at 0.001": f"{np.mean(pu <= DEFAULT_ALPHA):.3f}"})
+    return cal_rows, pow_rows
+
+
 def markdown(rows: list[dict]) -> str:
     """A markdown table of rows with the same keys."""
     keys = list(rows[0])
@@ -265,7 +363,7 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-SECTIONS = {"beyond_region": beyond_region, "lfpdict": lfpdict}
+SECTIONS = {"beyond_region": beyond_region, "lfpdict": lfpdict, "noise_units": noise_units}
 
 
 def main() -> None:

@@ -33,9 +33,9 @@ log = logging.getLogger(__name__)
 BATCH_SPIKES = 20000  # spikes whose posteriors are computed at once (bounds memory)
 TINY = np.finfo(np.float32).tiny
 #: Why a spike is where it is: in a single unit, in a multi-unit (a cluster under
-#: ``min_unit_spikes``, a unit broader than ``max_unit_variance``, or, after the overlap pass,
-#: a unit whose template peaks under the detection threshold:
-#: :func:`neurodict.sort.run.below_threshold_units`), or in no unit (two clusters joined as one
+#: ``min_unit_spikes``, a unit broader than ``max_unit_variance``, a unit whose template peaks
+#: under the detection threshold or whose detected peaks noise crossings would give:
+#: :func:`neurodict.sort.run.made_multi_units`), or in no unit (two clusters joined as one
 #: neuron both held it and a spike closer than ``Δ_ref``).
 REASONS = ("single_unit", "multi_unit", "refractory_conflict")
 

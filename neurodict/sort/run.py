@@ -205,7 +205,10 @@ def sort_recording_group(
     delays = snippets.delay_operators(delay_grid(params, fs), W, unwhiten)
     peak_sign = detection["peak_sign"]
     near = snippets.alignment_channels(rec, detection["radius_um"])
-    dead = ms_to_samples(detection["dead_time_ms"], fs)
+    # a spike's detection lies within the dead time of it, or within the alignment's shift
+    same_event = max(
+        ms_to_samples(detection["dead_time_ms"], fs), ms_to_samples(params.align_ms, fs)
+    )
     signed = {"neg": np.negative, "pos": np.positive, "both": np.abs}[peak_sign]
     peak_excess = crossings.excess(
         signed(peaks[2]) / np.asarray(noise)[peaks[1]], detection["threshold_sigma"]
@@ -215,7 +218,7 @@ def sort_recording_group(
         """`result` (of the spikes at `samples` on `channels`) with the single units whose
         detected peaks noise alone would give made multi-units (:mod:`neurodict.sort.crossings`;
         a spike's peak: the detection's at it, as :func:`_nearby_max` judges one event)."""
-        e = _nearby_max(samples, channels, *peaks[:2], peak_excess, dead, near)
+        e = _nearby_max(samples, channels, *peaks[:2], peak_excess, same_event, near)
         p = crossings.noise_p_values(
             result.labels, np.where(np.isfinite(e), e, np.nan), len(result.multi_unit)
         )
