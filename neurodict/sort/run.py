@@ -145,6 +145,12 @@ class GroupResult:
         )
 
 
+def of_polarity(x: np.ndarray, peak_sign: str) -> np.ndarray:
+    """`x` as excursions of the detection's polarity `peak_sign` (``neg``: ``−x``, ``pos``:
+    ``x``, ``both``: ``|x|``): larger is further past the threshold."""
+    return {"neg": np.negative, "pos": np.positive, "both": np.abs}[peak_sign](x)
+
+
 def sort_recording_group(
     rec: sc.BaseRecording,
     detection: dict,
@@ -209,9 +215,9 @@ def sort_recording_group(
     same_event = max(
         ms_to_samples(detection["dead_time_ms"], fs), ms_to_samples(params.align_ms, fs)
     )
-    signed = {"neg": np.negative, "pos": np.positive, "both": np.abs}[peak_sign]
     peak_excess = crossings.excess(
-        signed(peaks[2]) / np.asarray(noise)[peaks[1]], detection["threshold_sigma"]
+        of_polarity(peaks[2] / np.asarray(noise)[peaks[1]], peak_sign),
+        detection["threshold_sigma"],
     )
 
     def noise_units(result: GroupSorting, samples, channels) -> GroupSorting:
@@ -449,8 +455,7 @@ def _whitened_snippets(
         amplitudes[sl] = x[:, C, before] * noise_uv[channels[sl]]
         if min_excursion is not None:
             near = x[:, C:, max(before - half, 0) : before + half + 1]
-            signed = {"neg": -near, "pos": near, "both": np.abs(near)}[peak_sign]
-            keep[sl] = signed.max(axis=(1, 2)) >= min_excursion
+            keep[sl] = of_polarity(near, peak_sign).max(axis=(1, 2)) >= min_excursion
             if peel is not None:
                 keep[sl] |= own[sl] >= 0  # a matched spike: the matching decided it
         whitened[sl] = x[:, :C] @ W32.T  # by BLAS, not einsum: 6x
