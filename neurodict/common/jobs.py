@@ -39,6 +39,14 @@ def job_kwargs(
     return {"n_jobs": n_jobs, "chunk_duration": f"{seconds:.6g}s", "progress_bar": progress_bar}
 
 
+def chunk_samples(rec: sc.BaseRecording, chunk_s: float) -> int:
+    """Samples in a chunk of `rec` read whole by this process: at most `chunk_s` seconds and
+    :data:`CHUNK_VALUES` values (10 s of 384 channels at 25 kHz were 384 MB a copy, and a
+    check on them holds several)."""
+    values = CHUNK_VALUES // max(rec.get_num_channels(), 1)
+    return max(1, min(int(chunk_s * rec.sampling_frequency), values))
+
+
 def worker_pool(n_jobs: int, fork: bool = False) -> ProcessPoolExecutor:
     """`n_jobs` worker processes, each with one BLAS/OpenMP thread: `n_jobs` cores in all. A
     worker's BLAS would otherwise start as many threads as the machine has cores, and `n_jobs`

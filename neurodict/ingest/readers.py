@@ -23,6 +23,7 @@ import spikeinterface.extractors as se
 
 from neurodict.common import timeline
 from neurodict.common.errors import InputError
+from neurodict.common.jobs import chunk_samples
 from neurodict.config import (
     ConfigError,
     Session,
@@ -235,11 +236,12 @@ def channel_faults(x: np.ndarray) -> dict[str, np.ndarray]:
 
 def non_finite_starts(rec: sc.BaseRecording, chunk_s: float = 10.0) -> np.ndarray:
     """Per channel of `rec` (one segment) the first sample that is NaN or infinite, -1 where
-    none is: every sample read once, in chunks; -1 everywhere for integer samples."""
+    none is: every sample read once, in chunks (:func:`neurodict.common.jobs.chunk_samples`);
+    -1 everywhere for integer samples."""
     first = np.full(rec.get_num_channels(), -1)
     if np.dtype(rec.get_dtype()).kind != "f":
         return first
-    n, step = rec.get_num_samples(), max(int(chunk_s * rec.sampling_frequency), 1)
+    n, step = rec.get_num_samples(), chunk_samples(rec, chunk_s)
     for a in range(0, n, step):
         bad = ~np.isfinite(rec.get_traces(start_frame=a, end_frame=min(a + step, n)))
         hit = bad.any(axis=0) & (first < 0)

@@ -32,6 +32,7 @@ import pandas as pd
 import spikeinterface.core as sc
 
 from neurodict.common.files import atomic_path
+from neurodict.common.jobs import chunk_samples
 
 PERIOD_DTYPE = [("group_index", "int64"), ("start", "int64"), ("end", "int64"), ("kind", "U10")]
 COLUMNS = ["group", "kind", "start_s", "end_s", "duration_ms"]
@@ -133,7 +134,8 @@ def find_artefacts(
         The ``spikeband`` section: ``freq_min_hz``, ``saturation_full_scale``,
         ``artefact_threshold_sigma``, ``artefact_channel_fraction``, ``artefact_end_sigma``.
     chunk_s : float
-        Length of the chunks read (the result does not depend on it).
+        Longest chunk read (:func:`neurodict.common.jobs.chunk_samples`; the result does not
+        depend on it).
 
     Returns
     -------
@@ -156,7 +158,7 @@ def find_artefacts(
     rails = rail_limits(raw.get_dtype(), params["saturation_full_scale"])
     threshold, fraction = params["artefact_threshold_sigma"], params["artefact_channel_fraction"]
     n, fs = spikeband.get_num_samples(), spikeband.sampling_frequency
-    step = max(int(chunk_s * fs), 1)
+    step = chunk_samples(spikeband, chunk_s)
     found: list[list[tuple[int, int, str]]] = [[] for _ in index]
     for begin in range(0, n, step):
         stop = min(begin + step, n)

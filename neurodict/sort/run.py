@@ -14,8 +14,9 @@ from pathlib import Path
 import numpy as np
 import spikeinterface.core as sc
 from scipy import sparse
+from spikeinterface.core.time_series_tools import get_random_sample_slices
 from spikeinterface.preprocessing import whiten
-from spikeinterface.preprocessing.whiten import compute_whitening_matrix
+from spikeinterface.preprocessing.whiten import compute_whitening_from_covariance
 from tqdm.auto import tqdm
 
 from neurodict.common import timeline
@@ -314,7 +315,7 @@ def sort_recording_group(
             )
             stored = x.stores, x.store  # where the templates' tails are cut
             del x  # cut again below, peeled: not held through the matching
-            found, matched = _overlap_pass(
+            waves = _templates_to_match(
                 rec,
                 result,
                 unwhiten,
@@ -327,10 +328,13 @@ def sort_recording_group(
                 n_jobs,
                 near,
             )
+            del result  # the first pass's output: not held through the matching
+            found, matched = _overlap_pass(
+                rec, waves, noise, samples, channels, detection, templates, n_jobs, near
+            )
             # matched across a pause: peels its neighbours, is not a spike itself
             keep = ~timeline.near_boundary(found[0], bounds, *reach)
             found, matched = tuple(f[keep] for f in found), (matched[0][keep], *matched[1:])
-            del result  # the first pass's output: not held through the second learning
             nb, held = neighbourhoods_of(found[1])
             x, samples, channels, amplitudes, below, overlapped = cut(
                 found, 0.0, held, peel=matched, min_excursion=detection["threshold_sigma"]
@@ -498,7 +502,7 @@ def batch_spikes(n_channels: int, n_samples: int, n_jobs: int = 1) -> int:
     return max(1, SNIPPET_VALUES // (n_jobs * n_channels * n_samples))
 
 
-def _overlap_pass(
+def _templates_to_match(
     rec,
     result: GroupSorting,
     unwhiten: np.ndarray,
@@ -510,25 +514,65 @@ def _overlap_pass(
     params: SortParams,
     n_jobs: int,
     neighbours: np.ndarray | None,
+) -> np.ndarray:
+    """The templates of the overlap pass (:func:`_overlap_pass`), microvolts, float32 (U', E,
+    M, T + T_tail): each epoch's template of each single unit of the first learning (`result`,
+    of the spikes at `samples` on `channels`) whose template peaks at or over the detection
+    threshold (a template at the noise level matches noise). `held`: the channels of each
+    store and each spike's store (its first-pass snippet's,
+    :class:`neurodict.sort.local.LocalSnippets`).
+
+    The first learning gives nothing else that is reported, so it learns on a lighter budget,
+    and the tails are cut from as many spikes (`params`: :meth:`SortParams.template_learning`,
+    fewer spikes an epoch than the second learning, whose labels are reported). A unit's
+    template in an epoch is the posterior mean of its mean waveform there (the dHDP's random
+    walk, so matching follows drift), on the channels the model saw, and the mean snippet
+    elsewhere, continued up to ``peel_ms_after`` by the unit's mean waveform there
+    (:func:`_tails`), so that peeling a spike also removes its after-potential, which would
+    otherwise cross the threshold again. Made before the matching, so that `result` (its
+    posterior samples, features and probabilities) is not held through it."""
+    templates, peak = template_peaks(result, unwhiten, noise_uv)
+    units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
+    tails = _tails(
+        rec,
+        samples,
+        channels,
+        held,
+        result.labels,
+        units,
+        templates.shape[1],
+        noise_uv,
+        params,
+        neighbours,
+        n_jobs,
+    )
+    T = templates.shape[3]
+    waves = np.empty((units.size, *templates.shape[1:3], T + tails.shape[3]), np.float32)
+    waves[..., :T] = templates[units]
+    del templates
+    waves[..., T:] = tails
+    log.info("overlap pass with %d of %d units' per-epoch templates", units.size, peak.size)
+    return waves
+
+
+def _overlap_pass(
+    rec,
+    templates: np.ndarray,
+    noise_uv: np.ndarray,
+    samples: np.ndarray,
+    channels: np.ndarray,
+    detection: dict,
+    params: SortParams,
+    n_jobs: int,
+    neighbours: np.ndarray | None,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray, np.ndarray]]:
     """The spikes to label again after resolving overlaps: those spikeinterface's wobble
-    matching finds with each epoch's templates of the model's single units in the recording
-    whitened across channels (:func:`_matched_spikes`; on the channel where their template is
-    largest in noise SDs: :func:`template_channels`), and the
-    detected spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms``
-    and ``radius_um`` of (:func:`_nearby_max`). Time-sorted samples and their channels.
-    `held`: the channels of each store and each detected spike's store (its first-pass
-    snippet's, :class:`neurodict.sort.local.LocalSnippets`).
+    matching finds with each epoch's `templates` (U, E, M, T; :func:`_templates_to_match`) in
+    the recording whitened across channels (:func:`_matched_spikes`; on the channel where
+    their template is largest in noise SDs: :func:`template_channels`), and the detected
+    spikes (`samples` on `channels`) no matched spike lies within ``dead_time_ms`` and
+    ``radius_um`` of (:func:`_nearby_max`). Time-sorted samples and their channels.
 
-    The templates come from the first learning, which gives nothing else that is reported, so it
-    learns on a lighter budget, and their tails are cut from as many spikes (`params`:
-    :meth:`SortParams.template_learning`, fewer spikes an epoch than the second learning, whose
-    labels are reported). A unit's template in an epoch is the posterior mean of its mean
-    waveform there (the dHDP's random walk, so matching follows drift), on the channels the
-    model saw, and the mean snippet elsewhere, continued up to ``peel_ms_after`` by the unit's
-    mean waveform there (:func:`_tails`), so that peeling a spike also removes its
-    after-potential, which would otherwise cross the threshold again. Units whose template peaks
-    under the detection threshold are left out (a template at the noise level matches noise).
     Matching subtracts each spike it finds before looking again, so it finds spikes that overlap
     in time. It only says where spikes are and what to peel: each spike's snippet is cut again
     with its matched neighbours' templates subtracted (:func:`_neighbours`); a detection whose
@@ -542,33 +586,11 @@ def _overlap_pass(
     units x epochs rows).
     """
     fs = rec.sampling_frequency
-    templates, peak = template_peaks(result, unwhiten, noise_uv)
-    units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
-    E = templates.shape[1]
-    templates = np.concatenate(  # float32, as peeling reads them: converted once, not per batch
-        [
-            templates[units],
-            _tails(
-                rec,
-                samples,
-                channels,
-                held,
-                result.labels,
-                units,
-                E,
-                noise_uv,
-                params,
-                neighbours,
-                n_jobs,
-            ),
-        ],
-        axis=3,
-        dtype=np.float32,
-    )
+    U, E = templates.shape[:2]
     epoch_samples = params.epoch_s * fs
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
     found, which = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
-    if units.size:
+    if U:
         white, W_space = _spatially_whitened(rec, params.seed)
         for e in range(E):
             part = white.frame_slice(bounds[e], bounds[e + 1])
@@ -590,10 +612,8 @@ def _overlap_pass(
         == -np.inf
     )
     log.info(
-        "overlap pass with %d of %d units' per-epoch templates: %d spikes matched, %d "
-        "detected spikes away from them kept (detection found %d)",
-        units.size,
-        result.multi_unit.size,
+        "overlap pass: %d spikes matched, %d detected spikes away from them kept "
+        "(detection found %d)",
         found.size,
         int(kept.sum()),
         samples.size,
@@ -709,11 +729,26 @@ def _tails(
 
 
 def _spatially_whitened(rec, seed: int):
-    """`rec` whitened across channels by spikeinterface (ZCA of the covariance of random
-    chunks, spikes and all) and the matrix ``W`` (M, M) it applies: a sample's values ``x``
-    (M,) become ``x W``. Templates ``t`` (M, T) match in it as ``W' t`` (``W`` symmetric)."""
-    W, _ = compute_whitening_matrix(rec, "global", {"seed": seed}, apply_mean=False)
-    return whiten(rec, W=W, dtype="float32"), np.asarray(W)
+    """`rec` whitened across channels and the matrix ``W`` (M, M) applied: a sample's values
+    ``x`` (M,) become ``x W``. Templates ``t`` (M, T) match in it as ``W' t`` (``W``
+    symmetric). ``W = U (S + ε)^{-1/2} U'`` (ZCA) of ``C = U S U' = Σ x' x / n`` over the
+    samples of spikeinterface's random chunks (spikes and all, not centred): spikeinterface's
+    ``compute_whitening_matrix(rec, "global", apply_mean=False)``, with its ``ε`` (1e-16, or
+    1e-3 of the median squared value where that is under 1: here the median over the chunks
+    of each one's), but ``C`` summed a chunk at a time: spikeinterface holds every chunk, a
+    copy and their squares at once (1.2 GB on 384 channels)."""
+    M = rec.get_num_channels()
+    C, n, medians = np.zeros((M, M)), 0, []
+    for segment, start, end in get_random_sample_slices(rec, seed=seed):
+        x = rec.get_traces(segment_index=segment, start_frame=start, end_frame=end)
+        x = x.astype(np.float32, copy=False)
+        C += x.T @ x
+        n += x.shape[0]
+        medians.append(np.median(np.square(x)))
+    median = float(np.median(medians))
+    eps = max(1e-16, median * 1e-3) if 0 < median < 1 else 1e-16
+    W = compute_whitening_from_covariance(C / max(n, 1), eps)
+    return whiten(rec, W=W, dtype="float32"), W
 
 
 def _matched_spikes(
@@ -777,10 +812,10 @@ def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndar
     posterior mean of its mean waveform (the dHDP's walk) on the channels its model saw, its
     mean snippet elsewhere — and its largest excursion over epochs and channels in noise SDs
     (U,)."""
-    drift = on_every_channel(
+    whitened = on_every_channel(
         result.drift.mean(axis=0), result.drift_channels, result.templates.shape[2]
     )
-    whitened = np.where(np.isfinite(drift), drift, result.templates)
+    np.copyto(whitened, result.templates, where=np.isnan(whitened))
     # float32 as the matching and peeling read them, and as few copies: (U, E, M, T) of a
     # 384-channel probe over ten epochs is some 200 MB a copy
     templates = whitened @ unwhiten.T.astype(np.float32)  # (U, E, M, T) by BLAS

@@ -227,18 +227,19 @@ def noise_whitener(
     n_total = rec.get_num_samples()
     length = min(int(chunk_s * rec.sampling_frequency), n_total)
     starts = np.unique(rng.integers(0, max(n_total - length, 1), n_chunks))
-    windows = []
-    for start in starts:
+    n, total, outer = 0, np.zeros(n_samples), np.zeros((n_samples, n_samples))
+    for start in starts:  # the windows' sums, a stretch at a time (all of them: ~1 GB, 384 ch)
         traces = (
             rec.get_traces(start_frame=int(start), end_frame=int(start) + length, return_in_uV=True)
             / noise_levels
         )
         cut = traces[: (length // n_samples) * n_samples].T.reshape(-1, n_samples)
-        windows.append(cut[np.abs(cut).max(1) < exclude_sigma])
-    w = np.concatenate(windows).astype(np.float64)
-    if w.shape[0] < 2 * n_samples:
+        w = cut[np.abs(cut).max(1) < exclude_sigma].astype(np.float64)
+        n, total, outer = n + w.shape[0], total + w.sum(0), outer + w.T @ w
+    if n < 2 * n_samples:
         return np.eye(n_samples), np.eye(n_samples)
-    vals, vecs = np.linalg.eigh(np.cov(w.T))
+    mean = total / n
+    vals, vecs = np.linalg.eigh((outer - n * np.outer(mean, mean)) / (n - 1))
     keep = vals > min_eig * vals.max()
     vals, vecs = vals[keep], vecs[:, keep]
     return (vecs / np.sqrt(vals)).T, vecs * np.sqrt(vals)

@@ -10,7 +10,7 @@ import pytest
 import spikeinterface.core as sc
 from threadpoolctl import threadpool_info, threadpool_limits
 
-from neurodict.common.jobs import CHUNK_VALUES, job_kwargs, thread_map, worker_pool
+from neurodict.common.jobs import CHUNK_VALUES, chunk_samples, job_kwargs, thread_map, worker_pool
 
 
 def _seconds(job: dict) -> float:
@@ -72,3 +72,12 @@ def test_thread_map_runs_n_jobs_at_once_and_yields_in_order():
             assert set(threads) == {1}
     assert seen == list(range(10))
     assert list(thread_map(lambda i: i * i, range(4), 1)) == [0, 1, 4, 9]
+
+
+def test_chunks_read_whole_hold_at_most_chunk_values():
+    """:func:`chunk_samples`: `chunk_s` on few channels, CHUNK_VALUES values on many."""
+    tetrode = sc.generate_recording(num_channels=4, sampling_frequency=25000.0, durations=[1.0])
+    probe = sc.generate_recording(num_channels=384, sampling_frequency=25000.0, durations=[1.0])
+    assert chunk_samples(tetrode, 10.0) == 250000
+    assert chunk_samples(probe, 10.0) == CHUNK_VALUES // 384
+    assert chunk_samples(probe, 1e-9) == 1

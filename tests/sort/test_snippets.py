@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import scipy.linalg
 import spikeinterface.core as sc
+from spikeinterface.preprocessing import bandpass_filter
 
 from neurodict.sort import kernels, snippets
 
@@ -299,3 +300,36 @@ def test_delay_operators_recut_a_whitened_snippet_later():
         error = np.linalg.norm(Ud @ w - whiten @ spike(t + d)) / np.linalg.norm(w)
         change = np.linalg.norm(whiten @ spike(t + d) - w) / np.linalg.norm(w)
         assert error <= 0.07 and error <= 0.3 * change + 1e-12, (d, error, change)
+
+
+def test_noise_whitener_is_the_covariance_of_every_quiet_window():
+    """The snippet-window whitener sums the windows' covariance a stretch at a time: the same
+    ``W`` as the covariance (``np.cov``) of every window of the stretches with no value
+    reaching ``exclude_sigma`` held at once, and ``W C W' = I`` on the directions kept."""
+    rec = bandpass_filter(
+        sc.generate_ground_truth_recording(
+            durations=[20.0], num_channels=8, num_units=5, sampling_frequency=20000.0, seed=3
+        )[0],
+        freq_min=300.0,
+        freq_max=3000.0,
+    )
+    noise = np.asarray(
+        sc.get_noise_levels(rec, return_in_uV=True, random_slices_kwargs={"seed": 0})
+    )
+    T, kw = 30, {"n_chunks": 6, "chunk_s": 0.5, "exclude_sigma": 4.0, "min_eig": 0.01, "seed": 2}
+    W, unwhiten = snippets.noise_whitener(rec, T, noise, **kw)
+    n_total, length = rec.get_num_samples(), 10000
+    starts = np.unique(np.random.default_rng(2).integers(0, n_total - length, 6))
+    windows = []
+    for start in starts:
+        x = rec.get_traces(start_frame=int(start), end_frame=int(start) + length) / noise
+        cut = x[: (length // T) * T].T.reshape(-1, T)
+        windows.append(cut[np.abs(cut).max(1) < 4.0])
+    C = np.cov(np.concatenate(windows).astype(np.float64).T)
+    vals, vecs = np.linalg.eigh(C)
+    keep = vals > 0.01 * vals.max()
+    expected = (vecs[:, keep] / np.sqrt(vals[keep])).T
+    assert W.shape == expected.shape and 0 < W.shape[0] < T  # the band leaves out directions
+    np.testing.assert_allclose(np.abs(W), np.abs(expected), atol=1e-8 * np.abs(expected).max())
+    np.testing.assert_allclose(W @ C @ W.T, np.eye(W.shape[0]), atol=1e-8)
+    np.testing.assert_allclose(W @ unwhiten, np.eye(W.shape[0]), atol=1e-8)

@@ -833,3 +833,23 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
     np.savez(tmp_path / "dense.npz", **dense, sorting_probability=probability.toarray())
     with pytest.raises(InputError, match=r"dense\.npz: no sorting_probability_indptr: a group"):
         GroupResult.load(tmp_path / "dense.npz")
+
+
+def test_spatial_whitening_is_spikeinterfaces_summed_a_chunk_at_a_time():
+    """The overlap pass's whitening across channels (:func:`neurodict.sort.run._spatially_whitened`,
+    which sums the covariance chunk by chunk) is spikeinterface's ``compute_whitening_matrix``
+    on the same random chunks (which holds them all), within float32 summation, and the
+    recording it returns is whitened: unit covariance across channels."""
+    from spikeinterface.preprocessing.whiten import compute_whitening_matrix
+
+    from neurodict.sort.run import _spatially_whitened
+
+    rng = np.random.default_rng(1)
+    M = 6
+    mixing = np.eye(M) + 0.6 * rng.standard_normal((M, M))
+    rec = on_linear_probe(rng.standard_normal((300000, M)) @ mixing * 8.0, 30000.0)
+    expected, _ = compute_whitening_matrix(rec, "global", {"seed": 4}, apply_mean=False)
+    white, W = _spatially_whitened(rec, 4)
+    np.testing.assert_allclose(W, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
+    x = white.get_traces(start_frame=0, end_frame=300000)
+    np.testing.assert_allclose(x.T @ x / x.shape[0], np.eye(M), atol=0.05)
