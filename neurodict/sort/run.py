@@ -19,7 +19,7 @@ from spikeinterface.preprocessing import whiten
 from spikeinterface.preprocessing.whiten import compute_whitening_from_covariance
 from tqdm.auto import tqdm
 
-from neurodict.common import timeline
+from neurodict.common import memory, timeline
 from neurodict.common.errors import InputError
 from neurodict.common.files import atomic_path
 from neurodict.common.jobs import thread_map
@@ -163,6 +163,9 @@ def sort_recording_group(
 ) -> GroupResult:
     """Sort the spikes of one electrode group's spike band.
 
+    Fixes the C library's mmap threshold for the rest of the process and trims its heaps
+    after each learning (:mod:`neurodict.common.memory`): freed arrays go back to the system.
+
     Parameters
     ----------
     rec : BaseRecording
@@ -188,6 +191,7 @@ def sort_recording_group(
         raise InputError(
             f"the sorter reads one segment; the recording has {rec.get_num_segments()}"
         )
+    memory.map_large_arrays()  # for this process: its freed arrays go back to the system
     fs = rec.sampling_frequency
     noise = sc.get_noise_levels(rec, return_in_uV=True, random_slices_kwargs={"seed": params.seed})
     if peaks is None:
@@ -302,9 +306,12 @@ def sort_recording_group(
                 progress=progress,
                 learnable=learnable,
             )
-            return assign(
+            result = assign(
                 model, x, samples, channels, fs, duration_s, params, delays, n_jobs, progress
             )
+            del model
+            memory.trim()  # the learning's and the join's freed heap
+            return result
 
         if not params.template_matching:
             result = sort_spikes(x, samples, channels, params, nb)
@@ -329,6 +336,7 @@ def sort_recording_group(
                 near,
             )
             del result  # the first pass's output: not held through the matching
+            memory.trim()
             found, matched = _overlap_pass(
                 rec, waves, noise, samples, channels, detection, templates, n_jobs, near
             )
