@@ -354,14 +354,19 @@ def _three_in_a_row():
     return x, np.repeat(np.arange(5), 150), nb, np.array([0, 0, 1, 2, 2])
 
 
+@pytest.mark.parametrize("read_rows", [join.READ_ROWS, 64])
 def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_each_pair(
-    monkeypatch,
+    monkeypatch, read_rows
 ):
     """Three neighbourhoods in a row (:func:`_three_in_a_row`). Across neighbourhoods each
     cluster is read once, on the channels
     of its neighbourhood and the adjacent ones (the middle B on 0-3), and its moments cut to
     each pair's channels (0-2 with the first's clusters, 1-3 with the last's) are those read
-    there. B's three clusters are one unit, A and C their own, in one process or two."""
+    there, whether a cluster is read whole or in pieces of `read_rows` spikes (150 a
+    cluster: three of 64). B's three clusters are one unit, A and C their own, in one
+    process or two."""
+    monkeypatch.setattr(join, "READ_ROWS", read_rows)
+    pieces = -(-150 // read_rows)
     x, clusters, nb, home = _three_in_a_row()
     zeros = np.zeros(len(x), np.int64)
     delays = _delays(SortParams(), 30)
@@ -389,7 +394,8 @@ def test_a_cluster_across_neighbourhoods_is_read_once_on_its_reach_and_cut_to_ea
     assert one[1] == one[2] == one[3]
     assert len({one[0], one[1], one[4]}) == 3
     np.testing.assert_array_equal(two, one)
-    assert read[:5] == [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3)]
+    reaches = [(0, 1, 2), (0, 1, 2), (0, 1, 2, 3), (1, 2, 3), (1, 2, 3)]
+    assert read[: 5 * pieces] == [r for r in reaches for _ in range(pieces)]
     assert {tuple(chans) for chans, _, _ in given} == {(0, 1, 2), (1, 2, 3)}
     for chans, _, moments in given:
         for i, m in moments.items():
