@@ -22,6 +22,7 @@ from scipy import sparse
 
 from neurodict.sort import kernels, snippets
 from neurodict.sort.disk import DiskArray
+from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.local import LocalSnippets
@@ -234,18 +235,6 @@ def _joined_conflicts(labels, samples, probability, ref: int, n_single: int) -> 
     return labels
 
 
-def means_of(sums: np.ndarray, held: np.ndarray) -> np.ndarray:
-    """Means per unit, epoch and channel from :func:`neurodict.sort.kernels.add_epoch_sums`
-    (`held` (U, E, M): the snippets summed on each channel); a unit's mean over all epochs on a
-    channel where it has none in an epoch, zero where none of its snippets holds the channel
-    (far from where its spikes were found). In place: `sums` (U, E, M, T) becomes the means
-    (a 384-channel probe's ten epochs are some 400 MB a copy)."""
-    overall = sums.sum(1) / np.maximum(held.sum(1), 1)[..., None]
-    sums /= np.maximum(held, 1)[..., None]
-    np.copyto(sums, overall[:, None], where=(held == 0)[..., None])
-    return sums
-
-
 def residual_spread(x: LocalSnippets, idx: np.ndarray, channels: np.ndarray, means, epoch) -> float:
     """Median over the spikes `idx` of the mean squared residual per whitened coordinate of their
     snippets (`x` on `channels`, those of them each holds) about their epoch's mean (`means`
@@ -344,11 +333,10 @@ def _summary(
 ) -> GroupSorting:
     n_units = probability.shape[1]
     E = model.chains[0].n_epochs
-    sums, counts = np.zeros((n_units, E) + x.shape[1:]), np.zeros((n_units, E), np.int64)
-    held = np.zeros(sums.shape[:3], np.int64)
-    kernels.add_epoch_sums(sums, counts, held, x, epoch, labels)
-    templates = means_of(sums, held)  # mean snippet per unit and epoch (U, E, M, T)
-    home = model.nb.of_spikes(templates.mean(axis=1))
+    sums = EpochSums.zeros(x.stores, x.store, labels, n_units, E, *x.shape[1:])
+    kernels.add_epoch_sums(sums, x, epoch, labels)
+    templates = sums.means()  # mean snippet per unit and epoch (U, E, M, T)
+    home = model.nb.of_spikes(templates.mean(axis=1, dtype=float))
     spread = np.empty(n_units)
     for k in range(n_units):
         idx = np.flatnonzero(labels == k)
@@ -371,9 +359,9 @@ def _summary(
         reason=reason,
         probability=probability,
         multi_unit=multi_unit,
-        counts=counts,
+        counts=sums.counts,
         presence=presence.astype(np.float32),
-        templates=templates.astype(np.float32),
+        templates=templates,
         drift=drift,
         drift_channels=drift_channels,
         dictionary=np.concatenate(atoms, axis=1).astype(np.float32),

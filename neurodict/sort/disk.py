@@ -1,4 +1,4 @@
-"""An array in an unlinked temporary file, read and written a run of rows at a time.
+"""Arrays in unlinked temporary files, read and written a run of rows (or an array) at a time.
 
 A group's snippets grow with the recording (some 0.6 GB a minute on a 384-channel shank, 60 MB
 on a 32-channel one); held in memory, a sort's peak grew with its length. A :class:`DiskArray`
@@ -11,7 +11,9 @@ over it (a unit's spikes across the recording) faults in the pages about each ro
 (the kernel's fault-around), most of the file for a large read. The file is unlinked as it is
 created, so a killed run leaves nothing behind; it lies in Python's temporary folder
 (``TMPDIR``: point it at a local disk on a cluster node, not at a memory-backed ``tmpfs``,
-where the file would be memory again).
+where the file would be memory again). A :class:`DiskArrays` keeps arrays of any shape in such
+a file, each written and read back whole (the join's moments of each cluster across
+neighbourhoods: hundreds of MB on a 384-channel shank's ten minutes, each read a few times).
 """
 
 from __future__ import annotations
@@ -20,6 +22,17 @@ import os
 import tempfile
 
 import numpy as np
+
+
+def _move(io, file, flat: memoryview, offset: int, what: str) -> None:
+    """All of `flat` moved between it and `file` from byte `offset` by `io` (``os.preadv`` or
+    ``os.pwritev``, which may move less than asked)."""
+    done = 0
+    while done < len(flat):
+        moved = io(file.fileno(), [flat[done:]], offset + done)
+        if moved == 0:
+            raise OSError(f"the file of {what} ended at byte {offset + done}")
+        done += moved
 
 
 class DiskArray:
@@ -70,20 +83,15 @@ class DiskArray:
 
     def _each_run(self, io, flat: memoryview, rows: np.ndarray) -> None:
         """Each run of consecutive `rows` moved at once between the file and its place in
-        `flat` (the bytes of an array of those rows) by `io` (``os.preadv`` or ``os.pwritev``,
-        which may move less than asked)."""
+        `flat` (the bytes of an array of those rows) by `io` (``os.preadv`` or
+        ``os.pwritev``)."""
         if rows.size == 0:
             return
         b = self._row_bytes
         cut = np.flatnonzero(np.diff(rows) != 1) + 1
         starts, stops = np.r_[0, cut], np.r_[cut, rows.size]
         for i, j, row in zip(starts.tolist(), stops.tolist(), rows[starts].tolist(), strict=True):
-            done = 0
-            while done < (j - i) * b:
-                moved = io(self._file.fileno(), [flat[i * b + done : j * b]], row * b + done)
-                if moved == 0:
-                    raise OSError(f"the file of a {self.shape} array ended at row {row}")
-                done += moved
+            _move(io, self._file, flat[i * b : j * b], row * b, f"a {self.shape} array")
 
     def _read(self, rows: np.ndarray) -> np.ndarray:
         out = np.empty((rows.size, *self.shape[1:]), self.dtype)
@@ -113,3 +121,34 @@ class DiskArray:
         """Keep the first `n` rows (the file truncated to them)."""
         self.shape = (int(n), *self.shape[1:])
         self._file.truncate(self.nbytes)
+
+
+class DiskArrays:
+    """Arrays of any shape, each kept whole under a key in one file (appended as they come):
+    ``a[key] = array`` writes it, ``a[key]`` reads a copy into memory, ``del a[key]`` forgets
+    it (its bytes stay in the file until the object is dropped)."""
+
+    def __init__(self):
+        self._file = tempfile.TemporaryFile()
+        self._end = 0
+        self._where: dict = {}  # key -> (offset, shape, dtype)
+
+    def __setitem__(self, key, value: np.ndarray) -> None:
+        value = np.ascontiguousarray(value)
+        flat = memoryview(value.reshape(-1).view(np.uint8))
+        _move(os.pwritev, self._file, flat, self._end, f"array {key!r}")
+        self._where[key] = self._end, value.shape, value.dtype
+        self._end += value.nbytes
+
+    def __getitem__(self, key) -> np.ndarray:
+        offset, shape, dtype = self._where[key]
+        out = np.empty(shape, dtype)
+        flat = memoryview(out.reshape(-1).view(np.uint8))
+        _move(os.preadv, self._file, flat, offset, f"array {key!r}")
+        return out
+
+    def __delitem__(self, key) -> None:
+        del self._where[key]
+
+    def keys(self):
+        return self._where.keys()

@@ -19,6 +19,7 @@ import numba
 import numpy as np
 from scipy.special import expit
 
+from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.local import LocalSnippets
 
 
@@ -394,7 +395,7 @@ def _nearer_a(f: np.ndarray, m_a: np.ndarray, m_b: np.ndarray, a: int, b: int) -
 
 
 @numba.njit(cache=True)
-def _epoch_sums_nb(sums, counts, held, values, stores, store, epoch, labels):
+def _epoch_sums_nb(sums, counts, held, base, width, slot, values, stores, store, epoch, labels):
     _, C, T = values.shape
     for i in range(labels.size):
         k, e = labels[i], epoch[i]
@@ -402,41 +403,49 @@ def _epoch_sums_nb(sums, counts, held, values, stores, store, epoch, labels):
             for c in range(C):
                 m = stores[store[i], c]
                 if m >= 0:
+                    if slot[k, m] < 0:
+                        raise ValueError("a snippet on a channel its unit's sums do not keep")
                     held[k, e, m] += 1
+                    at = base[k] + (e * width[k] + slot[k, m]) * T
                     for t in range(T):
-                        sums[k, e, m, t] += values[i, c, t]
+                        sums[at + t] += values[i, c, t]
             counts[k, e] += 1
 
 
-def add_epoch_sums(
-    sums: np.ndarray,
-    counts: np.ndarray,
-    held: np.ndarray,
-    x: LocalSnippets,
-    epoch: np.ndarray,
-    labels: np.ndarray,
-) -> None:
-    """Add the snippets `x` (n, M, T) of each unit per epoch to `sums` (U, E, M, T), their
-    number to `counts` (U, E) and, per channel, the number of them that hold it to `held` (U,
-    E, M), in place (numba: one pass over `x`, a batch of it at a time); spikes of label -1 (in
-    no unit) are left out."""
+def add_epoch_sums(sums: EpochSums, x: LocalSnippets, epoch: np.ndarray, labels: np.ndarray):
+    """Add the snippets `x` (n, M, T) of each unit per epoch to `sums`: their sums on each
+    channel each holds, their number and per channel the number of them that hold it, in place
+    (numba: one pass over `x`, a batch of it at a time); spikes of label -1 (in no unit) are
+    left out."""
     epoch, labels = np.asarray(epoch, np.int64), np.asarray(labels, np.int64)
+    slot, width = sums.slot, sums.on.sum(1)
     for rows, values in x.batches():
         _epoch_sums_nb(
-            sums, counts, held, values, x.stores, x.store[rows], epoch[rows], labels[rows]
+            sums.sums,
+            sums.counts,
+            sums.held,
+            sums.base,
+            width,
+            slot,
+            values,
+            x.stores,
+            x.store[rows],
+            epoch[rows],
+            labels[rows],
         )
 
 
-def add_epoch_sums_numpy(sums, counts, held, x: LocalSnippets, epoch, labels):
+def add_epoch_sums_numpy(sums: EpochSums, x: LocalSnippets, epoch, labels):
     """The numpy twin of :func:`add_epoch_sums`."""
-    for k in range(sums.shape[0]):
+    slot = sums.slot
+    for k in range(sums.counts.shape[0]):
         for s, on in enumerate(x.stores):
             idx = np.flatnonzero((labels == k) & (x.store == s))
             columns = np.flatnonzero(on >= 0)
             for e, i in zip(epoch[idx], idx, strict=True):
-                sums[k, e, on[columns]] += x.values[i, columns]
-                held[k, e, on[columns]] += 1
-        counts[k] += np.bincount(epoch[labels == k], minlength=sums.shape[1])
+                sums.unit(k)[e, slot[k, on[columns]]] += x.values[i, columns]
+                sums.held[k, e, on[columns]] += 1
+        sums.counts[k] += np.bincount(epoch[labels == k], minlength=sums.counts.shape[1])
 
 
 @numba.njit(cache=True, nogil=True)  # run from the snippets' threads

@@ -27,8 +27,9 @@ from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
 from neurodict.sort import crossings, kernels, snippets, wobble
-from neurodict.sort.assign import GroupSorting, assign, means_of, on_every_channel, reasons
+from neurodict.sort.assign import GroupSorting, assign, on_every_channel, reasons
 from neurodict.sort.disk import DiskArray
+from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.join import delay_grid
 from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.local import LocalSnippets, held_channels, padded
@@ -556,7 +557,8 @@ def _templates_to_match(
     )
     T = templates.shape[3]
     waves = np.empty((units.size, *templates.shape[1:3], T + tails.shape[3]), np.float32)
-    waves[..., :T] = templates[units]
+    for i, u in enumerate(units):  # not templates[units]: a copy of them all
+        waves[i, ..., :T] = templates[u]
     del templates
     waves[..., T:] = tails
     log.info("overlap pass with %d of %d units' per-epoch templates", units.size, peak.size)
@@ -700,10 +702,16 @@ def _tails(
         if idx.size
     ]
     idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
-    sums = np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
-    counts = np.zeros((units.size, n_epochs), np.int64)
-    n_held = np.zeros(sums.shape[:3], np.int64)
     stores, store = held
+    sums = EpochSums.zeros(
+        stores,
+        store[idx],
+        np.searchsorted(units, labels[idx]),
+        units.size,
+        n_epochs,
+        rec.get_num_channels(),
+        T_tail,
+    )
     step = batch_spikes(stores.shape[1], before + long_after, n_jobs)
 
     def cut(batch: np.ndarray) -> np.ndarray:
@@ -727,13 +735,11 @@ def _tails(
     for batch, tail in zip(batches, thread_map(cut, batches, n_jobs), strict=True):  # in order
         kernels.add_epoch_sums(
             sums,
-            counts,
-            n_held,
             LocalSnippets(tail, stores, store[batch], rec.get_num_channels()),
             epoch[batch],
             np.searchsorted(units, labels[batch]),
         )
-    return means_of(sums, n_held)
+    return sums.means()
 
 
 def _spatially_whitened(rec, seed: int):
@@ -820,14 +826,16 @@ def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndar
     posterior mean of its mean waveform (the dHDP's walk) on the channels its model saw, its
     mean snippet elsewhere — and its largest excursion over epochs and channels in noise SDs
     (U,)."""
-    whitened = on_every_channel(
-        result.drift.mean(axis=0), result.drift_channels, result.templates.shape[2]
-    )
-    np.copyto(whitened, result.templates, where=np.isnan(whitened))
-    # float32 as the matching and peeling read them, and as few copies: (U, E, M, T) of a
-    # 384-channel probe over ten epochs is some 200 MB a copy
-    templates = whitened @ unwhiten.T.astype(np.float32)  # (U, E, M, T) by BLAS
-    templates *= noise_uv.astype(np.float32)[None, None, :, None]
+    # float32 as the matching and peeling read them, a unit at a time into one array: (U, E,
+    # M, T) of a 384-channel probe over ten epochs is some 400 MB a copy
+    drift, unwhiten_t = result.drift.mean(axis=0), unwhiten.T.astype(np.float32)
+    templates = np.empty((*result.templates.shape[:3], unwhiten.shape[0]), np.float32)
+    for u, row in enumerate(result.drift_channels):
+        whitened, on = result.templates[u].copy(), np.flatnonzero(row >= 0)
+        seen = drift[u][:, on]
+        whitened[:, row[on]] = np.where(np.isnan(seen), whitened[:, row[on]], seen)
+        templates[u] = whitened @ unwhiten_t  # (E, M, T) by BLAS
+        templates[u] *= noise_uv.astype(np.float32)[:, None]
     largest = np.maximum(templates.max(axis=3), -templates.min(axis=3))  # (U, E, M)
     peak = (largest / noise_uv[None, None]).max(axis=(1, 2))
     return templates, peak
@@ -854,11 +862,9 @@ def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -
     n, M, T = x.shape
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     U = int(n > 0)
-    sums, counts = np.zeros((U, E, M, T)), np.zeros((U, E), np.int64)
-    held = np.zeros((U, E, M), np.int64)
-    kernels.add_epoch_sums(sums, counts, held, x, epoch, np.zeros(n, np.int64))
-    overall = means_of(sums.sum(1, keepdims=True), held.sum(1, keepdims=True))
-    template = overall.repeat(E, axis=1)
+    sums = EpochSums.zeros(x.stores, x.store, np.zeros(n, np.int64), U, 1, M, T)
+    kernels.add_epoch_sums(sums, x, np.zeros(n, np.int64), np.zeros(n, np.int64))
+    counts = np.tile(np.bincount(epoch, minlength=E), (U, 1))
     return GroupSorting(
         labels=np.zeros(n, np.int64),
         reason=np.ones(n, np.int8),
@@ -866,7 +872,7 @@ def one_unit(x: LocalSnippets, samples, fs_hz, duration_s, params: SortParams) -
         multi_unit=np.ones(U, bool),
         counts=counts,
         presence=np.full((U, E), np.nan, np.float32),  # no model learned
-        templates=template.astype(np.float32),
+        templates=sums.means().repeat(E, axis=1),
         drift=np.zeros((1, U, E, 0, T), np.float32),
         drift_channels=np.zeros((U, 0), np.int64),
         dictionary=np.zeros((T, 0), np.float32),

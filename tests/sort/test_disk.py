@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 
 from neurodict.sort import local
-from neurodict.sort.disk import DiskArray
+from neurodict.sort.disk import DiskArray, DiskArrays
 from neurodict.sort.local import LocalSnippets
 
 
-def _mapped(a: DiskArray) -> bool:
+def _mapped(a: DiskArray | DiskArrays) -> bool:
     """Whether this process maps `a`'s file (its inode in /proc/self/maps)."""
     inode = os.fstat(a._file.fileno()).st_ino
     with open("/proc/self/maps") as maps:
@@ -42,6 +42,38 @@ def test_a_disk_array_reads_back_what_was_written_and_leaves_no_mapping_open():
     empty = DiskArray((0, 3, 5))
     assert empty[...].shape == (0, 3, 5)
     empty[...] = 1.0
+
+
+def test_disk_arrays_read_back_each_array_written_whole_from_one_unnamed_file():
+    """Arrays of several shapes and dtypes kept by key, each read back as written (a copy),
+    appended to one file without a name and never mapped; a forgotten key is gone, the others
+    read as before."""
+    rng = np.random.default_rng(1)
+    kept = {
+        3: rng.standard_normal((96, 96)).astype(np.float32),
+        "b": rng.standard_normal(7),
+        (1, 2): rng.integers(0, 9, (2, 3, 4)),
+        7: np.zeros((0, 5), np.float32),
+    }
+    a = DiskArrays()
+    for key, value in kept.items():
+        a[key] = value
+    assert os.fstat(a._file.fileno()).st_nlink == 0
+    assert os.fstat(a._file.fileno()).st_size == sum(v.nbytes for v in kept.values())
+    assert not _mapped(a) and set(a.keys()) == set(kept)
+    for key, value in kept.items():
+        got = a[key]
+        assert got.dtype == value.dtype
+        np.testing.assert_array_equal(got, value)
+    a[3][:] = 0  # a copy, not a view on the file
+    np.testing.assert_array_equal(a[3], kept[3])
+    a["f"] = kept[3].T  # not contiguous: written as its values
+    np.testing.assert_array_equal(a["f"], kept[3].T)
+    del a["b"]
+    assert "b" not in a.keys()
+    with pytest.raises(KeyError):
+        a["b"]
+    np.testing.assert_array_equal(a[(1, 2)], kept[(1, 2)])
 
 
 def test_a_disk_array_is_indexed_and_assigned_as_numpy_would():

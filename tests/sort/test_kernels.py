@@ -10,6 +10,7 @@ from scipy.stats import multivariate_normal, multivariate_t
 
 from neurodict.sort import kernels, local
 from neurodict.sort.disk import DiskArray
+from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.learn import _data
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Sampler, marginal_log_lik, positive_normal, wishart
@@ -159,45 +160,85 @@ def test_cluster_moments_kernel_equals_numpy_twin_and_direct_sums():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_epoch_sums_kernel_equals_numpy_twin_and_direct_sums(dtype, monkeypatch):
-    """Snippets held on two stores of channels (one padded) summed per unit and epoch onto
-    sums already holding a batch: spikes in no unit (-1) left out, a unit with no spikes in
-    one epoch, each channel's count that of the unit's snippets holding it; kernel, twin and
-    direct sums of the snippets on every channel; the kernel's sums of the snippets in a file,
-    13 at a time, are its sums of them in memory."""
+    """Snippets held on two stores of channels (one padded) summed per unit and epoch, in two
+    calls: spikes in no unit (-1) left out, a unit with no spikes in one epoch, each channel's
+    count that of the unit's snippets holding it, each unit's sums kept on the channels of its
+    snippets' stores only (unit 0 on those of the first store); kernel, twin and direct sums
+    of the snippets on every channel; the kernel's sums of the snippets in a file, 13 at a
+    time, are its sums of them in memory; a snippet on a channel its unit does not keep is
+    an error."""
     rng = np.random.default_rng(6)
     U, E, n, M, T = 4, 3, 300, 5, 7
     full = rng.normal(size=(n, M, T)).astype(dtype)
     stores = np.array([[0, 1, 2, 3], [2, 3, 4, -1]])
-    store = rng.integers(0, 2, n)
+    epoch, labels = rng.integers(0, E, n), rng.integers(-1, U, n)
+    labels[(labels == 2) & (epoch == 1)] = 3
+    store = np.where(labels == 0, 0, rng.integers(0, 2, n))
     values = full[np.arange(n)[:, None], np.maximum(stores[store], 0)]
-    x = LocalSnippets(values, stores, store, M)
     on = np.zeros((n, M), bool)
     for s, channels in enumerate(stores):
         on[np.ix_(store == s, channels[channels >= 0])] = True
-    epoch, labels = rng.integers(0, E, n), rng.integers(-1, U, n)
-    labels[(labels == 2) & (epoch == 1)] = 3
-    start = rng.normal(size=(U, E, M, T)), rng.integers(0, 5, (U, E)), rng.integers(0, 5, (U, E, M))
-    got, twin = [tuple(a.copy() for a in start) for _ in range(2)]
-    kernels.add_epoch_sums(*got, x, epoch, labels)
-    kernels.add_epoch_sums_numpy(*twin, x, epoch, labels)
-    np.testing.assert_array_equal(got[1], twin[1])
-    np.testing.assert_array_equal(got[2], twin[2])
-    np.testing.assert_allclose(got[0], twin[0], rtol=1e-12)
+
+    def summed(add, values, halves=2):
+        sums = EpochSums.zeros(stores, store, labels, U, E, M, T)
+        for part in np.array_split(np.arange(n), halves):
+            x = LocalSnippets(values[part], stores, store[part], M)
+            add(sums, x, epoch[part], labels[part])
+        return sums
+
+    got = summed(kernels.add_epoch_sums, values)
+    twin = summed(kernels.add_epoch_sums_numpy, values)
+    np.testing.assert_array_equal(got.counts, twin.counts)
+    np.testing.assert_array_equal(got.held, twin.held)
+    np.testing.assert_allclose(got.sums, twin.sums, rtol=1e-12)
     disk = DiskArray(values.shape, dtype)  # in a file, read a few snippets at a time
     disk[...] = values
     monkeypatch.setattr(local, "READ_VALUES", 13 * 4 * T)
-    filed = tuple(a.copy() for a in start)
-    kernels.add_epoch_sums(*filed, LocalSnippets(disk, stores, store, M), epoch, labels)
-    for a, b in zip(filed, got, strict=True):
-        np.testing.assert_allclose(a, b, rtol=1e-12)
+    filed = summed(kernels.add_epoch_sums, disk, halves=1)
+    np.testing.assert_allclose(filed.sums, got.sums, rtol=1e-12)
+    np.testing.assert_array_equal(got.on[0], [True, True, True, True, False])
+    assert got.sums.size == E * T * got.on.sum() < U * E * M * T
     for k, e in np.ndindex(U, E):
         rows = (labels == k) & (epoch == e)
-        assert got[1][k, e] == start[1][k, e] + rows.sum()
-        np.testing.assert_array_equal(got[2][k, e], start[2][k, e] + on[rows].sum(0))
+        assert got.counts[k, e] == rows.sum()
+        np.testing.assert_array_equal(got.held[k, e], on[rows].sum(0))
         held_sum = (full[rows] * on[rows][:, :, None]).sum(0, dtype=float)
-        np.testing.assert_allclose(got[0][k, e], start[0][k, e] + held_sum, rtol=1e-12)
-    assert got[1][2, 1] == start[1][2, 1]
+        np.testing.assert_allclose(got.unit(k)[e], held_sum[got.on[k]], rtol=1e-12)
+        assert not held_sum[~got.on[k]].any()
+    assert got.counts[2, 1] == 0
     assert on[:, [2, 3]].all() and not on[:, [0, 1, 4]].all(axis=0).any()  # some held by all
+    stray = np.flatnonzero(labels == 0)[:1]  # unit 0's snippet held on the second store
+    x = LocalSnippets(values[stray], stores, np.ones(1, np.int64), M)
+    with pytest.raises(ValueError, match="a channel its unit's sums do not keep"):
+        kernels.add_epoch_sums(got, x, epoch[stray], labels[stray])
+
+
+def test_means_are_each_held_channels_mean_over_the_snippets_holding_it():
+    """Each unit's mean per epoch on each channel its snippets hold (its mean over all epochs
+    where none does in an epoch, zero on channels none ever holds), float32: the means of
+    sums kept on each unit's channels equal those of the same sums on every channel, and
+    those sums take a unit's share of the channels (40 of 384 here), not all of them."""
+    rng = np.random.default_rng(3)
+    U, E, M, T, S = 40, 10, 384, 48, 3
+    stores = np.array([np.arange(8 * s, 8 * s + 40) for s in range(U)])
+    store = np.repeat(np.arange(U), S)
+    labels, epoch = store.copy(), rng.integers(0, E, U * S)
+    values = rng.normal(size=(U * S, 40, T))
+    sums = EpochSums.zeros(stores, store, labels, U, E, M, T)
+    kernels.add_epoch_sums(sums, LocalSnippets(values, stores, store, M), epoch, labels)
+    means = sums.means()
+    assert sums.sums.nbytes == U * E * 40 * T * 8
+    dense, held = np.zeros((U, E, M, T)), np.zeros((U, E, M))
+    for i, (k, e) in enumerate(zip(labels, epoch, strict=True)):
+        dense[k, e, stores[k]] += values[i]
+        held[k, e, stores[k]] += 1
+    overall = dense.sum(1) / np.maximum(held.sum(1), 1)[..., None]
+    each = dense / np.maximum(held, 1)[..., None]
+    expected = np.where(held[..., None] > 0, each, overall[:, None])
+    assert means.dtype == np.float32
+    np.testing.assert_allclose(means, expected, rtol=1e-6, atol=1e-7)
+    assert (held[0] == 0).any(axis=0)[:40].all()  # three spikes: epochs without them
+    assert (means[:, :, 352:] == 0).all() and (means[0, :, 40:] == 0).all()
 
 
 @pytest.mark.parametrize("alive", [False, True])
