@@ -356,7 +356,7 @@ def sort_recording_group(
                 int(overlapped.sum()),
             )
             result = sort_spikes(x, samples, channels, params, nb, ~overlapped)
-        peak = template_peaks(result, unwhiten, noise)[1]
+        peak = template_peaks(result, unwhiten, noise)
         result = made_multi_units(
             result,
             peak < detection["threshold_sigma"],
@@ -540,7 +540,7 @@ def _templates_to_match(
     (:func:`_tails`), so that peeling a spike also removes its after-potential, which would
     otherwise cross the threshold again. Made before the matching, so that `result` (its
     posterior samples, features and probabilities) is not held through it."""
-    templates, peak = template_peaks(result, unwhiten, noise_uv)
+    peak = template_peaks(result, unwhiten, noise_uv)
     units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     tails = _tails(
         rec,
@@ -549,17 +549,16 @@ def _templates_to_match(
         held,
         result.labels,
         units,
-        templates.shape[1],
+        result.templates.shape[1],
         noise_uv,
         params,
         neighbours,
         n_jobs,
     )
-    T = templates.shape[3]
-    waves = np.empty((units.size, *templates.shape[1:3], T + tails.shape[3]), np.float32)
-    for i, u in enumerate(units):  # not templates[units]: a copy of them all
-        waves[i, ..., :T] = templates[u]
-    del templates
+    T = unwhiten.shape[0]
+    waves = np.empty((*tails.shape[:3], T + tails.shape[3]), np.float32)
+    for i, u in enumerate(units):
+        waves[i, ..., :T] = unit_template(result, u, unwhiten, noise_uv)
     waves[..., T:] = tails
     log.info("overlap pass with %d of %d units' per-epoch templates", units.size, peak.size)
     return waves
@@ -821,24 +820,32 @@ def template_channels(templates_uv: np.ndarray, noise_uv: np.ndarray) -> np.ndar
     return (np.abs(templates_uv).max(-1) / noise_uv).argmax(-1)
 
 
+def unit_template(
+    result: GroupSorting, u: int, unwhiten: np.ndarray, noise_uv: np.ndarray
+) -> np.ndarray:
+    """Unit `u`'s template per epoch in microvolts (E, channels, samples; float32, as the
+    matching and peeling read it): the posterior mean of its mean waveform (the dHDP's walk)
+    on the channels its model saw, its mean snippet elsewhere."""
+    row = result.drift_channels[u]
+    on = np.flatnonzero(row >= 0)
+    whitened = result.templates[u].copy()
+    seen = result.drift[:, u][:, :, on].mean(axis=0)  # (E, channels seen, T)
+    whitened[:, row[on]] = np.where(np.isnan(seen), whitened[:, row[on]], seen)
+    template = whitened @ unwhiten.T.astype(np.float32)
+    template *= noise_uv.astype(np.float32)[:, None]
+    return template
+
+
 def template_peaks(result: GroupSorting, unwhiten: np.ndarray, noise_uv: np.ndarray):
-    """Each unit's template per epoch in microvolts (U, E, channels, samples; float32) — the
-    posterior mean of its mean waveform (the dHDP's walk) on the channels its model saw, its
-    mean snippet elsewhere — and its largest excursion over epochs and channels in noise SDs
-    (U,)."""
-    # float32 as the matching and peeling read them, a unit at a time into one array: (U, E,
-    # M, T) of a 384-channel probe over ten epochs is some 400 MB a copy
-    drift, unwhiten_t = result.drift.mean(axis=0), unwhiten.T.astype(np.float32)
-    templates = np.empty((*result.templates.shape[:3], unwhiten.shape[0]), np.float32)
-    for u, row in enumerate(result.drift_channels):
-        whitened, on = result.templates[u].copy(), np.flatnonzero(row >= 0)
-        seen = drift[u][:, on]
-        whitened[:, row[on]] = np.where(np.isnan(seen), whitened[:, row[on]], seen)
-        templates[u] = whitened @ unwhiten_t  # (E, M, T) by BLAS
-        templates[u] *= noise_uv.astype(np.float32)[:, None]
-    largest = np.maximum(templates.max(axis=3), -templates.min(axis=3))  # (U, E, M)
-    peak = (largest / noise_uv[None, None]).max(axis=(1, 2))
-    return templates, peak
+    """Each unit's largest excursion over epochs and channels of its template
+    (:func:`unit_template`) in noise SDs (U,): made a unit at a time (a 384-channel probe's
+    templates over ten epochs are some 250 MB a copy)."""
+    peak = np.empty(result.templates.shape[0])
+    for u in range(peak.size):
+        template = unit_template(result, u, unwhiten, noise_uv)
+        largest = np.maximum(template.max(axis=2), -template.min(axis=2))  # (E, channels)
+        peak[u] = (largest / noise_uv).max(initial=0.0)
+    return peak
 
 
 def made_multi_units(result: GroupSorting, which: np.ndarray, why: str) -> GroupSorting:

@@ -477,7 +477,7 @@ def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
             "drift_channels": np.zeros((3, 0), np.int64),
         }
     )
-    _, peak = template_peaks(result, np.eye(T), np.full(M, 5.0))
+    peak = template_peaks(result, np.eye(T), np.full(M, 5.0))
     np.testing.assert_allclose(peak, [6.0, 2.0, 1.0])
     out = made_multi_units(result, peak < 4.0, "under the threshold")
     np.testing.assert_array_equal(out.multi_unit, [False, True, True])
@@ -488,6 +488,42 @@ def test_a_unit_whose_template_peaks_under_the_threshold_is_a_multi_unit():
         "multi_unit",
         "refractory_conflict",
     ]
+
+
+def test_a_units_template_is_its_drift_where_its_model_saw_and_its_mean_snippet_elsewhere():
+    """Unit 1's model saw channels 2 and 0 (drift per kept sample; NaN where a sample has no
+    value): its template per epoch is the samples' mean there, its mean snippet on channel 1
+    and wherever the mean is NaN, unwhitened (T' x T) and in microvolts (the channel's noise);
+    unit 0, seen nowhere, is its mean snippet."""
+    from neurodict.sort.assign import GroupSorting
+    from neurodict.sort.run import template_peaks, unit_template
+
+    rng = np.random.default_rng(4)
+    S, U, E, M, T = 3, 2, 2, 3, 6
+    templates = rng.normal(size=(U, E, M, T)).astype(np.float32)
+    drift = rng.normal(size=(S, U, E, 2, T)).astype(np.float32)
+    drift[:, 1, 1, 1, 2] = np.nan  # epoch 1, channel 0 (the second seen), sample 2
+    empty = {f.name: np.zeros(0) for f in dataclasses.fields(GroupSorting)}
+    result = GroupSorting(
+        **empty
+        | {
+            "templates": templates,
+            "drift": drift,
+            "drift_channels": np.array([[-1, -1], [2, 0]]),
+        }
+    )
+    unwhiten, noise = rng.normal(size=(T + 1, T)), np.array([2.0, 3.0, 5.0])
+    whitened = templates[1].astype(float)
+    mean = drift[:, 1].astype(float).mean(0)
+    whitened[:, [2, 0]] = np.where(np.isnan(mean), whitened[:, [2, 0]], mean)
+    expected = np.einsum("st,emt->ems", unwhiten, whitened) * noise[:, None]
+    got = unit_template(result, 1, unwhiten, noise)
+    assert got.dtype == np.float32 and got.shape == (E, M, T + 1)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+    plain = np.einsum("st,emt->ems", unwhiten, templates[0].astype(float)) * noise[:, None]
+    np.testing.assert_allclose(unit_template(result, 0, unwhiten, noise), plain, rtol=1e-4)
+    peaks = template_peaks(result, unwhiten, noise)
+    np.testing.assert_allclose(peaks[1], (np.abs(expected).max(2) / noise).max(), rtol=1e-4)
 
 
 def test_sort_params_defaults_are_the_schema_defaults():
