@@ -23,10 +23,8 @@ class EpochSums:
     ----------
     on : ndarray (U, M) of bool
         The channels held by some snippet of each unit: where its sums are kept.
-    base : ndarray (U,) of int
-        Where each unit's sums (E, its channels, T) start in `sums`.
     sums : ndarray of float64
-        Every unit's sums, one after the other (:meth:`unit`).
+        Every unit's sums (E, its channels, T), one after the other (:meth:`unit`).
     counts : ndarray (U, E) of int
         Snippets summed per unit and epoch.
     held : ndarray (U, E, M) of int
@@ -36,7 +34,6 @@ class EpochSums:
     """
 
     on: np.ndarray
-    base: np.ndarray
     sums: np.ndarray
     counts: np.ndarray
     held: np.ndarray
@@ -63,11 +60,9 @@ class EpochSums:
         unit = np.broadcast_to(pairs[:, :1], channels.shape)
         on = np.zeros((n_units, n_channels), bool)
         on[unit[channels >= 0], channels[channels >= 0]] = True
-        sizes = n_epochs * on.sum(1) * n_samples
         return cls(
             on=on,
-            base=np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64),
-            sums=np.zeros(int(sizes.sum())),
+            sums=np.zeros(n_epochs * int(on.sum()) * n_samples),
             counts=np.zeros((n_units, n_epochs), np.int64),
             held=np.zeros((n_units, n_epochs, n_channels), np.int64),
             n_samples=int(n_samples),
@@ -78,12 +73,17 @@ class EpochSums:
         """(U, M): each channel's place among its unit's kept channels, -1 where not kept."""
         return np.where(self.on, np.cumsum(self.on, axis=1) - 1, -1)
 
+    @property
+    def base(self) -> np.ndarray:
+        """(U,): where each unit's sums start in `sums`."""
+        sizes = self.counts.shape[1] * self.on.sum(1) * self.n_samples
+        return np.r_[0, np.cumsum(sizes)[:-1]].astype(np.int64)
+
     def unit(self, k: int) -> np.ndarray:
         """Unit `k`'s sums (E, its channels, T): a view, added to in place."""
+        start = self.base[k]
         E, w = self.counts.shape[1], int(self.on[k].sum())
-        return self.sums[self.base[k] : self.base[k] + E * w * self.n_samples].reshape(
-            E, w, self.n_samples
-        )
+        return self.sums[start : start + E * w * self.n_samples].reshape(E, w, self.n_samples)
 
     def means(self) -> np.ndarray:
         """Means per unit, epoch and channel, float32 (U, E, M, T): on each channel the mean

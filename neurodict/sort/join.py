@@ -341,17 +341,21 @@ def join_units(
                 reach_moments[i] = reduce(Moments.union, (m for _, m in parts)).single()
             sets, at_once = list(on.items()), 2 * n_jobs
             for b in range(0, len(sets), at_once):
+                batch = sets[b : b + at_once]
+                needed = {i for _, pairs in batch for k in pairs for i in k}
+                filed = {i: reach_moments[i] for i in needed}  # each read from its file once
                 tasks = [
                     (
                         chans,
                         pairs,
                         {
-                            i: _cut(part.reach(nb, i), reach_moments[i], chans, x.shape[2])
+                            i: _cut(part.reach(nb, i), filed[i], chans, x.shape[2])
                             for i in {i for k in pairs for i in k}
                         },
                     )
-                    for chans, pairs in sets[b : b + at_once]
+                    for chans, pairs in batch
                 ]
+                del filed
                 for (_, pairs, _), scores in zip(tasks, scorer.map(_scores_of, tasks), strict=True):
                     values.update(zip(pairs, scores, strict=True))
             bar.total = (bar.total or 0) + len(keys)
