@@ -15,7 +15,6 @@ import numpy as np
 import spikeinterface.core as sc
 from scipy import sparse
 from spikeinterface.core.time_series_tools import get_random_sample_slices
-from spikeinterface.preprocessing import whiten
 from spikeinterface.preprocessing.whiten import compute_whitening_from_covariance
 from tqdm.auto import tqdm
 
@@ -600,9 +599,9 @@ def _overlap_pass(
     bounds = [int(round(e * epoch_samples)) for e in range(E)] + [rec.get_num_samples()]
     found, which = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)]
     if U:
-        white, W_space = _spatially_whitened(rec, params.seed)
+        W_space = _spatial_whitening(rec, params.seed)
         for e in range(E):
-            part = white.frame_slice(bounds[e], bounds[e + 1])
+            part = rec.frame_slice(bounds[e], bounds[e + 1])
             t, u = _matched_spikes(
                 part, W_space, templates[:, e], params, detection["threshold_sigma"], n_jobs
             )
@@ -741,8 +740,8 @@ def _tails(
     return sums.means()
 
 
-def _spatially_whitened(rec, seed: int):
-    """`rec` whitened across channels and the matrix ``W`` (M, M) applied: a sample's values
+def _spatial_whitening(rec, seed: int) -> np.ndarray:
+    """The matrix ``W`` (M, M) float32 that whitens `rec` across channels: a sample's values
     ``x`` (M,) become ``x W``. Templates ``t`` (M, T) match in it as ``W' t`` (``W``
     symmetric). ``W = U (S + ε)^{-1/2} U'`` (ZCA) of ``C = U S U' = Σ x' x / n`` over the
     samples of spikeinterface's random chunks (spikes and all, not centred): spikeinterface's
@@ -760,12 +759,11 @@ def _spatially_whitened(rec, seed: int):
         medians.append(np.median(np.square(x)))
     median = float(np.median(medians))
     eps = max(1e-16, median * 1e-3) if 0 < median < 1 else 1e-16
-    W = compute_whitening_from_covariance(C / max(n, 1), eps)
-    return whiten(rec, W=W, dtype="float32"), W
+    return compute_whitening_from_covariance(C / max(n, 1), eps).astype(np.float32)
 
 
 def _matched_spikes(
-    white,
+    rec,
     W_space: np.ndarray,
     templates_uv: np.ndarray,
     params: SortParams,
@@ -773,13 +771,13 @@ def _matched_spikes(
     n_jobs: int,
 ):
     """Samples and template indices of the spikes spikeinterface's wobble matching finds
-    with `templates_uv` (U, M, T) in `white`, the recording whitened across channels by
-    `W_space` (:func:`_spatially_whitened`), where they are ``W' t``. Matched in microvolts,
-    the noise that neighbouring channels share (the far fields of the many neurons, which
-    dense probes see on channels 20 um apart) made a small unit's spikes fit other units'
-    templates or none. Each template is matched on the channels within ``match_radius_um`` of
-    its largest one there (spikeinterface's radius sparsity): the matching's cost grows with
-    the channels a template holds.
+    with `templates_uv` (U, M, T) in `rec` whitened across channels by `W_space`
+    (:func:`_spatial_whitening`; as each chunk is read), where they are ``W' t``. Matched
+    in microvolts, the noise that neighbouring channels share (the far fields of the many
+    neurons, which dense probes see on channels 20 um apart) made a small unit's spikes fit
+    other units' templates or none. Each template is matched on the channels within
+    ``match_radius_um`` of its largest one there (spikeinterface's radius sparsity): the
+    matching's cost grows with the channels a template holds.
 
     Wobble (the matching of Kilosort and YASS, with sub-sample shifts and amplitude scaling;
     :mod:`neurodict.sort.wobble`) accepts a spike where subtracting its template lowers the
@@ -787,15 +785,15 @@ def _matched_spikes(
     ``threshold_sigma²``: as much as one sample at the detection threshold does, which is
     detection's own criterion. Two spikes of one template are at least ``refractory_ms``
     apart, as in the model."""
-    fs = white.sampling_frequency
+    fs = rec.sampling_frequency
     before = snippets.window_samples(fs, params.ms_before, params.ms_after)[0]
     dense = sc.Templates(
-        templates_array=np.einsum("umt,mn->utn", templates_uv, W_space).astype(np.float32),
+        templates_array=np.matmul(np.swapaxes(templates_uv, 1, 2).astype(np.float32), W_space),
         sampling_frequency=fs,
         nbefore=before,
-        channel_ids=white.channel_ids,
+        channel_ids=rec.channel_ids,
         unit_ids=np.arange(templates_uv.shape[0]),
-        probe=white.get_probe(),
+        probe=rec.get_probe(),
     )
     near = sc.compute_sparsity(
         dense,
@@ -809,7 +807,7 @@ def _matched_spikes(
         "threshold": threshold_sigma**2,
         "refractory_period_frames": params.refractory_samples(fs),
     }
-    spikes = wobble.find_spikes(white, templates, criteria, n_jobs)
+    spikes = wobble.find_spikes(rec, templates, criteria, n_jobs, W_space)
     return spikes["sample_index"].astype(np.int64), spikes["cluster_index"].astype(np.int64)
 
 

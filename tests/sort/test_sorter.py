@@ -672,7 +672,7 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
     at least 95 % of its matches right; the same matching in microvolts (W = I) finds at
     most 85 % of two of them."""
 
-    from neurodict.sort.run import _matched_spikes, _spatially_whitened
+    from neurodict.sort.run import _matched_spikes, _spatial_whitening
 
     rng = np.random.default_rng(0)
     fs, n, M, noise = 30000.0, 600000, 12, 5.0
@@ -690,17 +690,17 @@ def test_matching_in_the_spatially_whitened_recording_finds_the_units_under_shar
             traces[s - 18 : s + 30] += templates[u].T
     rec = on_linear_probe(traces, fs)
 
-    def recall_precision(white, W):
-        found, unit = _matched_spikes(white, W, templates, SortParams(), 4.0, 1)
+    def recall_precision(W):
+        found, unit = _matched_spikes(rec, W, templates, SortParams(), 4.0, 1)
         near = [
             np.abs(np.subtract.outer(train, found[unit == u])) <= 3
             for u, train in enumerate(trains)
         ]
         return np.array([[c.any(1).mean(), c.any(0).mean()] for c in near])
 
-    white = recall_precision(*_spatially_whitened(rec, 0))
+    white = recall_precision(_spatial_whitening(rec, 0))
     assert white.min() >= 0.95, white
-    raw = recall_precision(rec, np.eye(M))
+    raw = recall_precision(np.eye(M, dtype=np.float32))
     assert np.sum(raw.min(1) <= 0.85) >= 2, raw
 
 
@@ -750,7 +750,7 @@ def test_matching_holds_each_template_within_match_radius_of_its_largest_channel
     templates = footprint[:, :, None] * -np.hanning(48)[None, None]  # (2, M, 48)
     seen = {}
 
-    def capture(recording, templates, criteria, n_jobs):
+    def capture(recording, templates, criteria, n_jobs, whitening):
         seen["mask"] = templates.sparsity.mask
         return np.zeros(0, dtype=[("sample_index", "i8"), ("cluster_index", "i8")])
 
@@ -872,20 +872,21 @@ def test_drift_held_on_each_units_channels_reads_as_on_every_channel(tmp_path):
 
 
 def test_spatial_whitening_is_spikeinterfaces_summed_a_chunk_at_a_time():
-    """The overlap pass's whitening across channels (:func:`neurodict.sort.run._spatially_whitened`,
+    """The overlap pass's whitening across channels (:func:`neurodict.sort.run._spatial_whitening`,
     which sums the covariance chunk by chunk) is spikeinterface's ``compute_whitening_matrix``
-    on the same random chunks (which holds them all), within float32 summation, and the
-    recording it returns is whitened: unit covariance across channels."""
+    on the same random chunks (which holds them all), within float32 summation, and it
+    whitens: unit covariance across channels."""
     from spikeinterface.preprocessing.whiten import compute_whitening_matrix
 
-    from neurodict.sort.run import _spatially_whitened
+    from neurodict.sort.run import _spatial_whitening
 
     rng = np.random.default_rng(1)
     M = 6
     mixing = np.eye(M) + 0.6 * rng.standard_normal((M, M))
     rec = on_linear_probe(rng.standard_normal((300000, M)) @ mixing * 8.0, 30000.0)
     expected, _ = compute_whitening_matrix(rec, "global", {"seed": 4}, apply_mean=False)
-    white, W = _spatially_whitened(rec, 4)
+    W = _spatial_whitening(rec, 4)
+    assert W.dtype == np.float32
     np.testing.assert_allclose(W, expected, rtol=1e-4, atol=1e-4 * np.abs(expected).max())
-    x = white.get_traces(start_frame=0, end_frame=300000)
+    x = rec.get_traces(start_frame=0, end_frame=300000) @ W
     np.testing.assert_allclose(x.T @ x / x.shape[0], np.eye(M), atol=0.05)
