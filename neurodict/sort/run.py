@@ -163,8 +163,8 @@ def sort_recording_group(
 ) -> GroupResult:
     """Sort the spikes of one electrode group's spike band.
 
-    Fixes the C library's mmap threshold for the rest of the process and trims its heaps
-    after each learning (:mod:`neurodict.common.memory`): freed arrays go back to the system.
+    Trims the C library's heaps after each learning (:mod:`neurodict.common.memory`): freed
+    arrays go back to the system.
 
     Parameters
     ----------
@@ -191,7 +191,6 @@ def sort_recording_group(
         raise InputError(
             f"the sorter reads one segment; the recording has {rec.get_num_segments()}"
         )
-    memory.map_large_arrays()  # for this process: its freed arrays go back to the system
     fs = rec.sampling_frequency
     noise = sc.get_noise_levels(rec, return_in_uV=True, random_slices_kwargs={"seed": params.seed})
     if peaks is None:
