@@ -9,6 +9,14 @@ a centre, and the neighbourhoods overlap least, so each neuron is learned by as 
 its spikes' channels allow; the join puts together what neighbouring chains learned of one);
 each spike goes to the centre nearest its peak channel and is modelled on the channels within
 ``radius_um`` of that centre (MODELS.md §1).
+
+Two neighbourhoods are adjacent when spikes were found on channels within ``radius_um`` of
+each other that fall to one and to the other: a neuron between the two centres is found on
+channels of both sides of the boundary, and its two neighbourhoods' chains each learn a
+cluster of it that the join (:mod:`neurodict.sort.join`) compares. Sharing a channel is not
+enough to say so: centres ``radius_um`` apart or more need share none (on a Neuropixels shank,
+neighbourhoods 50 um wide, a fifth of the pairs of centres 77-124 um apart shared none, and a
+neuron halfway between two of them stayed two units).
 """
 
 from __future__ import annotations
@@ -26,7 +34,7 @@ class Neighbourhoods:
     centres: np.ndarray  # (C,) channel index of each centre
     channels: list[np.ndarray]  # per centre: the channel indices within radius_um
     nearest: np.ndarray  # (M,) the centre nearest each channel
-    adjacent: np.ndarray  # (C, C) bool: neighbourhoods sharing a channel
+    adjacent: np.ndarray  # (C, C) bool: neighbourhoods one neuron's spikes can fall to
 
     @property
     def n_centres(self) -> int:
@@ -88,10 +96,13 @@ def neighbourhoods(
         if all(dist[m, c] >= spacing * radius_um for c in centres):
             centres.append(int(m))
     c = np.array(centres)
-    near = dist[c] <= radius_um  # (C, M)
+    nearest = dist[:, c].argmin(axis=1)
+    found = counts > 0
+    cell = np.eye(c.size, dtype=int)[nearest[found]]  # (channels with spikes, C)
+    close = (dist[np.ix_(found, found)] <= radius_um).astype(int)
     return Neighbourhoods(
         centres=c,
-        channels=[np.flatnonzero(row) for row in near],
-        nearest=dist[:, c].argmin(axis=1),
-        adjacent=(near.astype(int) @ near.T.astype(int)) > 0,
+        channels=[np.flatnonzero(row) for row in dist[c] <= radius_um],
+        nearest=nearest,
+        adjacent=(cell.T @ close @ cell) > 0,
     )
