@@ -5,22 +5,16 @@ from __future__ import annotations
 import numpy as np
 
 from neurodict.sort.neighbourhoods import neighbourhoods
-
-
-def _staggered(rows: int) -> np.ndarray:
-    """Contact positions of two staggered columns, 20 um apart in depth, as on a Neuropixels
-    1.0 shank: x 16 and 48 um on even rows, 0 and 32 um on odd ones."""
-    r = np.arange(rows)
-    x = np.where(r[:, None] % 2 == 0, [16.0, 48.0], [0.0, 32.0])
-    return np.c_[x.ravel(), np.repeat(r * 20.0, 2)]
+from tests.sort.probes import staggered_positions
 
 
 def test_neighbourhoods_are_adjacent_where_spikes_were_found_close_on_both_sides():
-    """Neighbourhoods 50 um wide centred on the busiest contacts, (16, 40) and (32, 140), share
+    """On a Neuropixels 1.0 layout (:func:`staggered_positions`), neighbourhoods 50 um wide
+    centred on the busiest contacts, (16, 40) and (32, 140), share
     no contact. Spikes also found on (16, 80) and (32, 100), 26 um apart on either side of
     the boundary (a neuron between the centres), make them adjacent: the join compares their
     clusters. Found only under the centres (nothing between them), they are not."""
-    locations = _staggered(10)
+    locations = staggered_positions(10)
     a, b, near_a, near_b = 4, 15, 8, 11  # (16, 40), (32, 140), (16, 80), (32, 100)
     under = np.repeat([a, b], 100)
     between = np.r_[under, np.repeat([near_a, near_b], 30)]

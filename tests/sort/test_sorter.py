@@ -23,7 +23,7 @@ from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
 from neurodict.sort.step import group_probabilities
 from tests.drift import two_columns, zigzag
-from tests.sort.probes import on_linear_probe
+from tests.sort.probes import on_linear_probe, staggered_positions
 
 DETECTION = {"threshold_sigma": 4.0, "peak_sign": "neg", "dead_time_ms": 1.0, "radius_um": 100.0}
 FAST = SortParams(epoch_s=10.0, n_burn=30, n_samples=10, n_keep=5)
@@ -595,8 +595,8 @@ def _between_centres_probe(staggered: bool):
     """A shank with contacts 20 um apart in depth and the positions (x, y) of two units that
     make two neighbourhood centres (50 um wide) and of a third exactly between them: a line of
     8 contacts (units under contacts 2 and 5, 60 um apart: the neighbourhoods share contacts 3
-    and 4), or two staggered columns as on a Neuropixels 1.0 shank (x 16 and 48 um on even
-    rows, 0 and 32 um on odd ones; units under (16, 40) and (32, 140), 102 um apart: the
+    and 4), or two staggered columns as on a Neuropixels 1.0 shank (:func:`staggered_positions`;
+    units under (16, 40) and (32, 140), 102 um apart: the
     neighbourhoods share no contact, and the third unit peaks on (16, 80) or (32, 100), 26 um
     apart, on either side of the boundary)."""
     from probeinterface import Probe, generate_linear_probe
@@ -606,15 +606,13 @@ def _between_centres_probe(staggered: bool):
         y = probe.contact_positions[:, 1]
         units = [(0.0, y[2]), (0.0, y[5]), (0.0, (y[3] + y[4]) / 2)]
     else:
-        rows = np.arange(10)
-        x = np.where(rows[:, None] % 2 == 0, [16.0, 48.0], [0.0, 32.0])
-        positions = np.c_[x.ravel(), np.repeat(rows * 20.0, 2)]
+        positions = staggered_positions(10)
         probe = Probe(ndim=2, si_units="um")
         probe.set_contacts(positions=positions, shapes="square", shape_params={"width": 12})
         units = [(16.0, 40.0), (32.0, 140.0), (24.0, 90.0)]
-    probe.set_device_channel_indices(np.arange(probe.get_contact_count()))
-    if staggered:  # no contact within 50 um of both centres
+        # no contact within 50 um of both centres
         assert not np.any(np.all(cdist(positions, units[:2]) <= 50.0, axis=1))
+    probe.set_device_channel_indices(np.arange(probe.get_contact_count()))
     return probe, np.c_[np.array(units), np.full(3, 20.0)]
 
 
