@@ -84,6 +84,12 @@ def recordings(quick: bool, large: bool = False) -> dict[str, dict]:
             kind="gt", channels=4, units=8, duration=300.0, noise=5.0, seed=1
         )
         out["drift16"] = dict(kind="drift", seed=5)
+        # the two nearest of six units fire together (synchrony): 10 % of the first one's
+        # spikes each with one of the second's within 0.27 ms, one detection for the two
+        out["sync32"] = dict(
+            kind="sync", channels=32, units=6, duration=120.0, noise=5.0, seed=5,
+            fraction=0.1, lag_ms=0.27,
+        )  # fmt: skip
     if large:  # probe scale (issue 16): 64 channels, a drifting dense shank, a Neuropixels 1.0
         for noise in (5.0, 9.0):  # more realisations of the 32-channel shank
             for seed in (2, 3):
@@ -159,6 +165,48 @@ def mearec_recording(spec: dict, folder: Path):
     return se.read_mearec(folder / "mearec.h5")
 
 
+def synchronous_recording(spec: dict):
+    """A generated shank (``channels``, ``units``, ``duration``, ``noise``, ``seed``) whose
+    two nearest units fire together: a ``fraction`` of the first one's spikes, drawn at
+    random, each has one of the second's at a lag drawn uniformly within ``±lag_ms`` (whole
+    samples), and the second's own spikes within its refractory period (4 ms) of those are
+    left out. The rest as spikeinterface's generator makes it (30 kHz). Returns the
+    recording and the ground truth."""
+    import spikeinterface.core as sc
+
+    fs, duration, seed = 30000.0, float(spec["duration"]), spec["seed"]
+    kwargs = dict(
+        durations=[duration],
+        sampling_frequency=fs,
+        num_channels=spec["channels"],
+        num_units=spec["units"],
+        seed=seed,
+        noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"},
+    )
+    _, plain = sc.generate_ground_truth_recording(**kwargs)
+    where = plain.get_property("gt_unit_locations")
+    gap = np.linalg.norm(where[:, None] - where[None], axis=2) + np.diag(
+        np.full(len(where), np.inf)
+    )
+    first, second = np.unravel_index(np.argmin(gap), gap.shape)
+    rng = np.random.default_rng(seed)
+    trains = {u: plain.get_unit_spike_train(u) for u in plain.unit_ids}
+    a, b = plain.unit_ids[first], plain.unit_ids[second]
+    lag = int(round(spec["lag_ms"] * fs / 1000.0))
+    picked = rng.choice(trains[a], size=int(spec["fraction"] * trains[a].size), replace=False)
+    together = np.sort(picked + rng.integers(-lag, lag + 1, picked.size))
+    together = together[(together > 0) & (together < duration * fs - 1)]
+    refractory = int(0.004 * fs)
+    near = np.searchsorted(together, trains[b])
+    apart = np.minimum(
+        np.abs(trains[b] - together[np.clip(near, 0, together.size - 1)]),
+        np.abs(trains[b] - together[np.clip(near - 1, 0, together.size - 1)]),
+    )
+    trains[b] = np.sort(np.r_[trains[b][apart >= refractory], together])
+    sorting = sc.NumpySorting.from_unit_dict([trains], sampling_frequency=fs)
+    return sc.generate_ground_truth_recording(**kwargs, sorting=sorting)
+
+
 def np1_probe():
     """A Neuropixels 1.0 shank's geometry: 384 contacts, two per 20 um row alternating between
     the columns at 11/43 and 27/59 um, 3820 um long (probeinterface's generator: its library
@@ -191,6 +239,8 @@ def make_recording(spec: dict, folder: Path):
             seed=spec["seed"],
             noise_kwargs={"noise_levels": spec["noise"], "strategy": "on_the_fly"},
         )
+    elif spec["kind"] == "sync":
+        rec, gt = synchronous_recording(spec)
     elif spec["kind"] == "mearec":
         rec, gt = mearec_recording(spec, folder)
     elif spec["kind"] == "drift":

@@ -76,6 +76,7 @@ class SortParams:
     noise_unit_alpha: float = 0.001
     template_matching: bool = True
     template_max_spikes_per_epoch: int = 750
+    superposition_spikes: int = 100
     peel_ms_after: float = 3.0
     match_radius_um: float = 150.0
     seed: int = 0

@@ -34,6 +34,7 @@ from neurodict.sort.learn import epochs_of, learn
 from neurodict.sort.local import LocalSnippets, held_channels, padded
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
+from neurodict.sort.superposition import superposed
 
 log = logging.getLogger(__name__)
 #: Values of the snippets cut, peeled or whitened at once (over all threads): memory, not
@@ -319,17 +320,21 @@ def sort_recording_group(
             result = noise_units(
                 sort_spikes(x, samples, channels, templates, nb), samples, channels
             )
+            peak = template_peaks(result, unwhiten, noise)
+            # a template at the noise level matches noise
+            units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
+            units = units[~superposed(x, result, units, fs, templates, W, unwhiten)]
             stored = x.stores, x.store  # where the templates' tails are cut
             del x  # cut again below, peeled: not held through the matching
             waves = _templates_to_match(
                 rec,
                 result,
+                units,
                 unwhiten,
                 noise,
                 samples,
                 channels,
                 stored,
-                detection,
                 templates,
                 n_jobs,
                 near,
@@ -512,21 +517,22 @@ def batch_spikes(n_channels: int, n_samples: int, n_jobs: int = 1) -> int:
 def _templates_to_match(
     rec,
     result: GroupSorting,
+    units: np.ndarray,
     unwhiten: np.ndarray,
     noise_uv: np.ndarray,
     samples: np.ndarray,
     channels: np.ndarray,
     held: tuple[np.ndarray, np.ndarray],
-    detection: dict,
     params: SortParams,
     n_jobs: int,
     neighbours: np.ndarray | None,
 ) -> np.ndarray:
     """The templates of the overlap pass (:func:`_overlap_pass`), microvolts, float32 (U', E,
-    M, T + T_tail): each epoch's template of each single unit of the first learning (`result`,
-    of the spikes at `samples` on `channels`) whose template peaks at or over the detection
-    threshold (a template at the noise level matches noise). `held`: the channels of each
-    store and each spike's store (its first-pass snippet's,
+    M, T + T_tail): each epoch's template of each of `units` of the first learning (`result`,
+    of the spikes at `samples` on `channels`): its single units whose template peaks at or
+    over the detection threshold (a template at the noise level matches noise) and that are
+    not two others' spikes at once (:mod:`neurodict.sort.superposition`). `held`: the
+    channels of each store and each spike's store (its first-pass snippet's,
     :class:`neurodict.sort.local.LocalSnippets`).
 
     The first learning gives nothing else that is reported, so it learns on a lighter budget,
@@ -538,8 +544,6 @@ def _templates_to_match(
     (:func:`_tails`), so that peeling a spike also removes its after-potential, which would
     otherwise cross the threshold again. Made before the matching, so that `result` (its
     posterior samples, features and probabilities) is not held through it."""
-    peak = template_peaks(result, unwhiten, noise_uv)
-    units = np.flatnonzero(~result.multi_unit & (peak >= detection["threshold_sigma"]))
     tails = _tails(
         rec,
         samples,
@@ -558,7 +562,9 @@ def _templates_to_match(
     for i, u in enumerate(units):
         waves[i, ..., :T] = unit_template(result, u, unwhiten, noise_uv)
     waves[..., T:] = tails
-    log.info("overlap pass with %d of %d units' per-epoch templates", units.size, peak.size)
+    log.info(
+        "overlap pass with %d of %d units' per-epoch templates", units.size, result.multi_unit.size
+    )
     return waves
 
 
