@@ -2,9 +2,9 @@
 
 Two neurons near each other on the probe that fire within the detection's dead time give one
 detection, its snippet the sum of their waveforms. Where that happens often (synchrony; or
-chance over a long recording: 12 of the 16 single-unit false positives of the 10-minute
-Neuropixels benchmark were 31-87 such sums each, of ten neurons' spikes with a partner 0-80
-um away), the first learning makes a cluster of the sums; in the overlap pass its template
+chance over a long recording: 11 of the 16 single-unit false positives of the 10-minute
+Neuropixels benchmark were 31-51 such sums each, of nine neurons' spikes with one partner
+each 0-80 um away), the first learning makes a cluster of the sums; in the overlap pass its template
 matches each such event as one spike of its own, and neither neuron's spike is found there.
 Left out of the overlap pass's templates, each such event is matched by one neuron's
 template and the other's spike is found in the residual (docs/benchmarks.md, "Synchronous
@@ -20,14 +20,13 @@ snippet ``t`` over the recording as its template and ``S_a`` a delay by ``a`` sa
 
 a uniform prior over the pairs of the other units and over the lags ``a, b`` of each spike
 (every delay that keeps the template's peak inside the snippet), the pair shared by all of
-f's spikes. The mean snippets are the spikes' sample means, not the model's waveforms
-(``D μ``, in the span of the atoms in use, which misses part of a large unit's spike by a
-few noise variances a spike: more than a sum of two templates can afford), and over the
-recording, not per epoch (a small cluster's means per epoch are of a handful of spikes each:
-fitted to them, f's own term was ahead by the snippet's dimension for every few spikes, and
-a cluster of sums at one lag was kept). ``t_f`` is the mean of f's spikes, an in-sample fit,
-ahead by half the snippet's dimension in all: the test leans towards keeping f. f is a
-superposition where ``log B > 0``.
+f's spikes. The mean snippets are the spikes' sample means (the model's waveforms, its
+dHDP walk's posterior mean where its model saw, made the same decisions: measured in
+docs/benchmarks.md), over the recording, not per epoch (a small cluster's means per epoch are
+of a handful of spikes each: fitted to them, f's own term was ahead by the snippet's
+dimension for every few spikes, and a cluster of sums at one lag was kept). ``t_f`` is the
+mean of f's spikes, an in-sample fit, ahead by half the snippet's dimension in all: the test
+leans towards keeping f. f is a superposition where ``log B > 0``.
 """
 
 from __future__ import annotations
