@@ -3,7 +3,9 @@
 Recordings (all generated or read by code outside this project): spikeinterface ground truth
 (a tetrode with 8 units and a 32-channel probe with 20 units, at the generator's default noise
 and at ``noise_levels`` 9, several seeds; the probe also as two segments, 40 + 20 s, which the
-baselines do not take), a drifting recording, a MEArec biophysical tetrode
+baselines do not take), a 32-channel probe whose two nearest units fire together (sync32:
+10 % of one unit's spikes with one of the other's within 0.27 ms), a drifting recording, a
+MEArec biophysical tetrode
 (NEURON-simulated layer-5 cells) and a MEArec Neuronexus-32 with 20 cells (where MEArec, NEURON
 and LFPy are installed), a hybrid recording (known units injected into the locust tetrode's
 noise) and the real locust tetrode (no ground truth).
