@@ -154,11 +154,11 @@ def superposed(
     two others of `units` (``log B > 0``): (len(units),) bool.
 
     Each unit f is tested on at most ``superposition_spikes`` of its spikes drawn at random,
-    their whitened snippets `x` (the spikes `result` labels, sampled at `fs_hz`) on the
-    channels its model saw that all of them hold; the pairs are of the units seen by a model
-    whose channels any of those spikes holds. The delays: every shift that keeps a template's
-    peak inside the snippet (``ms_before`` and ``ms_after`` of it); `whiten` and `unwhiten`:
-    the snippets' whitening (:func:`delay_operators`).
+    their whitened snippets `x` (of the spikes `result` labels) on the channels its model saw
+    that all of them hold; the pairs are of the units seen by a model whose channels any of
+    those spikes holds. The delays: every shift that keeps a template's peak inside the
+    snippet (``ms_before`` and ``ms_after`` of it at the sampling rate `fs_hz`); `whiten` and
+    `unwhiten`: the snippets' whitening (:func:`delay_operators`).
     """
     before, after = snippets.window_samples(fs_hz, params.ms_before, params.ms_after)
     delays = delay_operators(np.arange(-before * STEPS, after * STEPS) / STEPS, whiten, unwhiten)
