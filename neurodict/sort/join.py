@@ -59,7 +59,11 @@ from neurodict.sort.local import LocalSnippets
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
-DELAY_GRID_POINTS = 9  # values of its delay δ (odd: 0 among them)
+#: Values of its delay δ (odd: 0 among them): 0.19 samples apart at 30 kHz. With 9 (0.38
+#: apart), a neuron's spikes that the matching placed a sample early were 0.13 samples from
+#: the nearest delay, which cost a 200 uV spike tens of noise variances and kept them a unit
+#: of their own (docs/benchmarks.md, "Synchronous spikes").
+DELAY_GRID_POINTS = 17
 #: Snippets whose products are summed in their own precision before the scatter adds them in
 #: double (:meth:`Moments.of`): rounding, and the centred block's memory.
 MOMENT_ROWS = 4096

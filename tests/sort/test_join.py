@@ -209,6 +209,23 @@ def test_a_neurons_spikes_cut_a_fraction_of_a_sample_late_join_it():
     assert apart[0] != apart[1] and apart[0] != apart[2]
 
 
+@pytest.mark.parametrize("late", [0.47, 0.78, 1.09])
+def test_a_neurons_spikes_cut_between_the_delays_of_a_coarser_grid_join_it(late):
+    """A neuron's spikes and a tenth as many cut 0.47, 0.78 or 1.09 samples later (at 25 kHz,
+    about 0.16 samples from the nearest of 9 delays on ±0.05 ms, 0.31 apart) are one unit with
+    the grid's 17 delays; with 9 each stayed apart (a neuron's spikes that the matching placed
+    a sample early made a unit of their own: docs/benchmarks.md, "Synchronous spikes")."""
+    rng = np.random.default_rng(4)
+    t = np.arange(30)
+    footprint = [20, 12, 6, 2]
+    parts = [
+        _spike(t, footprint) + rng.normal(size=(400, 4, 30)),
+        _spike(t + late, footprint) + rng.normal(size=(40, 4, 30)),
+    ]
+    joined = _units(parts, SortParams(), 4)
+    assert joined[0] == joined[1]
+
+
 def test_a_pairs_bayes_factor_does_not_depend_on_which_is_named_first():
     """A large cluster and a small one of broader spread, a little late: the evidence is the
     same whichever is the first argument (the reference cluster is integrated out)."""
