@@ -42,7 +42,7 @@ def spike_fates(gt, sorting, tolerance: int) -> dict[str, np.ndarray]:
     for i in range(n_units):
         own = unit == i
         if found[own].any():  # a sorting without spikes finds none
-            label = out_u[_nearest_index(t[own], out_t)][found[own]]
+            label = out_u[nearest_index(t[own], out_t)][found[own]]
             train = out_t[out_u == np.bincount(label).argmax()]
             kept[own] = np.abs(_nearest(t[own], train) - t[own]) <= tolerance
     return {"lag": lag, "found": found, "lost": found & ~kept}
@@ -57,7 +57,7 @@ def _spikes(sorting) -> tuple[np.ndarray, np.ndarray]:
     return t[order], unit[order]
 
 
-def _nearest_index(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
+def nearest_index(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
     """Index into sorted `ref` (not empty) of the element nearest each of `t`."""
     j = np.searchsorted(ref, t).clip(0, ref.size - 1)
     left = (j - 1).clip(0)
@@ -67,7 +67,7 @@ def _nearest_index(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
 def _nearest(t: np.ndarray, ref: np.ndarray) -> np.ndarray:
     if ref.size == 0:
         return np.full(t.size, np.iinfo(np.int64).max // 2)
-    return ref[_nearest_index(t, ref)]
+    return ref[nearest_index(t, ref)]
 
 
 def table(fates: dict[str, np.ndarray]) -> list[dict]:

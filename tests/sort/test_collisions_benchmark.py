@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import spikeinterface.core as sc
 
-_SPEC = importlib.util.spec_from_file_location(
-    "collisions", Path(__file__).resolve().parents[2] / "benchmarks" / "collisions.py"
-)
-collisions = importlib.util.module_from_spec(_SPEC)
-_SPEC.loader.exec_module(collisions)
+from tests.benchmark_modules import load
+
+collisions = load("collisions")
 
 
 def test_spikes_in_another_unit_are_counted_by_their_lag_to_the_other_unit():

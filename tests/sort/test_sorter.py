@@ -22,6 +22,7 @@ from neurodict.sort.combine import refractory_violations
 from neurodict.sort.params import SortParams
 from neurodict.sort.run import sort_recording_group
 from neurodict.sort.step import group_probabilities
+from tests.benchmark_modules import load
 from tests.drift import two_columns, zigzag
 from tests.sort.probes import on_linear_probe, staggered_positions
 
@@ -921,14 +922,7 @@ def test_two_units_firing_together_are_both_found_at_once(tmp_path):
     (benchmarks/sorting.py's sync32). The first learning makes a cluster of the sums; left out
     of the overlap pass's templates (neurodict.sort.superposition), each such event is matched
     as a spike of each unit (without it: 56 % of them, accuracies 0.945 and 0.958)."""
-    import importlib.util
-    from pathlib import Path
-
-    spec = importlib.util.spec_from_file_location(
-        "sorting_benchmark", Path(__file__).resolve().parents[2] / "benchmarks" / "sorting.py"
-    )
-    benchmark = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(benchmark)
+    benchmark, nearest = load("sorting"), load("collisions").nearest_index
     rec, gt = benchmark.synchronous_recording(benchmark.recordings(quick=False)["sync32"])
     rec = _spike_band(rec, tmp_path / "rec")
     result = sort_recording_group(rec, DETECTION, FAST)
@@ -937,20 +931,19 @@ def test_two_units_firing_together_are_both_found_at_once(tmp_path):
     assert np.all(cmp.get_performance()["accuracy"].to_numpy(float) >= 0.97)
     trains = [gt.get_unit_spike_train(u) for u in gt.unit_ids]
     lag = 8  # 0.27 ms at 30 kHz
-    coincident = np.array([[np.sum(_nearest(b, a)[1] <= lag) for b in trains] for a in trains])
+
+    def gap(times, train):
+        """Each of `times`' distance in samples to the nearest spike of `train`."""
+        return np.abs(train[nearest(times, train)] - times)
+
+    coincident = np.array([[np.sum(gap(a, b) <= lag) for b in trains] for a in trains])
     np.fill_diagonal(coincident, 0)
     (a, b), *others = np.argwhere(np.triu(coincident) > 50)  # chance: about 15
     assert not others
-    k, gap = _nearest(trains[b], trains[a])
+    together = gap(trains[a], trains[b]) <= lag
+    partners = trains[b][nearest(trains[a][together], trains[b])]
     found = [
-        _nearest(sorting.get_unit_spike_train(cmp.best_match_12[gt.unit_ids[u]]), times)[1] <= 10
-        for u, times in ((a, trains[a][gap <= lag]), (b, trains[b][k[gap <= lag]]))
+        gap(times, sorting.get_unit_spike_train(cmp.best_match_12[gt.unit_ids[u]])) <= 10
+        for u, times in ((a, trains[a][together]), (b, partners))
     ]
     assert np.mean(found[0] & found[1]) >= 0.95, np.mean(found[0] & found[1])
-
-
-def _nearest(train: np.ndarray, times: np.ndarray):
-    """The nearest spike of `train` to each of `times`: its index and distance in samples."""
-    j = np.searchsorted(train, times).clip(1, len(train) - 1)
-    j = np.where(times - train[j - 1] <= train[j] - times, j - 1, j)
-    return j, np.abs(train[j] - times)
