@@ -296,6 +296,8 @@ def dhdp_posterior(model: Model, cluster_units: np.ndarray, n_units: int, presen
         channels[u, : chans.size] = chans
         for s, st in enumerate(chains[c].kept[-S:]):
             mu = st.mu[h][..., st.z]  # (M_c, E, Ka)
+            if st.consider is not None:  # the atoms the cluster considers
+                mu = mu * st.consider[h][st.z]
             waves[s, u, :, : chans.size] = np.einsum("mtk,mek->emt", dictionary(st), mu)
     return (weight > presence_weight).mean(0), waves, channels
 

@@ -20,6 +20,7 @@ import numpy as np
 from scipy.special import expit
 
 from neurodict.sort.epoch_sums import EpochSums
+from neurodict.sort.kbp import consider_log_odds
 from neurodict.sort.local import LocalSnippets
 
 
@@ -576,6 +577,50 @@ def birth_death_terms_numpy(projected, s_k, aa, u, normals):
     born = s_k.copy() if alive else h / P + normals / np.sqrt(P)
     gain = np.sum(h * born - 0.5 * (P - 1.0) * born**2)
     return born, float(gain - np.sum(0.5 * np.log(P / (2 * np.pi)) - 0.5 * P * (born - h / P) ** 2))
+
+
+@numba.njit(cache=True)
+def _consider_evidence_nb(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):
+    N, M = projected.shape
+    inv, inv_g = 1.0 / lam, 1.0 / (lam + g)  # per cluster and channel
+    out = np.zeros(n_clusters)
+    for i in range(N):
+        c = labels[i]
+        total = 0.0
+        for m in range(M):
+            h = projected[i, m] + was[i] * s[i, m] * g[m]
+            cond = mean[i, m] - (pull[i, m] - lam[c, m] * dev[i, m]) * inv[c, m]
+            off = h - cond * g[m]
+            total += cond * h - 0.5 * cond * cond * g[m] + 0.5 * off * off * inv_g[c, m]
+        out[c] += u[i] * total
+    # −½ log(1 + g/Λ_kk) per spike and channel, a cluster's the same for each of its spikes
+    occam = -0.5 * np.log1p(g * inv).sum(axis=1)
+    for c in range(n_clusters):
+        out[c] += occam[c] * (labels == c).sum()
+    return out
+
+
+def consider_evidence(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):
+    """Each cluster's evidence for considering one atom (:mod:`neurodict.sort.kbp`), (H,):
+    the sum over its spikes of :func:`neurodict.sort.kbp.consider_log_odds` (numba, one pass,
+    nothing gathered). Per spike and channel: ``h`` the projection of the residual without
+    the atom (`projected` (N, M), the residual's, plus ``was · s · g`` where the spike's
+    cluster considers it: `was` (N,), its features `s` (N, M), ``g = a'Φa`` (M,)); the
+    features' conditional mean ``m − (Λ(s − μ))_k − Λ_kk (s − μ)_k) / Λ_kk`` (`mean` μ,
+    `pull` Λ(s − μ) and `dev` s − μ of the atom (N, M); `lam` ``Λ_kk`` per cluster and
+    channel (H, M)); `u` (N,) the precision scales; `labels` (N,)."""
+    return _consider_evidence_nb(
+        projected, s, np.asarray(was, np.float64), g, np.ascontiguousarray(lam), mean, pull,
+        dev, u, labels, n_clusters,
+    )  # fmt: skip
+
+
+def consider_evidence_numpy(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):
+    """The numpy twin of :func:`consider_evidence`."""
+    h = projected + was[:, None] * s * g
+    L = lam[labels]
+    cond = mean - (pull - L * dev) / L
+    return np.bincount(labels, consider_log_odds(h, g, u, cond, L), minlength=n_clusters)
 
 
 @numba.njit(cache=True, nogil=True)  # run from the snippets' threads

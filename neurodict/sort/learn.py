@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import dbksvd, kernels
+from neurodict.sort.kbp import Kernel
 from neurodict.sort.local import LocalSnippets
 from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
@@ -105,6 +106,7 @@ def learn(
             duration_s,
             replace(params, seed=params.seed + c),
             progress and nb.n_centres == 1,
+            None if nb.locations_um is None else nb.locations_um[nb.channels[c]],
         )
 
     if n_jobs > 1 and nb.n_centres > 1:
@@ -137,9 +139,11 @@ def chain_inputs(
     duration_s: float,
     params: SortParams,
     progress: bool,
+    channel_um: np.ndarray | None = None,
 ) -> tuple:
     """The arguments of :func:`_learn_chain` for the neighbourhood of the spikes `rows` on
-    `channels`: its subsample's snippets (the others are never copied, nor sent to a worker)
+    `channels` (at `channel_um`, None where the group is one neighbourhood): its subsample's
+    snippets (the others are never copied, nor sent to a worker)
     drawn with the chain's generator (seeded ``params.seed``) and, for DB-KSVD, every one of
     its spikes' snippets."""
     rng = np.random.default_rng(params.seed)
@@ -156,6 +160,7 @@ def chain_inputs(
         duration_s,
         params,
         progress,
+        channel_um,
     )
 
 
@@ -185,10 +190,13 @@ def _learn_chain(
     duration_s: float,
     params: SortParams,
     progress: bool,
+    channel_um: np.ndarray | None = None,
 ) -> Chain:
     """The chain of one neighbourhood on its subsample's snippets `x` (n, M_c, T) at `samples`
     (:func:`learning_subsample`, drawn with `rng`, which the chain goes on with); `every`: all
-    the neighbourhood's snippets, which DB-KSVD learns its atoms from (None for ``svd``)."""
+    the neighbourhood's snippets, which DB-KSVD learns its atoms from (None for ``svd``);
+    `channel_um` (M_c, 2): where its channels are, for the kernel beta process
+    (:meth:`neurodict.sort.kbp.Kernel.of_chain`; None: the beta–Bernoulli process)."""
     ref = params.refractory_samples(fs_hz)
     epoch, E = epochs_of(samples, fs_hz, duration_s, params.epoch_s)
     data = _data(x.astype(np.float64), samples, epoch, E, ref)
@@ -208,6 +216,7 @@ def _learn_chain(
         params.split_merge_neighbours,
         _start(every, x, K, params),
         params.heavy_tails,
+        None if channel_um is None else Kernel.of_chain(channel_um, params.kernel_widths_um),
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(

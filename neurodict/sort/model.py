@@ -26,6 +26,12 @@ switches off; labels are drawn with the features integrated out (a blocked step 
 ``(c, s)``: ``c ~ p(c | x)``, then ``s ~ p(s | c, x)``), which depends only on the atoms in use
 and mixes far better; the auxiliary table counts for ``β`` are Antoniak draws.
 
+Atoms local in space (the kernel beta process, MODELS.md §1b, :mod:`neurodict.sort.kbp`): on a
+wide group's chain, cluster ``c`` uses atom ``k`` where ``z_k`` and it considers the atom,
+``c_{c,k} ~ Bernoulli(κ(ℓ_c, x*_k; ψ_k))`` at its spikes' mean position ``ℓ_c``; the features of
+the atoms it does not consider explain nothing of its spikes and follow the cluster's
+conditional. Without a kernel (``κ = 1``) every cluster considers every atom.
+
 Student-t clusters (``sorting.heavy_tails``, on by default; ``u_i = 1`` and Gaussian clusters
 when off): the precision scale ``u_i`` that a spike's features and noise share makes each
 cluster's snippets a multivariate t once it is integrated out. A spike that a collision or an
@@ -47,7 +53,7 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 from scipy.special import gammaln, log_ndtr, ndtri_exp
 
-from neurodict.sort import kernels, splitmerge, walk
+from neurodict.sort import kbp, kernels, splitmerge, walk
 from neurodict.sort.params import Priors, SortParams
 
 LIK_BATCH = 4096  # spikes whose likelihoods are computed at once: memory, not results
@@ -77,6 +83,11 @@ class State:
     u: np.ndarray  # (N,) precision scale of each spike (ones for Gaussian clusters)
     nu: float  # their degrees of freedom (inf for Gaussian clusters)
     log_lik: float = -np.inf
+    # the kernel beta process (:mod:`neurodict.sort.kbp`), None without one: cluster h's
+    # spikes use atom k where z_k and consider[h, k]; atom k's place and width (grid indices)
+    consider: np.ndarray | None = None  # (H, K) bool
+    place: np.ndarray | None = None  # (K,)
+    width: np.ndarray | None = None  # (K,)
 
     def predictive(self, labelled: bool = False) -> State:
         """What a kept sample needs for the posterior predictive, presence and drift: a copy
@@ -97,6 +108,8 @@ class State:
             "mu": self.mu[..., a],
             "lam": self.lam[:, :, a][:, :, :, a],
         }
+        if self.consider is not None:
+            out |= {"consider": self.consider[:, a], "place": self.place[a], "width": self.width[a]}
         if labelled:
             out |= {"s": self.s[:, :, a], "labels": self.labels.copy()}
         arrays = {k: v for k, v in vars(self).items() if isinstance(v, np.ndarray)}
@@ -161,8 +174,17 @@ def dictionary(state: State) -> np.ndarray:
 
 
 def reconstruction(state: State) -> np.ndarray:
-    """``Σ_k z_k w_{mk} A_k s_{i,m,k}`` of every spike and channel: (N, M, T), one GEMM."""
-    return (state.s * state.w) @ (state.A * state.z).T
+    """``Σ_k z_k c_{h_i,k} w_{mk} A_k s_{i,m,k}`` of every spike and channel: (N, M, T), one
+    GEMM (``c = 1`` without a kernel)."""
+    use = in_use(state)
+    s = state.s if use is None else state.s * use[:, None, :]
+    return (s * state.w) @ (state.A * state.z).T
+
+
+def in_use(state: State) -> np.ndarray | None:
+    """``c_{h_i,k}``: whether each spike's cluster considers each atom (N, K) float, None
+    without a kernel (every spike considers every atom)."""
+    return None if state.consider is None else state.consider[state.labels].astype(float)
 
 
 def projections(x: np.ndarray, D: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -250,7 +272,9 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     so forming it amplifies no rounding), evaluated for every cluster at once as the
     products of the pairs of coordinates times ``B``'s upper triangle, one GEMM onto (spikes,
     H) per channel and epoch: no (spikes, H, K_a) array. The spike-dependent parts are
-    batches of :data:`LIK_BATCH` spikes, grouped by epoch.
+    batches of :data:`LIK_BATCH` spikes, grouped by epoch. With a kernel beta process
+    (:mod:`neurodict.sort.kbp`) cluster c's dictionary is ``D_m C_c``, ``C_c`` the diagonal of
+    its consider indicators: its ``R`` has no column for an atom it does not consider.
     """
     N, M, T = x.shape
     H = state.mu.shape[0]
@@ -273,8 +297,10 @@ def quadratic_forms(x: np.ndarray, epoch: np.ndarray, state: State):
     root = np.sqrt(np.where(seen, g, 0.0))
     to_axes = V * np.where(seen, 1.0 / np.where(seen, root, 1.0), 0.0)[:, None, :]  # y -> a
     R = root[:, :, None] * np.swapaxes(V, 1, 2) * scale[:, None, :]  # (M, Ka, Ka), on μ
+    # a cluster's features of the atoms it does not consider reach no coordinate
+    R = R[None] if state.consider is None else R[None] * state.consider[:, None, None, active]
     lam_t = state.lam[:, :, active][:, :, :, active]  # (H, M, Ka, Ka)
-    W = np.linalg.solve(np.linalg.cholesky(lam_t), np.swapaxes(R, 1, 2)[None])  # (H, M, Ka, Ka)
+    W = np.linalg.solve(np.linalg.cholesky(lam_t), np.swapaxes(R, 2, 3))  # (H, M, Ka, Ka)
     # C = I + W'W = K K' with K' the triangle of [I; W]'s QR (forming W'W would round away
     # the identity beside a large atom's terms)
     stacked = np.concatenate([np.broadcast_to(np.eye(Ka), W.shape), W], axis=2)
@@ -354,6 +380,11 @@ class Sampler:
         Student-t clusters: each spike has a precision scale ``u_i ~ Gamma(ν/2, ν/2)`` that
         divides both its features' covariance and its noise, and ``ν`` is drawn from the grid
         of ``priors.scale_dof_min .. scale_dof_max``; otherwise Gaussian clusters (``u = 1``).
+    kernel : kbp.Kernel, optional
+        The grid of the kernel beta process over the chain's channels
+        (:mod:`neurodict.sort.kbp`): each cluster considers each atom with the kernel's
+        probability at its spikes' mean position. None: every cluster considers every atom
+        (the beta–Bernoulli process).
     """
 
     def __init__(
@@ -372,8 +403,12 @@ class Sampler:
         split_merge_neighbours: int = _DEFAULT.split_merge_neighbours,
         start: tuple[np.ndarray, np.ndarray] | None = None,
         heavy_tails: bool = _DEFAULT.heavy_tails,
+        kernel: kbp.Kernel | None = None,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
+        self.kernel = kernel
+        # each spike's position, the kernel's covariate
+        self.where = None if kernel is None else kbp.spike_positions(data.x, kernel.places_um)
         self.drift, self.q = drift, drift_sd**2
         self.rng, self.p = rng, priors if priors is not None else Priors()
         self.n_axes, self.n_neighbours = split_merge_axes, split_merge_neighbours
@@ -430,6 +465,10 @@ class Sampler:
             u=np.ones(N),
             nu=np.inf if self.dof_grid is None else float(self.dof_grid[0]),
         )
+        if self.kernel is not None:  # every atom everywhere (ψ = ∞) until the data say not
+            state.consider = np.ones((H, K), bool)
+            state.place = self.rng.integers(len(self.kernel.places_um), size=K)
+            state.width = np.full(K, self.kernel.widths_um.size - 1)
         self._sample_clusters(state)
         return state
 
@@ -442,6 +481,8 @@ class Sampler:
         self._sample_z(st, resid)
         self._sample_pi(st)
         self._sample_w(st, resid)
+        if self.kernel is not None:
+            self._sample_consider(st, resid)
         self._sample_labels(st)
         self.accepted = self._split_merge(st, split_merge)
         self._sample_sticks(st)
@@ -483,12 +524,15 @@ class Sampler:
         )
         marginal = self._bordered(swap, st.z)  # of the z in force, renewed on each flip
         res = Residual(resid, st.A[None] * st.w[:, None, :], st.phi)
+        use = in_use(st)
         for k in self.rng.permutation(self.K):
-            # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom
+            # h = u a'Φr with r = resid + z_k a s_k, the residual without the atom; a spike
+            # whose cluster does not consider the atom weighs nothing (u = 0: h = 0, P = 1)
             s_k = st.s[:, :, k] if st.z[k] else None
             normals = None if st.z[k] else self.rng.standard_normal(res.projected[k].shape)
+            u_k = st.u if use is None else st.u * use[:, k]
             born, log_lik = kernels.birth_death_terms(
-                res.projected[k], s_k, res.gram[:, k, k], st.u, normals
+                res.projected[k], s_k, res.gram[:, k, k], u_k, normals
             )
             current = 0.0 if marginal is None else marginal.total
             if st.z[k]:  # a death: without column p, the atom's place among those in use
@@ -499,7 +543,8 @@ class Sampler:
             log_rho = log_lik + log_on - log_off + np.log(st.pi[k]) - np.log1p(-st.pi[k])
             if np.log(self.rng.random()) < (log_rho if not st.z[k] else -log_rho):
                 # the residual gains the atom's part when it dies, loses the born one's
-                res.add(k, born if st.z[k] else -born)
+                part = born if use is None else born * use[:, k, None]
+                res.add(k, part if st.z[k] else -part)
                 st.z[k] = not st.z[k]
                 st.s[:, :, k] = born if st.z[k] else self.rng.standard_normal(born.shape)
                 swap.set(k)
@@ -546,8 +591,12 @@ class Sampler:
         A = st.A[:, active]  # (T, Ka)
         every_channel = np.broadcast_to(A, (M, T, Ka))
         G = gram(every_channel, st.phi)  # (M, Ka, Ka)
-        # atom-major copies (Ka, N, M): a column of the (N, M, K) arrays is strided
+        # atom-major copies (Ka, N, M): a column of the (N, M, K) arrays is strided; the
+        # features of a spike whose cluster does not consider an atom reach nothing
         s = np.ascontiguousarray(st.s[:, :, active].transpose(2, 0, 1))
+        use = in_use(st)
+        if use is not None:
+            s *= use[:, active].T[:, :, None]
         projected = projections(resid, every_channel, st.phi)  # (M, N, Ka)
         projected = np.ascontiguousarray(projected.transpose(2, 1, 0))
         before = st.w[:, active].copy()
@@ -564,6 +613,78 @@ class Sampler:
             st.w[:, k] = new
         change = s * (st.w[:, active] - before).T[:, None, :]  # (Ka, N, M)
         resid -= (change.reshape(Ka, -1).T @ A.T).reshape(N, M, T)
+
+    def _sample_consider(self, st: State, resid: np.ndarray) -> None:
+        """The kernel beta process's step (:mod:`neurodict.sort.kbp`): for each atom (random
+        order) its place, its width and every occupied cluster's consider indicator ``c_{h,k}``
+        as a block (:meth:`neurodict.sort.kbp.Kernel.sample`), from each cluster's evidence
+        for considering it: the atom's features integrated out under the cluster's
+        conditional ``s_{i,m,k} | s_{i,m,−k} ~ N(m, 1/(u_i Λ_kk))``
+        (:func:`neurodict.sort.kbp.consider_log_odds`); then the features of the spikes whose
+        cluster's ``c`` changed, given it (``N((Λ_kk m + h)/(Λ_kk + g), 1/(u_i(Λ_kk + g)))``
+        where it now considers the atom, the conditional where not; where ``c`` is unchanged,
+        keeping them leaves ``p(c, s_k | ·)`` invariant, ``c`` having been drawn from its
+        marginal). An atom not in use has no evidence: the prior alone. A cluster without
+        spikes considers every atom. `resid` follows the features."""
+        H = self.H
+        counts = np.bincount(st.labels, minlength=H)
+        occupied = np.flatnonzero(counts)
+        where = np.zeros((H, 2))
+        np.add.at(where, st.labels, self.where)
+        log_on, log_off = self.kernel.log_kernel(where[occupied] / counts[occupied, None])  # ℓ_h
+        a = np.flatnonzero(st.z)
+        Ka, (N, M, T) = a.size, resid.shape
+        A = st.A[:, a]
+        D = A[None] * st.w[:, None, a]  # (M, T, Ka)
+        G = gram(D, st.phi)  # (M, Ka, Ka)
+        # the residual's projections on the atoms in use (Ka, N, M), kept as features change
+        projected = np.ascontiguousarray(projections(resid, D, st.phi).transpose(2, 1, 0))
+        mean = st.mu[st.labels, :, self._walk_epoch()][..., a]  # (N, M, Ka) the clusters'
+        s = st.s[:, :, a]
+        dev = s - mean
+        lam = st.lam[:, :, a][:, :, :, a]  # (H, M, Ka, Ka)
+        was = st.consider[st.labels].astype(float)  # (N, K)
+        pull = np.empty_like(dev)  # Λ (s − μ) of each spike under its cluster
+        for c in occupied:
+            idx = np.flatnonzero(st.labels == c)
+            pull[idx] = np.einsum("mkl,iml->imk", lam[c], dev[idx])
+        new = np.ones((H, self.K), bool)
+        change = np.zeros((Ka, N, M))  # r += Σ_j a_j change_j
+        for j in self.rng.permutation(Ka):
+            k, g = a[j], G[:, j, j]
+            evidence = kernels.consider_evidence(
+                projected[j], s[:, :, j], was[:, k], g, lam[:, :, j, j], mean[:, :, j],
+                pull[:, :, j], dev[:, :, j], st.u, st.labels, H,
+            )[occupied]  # fmt: skip
+            st.place[k], st.width[k], new[occupied, k] = self.kernel.sample(
+                self.rng, log_on, log_off, evidence
+            )
+            flipped = np.flatnonzero(new[st.labels, k] != was[:, k])
+            if flipped.size == 0:
+                continue
+            f, on = st.labels[flipped], new[st.labels[flipped], k][:, None]
+            before = was[flipped, k, None] * s[flipped, :, j]
+            h = projected[j, flipped] + before * g  # a_k'Φr of the residual without the atom
+            lam_jj = lam[f, :, j, j]
+            cond = (
+                mean[flipped, :, j] - (pull[flipped, :, j] - lam_jj * dev[flipped, :, j]) / lam_jj
+            )
+            precision = lam_jj + on * g
+            draw = (lam_jj * cond + on * h) / precision
+            draw += self.rng.standard_normal(draw.shape) / np.sqrt(st.u[flipped, None] * precision)
+            delta = before - on * draw
+            projected[:, flipped] += delta[None] * G[:, j, :].T[:, None, :]
+            change[j, flipped] = delta
+            pull[flipped] += (draw - s[flipped, :, j])[:, :, None] * lam[f, :, :, j]
+            s[flipped, :, j] = draw
+            dev[flipped, :, j] = draw - mean[flipped, :, j]
+        st.s[:, :, a] = s
+        resid += ((change * st.w[:, a].T[:, None, :]).reshape(Ka, -1).T @ A.T).reshape(N, M, T)
+        for k in np.flatnonzero(~st.z):
+            st.place[k], st.width[k], new[occupied, k] = self.kernel.sample(
+                self.rng, log_on, log_off
+            )
+        st.consider = new
 
     def _sample_labels(self, st: State) -> None:
         """Labels with the refractory mask and the features and precision scales integrated
@@ -719,9 +840,10 @@ class Sampler:
 
     def _sample_features(self, st: State) -> None:
         """``s_{i,m} ~ N(P^{-1}(Λμ + w̃A'Φx), (u_i P)^{-1})``, ``P = Λ_{c,m} + w̃A'ΦAw̃`` on
-        the atoms in use. The features of an unused atom have its N(0, 1) prior and are read
-        by nothing while it is unused (a birth proposes its own, a death draws them from the
-        prior), so they are not drawn again here."""
+        the atoms in use, ``w̃ = w_m ∘ c_c`` (an atom that cluster c does not consider leaves
+        its spikes' features their cluster's conditional). The features of an unused atom have
+        its N(0, 1) prior and are read by nothing while it is unused (a birth proposes its
+        own, a death draws them from the prior), so they are not drawn again here."""
         x, epoch = self.data.x, self.data.epoch
         a = np.flatnonzero(st.z)
         D = dictionary(st)  # (M, T, Ka)
@@ -731,8 +853,9 @@ class Sampler:
         for c in np.unique(st.labels):
             idx = np.flatnonzero(st.labels == c)
             lam = st.lam[c][:, a[:, None], a]
-            P_inv = np.linalg.inv(lam + G)  # (M, Ka, Ka)
-            h = per_channel(lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2)) + y[idx]
+            on = 1.0 if st.consider is None else st.consider[c, a].astype(float)  # (Ka,)
+            P_inv = np.linalg.inv(lam + G * np.outer(on, on))  # (M, Ka, Ka)
+            h = per_channel(lam, st.mu[c][:, epoch[idx]][..., a].transpose(1, 0, 2)) + y[idx] * on
             mean = per_channel(P_inv, h)
             chol = np.linalg.cholesky(P_inv)
             noise = per_channel(chol, self.rng.standard_normal(mean.shape))
@@ -741,11 +864,14 @@ class Sampler:
 
     def _sample_atoms(self, st: State) -> None:
         """Rows of A: ``A_t ~ N(P_t^{-1} Σ_m φ_mt U_m'diag(u)x_{·mt}, P_t^{-1})`` with
-        ``U = z∘w∘s`` and ``P_t = Σ_m φ_mt U_m'diag(u)U_m + diag(α_t)``."""
+        ``U = z∘c∘w∘s`` and ``P_t = Σ_m φ_mt U_m'diag(u)U_m + diag(α_t)``."""
         x = self.data.x
         active = np.flatnonzero(st.z)
         T = x.shape[2]
         U = st.s[:, :, active] * st.w[None, :, active]  # (N, M, Ka)
+        use = in_use(st)
+        if use is not None:
+            U *= use[:, None, active]
         Uu = U * st.u[:, None, None]
         UU = np.matmul(Uu.transpose(1, 2, 0), U.transpose(1, 0, 2))  # (M, Ka, Ka)
         Ux = np.matmul(Uu.transpose(1, 2, 0), x.transpose(1, 0, 2))  # (M, Ka, T)

@@ -35,6 +35,9 @@ class Neighbourhoods:
     channels: list[np.ndarray]  # per centre: the channel indices within radius_um
     nearest: np.ndarray  # (M,) the centre nearest each channel
     adjacent: np.ndarray  # (C, C) bool: neighbourhoods one neuron's spikes can fall to
+    # (M, 2) the channels' positions where the group has several neighbourhoods (the kernel
+    # beta process places atoms among them); None for a group held by one
+    locations_um: np.ndarray | None = None
 
     @property
     def n_centres(self) -> int:
@@ -106,4 +109,5 @@ def neighbourhoods(
         channels=[np.flatnonzero(row) for row in dist[c] <= radius_um],
         nearest=nearest,
         adjacent=(cell.T @ close @ cell) > 0,
+        locations_um=np.asarray(locations_um, float),
     )

@@ -262,6 +262,38 @@ def test_birth_death_terms_kernel_equals_numpy_twin_and_the_densities(alive):
     assert terms == pytest.approx((h * born - 0.5 * (P - 1) * born**2).sum() - log_q, rel=1e-10)
 
 
+def test_consider_evidence_kernel_equals_numpy_twin_and_the_per_spike_evidence():
+    """Each cluster's evidence for considering an atom (strided feature columns as the
+    sampler passes them): kernel and twin agree, and each is the sum over the cluster's
+    spikes of :func:`neurodict.sort.kbp.consider_log_odds` with the features' conditional
+    mean written out from the cluster's precision."""
+    from neurodict.sort.kbp import consider_log_odds
+
+    rng = np.random.default_rng(11)
+    N, M, K, H, j = 60, 3, 4, 5, 2
+    labels = rng.integers(0, H - 1, N)  # the last cluster empty
+    lam = np.einsum("hmkl,hmjl->hmkj", *[rng.normal(size=(H, M, K, K))] * 2) + np.eye(K)
+    mean, s = rng.normal(size=(N, M, K)), rng.normal(size=(N, M, K))
+    dev = s - mean
+    pull = np.einsum("imkl,iml->imk", lam[labels], dev)
+    projected, g = rng.normal(size=(N, M)), rng.gamma(2.0, 1.0, M)
+    was, u = (rng.random(N) < 0.5).astype(float), rng.gamma(3.0, 0.3, N)
+    args = (projected, s[:, :, j], was, g, lam[:, :, j, j], mean[:, :, j], pull[:, :, j])
+    got = kernels.consider_evidence(*args, dev[:, :, j], u, labels, H)
+    twin = kernels.consider_evidence_numpy(*args, dev[:, :, j], u, labels, H)
+    np.testing.assert_allclose(got, twin, rtol=1e-10)
+    h = projected + was[:, None] * s[:, :, j] * g
+    L = lam[labels, :, j, j]
+    others = np.arange(K) != j
+    cond = (
+        mean[:, :, j]
+        - np.einsum("imk,imk->im", lam[labels][:, :, j, others], dev[:, :, others]) / L
+    )
+    expected = np.bincount(labels, consider_log_odds(h, g, u, cond, L), minlength=H)
+    np.testing.assert_allclose(got, expected, rtol=1e-10)
+    assert got[-1] == 0.0
+
+
 @pytest.mark.parametrize("iterations", [0, 1, 3])
 def test_allocation_kernel_equals_numpy_twin(iterations):
     """Two overlapping groups in 16 coordinates, the pair drawn from one of them: the kernel's
