@@ -189,3 +189,30 @@ def test_on_a_32_channel_line_the_atoms_sit_near_the_units_that_use_them(seed):
         place = kernel.places_um[best.place[k], 1]
         assert depth.min() - 2 * width <= place <= depth.max() + 2 * width, (place, width, depth)
     assert local >= 1
+
+
+def test_a_wide_group_s_chains_get_the_kernel_and_a_tetrode_s_does_not():
+    """:func:`neurodict.sort.learn.learn`: on the 32-channel line's four units (50 um
+    neighbourhoods: several) every chain's samples carry consider indicators over its
+    clusters and atoms, with places among its own channels; the same snippets as one
+    neighbourhood (the group's channels within the radius: a tetrode's case) carry none."""
+    from neurodict.sort.learn import learn
+    from neurodict.sort.local import LocalSnippets
+    from neurodict.sort.neighbourhoods import peak_channels
+
+    x, samples, _, channels = _shank_snippets(0)
+    params = SortParams(
+        max_atoms=6, n_burn=2, n_samples=2, n_keep=1, epoch_s=20.0, min_learn_spikes=20,
+        kernel_widths_um=[12.5, 25.0, 50.0],
+    )  # fmt: skip
+    peaks = peak_channels(x)
+    for radius_um, wide in ((50.0, True), (1000.0, False)):
+        nb = neighbourhoods(channels, peaks, radius_um, 20, 1.0)
+        assert (nb.n_centres > 1) == wide
+        model = learn(LocalSnippets.full(x), samples, peaks, FS, 60.0, params, nb)
+        for c, chain in enumerate(model.chains):
+            if not wide:
+                assert chain.best.consider is None
+                continue
+            assert chain.best.consider.shape == (params.max_clusters, chain.best.z.size)
+            assert np.all(chain.best.place < nb.channels[c].size)
