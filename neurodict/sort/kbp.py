@@ -16,17 +16,17 @@ Choices of ours, each a parameter or stated here:
   features integrated out exactly (the pattern masks the cluster's map from features to the
   atoms' span, :func:`neurodict.sort.model.quadratic_forms`), where a pattern per spike
   would give every spike its own marginal under every cluster.
-- **The covariate.** Each spike's position ``x_i`` is the centre of mass of its snippet's
-  energy above the noise's over the chain's channels (:func:`spike_positions`); a cluster's
-  ``ℓ_h`` is the mean of its spikes' (held fixed while the labels are drawn: one spike moves
-  it by ``1/n_h`` of its distance). A cluster without spikes considers every atom, so that a
-  new cluster's first spikes are explained as today's model would.
+- **The covariate.** Each spike's position ``x_i`` is the centre of the chain's channels
+  weighed by the square of its snippet's energy above the noise's (:func:`spike_positions`);
+  a cluster's ``ℓ_h`` is the mean of its spikes' (held fixed while the labels are drawn: one
+  spike moves it by ``1/n_h`` of its distance). A cluster without spikes considers every
+  atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would.
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
-  (empty by default: the beta–Bernoulli process; docs/benchmarks.md, "Atoms local in space",
-  says why) below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior
-  on both uniform over the grid. A chain whose channels span less than the smallest width
-  (a tetrode) has ``ψ = ∞`` alone: every ``κ`` is 1 and the sampler is the beta–Bernoulli
-  one, draw for draw.
+  below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
+  both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
+  docs/benchmarks.md, "Atoms local in space", says why). A chain whose channels span less
+  than the smallest width has no kernel, and a group held by one neighbourhood (a tetrode)
+  gives its chain no positions: the sampler is the beta–Bernoulli one, draw for draw.
 - **The conditionals.** Each atom's place, width and consider indicators are drawn as a block
   (:meth:`Kernel.sample`), each cluster's evidence for considering the atom computed with the
   atom's features integrated out under the cluster's conditional ``s_{i,m,k} | s_{i,m,−k} ~
@@ -47,8 +47,8 @@ def spike_positions(x: np.ndarray, channel_um: np.ndarray) -> np.ndarray:
     ``(Σ_t x_{i,m}(t)² − T)²`` where positive (snippets `x` (N, M, T) in noise units); the
     channel of largest energy where no channel stands above the noise. Squared: the noise's
     excess on the channels a spike does not reach (about ``√(2T)`` each) would otherwise
-    pull every position towards the middle of a wide neighbourhood (by 50 um of 440 on a
-    32-channel line in a test of ours; 2 um squared)."""
+    pull every position towards the middle of a wide neighbourhood (units 80 and 540 um along
+    a 620-um line of 32 channels came out at 149 and 486 um; squared, at 85 and 519)."""
     N, M, T = x.shape
     energy = np.einsum("imt,imt->im", x, x)
     weight = np.maximum(energy - T, 0.0) ** 2
