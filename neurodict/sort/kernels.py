@@ -583,9 +583,10 @@ def birth_death_terms_numpy(projected, s_k, aa, u, normals):
 def _consider_evidence_nb(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):
     N, M = projected.shape
     inv, inv_g = 1.0 / lam, 1.0 / (lam + g)  # per cluster and channel
-    out = np.zeros(n_clusters)
+    out, count = np.zeros(n_clusters), np.zeros(n_clusters)
     for i in range(N):
         c = labels[i]
+        count[c] += 1
         total = 0.0
         for m in range(M):
             h = projected[i, m] + was[i] * s[i, m] * g[m]
@@ -594,10 +595,7 @@ def _consider_evidence_nb(projected, s, was, g, lam, mean, pull, dev, u, labels,
             total += cond * h - 0.5 * cond * cond * g[m] + 0.5 * off * off * inv_g[c, m]
         out[c] += u[i] * total
     # −½ log(1 + g/Λ_kk) per spike and channel, a cluster's the same for each of its spikes
-    occam = -0.5 * np.log1p(g * inv).sum(axis=1)
-    for c in range(n_clusters):
-        out[c] += occam[c] * (labels == c).sum()
-    return out
+    return out - 0.5 * np.log1p(g * inv).sum(axis=1) * count
 
 
 def consider_evidence(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):

@@ -643,7 +643,7 @@ class Sampler:
         s = st.s[:, :, a]
         dev = s - mean
         lam = st.lam[:, :, a][:, :, :, a]  # (H, M, Ka, Ka)
-        was = st.consider[st.labels].astype(float)  # (N, K)
+        was = in_use(st)  # (N, K)
         pull = np.empty_like(dev)  # Λ (s − μ) of each spike under its cluster
         for c in occupied:
             idx = np.flatnonzero(st.labels == c)
