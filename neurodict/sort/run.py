@@ -26,6 +26,7 @@ from neurodict.common.units import ms_to_samples
 from neurodict.detect import peaks as detect
 from neurodict.detect.step import snippet_reach
 from neurodict.sort import crossings, kernels, snippets, wobble
+from neurodict.sort.after_potentials import after_potentials
 from neurodict.sort.assign import GroupSorting, assign, on_every_channel, reasons
 from neurodict.sort.disk import DiskArray
 from neurodict.sort.epoch_sums import EpochSums
@@ -336,6 +337,7 @@ def sort_recording_group(
                 channels,
                 stored,
                 templates,
+                detection["threshold_sigma"],
                 n_jobs,
                 near,
             )
@@ -524,16 +526,19 @@ def _templates_to_match(
     channels: np.ndarray,
     held: tuple[np.ndarray, np.ndarray],
     params: SortParams,
+    threshold_sigma: float,
     n_jobs: int,
     neighbours: np.ndarray | None,
 ) -> np.ndarray:
     """The templates of the overlap pass (:func:`_overlap_pass`), microvolts, float32 (U', E,
     M, T + T_tail): each epoch's template of each of `units` of the first learning (`result`,
     of the spikes at `samples` on `channels`): its single units whose template peaks at or
-    over the detection threshold (a template at the noise level matches noise) and that are
-    not two others' spikes at once (:mod:`neurodict.sort.superposition`). `held`: the
-    channels of each store and each spike's store (its first-pass snippet's,
-    :class:`neurodict.sort.local.LocalSnippets`).
+    over the detection threshold `threshold_sigma` (a template at the noise level matches
+    noise) and that are not two others' spikes at once (:mod:`neurodict.sort.superposition`),
+    less those whose template peaks under it net of their spikes' neighbours' templates
+    (:mod:`neurodict.sort.after_potentials`: another neuron's after-potential, detected
+    again). `held`: the channels of each store and each spike's store (its first-pass
+    snippet's, :class:`neurodict.sort.local.LocalSnippets`).
 
     The first learning gives nothing else that is reported, so it learns on a lighter budget,
     and the tails are cut from as many spikes (`params`: :meth:`SortParams.template_learning`,
@@ -544,28 +549,37 @@ def _templates_to_match(
     (:func:`_tails`), so that peeling a spike also removes its after-potential, which would
     otherwise cross the threshold again. Made before the matching, so that `result` (its
     posterior samples, features and probabilities) is not held through it."""
-    tails = _tails(
-        rec,
-        samples,
-        channels,
-        held,
-        result.labels,
-        units,
-        result.templates.shape[1],
-        noise_uv,
-        params,
-        neighbours,
-        n_jobs,
-    )
-    T = unwhiten.shape[0]
-    waves = np.empty((*tails.shape[:3], T + tails.shape[3]), np.float32)
+    fs, E = rec.sampling_frequency, result.templates.shape[1]
+    before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
+    T_tail = max(snippets.window_samples(fs, params.ms_before, params.peel_ms_after)[1] - after, 0)
+    ours = np.flatnonzero(np.isin(result.labels, units))
+    unit = np.searchsorted(units, result.labels[ours])
+    epoch = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)[0][ours]
+    picked = _picked(unit, epoch, E, params.max_spikes_per_epoch, params.seed)
+    held = held[0], held[1][ours]
+    waves = np.empty((units.size, E, rec.get_num_channels(), before + after + T_tail), np.float32)
     for i, u in enumerate(units):
-        waves[i, ..., :T] = unit_template(result, u, unwhiten, noise_uv)
-    waves[..., T:] = tails
-    log.info(
-        "overlap pass with %d of %d units' per-epoch templates", units.size, result.multi_unit.size
+        waves[i, ..., : before + after] = unit_template(result, u, unwhiten, noise_uv)
+    waves[..., before + after :] = _tails(
+        rec, samples[ours], channels[ours], held, unit, epoch, picked, units.size, E, noise_uv,
+        params, neighbours, n_jobs,
+    )  # fmt: skip
+    after_potential = after_potentials(
+        waves,
+        before + after,
+        noise_uv,
+        threshold_sigma,
+        (samples[ours], channels[ours], unit, epoch),
+        picked,
+        held,
+        batch_spikes(held[0].shape[1], before + after, n_jobs),
     )
-    return waves
+    log.info(
+        "overlap pass with %d of %d units' per-epoch templates",
+        int((~after_potential).sum()),
+        result.multi_unit.size,
+    )
+    return waves[~after_potential]
 
 
 def _overlap_pass(
@@ -665,55 +679,49 @@ def _nearby_max(
     return out
 
 
+def _picked(unit: np.ndarray, epoch: np.ndarray, n_epochs: int, most: int, seed: int):
+    """At most `most` spikes of each unit and epoch (`unit`, `epoch` (n,) of each spike)
+    drawn at random: their indices, ascending."""
+    rng = np.random.default_rng(seed)
+    key = unit * n_epochs + epoch  # each unit's spikes of each epoch, in turn
+    order = np.argsort(key, kind="stable")
+    groups = np.split(order, np.flatnonzero(np.diff(key[order])) + 1)
+    picked = [rng.choice(i, size=min(i.size, most), replace=False) for i in groups if i.size]
+    return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+
+
 def _tails(
     rec,
     samples,
     channels,
     held: tuple[np.ndarray, np.ndarray],
-    labels,
-    units,
+    unit: np.ndarray,
+    epoch: np.ndarray,
+    picked: np.ndarray,
+    n_units: int,
     n_epochs: int,
     noise_uv,
     params: SortParams,
     neighbours,
     n_jobs: int = 1,
 ):
-    """Mean waveform (uV) of each of `units` per epoch from the end of the snippet window to
-    ``peel_ms_after`` after the peak: (len(units), E, M, T_tail). From at most
-    ``max_spikes_per_epoch`` spikes of each unit and epoch drawn at random, each cut on the
-    channels of its store (`held`: the channels of each store and each spike's store), where
-    its snippet was held and the unit's template is its mean snippet: on each channel the
-    mean over the spikes that hold it; a unit's mean over all epochs where it has none in an
-    epoch; zero where none of them holds it, as its template there. Cut `n_jobs` batches at
-    once on as many threads."""
+    """Mean waveform (uV) of each unit per epoch from the end of the snippet window to
+    ``peel_ms_after`` after the peak: (n_units, E, M, T_tail). From the spikes `picked` (of
+    those at `samples` on `channels`, of `unit` in `epoch`), each cut on the channels of its
+    store (`held`: the channels of each store and each spike's store), where its snippet was
+    held and the unit's template is its mean snippet: on each channel the mean over the
+    spikes that hold it; a unit's mean over all epochs where it has none in an epoch; zero
+    where none of them holds it, as its template there. Cut `n_jobs` batches at once on as
+    many threads."""
     fs = rec.sampling_frequency
     after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
     before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
     T_tail = max(long_after - after, 0)
-    if T_tail == 0 or units.size == 0:
-        return np.zeros((units.size, n_epochs, rec.get_num_channels(), T_tail))
-    epoch, _ = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)
-    rng = np.random.default_rng(params.seed)
-    of_unit = np.searchsorted(units, labels)
-    ours = np.flatnonzero(units[np.minimum(of_unit, units.size - 1)] == labels)
-    key = of_unit[ours] * n_epochs + epoch[ours]  # each unit's spikes of each epoch, in turn
-    order = np.argsort(key, kind="stable")
-    groups = np.split(ours[order], np.flatnonzero(np.diff(key[order])) + 1)
-    picked = [
-        rng.choice(idx, size=min(idx.size, params.max_spikes_per_epoch), replace=False)
-        for idx in groups
-        if idx.size
-    ]
-    idx = np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
+    if T_tail == 0:
+        return np.zeros((n_units, n_epochs, rec.get_num_channels(), 0))
     stores, store = held
     sums = EpochSums.zeros(
-        stores,
-        store[idx],
-        np.searchsorted(units, labels[idx]),
-        units.size,
-        n_epochs,
-        rec.get_num_channels(),
-        T_tail,
+        stores, store[picked], unit[picked], n_units, n_epochs, rec.get_num_channels(), T_tail
     )
     step = batch_spikes(stores.shape[1], before + long_after, n_jobs)
 
@@ -734,13 +742,13 @@ def _tails(
         )
         return x[:, :, before + after :] * noise_uv[read][:, :, None]
 
-    batches = [idx[i : i + step] for i in range(0, idx.size, step)]  # memory: the threads'
+    batches = [picked[i : i + step] for i in range(0, picked.size, step)]  # the threads' memory
     for batch, tail in zip(batches, thread_map(cut, batches, n_jobs), strict=True):  # in order
         kernels.add_epoch_sums(
             sums,
             LocalSnippets(tail, stores, store[batch], rec.get_num_channels()),
             epoch[batch],
-            np.searchsorted(units, labels[batch]),
+            unit[batch],
         )
     return sums.means()
 

@@ -200,16 +200,20 @@ def test_tails_in_batches_are_the_means_of_all(monkeypatch):
     near = snippets.alignment_channels(rec, 100.0)
     every = (np.arange(4)[None], np.zeros(samples.size, np.int64))
 
+    epoch = (samples // 20000).astype(np.int64)
+    ours = np.isin(labels, units)  # every spike of the two units picked
+    unit = np.searchsorted(units, labels[ours])
+
     def tails(n_jobs=1, held=every):
         return run._tails(
-            rec, samples, channels, held, labels, units, 4, noise, params, near, n_jobs
-        )
+            rec, samples[ours], channels[ours], (held[0], held[1][ours]), unit, epoch[ours],
+            np.arange(unit.size), 2, 4, noise, params, near, n_jobs,
+        )  # fmt: skip
 
     whole = tails()
     assert whole.shape[:2] == (2, 4) and np.abs(whole).max() > 0
     # held on stores: channel 3 by no spike of unit 0 in epoch 1, channel 0 by none of unit 2
     stores = np.array([[0, 1, 2, -1], [1, 2, 3, -1], [1, 2, -1, -1]])
-    epoch = (samples // 20000).astype(np.int64)
     store = np.where(labels == 2, 2, np.where((labels == 0) & (epoch == 1), 0, 1))
     store[(labels == 2) & (epoch == 0)] = 1
     local = tails(held=(stores, store))

@@ -440,7 +440,7 @@ def test_the_first_learning_draws_the_template_budget_and_the_second_the_full(
         return learn(*args, **kwargs)
 
     def tails_spy(*args, **kwargs):
-        tails.append(args[8])
+        tails.append(args[10])  # the cut's SortParams
         return cut_tails(*args, **kwargs)
 
     learn, cut_tails = run.learn, run._tails
