@@ -23,10 +23,11 @@ Choices of ours, each a parameter or stated here:
   atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would.
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
   below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
-  both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
-  docs/benchmarks.md, "Atoms local in space", says why). A chain whose channels span less
-  than the smallest width has no kernel, and a group held by one neighbourhood (a tetrode)
-  gives its chain no positions: the sampler is the beta–Bernoulli one, draw for draw.
+  both uniform over the grid (12.5, 25 and 50 um by default; empty: the beta–Bernoulli
+  process; docs/benchmarks.md, "Atoms local in space", measures both). A chain whose
+  channels span less than the smallest width has no kernel, and a group held by one
+  neighbourhood (a tetrode) gives its chain no positions: the sampler is the beta–Bernoulli
+  one, draw for draw.
 - **The conditionals.** Each atom's place, width and consider indicators are drawn as a block
   (:meth:`Kernel.sample`), each cluster's evidence for considering the atom computed with the
   atom's features integrated out under the cluster's conditional ``s_{i,m,k} | s_{i,m,−k} ~
