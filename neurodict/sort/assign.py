@@ -26,7 +26,7 @@ from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.local import LocalSnippets
-from neurodict.sort.model import dictionary, epoch_weights
+from neurodict.sort.model import dictionary, epoch_weights, in_use
 from neurodict.sort.neighbourhoods import Neighbourhoods, peak_channels, whole_group
 from neurodict.sort.params import SortParams
 
@@ -317,13 +317,16 @@ def learning_features(chains) -> np.ndarray:
     """The features of every chain's learning spikes in its best sample, on the atoms it uses
     (n_learn, M_c·K_active), each chain's zero-padded to the widest: written chain by chain
     into one float32 array (a float64 copy of all of them, padded, held 2.5 times its size
-    at the end of a 64-channel sort)."""
+    at the end of a 64-channel sort). Zero on an atom a spike's cluster does not consider
+    (the kernel beta process's ``c``: the sampler's features there are its conditional's
+    draws, which explain nothing of the spike)."""
     widths = [ch.best.s.shape[1] * int(ch.best.z.sum()) for ch in chains]
     out = np.zeros((sum(ch.learn_size for ch in chains), max(widths)), np.float32)
     start = 0
     for chain, width in zip(chains, widths, strict=True):
-        best = chain.best
-        out[start : start + chain.learn_size, :width] = best.s[:, :, best.z].reshape(
+        best, c = chain.best, in_use(chain.best)
+        s = best.s if c is None else best.s * c[:, None, :]
+        out[start : start + chain.learn_size, :width] = s[:, :, best.z].reshape(
             chain.learn_size, width
         )
         start += chain.learn_size

@@ -521,6 +521,8 @@ def _exact_det(a: np.ndarray) -> Fraction:
 
 
 def test_learning_features_are_each_chains_features_on_its_atoms_padded_to_the_widest():
+    """Each chain's features on its atoms in use, zero on an atom a spike's cluster does not
+    consider (the kernel beta process), zero-padded to the widest chain's."""
     from types import SimpleNamespace
 
     from neurodict.sort.assign import learning_features
@@ -529,8 +531,11 @@ def test_learning_features_are_each_chains_features_on_its_atoms_padded_to_the_w
     chains = []
     for n, M, z in [(5, 3, [1, 0, 1, 1]), (4, 2, [0, 1, 0, 0]), (3, 4, [1, 1, 0, 1])]:
         z = np.array(z, bool)
-        best = SimpleNamespace(s=rng.standard_normal((n, M, 4)), z=z)
+        best = SimpleNamespace(s=rng.standard_normal((n, M, 4)), z=z, consider=None)
         chains.append(SimpleNamespace(best=best, learn_size=n))
+    # the last chain's with the kernel beta process: cluster 0 does not consider atom 3
+    chains[2].best.consider = np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool)
+    chains[2].best.labels = np.array([1, 0, 1])
     out = learning_features(chains)
     assert out.dtype == np.float32 and out.shape == (12, 12)
     f32 = [ch.best.s.astype(np.float32) for ch in chains]
@@ -538,4 +543,5 @@ def test_learning_features_are_each_chains_features_on_its_atoms_padded_to_the_w
     np.testing.assert_array_equal(out[:5, 9:], 0)
     np.testing.assert_array_equal(out[5:9, :2], f32[1][:, :, 1])
     np.testing.assert_array_equal(out[5:9, 2:], 0)
+    f32[2][1, :, 3] = 0  # the second spike's cluster does not consider atom 3
     np.testing.assert_array_equal(out[9:], f32[2][:, :, [0, 1, 3]].reshape(3, 12))
