@@ -92,9 +92,10 @@ def after_potentials(
         kernels.add_epoch_sums(
             sums, LocalSnippets(neighbours, stores, store[j], M), epoch[j], unit[j]
         )
-    net = templates_uv[..., :T] - sums.means()
-    peak = (np.abs(net).max(axis=-1) / noise_uv).max(axis=(1, 2), initial=0.0)
-    out = peak < threshold_sigma
+    out = np.empty(U, bool)
+    for k in range(U):  # a unit at a time: a 384-channel probe's means are 160 MB a copy
+        net = templates_uv[k, :, :, :T] - sums.mean(k)
+        out[k] = (np.abs(net).max(axis=-1) / noise_uv).max(initial=0.0) < threshold_sigma
     log.info(
         "%d unit(s) whose templates reach the detection threshold only with their spikes' "
         "neighbours: their templates left out of the overlap pass",

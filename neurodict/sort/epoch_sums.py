@@ -85,18 +85,24 @@ class EpochSums:
         E, w = self.counts.shape[1], int(self.on[k].sum())
         return self.sums[start : start + E * w * self.n_samples].reshape(E, w, self.n_samples)
 
+    def mean(self, k: int) -> np.ndarray:
+        """Unit `k`'s means per epoch and channel, float32 (E, M, T): on each channel the mean
+        of its snippets that hold it in the epoch; its mean over all epochs on a channel where
+        none does in an epoch; zero where none of its snippets ever holds the channel (far
+        from where its spikes were found)."""
+        _, E, M = self.held.shape
+        mean = np.zeros((E, M, self.n_samples), np.float32)
+        on = np.flatnonzero(self.on[k])
+        s, n = self.unit(k), self.held[k][:, on]
+        overall = s.sum(0) / np.maximum(n.sum(0), 1)[:, None]
+        each = s / np.maximum(n, 1)[..., None]
+        np.copyto(each, overall[None], where=(n == 0)[..., None])
+        mean[:, on] = each
+        return mean
+
     def means(self) -> np.ndarray:
-        """Means per unit, epoch and channel, float32 (U, E, M, T): on each channel the mean
-        of the unit's snippets that hold it in the epoch; its mean over all epochs on a
-        channel where none does in an epoch; zero where none of its snippets ever holds the
-        channel (far from where its spikes were found)."""
-        U, E, M = self.held.shape
-        means = np.zeros((U, E, M, self.n_samples), np.float32)
-        for k in range(U):
-            on = np.flatnonzero(self.on[k])
-            s, n = self.unit(k), self.held[k][:, on]
-            overall = s.sum(0) / np.maximum(n.sum(0), 1)[:, None]
-            each = s / np.maximum(n, 1)[..., None]
-            np.copyto(each, overall[None], where=(n == 0)[..., None])
-            means[k][:, on] = each
+        """Every unit's :meth:`mean`, float32 (U, E, M, T)."""
+        means = np.empty((*self.held.shape, self.n_samples), np.float32)
+        for k in range(len(means)):
+            means[k] = self.mean(k)
         return means

@@ -574,12 +574,13 @@ def _templates_to_match(
         held,
         batch_spikes(held[0].shape[1], before + after, n_jobs),
     )
+    kept = np.flatnonzero(~after_potential)
+    for i, k in enumerate(kept):  # in place (kept[i] >= i): not a second copy of them all
+        waves[i] = waves[k]
     log.info(
-        "overlap pass with %d of %d units' per-epoch templates",
-        int((~after_potential).sum()),
-        result.multi_unit.size,
+        "overlap pass with %d of %d units' per-epoch templates", kept.size, result.multi_unit.size
     )
-    return waves[~after_potential]
+    return waves[: kept.size]
 
 
 def _overlap_pass(
