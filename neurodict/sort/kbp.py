@@ -23,8 +23,8 @@ Choices of ours, each a parameter or stated here:
   atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would.
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
   below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
-  both uniform over the grid (12.5, 25 and 50 um by default; empty: the beta–Bernoulli
-  process; docs/benchmarks.md, "Atoms local in space", measures both). A chain whose
+  both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
+  docs/benchmarks.md, "The kernel beta process by default", says why). A chain whose
   channels span less than the smallest width has no kernel, and a group held by one
   neighbourhood (a tetrode) gives its chain no positions: the sampler is the beta–Bernoulli
   one, draw for draw.

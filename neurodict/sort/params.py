@@ -48,7 +48,7 @@ class SortParams:
     epoch_s: float = 60.0
     refractory_ms: float = 1.5
     max_atoms: int = 40
-    kernel_widths_um: list[float] = field(default_factory=lambda: [12.5, 25.0, 50.0])
+    kernel_widths_um: list[float] = field(default_factory=list)
     init_dictionary: str = "svd"
     dbksvd_nonzero: int = 3
     dbksvd_iterations: int = 10
