@@ -549,30 +549,30 @@ def _templates_to_match(
     (:func:`_tails`), so that peeling a spike also removes its after-potential, which would
     otherwise cross the threshold again. Made before the matching, so that `result` (its
     posterior samples, features and probabilities) is not held through it."""
-    fs, E = rec.sampling_frequency, result.templates.shape[1]
-    before, after = snippets.window_samples(fs, params.ms_before, params.ms_after)
-    T_tail = max(snippets.window_samples(fs, params.ms_before, params.peel_ms_after)[1] - after, 0)
+    fs, E, T = rec.sampling_frequency, result.templates.shape[1], unwhiten.shape[0]
     ours = np.flatnonzero(np.isin(result.labels, units))
     unit = np.searchsorted(units, result.labels[ours])
     epoch = epochs_of(samples, fs, rec.get_total_duration(), params.epoch_s)[0][ours]
     picked = _picked(unit, epoch, E, params.max_spikes_per_epoch, params.seed)
     held = held[0], held[1][ours]
-    waves = np.empty((units.size, E, rec.get_num_channels(), before + after + T_tail), np.float32)
+    waves = np.empty(
+        (units.size, E, rec.get_num_channels(), T + _tail_samples(fs, params)), np.float32
+    )
     for i, u in enumerate(units):
-        waves[i, ..., : before + after] = unit_template(result, u, unwhiten, noise_uv)
-    waves[..., before + after :] = _tails(
+        waves[i, ..., :T] = unit_template(result, u, unwhiten, noise_uv)
+    waves[..., T:] = _tails(
         rec, samples[ours], channels[ours], held, unit, epoch, picked, units.size, E, noise_uv,
         params, neighbours, n_jobs,
     )  # fmt: skip
     after_potential = after_potentials(
         waves,
-        before + after,
+        T,
         noise_uv,
         threshold_sigma,
         (samples[ours], channels[ours], unit, epoch),
         picked,
         held,
-        batch_spikes(held[0].shape[1], before + after, n_jobs),
+        batch_spikes(held[0].shape[1], T, n_jobs),
     )
     kept = np.flatnonzero(~after_potential)
     for i, k in enumerate(kept):  # in place (kept[i] >= i): not a second copy of them all
@@ -691,6 +691,12 @@ def _picked(unit: np.ndarray, epoch: np.ndarray, n_epochs: int, most: int, seed:
     return np.sort(np.concatenate(picked)) if picked else np.zeros(0, np.int64)
 
 
+def _tail_samples(fs_hz: float, params: SortParams) -> int:
+    """A template's samples past the snippet window: up to ``peel_ms_after`` after its peak."""
+    after = snippets.window_samples(fs_hz, params.ms_before, params.ms_after)[1]
+    return max(snippets.window_samples(fs_hz, params.ms_before, params.peel_ms_after)[1] - after, 0)
+
+
 def _tails(
     rec,
     samples,
@@ -717,7 +723,7 @@ def _tails(
     fs = rec.sampling_frequency
     after = snippets.window_samples(fs, params.ms_before, params.ms_after)[1]
     before, long_after = snippets.window_samples(fs, params.ms_before, params.peel_ms_after)
-    T_tail = max(long_after - after, 0)
+    T_tail = _tail_samples(fs, params)
     if T_tail == 0:
         return np.zeros((n_units, n_epochs, rec.get_num_channels(), 0))
     stores, store = held
