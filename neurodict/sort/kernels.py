@@ -582,17 +582,21 @@ def birth_death_terms_numpy(projected, s_k, aa, u, normals):
 @numba.njit(cache=True)
 def _consider_evidence_nb(projected, s, was, g, lam, mean, pull, dev, u, labels, n_clusters):
     N, M = projected.shape
-    inv, inv_g = 1.0 / lam, 1.0 / (lam + g)  # per cluster and channel
+    inv, shrink = 1.0 / lam, lam / (lam + g)  # per cluster and channel
+    root = np.sqrt(g)
     out, count = np.zeros(n_clusters), np.zeros(n_clusters)
     for i in range(N):
         c = labels[i]
         count[c] += 1
         total = 0.0
         for m in range(M):
+            if g[m] == 0.0:
+                continue
             h = projected[i, m] + was[i] * s[i, m] * g[m]
             cond = mean[i, m] - (pull[i, m] - lam[c, m] * dev[i, m]) * inv[c, m]
-            off = h - cond * g[m]
-            total += cond * h - 0.5 * cond * cond * g[m] + 0.5 * off * off * inv_g[c, m]
+            q = h / root[m]
+            off = q - cond * root[m]
+            total += 0.5 * q * q - 0.5 * off * off * shrink[c, m]
         out[c] += u[i] * total
     # −½ log(1 + g/Λ_kk) per spike and channel, a cluster's the same for each of its spikes
     return out - 0.5 * np.log1p(g * inv).sum(axis=1) * count

@@ -4,12 +4,13 @@ clusters' marginals, its grid draws, and where atoms sit on a 32-channel line.""
 from __future__ import annotations
 
 import dataclasses
+from fractions import Fraction
 
 import numpy as np
 import pytest
 from scipy.stats import multivariate_normal
 
-from neurodict.sort import kbp
+from neurodict.sort import kbp, kernels
 from neurodict.sort.model import State, quadratic_forms
 from neurodict.sort.neighbourhoods import neighbourhoods
 from neurodict.sort.params import SortParams
@@ -42,6 +43,36 @@ def test_consider_log_odds_is_the_atom_s_evidence_with_its_features_integrated_o
             off = multivariate_normal(np.zeros(T), noise)
             expected[i] += on.logpdf(r[i, c]) - off.logpdf(r[i, c])
     np.testing.assert_allclose(got, expected, rtol=1e-9)
+
+
+@pytest.mark.parametrize("g_scale", [1.0, 1e12, 1e21])
+def test_consider_log_odds_holds_for_an_atom_of_any_scale(g_scale):
+    """``Σ_m m u h − ½ m² u g + ½ u (h − m g)²/(Λ_kk + g) − ½ log(1 + g/Λ_kk)`` in exact
+    rational arithmetic, for an atom whose ``g = a'Φa`` is up to 1e21 while its features'
+    conditional mean stays O(1): an atom that no cluster considers has no data and its scale
+    wanders under its ARD prior to such sizes (the 10-minute np384), where this expanded form
+    in floating point is the difference of terms of that size. The kernel and its twin agree
+    with the per-spike sum."""
+    rng = np.random.default_rng(5)
+    N, M, H = 30, 4, 3
+    g = rng.gamma(2.0, 1.0, M) * g_scale
+    h = rng.normal(size=(N, M)) * np.sqrt(g)  # the residual's coordinate along the atom: O(1)
+    m, lam = rng.normal(size=(N, M)), rng.uniform(0.5, 5.0, (N, M))
+    u = rng.gamma(3.0, 0.3, N)
+    got = kbp.consider_log_odds(h, g, u, m, lam)
+    exact = np.zeros(N)
+    for i, j in np.ndindex(N, M):
+        hf, gf, mf, lf, uf = (Fraction(float(v)) for v in (h[i, j], g[j], m[i, j], lam[i, j], u[i]))
+        quadratic = uf * (mf * hf - mf * mf * gf / 2 + (hf - mf * gf) ** 2 / (2 * (lf + gf)))
+        exact[i] += float(quadratic) - 0.5 * np.log1p(g[j] / lam[i, j])
+    np.testing.assert_allclose(got, exact, rtol=1e-9)
+    labels = rng.integers(0, H, N)
+    lam_h = lam[:H]  # Λ_kk per cluster and channel
+    expected = np.bincount(labels, kbp.consider_log_odds(h, g, u, m, lam_h[labels]), minlength=H)
+    zero = np.zeros((N, M))  # no feature of the atom (was 0) and no pull: the mean is m
+    for evidence in (kernels.consider_evidence, kernels.consider_evidence_numpy):
+        got = evidence(h, zero, np.zeros(N), g, lam_h, m, zero, zero, u, labels, H)
+        np.testing.assert_allclose(got, expected, rtol=1e-9)
 
 
 def test_a_cluster_s_marginal_without_an_atom_it_does_not_consider_is_the_dictionary_without_it():
