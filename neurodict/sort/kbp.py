@@ -20,14 +20,17 @@ Choices of ours, each a parameter or stated here:
   weighed by the square of its snippet's energy above the noise's (:func:`spike_positions`);
   a cluster's ``ℓ_h`` is the mean of its spikes' (held fixed while the labels are drawn: one
   spike moves it by ``1/n_h`` of its distance). A cluster without spikes considers every
-  atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would.
+  atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would
+  (an atom in use that no cluster considers has no data and its scale wanders under its ARD
+  prior; while it is large, a new cluster pays for considering it and spikes do not open one
+  in the kept sweeps: docs/benchmarks.md, "An atom no cluster considers").
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
   below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
   both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
-  docs/benchmarks.md, "The kernel beta process by default", says why). A chain whose
-  channels span less than the smallest width has no kernel, and a group held by one
-  neighbourhood (a tetrode) gives its chain no positions: the sampler is the beta–Bernoulli
-  one, draw for draw.
+  docs/benchmarks.md, "The kernel beta process by default" and "An atom no cluster
+  considers", say why). A chain whose channels span less than the smallest width has no
+  kernel, and a group held by one neighbourhood (a tetrode) gives its chain no positions: the
+  sampler is the beta–Bernoulli one, draw for draw.
 - **The conditionals.** Each atom's place, width and consider indicators are drawn as a block
   (:meth:`Kernel.sample`), each cluster's evidence for considering the atom computed with the
   atom's features integrated out under the cluster's conditional ``s_{i,m,k} | s_{i,m,−k} ~
