@@ -21,9 +21,10 @@ Choices of ours, each a parameter or stated here:
   a cluster's ``ℓ_h`` is the mean of its spikes' (held fixed while the labels are drawn: one
   spike moves it by ``1/n_h`` of its distance). A cluster without spikes considers every
   atom, so that a new cluster's first spikes are explained as the beta–Bernoulli model would
-  (an atom in use that no cluster considers has no data and its scale wanders under its ARD
-  prior; while it is large, a new cluster pays for considering it and spikes do not open one
-  in the kept sweeps: docs/benchmarks.md, "An atom no cluster considers").
+  (an atom in use that no cluster considers has no data and is drawn from its prior, which
+  holds it at about unit norm: :meth:`neurodict.sort.model.Sampler._sample_ard`; under an
+  ARD prior of ``a = b = 10⁻³`` its scale wandered, and while it was large a new cluster
+  paid for considering it: docs/benchmarks.md, "An atom no cluster considers").
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
   below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
   both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
@@ -134,10 +135,11 @@ def consider_log_odds(
     ``u (½ q² − ½ (q − p)² Λ_kk/(Λ_kk + g)) − ½ log(1 + g/Λ_kk)``, summed over the channels
     (the evidence of ``r ~ N(a s, (uΦ)^{-1})``, ``s ~ N(m, 1/(uΛ_kk))`` against ``r ~ N(0,
     (uΦ)^{-1})``; 0 on a channel where the atom's gain is 0). In this form nothing large
-    cancels: an atom that no cluster considers has no data and its scale wanders under its
-    ARD prior (to ``g`` about 1e21 on the 10-minute np384), where the expanded ``m u h − ½ m²
-    u g + ½ u (h − m g)²/(Λ_kk + g)`` is the difference of terms of that size, and its
-    rounding decided the indicators (docs/benchmarks.md, "An atom no cluster considers")."""
+    cancels: an atom that no cluster considers has no data, and under an ARD prior of ``a =
+    b = 10⁻³`` its scale wandered (to ``g`` about 1e21 on the 10-minute np384), where the
+    expanded ``m u h − ½ m² u g + ½ u (h − m g)²/(Λ_kk + g)`` is the difference of terms of
+    that size, and its rounding decided the indicators (docs/benchmarks.md, "An atom no
+    cluster considers")."""
     on = g > 0
     root = np.sqrt(np.where(on, g, 1.0))[None]
     q, p = np.where(on, h / root, 0.0), np.where(on, cond_mean * root, 0.0)

@@ -14,8 +14,8 @@ class Priors:
 
     atoms_a: float = 1.0
     atoms_b: float = 1.0
-    ard_shape: float = 1e-3
-    ard_rate: float = 1e-3
+    ard_shape: float = 1.0
+    ard_rate: float = 0.025
     noise_shape: float = 1000.0
     noise_rate: float = 1000.0
     gain_sd: float = 1.0

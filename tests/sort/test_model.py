@@ -61,6 +61,26 @@ def test_unused_atoms_switch_off():
     assert chain.n_atoms[-1] <= 5, chain.n_atoms
 
 
+def test_an_atom_without_data_keeps_the_scale_of_its_prior():
+    """An atom switched off has no data: the chain draws it and its ARD precisions from their
+    prior, whose scale the default ``Gamma(ard_shape, ard_rate)`` holds. The median norm of
+    the switched-off atoms at the chain's end lies between the 10th and 90th percentiles of
+    the prior's norm (100 000 draws), so a new use of the atom starts from unit scale."""
+    x, samples, truth = _snippets([[8, 2, 0], [0, 7, 3], [3, 0, 8]], 200, seed=0)
+    params = SortParams(max_atoms=20)
+    sampler = _sampler(x, samples, truth, params)
+    for _ in range(50):
+        st = sampler.sweep()
+    off = np.linalg.norm(st.A[:, ~st.z], axis=0)
+    assert off.size >= 10, st.z
+    p, T = params.priors, x.shape[2]
+    ard = np.random.default_rng(1).gamma(p.ard_shape, 1.0 / p.ard_rate, (100_000, T))
+    draws = np.random.default_rng(2).standard_normal(ard.shape) / np.sqrt(ard)
+    prior = np.linalg.norm(draws, axis=1)
+    low, high = np.quantile(prior, [0.1, 0.9])
+    assert low < np.median(off) < high, (np.median(off), low, high)
+
+
 def test_a_chain_learns_from_the_learnable_spikes_only():
     """The subsample is drawn from the spikes marked learnable (the overlap pass's: those
     with no spike-sized neighbour peeled), every one of them here; with fewer learnable than
