@@ -24,7 +24,8 @@ Choices of ours, each a parameter or stated here:
   (an atom in use that no cluster considers has no data and is drawn from its prior, which
   holds it at about unit norm: :meth:`neurodict.sort.model.Sampler._sample_ard`; under an
   ARD prior of ``a = b = 10⁻³`` its scale wandered, and while it was large a new cluster
-  paid for considering it: docs/benchmarks.md, "An atom no cluster considers").
+  paid for considering it: docs/benchmarks.md, "An atom no cluster considers" and "A proper
+  ARD prior").
 - **The kernel** is Gaussian in micrometres, ``ψ`` on the grid ``sorting.kernel_widths_um``
   below the chain's span, plus ``∞``; ``x*_k`` on the chain's channel positions; the prior on
   both uniform over the grid. The grid is empty by default (the beta–Bernoulli process;
