@@ -21,12 +21,13 @@ import numpy as np
 from scipy import sparse
 
 from neurodict.sort import kernels, snippets
+from neurodict.sort.dhdp import epoch_weights
 from neurodict.sort.disk import DiskArray
 from neurodict.sort.epoch_sums import EpochSums
 from neurodict.sort.join import delay_grid, join_units
 from neurodict.sort.learn import Chain, Model, epochs_of, learn, log_posterior
 from neurodict.sort.local import LocalSnippets
-from neurodict.sort.model import dictionary, epoch_weights, in_use
+from neurodict.sort.model import dictionary, in_use
 from neurodict.sort.neighbourhoods import Neighbourhoods, peak_channels, whole_group
 from neurodict.sort.params import SortParams
 

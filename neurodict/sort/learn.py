@@ -20,9 +20,10 @@ from tqdm.auto import tqdm
 
 from neurodict.common.jobs import worker_pool
 from neurodict.sort import dbksvd, kernels
+from neurodict.sort.dhdp import epoch_weights
 from neurodict.sort.kbp import Kernel
 from neurodict.sort.local import LocalSnippets
-from neurodict.sort.model import Data, Sampler, State, epoch_weights, marginal_log_lik
+from neurodict.sort.model import Data, Sampler, State, marginal_log_lik
 from neurodict.sort.neighbourhoods import Neighbourhoods
 from neurodict.sort.params import SortParams
 
@@ -217,6 +218,7 @@ def _learn_chain(
         _start(every, x, K, params),
         params.heavy_tails,
         None if channel_um is None else Kernel.of_chain(channel_um, params.kernel_widths_um),
+        params.dhdp_iterations,
     )
     trace, atoms = [], [int(sampler.state.z.sum())]
     bar = tqdm(

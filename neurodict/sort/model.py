@@ -53,7 +53,8 @@ from scipy.cluster.vq import kmeans2
 from scipy.spatial import cKDTree
 from scipy.special import gammaln, log_ndtr, ndtri_exp
 
-from neurodict.sort import kbp, kernels, splitmerge, walk
+from neurodict.sort import dhdp, kbp, kernels, splitmerge, walk
+from neurodict.sort.dhdp import epoch_weights
 from neurodict.sort.params import Priors, SortParams
 
 LIK_BATCH = 4096  # spikes whose likelihoods are computed at once: memory, not results
@@ -155,16 +156,6 @@ class Residual:
         """``r += a_k s_k`` for features `s_k` (N, M), projections updated alike."""
         self.r += self.atoms[None, :, :, k] * s_k[:, :, None]
         self.projected += s_k[None] * self.gram[:, k, :].T[:, None, :]
-
-
-def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> np.ndarray:
-    """``w_{e,c} = Σ_{j≤e} v_{e,j} π_{j,c}`` and the mixing matrix ``v`` (E, E)."""
-    E = omega.size
-    v = np.zeros((E, E))
-    for e in range(E):
-        for j in range(e + 1):
-            v[e, j] = omega[j] * np.prod(1.0 - omega[j + 1 : e + 1])
-    return v @ pis, v
 
 
 def dictionary(state: State) -> np.ndarray:
@@ -385,6 +376,9 @@ class Sampler:
         (:mod:`neurodict.sort.kbp`): each cluster considers each atom with the kernel's
         probability at its spikes' mean position. None: every cluster considers every atom
         (the beta–Bernoulli process).
+    dhdp_iterations : int
+        Gibbs steps of the dHDP's weights given the labels each sweep
+        (:func:`neurodict.sort.dhdp.sample_weights`; they touch counts only).
     """
 
     def __init__(
@@ -404,8 +398,10 @@ class Sampler:
         start: tuple[np.ndarray, np.ndarray] | None = None,
         heavy_tails: bool = _DEFAULT.heavy_tails,
         kernel: kbp.Kernel | None = None,
+        dhdp_iterations: int = _DEFAULT.dhdp_iterations,
     ):
         self.data, self.K, self.H = data, n_atoms, n_clusters
+        self.dhdp_iterations = dhdp_iterations
         self.kernel = kernel
         # each spike's position, the kernel's covariate
         self.where = None if kernel is None else kbp.spike_positions(data.x, kernel.places_um)
@@ -725,18 +721,29 @@ class Sampler:
         return None if self.dof_grid is None else st.u
 
     def _sample_sticks(self, st: State) -> None:
-        """``π_j``, ``ω`` and ``β`` given labels and components (Antoniak tables for β)."""
+        """``(r, π, ω)`` given the labels: :func:`neurodict.sort.dhdp.sample_weights` from the
+        components the labels' step drew, each spike's component from its last counts (the
+        spikes of one epoch and cluster are exchangeable); then ``β`` (Antoniak tables)."""
         d, p, E, H = self.data, self.p, self.data.n_epochs, self.H
         n = np.zeros((E, H), np.int64)
-        np.add.at(n, (st.r, st.labels), 1)
-        st.pis = np.stack([self.rng.dirichlet(p.alpha * st.beta + n[j] + 1e-6) for j in range(E)])
-        for l_ in range(1, E):
-            hit = np.sum(st.r == l_)
-            miss = np.sum((d.epoch >= l_) & (st.r < l_))
-            st.omega[l_] = self.rng.beta(p.innovation_a + hit, p.innovation_b + miss)
-        u = self.rng.random((E, H, max(int(n.max()), 1)))
-        m = kernels.table_counts(n, p.alpha * st.beta, u)
-        st.beta = self.rng.dirichlet(p.gamma / H + m.sum(0))
+        np.add.at(n, (d.epoch, st.labels), 1)
+        m = np.zeros((E, H, E), np.int64)
+        np.add.at(m, (d.epoch, st.labels, st.r), 1)
+        st.pis, st.omega, m = dhdp.sample_weights(
+            self.rng,
+            n,
+            m,
+            p.alpha * st.beta,
+            p.innovation_a,
+            p.innovation_b,
+            self.dhdp_iterations,
+        )
+        order = np.lexsort((self.rng.random(st.r.size), st.labels, d.epoch))
+        st.r[order] = np.repeat(np.tile(np.arange(E), E * H), m.reshape(-1))
+        by_component = m.sum(0).T  # (E, H)
+        u = self.rng.random((E, H, max(int(by_component.max()), 1)))
+        tables = kernels.table_counts(by_component, p.alpha * st.beta, u)
+        st.beta = self.rng.dirichlet(p.gamma / H + tables.sum(0))
 
     def walk_prior(self, active: np.ndarray) -> walk.WalkPrior:
         """The conjugate prior of the clusters on the atoms in use: ``μ_0`` and ``κ_0`` from

@@ -63,6 +63,7 @@ class SortParams:
     n_burn: int = 40
     n_samples: int = 20
     n_keep: int = 10
+    dhdp_iterations: int = 20
     split_merge_proposals: int = 50
     split_merge_axes: int = 16
     split_merge_two_means_iterations: int = 3

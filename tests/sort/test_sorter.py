@@ -117,13 +117,18 @@ def test_labels_are_the_posterior_mode_under_the_refractory_constraint(tetrode):
     np.testing.assert_array_equal(s.reason == 0, (s.labels >= 0) & ~s.multi_unit[s.labels])
 
 
-def test_a_unit_that_appears_halfway_is_absent_then_present_in_the_posterior(tmp_path):
-    """A unit firing from 20 s of 40 (10-s epochs) is present, as the report lists epochs
-    (posterior presence above ``PRESENT``), in the last two epochs only. The model's presence
-    in an epoch without its spikes is small, not 0: the epoch weight's Dirichlet tail passes
-    ``presence_weight`` in 5-15 % of kept samples (20 kept, six sampler seeds), so 5 kept
-    samples give 0 or 0.2."""
-    fs, duration = 20000.0, 40.0
+def test_units_that_appear_and_disappear_are_present_where_they_fire_in_the_posterior(tmp_path):
+    """Of three units over 80 s (20-s epochs), one fires throughout, one stops at 20 s and one
+    starts there. As the report lists epochs (posterior presence above ``PRESENT``), the one
+    that stops is present in the first epoch only and the one that starts in the last three
+    only. The dHDP's weights are drawn many times a sweep given the labels
+    (``dhdp_iterations``); with one draw a sweep the unit that stopped stayed present in the
+    epochs after at 3 of 6 sampler seeds (presence 0.6-1.0; this test's seed 4 one of them),
+    with the default at none (at most 0.2). At 10-s epochs (about 270 learning spikes each)
+    the model's own posterior keeps the stopped unit's weight above ``presence_weight`` in
+    the next epochs (presence 0.7-0.85 at six seeds): an epoch's spikes tell a weight from 0
+    only down to a few over their count."""
+    fs, duration = 20000.0, 80.0
     rng = np.random.default_rng(5)
 
     def train(start_s, stop_s, rate_hz=12.0):
@@ -131,7 +136,7 @@ def test_a_unit_that_appears_halfway_is_absent_then_present_in_the_posterior(tmp
         t = t[(t >= start_s) & (t < stop_s)]
         return (t * fs).astype(np.int64)
 
-    trains = {0: train(0, 40), 1: train(0, 20), 2: train(20, 40)}
+    trains = {0: train(0, 80), 1: train(0, 20), 2: train(20, 80)}
     truth = sc.NumpySorting.from_unit_dict([trains], fs)
     rec, gt = sc.generate_ground_truth_recording(
         durations=[duration],
@@ -142,16 +147,16 @@ def test_a_unit_that_appears_halfway_is_absent_then_present_in_the_posterior(tmp
         seed=7,
     )
     rec = _spike_band(rec, tmp_path / "rec")
-    result = sort_recording_group(rec, DETECTION, FAST)
+    result = sort_recording_group(rec, DETECTION, dataclasses.replace(FAST, epoch_s=20.0, seed=4))
     cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, fs), exhaustive_gt=True)
     match = (
         cmp.get_best_unit_match1() if hasattr(cmp, "get_best_unit_match1") else cmp.best_match_12
     )
-    found = int(match[2])
-    assert found != -1, "the unit that appears was not found"
-    presence = result.sorting.presence[found]  # the model's posterior, not spike counts
-    assert np.all(presence[:2] < PRESENT) and np.all(presence[2:] > PRESENT), presence
-    assert int(match[1]) != -1, "the unit that disappears was not found"
+    stops, starts = int(match[1]), int(match[2])
+    assert stops != -1 and starts != -1, "a unit that stops or starts was not found"
+    presence = result.sorting.presence  # the model's posterior, not spike counts
+    np.testing.assert_array_equal(presence[stops] > PRESENT, [True, False, False, False])
+    np.testing.assert_array_equal(presence[starts] > PRESENT, [False, True, True, True])
 
 
 def test_same_seed_same_sorting(tetrode):
