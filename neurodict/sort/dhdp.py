@@ -19,6 +19,7 @@ and until it got there the stopped neuron's weight stayed the previous epoch's.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 
@@ -29,21 +30,6 @@ def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.nd
     later = np.arange(E)[:, None] > np.arange(E)[None, :]  # l > j
     v = np.tril(np.cumprod(np.where(later, 1.0 - omega[:, None], 1.0), axis=0) * omega)
     return v @ pis, v
-
-
-def component_counts(
-    rng: np.random.Generator, n: np.ndarray, omega: np.ndarray, pis: np.ndarray
-) -> np.ndarray:
-    """``m_{e,c,·} ~ Multinomial(n_{e,c}, ∝ v_{e,j} π_{j,c})``: (E, H, E) from the counts `n`
-    (E, H) of each epoch's spikes in each cluster (drawn where ``n_{e,c} > 0``). A cluster
-    that no component of its epoch weighs (``π_{j,c} = 0`` to double precision) draws its
-    components by ``v`` alone."""
-    _, v = epoch_weights(omega, pis)
-    e, c = np.nonzero(n)
-    p = v[e] * pis[:, c].T + 1e-300 * (v[e] > 0)  # (pairs, E)
-    m = np.zeros((*n.shape, omega.size), np.int64)
-    m[e, c] = rng.multinomial(n[e, c], p / p.sum(1, keepdims=True))
-    return m
 
 
 def sample_weights(
@@ -57,21 +43,69 @@ def sample_weights(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`iterations` Gibbs steps of ``(π, ω) | m`` then ``m | π, ω`` from the component counts
     `m` (E, H, E), the cluster counts `n` (E, H) fixed; returns ``π`` (E, H), ``ω`` (E,) and
-    the last ``m``, a draw given them.
+    the last ``m``, a draw given them (numba; its generator seeded from `rng`).
 
     ``π_j | m ~ Dir(α β + Σ_e m_{e,·,j})``; ``ω_l | m ~ Beta(a_ω + hits, b_ω + misses)``,
     hits the spikes that drew component `l`, misses those of epochs ``≥ l`` that drew an
-    earlier one (``ω_0 = 1``).
+    earlier one (``ω_0 = 1``); ``m_{e,c,·} ~ Multinomial(n_{e,c}, ∝ v_{e,j} π_{j,c})``, a
+    cluster that no component of its epoch weighs (``π_{j,c} = 0`` to double precision)
+    drawing its components by ``v`` alone. With one epoch `m` is `n`, whatever ``π``: one
+    step.
     """
     E = n.shape[0]
-    omega = np.ones(E)
-    for _ in range(iterations if E > 1 else 1):  # one epoch: m is n, whatever π
-        by_component = m.sum(0).T  # (E components, H)
-        pis = np.stack([rng.dirichlet(alpha_beta + by_component[j] + 1e-6) for j in range(E)])
-        drawn = m.sum(1)  # (E epochs, E components)
-        hits = drawn.sum(0)[1:]
-        from_later = np.cumsum(drawn[::-1], axis=0)[::-1]  # [l, j]: epochs ≥ l, component j
-        misses = np.tril(from_later, -1).sum(1)[1:]  # components j < l
-        omega[1:] = rng.beta(innovation_a + hits, innovation_b + misses)
-        m = component_counts(rng, n, omega, pis)
+    return _weights_nb(
+        n.astype(np.int64),
+        m.astype(np.int64),
+        alpha_beta.astype(np.float64),
+        float(innovation_a),
+        float(innovation_b),
+        iterations if E > 1 else 1,
+        int(rng.integers(2**32)),
+    )
+
+
+@numba.njit(cache=True)
+def _weights_nb(n, m, alpha_beta, a, b, iterations, seed):
+    np.random.seed(seed)
+    E, H = n.shape
+    m = m.copy()
+    pis, omega, v = np.empty((E, H)), np.ones(E), np.zeros((E, E))
+    p, rest = np.empty(E), np.empty(E)
+    for _ in range(iterations):
+        for j in range(E):  # π_j: a Dirichlet as normalised gammas
+            total = 0.0
+            for c in range(H):
+                k = 0
+                for e in range(j, E):
+                    k += m[e, c, j]
+                g = np.random.gamma(alpha_beta[c] + k + 1e-6, 1.0)
+                pis[j, c] = g
+                total += g
+            for c in range(H):
+                pis[j, c] /= total
+        for l_ in range(1, E):
+            hits = misses = 0
+            for e in range(l_, E):
+                for c in range(H):
+                    hits += m[e, c, l_]
+                    for j in range(l_):
+                        misses += m[e, c, j]
+            omega[l_] = np.random.beta(a + hits, b + misses)
+        for e in range(E):  # v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)
+            carried = 1.0
+            for j in range(e, -1, -1):
+                v[e, j] = omega[j] * carried
+                carried *= 1.0 - omega[j]
+        for e in range(E):  # multinomials as binomials on each component's share of the rest
+            for c in range(H):
+                tail = 0.0
+                for j in range(E - 1, -1, -1):
+                    p[j] = v[e, j] * pis[j, c] + (1e-300 if v[e, j] > 0 else 0.0)
+                    tail += p[j]
+                    rest[j] = tail
+                left = n[e, c]
+                for j in range(E):
+                    k = np.random.binomial(left, p[j] / rest[j]) if left > 0 and p[j] > 0 else 0
+                    m[e, c, j] = k
+                    left -= k
     return pis, omega, m

@@ -86,11 +86,10 @@ def test_the_weights_block_draws_from_the_exact_posterior():
 
 def test_three_sweeps_of_the_block_reach_an_epoch_where_a_neuron_stops_firing():
     """Epoch 0: neurons A and B, 60 spikes each; epoch 1: A and C. From the sampler's start
-    (``ω_1`` 0.1, ``π`` epoch 0's, the labels' step drawing the components) three sweeps'
-    blocks (the default iterations) put ``ω_1`` in the bulk of its exact posterior (above
-    its 0.1 % quantile) at every seed of twenty. A single Gibbs step of the block a sweep
-    takes 15-30 sweeps, resting near 0.5 on the way (C's spikes from the new component, A's
-    from the old)."""
+    (every spike from component 0) three sweeps' blocks (the default iterations) put ``ω_1``
+    in the bulk of its exact posterior (above its 0.1 % quantile) at every seed of twenty.
+    One Gibbs step of the block a sweep first passes 0.8 after 16-43 sweeps (twenty seeds),
+    resting near 0.5 on the way (C's spikes from the new component, A's from the old)."""
     n = np.array([[60, 60, 0], [60, 0, 60]])
     alpha_beta = np.full(3, 1.0 / 3)
     p = SortParams()
@@ -100,8 +99,8 @@ def test_three_sweeps_of_the_block_reach_an_epoch_where_a_neuron_stops_firing():
     s = np.arange(N1 + 1)
     for seed in range(20):
         rng = np.random.default_rng(seed)
-        pis = np.stack([rng.dirichlet(alpha_beta + n[0] + 1e-6)] * 2)
-        m = dhdp.component_counts(rng, n, np.array([1.0, 0.1]), pis)  # the labels' step
+        m = np.zeros((2, 3, 2), np.int64)
+        m[:, :, 0] = n
         for _ in range(3):
             _, omega, m = dhdp.sample_weights(rng, n, m, alpha_beta, a, b, p.dhdp_iterations)
         cdf = float(np.sum(p_s * stats.beta.cdf(omega[1], a + N1 - s, b + s)))
