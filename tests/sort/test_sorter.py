@@ -122,9 +122,10 @@ def test_units_that_appear_and_disappear_are_present_where_they_fire_in_the_post
     starts there. As the report lists epochs (posterior presence above ``PRESENT``), the one
     that stops is present in the first epoch only and the one that starts in the last three
     only. The dHDP's weights are drawn many times a sweep given the labels
-    (``dhdp_iterations``); with one draw a sweep the unit that stopped stayed present in the
-    epochs after at 3 of 6 sampler seeds (presence 0.6-1.0; this test's seed 4 one of them),
-    with the default at none (at most 0.2). At 10-s epochs (about 270 learning spikes each)
+    (``dhdp_iterations``); drawn once a sweep, the unit that stopped stayed present in the
+    epochs after at 3 of 6 sampler seeds (presence 0.6-1.0), with the default at none of 8
+    (at most 0.2). At this test's seed 6 the old sampler and ``dhdp_iterations = 1`` both
+    leave it present after it stopped. At 10-s epochs (about 270 learning spikes each)
     the model's own posterior keeps the stopped unit's weight above ``presence_weight`` in
     the next epochs (presence 0.7-0.85 at six seeds): an epoch's spikes tell a weight from 0
     only down to a few over their count."""
@@ -147,7 +148,7 @@ def test_units_that_appear_and_disappear_are_present_where_they_fire_in_the_post
         seed=7,
     )
     rec = _spike_band(rec, tmp_path / "rec")
-    result = sort_recording_group(rec, DETECTION, dataclasses.replace(FAST, epoch_s=20.0, seed=4))
+    result = sort_recording_group(rec, DETECTION, dataclasses.replace(FAST, epoch_s=20.0, seed=6))
     cmp = scmp.compare_sorter_to_ground_truth(gt, _sorting(result, fs), exhaustive_gt=True)
     match = (
         cmp.get_best_unit_match1() if hasattr(cmp, "get_best_unit_match1") else cmp.best_match_12
