@@ -54,7 +54,6 @@ from scipy.spatial import cKDTree
 from scipy.special import gammaln, log_ndtr, ndtri_exp
 
 from neurodict.sort import dhdp, kbp, kernels, splitmerge, walk
-from neurodict.sort.dhdp import epoch_weights
 from neurodict.sort.params import Priors, SortParams
 
 LIK_BATCH = 4096  # spikes whose likelihoods are computed at once: memory, not results
@@ -689,7 +688,7 @@ class Sampler:
         :func:`quadratic_forms`), ``ν`` from its grid, and each spike's dHDP component ``r_i``."""
         d = self.data
         N, M, T = d.x.shape
-        weights, v = epoch_weights(st.omega, st.pis)
+        weights, v = dhdp.epoch_weights(st.omega, st.pis)
         delta, logdet = quadratic_forms(d.x, d.epoch, st)
         logp = log_density(delta.copy(), logdet, M * T, st.nu) + np.log(weights[d.epoch] + 1e-300)
         labels = np.full(N, -1, np.int64)

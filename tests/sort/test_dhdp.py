@@ -10,6 +10,8 @@ import numpy as np
 from scipy import stats
 
 from neurodict.sort import dhdp
+from neurodict.sort.learn import _data
+from neurodict.sort.model import Sampler
 from neurodict.sort.params import SortParams
 
 
@@ -105,3 +107,27 @@ def test_three_sweeps_of_the_block_reach_an_epoch_where_a_neuron_stops_firing():
             _, omega, m = dhdp.sample_weights(rng, n, m, alpha_beta, a, b, p.dhdp_iterations)
         cdf = float(np.sum(p_s * stats.beta.cdf(omega[1], a + N1 - s, b + s)))
         assert cdf > 1e-3, (seed, omega[1], cdf)
+
+
+def test_each_spike_draws_a_component_of_its_epoch_or_before():
+    """The sampler's sweep: each spike's component, dealt from the block's last counts, is
+    at most its epoch; every epoch's spikes after the first use more than one component
+    somewhere in the chain (the counts reach the spikes, not one component for all); and
+    within an epoch and cluster the components are dealt in random order, not by time."""
+    rng = np.random.default_rng(2)
+    N, M, T, E = 600, 2, 8, 4
+    x = rng.standard_normal((N, M, T))
+    x[N // 2 :] += 3.0  # two clusters
+    t = np.sort(rng.integers(0, 400000, N))
+    epoch = t * E // 400000
+    sampler = Sampler(_data(x, t, epoch, E, 20), 6, 8, True, 0.5, 4, rng)
+    used = np.zeros((E, E), bool)
+    descents = 0
+    for _ in range(5):
+        st = sampler.sweep()
+        assert np.all(st.r <= epoch), np.flatnonzero(st.r > epoch)[:5]
+        used[epoch, st.r] = True
+        for e, c in set(zip(epoch, st.labels, strict=True)):
+            descents += np.sum(np.diff(st.r[(epoch == e) & (st.labels == c)]) < 0)
+    assert used[1:].sum(1).min() > 1, used
+    assert descents > 0
