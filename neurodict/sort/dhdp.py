@@ -12,9 +12,9 @@ cluster `c` drew component `j`. The Gibbs steps of that block, ``m | π, ω`` (m
 and ``π, ω | m`` (Dirichlet and beta), cost ``O(E² H)`` however many spikes there are, so
 :func:`sample_weights` iterates them many times a sweep. One pair of steps a sweep mixes
 slowly: ``ω_l`` given ``m`` is as sure as its ``n`` spikes make it, and ``m`` given ``ω_l``
-follows it, so an epoch where a neuron stops firing moved ``ω_l`` from its start to the
-posterior over some 25 sweeps (measured: docs/benchmarks.md, "The dynamic HDP's weights"),
-and until it got there the stopped neuron's weight stayed the previous epoch's.
+follows it, so at an epoch where a neuron stops firing ``ω_l`` took 16-43 sweeps from the
+sampler's start to the posterior (measured: docs/benchmarks.md, "The dynamic HDP's
+weights"), and until it got there the stopped neuron kept the previous epoch's weight.
 """
 
 from __future__ import annotations
