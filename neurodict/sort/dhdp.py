@@ -24,17 +24,27 @@ import numpy as np
 
 
 def epoch_weights(omega: np.ndarray, pis: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``w_{e,c} = Σ_{j≤e} v_{e,j} π_{j,c}`` and the mixing matrix ``v`` (E, E):
-    ``v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)``, the products down each column at once."""
-    E = omega.size
-    later = np.arange(E)[:, None] > np.arange(E)[None, :]  # l > j
-    v = np.tril(np.cumprod(np.where(later, 1.0 - omega[:, None], 1.0), axis=0) * omega)
+    """``w_{e,c} = Σ_{j≤e} v_{e,j} π_{j,c}`` and the mixing matrix ``v`` (E, E)."""
+    v = _mixing_nb(omega.astype(np.float64))
     return v @ pis, v
+
+
+@numba.njit(cache=True)
+def _mixing_nb(omega):
+    """``v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)``, the products down each column."""
+    E = omega.size
+    v = np.zeros((E, E))
+    for j in range(E):
+        carried = 1.0
+        for e in range(j, E):
+            if e > j:
+                carried *= 1.0 - omega[e]
+            v[e, j] = carried * omega[j]
+    return v
 
 
 def sample_weights(
     rng: np.random.Generator,
-    n: np.ndarray,
     m: np.ndarray,
     alpha_beta: np.ndarray,
     innovation_a: float,
@@ -42,8 +52,9 @@ def sample_weights(
     iterations: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """`iterations` Gibbs steps of ``(π, ω) | m`` then ``m | π, ω`` from the component counts
-    `m` (E, H, E), the cluster counts `n` (E, H) fixed; returns ``π`` (E, H), ``ω`` (E,) and
-    the last ``m``, a draw given them (numba; its generator seeded from `rng`).
+    `m` (E, H, E), the cluster counts ``n_{e,c} = Σ_j m_{e,c,j}`` fixed; returns ``π``
+    (E, H), ``ω`` (E,) and the last ``m``, a draw given them (numba; its generator seeded from
+    `rng`).
 
     ``π_j | m ~ Dir(α β + Σ_e m_{e,·,j})``; ``ω_l | m ~ Beta(a_ω + hits, b_ω + misses)``,
     hits the spikes that drew component `l`, misses those of epochs ``≥ l`` that drew an
@@ -52,9 +63,8 @@ def sample_weights(
     drawing its components by ``v`` alone. With one epoch `m` is `n`, whatever ``π``: one
     step.
     """
-    E = n.shape[0]
+    E = m.shape[0]
     return _weights_nb(
-        n.astype(np.int64),
         m.astype(np.int64),
         alpha_beta.astype(np.float64),
         float(innovation_a),
@@ -65,11 +75,12 @@ def sample_weights(
 
 
 @numba.njit(cache=True)
-def _weights_nb(n, m, alpha_beta, a, b, iterations, seed):
+def _weights_nb(m, alpha_beta, a, b, iterations, seed):
     np.random.seed(seed)
-    E, H = n.shape
+    E, H = m.shape[:2]
+    n = m.sum(2)
     m = m.copy()
-    pis, omega, v = np.empty((E, H)), np.ones(E), np.zeros((E, E))
+    pis, omega = np.empty((E, H)), np.ones(E)
     p, rest = np.empty(E), np.empty(E)
     for _ in range(iterations):
         for j in range(E):  # π_j: a Dirichlet as normalised gammas
@@ -91,11 +102,7 @@ def _weights_nb(n, m, alpha_beta, a, b, iterations, seed):
                     for j in range(l_):
                         misses += m[e, c, j]
             omega[l_] = np.random.beta(a + hits, b + misses)
-        for e in range(E):  # v_{e,j} = ω_j Π_{l=j+1..e}(1-ω_l)
-            carried = 1.0
-            for j in range(e, -1, -1):
-                v[e, j] = omega[j] * carried
-                carried *= 1.0 - omega[j]
+        v = _mixing_nb(omega)
         for e in range(E):  # multinomials as binomials on each component's share of the rest
             for c in range(H):
                 tail = 0.0

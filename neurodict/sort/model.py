@@ -724,13 +724,10 @@ class Sampler:
         components the labels' step drew, each spike's component from its last counts (the
         spikes of one epoch and cluster are exchangeable); then ``β`` (Antoniak tables)."""
         d, p, E, H = self.data, self.p, self.data.n_epochs, self.H
-        n = np.zeros((E, H), np.int64)
-        np.add.at(n, (d.epoch, st.labels), 1)
         m = np.zeros((E, H, E), np.int64)
         np.add.at(m, (d.epoch, st.labels, st.r), 1)
         st.pis, st.omega, m = dhdp.sample_weights(
             self.rng,
-            n,
             m,
             p.alpha * st.beta,
             p.innovation_a,

@@ -75,7 +75,7 @@ def test_the_weights_block_draws_from_the_exact_posterior():
     m[:, :, 0] = n  # the sampler's start: every spike from component 0
     draws_s, draws_omega = [], []
     for _ in range(40000):
-        _, omega, m = dhdp.sample_weights(rng, n, m, alpha_beta, a, b, 1)
+        _, omega, m = dhdp.sample_weights(rng, m, alpha_beta, a, b, 1)
         draws_s.append(int(m[1, :, 0].sum()))
         draws_omega.append(omega[1])
     draws_s, draws_omega = np.array(draws_s[1000:]), np.array(draws_omega[1000:])
@@ -104,7 +104,7 @@ def test_three_sweeps_of_the_block_reach_an_epoch_where_a_neuron_stops_firing():
         m = np.zeros((2, 3, 2), np.int64)
         m[:, :, 0] = n
         for _ in range(3):
-            _, omega, m = dhdp.sample_weights(rng, n, m, alpha_beta, a, b, p.dhdp_iterations)
+            _, omega, m = dhdp.sample_weights(rng, m, alpha_beta, a, b, p.dhdp_iterations)
         cdf = float(np.sum(p_s * stats.beta.cdf(omega[1], a + N1 - s, b + s)))
         assert cdf > 1e-3, (seed, omega[1], cdf)
 
